@@ -1,0 +1,592 @@
+/*
+ * The server: libmicrohttpd in epoll mode with a thread pool, and a pool of
+ * worker threads for handlers that may block.
+ *
+ * Life of a request (the access handler is called several times):
+ *   1st call  headers only: route it, and refuse a too-large Content-Length
+ *             with 413 now (the only moment it can be queued).
+ *   middle    body bytes, appended to a capped buffer.
+ *   final     (size 0) run an inline handler and queue its reply; or suspend
+ *             the connection, hand the request to a worker, and return.
+ *   resumed   the worker has set the reply and resumed the connection; MHD
+ *             calls us once more and we queue it.
+ * Replies are queued on the final call, never the first: 0.9.75 answers
+ * `Connection: close` to a reply queued with the headers.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+enum req_state { REQ_RECEIVING, REQ_WORKING, REQ_DONE };
+
+#define MAX_TRUSTED 32
+
+struct http_server {
+    struct http_server_config cfg;
+    struct MHD_Daemon *mhd;
+    int listen_fd;
+    int port;
+    struct http_cidr trusted[MAX_TRUSTED];
+    size_t n_trusted;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct http_request *queue_head, *queue_tail;
+    bool stopping;
+    pthread_t *workers;
+    int n_workers;
+
+    atomic_uint_fast64_t requests, responses_5xx, in_flight;
+};
+
+/* ---- worker pool ---------------------------------------------------------- */
+
+static void run_handler(struct http_request *req)
+{
+    if (req->server->cfg.guard && !req->replied && req->server->cfg.guard(req))
+        goto out;
+    if (!req->replied)
+        req->route->handler(req);
+out:
+    if (!req->replied)
+        http_reply_error(req, 500, "internal", "the handler set no reply");
+}
+
+static void *worker_main(void *arg)
+{
+    struct http_server *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        while (!s->queue_head && !s->stopping)
+            pthread_cond_wait(&s->cond, &s->lock);
+        struct http_request *req = s->queue_head;
+        if (!req) {
+            pthread_mutex_unlock(&s->lock);
+            return NULL;
+        }
+        s->queue_head = req->next_job;
+        if (!s->queue_head)
+            s->queue_tail = NULL;
+        pthread_mutex_unlock(&s->lock);
+
+        run_handler(req);
+        req->state = REQ_DONE;
+        MHD_resume_connection(req->conn);
+    }
+}
+
+static void enqueue(struct http_server *s, struct http_request *req)
+{
+    req->next_job = NULL;
+    pthread_mutex_lock(&s->lock);
+    if (s->queue_tail)
+        s->queue_tail->next_job = req;
+    else
+        s->queue_head = req;
+    s->queue_tail = req;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- replies -------------------------------------------------------------- */
+
+static void reply_clear(struct http_request *req)
+{
+    free(req->reply_body);
+    req->reply_body = NULL;
+    req->reply_len = 0;
+}
+
+void http_reply_text(struct http_request *req, int status, const char *content_type, const char *data,
+                     size_t len)
+{
+    reply_clear(req);
+    req->status = status;
+    req->content_type = content_type;
+    if (len) {
+        req->reply_body = malloc(len);
+        if (req->reply_body)
+            memcpy(req->reply_body, data, len);
+        req->reply_len = req->reply_body ? len : 0;
+    }
+    req->replied = true;
+}
+
+void http_reply_json(struct http_request *req, int status, json_t *body)
+{
+    reply_clear(req);
+    req->status = status;
+    req->content_type = "application/json";
+    if (body) {
+        req->reply_body = json_dumps(body, JSON_COMPACT);
+        req->reply_len = req->reply_body ? strlen(req->reply_body) : 0;
+        json_decref(body);
+    }
+    req->replied = true;
+}
+
+static void reply_error_json(struct http_request *req, int status, const char *code, const char *message,
+                             const char *field)
+{
+    json_t *e = json_pack("{s:s, s:s}", "code", code, "message", message);
+    if (e && field && *field)
+        json_object_set_new(e, "field", json_string(field));
+    if (!e) {
+        /* A message that is not valid UTF-8 (echoed input): say so plainly. */
+        e = json_pack("{s:s, s:s}", "code", code, "message", "invalid text in request");
+    }
+    http_reply_json(req, status, json_pack("{s:o}", "error", e));
+}
+
+void http_reply_error(struct http_request *req, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    reply_error_json(req, status, code, msg, NULL);
+}
+
+int http_status_for(int code)
+{
+    switch (code) {
+    case SB_EINVAL: return 422;
+    case SB_ENOTFOUND: return 404;
+    case SB_ECONFLICT: return 409;
+    case SB_ETOOLARGE: return 413;
+    case SB_EDENIED: return 403;
+    case SB_EAUTH: return 401;
+    case SB_EUNAVAIL: return 503;
+    case SB_ETIMEOUT: return 503;
+    case SB_EUPSTREAM: return 502;
+    default: return 500;
+    }
+}
+
+void http_reply_sb_err(struct http_request *req, const struct sb_err *err)
+{
+    int status = http_status_for(err->code);
+    const char *code = status == 422 ? "validation_failed" : sb_errcode_name(err->code);
+    reply_error_json(req, status, code, err->msg[0] ? err->msg : code, err->field);
+}
+
+void http_reply_response(struct http_request *req, int status, struct MHD_Response *response)
+{
+    reply_clear(req);
+    req->status = status;
+    req->custom = response;
+    req->replied = true;
+}
+
+void http_add_header(struct http_request *req, const char *name, const char *value)
+{
+    if (req->n_headers >= HTTP_MAX_HEADERS)
+        return;
+    req->headers[req->n_headers][0] = strdup(name);
+    req->headers[req->n_headers][1] = strdup(value);
+    req->n_headers++;
+}
+
+/* ---- request accessors ---------------------------------------------------- */
+
+const char *http_query(const struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_header(const struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+int http_query_int(struct http_request *req, const char *name, long def, long min, long max, long *out)
+{
+    const char *v = http_query(req, name);
+    if (!v) {
+        *out = def;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (!*v || *end || errno || n < min || n > max) {
+        http_reply_error(req, 400, "bad_parameter", "query parameter '%s' must be a whole number from %ld to %ld",
+                         name, min, max);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+/* ---- the access handler --------------------------------------------------- */
+
+static bool valid_request_id(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.'))
+            return false;
+    }
+    return n > 0 && n <= 36;
+}
+
+static void peer_address(struct MHD_Connection *conn, char *out, size_t outlen)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    sb_strlcpy(out, "unknown", outlen);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)outlen);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)outlen);
+}
+
+static struct http_request *request_new(struct http_server *s, struct MHD_Connection *conn, const char *url,
+                                        const char *method)
+{
+    struct http_request *req = calloc(1, sizeof *req);
+    if (!req)
+        return NULL;
+    req->server = s;
+    req->conn = conn;
+    req->app = s->cfg.app;
+    req->started_us = time_now_us();
+    sb_strlcpy(req->method, method, sizeof req->method);
+    req->path = strdup(url);
+    buf_init(&req->body, s->cfg.max_body_bytes);
+    const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    if (rid && valid_request_id(rid))
+        sb_strlcpy(req->request_id, rid, sizeof req->request_id);
+    else
+        random_hex(req->request_id, 8);
+    char peer[48];
+    peer_address(conn, peer, sizeof peer);
+    http_client_ip(peer, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For"), s->trusted,
+                   s->n_trusted, req->client_ip, sizeof req->client_ip);
+    atomic_fetch_add(&s->requests, 1);
+    atomic_fetch_add(&s->in_flight, 1);
+    return req;
+}
+
+static void request_free(struct http_request *req)
+{
+    for (size_t i = 0; i < req->n_headers; i++) {
+        free(req->headers[i][0]);
+        free(req->headers[i][1]);
+    }
+    if (req->user_free)
+        req->user_free(req->user);
+    if (req->custom)
+        MHD_destroy_response(req->custom);
+    json_decref(req->json);
+    buf_release(&req->body);
+    free(req->reply_body);
+    free(req->path);
+    free(req);
+}
+
+static enum MHD_Result queue_reply(struct http_request *req)
+{
+    struct MHD_Response *r = req->custom;
+    req->custom = NULL;
+    if (!r) {
+        r = MHD_create_response_from_buffer(req->reply_len, req->reply_body, MHD_RESPMEM_MUST_FREE);
+        if (!r)
+            return MHD_NO;
+        req->reply_body = NULL; /* now MHD's */
+        if (req->content_type)
+            MHD_add_response_header(r, "Content-Type", req->content_type);
+        MHD_add_response_header(r, "Cache-Control", "no-store");
+    }
+    MHD_add_response_header(r, "X-Request-Id", req->request_id);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    for (size_t i = 0; i < req->n_headers; i++)
+        MHD_add_response_header(r, req->headers[i][0], req->headers[i][1]);
+    if (req->status >= 500)
+        atomic_fetch_add(&req->server->responses_5xx, 1);
+    enum MHD_Result ret = MHD_queue_response(req->conn, (unsigned)req->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static bool is_json_content_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    size_t n = strlen("application/json");
+    return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Routes the request; sets an error reply when it cannot be served. */
+static void route_request(struct http_request *req)
+{
+    struct http_server *s = req->server;
+    char allow[64];
+    switch (http_route_match(s->cfg.routes, s->cfg.n_routes, req->method, req->path, &req->route,
+                             req->param_name, req->param_value, &req->n_params, allow, sizeof allow)) {
+    case HTTP_MATCH_OK:
+        return;
+    case HTTP_MATCH_WRONG_METHOD:
+        http_add_header(req, "Allow", allow);
+        http_reply_error(req, 405, "method_not_allowed", "%s is not allowed here; use %s", req->method, allow);
+        return;
+    case HTTP_MATCH_NONE:
+        http_reply_error(req, 404, "not_found", "no such route");
+        return;
+    }
+}
+
+/* Checks and parses the body of a body-taking route; sets an error reply. */
+static void prepare_body(struct http_request *req)
+{
+    if (req->too_large) {
+        http_reply_error(req, 413, "body_too_large", "the request body is larger than %zu bytes",
+                         req->server->cfg.max_body_bytes);
+        return;
+    }
+    if (!(req->route->flags & HTTP_ROUTE_BODY))
+        return;
+    if (!is_json_content_type(http_header(req, "Content-Type"))) {
+        http_reply_error(req, 415, "unsupported_media_type", "send the body as application/json");
+        return;
+    }
+    struct sb_err err = {0};
+    req->json = http_parse_json_object(req->body.data, req->body.len, &err);
+    if (!req->json)
+        http_reply_error(req, 400, "malformed_json", "%s", err.msg);
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_data_size,
+                                 void **con_cls)
+{
+    struct http_server *s = cls;
+    struct http_request *req = *con_cls;
+    (void)version;
+
+    if (!req) {
+        req = request_new(s, conn, url, method);
+        if (!req)
+            return MHD_NO;
+        *con_cls = req;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body_bytes) {
+            http_reply_error(req, 413, "body_too_large", "the request body is larger than %zu bytes",
+                             s->cfg.max_body_bytes);
+            req->state = REQ_DONE;
+            return queue_reply(req);
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size) {
+        if (!req->too_large && buf_append(&req->body, upload_data, *upload_data_size))
+            req->too_large = true;
+        if (req->too_large)
+            buf_release(&req->body);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    if (req->state == REQ_DONE)
+        return queue_reply(req);
+    if (req->state == REQ_WORKING)
+        return MHD_YES; /* spurious call while suspended: nothing to do */
+
+    route_request(req);
+    if (!req->replied)
+        prepare_body(req);
+    if (req->replied || (req->route->flags & HTTP_ROUTE_INLINE)) {
+        if (!req->replied)
+            run_handler(req);
+        req->state = REQ_DONE;
+        return queue_reply(req);
+    }
+    /* Suspend before the worker can possibly resume. */
+    req->state = REQ_WORKING;
+    MHD_suspend_connection(conn);
+    enqueue(s, req);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *s = cls;
+    struct http_request *req = *con_cls;
+    (void)conn;
+    if (!req)
+        return;
+    double ms = (double)(time_now_us() - req->started_us) / 1000.0;
+    log_info("request", "method=%s path=%s status=%d duration_ms=%.3f request_id=%s client_ip=%s%s",
+             req->method, req->path, req->status, ms, req->request_id, req->client_ip,
+             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
+    atomic_fetch_sub(&s->in_flight, 1);
+    request_free(req);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_warn("libmicrohttpd", "detail=\"%s\"", msg);
+}
+
+/* ---- start and stop ------------------------------------------------------- */
+
+static int open_listener(const char *listen_spec, int *fd_out, int *port_out, struct sb_err *err)
+{
+    char host[128] = "";
+    const char *colon = strrchr(listen_spec, ':');
+    if (!colon)
+        return sb_error(err, SB_EINVAL, "--listen '%s' is not host:port", listen_spec);
+    size_t hlen = (size_t)(colon - listen_spec);
+    if (hlen >= sizeof host)
+        return sb_error(err, SB_EINVAL, "--listen host is too long");
+    memcpy(host, listen_spec, hlen);
+    host[hlen] = '\0';
+    if (host[0] == '[' && hlen > 2 && host[hlen - 1] == ']') {
+        memmove(host, host + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 0 || port > 65535)
+        return sb_error(err, SB_EINVAL, "--listen port in '%s' is not valid", listen_spec);
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t sl;
+    int family;
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0) {
+        family = AF_INET;
+        in4->sin_addr.s_addr = htonl(INADDR_ANY);
+    } else if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        family = AF_INET;
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        family = AF_INET6;
+    } else if (strcmp(host, "localhost") == 0) {
+        family = AF_INET;
+        in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    } else {
+        return sb_error(err, SB_EINVAL, "--listen host '%s' is not an IP address", host);
+    }
+    if (family == AF_INET) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)port);
+        sl = sizeof *in4;
+    } else {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        sl = sizeof *in6;
+    }
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return sb_error(err, SB_EINTERNAL, "socket: %s", strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 4096) < 0) {
+        int e = errno;
+        close(fd);
+        return sb_error(err, SB_EUNAVAIL, "cannot listen on %s: %s", listen_spec, strerror(e));
+    }
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    *port_out = ntohs(family == AF_INET ? in4->sin_port : in6->sin6_port);
+    *fd_out = fd;
+    return 0;
+}
+
+struct http_server *http_server_start(const struct http_server_config *cfg, struct sb_err *err)
+{
+    struct http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        sb_error(err, SB_ENOMEM, "out of memory");
+        return NULL;
+    }
+    s->cfg = *cfg;
+    s->listen_fd = -1;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    for (size_t i = 0; i < cfg->n_trusted_proxies; i++)
+        if (http_cidr_parse(cfg->trusted_proxies[i], s->trusted, MAX_TRUSTED, &s->n_trusted, err))
+            goto fail;
+    if (open_listener(cfg->listen, &s->listen_fd, &s->port, err))
+        goto fail;
+
+    s->n_workers = cfg->workers > 0 ? cfg->workers : 8;
+    s->workers = calloc((size_t)s->n_workers, sizeof *s->workers);
+    for (int i = 0; i < s->n_workers; i++)
+        pthread_create(&s->workers[i], NULL, worker_main, s);
+
+    unsigned limit = cfg->connection_limit ? cfg->connection_limit : 4096;
+    s->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access,
+        s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)(cfg->mhd_threads > 0 ? cfg->mhd_threads : 2), MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_END);
+    if (!s->mhd) {
+        sb_error(err, SB_EINTERNAL, "libmicrohttpd failed to start on %s", cfg->listen);
+        goto fail;
+    }
+    return s;
+fail:
+    http_server_stop(s);
+    return NULL;
+}
+
+int http_server_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+void http_server_stats(const struct http_server *s, struct http_stats *out)
+{
+    out->requests = atomic_load(&s->requests);
+    out->responses_5xx = atomic_load(&s->responses_5xx);
+    out->in_flight = atomic_load(&s->in_flight);
+}
+
+void http_server_stop(struct http_server *s)
+{
+    if (!s)
+        return;
+    if (s->mhd)
+        MHD_quiesce_daemon(s->mhd);
+    /* Let queued handlers finish: they resume their connections. */
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; s->workers && i < s->n_workers; i++)
+        pthread_join(s->workers[i], NULL);
+    free(s->workers);
+    if (s->mhd)
+        MHD_stop_daemon(s->mhd);
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}

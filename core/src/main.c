@@ -1,0 +1,98 @@
+/*
+ * serverbox-core: the control-plane daemon and its administration commands.
+ */
+#include "cmd/cmd.h"
+#include "util/util.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifndef SERVERBOX_VERSION
+#define SERVERBOX_VERSION "0.0.0-dev"
+#endif
+
+static const struct config_option options[] = {
+    {"listen", CONFIG_STRING, "127.0.0.1:8080", "address and port to serve HTTP on (port 0 picks one)", false},
+    {"database-url", CONFIG_STRING, NULL, "PostgreSQL connection URI the daemon uses", true},
+    {"migrate-database-url", CONFIG_STRING, NULL,
+     "URI for migrate and rebuild-projections (the schema owner); defaults to --database-url", true},
+    {"redis-url", CONFIG_STRING, NULL, "Redis URL, redis://host:port[/db] (optional; degraded without)", true},
+    {"data-dir", CONFIG_STRING, "./data", "directory for keys and local state", false},
+    {"master-key-file", CONFIG_STRING, NULL, "file holding the 32-byte master key as 64 hex characters", false},
+    {"dashboard-dir", CONFIG_STRING, "./dashboard", "static dashboard served at /", false},
+    {"trusted-proxy", CONFIG_LIST, NULL, "peer allowed to set X-Forwarded-For: loopback, private, IP or CIDR",
+     false},
+    {"log-level", CONFIG_STRING, "info", "debug, info, warn or error", false},
+    {"workers", CONFIG_INT, "16", "worker threads for requests that wait on I/O", false},
+    {"http-threads", CONFIG_INT, "2", "libmicrohttpd epoll threads", false},
+    {"max-body-bytes", CONFIG_INT, "1048576", "largest request body accepted (larger gets 413)", false},
+    {"db-pool-size", CONFIG_INT, "12", "PostgreSQL connections in the pool", false},
+    {"connection-limit", CONFIG_INT, "16000", "most simultaneous HTTP connections", false},
+};
+
+static const char usage[] =
+    "usage: serverbox-core [options] [command]\n"
+    "\n"
+    "Commands:\n"
+    "  serve                 run the daemon (the default)\n"
+    "  migrate               apply database migrations\n"
+    "  verify-audit          recompute the event hash chain; non-zero exit names the first bad seq\n"
+    "  rebuild-projections   truncate projection tables and replay them from the event log\n"
+    "  routes                print the route table as JSON\n"
+    "  version               print the version";
+
+static void init_libraries(void)
+{
+    /* Before any thread: see shared/LIBRARY-NOTES.md. */
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "serverbox-core: libsodium failed to initialise\n");
+        exit(1);
+    }
+    json_object_seed(0);
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    struct sb_err err = {0};
+    if (config_parse(&cfg, options, sizeof options / sizeof options[0], argc, argv, NULL, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        config_release(&cfg);
+        return 2;
+    }
+    if (cfg.help) {
+        config_print_help(options, sizeof options / sizeof options[0], usage);
+        return 0;
+    }
+    log_set_level(config_get(&cfg, "log-level"));
+    const char *command = cfg.n_args ? cfg.args[0] : "serve";
+    if (strcmp(command, "version") == 0) {
+        printf("serverbox-core %s\n", SERVERBOX_VERSION);
+        return 0;
+    }
+    init_libraries();
+    int rc;
+    if (strcmp(command, "serve") == 0)
+        rc = cmd_serve(&cfg);
+    else if (strcmp(command, "migrate") == 0)
+        rc = cmd_migrate(&cfg);
+    else if (strcmp(command, "verify-audit") == 0)
+        rc = cmd_verify_audit(&cfg);
+    else if (strcmp(command, "rebuild-projections") == 0)
+        rc = cmd_rebuild_projections(&cfg);
+    else if (strcmp(command, "routes") == 0)
+        rc = cmd_routes(&cfg);
+    else {
+        fprintf(stderr, "serverbox-core: unknown command '%s' (see --help)\n", command);
+        rc = 2;
+    }
+    curl_global_cleanup();
+    config_release(&cfg);
+    return rc;
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make run`: local services (unless SERVERBOX_DATABASE_URL is given), the
+# master key, migrations, a first admin, then the daemon in the foreground.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUN_DIR=${SERVERBOX_RUN_DIR:-$PWD/run}
+mkdir -p "$RUN_DIR"
+export SERVERBOX_DATA_DIR=${SERVERBOX_DATA_DIR:-$RUN_DIR/data}
+mkdir -p "$SERVERBOX_DATA_DIR"
+chmod 700 "$SERVERBOX_DATA_DIR"
+
+if [ -z "${SERVERBOX_DATABASE_URL:-}" ]; then
+    eval "$(scripts/services.sh start-pg "$RUN_DIR/services")"
+    export SERVERBOX_DATABASE_URL SERVERBOX_MIGRATE_DATABASE_URL
+    echo "run: PostgreSQL 15 running from $RUN_DIR/services (stop: scripts/services.sh stop-pg $RUN_DIR/services)"
+fi
+if [ -z "${SERVERBOX_REDIS_URL:-}" ]; then
+    eval "$(scripts/services.sh start-redis "$RUN_DIR/services")"
+    export SERVERBOX_REDIS_URL
+    echo "run: Redis running from $RUN_DIR/services"
+fi
+export SERVERBOX_MASTER_KEY_FILE=${SERVERBOX_MASTER_KEY_FILE:-$SERVERBOX_DATA_DIR/master.key}
+export SERVERBOX_DASHBOARD_DIR=${SERVERBOX_DASHBOARD_DIR:-$PWD/dashboard}
+export SERVERBOX_LISTEN=${SERVERBOX_LISTEN:-127.0.0.1:8080}
+
+build/serverbox-core migrate
+
+# First start: an admin with a random password, printed once.
+if [ -x scripts/first-admin.sh ]; then scripts/first-admin.sh; fi
+
+echo "run: serving on http://$SERVERBOX_LISTEN  (Ctrl-C stops the daemon; services keep running)"
+exec build/serverbox-core serve
