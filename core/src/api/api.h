@@ -32,13 +32,34 @@ struct app {
     pthread_cond_t monitor_cond;
 };
 
-/* Who is calling, as the events record it. The auth layer fills it in
- * (req->user); until then a request is anonymous. */
-struct api_caller {
-    char kind[16]; /* user | token | guest | agent | system | anonymous */
-    char id[64];
-    char name[128];
+/* Who is calling. The auth guard fills one in (req->user, freed with the
+ * request) before any non-public handler runs; a request without one is
+ * anonymous. Handlers read it, never build it. */
+enum api_guest_scope {
+    API_SCOPE_METRICS = 1 << 0,     /* view:metrics */
+    API_SCOPE_CONTAINERS = 1 << 1,  /* view:containers */
+    API_SCOPE_LOGS = 1 << 2,        /* view:logs */
+    API_SCOPE_DEPLOYMENTS = 1 << 3, /* view:deployments */
+    API_SCOPE_AUDIT = 1 << 4,       /* view:audit */
 };
+
+struct api_caller {
+    char kind[16];      /* user | token | guest | agent | system */
+    char id[64];        /* user, token, guest link or node id */
+    char name[128];     /* username, token name, guest note */
+    char role[16];      /* admin | operator | viewer | guest */
+    char user_id[64];   /* the user a token or session belongs to; empty for guests */
+    unsigned scopes;    /* enum api_guest_scope, for guests */
+    json_t *node_labels; /* owned; label selector {"env":"staging"} limiting visible nodes, NULL = all */
+    int64_t expires_us; /* when this credential stops working (0 = never) */
+};
+
+/* Frees a caller (for req->user_free). */
+void api_caller_free(void *caller);
+/* Whether the caller may see a node with these labels (a JSON object of
+ * strings): every label of the caller's selector must be present and equal.
+ * Outside the scope a node does not exist for the caller: answer 404. */
+bool api_node_visible(const struct http_request *req, json_t *node_labels);
 /* The actor of an event made by this request (pointers into req). */
 void api_actor(struct http_request *req, struct event_actor *out);
 

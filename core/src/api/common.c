@@ -1,6 +1,7 @@
 /* Helpers shared by the resource files. */
 #include "api.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void api_actor(struct http_request *req, struct event_actor *out)
@@ -10,6 +11,30 @@ void api_actor(struct http_request *req, struct event_actor *out)
     out->id = c && c->id[0] ? c->id : NULL;
     out->name = c && c->name[0] ? c->name : "anonymous";
     out->ip = req->client_ip;
+}
+
+void api_caller_free(void *caller)
+{
+    struct api_caller *c = caller;
+    if (!c)
+        return;
+    json_decref(c->node_labels);
+    free(c);
+}
+
+bool api_node_visible(const struct http_request *req, json_t *node_labels)
+{
+    const struct api_caller *c = req->user;
+    if (!c || !c->node_labels || json_object_size(c->node_labels) == 0)
+        return true;
+    const char *key;
+    json_t *want;
+    json_object_foreach(c->node_labels, key, want) {
+        json_t *have = json_object_get(node_labels, key);
+        if (!json_is_string(have) || !json_equal(have, want))
+            return false;
+    }
+    return true;
 }
 
 int api_check_fields(struct http_request *req, const char *const *allowed)
