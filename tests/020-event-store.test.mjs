@@ -12,6 +12,13 @@ import { createDatabase, runCore, ROOT, startCore } from './lib/harness.mjs';
 const run = promisify(execFile);
 const LOAD = join(ROOT, 'build', 'tools', 'append-load');
 
+// Compact JSON with keys sorted at every level (what the contract calls canonical).
+function canonical(v) {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`;
+  return JSON.stringify(v);
+}
+
 let db;
 before(() => { db = createDatabase('events'); });
 
@@ -37,7 +44,8 @@ test('8 threads x 1000 appends plus a second process: seqs 1..N, every hash veri
     assert.equal(hashHex, h.toString('hex'), `hash of ${seq}`);
     const parsed = JSON.parse(body.toString('utf8'));
     assert.equal(parsed.seq, Number(seq));
-    assert.deepEqual(Object.keys(parsed), [...Object.keys(parsed)].sort(), 'keys are sorted');
+    // The body is exactly the canonical form: compact, keys sorted at every level.
+    assert.equal(canonical(parsed), body.toString('utf8'), `body of ${seq} is canonical`);
     for (const k of ['seq', 'stream', 'type', 'data', 'actor', 'outcome', 'occurred_at']) assert.ok(k in parsed, k);
     assert.match(parsed.occurred_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     prev = h;

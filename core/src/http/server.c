@@ -46,6 +46,7 @@ struct http_server {
     int n_workers;
 
     atomic_uint_fast64_t requests, responses_5xx, in_flight;
+    atomic_bool stopping_flag; /* read by MHD threads without the lock */
 };
 
 /* ---- worker pool ---------------------------------------------------------- */
@@ -416,6 +417,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         req->state = REQ_DONE;
         return queue_reply(req);
     }
+    /* The workers are gone or going once stop began: answer now rather than
+     * suspend a connection nobody would resume. */
+    if (atomic_load(&s->stopping_flag)) {
+        http_reply_error(req, 503, "shutting_down", "the server is shutting down");
+        req->state = REQ_DONE;
+        return queue_reply(req);
+    }
     /* Suspend before the worker can possibly resume. */
     req->state = REQ_WORKING;
     MHD_suspend_connection(conn);
@@ -572,6 +580,7 @@ void http_server_stop(struct http_server *s)
 {
     if (!s)
         return;
+    atomic_store(&s->stopping_flag, true);
     if (s->mhd)
         MHD_quiesce_daemon(s->mhd);
     /* Let queued handlers finish: they resume their connections. */
