@@ -591,6 +591,17 @@ void http_server_stop(struct http_server *s)
     for (int i = 0; s->workers && i < s->n_workers; i++)
         pthread_join(s->workers[i], NULL);
     free(s->workers);
+    /* A request queued in the instant between the stopping check and the
+     * workers' exit: answer it so its connection is resumed before MHD stops. */
+    pthread_mutex_lock(&s->lock);
+    for (struct http_request *req = s->queue_head, *next; req; req = next) {
+        next = req->next_job;
+        http_reply_error(req, 503, "shutting_down", "the server is shutting down");
+        req->state = REQ_DONE;
+        MHD_resume_connection(req->conn);
+    }
+    s->queue_head = s->queue_tail = NULL;
+    pthread_mutex_unlock(&s->lock);
     if (s->mhd)
         MHD_stop_daemon(s->mhd);
     if (s->listen_fd >= 0)
