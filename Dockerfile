@@ -1,0 +1,25 @@
+# Production image for serverbox-core (used by docker-compose.yml).
+FROM debian:12 AS build
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      build-essential pkg-config libmicrohttpd-dev libpq-dev libcurl4-openssl-dev libssh2-1-dev \
+      libhiredis-dev libjansson-dev libsodium-dev nodejs npm git ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN make build/serverbox-core
+
+FROM debian:12-slim
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      libmicrohttpd12 libpq5 libcurl4 libssh2-1 libhiredis0.14 libjansson4 libsodium23 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* && useradd --system --home /var/lib/serverbox serverbox \
+    && mkdir -p /var/lib/serverbox && chown serverbox /var/lib/serverbox
+COPY --from=build /src/build/serverbox-core /usr/local/bin/serverbox-core
+COPY --from=build /src/dashboard /usr/share/serverbox/dashboard
+USER serverbox
+ENV SERVERBOX_LISTEN=0.0.0.0:8080 SERVERBOX_DATA_DIR=/var/lib/serverbox \
+    SERVERBOX_DASHBOARD_DIR=/usr/share/serverbox/dashboard \
+    SERVERBOX_MASTER_KEY_FILE=/var/lib/serverbox/master.key
+EXPOSE 8080
+HEALTHCHECK CMD ["/usr/local/bin/serverbox-core", "version"]
+ENTRYPOINT ["/usr/local/bin/serverbox-core"]
+CMD ["serve"]
