@@ -237,3 +237,23 @@ test('passwords and tokens never appear in logs, events or error bodies', async 
   const v = await asAdmin('GET', '/api/v1/audit/verify');
   assert.equal(v.body.ok, true);
 });
+
+test('first-admin.sh creates an admin once, prints the credentials, and then stays quiet', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { ROOT, CORE_BIN } = await import('./lib/harness.mjs');
+  const fresh = createDatabase('first');
+  const env = { ...process.env, SERVERBOX_DATABASE_URL: fresh.url, SERVERBOX_LISTEN: '127.0.0.1:8080', SERVERBOX_CORE_BIN: CORE_BIN };
+  const out = execFileSync(join(ROOT, 'scripts', 'first-admin.sh'), { env, encoding: 'utf8' });
+  assert.match(out, /URL\s+http:\/\/127\.0\.0\.1:8080\//);
+  assert.match(out, /username\s+admin/);
+  const password = out.match(/password\s+(\S+)/)[1];
+  assert.ok(password.length >= 24);
+  assert.equal(fresh.sql("SELECT role FROM users WHERE username = 'admin'"), 'admin');
+  const again = execFileSync(join(ROOT, 'scripts', 'first-admin.sh'), { env, encoding: 'utf8' });
+  assert.equal(again.trim(), '');
+  const c2 = await startCore({ db: fresh });
+  try {
+    const r = await c2.request('POST', '/api/v1/auth/login', { json: { username: 'admin', password } });
+    assert.equal(r.status, 200, r.text);
+  } finally { await c2.stop(); }
+});
