@@ -91,6 +91,10 @@ extern const size_t api_n_routes;
  * limits, CSRF for cookie sessions, and records denied requests and every
  * guest request in the audit log. */
 int api_guard(struct http_request *req);
+/* The never-blocking part of the guard, for HTTP_ROUTE_INLINE_IF_ADMITTED
+ * routes on the MHD thread: admits a cached bearer credential that holds the
+ * permission; anything else is left to api_guard on a worker. */
+int api_fast_guard(struct http_request *req);
 
 /* Makes a signed checkpoint of the audit chain's head, unless the latest one
  * already covers it. */

@@ -82,6 +82,10 @@ void auth_token_sha256(const char *token, char hash_hex[65]);
  * returned, for the audit event). */
 int auth_resolve(struct auth *a, const char *token, struct api_caller **out, char *csrf_sha256,
                  bool *rate_limited, struct sb_err *err);
+/* Like auth_resolve, from the in-process cache alone, never blocking: 0
+ * with a caller when the token is cached, live, within its rate and needs no
+ * write-back; SB_ENOTFOUND otherwise (then use auth_resolve). */
+int auth_resolve_cached(struct auth *a, const char *token, struct api_caller **out);
 /* Drops revoked credentials (a JSON array of sha256 hex, may be NULL) from
  * Redis and forgets every credential cached in memory: after a revocation,
  * a role change, a disabled user. */

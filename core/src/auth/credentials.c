@@ -334,6 +334,25 @@ int auth_resolve(struct auth *a, const char *token, struct api_caller **out, cha
     return *out ? 0 : sb_error(err, SB_ENOMEM, "out of memory");
 }
 
+int auth_resolve_cached(struct auth *a, const char *token, struct api_caller **out)
+{
+    *out = NULL;
+    if (!token || !kind_of(token))
+        return SB_ENOTFOUND;
+    char hash[65];
+    auth_token_sha256(token, hash);
+    int64_t now_ms = time_mono_ms(), now_us = time_now_us();
+    pthread_mutex_lock(&a->cred_lock);
+    struct cred_entry *e = cache_find(a, hash);
+    bool ok = e && now_ms - e->cached_ms < CACHE_TTL_MS && live(a, &e->cred, now_us) &&
+              now_ms - e->touched_ms < TOUCH_MS && strcmp(e->cred.kind, "guest") != 0 &&
+              bucket_take(a, e, now_ms);
+    if (ok)
+        *out = caller_from(&e->cred);
+    pthread_mutex_unlock(&a->cred_lock);
+    return *out ? 0 : SB_ENOTFOUND;
+}
+
 void auth_forget(struct auth *a, json_t *hashes)
 {
     size_t i;

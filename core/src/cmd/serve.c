@@ -135,6 +135,7 @@ int cmd_serve(const struct config *cfg)
         .trusted_proxies = proxies,
         .n_trusted_proxies = n_proxies,
         .guard = api_guard,
+        .fast_guard = api_fast_guard,
     };
     app.http = http_server_start(&hc, &err);
     if (!app.http) {

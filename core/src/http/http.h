@@ -28,6 +28,10 @@ enum http_route_flags {
     HTTP_ROUTE_INLINE = 1 << 0,      /* answers from memory on the MHD thread */
     HTTP_ROUTE_BODY = 1 << 1,        /* takes a JSON object body */
     HTTP_ROUTE_SECRET_PATH = 1 << 2, /* the path holds a secret: log the pattern instead */
+    /* May answer on the MHD thread when the fast guard admits the caller from
+     * memory (a cached credential); otherwise runs on a worker as usual. The
+     * handler must then answer from memory too. */
+    HTTP_ROUTE_INLINE_IF_ADMITTED = 1 << 3,
 };
 
 struct http_route {
@@ -58,6 +62,11 @@ struct http_server_config {
     const char *const *trusted_proxies; /* "loopback", "private", an IP or a CIDR */
     size_t n_trusted_proxies;
     http_guard_fn guard; /* optional */
+    /* Optional, for HTTP_ROUTE_INLINE_IF_ADMITTED routes, on the MHD thread:
+     * returns 1 when it admitted the caller from memory alone (req->user
+     * set, no reply), 0 to leave the request to the worker path and `guard`.
+     * It must never block. */
+    http_guard_fn fast_guard;
 };
 
 struct http_request {

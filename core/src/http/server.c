@@ -440,6 +440,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     route_request(req);
     if (!req->replied)
         prepare_body(req);
+    if (!req->replied && (req->route->flags & HTTP_ROUTE_INLINE_IF_ADMITTED) && s->cfg.fast_guard &&
+        s->cfg.fast_guard(req)) {
+        req->route->handler(req);
+        if (!req->replied)
+            http_reply_error(req, 500, "internal", "the handler set no reply");
+        req->state = REQ_DONE;
+        return queue_reply(req);
+    }
     if (req->replied || (req->route->flags & HTTP_ROUTE_INLINE)) {
         if (!req->replied)
             run_handler(req);

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every bench/*.bench.sh and bench/*.bench.mjs; each prints table rows
+# `| what | figure | target | ratio |`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "| what | figure | target | ratio |"
+echo "| --- | --- | --- | --- |"
+for b in bench/*.bench.sh bench/*.bench.mjs; do
+    [ -e "$b" ] || continue
+    case "$b" in
+    *.sh) bash "$b" ;;
+    *.mjs) node "$b" ;;
+    esac
+done
