@@ -112,3 +112,10 @@ test('every denied request is in the audit log', async () => {
   const v = await core.request('GET', '/api/v1/audit/verify', { token });
   assert.equal(v.body.ok, true, v.text);
 });
+
+test('every route is documented in the OpenAPI description', async () => {
+  const r = await core.request('GET', '/api/v1/openapi.json');
+  assert.equal(r.status, 200);
+  const missing = routes.filter((x) => !r.body.paths[x.path]?.[x.method.toLowerCase()]).map((x) => `${x.method} ${x.path}`);
+  assert.deepEqual(missing, []);
+});
