@@ -6,6 +6,7 @@
 #ifndef SB_API_H
 #define SB_API_H
 
+#include "../crypto/crypto.h"
 #include "../http/http.h"
 #include "../redis/redis.h"
 #include "../store/store.h"
@@ -13,6 +14,9 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+
+struct auth;
+struct auth_signer;
 
 /* Everything a handler can reach, built by `serve`. */
 struct app {
@@ -22,9 +26,17 @@ struct app {
     struct http_server *http;
     int64_t started_us;
 
+    /* identity and access (auth/) */
+    struct auth *auth;
+    struct auth_signer *signer;     /* signs audit checkpoints */
+    int64_t checkpoint_interval_ms; /* 0 = only on demand */
+    int64_t last_checkpoint_ms;     /* monitor thread only */
+    /* secrets at rest: the key that seals node SSH keys and other secrets */
+    struct crypto_master_key master_key;
+
     /* readiness, kept current by the health monitor thread */
-    atomic_int db_up;               /* 1 when the last check reached the database */
-    atomic_int schema_state;        /* enum store_schema_state */
+    atomic_int db_up;        /* 1 when the last check reached the database */
+    atomic_int schema_state; /* enum store_schema_state */
     atomic_int redis_up;
     pthread_t monitor;
     atomic_bool stopping;
@@ -44,14 +56,14 @@ enum api_guest_scope {
 };
 
 struct api_caller {
-    char kind[16];      /* user | token | guest | agent | system */
-    char id[64];        /* user, token, guest link or node id */
-    char name[128];     /* username, token name, guest note */
-    char role[16];      /* admin | operator | viewer | guest */
-    char user_id[64];   /* the user a token or session belongs to; empty for guests */
-    unsigned scopes;    /* enum api_guest_scope, for guests */
+    char kind[16];       /* user | token | guest | agent | system */
+    char id[64];         /* user, token, guest link or node id */
+    char name[128];      /* username, token name, guest note */
+    char role[16];       /* admin | operator | viewer | guest */
+    char user_id[64];    /* the user a token or session belongs to; empty for guests */
+    unsigned scopes;     /* enum api_guest_scope, for guests */
     json_t *node_labels; /* owned; label selector {"env":"staging"} limiting visible nodes, NULL = all */
-    int64_t expires_us; /* when this credential stops working (0 = never) */
+    int64_t expires_us;  /* when this credential stops working (0 = never) */
 };
 
 /* Frees a caller (for req->user_free). */
@@ -65,11 +77,29 @@ void api_actor(struct http_request *req, struct event_actor *out);
 
 /* Validates a body against the allowed fields; replies 422 and returns -1. */
 int api_check_fields(struct http_request *req, const char *const *allowed);
+/* Validates a node label selector (null, or an object of string labels);
+ * SB_EINVAL naming "node_labels". */
+int api_check_node_labels(json_t *labels, struct sb_err *err);
 /* Replies with err mapped to its status; always returns -1. */
 int api_fail(struct http_request *req, const struct sb_err *err);
 
 extern const struct http_route api_routes[];
 extern const size_t api_n_routes;
+
+/* The HTTP guard (http_server_config.guard): resolves the credential into
+ * req->user, enforces the route's permission through the RBAC table, rate
+ * limits, CSRF for cookie sessions, and records denied requests and every
+ * guest request in the audit log. */
+int api_guard(struct http_request *req);
+/* The never-blocking part of the guard, for HTTP_ROUTE_INLINE_IF_ADMITTED
+ * routes on the MHD thread: admits a cached bearer credential that holds the
+ * permission; anything else is left to api_guard on a worker. */
+int api_fast_guard(struct http_request *req);
+
+/* Makes a signed checkpoint of the audit chain's head, unless the latest one
+ * already covers it. */
+struct store_checkpoint;
+int api_audit_checkpoint(struct app *app, struct store_checkpoint *out, struct sb_err *err);
 
 /* Starts the thread that checks the database and Redis every second. */
 int api_health_start(struct app *app);

@@ -161,16 +161,26 @@ void http_reply_error(struct http_request *req, int status, const char *code, co
 int http_status_for(int code)
 {
     switch (code) {
-    case SB_EINVAL: return 422;
-    case SB_ENOTFOUND: return 404;
-    case SB_ECONFLICT: return 409;
-    case SB_ETOOLARGE: return 413;
-    case SB_EDENIED: return 403;
-    case SB_EAUTH: return 401;
-    case SB_EUNAVAIL: return 503;
-    case SB_ETIMEOUT: return 503;
-    case SB_EUPSTREAM: return 502;
-    default: return 500;
+    case SB_EINVAL:
+        return 422;
+    case SB_ENOTFOUND:
+        return 404;
+    case SB_ECONFLICT:
+        return 409;
+    case SB_ETOOLARGE:
+        return 413;
+    case SB_EDENIED:
+        return 403;
+    case SB_EAUTH:
+        return 401;
+    case SB_EUNAVAIL:
+        return 503;
+    case SB_ETIMEOUT:
+        return 503;
+    case SB_EUPSTREAM:
+        return 502;
+    default:
+        return 500;
     }
 }
 
@@ -210,6 +220,24 @@ const char *http_header(const struct http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+const char *http_cookie(const struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+bool http_forwarded_https(const struct http_request *req)
+{
+    const char *proto = http_header(req, "X-Forwarded-Proto");
+    return req->via_trusted_proxy && proto && strcasecmp(proto, "https") == 0;
+}
+
+const char *http_loggable_path(const struct http_request *req)
+{
+    if (req->route && (req->route->flags & HTTP_ROUTE_SECRET_PATH))
+        return req->route->pattern;
+    return req->path;
+}
+
 int http_query_int(struct http_request *req, const char *name, long def, long min, long max, long *out)
 {
     const char *v = http_query(req, name);
@@ -221,8 +249,8 @@ int http_query_int(struct http_request *req, const char *name, long def, long mi
     errno = 0;
     long n = strtol(v, &end, 10);
     if (!*v || *end || errno || n < min || n > max) {
-        http_reply_error(req, 400, "bad_parameter", "query parameter '%s' must be a whole number from %ld to %ld",
-                         name, min, max);
+        http_reply_error(req, 400, "bad_parameter",
+                         "query parameter '%s' must be a whole number from %ld to %ld", name, min, max);
         return -1;
     }
     *out = n;
@@ -276,6 +304,7 @@ static struct http_request *request_new(struct http_server *s, struct MHD_Connec
         random_hex(req->request_id, 8);
     char peer[48];
     peer_address(conn, peer, sizeof peer);
+    req->via_trusted_proxy = http_peer_trusted(peer, s->trusted, s->n_trusted);
     http_client_ip(peer, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For"), s->trusted,
                    s->n_trusted, req->client_ip, sizeof req->client_ip);
     atomic_fetch_add(&s->requests, 1);
@@ -343,7 +372,8 @@ static void route_request(struct http_request *req)
         return;
     case HTTP_MATCH_WRONG_METHOD:
         http_add_header(req, "Allow", allow);
-        http_reply_error(req, 405, "method_not_allowed", "%s is not allowed here; use %s", req->method, allow);
+        http_reply_error(req, 405, "method_not_allowed", "%s is not allowed here; use %s", req->method,
+                         allow);
         return;
     case HTTP_MATCH_NONE:
         http_reply_error(req, 404, "not_found", "no such route");
@@ -411,6 +441,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     route_request(req);
     if (!req->replied)
         prepare_body(req);
+    if (!req->replied && (req->route->flags & HTTP_ROUTE_INLINE_IF_ADMITTED) && s->cfg.fast_guard &&
+        s->cfg.fast_guard(req)) {
+        req->route->handler(req);
+        if (!req->replied)
+            http_reply_error(req, 500, "internal", "the handler set no reply");
+        req->state = REQ_DONE;
+        return queue_reply(req);
+    }
     if (req->replied || (req->route->flags & HTTP_ROUTE_INLINE)) {
         if (!req->replied)
             run_handler(req);
@@ -441,7 +479,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     double ms = (double)(time_now_us() - req->started_us) / 1000.0;
     log_info("request", "method=%s path=%s status=%d duration_ms=%.3f request_id=%s client_ip=%s%s",
-             req->method, req->path, req->status, ms, req->request_id, req->client_ip,
+             req->method, http_loggable_path(req), req->status, ms, req->request_id, req->client_ip,
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
     atomic_fetch_sub(&s->in_flight, 1);
     request_free(req);
@@ -548,12 +586,12 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
         pthread_create(&s->workers[i], NULL, worker_main, s);
 
     unsigned limit = cfg->connection_limit ? cfg->connection_limit : 4096;
-    s->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access,
-        s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)(cfg->mhd_threads > 0 ? cfg->mhd_threads : 2), MHD_OPTION_CONNECTION_LIMIT, limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
+                              NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+                              MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+                              (unsigned)(cfg->mhd_threads > 0 ? cfg->mhd_threads : 2),
+                              MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                              (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
     if (!s->mhd) {
         sb_error(err, SB_EINTERNAL, "libmicrohttpd failed to start on %s", cfg->listen);
         goto fail;
