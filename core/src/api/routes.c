@@ -14,6 +14,7 @@ void api_login(struct http_request *req);
 void api_logout(struct http_request *req);
 void api_me(struct http_request *req);
 void api_guest_landing(struct http_request *req);
+void api_dashboard(struct http_request *req);
 void api_users_list(struct http_request *req);
 void api_user_create(struct http_request *req);
 void api_user_update(struct http_request *req);
@@ -63,6 +64,10 @@ const struct http_route api_routes[] = {
     {"GET", "/api/v1/audit/verify", api_audit_verify, 0, "audit:read", "recompute the event hash chain"},
     {"GET", "/api/v1/audit/checkpoint", api_audit_checkpoint_get, 0, "audit:read",
      "a signed checkpoint of the chain's head (Ed25519)"},
+    /* Last: the dashboard takes every GET no route above matched. */
+    {"GET", "/", api_dashboard, HTTP_ROUTE_INLINE, "public", "the dashboard (index.html)"},
+    {"GET", "/{*path}", api_dashboard, HTTP_ROUTE_INLINE, "public",
+     "dashboard files, and index.html for the app's own routes"},
 };
 
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

@@ -7,6 +7,7 @@
 
 #include "../api/api.h"
 #include "../auth/auth.h"
+#include "../static/static.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -121,6 +122,17 @@ int cmd_serve(const struct config *cfg)
         log_warn("database unreachable at start; serving 503 until it returns", "detail=\"%s\"", err.msg);
     }
 
+    /* Without a dashboard the API still serves; "/" answers 404. */
+    const char *dash = config_get(cfg, "dashboard-dir");
+    if (dash && *dash) {
+        struct sb_err derr = {0};
+        app.dashboard = static_site_load(dash, &derr);
+        if (app.dashboard)
+            log_info("dashboard loaded", "dir=\"%s\" files=%zu", dash, static_site_count(app.dashboard));
+        else
+            log_warn("no dashboard served", "detail=\"%s\"", derr.msg);
+    }
+
     const char *const *proxies;
     size_t n_proxies = config_get_list(cfg, "trusted-proxy", &proxies);
     struct http_server_config hc = {
@@ -151,6 +163,7 @@ int cmd_serve(const struct config *cfg)
     api_health_stop(&app);
 out:
     http_server_stop(app.http);
+    static_site_free(app.dashboard);
     auth_close(app.auth);
     redis_close(app.redis);
     store_close(app.store);
