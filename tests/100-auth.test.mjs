@@ -13,7 +13,8 @@ const secrets = []; // every password and token this file sees; none may leak
 
 before(async () => {
   db = createDatabase('auth');
-  core = await startCore({ db, env: { SERVERBOX_TRUSTED_PROXY: 'loopback' } });
+  // With the run's Redis, so the shared credential cache is exercised too.
+  core = await startCore({ db, redisUrl: process.env.SBX_TEST_REDIS_URL, env: { SERVERBOX_TRUSTED_PROXY: 'loopback' } });
   admin = createUser(db, { username: 'root-admin', role: 'admin' });
   secrets.push(admin.password);
   adminSession = await login(core, admin);
@@ -256,4 +257,37 @@ test('first-admin.sh creates an admin once, prints the credentials, and then sta
     const r = await c2.request('POST', '/api/v1/auth/login', { json: { username: 'admin', password } });
     assert.equal(r.status, 200, r.text);
   } finally { await c2.stop(); }
+});
+
+test('sessions end after the idle timeout and at their absolute lifetime', async () => {
+  const d = createDatabase('idle');
+  const u = createUser(d, { role: 'viewer' });
+  const idle = await startCore({ db: d, redisUrl: process.env.SBX_TEST_REDIS_URL, env: { SERVERBOX_SESSION_IDLE_TIMEOUT: '2', SERVERBOX_SESSION_MAX_AGE: '6' } });
+  try {
+    // Used every 0.5 s, a session outlives the idle timeout...
+    const busy = await login(idle, u);
+    for (let i = 0; i < 8; i++) {
+      assert.equal((await idle.request('GET', '/api/v1/me', { token: busy.token })).status, 200, `use ${i}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    // ...an unused one does not.
+    const lazy = await login(idle, u);
+    await new Promise((r) => setTimeout(r, 3500));
+    assert.equal((await idle.request('GET', '/api/v1/me', { token: lazy.token })).status, 401);
+    // And nothing outlives the absolute lifetime.
+    for (let i = 0; i < 6; i++) {
+      await idle.request('GET', '/api/v1/me', { token: busy.token });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal((await idle.request('GET', '/api/v1/me', { token: busy.token })).status, 401);
+  } finally { await idle.stop(); }
+});
+
+test('rebuild-projections reproduces the users table', () => {
+  const dump = () => db.sql("SELECT json_agg(u ORDER BY id)::text FROM (SELECT id, username, role, disabled, node_labels, created_at, updated_at FROM users) u");
+  const before = dump();
+  runCore(['rebuild-projections'], { SERVERBOX_DATABASE_URL: db.ownerUrl });
+  assert.equal(dump(), before);
+  // Credentials are not projections: still there, logins still work.
+  assert.ok(Number(db.sql('SELECT count(*) FROM user_credentials')) >= 2);
 });

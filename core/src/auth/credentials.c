@@ -235,6 +235,14 @@ static struct api_caller *caller_from(const struct store_credential *c)
     return k;
 }
 
+/* How often use is written back: often enough that an idle timeout never
+ * catches a session in use. */
+static int64_t touch_ms(const struct auth *a)
+{
+    int64_t quarter = a->cfg.session_idle_s * 1000 / 4;
+    return quarter < TOUCH_MS ? (quarter > 0 ? quarter : 1) : TOUCH_MS;
+}
+
 /* Whether a credential is still usable at now_us (expiry and idleness). */
 static bool live(struct auth *a, const struct store_credential *c, int64_t now_us)
 {
@@ -291,7 +299,7 @@ int auth_resolve(struct auth *a, const char *token, struct api_caller **out, cha
             *rate_limited = !bucket_take(a, e, now_ms);
         if (csrf_sha256)
             sb_strlcpy(csrf_sha256, e->cred.csrf_sha256, 65);
-        if (now_ms - e->touched_ms >= TOUCH_MS) {
+        if (now_ms - e->touched_ms >= touch_ms(a)) {
             e->touched_ms = now_ms;
             e->cred.last_seen_us = now_us;
             touch = true;
@@ -307,7 +315,13 @@ int auth_resolve(struct auth *a, const char *token, struct api_caller **out, cha
 
     struct store_credential c;
     bool from_db = false;
-    if (redis_fetch(a, hash, &c) != 0) {
+    bool cached = redis_fetch(a, hash, &c) == 0;
+    if (cached && !live(a, &c, now_us)) {
+        /* Redis's last-seen time may be older than the database's. */
+        store_credential_release(&c);
+        cached = false;
+    }
+    if (!cached) {
         int rc = store_credential_lookup(a->cfg.store, kind, hash, &c, err);
         if (rc)
             return rc;
@@ -319,7 +333,7 @@ int auth_resolve(struct auth *a, const char *token, struct api_caller **out, cha
     }
     /* First use after a while: record it, so idle expiry and last-used
      * times stay current. */
-    if (strcmp(c.kind, "guest") != 0 && (now_us - c.last_seen_us) / 1000 >= TOUCH_MS) {
+    if (strcmp(c.kind, "guest") != 0 && (now_us - c.last_seen_us) / 1000 >= touch_ms(a)) {
         (void)store_credential_touch(a->cfg.store, c.kind, c.id, NULL);
         c.last_seen_us = now_us;
         from_db = true;
@@ -345,7 +359,7 @@ int auth_resolve_cached(struct auth *a, const char *token, struct api_caller **o
     pthread_mutex_lock(&a->cred_lock);
     struct cred_entry *e = cache_find(a, hash);
     bool ok = e && now_ms - e->cached_ms < CACHE_TTL_MS && live(a, &e->cred, now_us) &&
-              now_ms - e->touched_ms < TOUCH_MS && strcmp(e->cred.kind, "guest") != 0 &&
+              now_ms - e->touched_ms < touch_ms(a) && strcmp(e->cred.kind, "guest") != 0 &&
               bucket_take(a, e, now_ms);
     if (ok)
         *out = caller_from(&e->cred);

@@ -160,6 +160,10 @@ int store_session_revoke_hash(struct store *st, const char *token_sha256, char *
 int store_user_revoke_all(struct store *st, const char *user_id, bool tokens_too, json_t *hashes,
                           struct sb_err *err);
 
+/* The hashes of every live session and token of a user (for cache eviction
+ * after a role or label change). */
+int store_user_credential_hashes(struct store *st, const char *user_id, json_t *hashes, struct sb_err *err);
+
 int store_token_insert(struct store *st, const char *id, const char *user_id, const char *name,
                        const char *role, json_t *node_labels, const char *token_sha256, int64_t expires_us,
                        struct sb_err *err);
