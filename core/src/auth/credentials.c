@@ -5,7 +5,7 @@
  * request usually costs one SHA-256 and a mutex), then Redis (shared by the
  * daemons, REDIS_TTL_S), then PostgreSQL. Revocations drop the Redis entry
  * and clear the in-process table, so within one daemon they take effect at
- * once, and across daemons within CACHE_TTL_MS. Expiry is checked from the
+ * once, and across daemons within CACHE_TTL_MS (+ CACHE_GRACE_MS). Expiry is checked from the
  * cached expiry time on every request; idle sessions are judged from the
  * last-seen time, which is written back at most every TOUCH_MS.
  */
@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CACHE_TTL_MS   2000
+#define CACHE_TTL_MS 2000
+/* While one thread re-reads an expired entry, the others keep using it for
+ * up to this long, so 64 connections do not all miss at the same moment. */
+#define CACHE_GRACE_MS 1000
 #define REDIS_TTL_S    30
 #define TOUCH_MS       30000
 #define CACHE_MAX      50000
@@ -288,7 +291,11 @@ int auth_resolve(struct auth *a, const char *token, struct api_caller **out, cha
     char touch_kind[8] = "", touch_id[37] = "";
     pthread_mutex_lock(&a->cred_lock);
     struct cred_entry *e = cache_find(a, hash);
-    if (e && now_ms - e->cached_ms < CACHE_TTL_MS) {
+    int64_t age = e ? now_ms - e->cached_ms : 0;
+    bool usable = e && (age < CACHE_TTL_MS || (e->refreshing && age < CACHE_TTL_MS + CACHE_GRACE_MS));
+    if (e && !usable)
+        e->refreshing = true; /* this thread refreshes it */
+    if (usable) {
         if (!live(a, &e->cred, now_us)) {
             cache_remove_locked(a, hash);
             pthread_mutex_unlock(&a->cred_lock);
@@ -323,6 +330,12 @@ int auth_resolve(struct auth *a, const char *token, struct api_caller **out, cha
     }
     if (!cached) {
         int rc = store_credential_lookup(a->cfg.store, kind, hash, &c, err);
+        if (rc == SB_EAUTH) {
+            /* Gone (revoked by another daemon, expired): stop the grace. */
+            pthread_mutex_lock(&a->cred_lock);
+            cache_remove_locked(a, hash);
+            pthread_mutex_unlock(&a->cred_lock);
+        }
         if (rc)
             return rc;
         from_db = true;
@@ -358,9 +371,10 @@ int auth_resolve_cached(struct auth *a, const char *token, struct api_caller **o
     int64_t now_ms = time_mono_ms(), now_us = time_now_us();
     pthread_mutex_lock(&a->cred_lock);
     struct cred_entry *e = cache_find(a, hash);
-    bool ok = e && now_ms - e->cached_ms < CACHE_TTL_MS && live(a, &e->cred, now_us) &&
-              now_ms - e->touched_ms < touch_ms(a) && strcmp(e->cred.kind, "guest") != 0 &&
-              bucket_take(a, e, now_ms);
+    int64_t age = e ? now_ms - e->cached_ms : 0;
+    bool ok = e && (age < CACHE_TTL_MS || (e->refreshing && age < CACHE_TTL_MS + CACHE_GRACE_MS)) &&
+              live(a, &e->cred, now_us) && now_ms - e->touched_ms < touch_ms(a) &&
+              strcmp(e->cred.kind, "guest") != 0 && bucket_take(a, e, now_ms);
     if (ok)
         *out = caller_from(&e->cred);
     pthread_mutex_unlock(&a->cred_lock);
