@@ -155,6 +155,9 @@ int store_session_revoke_hash(struct store *st, const char *token_sha256, char *
 int store_user_revoke_all(struct store *st, const char *user_id, bool tokens_too, json_t *hashes,
                           struct sb_err *err);
 
+/* Revokes every session of a user but the one with token hash `keep`. */
+int store_user_revoke_others(struct store *st, const char *user_id, const char *keep_sha256, json_t *hashes,
+                             struct sb_err *err);
 /* The hashes of every live session and token of a user (for cache eviction
  * after a role or label change). */
 int store_user_credential_hashes(struct store *st, const char *user_id, json_t *hashes, struct sb_err *err);
