@@ -3,12 +3,15 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { createDatabase, startCore } from './lib/harness.mjs';
+import { adminToken, createDatabase, startCore } from './lib/harness.mjs';
 
-let db, core;
+let db, core, token;
+// Requests to protected routes carry an admin's bearer token.
+const authed = (method, path, opts = {}) => core.request(method, path, { token, ...opts });
 before(async () => {
   db = createDatabase('http');
   core = await startCore({ db, env: { SERVERBOX_TRUSTED_PROXY: 'loopback' } });
+  token = await adminToken(core, db);
 });
 after(async () => { await core?.stop(); });
 
@@ -53,14 +56,14 @@ test('unknown route is 404, wrong method is 405 with Allow', async () => {
 });
 
 test('malformed JSON is 400 with line and column', async () => {
-  const r = await core.request('POST', '/api/v1/annotations', { body: '{"message": "x",', headers: { 'Content-Type': 'application/json' } });
+  const r = await authed('POST', '/api/v1/annotations', { body: '{"message": "x",', headers: { 'Content-Type': 'application/json' } });
   assertError(r, 400, 'malformed_json');
   assert.match(r.body.error.message, /line 1 column/);
   await stillUp();
 });
 
 test('duplicate keys are refused', async () => {
-  const r = await core.request('POST', '/api/v1/annotations', { body: '{"message":"a","message":"b"}', headers: { 'Content-Type': 'application/json' } });
+  const r = await authed('POST', '/api/v1/annotations', { body: '{"message":"a","message":"b"}', headers: { 'Content-Type': 'application/json' } });
   assertError(r, 400, 'malformed_json');
   assert.match(r.body.error.message, /duplicate/);
   await stillUp();
@@ -68,23 +71,23 @@ test('duplicate keys are refused', async () => {
 
 test('a body that is not an object is refused', async () => {
   for (const body of ['[]', '"x"', '42', 'null', '']) {
-    const r = await core.request('POST', '/api/v1/annotations', { body, headers: { 'Content-Type': 'application/json' } });
+    const r = await authed('POST', '/api/v1/annotations', { body, headers: { 'Content-Type': 'application/json' } });
     assertError(r, 400, 'malformed_json');
   }
   await stillUp();
 });
 
 test('wrong content type is 415', async () => {
-  const r = await core.request('POST', '/api/v1/annotations', { body: '{"message":"x"}', headers: { 'Content-Type': 'text/plain' } });
+  const r = await authed('POST', '/api/v1/annotations', { body: '{"message":"x"}', headers: { 'Content-Type': 'text/plain' } });
   assertError(r, 415, 'unsupported_media_type');
-  const r2 = await core.request('POST', '/api/v1/annotations', { body: '{"message":"x"}' });
+  const r2 = await authed('POST', '/api/v1/annotations', { body: '{"message":"x"}' });
   assertError(r2, 415);
   await stillUp();
 });
 
 test('a 2 MiB body is 413, with and without Content-Length', async () => {
   const big = JSON.stringify({ message: 'x'.repeat(2 * 1024 * 1024) });
-  assertError(await core.request('POST', '/api/v1/annotations', { body: big, headers: { 'Content-Type': 'application/json' } }), 413, 'body_too_large');
+  assertError(await authed('POST', '/api/v1/annotations', { body: big, headers: { 'Content-Type': 'application/json' } }), 413, 'body_too_large');
   await stillUp();
   // chunked: no Content-Length, so the limit is found while reading
   const status = await new Promise((resolve, reject) => {
@@ -104,15 +107,15 @@ test('a 2 MiB body is 413, with and without Content-Length', async () => {
 
 test('unknown fields and bad values are 422 naming the field; nothing is written', async () => {
   const before = db.sql('SELECT count(*) FROM events');
-  let r = await core.request('POST', '/api/v1/annotations', { json: { message: 'x', colour: 'red' } });
+  let r = await authed('POST', '/api/v1/annotations', { json: { message: 'x', colour: 'red' } });
   assertError(r, 422, 'validation_failed');
   assert.equal(r.body.error.field, 'colour');
-  r = await core.request('POST', '/api/v1/annotations', { json: { message: '' } });
+  r = await authed('POST', '/api/v1/annotations', { json: { message: '' } });
   assert.equal(r.body.error.field, 'message');
-  r = await core.request('POST', '/api/v1/annotations', { json: { message: 'x', labels: { a: 1 } } });
+  r = await authed('POST', '/api/v1/annotations', { json: { message: 'x', labels: { a: 1 } } });
   assert.equal(r.body.error.field, 'labels');
   // U+0000 cannot be stored (jsonb): the parser refuses it up front.
-  r = await core.request('POST', '/api/v1/annotations', { json: { message: 'nul \u0000 inside' } });
+  r = await authed('POST', '/api/v1/annotations', { json: { message: 'nul \u0000 inside' } });
   assert.equal(r.status, 400, r.text);
   assert.equal(db.sql('SELECT count(*) FROM events'), before);
   await stillUp();
@@ -120,7 +123,7 @@ test('unknown fields and bad values are 422 naming the field; nothing is written
 
 test('an annotation is one event in the chain, with hostile text stored verbatim', async () => {
   const message = "deploy '; DROP TABLE events; -- $(rm -rf /) ../../etc ✓";
-  const r = await core.request('POST', '/api/v1/annotations', { json: { message, labels: { env: 'staging' } } });
+  const r = await authed('POST', '/api/v1/annotations', { json: { message, labels: { env: 'staging' } } });
   assert.equal(r.status, 201, r.text);
   assert.ok(r.body.seq > 0);
   const row = JSON.parse(db.sql(`SELECT json_build_object('type', type, 'data', data, 'stream', stream) FROM events WHERE seq = ${Number(r.body.seq)}`));
@@ -131,7 +134,7 @@ test('an annotation is one event in the chain, with hostile text stored verbatim
 
 test('X-Forwarded-For is honoured only from a trusted proxy', async () => {
   // From loopback (trusted here) the forwarded address is the client.
-  const r = await core.request('POST', '/api/v1/annotations', { json: { message: 'via proxy' }, headers: { 'X-Forwarded-For': '203.0.113.9, 127.0.0.1' } });
+  const r = await authed('POST', '/api/v1/annotations', { json: { message: 'via proxy' }, headers: { 'X-Forwarded-For': '203.0.113.9, 127.0.0.1' } });
   assert.equal(r.status, 201);
   const ip = db.sql(`SELECT body::jsonb->'actor'->>'ip' FROM events WHERE seq = ${Number(r.body.seq)}`);
   assert.equal(ip, '203.0.113.9');

@@ -32,7 +32,22 @@ static const struct config_option options[] = {
     {"max-body-bytes", CONFIG_INT, "1048576", "largest request body accepted (larger gets 413)", false},
     {"db-pool-size", CONFIG_INT, "12", "PostgreSQL connections in the pool", false},
     {"connection-limit", CONFIG_INT, "16000", "most simultaneous HTTP connections", false},
+    {"session-idle-timeout", CONFIG_INT, "7200", "seconds of inactivity after which a session expires",
+     false},
+    {"session-max-age", CONFIG_INT, "86400", "seconds after login at which a session expires regardless",
+     false},
+    {"token-rate-limit", CONFIG_INT, "500", "requests per second per credential (per daemon); 0 = unlimited",
+     false},
+    {"login-ip-limit", CONFIG_INT, "10", "failed logins per minute per client address before 429", false},
+    {"login-user-limit", CONFIG_INT, "20", "failed logins per minute per username before 429", false},
+    {"checkpoint-interval", CONFIG_INT, "3600",
+     "seconds between signed audit checkpoints (0 = on demand only)", false},
+    {"username", CONFIG_STRING, NULL, "create-user: the new user's name", false},
+    {"role", CONFIG_STRING, "admin", "create-user: admin, operator or viewer", false},
+    {"password-stdin", CONFIG_STRING, NULL, "create-user: read the password from standard input", false},
+    {"if-no-users", CONFIG_STRING, NULL, "create-user: do nothing when a user exists already", false},
 };
+static const char *const bool_flags[] = {"password-stdin", "if-no-users", NULL};
 
 static const char usage[] =
     "usage: serverbox-core [options] [command]\n"
@@ -43,6 +58,7 @@ static const char usage[] =
     "  verify-audit          recompute the event hash chain; non-zero exit names the first bad seq\n"
     "  rebuild-projections   truncate projection tables and replay them from the event log\n"
     "  routes                print the route table as JSON\n"
+    "  create-user           --username NAME --role ROLE --password-stdin [--if-no-users]\n"
     "  version               print the version";
 
 static void init_libraries(void)
@@ -61,7 +77,7 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     struct sb_err err = {0};
-    if (config_parse(&cfg, options, sizeof options / sizeof options[0], argc, argv, NULL, &err)) {
+    if (config_parse(&cfg, options, sizeof options / sizeof options[0], argc, argv, bool_flags, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         config_release(&cfg);
         return 2;
@@ -88,6 +104,8 @@ int main(int argc, char **argv)
         rc = cmd_rebuild_projections(&cfg);
     else if (strcmp(command, "routes") == 0)
         rc = cmd_routes(&cfg);
+    else if (strcmp(command, "create-user") == 0)
+        rc = cmd_create_user(&cfg);
     else {
         fprintf(stderr, "serverbox-core: unknown command '%s' (see --help)\n", command);
         rc = 2;

@@ -163,3 +163,45 @@ export function tempFile(name, content, mode = 0o600) {
   writeFileSync(p, content, { mode });
   return p;
 }
+
+// ---- identity helpers (shared by every test that calls protected routes) ----
+// createUser(db, {username, role, password}): makes a user with the
+// `create-user` subcommand (argon2id hash, user.created event) and returns
+// {username, role, password}. Defaults: a random admin with a random password.
+// login(core, user): POST /api/v1/auth/login; returns the body
+// ({token, csrf_token, user}) and asserts 200.
+// adminToken(core, db): both at once; returns a bearer token for an admin,
+// which is what most tests of other resources need:
+//   const token = await adminToken(core, db);
+//   await core.request('POST', '/api/v1/annotations', { token, json: {...} });
+// apiToken(core, token, {role, name, expires_in}): an sbx_ API token made by
+// the caller of `token`.
+export function createUser(db, { username, role = 'admin', password } = {}) {
+  const u = {
+    username: username || `u${randomBytes(4).toString('hex')}`,
+    role,
+    password: password || `pw-${randomBytes(12).toString('hex')}`,
+  };
+  runCore(['create-user', '--username', u.username, '--role', u.role, '--password-stdin'],
+    { SERVERBOX_DATABASE_URL: db.url }, { input: `${u.password}\n` });
+  return u;
+}
+
+export async function login(core, user) {
+  const r = await core.request('POST', '/api/v1/auth/login', { json: { username: user.username, password: user.password } });
+  assert.equal(r.status, 200, `login as ${user.username}: ${r.text}`);
+  return r.body;
+}
+
+export async function adminToken(core, db) {
+  return (await login(core, createUser(db, { role: 'admin' }))).token;
+}
+
+export async function apiToken(core, token, { role, name = 'test', expires_in } = {}) {
+  const json = { name };
+  if (role) json.role = role;
+  if (expires_in !== undefined) json.expires_in = expires_in;
+  const r = await core.request('POST', '/api/v1/tokens', { token, json });
+  assert.equal(r.status, 201, r.text);
+  return r.body;
+}

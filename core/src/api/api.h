@@ -6,6 +6,7 @@
 #ifndef SB_API_H
 #define SB_API_H
 
+#include "../crypto/crypto.h"
 #include "../http/http.h"
 #include "../redis/redis.h"
 #include "../store/store.h"
@@ -14,6 +15,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+struct auth;
+struct auth_signer;
+
 /* Everything a handler can reach, built by `serve`. */
 struct app {
     const struct config *cfg;
@@ -21,6 +25,14 @@ struct app {
     struct redis_client *redis;
     struct http_server *http;
     int64_t started_us;
+
+    /* identity and access (auth/) */
+    struct auth *auth;
+    struct auth_signer *signer;     /* signs audit checkpoints */
+    int64_t checkpoint_interval_ms; /* 0 = only on demand */
+    int64_t last_checkpoint_ms;     /* monitor thread only */
+    /* secrets at rest: the key that seals node SSH keys and other secrets */
+    struct crypto_master_key master_key;
 
     /* readiness, kept current by the health monitor thread */
     atomic_int db_up;               /* 1 when the last check reached the database */
@@ -65,11 +77,29 @@ void api_actor(struct http_request *req, struct event_actor *out);
 
 /* Validates a body against the allowed fields; replies 422 and returns -1. */
 int api_check_fields(struct http_request *req, const char *const *allowed);
+/* Validates a node label selector (null, or an object of string labels);
+ * SB_EINVAL naming "node_labels". */
+int api_check_node_labels(json_t *labels, struct sb_err *err);
 /* Replies with err mapped to its status; always returns -1. */
 int api_fail(struct http_request *req, const struct sb_err *err);
 
 extern const struct http_route api_routes[];
 extern const size_t api_n_routes;
+
+/* The HTTP guard (http_server_config.guard): resolves the credential into
+ * req->user, enforces the route's permission through the RBAC table, rate
+ * limits, CSRF for cookie sessions, and records denied requests and every
+ * guest request in the audit log. */
+int api_guard(struct http_request *req);
+/* The never-blocking part of the guard, for HTTP_ROUTE_INLINE_IF_ADMITTED
+ * routes on the MHD thread: admits a cached bearer credential that holds the
+ * permission; anything else is left to api_guard on a worker. */
+int api_fast_guard(struct http_request *req);
+
+/* Makes a signed checkpoint of the audit chain's head, unless the latest one
+ * already covers it. */
+struct store_checkpoint;
+int api_audit_checkpoint(struct app *app, struct store_checkpoint *out, struct sb_err *err);
 
 /* Starts the thread that checks the database and Redis every second. */
 int api_health_start(struct app *app);

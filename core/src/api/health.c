@@ -28,6 +28,21 @@ void api_health_check_now(struct app *app)
         log_info(redis_ok ? "redis reachable" : "redis unreachable", "%s", "");
 }
 
+/* Signed checkpoints of the audit chain, every checkpoint_interval. */
+static void checkpoint_tick(struct app *app)
+{
+    if (!app->signer || app->checkpoint_interval_ms <= 0 || !atomic_load(&app->db_up))
+        return;
+    int64_t now = time_mono_ms();
+    if (app->last_checkpoint_ms && now - app->last_checkpoint_ms < app->checkpoint_interval_ms)
+        return;
+    app->last_checkpoint_ms = now;
+    struct store_checkpoint cp;
+    struct sb_err err = {0};
+    if (api_audit_checkpoint(app, &cp, &err))
+        log_warn("audit checkpoint failed", "detail=\"%s\"", err.msg);
+}
+
 static void *monitor_main(void *arg)
 {
     struct app *app = arg;
@@ -35,6 +50,7 @@ static void *monitor_main(void *arg)
     while (!atomic_load(&app->stopping)) {
         pthread_mutex_unlock(&app->monitor_lock);
         api_health_check_now(app);
+        checkpoint_tick(app);
         pthread_mutex_lock(&app->monitor_lock);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -10,6 +10,24 @@ void api_health_ready(struct http_request *req);
 void api_openapi(struct http_request *req);
 void api_metrics(struct http_request *req);
 void api_annotation_create(struct http_request *req);
+void api_login(struct http_request *req);
+void api_logout(struct http_request *req);
+void api_me(struct http_request *req);
+void api_password_change(struct http_request *req);
+void api_guest_landing(struct http_request *req);
+void api_users_list(struct http_request *req);
+void api_user_create(struct http_request *req);
+void api_user_update(struct http_request *req);
+void api_user_delete(struct http_request *req);
+void api_token_create(struct http_request *req);
+void api_tokens_list(struct http_request *req);
+void api_token_revoke(struct http_request *req);
+void api_guest_link_create(struct http_request *req);
+void api_guest_links_list(struct http_request *req);
+void api_guest_link_revoke(struct http_request *req);
+void api_audit_list(struct http_request *req);
+void api_audit_verify(struct http_request *req);
+void api_audit_checkpoint_get(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
@@ -19,6 +37,34 @@ const struct http_route api_routes[] = {
     {"GET", "/metrics", api_metrics, HTTP_ROUTE_INLINE, "public", "Prometheus text metrics"},
     {"POST", "/api/v1/annotations", api_annotation_create, HTTP_ROUTE_BODY, "annotations:create",
      "write a marker (deploy started, maintenance) into the audit log"},
+    {"POST", "/api/v1/auth/login", api_login, HTTP_ROUTE_BODY, "public",
+     "exchange a username and password for a session token and cookie"},
+    {"POST", "/api/v1/auth/logout", api_logout, 0, "authenticated", "end the current session"},
+    {"POST", "/api/v1/auth/password", api_password_change, HTTP_ROUTE_BODY, "authenticated",
+     "change your own password (ends your other sessions)"},
+    {"GET", "/api/v1/me", api_me, HTTP_ROUTE_INLINE_IF_ADMITTED, "authenticated",
+     "who the caller is and what they may do"},
+    {"GET", "/g/{token}", api_guest_landing, HTTP_ROUTE_SECRET_PATH, "public",
+     "what a guest link grants (the link's token is its bearer credential)"},
+    {"GET", "/api/v1/users", api_users_list, 0, "users:admin", "list users"},
+    {"POST", "/api/v1/users", api_user_create, HTTP_ROUTE_BODY, "users:admin", "create a user"},
+    {"PATCH", "/api/v1/users/{id}", api_user_update, HTTP_ROUTE_BODY, "users:admin",
+     "change a user's role, labels or password, or disable them"},
+    {"DELETE", "/api/v1/users/{id}", api_user_delete, 0, "users:admin",
+     "delete a user and revoke their credentials"},
+    {"GET", "/api/v1/tokens", api_tokens_list, 0, "tokens:manage", "list API tokens (never their secrets)"},
+    {"POST", "/api/v1/tokens", api_token_create, HTTP_ROUTE_BODY, "tokens:manage",
+     "create an API token; the secret is shown once"},
+    {"DELETE", "/api/v1/tokens/{id}", api_token_revoke, 0, "tokens:manage", "revoke an API token"},
+    {"GET", "/api/v1/guest-links", api_guest_links_list, 0, "guest_links:admin", "list guest links"},
+    {"POST", "/api/v1/guest-links", api_guest_link_create, HTTP_ROUTE_BODY, "guest_links:admin",
+     "create a read-only, time-limited guest link"},
+    {"DELETE", "/api/v1/guest-links/{id}", api_guest_link_revoke, 0, "guest_links:admin",
+     "revoke a guest link"},
+    {"GET", "/api/v1/audit", api_audit_list, 0, "audit:read", "the audit log, filtered and cursor-paged"},
+    {"GET", "/api/v1/audit/verify", api_audit_verify, 0, "audit:read", "recompute the event hash chain"},
+    {"GET", "/api/v1/audit/checkpoint", api_audit_checkpoint_get, 0, "audit:read",
+     "a signed checkpoint of the chain's head (Ed25519)"},
 };
 
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

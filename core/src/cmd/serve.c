@@ -6,11 +6,13 @@
 #include "cmd.h"
 
 #include "../api/api.h"
+#include "../auth/auth.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 static void raise_fd_limit(void)
 {
@@ -49,16 +51,56 @@ int cmd_serve(const struct config *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     raise_fd_limit();
 
+    /* The route table must only name permissions the RBAC table knows. */
+    if (auth_check_routes(api_routes, api_n_routes, &err)) {
+        fprintf(stderr, "serverbox-core: refusing to serve: %s\n", err.msg);
+        return 2;
+    }
+    const char *data_dir = config_get(cfg, "data-dir");
+    char key_path[1024];
+    const char *key_file = config_get(cfg, "master-key-file");
+    if (!key_file || !*key_file) {
+        snprintf(key_path, sizeof key_path, "%s/master.key", data_dir);
+        key_file = key_path;
+    }
+    mkdir(data_dir, 0700);
+    if (crypto_master_key_load(key_file, true, &app.master_key, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        return 2;
+    }
+    struct auth_signer signer;
+    if (auth_signer_load(data_dir, &signer, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        crypto_master_key_wipe(&app.master_key);
+        return 2;
+    }
+    app.signer = &signer;
+    app.checkpoint_interval_ms = config_get_int(cfg, "checkpoint-interval") * 1000;
+
     struct store_config sc = {.database_url = config_get(cfg, "database-url"),
                               .pool_size = (int)config_get_int(cfg, "db-pool-size"),
                               .acquire_timeout_ms = 5000};
     app.store = store_open(&sc, &err);
     if (!app.store) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
-        return 2;
+        rc = 2;
+        goto out;
     }
     app.redis = redis_open(config_get(cfg, "redis-url"), &err);
     if (!app.redis) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+
+    struct auth_config ac = {.store = app.store,
+                             .redis = app.redis,
+                             .session_idle_s = config_get_int(cfg, "session-idle-timeout"),
+                             .session_max_s = config_get_int(cfg, "session-max-age"),
+                             .token_rate_per_s = (int)config_get_int(cfg, "token-rate-limit"),
+                             .login_ip_limit = (int)config_get_int(cfg, "login-ip-limit"),
+                             .login_user_limit = (int)config_get_int(cfg, "login-user-limit")};
+    app.auth = auth_open(&ac, &err);
+    if (!app.auth) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
@@ -92,6 +134,8 @@ int cmd_serve(const struct config *cfg)
         .connection_limit = (unsigned)config_get_int(cfg, "connection-limit"),
         .trusted_proxies = proxies,
         .n_trusted_proxies = n_proxies,
+        .guard = api_guard,
+        .fast_guard = api_fast_guard,
     };
     app.http = http_server_start(&hc, &err);
     if (!app.http) {
@@ -107,7 +151,10 @@ int cmd_serve(const struct config *cfg)
     api_health_stop(&app);
 out:
     http_server_stop(app.http);
+    auth_close(app.auth);
     redis_close(app.redis);
     store_close(app.store);
+    auth_signer_wipe(&signer);
+    crypto_master_key_wipe(&app.master_key);
     return rc;
 }

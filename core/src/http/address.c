@@ -117,3 +117,8 @@ void http_client_ip(const char *peer, const char *xff, const struct http_cidr *t
         *comma = '\0';
     }
 }
+
+bool http_peer_trusted(const char *peer, const struct http_cidr *trusted, size_t n_trusted)
+{
+    return valid_ip(peer) && is_trusted(peer, trusted, n_trusted);
+}

@@ -25,8 +25,13 @@ struct http_request;
 typedef void (*http_handler_fn)(struct http_request *req);
 
 enum http_route_flags {
-    HTTP_ROUTE_INLINE = 1 << 0, /* answers from memory on the MHD thread */
-    HTTP_ROUTE_BODY = 1 << 1,   /* takes a JSON object body */
+    HTTP_ROUTE_INLINE = 1 << 0,      /* answers from memory on the MHD thread */
+    HTTP_ROUTE_BODY = 1 << 1,        /* takes a JSON object body */
+    HTTP_ROUTE_SECRET_PATH = 1 << 2, /* the path holds a secret: log the pattern instead */
+    /* May answer on the MHD thread when the fast guard admits the caller from
+     * memory (a cached credential); otherwise runs on a worker as usual. The
+     * handler must then answer from memory too. */
+    HTTP_ROUTE_INLINE_IF_ADMITTED = 1 << 3,
 };
 
 struct http_route {
@@ -57,6 +62,11 @@ struct http_server_config {
     const char *const *trusted_proxies; /* "loopback", "private", an IP or a CIDR */
     size_t n_trusted_proxies;
     http_guard_fn guard;         /* optional */
+    /* Optional, for HTTP_ROUTE_INLINE_IF_ADMITTED routes, on the MHD thread:
+     * returns 1 when it admitted the caller from memory alone (req->user
+     * set, no reply), 0 to leave the request to the worker path and `guard`.
+     * It must never block. */
+    http_guard_fn fast_guard;
 };
 
 struct http_request {
@@ -71,6 +81,7 @@ struct http_request {
     size_t n_params;
     char request_id[40];
     char client_ip[48];
+    bool via_trusted_proxy; /* the peer is one of the trusted proxies */
     struct buf body;
     json_t *json;                /* the parsed body for HTTP_ROUTE_BODY routes; owned by the request */
     int64_t started_us;
@@ -122,6 +133,13 @@ enum http_match http_route_match(const struct http_route *routes, size_t n, cons
 const char *http_param(const struct http_request *req, const char *name);
 const char *http_query(const struct http_request *req, const char *name);
 const char *http_header(const struct http_request *req, const char *name);
+const char *http_cookie(const struct http_request *req, const char *name);
+/* Whether the client reached us over TLS: a trusted proxy said so with
+ * X-Forwarded-Proto: https. */
+bool http_forwarded_https(const struct http_request *req);
+/* The path as logs and audit events may show it (the route's pattern for
+ * HTTP_ROUTE_SECRET_PATH routes). */
+const char *http_loggable_path(const struct http_request *req);
 /* Parses a query parameter as an integer in [min,max]; def when absent.
  * Returns 0, or replies 400 and returns -1. */
 int http_query_int(struct http_request *req, const char *name, long def, long min, long max, long *out);
@@ -160,5 +178,6 @@ int http_cidr_parse(const char *spec, struct http_cidr *out, size_t max, size_t 
  * proxies: the rightmost address not itself a trusted proxy. */
 void http_client_ip(const char *peer, const char *xff, const struct http_cidr *trusted, size_t n_trusted,
                     char *out, size_t outlen);
+bool http_peer_trusted(const char *peer, const struct http_cidr *trusted, size_t n_trusted);
 
 #endif

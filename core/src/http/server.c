@@ -210,6 +210,24 @@ const char *http_header(const struct http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+const char *http_cookie(const struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+bool http_forwarded_https(const struct http_request *req)
+{
+    const char *proto = http_header(req, "X-Forwarded-Proto");
+    return req->via_trusted_proxy && proto && strcasecmp(proto, "https") == 0;
+}
+
+const char *http_loggable_path(const struct http_request *req)
+{
+    if (req->route && (req->route->flags & HTTP_ROUTE_SECRET_PATH))
+        return req->route->pattern;
+    return req->path;
+}
+
 int http_query_int(struct http_request *req, const char *name, long def, long min, long max, long *out)
 {
     const char *v = http_query(req, name);
@@ -276,6 +294,7 @@ static struct http_request *request_new(struct http_server *s, struct MHD_Connec
         random_hex(req->request_id, 8);
     char peer[48];
     peer_address(conn, peer, sizeof peer);
+    req->via_trusted_proxy = http_peer_trusted(peer, s->trusted, s->n_trusted);
     http_client_ip(peer, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For"), s->trusted,
                    s->n_trusted, req->client_ip, sizeof req->client_ip);
     atomic_fetch_add(&s->requests, 1);
@@ -411,6 +430,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     route_request(req);
     if (!req->replied)
         prepare_body(req);
+    if (!req->replied && (req->route->flags & HTTP_ROUTE_INLINE_IF_ADMITTED) && s->cfg.fast_guard &&
+        s->cfg.fast_guard(req)) {
+        req->route->handler(req);
+        if (!req->replied)
+            http_reply_error(req, 500, "internal", "the handler set no reply");
+        req->state = REQ_DONE;
+        return queue_reply(req);
+    }
     if (req->replied || (req->route->flags & HTTP_ROUTE_INLINE)) {
         if (!req->replied)
             run_handler(req);
@@ -441,7 +468,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     double ms = (double)(time_now_us() - req->started_us) / 1000.0;
     log_info("request", "method=%s path=%s status=%d duration_ms=%.3f request_id=%s client_ip=%s%s",
-             req->method, req->path, req->status, ms, req->request_id, req->client_ip,
+             req->method, http_loggable_path(req), req->status, ms, req->request_id, req->client_ip,
              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " aborted=1");
     atomic_fetch_sub(&s->in_flight, 1);
     request_free(req);

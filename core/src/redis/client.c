@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,7 @@ struct redis_client {
     bool configured;
     pthread_mutex_t lock;
     redisContext *ctx;
+    int64_t retry_at_ms; /* after a failed connect, fail fast until then */
 };
 
 static int parse_url(struct redis_client *r, const char *url, struct sb_err *err)
@@ -86,8 +88,14 @@ static int ensure_ctx(struct redis_client *r, struct sb_err *err)
 {
     if (r->ctx && !r->ctx->err)
         return 0;
-    if (r->ctx)
+    if (r->ctx) {
         redisFree(r->ctx);
+        r->ctx = NULL;
+    }
+    /* A stopped Redis must cost callers nothing: one attempt per second. */
+    if (time_mono_ms() < r->retry_at_ms)
+        return sb_error(err, SB_EUNAVAIL, "redis unavailable");
+    r->retry_at_ms = time_mono_ms() + 1000;
     struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
     r->ctx = r->unix_path[0] ? redisConnectUnixWithTimeout(r->unix_path, tv)
                              : redisConnectWithTimeout(r->host, r->port, tv);
@@ -133,4 +141,127 @@ int redis_ping(struct redis_client *r, struct sb_err *err)
     }
     pthread_mutex_unlock(&r->lock);
     return rc;
+}
+
+/* Runs `n` pipelined commands (argv form: user data is never formatted into
+ * a command string) and hands each reply to `each`. The lock is held. */
+typedef int (*reply_fn)(redisReply *rep, int index, void *arg);
+
+static int pipeline(struct redis_client *r, int n, int *argcs, const char ***argvs, reply_fn each, void *arg,
+                    struct sb_err *err)
+{
+    if (!redis_configured(r))
+        return sb_error(err, SB_EUNAVAIL, "redis not configured");
+    pthread_mutex_lock(&r->lock);
+    int rc = ensure_ctx(r, err);
+    for (int i = 0; rc == 0 && i < n; i++)
+        if (redisAppendCommandArgv(r->ctx, argcs[i], argvs[i], NULL) != REDIS_OK)
+            rc = sb_error(err, SB_EUNAVAIL, "redis unavailable");
+    bool sent = rc == 0;
+    for (int i = 0; sent && i < n; i++) {
+        /* Read every reply, even after an error, so the stream stays in step. */
+        redisReply *rep = NULL;
+        if (redisGetReply(r->ctx, (void **)&rep) != REDIS_OK || !rep) {
+            rc = sb_error(err, SB_EUNAVAIL, "redis unavailable");
+            break;
+        }
+        int one = 0;
+        if (rep->type == REDIS_REPLY_ERROR)
+            one = sb_error(err, SB_EINTERNAL, "redis refused a command");
+        else if (each)
+            one = each(rep, i, arg);
+        if (rc == 0)
+            rc = one;
+        freeReplyObject(rep);
+    }
+    if (r->ctx && r->ctx->err) {
+        /* Replies may still be in flight: the context is unusable now. */
+        redisFree(r->ctx);
+        r->ctx = NULL;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+struct incr_out {
+    long long count, ttl;
+};
+
+static int incr_reply(redisReply *rep, int i, void *arg)
+{
+    struct incr_out *o = arg;
+    if (rep->type != REDIS_REPLY_INTEGER)
+        return SB_EUNAVAIL;
+    if (i == 0)
+        o->count = rep->integer;
+    if (i == 2)
+        o->ttl = rep->integer;
+    return 0;
+}
+
+int redis_incr_window(struct redis_client *r, const char *key, int window_s, long long *count,
+                      long long *ttl_s, struct sb_err *err)
+{
+    char win[16];
+    snprintf(win, sizeof win, "%d", window_s);
+    const char *a0[] = {"INCR", key}, *a1[] = {"EXPIRE", key, win, "NX"}, *a2[] = {"TTL", key};
+    int argcs[] = {2, 4, 2};
+    const char **argvs[] = {a0, a1, a2};
+    struct incr_out o = {0, 0};
+    int rc = pipeline(r, 3, argcs, argvs, incr_reply, &o, err);
+    if (rc == 0) {
+        *count = o.count;
+        *ttl_s = o.ttl > 0 ? o.ttl : window_s;
+    }
+    return rc;
+}
+
+static int get_reply(redisReply *rep, int i, void *arg)
+{
+    (void)i;
+    struct buf *out = arg;
+    if (rep->type == REDIS_REPLY_NIL)
+        return SB_ENOTFOUND;
+    if (rep->type != REDIS_REPLY_STRING)
+        return SB_EUNAVAIL;
+    return buf_append(out, rep->str, rep->len);
+}
+
+int redis_get(struct redis_client *r, const char *key, struct buf *out, struct sb_err *err)
+{
+    buf_reset(out);
+    const char *a0[] = {"GET", key};
+    int argcs[] = {2};
+    const char **argvs[] = {a0};
+    return pipeline(r, 1, argcs, argvs, get_reply, out, err);
+}
+
+int redis_setex(struct redis_client *r, const char *key, const char *value, size_t len, int ttl_s,
+                struct sb_err *err)
+{
+    if (!redis_configured(r))
+        return sb_error(err, SB_EUNAVAIL, "redis not configured");
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    const char *argv[] = {"SET", key, value, "EX", ttl};
+    size_t lens[] = {3, strlen(key), len, 2, strlen(ttl)};
+    pthread_mutex_lock(&r->lock);
+    int rc = ensure_ctx(r, err);
+    if (rc == 0) {
+        redisReply *rep = redisCommandArgv(r->ctx, 5, argv, lens);
+        if (!rep || rep->type == REDIS_REPLY_ERROR)
+            rc = sb_error(err, SB_EUNAVAIL, "redis unavailable");
+        if (rep)
+            freeReplyObject(rep);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+int redis_del(struct redis_client *r, const char *key, struct sb_err *err)
+{
+    const char *a0[] = {"DEL", key};
+    int argcs[] = {2};
+    const char **argvs[] = {a0};
+    return pipeline(r, 1, argcs, argvs, NULL, NULL, err);
 }

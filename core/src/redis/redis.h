@@ -23,4 +23,16 @@ void redis_close(struct redis_client *r);
 int redis_ping(struct redis_client *r, struct sb_err *err);
 bool redis_configured(const struct redis_client *r);
 
+/* Counts one hit in a fixed window: INCR key, and EXPIRE key window_s when
+ * the key is new, in one round trip. *count gets the count in this window,
+ * *ttl_s the seconds left in it. SB_EUNAVAIL when Redis is down. */
+int redis_incr_window(struct redis_client *r, const char *key, int window_s, long long *count,
+                      long long *ttl_s, struct sb_err *err);
+/* GET into out (cleared first); SB_ENOTFOUND for a missing key. */
+int redis_get(struct redis_client *r, const char *key, struct buf *out, struct sb_err *err);
+/* SET key value EX ttl_s. */
+int redis_setex(struct redis_client *r, const char *key, const char *value, size_t len, int ttl_s,
+                struct sb_err *err);
+int redis_del(struct redis_client *r, const char *key, struct sb_err *err);
+
 #endif

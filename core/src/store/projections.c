@@ -57,11 +57,58 @@ static int project_streams(struct store_tx *tx, const struct store_event *evs, i
     return rc;
 }
 
-const char *const projection_tables[] = {"streams", NULL};
+/* users: user.created {id, username, role, node_labels?}, user.updated {id,
+ * role?, disabled?, node_labels?} (only the keys present change),
+ * user.deleted {id}. Password hashes are not in events (identity.c). */
+static int project_user(struct store_tx *tx, const struct store_event *ev)
+{
+    if (strcmp(ev->outcome, "success") != 0)
+        return 0;
+    json_t *d = ev->data;
+    const char *id = json_string_value(json_object_get(d, "id"));
+    if (!id)
+        return 0;
+    json_t *labels = json_object_get(d, "node_labels");
+    char *labels_text = json_is_object(labels) ? json_dumps(labels, JSON_COMPACT) : NULL;
+    int rc = 0;
+    if (strcmp(ev->type, "user.created") == 0) {
+        const char *p[5] = {id, json_string_value(json_object_get(d, "username")),
+                            json_string_value(json_object_get(d, "role")), labels_text, ev->occurred_at};
+        rc = store_tx_exec(tx,
+                           "INSERT INTO users (id, username, role, node_labels, created_at, updated_at) "
+                           "VALUES ($1::uuid, $2, $3, $4::jsonb, $5::timestamptz, $5::timestamptz)",
+                           5, p);
+    } else if (strcmp(ev->type, "user.updated") == 0) {
+        json_t *disabled = json_object_get(d, "disabled");
+        const char *p[6] = {id,
+                            json_string_value(json_object_get(d, "role")),
+                            json_is_boolean(disabled) ? (json_is_true(disabled) ? "true" : "false") : NULL,
+                            json_object_get(d, "node_labels") ? "1" : NULL,
+                            labels_text,
+                            ev->occurred_at};
+        rc = store_tx_exec(
+            tx,
+            "UPDATE users SET role = coalesce($2, role), disabled = coalesce($3::boolean, disabled), "
+            "node_labels = CASE WHEN $4::text IS NULL THEN node_labels ELSE $5::jsonb END, "
+            "updated_at = $6::timestamptz WHERE id = $1::uuid",
+            6, p);
+    } else if (strcmp(ev->type, "user.deleted") == 0) {
+        const char *p[1] = {id};
+        rc = store_tx_exec(tx, "DELETE FROM users WHERE id = $1::uuid", 1, p);
+    }
+    free(labels_text);
+    return rc;
+}
+
+const char *const projection_tables[] = {"streams", "users", NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 {
     if (n <= 0)
         return 0;
-    return project_streams(tx, evs, n);
+    int rc = project_streams(tx, evs, n);
+    for (int i = 0; i < n && rc == 0; i++)
+        if (strncmp(evs[i].type, "user.", 5) == 0)
+            rc = project_user(tx, &evs[i]);
+    return rc;
 }

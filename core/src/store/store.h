@@ -95,4 +95,115 @@ int store_verify_chain(const char *database_url, struct store_verify_result *out
 /* Truncates every projection table and replays the log into them. */
 int store_rebuild_projections(const char *database_url, int64_t *replayed, struct sb_err *err);
 
+/* ---- identity (store/identity.c) ---------------------------------------
+ * Users are a projection of user.* events; credentials (password hashes,
+ * sha256 of session, API and guest tokens) live in tables written directly
+ * here, because secrets and their verifiers never enter the event log.
+ * Token hashes are passed as 64 hex characters. */
+
+struct store_user {
+    char id[37];
+    char username[64];
+    char role[16];
+    bool disabled;
+    json_t *node_labels; /* owned by the struct (store_user_release) or NULL */
+};
+void store_user_release(struct store_user *u);
+
+int store_user_count(struct store *st, int64_t *n, struct sb_err *err);
+/* SB_ENOTFOUND when there is no such user. password_hash (>= 128 bytes) gets
+ * the argon2id string, or "" when the user has none. */
+int store_user_by_name(struct store *st, const char *username, struct store_user *u, char *password_hash,
+                       size_t hash_len, struct sb_err *err);
+int store_user_by_id(struct store *st, const char *id, struct store_user *u, struct sb_err *err);
+/* A JSON array of users (caller owns it). */
+int store_users_list(struct store *st, json_t **out, struct sb_err *err);
+int store_password_set(struct store *st, const char *user_id, const char *password_hash, struct sb_err *err);
+
+/* What a token hash resolves to. kind is "session", "token" or "guest". */
+struct store_credential {
+    char kind[8];
+    char id[37];      /* session, token or guest link id */
+    char user_id[37]; /* empty for guests */
+    char name[128];   /* username, token name or guest note */
+    char username[64];
+    char role[16];      /* the token's own role; the user's role for sessions */
+    char user_role[16]; /* the owning user's current role */
+    char csrf_sha256[65];
+    char scopes[160];    /* guests: comma-separated */
+    json_t *node_labels; /* owned; NULL = all nodes */
+    int64_t expires_us;  /* 0 = never */
+    int64_t last_seen_us;
+};
+void store_credential_release(struct store_credential *c);
+/* Looks a live (not revoked, not expired, user not disabled) credential up.
+ * SB_EAUTH when there is none. */
+int store_credential_lookup(struct store *st, const char *kind, const char *token_sha256,
+                            struct store_credential *out, struct sb_err *err);
+/* Records use (sessions: last_seen_at, tokens: last_used_at). */
+int store_credential_touch(struct store *st, const char *kind, const char *id, struct sb_err *err);
+
+int store_session_insert(struct store *st, const char *id, const char *user_id, const char *token_sha256,
+                         const char *csrf_sha256, const char *client_ip, int64_t expires_us,
+                         struct sb_err *err);
+/* Revocations. Each appends the sha256 (hex strings) of what it revoked to
+ * `hashes` (a JSON array, may be NULL) so caches can drop them. */
+/* Revokes the live session with this token hash; SB_ENOTFOUND when none. */
+int store_session_revoke_hash(struct store *st, const char *token_sha256, char *session_id,
+                              struct sb_err *err);
+/* Revokes every session (and, with tokens_too, every API token) of a user. */
+int store_user_revoke_all(struct store *st, const char *user_id, bool tokens_too, json_t *hashes,
+                          struct sb_err *err);
+
+/* Revokes every session of a user but the one with token hash `keep`. */
+int store_user_revoke_others(struct store *st, const char *user_id, const char *keep_sha256, json_t *hashes,
+                             struct sb_err *err);
+/* The hashes of every live session and token of a user (for cache eviction
+ * after a role or label change). */
+int store_user_credential_hashes(struct store *st, const char *user_id, json_t *hashes, struct sb_err *err);
+
+int store_token_insert(struct store *st, const char *id, const char *user_id, const char *name,
+                       const char *role, json_t *node_labels, const char *token_sha256, int64_t expires_us,
+                       struct sb_err *err);
+/* user_id NULL lists every token. A JSON array (caller owns it). */
+int store_tokens_list(struct store *st, const char *user_id, json_t **out, struct sb_err *err);
+/* Revokes token id (owned by user_id unless user_id is NULL). SB_ENOTFOUND. */
+int store_token_revoke(struct store *st, const char *id, const char *user_id, json_t *hashes,
+                       struct sb_err *err);
+
+int store_guest_insert(struct store *st, const char *id, const char *created_by, const char *note,
+                       json_t *scopes, json_t *node_labels, const char *token_sha256, int64_t expires_us,
+                       struct sb_err *err);
+int store_guests_list(struct store *st, json_t **out, struct sb_err *err);
+int store_guest_revoke(struct store *st, const char *id, json_t *hashes, struct sb_err *err);
+
+/* ---- audit (store/audit.c) ----------------------------------------------- */
+struct store_audit_filter {
+    const char *actor; /* actor id or name */
+    const char *type;  /* exact type, or a prefix ending in '.' or '*' */
+    const char *stream;
+    const char *outcome;
+    const char *actor_kind;
+    const char *from; /* RFC 3339 */
+    const char *to;
+    int64_t after_seq;
+    int limit;
+};
+/* A JSON array of event bodies (as objects) plus each row's hash (hex). */
+int store_audit_query(struct store *st, const struct store_audit_filter *f, json_t **out, struct sb_err *err);
+/* store_verify_chain through the pool. */
+int store_verify_chain_pool(struct store *st, struct store_verify_result *out, struct sb_err *err);
+/* The head of the chain (0 and zeros for an empty log). */
+int store_head(struct store *st, int64_t *seq, uint8_t hash[32], struct sb_err *err);
+struct store_checkpoint {
+    int64_t seq;
+    uint8_t hash[32];
+    int64_t signed_us;
+    uint8_t signature[64];
+    uint8_t public_key[32];
+};
+int store_checkpoint_insert(struct store *st, const struct store_checkpoint *c, struct sb_err *err);
+/* SB_ENOTFOUND when none. */
+int store_checkpoint_latest(struct store *st, struct store_checkpoint *c, struct sb_err *err);
+
 #endif

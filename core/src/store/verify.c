@@ -43,12 +43,10 @@ static bool body_seq_is(const char *body, size_t len, int64_t seq)
     return ok;
 }
 
-int store_verify_chain(const char *database_url, struct store_verify_result *out, struct sb_err *err)
+/* Verifies on an open connection (administration's own, or the pool's). */
+static int verify_on(struct store_conn *c, struct store_verify_result *out, struct sb_err *err)
 {
     memset(out, 0, sizeof *out);
-    struct store_conn *c = store_conn_open(database_url, err);
-    if (!c)
-        return SB_EUNAVAIL;
     uint8_t prev[32] = {0};
     int64_t after = 0;
     int rc = 0;
@@ -92,7 +90,28 @@ int store_verify_chain(const char *database_url, struct store_verify_result *out
     }
     out->head_seq = after;
     memcpy(out->head_hash, prev, 32);
+    return rc;
+}
+
+int store_verify_chain(const char *database_url, struct store_verify_result *out, struct sb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    struct store_conn *c = store_conn_open(database_url, err);
+    if (!c)
+        return SB_EUNAVAIL;
+    int rc = verify_on(c, out, err);
     store_conn_close(c);
+    return rc;
+}
+
+int store_verify_chain_pool(struct store *st, struct store_verify_result *out, struct sb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    struct store_conn *c = store_acquire(st, err);
+    if (!c)
+        return SB_EUNAVAIL;
+    int rc = verify_on(c, out, err);
+    store_release(st, c);
     return rc;
 }
 

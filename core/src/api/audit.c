@@ -1,0 +1,145 @@
+/*
+ * The audit API (audit:read): the event log filtered and paged, the chain
+ * verified through the daemon's pool, and signed checkpoints.
+ *
+ * GET /api/v1/audit?actor=&type=&stream=&outcome=&actor_kind=&from=&to=&after=&limit=
+ * GET /api/v1/audit/verify
+ * GET /api/v1/audit/checkpoint
+ *
+ * A checkpoint signs "serverbox-checkpoint-v1\n<seq>\n<hash hex>\n<signed_at>\n"
+ * with the daemon's Ed25519 key (docs/events.md).
+ */
+#include "api.h"
+
+#include "../auth/auth.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static bool valid_filter(const char *v)
+{
+    if (!v)
+        return true;
+    size_t n = strlen(v);
+    if (n == 0 || n > 200)
+        return false;
+    for (; *v; v++)
+        if ((unsigned char)*v < 0x20)
+            return false;
+    return true;
+}
+
+void api_audit_list(struct http_request *req)
+{
+    struct app *app = req->app;
+    static const char *const names[] = {"actor", "type", "stream", "outcome", "actor_kind", "from", "to"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!valid_filter(http_query(req, names[i]))) {
+            http_reply_error(req, 400, "bad_parameter",
+                             "query parameter '%s' must be 1 to 200 printable characters", names[i]);
+            return;
+        }
+    }
+    int64_t t;
+    if ((http_query(req, "from") && time_parse_rfc3339(http_query(req, "from"), &t)) ||
+        (http_query(req, "to") && time_parse_rfc3339(http_query(req, "to"), &t))) {
+        http_reply_error(req, 400, "bad_parameter", "from and to are RFC 3339 times");
+        return;
+    }
+    long after, limit;
+    if (http_query_int(req, "after", 0, 0, INT64_MAX / 2, &after) ||
+        http_query_int(req, "limit", 100, 1, 1000, &limit))
+        return;
+    struct store_audit_filter f = {.actor = http_query(req, "actor"),
+                                   .type = http_query(req, "type"),
+                                   .stream = http_query(req, "stream"),
+                                   .outcome = http_query(req, "outcome"),
+                                   .actor_kind = http_query(req, "actor_kind"),
+                                   .from = http_query(req, "from"),
+                                   .to = http_query(req, "to"),
+                                   .after_seq = after,
+                                   .limit = (int)limit};
+    json_t *events = NULL;
+    struct sb_err err = {0};
+    if (store_audit_query(app->store, &f, &events, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    size_t n = json_array_size(events);
+    json_t *last = n ? json_object_get(json_array_get(events, n - 1), "seq") : NULL;
+    json_t *o = json_pack("{s:o}", "events", events);
+    /* A full page may have more after it: hand back the cursor. */
+    json_object_set_new(o, "next_after", n == (size_t)limit && last ? json_incref(last) : json_null());
+    http_reply_json(req, 200, o);
+}
+
+void api_audit_verify(struct http_request *req)
+{
+    struct app *app = req->app;
+    struct store_verify_result v;
+    struct sb_err err = {0};
+    if (store_verify_chain_pool(app->store, &v, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    char hash[65];
+    hex_encode(v.head_hash, 32, hash);
+    json_t *o = json_pack("{s:b, s:I, s:I, s:s}", "ok", v.first_bad_seq == 0, "checked",
+                          (json_int_t)v.checked, "head_seq", (json_int_t)v.head_seq, "head_hash", hash);
+    json_object_set_new(o, "first_bad_seq", v.first_bad_seq ? json_integer(v.first_bad_seq) : json_null());
+    if (v.first_bad_seq)
+        json_object_set_new(o, "reason", json_string(v.reason));
+    http_reply_json(req, 200, o);
+}
+
+int api_audit_checkpoint(struct app *app, struct store_checkpoint *out, struct sb_err *err)
+{
+    int64_t seq;
+    uint8_t hash[32];
+    int rc = store_head(app->store, &seq, hash, err);
+    if (rc)
+        return rc;
+    rc = store_checkpoint_latest(app->store, out, err);
+    if (rc == 0 && out->seq >= seq)
+        return 0;
+    if (rc && rc != SB_ENOTFOUND)
+        return rc;
+    memset(out, 0, sizeof *out);
+    out->seq = seq;
+    memcpy(out->hash, hash, 32);
+    out->signed_us = time_now_us();
+    char at[40];
+    time_format_rfc3339(out->signed_us, at, sizeof at);
+    struct buf msg;
+    buf_init(&msg, 512);
+    auth_checkpoint_message(seq, hash, at, &msg);
+    crypto_sign_detached(out->signature, NULL, (const unsigned char *)msg.data, msg.len, app->signer->sk);
+    memcpy(out->public_key, app->signer->pk, 32);
+    buf_release(&msg);
+    return store_checkpoint_insert(app->store, out, err);
+}
+
+void api_audit_checkpoint_get(struct http_request *req)
+{
+    struct app *app = req->app;
+    struct store_checkpoint cp;
+    struct sb_err err = {0};
+    if (api_audit_checkpoint(app, &cp, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    char hash[65], at[40], sig[sodium_base64_ENCODED_LEN(64, sodium_base64_VARIANT_ORIGINAL)],
+        pk[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+    hex_encode(cp.hash, 32, hash);
+    time_format_rfc3339(cp.signed_us, at, sizeof at);
+    sodium_bin2base64(sig, sizeof sig, cp.signature, 64, sodium_base64_VARIANT_ORIGINAL);
+    sodium_bin2base64(pk, sizeof pk, cp.public_key, 32, sodium_base64_VARIANT_ORIGINAL);
+    struct buf msg;
+    buf_init(&msg, 512);
+    auth_checkpoint_message(cp.seq, cp.hash, at, &msg);
+    http_reply_json(req, 200,
+                    json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "seq", (json_int_t)cp.seq, "hash", hash,
+                              "signed_at", at, "signature", sig, "public_key", pk, "algorithm", "ed25519",
+                              "message", msg.data));
+    buf_release(&msg);
+}

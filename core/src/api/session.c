@@ -1,0 +1,327 @@
+/*
+ * Sessions: login, logout, who am I, and the landing URL of guest links.
+ *
+ * POST /api/v1/auth/login {"username","password"} -> token, csrf_token, user
+ * and a session cookie. A wrong username and a wrong password get the same
+ * answer after the same work (argon2id against a dummy hash). Failed logins
+ * count against the client address and the username, per minute.
+ */
+#include "api.h"
+
+#include "../auth/auth.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define COOKIE "sbx_session"
+
+static void login_event(struct http_request *req, const char *user_id, const char *username,
+                        const char *outcome, const char *reason, const char *session_id)
+{
+    struct app *app = req->app;
+    char stream[64] = "auth/login";
+    if (user_id)
+        snprintf(stream, sizeof stream, "user/%s", user_id);
+    json_t *data = json_pack("{s:s?}", "username", username);
+    if (!data)
+        data = json_object();
+    if (reason)
+        json_object_set_new(data, "reason", json_string(reason));
+    if (session_id)
+        json_object_set_new(data, "session_id", json_string(session_id));
+    struct event_new ev = {.stream = stream, .type = "auth.login", .data = data, .outcome = outcome};
+    /* The actor of a successful login is the user; of a failed one, nobody
+     * yet (the attempted name is in data). */
+    ev.actor.kind = user_id && strcmp(outcome, "success") == 0 ? "user" : "system";
+    ev.actor.id = user_id && strcmp(outcome, "success") == 0 ? user_id : NULL;
+    ev.actor.name = user_id && strcmp(outcome, "success") == 0 ? username : "anonymous";
+    ev.actor.ip = req->client_ip;
+    struct sb_err err = {0};
+    if (store_append(app->store, &ev, NULL, &err))
+        log_warn("audit event not recorded", "type=auth.login detail=\"%s\"", err.msg);
+    json_decref(data);
+}
+
+static void set_cookie(struct http_request *req, const char *token, int64_t max_age)
+{
+    char c[256];
+    snprintf(c, sizeof c, COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s", token,
+             (long long)max_age, http_forwarded_https(req) ? "; Secure" : "");
+    http_add_header(req, "Set-Cookie", c);
+}
+
+void api_login(struct http_request *req)
+{
+    static const char *const allowed[] = {"username", "password", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    struct app *app = req->app;
+    struct sb_err err = {0};
+    const char *username = json_string_value(json_object_get(req->json, "username"));
+    const char *password = json_string_value(json_object_get(req->json, "password"));
+    if (!username || !*username) {
+        sb_field_error(&err, "username", "username is required");
+        api_fail(req, &err);
+        return;
+    }
+    if (!password || !*password || strlen(password) > AUTH_PASSWORD_MAX) {
+        sb_field_error(&err, "password", "password is required (at most %d characters)", AUTH_PASSWORD_MAX);
+        api_fail(req, &err);
+        return;
+    }
+    bool name_ok = auth_username_valid(username, NULL) == 0;
+    const char *logged_name = name_ok ? username : "(invalid)";
+
+    char ip_key[96], user_key[128];
+    snprintf(ip_key, sizeof ip_key, "login:ip:%s", req->client_ip);
+    snprintf(user_key, sizeof user_key, "login:user:%s", name_ok ? username : "(invalid)");
+    const struct auth_config *ac = auth_config(app->auth);
+    int retry = 0;
+    if (auth_rate_blocked(app->auth, ip_key, ac->login_ip_limit, &retry) ||
+        (name_ok && auth_rate_blocked(app->auth, user_key, ac->login_user_limit, &retry))) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", retry > 0 ? retry : 1);
+        http_add_header(req, "Retry-After", ra);
+        login_event(req, NULL, logged_name, "denied", "rate_limited", NULL);
+        http_reply_error(req, 429, "rate_limited", "too many failed logins; try again in %s seconds", ra);
+        return;
+    }
+
+    struct store_user u = {0};
+    char hash[AUTH_HASH_MAX] = "";
+    int rc = name_ok ? store_user_by_name(app->store, username, &u, hash, sizeof hash, &err) : SB_ENOTFOUND;
+    if (rc && rc != SB_ENOTFOUND) {
+        api_fail(req, &err);
+        return;
+    }
+    bool ok = auth_password_verify(app->auth, rc == 0 ? hash : NULL, password);
+    sodium_memzero(hash, sizeof hash);
+    if (!ok || u.disabled) {
+        auth_rate_hit(app->auth, ip_key);
+        if (name_ok)
+            auth_rate_hit(app->auth, user_key);
+        login_event(req, rc == 0 ? u.id : NULL, logged_name, "failure", "bad credentials", NULL);
+        store_user_release(&u);
+        http_reply_error(req, 401, "invalid_credentials", "invalid username or password");
+        return;
+    }
+
+    char token[80], token_hash[65], csrf[65], csrf_hash[65], session_id[37];
+    auth_token_new("sbs_", token, sizeof token, token_hash);
+    random_hex(csrf, 32);
+    auth_token_sha256(csrf, csrf_hash);
+    uuid_v4(session_id);
+    int64_t expires = time_now_us() + ac->session_max_s * 1000000;
+    rc = store_session_insert(app->store, session_id, u.id, token_hash, csrf_hash, req->client_ip, expires,
+                              &err);
+    if (rc) {
+        store_user_release(&u);
+        api_fail(req, &err);
+        return;
+    }
+    login_event(req, u.id, u.username, "success", NULL, session_id);
+    char exp_text[40];
+    time_format_rfc3339(expires, exp_text, sizeof exp_text);
+    set_cookie(req, token, ac->session_max_s);
+    http_reply_json(req, 200,
+                    json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "token", token, "csrf_token", csrf,
+                              "expires_at", exp_text, "user", "id", u.id, "username", u.username, "role",
+                              u.role));
+    sodium_memzero(token, sizeof token);
+    store_user_release(&u);
+}
+
+void api_logout(struct http_request *req)
+{
+    struct app *app = req->app;
+    const char *h = http_header(req, "Authorization");
+    const char *token = h && strncasecmp(h, "Bearer ", 7) == 0 ? h + 7 : http_cookie(req, COOKIE);
+    char session_id[37] = "";
+    if (token && strncmp(token, "sbs_", 4) == 0) {
+        struct sb_err err = {0};
+        if (auth_logout(app->auth, token, session_id, &err) == 0) {
+            const struct api_caller *c = req->user;
+            char stream[96];
+            snprintf(stream, sizeof stream, "user/%s", c->user_id);
+            json_t *data = json_pack("{s:s}", "session_id", session_id);
+            struct event_new ev = {
+                .stream = stream, .type = "auth.logout", .data = data, .outcome = "success"};
+            api_actor(req, &ev.actor);
+            store_append(app->store, &ev, NULL, NULL);
+            json_decref(data);
+        }
+    }
+    set_cookie(req, "", 0);
+    http_reply_json(req, 204, NULL);
+}
+
+/* A caller as the API shows it. */
+static json_t *caller_json(const struct api_caller *c)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o}", "kind", c->kind, "id", c->id, "name", c->name, "role",
+                          c->role, "permissions", auth_permissions_of(c->role, c->scopes));
+    if (c->user_id[0])
+        json_object_set_new(o, "user_id", json_string(c->user_id));
+    if (c->node_labels)
+        json_object_set(o, "node_labels", c->node_labels);
+    if (c->expires_us) {
+        char t[40];
+        time_format_rfc3339(c->expires_us, t, sizeof t);
+        json_object_set_new(o, "expires_at", json_string(t));
+    }
+    return o;
+}
+
+void api_me(struct http_request *req)
+{
+    /* Answered on the MHD thread for cached bearer tokens: the permission
+     * list is precomputed text, spliced into the rest of the object. */
+    const struct api_caller *c = req->user;
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s}", "kind", c->kind, "id", c->id, "name", c->name, "role", c->role);
+    if (c->user_id[0])
+        json_object_set_new(o, "user_id", json_string(c->user_id));
+    if (c->node_labels)
+        json_object_set(o, "node_labels", c->node_labels);
+    if (c->expires_us) {
+        char t[40];
+        time_format_rfc3339(c->expires_us, t, sizeof t);
+        json_object_set_new(o, "expires_at", json_string(t));
+    }
+    char *head = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!head) {
+        http_reply_error(req, 500, "internal", "cannot encode the caller");
+        return;
+    }
+    struct buf b;
+    buf_init(&b, 1 << 16);
+    buf_append(&b, head, strlen(head) - 1); /* without the closing brace */
+    buf_printf(&b, ",\"permissions\":%s}", auth_permissions_json(c->role, c->scopes));
+    free(head);
+    http_reply_text(req, 200, "application/json", b.data, b.len);
+    buf_release(&b);
+}
+
+/* GET /g/{token}: what a guest link grants. The path holds the secret, so
+ * the route logs its pattern, not the path. */
+void api_guest_landing(struct http_request *req)
+{
+    struct app *app = req->app;
+    const char *token = http_param(req, "token");
+    struct api_caller *c = NULL;
+    struct sb_err err = {0};
+    int rc = token && strncmp(token, "sbg_", 4) == 0 ? auth_resolve(app->auth, token, &c, NULL, NULL, &err)
+                                                     : SB_EAUTH;
+    if (rc == SB_EUNAVAIL) {
+        http_reply_error(req, 503, "unavailable", "cannot check the link now; try again");
+        return;
+    }
+    if (rc) {
+        http_reply_error(req, 401, "unauthenticated", "this link is invalid, expired or revoked");
+        return;
+    }
+    req->user = c;
+    req->user_free = api_caller_free;
+    char stream[96];
+    snprintf(stream, sizeof stream, "guest_link/%s", c->id);
+    json_t *data = json_pack("{s:s, s:s, s:s}", "method", req->method, "path", http_loggable_path(req),
+                             "permission", "public");
+    struct event_new ev = {.stream = stream, .type = "guest.request", .data = data, .outcome = "success"};
+    api_actor(req, &ev.actor);
+    store_append(app->store, &ev, NULL, NULL);
+    json_decref(data);
+    json_t *scopes = json_array();
+    static const char *const names[] = {"view:metrics", "view:containers", "view:logs", "view:deployments",
+                                        "view:audit"};
+    for (size_t i = 0; i < 5; i++)
+        if (c->scopes & auth_scope_bit(names[i]))
+            json_array_append_new(scopes, json_string(names[i]));
+    json_t *o = caller_json(c);
+    json_object_set_new(o, "scopes", scopes);
+    json_object_set_new(o, "usage", json_string("send this link's token as 'Authorization: Bearer <token>'"));
+    http_reply_json(req, 200, o);
+}
+
+/* POST /api/v1/auth/password {"current_password","new_password"}: a user
+ * changes their own password (sessions only: a token cannot). The other
+ * sessions of the user end; this one stays. */
+void api_password_change(struct http_request *req)
+{
+    static const char *const allowed[] = {"current_password", "new_password", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    struct app *app = req->app;
+    const struct api_caller *me = req->user;
+    struct sb_err err = {0};
+    if (strcmp(me->kind, "user") != 0) {
+        /* Not a permission matter (the route's permission is held): the
+         * credential is of the wrong kind for this request. */
+        http_reply_error(req, 400, "session_required", "log in as the user to change their password");
+        return;
+    }
+    const char *current = json_string_value(json_object_get(req->json, "current_password"));
+    const char *fresh = json_string_value(json_object_get(req->json, "new_password"));
+    if (!current || !*current) {
+        sb_field_error(&err, "current_password", "current_password is required");
+        api_fail(req, &err);
+        return;
+    }
+    if (auth_password_policy(fresh, &err)) {
+        char msg[sizeof err.msg];
+        sb_strlcpy(msg, err.msg, sizeof msg);
+        sb_field_error(&err, "new_password", "%s", msg);
+        api_fail(req, &err);
+        return;
+    }
+    struct store_user u = {0};
+    char hash[AUTH_HASH_MAX] = "";
+    int rc = store_user_by_name(app->store, me->name, &u, hash, sizeof hash, &err);
+    if (rc) {
+        api_fail(req, &err);
+        return;
+    }
+    bool ok = strcmp(u.id, me->user_id) == 0 && auth_password_verify(app->auth, hash, current);
+    sodium_memzero(hash, sizeof hash);
+    char stream[96];
+    snprintf(stream, sizeof stream, "user/%s", u.id);
+    json_t *data = json_pack("{s:s}", "id", u.id);
+    struct event_new ev = {.stream = stream, .type = "user.password_changed", .data = data};
+    api_actor(req, &ev.actor);
+    if (!ok) {
+        ev.outcome = "failure";
+        store_append(app->store, &ev, NULL, NULL);
+        json_decref(data);
+        store_user_release(&u);
+        sb_field_error(&err, "current_password", "the current password is wrong");
+        api_fail(req, &err);
+        return;
+    }
+    rc = auth_password_hash(fresh, hash, &err);
+    if (rc == 0)
+        rc = store_password_set(app->store, u.id, hash, &err);
+    sodium_memzero(hash, sizeof hash);
+    if (rc == 0) {
+        ev.outcome = "success";
+        rc = store_append(app->store, &ev, NULL, &err);
+    }
+    json_decref(data);
+    if (rc) {
+        store_user_release(&u);
+        api_fail(req, &err);
+        return;
+    }
+    /* End every other session of the user; this one stays. */
+    const char *h = http_header(req, "Authorization");
+    const char *token = h && strncasecmp(h, "Bearer ", 7) == 0 ? h + 7 : http_cookie(req, COOKIE);
+    char keep[65] = "";
+    if (token)
+        auth_token_sha256(token, keep);
+    json_t *hashes = json_array();
+    store_user_revoke_others(app->store, u.id, keep, hashes, NULL);
+    auth_forget(app->auth, hashes);
+    json_decref(hashes);
+    store_user_release(&u);
+    http_reply_json(req, 204, NULL);
+}

@@ -1,0 +1,149 @@
+/*
+ * API tokens for CI (tokens:manage). The secret ("sbx_…") is shown once, at
+ * creation; only its sha256 is stored. A token's role never exceeds its
+ * creator's, and its node scope is never wider.
+ *
+ * POST   /api/v1/tokens      {"name","role"?,"expires_in"?,"node_labels"?}
+ * GET    /api/v1/tokens      the caller's tokens (every token for user admins)
+ * DELETE /api/v1/tokens/{id}
+ */
+#include "api.h"
+
+#include "../auth/auth.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define EXPIRES_MAX_S (366LL * 86400)
+
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+/* Whether `labels` is at least as narrow as `ceiling` (every label of the
+ * ceiling present and equal). */
+static bool labels_within(json_t *labels, json_t *ceiling)
+{
+    if (!ceiling || json_object_size(ceiling) == 0)
+        return true;
+    const char *k;
+    json_t *v;
+    json_object_foreach(ceiling, k, v)
+    {
+        if (!json_equal(json_object_get(labels, k), v))
+            return false;
+    }
+    return true;
+}
+
+static void token_event(struct http_request *req, const char *id, const char *type, json_t *data)
+{
+    struct app *app = req->app;
+    char stream[96];
+    snprintf(stream, sizeof stream, "token/%s", id);
+    struct event_new ev = {.stream = stream, .type = type, .data = data, .outcome = "success"};
+    api_actor(req, &ev.actor);
+    store_append(app->store, &ev, NULL, NULL);
+}
+
+void api_token_create(struct http_request *req)
+{
+    static const char *const allowed[] = {"name", "role", "expires_in", "node_labels", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    struct app *app = req->app;
+    const struct api_caller *me = req->user;
+    struct sb_err err = {0};
+    const char *name = json_string_value(json_object_get(req->json, "name"));
+    json_t *role_v = json_object_get(req->json, "role");
+    const char *role = role_v ? json_string_value(role_v) : me->role;
+    json_t *expires_in = json_object_get(req->json, "expires_in");
+    json_t *labels = json_object_get(req->json, "node_labels");
+    if (!name || !*name || strlen(name) > 100 || !printable(name))
+        sb_field_error(&err, "name", "name is required: 1 to 100 printable characters");
+    else if (!auth_role_valid(role))
+        sb_field_error(&err, "role", "role must be admin, operator or viewer");
+    else if (!auth_role_within(role, me->role))
+        sb_field_error(&err, "role", "a token cannot have a higher role than its creator (%s)", me->role);
+    else if (expires_in && !json_is_null(expires_in) &&
+             (!json_is_integer(expires_in) || json_integer_value(expires_in) < 1 ||
+              json_integer_value(expires_in) > EXPIRES_MAX_S))
+        sb_field_error(&err, "expires_in", "expires_in is seconds from 1 to %lld, or null for never",
+                       EXPIRES_MAX_S);
+    else if (api_check_node_labels(labels, &err)) {
+        /* named by the check */
+    } else if (json_is_object(labels) && !labels_within(labels, me->node_labels))
+        sb_field_error(&err, "node_labels", "a token's node scope cannot be wider than its creator's");
+    if (err.code || !me->user_id[0]) {
+        if (!err.code)
+            sb_error(&err, SB_EDENIED, "only users and their tokens can make tokens");
+        api_fail(req, &err);
+        return;
+    }
+    /* No selector given: the token inherits the creator's. */
+    json_t *scope = json_is_object(labels) && json_object_size(labels) ? labels : me->node_labels;
+    int64_t expires =
+        json_is_integer(expires_in) ? time_now_us() + json_integer_value(expires_in) * 1000000 : 0;
+    char id[37], token[80], hash[65];
+    uuid_v4(id);
+    auth_token_new("sbx_", token, sizeof token, hash);
+    if (store_token_insert(app->store, id, me->user_id, name, role, scope, hash, expires, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s}", "id", id, "name", name, "role", role, "user_id", me->user_id);
+    if (expires) {
+        char t[40];
+        time_format_rfc3339(expires, t, sizeof t);
+        json_object_set_new(o, "expires_at", json_string(t));
+    } else {
+        json_object_set_new(o, "expires_at", json_null());
+    }
+    json_object_set(o, "node_labels", scope ? scope : json_null());
+    token_event(req, id, "token.created", o);
+    json_object_set_new(o, "token", json_string(token));
+    sodium_memzero(token, sizeof token);
+    http_reply_json(req, 201, o);
+}
+
+void api_tokens_list(struct http_request *req)
+{
+    struct app *app = req->app;
+    const struct api_caller *me = req->user;
+    struct sb_err err = {0};
+    json_t *list = NULL;
+    bool all = auth_allows(me->role, me->scopes, "users:admin");
+    if (store_tokens_list(app->store, all ? NULL : me->user_id, &list, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    http_reply_json(req, 200, json_pack("{s:o}", "tokens", list));
+}
+
+void api_token_revoke(struct http_request *req)
+{
+    struct app *app = req->app;
+    const struct api_caller *me = req->user;
+    struct sb_err err = {0};
+    const char *id = http_param(req, "id");
+    bool all = auth_allows(me->role, me->scopes, "users:admin");
+    json_t *hashes = json_array();
+    int rc = store_token_revoke(app->store, id, all ? NULL : me->user_id, hashes, &err);
+    auth_forget(app->auth, hashes);
+    json_decref(hashes);
+    if (rc) {
+        if (rc == SB_ENOTFOUND)
+            sb_error(&err, SB_ENOTFOUND, "no such token");
+        api_fail(req, &err);
+        return;
+    }
+    json_t *d = json_pack("{s:s}", "id", id);
+    token_event(req, id, "token.revoked", d);
+    json_decref(d);
+    http_reply_json(req, 204, NULL);
+}

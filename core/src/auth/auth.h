@@ -1,0 +1,118 @@
+/*
+ * auth — identity and access: password hashing (argon2id), credentials
+ * (sessions, API tokens, guest links) resolved to a caller through a
+ * two-level cache, the one table that maps roles to permissions, login
+ * rate limits (Redis, with an in-process fallback), and the Ed25519 key that
+ * signs audit checkpoints.
+ *
+ * Tokens are 32 random bytes, base64url, behind a prefix that says what they
+ * are: "sbs_" session, "sbx_" API token, "sbg_" guest link. Only sha256(token)
+ * is ever stored. Every function may be called from any worker thread.
+ */
+#ifndef SB_AUTH_H
+#define SB_AUTH_H
+
+#include "../api/api.h"
+#include "../http/http.h"
+#include "../redis/redis.h"
+#include "../store/store.h"
+#include "../util/util.h"
+
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct auth;
+
+struct auth_config {
+    struct store *store;
+    struct redis_client *redis; /* may be unconfigured or down */
+    int64_t session_idle_s;     /* a session unused this long expires */
+    int64_t session_max_s;      /* absolute session lifetime */
+    int token_rate_per_s;       /* requests per second per credential; 0 = unlimited */
+    int login_ip_limit;         /* failed logins per minute per client address */
+    int login_user_limit;       /* failed logins per minute per username */
+};
+
+struct auth *auth_open(const struct auth_config *cfg, struct sb_err *err);
+void auth_close(struct auth *a);
+const struct auth_config *auth_config(const struct auth *a);
+
+/* ---- passwords ------------------------------------------------------------ */
+#define AUTH_PASSWORD_MIN 12
+#define AUTH_PASSWORD_MAX 512
+#define AUTH_HASH_MAX     crypto_pwhash_STRBYTES
+/* Checks the policy; SB_EINVAL naming field "password". */
+int auth_password_policy(const char *password, struct sb_err *err);
+/* argon2id, interactive limits. out has AUTH_HASH_MAX bytes. */
+int auth_password_hash(const char *password, char *out, struct sb_err *err);
+/* Verifies against hash; with hash NULL or "" verifies against a dummy hash
+ * (same cost) and returns false, so a missing user takes as long as a wrong
+ * password. */
+bool auth_password_verify(struct auth *a, const char *hash, const char *password);
+/* Usernames: 1-64 of [a-z0-9._-], starting with a letter or digit. */
+int auth_username_valid(const char *username, struct sb_err *err);
+
+/* ---- RBAC: the one table ------------------------------------------------- */
+bool auth_permission_known(const char *permission);
+bool auth_role_valid(const char *role); /* admin | operator | viewer */
+/* Whether a role (with guest scopes, for role "guest") holds a permission. */
+bool auth_allows(const char *role, unsigned scopes, const char *permission);
+/* admin > operator > viewer; whether `role` is at most `ceiling`. */
+bool auth_role_within(const char *role, const char *ceiling);
+/* view:metrics … -> enum api_guest_scope bit; 0 for unknown. */
+unsigned auth_scope_bit(const char *scope);
+/* The permission strings a role holds, as a JSON array (caller owns). */
+json_t *auth_permissions_of(const char *role, unsigned scopes);
+/* The same as compact JSON text, computed once (static storage). */
+const char *auth_permissions_json(const char *role, unsigned scopes);
+/* Refuses a route table with an unknown permission, or a non-public inline
+ * route (the guard would block an epoll thread). */
+int auth_check_routes(const struct http_route *routes, size_t n, struct sb_err *err);
+
+/* ---- credentials ---------------------------------------------------------- */
+/* A fresh token "<prefix><43 chars base64url>" into out (>= 64 bytes) and its
+ * sha256 as hex into hash_hex[65]. */
+void auth_token_new(const char *prefix, char *out, size_t outlen, char hash_hex[65]);
+void auth_token_sha256(const char *token, char hash_hex[65]);
+
+/* Resolves a token to a new caller (caller frees with api_caller_free). For
+ * sessions, *csrf_sha256 (65 bytes, may be NULL) gets the CSRF token hash.
+ * SB_EAUTH for an unknown, expired or revoked token; SB_EUNAVAIL when the
+ * database is down and the token is not cached. *rate_limited (may be NULL)
+ * is set when the credential is over its request rate (the caller is still
+ * returned, for the audit event). */
+int auth_resolve(struct auth *a, const char *token, struct api_caller **out, char *csrf_sha256,
+                 bool *rate_limited, struct sb_err *err);
+/* Like auth_resolve, from the in-process cache alone, never blocking: 0
+ * with a caller when the token is cached, live, within its rate and needs no
+ * write-back; SB_ENOTFOUND otherwise (then use auth_resolve). */
+int auth_resolve_cached(struct auth *a, const char *token, struct api_caller **out);
+/* Drops revoked credentials (a JSON array of sha256 hex, may be NULL) from
+ * Redis and forgets every credential cached in memory: after a revocation,
+ * a role change, a disabled user. */
+void auth_forget(struct auth *a, json_t *hashes);
+/* Revokes the session a token belongs to (logout). */
+int auth_logout(struct auth *a, const char *token, char *session_id, struct sb_err *err);
+
+/* ---- rate limits ------------------------------------------------------------ */
+/* Whether `key` has reached `limit` hits in the current window (without
+ * counting one); *retry_after gets the seconds until it resets. */
+bool auth_rate_blocked(struct auth *a, const char *key, int limit, int *retry_after);
+/* Counts a hit against `key` (a window of 60 s). */
+void auth_rate_hit(struct auth *a, const char *key);
+
+/* ---- audit signing key (data dir, 0600) ------------------------------------ */
+struct auth_signer {
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    uint8_t sk[crypto_sign_SECRETKEYBYTES];
+};
+/* Loads data_dir/audit-signing.key (the 32-byte seed in hex), creating it
+ * with mode 0600 when missing. */
+int auth_signer_load(const char *data_dir, struct auth_signer *out, struct sb_err *err);
+void auth_signer_wipe(struct auth_signer *s);
+/* The exact message a checkpoint signs (docs/events.md):
+ * "serverbox-checkpoint-v1\n<seq>\n<hash hex>\n<signed_at RFC 3339>\n". */
+void auth_checkpoint_message(int64_t seq, const uint8_t hash[32], const char *signed_at, struct buf *out);
+
+#endif

@@ -1,0 +1,122 @@
+/* Unit tests for auth/: the RBAC table against the roles of the brief, the
+ * route-table check that keeps the daemon from serving an unknown
+ * permission, usernames, passwords, tokens and the checkpoint message. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "api/api.h"
+#include "auth/auth.h"
+
+#include <sodium.h>
+#include <string.h>
+
+static void test_roles(void **state)
+{
+    (void)state;
+    assert_true(auth_allows("admin", 0, "users:admin"));
+    assert_true(auth_allows("admin", 0, "images:delete"));
+    assert_true(auth_allows("operator", 0, "containers:operate"));
+    assert_false(auth_allows("operator", 0, "users:admin"));
+    assert_false(auth_allows("operator", 0, "guest_links:admin"));
+    assert_false(auth_allows("operator", 0, "nodes:delete"));
+    assert_false(auth_allows("operator", 0, "images:delete"));
+    assert_true(auth_allows("viewer", 0, "logs:read"));
+    assert_true(auth_allows("viewer", 0, "authenticated"));
+    assert_false(auth_allows("viewer", 0, "annotations:create"));
+    assert_false(auth_allows("viewer", 0, "tokens:manage"));
+    /* guests: only what their scopes grant, plus events:read */
+    assert_true(auth_allows("guest", API_SCOPE_METRICS, "metrics:read"));
+    assert_true(auth_allows("guest", API_SCOPE_METRICS, "nodes:read"));
+    assert_true(auth_allows("guest", API_SCOPE_METRICS, "events:read"));
+    assert_false(auth_allows("guest", API_SCOPE_METRICS, "logs:read"));
+    assert_false(auth_allows("guest", API_SCOPE_AUDIT, "authenticated"));
+    assert_false(auth_allows("guest", 0, "events:read"));
+    /* unknown permission or role: never */
+    assert_false(auth_allows("admin", 0, "nodes:rule"));
+    assert_false(auth_allows("root", 0, "nodes:read"));
+    assert_false(auth_allows(NULL, 0, "nodes:read"));
+    assert_true(auth_role_within("viewer", "operator"));
+    assert_true(auth_role_within("operator", "operator"));
+    assert_false(auth_role_within("admin", "operator"));
+    assert_false(auth_role_within("guest", "admin"));
+    assert_int_equal(auth_scope_bit("view:audit"), API_SCOPE_AUDIT);
+    assert_int_equal(auth_scope_bit("view:everything"), 0);
+}
+
+static void noop(struct http_request *req)
+{
+    (void)req;
+}
+
+static void test_route_check(void **state)
+{
+    (void)state;
+    struct sb_err err = {0};
+    assert_int_equal(auth_check_routes(api_routes, api_n_routes, &err), 0);
+    const struct http_route unknown[] = {{"GET", "/x", noop, 0, "nodes:rule", "x"}};
+    assert_int_not_equal(auth_check_routes(unknown, 1, &err), 0);
+    assert_non_null(strstr(err.msg, "nodes:rule"));
+    const struct http_route inline_private[] = {{"GET", "/x", noop, HTTP_ROUTE_INLINE, "nodes:read", "x"}};
+    assert_int_not_equal(auth_check_routes(inline_private, 1, &err), 0);
+}
+
+static void test_names_and_passwords(void **state)
+{
+    (void)state;
+    struct sb_err err = {0};
+    assert_int_equal(auth_username_valid("ana.ops-1", &err), 0);
+    const char *bad[] = {"", "Ana", "../x", "a b", "a;b", "-x", "a..b", "x\n", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(auth_username_valid(bad[i], &err), SB_EINVAL);
+    assert_int_equal(auth_password_policy("short", &err), SB_EINVAL);
+    assert_string_equal(err.field, "password");
+    assert_int_equal(auth_password_policy("twelve chars", &err), 0);
+    char hash[AUTH_HASH_MAX];
+    assert_int_equal(auth_password_hash("correct horse battery", hash, &err), 0);
+    assert_memory_equal(hash, "$argon2id$", 10);
+    assert_int_equal(crypto_pwhash_str_verify(hash, "correct horse battery", 21), 0);
+}
+
+static void test_tokens(void **state)
+{
+    (void)state;
+    char a[80], b[80], ha[65], hb[65], again[65];
+    auth_token_new("sbx_", a, sizeof a, ha);
+    auth_token_new("sbx_", b, sizeof b, hb);
+    assert_int_equal(strlen(a), 4 + 43);
+    assert_memory_equal(a, "sbx_", 4);
+    assert_string_not_equal(a, b);
+    auth_token_sha256(a, again);
+    assert_string_equal(ha, again);
+}
+
+static void test_checkpoint_message(void **state)
+{
+    (void)state;
+    uint8_t h[32];
+    memset(h, 0xab, sizeof h);
+    struct buf b;
+    buf_init(&b, 512);
+    auth_checkpoint_message(42, h, "2026-11-22T03:01:54.123456Z", &b);
+    assert_string_equal(b.data, "serverbox-checkpoint-v1\n42\n"
+                                "abababababababababababababababababababababababababababababababab\n"
+                                "2026-11-22T03:01:54.123456Z\n");
+    buf_release(&b);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_route_check),
+        cmocka_unit_test(test_names_and_passwords),
+        cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_checkpoint_message),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
