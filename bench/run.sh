@@ -6,13 +6,11 @@ cd "$(dirname "$0")/.."
 RUN_DIR=$(mktemp -d /tmp/serverbox-bench.XXXXXX)
 chmod 755 "$RUN_DIR"
 cleanup() {
-    scripts/services.sh stop-redis "$RUN_DIR/services" || true
-    scripts/services.sh stop-pg "$RUN_DIR/services" || true
+    scripts/services.sh stop-all "$RUN_DIR/services" || true
     rm -rf "$RUN_DIR"
 }
 trap cleanup EXIT
-eval "$(scripts/services.sh start-pg "$RUN_DIR/services")"
-eval "$(scripts/services.sh start-redis "$RUN_DIR/services")"
+eval "$(scripts/services.sh start-all "$RUN_DIR/services")"
 export BENCH_RUN_DIR="$RUN_DIR" SERVERBOX_PG_SOCKET SERVERBOX_PG_PORT SERVERBOX_REDIS_URL
 export BENCH_DATABASE_URL="$SERVERBOX_DATABASE_URL" BENCH_MIGRATE_DATABASE_URL="$SERVERBOX_MIGRATE_DATABASE_URL"
 unset SERVERBOX_DATABASE_URL SERVERBOX_MIGRATE_DATABASE_URL SERVERBOX_REDIS_URL

@@ -27,7 +27,7 @@ case $rc in
      password  $password
 
    This password is shown only now. Change it after logging in:
-   PATCH /api/v1/users/{id} {"password": "..."}
+   POST /api/v1/auth/password {"current_password","new_password"}
   ================================================================
 
 BANNER

@@ -7,6 +7,7 @@
 #   scripts/services.sh stop-pg DIR
 #   scripts/services.sh start-redis DIR  prints SERVERBOX_REDIS_URL=…
 #   scripts/services.sh stop-redis DIR
+#   scripts/services.sh start-all DIR / stop-all DIR   both of the above
 #   scripts/services.sh free-port
 set -euo pipefail
 
@@ -92,10 +93,12 @@ stop_redis() {
 }
 
 case "${1:-}" in
+start-all) start_pg "$2"; start_redis "$2" ;;
+stop-all) stop_redis "$2"; stop_pg "$2" ;;
 start-pg) start_pg "$2" ;;
 stop-pg) stop_pg "$2" ;;
 start-redis) start_redis "$2" ;;
 stop-redis) stop_redis "$2" ;;
 free-port) free_port ;;
-*) echo "usage: $0 start-pg|stop-pg|start-redis|stop-redis DIR | free-port" >&2; exit 2 ;;
+*) echo "usage: $0 start-all|stop-all|start-pg|stop-pg|start-redis|stop-redis DIR | free-port" >&2; exit 2 ;;
 esac

@@ -8,14 +8,12 @@ cd "$(dirname "$0")/.."
 RUN_DIR=$(mktemp -d /tmp/serverbox-test.XXXXXX)
 chmod 755 "$RUN_DIR"
 cleanup() {
-    scripts/services.sh stop-redis "$RUN_DIR/services" || true
-    scripts/services.sh stop-pg "$RUN_DIR/services" || true
+    scripts/services.sh stop-all "$RUN_DIR/services" || true
     if [ -z "${KEEP_TEST_DIR:-}" ]; then rm -rf "$RUN_DIR"; fi
 }
 trap cleanup EXIT
 
-eval "$(scripts/services.sh start-pg "$RUN_DIR/services")"
-eval "$(scripts/services.sh start-redis "$RUN_DIR/services")"
+eval "$(scripts/services.sh start-all "$RUN_DIR/services")"
 export SBX_TEST_RUN_DIR="$RUN_DIR"
 export SBX_TEST_PG_DIR="$SERVERBOX_PG_DIR" SBX_TEST_PG_SOCKET="$SERVERBOX_PG_SOCKET" SBX_TEST_PG_PORT="$SERVERBOX_PG_PORT"
 export SBX_TEST_REDIS_URL="$SERVERBOX_REDIS_URL"

@@ -13,7 +13,8 @@ const secrets = []; // every password and token this file sees; none may leak
 
 before(async () => {
   db = createDatabase('auth');
-  core = await startCore({ db, env: { SERVERBOX_TRUSTED_PROXY: 'loopback' } });
+  // With the run's Redis, so the shared credential cache is exercised too.
+  core = await startCore({ db, redisUrl: process.env.SBX_TEST_REDIS_URL, env: { SERVERBOX_TRUSTED_PROXY: 'loopback' } });
   admin = createUser(db, { username: 'root-admin', role: 'admin' });
   secrets.push(admin.password);
   adminSession = await login(core, admin);
@@ -256,4 +257,84 @@ test('first-admin.sh creates an admin once, prints the credentials, and then sta
     const r = await c2.request('POST', '/api/v1/auth/login', { json: { username: 'admin', password } });
     assert.equal(r.status, 200, r.text);
   } finally { await c2.stop(); }
+});
+
+test('sessions end after the idle timeout and at their absolute lifetime', async () => {
+  const d = createDatabase('idle');
+  const u = createUser(d, { role: 'viewer' });
+  const idle = await startCore({ db: d, redisUrl: process.env.SBX_TEST_REDIS_URL, env: { SERVERBOX_SESSION_IDLE_TIMEOUT: '2', SERVERBOX_SESSION_MAX_AGE: '6' } });
+  try {
+    // Used every 0.5 s, a session outlives the idle timeout...
+    const busy = await login(idle, u);
+    for (let i = 0; i < 8; i++) {
+      assert.equal((await idle.request('GET', '/api/v1/me', { token: busy.token })).status, 200, `use ${i}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    // ...an unused one does not.
+    const lazy = await login(idle, u);
+    await new Promise((r) => setTimeout(r, 3500));
+    assert.equal((await idle.request('GET', '/api/v1/me', { token: lazy.token })).status, 401);
+    // And nothing outlives the absolute lifetime.
+    for (let i = 0; i < 6; i++) {
+      await idle.request('GET', '/api/v1/me', { token: busy.token });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal((await idle.request('GET', '/api/v1/me', { token: busy.token })).status, 401);
+  } finally { await idle.stop(); }
+});
+
+test('rebuild-projections reproduces the users table', () => {
+  const dump = () => db.sql("SELECT json_agg(u ORDER BY id)::text FROM (SELECT id, username, role, disabled, node_labels, created_at, updated_at FROM users) u");
+  const before = dump();
+  runCore(['rebuild-projections'], { SERVERBOX_DATABASE_URL: db.ownerUrl });
+  assert.equal(dump(), before);
+  // Credentials are not projections: still there, logins still work.
+  assert.ok(Number(db.sql('SELECT count(*) FROM user_credentials')) >= 2);
+});
+
+test('a user changes their own password; their other sessions end, this one stays', async () => {
+  const u = createUser(db, { role: 'viewer' });
+  secrets.push(u.password);
+  const a = await login(core, u);
+  const b = await login(core, u);
+  secrets.push(a.token, b.token);
+  let r = await core.request('POST', '/api/v1/auth/password', { token: a.token, json: { current_password: 'not-the-password', new_password: 'brand-new-password-1' } });
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.body.error.field, 'current_password');
+  r = await core.request('POST', '/api/v1/auth/password', { token: a.token, json: { current_password: u.password, new_password: 'short' } });
+  assert.equal(r.body.error.field, 'new_password');
+  const fresh = 'brand-new-password-1';
+  secrets.push(fresh);
+  r = await core.request('POST', '/api/v1/auth/password', { token: a.token, json: { current_password: u.password, new_password: fresh } });
+  assert.equal(r.status, 204, r.text);
+  assert.equal((await core.request('GET', '/api/v1/me', { token: a.token })).status, 200);
+  assert.equal((await core.request('GET', '/api/v1/me', { token: b.token })).status, 401);
+  assert.equal((await core.request('POST', '/api/v1/auth/login', { json: { username: u.username, password: u.password } })).status, 401);
+  await login(core, { username: u.username, password: fresh });
+  // An API token cannot change its owner's password.
+  const t = await apiToken(core, adminSession.token, { name: 'pw' });
+  secrets.push(t.token);
+  r = await core.request('POST', '/api/v1/auth/password', { token: t.token, json: { current_password: admin.password, new_password: 'whatever-long-pass' } });
+  assert.equal(r.status, 400);
+  assert.equal(r.body.error.code, 'session_required');
+});
+
+test('node label scope: a user limited by labels passes it to /me and to the tokens they make', async () => {
+  const pw = 'scoped-user-password';
+  secrets.push(pw);
+  let r = await asAdmin('POST', '/api/v1/users', { json: { username: 'scoped', password: pw, role: 'operator', node_labels: { env: 'staging' } } });
+  assert.equal(r.status, 201, r.text);
+  assert.deepEqual(r.body.node_labels, { env: 'staging' });
+  const s = await login(core, { username: 'scoped', password: pw });
+  secrets.push(s.token);
+  const me = await core.request('GET', '/api/v1/me', { token: s.token });
+  assert.deepEqual(me.body.node_labels, { env: 'staging' });
+  const t = await apiToken(core, s.token, { name: 'scoped-ci' });
+  secrets.push(t.token);
+  assert.deepEqual((await core.request('GET', '/api/v1/me', { token: t.token })).body.node_labels, { env: 'staging' });
+  r = await core.request('POST', '/api/v1/tokens', { token: s.token, json: { name: 'wider', node_labels: { env: 'production' } } });
+  assert.equal(r.status, 422);
+  assert.equal(r.body.error.field, 'node_labels');
+  r = await asAdmin('POST', '/api/v1/users', { json: { username: 'badlabels', password: pw, role: 'viewer', node_labels: { env: 5 } } });
+  assert.equal(r.body.error.field, 'node_labels');
 });

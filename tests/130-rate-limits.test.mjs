@@ -72,6 +72,31 @@ test('requests per credential are limited (token-rate-limit)', async () => {
   assert.ok(statuses.includes(200));
 });
 
+test('two daemons share the login counters through Redis, and a revocation on one reaches the other', async () => {
+  const other = await startCore({ db, redisUrl, env: { SERVERBOX_TRUSTED_PROXY: 'loopback' } });
+  try {
+    const statuses = [];
+    for (let i = 0; i < 11; i++) {
+      const c = i % 2 ? other : core;
+      const r = await c.request('POST', '/api/v1/auth/login', { json: { username: 'nobody-shared', password: 'wrong-password-x' }, headers: { 'X-Forwarded-For': '198.51.100.50' } });
+      statuses.push(r.status);
+    }
+    assert.deepEqual(statuses, [...Array(10).fill(401), 429]);
+    const admin = await login(core, createUser(db, { role: 'admin' }));
+    const t = await apiToken(core, admin.token, { name: 'shared' });
+    assert.equal((await other.request('GET', '/api/v1/me', { token: t.token })).status, 200);
+    assert.equal((await core.request('DELETE', `/api/v1/tokens/${t.id}`, { token: admin.token })).status, 204);
+    // The other daemon may serve its in-memory copy for a few seconds at most.
+    let status;
+    for (let i = 0; i < 50; i++) {
+      status = (await other.request('GET', '/api/v1/me', { token: t.token })).status;
+      if (status === 401) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(status, 401);
+  } finally { await other.stop(); }
+});
+
 test('with Redis stopped the limit still holds and the daemon stays healthy', async () => {
   const u = createUser(db, { role: 'operator' });
   const s = await login(core, u);
@@ -84,7 +109,7 @@ test('with Redis stopped the limit still holds and the daemon stays healthy', as
   }
   assert.equal(ready.status, 200);
   assert.equal(ready.body.dependencies.redis.state, 'degraded');
-  const st = await badLogins('192.0.2.77', 12);
+  const st = await badLogins('192.0.2.77', 12, 'nobody-while-down');
   assert.deepEqual(st, [...Array(10).fill(401), 429, 429]);
   // Everything else works: sessions, new logins, writes.
   assert.equal((await core.request('GET', '/api/v1/me', { token: s.token })).status, 200);

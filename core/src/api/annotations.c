@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MESSAGE_MAX   2000
-#define LABELS_MAX    16
+#define MESSAGE_MAX 2000
+#define LABELS_MAX 16
 #define LABEL_LEN_MAX 100
 
 static int check_labels(json_t *labels, struct sb_err *err)
@@ -24,13 +24,11 @@ static int check_labels(json_t *labels, struct sb_err *err)
         return sb_field_error(err, "labels", "at most %d labels", LABELS_MAX);
     const char *k;
     json_t *v;
-    json_object_foreach(labels, k, v)
-    {
+    json_object_foreach(labels, k, v) {
         if (!json_is_string(v))
             return sb_field_error(err, "labels", "label values must be strings");
         if (strlen(k) == 0 || strlen(k) > LABEL_LEN_MAX || json_string_length(v) > LABEL_LEN_MAX)
-            return sb_field_error(err, "labels", "label keys and values are 1 to %d characters",
-                                  LABEL_LEN_MAX);
+            return sb_field_error(err, "labels", "label keys and values are 1 to %d characters", LABEL_LEN_MAX);
     }
     return 0;
 }
@@ -64,8 +62,7 @@ void api_annotation_create(struct http_request *req)
     json_t *data = json_pack("{s:s, s:O}", "id", id, "message", message);
     if (labels)
         json_object_set(data, "labels", labels);
-    struct event_new ev = {
-        .stream = stream, .type = "annotation.created", .data = data, .outcome = "success"};
+    struct event_new ev = {.stream = stream, .type = "annotation.created", .data = data, .outcome = "success"};
     api_actor(req, &ev.actor);
     int64_t seq = 0;
     struct app *app = req->app;

@@ -29,8 +29,7 @@ bool api_node_visible(const struct http_request *req, json_t *node_labels)
         return true;
     const char *key;
     json_t *want;
-    json_object_foreach(c->node_labels, key, want)
-    {
+    json_object_foreach(c->node_labels, key, want) {
         json_t *have = json_object_get(node_labels, key);
         if (!json_is_string(have) || !json_equal(have, want))
             return false;

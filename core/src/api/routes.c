@@ -13,6 +13,7 @@ void api_annotation_create(struct http_request *req);
 void api_login(struct http_request *req);
 void api_logout(struct http_request *req);
 void api_me(struct http_request *req);
+void api_password_change(struct http_request *req);
 void api_guest_landing(struct http_request *req);
 void api_dashboard(struct http_request *req);
 void api_users_list(struct http_request *req);
@@ -33,14 +34,15 @@ const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
     {"GET", "/health/ready", api_health_ready, HTTP_ROUTE_INLINE, "public",
      "database reachable and migrated; names each dependency's state"},
-    {"GET", "/api/v1/openapi.json", api_openapi, HTTP_ROUTE_INLINE, "public",
-     "this API's OpenAPI description"},
+    {"GET", "/api/v1/openapi.json", api_openapi, HTTP_ROUTE_INLINE, "public", "this API's OpenAPI description"},
     {"GET", "/metrics", api_metrics, HTTP_ROUTE_INLINE, "public", "Prometheus text metrics"},
     {"POST", "/api/v1/annotations", api_annotation_create, HTTP_ROUTE_BODY, "annotations:create",
      "write a marker (deploy started, maintenance) into the audit log"},
     {"POST", "/api/v1/auth/login", api_login, HTTP_ROUTE_BODY, "public",
      "exchange a username and password for a session token and cookie"},
     {"POST", "/api/v1/auth/logout", api_logout, 0, "authenticated", "end the current session"},
+    {"POST", "/api/v1/auth/password", api_password_change, HTTP_ROUTE_BODY, "authenticated",
+     "change your own password (ends your other sessions)"},
     {"GET", "/api/v1/me", api_me, HTTP_ROUTE_INLINE_IF_ADMITTED, "authenticated",
      "who the caller is and what they may do"},
     {"GET", "/g/{token}", api_guest_landing, HTTP_ROUTE_SECRET_PATH, "public",

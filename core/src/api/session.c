@@ -175,7 +175,33 @@ static json_t *caller_json(const struct api_caller *c)
 
 void api_me(struct http_request *req)
 {
-    http_reply_json(req, 200, caller_json(req->user));
+    /* Answered on the MHD thread for cached bearer tokens: the permission
+     * list is precomputed text, spliced into the rest of the object. */
+    const struct api_caller *c = req->user;
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s}", "kind", c->kind, "id", c->id, "name", c->name, "role", c->role);
+    if (c->user_id[0])
+        json_object_set_new(o, "user_id", json_string(c->user_id));
+    if (c->node_labels)
+        json_object_set(o, "node_labels", c->node_labels);
+    if (c->expires_us) {
+        char t[40];
+        time_format_rfc3339(c->expires_us, t, sizeof t);
+        json_object_set_new(o, "expires_at", json_string(t));
+    }
+    char *head = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!head) {
+        http_reply_error(req, 500, "internal", "cannot encode the caller");
+        return;
+    }
+    struct buf b;
+    buf_init(&b, 1 << 16);
+    buf_append(&b, head, strlen(head) - 1); /* without the closing brace */
+    buf_printf(&b, ",\"permissions\":%s}", auth_permissions_json(c->role, c->scopes));
+    free(head);
+    http_reply_text(req, 200, "application/json", b.data, b.len);
+    buf_release(&b);
 }
 
 /* GET /g/{token}: what a guest link grants. The path holds the secret, so
@@ -222,4 +248,86 @@ void api_guest_landing(struct http_request *req)
     json_object_set_new(o, "scopes", scopes);
     json_object_set_new(o, "usage", json_string("send this link's token as 'Authorization: Bearer <token>'"));
     http_reply_json(req, 200, o);
+}
+
+/* POST /api/v1/auth/password {"current_password","new_password"}: a user
+ * changes their own password (sessions only: a token cannot). The other
+ * sessions of the user end; this one stays. */
+void api_password_change(struct http_request *req)
+{
+    static const char *const allowed[] = {"current_password", "new_password", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    struct app *app = req->app;
+    const struct api_caller *me = req->user;
+    struct sb_err err = {0};
+    if (strcmp(me->kind, "user") != 0) {
+        /* Not a permission matter (the route's permission is held): the
+         * credential is of the wrong kind for this request. */
+        http_reply_error(req, 400, "session_required", "log in as the user to change their password");
+        return;
+    }
+    const char *current = json_string_value(json_object_get(req->json, "current_password"));
+    const char *fresh = json_string_value(json_object_get(req->json, "new_password"));
+    if (!current || !*current) {
+        sb_field_error(&err, "current_password", "current_password is required");
+        api_fail(req, &err);
+        return;
+    }
+    if (auth_password_policy(fresh, &err)) {
+        char msg[sizeof err.msg];
+        sb_strlcpy(msg, err.msg, sizeof msg);
+        sb_field_error(&err, "new_password", "%s", msg);
+        api_fail(req, &err);
+        return;
+    }
+    struct store_user u = {0};
+    char hash[AUTH_HASH_MAX] = "";
+    int rc = store_user_by_name(app->store, me->name, &u, hash, sizeof hash, &err);
+    if (rc) {
+        api_fail(req, &err);
+        return;
+    }
+    bool ok = strcmp(u.id, me->user_id) == 0 && auth_password_verify(app->auth, hash, current);
+    sodium_memzero(hash, sizeof hash);
+    char stream[96];
+    snprintf(stream, sizeof stream, "user/%s", u.id);
+    json_t *data = json_pack("{s:s}", "id", u.id);
+    struct event_new ev = {.stream = stream, .type = "user.password_changed", .data = data};
+    api_actor(req, &ev.actor);
+    if (!ok) {
+        ev.outcome = "failure";
+        store_append(app->store, &ev, NULL, NULL);
+        json_decref(data);
+        store_user_release(&u);
+        sb_field_error(&err, "current_password", "the current password is wrong");
+        api_fail(req, &err);
+        return;
+    }
+    rc = auth_password_hash(fresh, hash, &err);
+    if (rc == 0)
+        rc = store_password_set(app->store, u.id, hash, &err);
+    sodium_memzero(hash, sizeof hash);
+    if (rc == 0) {
+        ev.outcome = "success";
+        rc = store_append(app->store, &ev, NULL, &err);
+    }
+    json_decref(data);
+    if (rc) {
+        store_user_release(&u);
+        api_fail(req, &err);
+        return;
+    }
+    /* End every other session of the user; this one stays. */
+    const char *h = http_header(req, "Authorization");
+    const char *token = h && strncasecmp(h, "Bearer ", 7) == 0 ? h + 7 : http_cookie(req, COOKIE);
+    char keep[65] = "";
+    if (token)
+        auth_token_sha256(token, keep);
+    json_t *hashes = json_array();
+    store_user_revoke_others(app->store, u.id, keep, hashes, NULL);
+    auth_forget(app->auth, hashes);
+    json_decref(hashes);
+    store_user_release(&u);
+    http_reply_json(req, 204, NULL);
 }

@@ -190,8 +190,13 @@ void api_user_update(struct http_request *req)
         if (rc == 0) {
             if (json_is_true(disabled))
                 revoke_user(app, u.id, true);
-            else
-                auth_forget(app->auth, NULL); /* cached callers carry the old role and labels */
+            else {
+                /* Cached callers (here and in Redis) carry the old role and labels. */
+                json_t *hashes = json_array();
+                store_user_credential_hashes(app->store, u.id, hashes, NULL);
+                auth_forget(app->auth, hashes);
+                json_decref(hashes);
+            }
         }
     }
     store_user_release(&u);

@@ -64,6 +64,8 @@ bool auth_role_within(const char *role, const char *ceiling);
 unsigned auth_scope_bit(const char *scope);
 /* The permission strings a role holds, as a JSON array (caller owns). */
 json_t *auth_permissions_of(const char *role, unsigned scopes);
+/* The same as compact JSON text, computed once (static storage). */
+const char *auth_permissions_json(const char *role, unsigned scopes);
 /* Refuses a route table with an unknown permission, or a non-public inline
  * route (the guard would block an epoll thread). */
 int auth_check_routes(const struct http_route *routes, size_t n, struct sb_err *err);

@@ -5,7 +5,7 @@
  * request usually costs one SHA-256 and a mutex), then Redis (shared by the
  * daemons, REDIS_TTL_S), then PostgreSQL. Revocations drop the Redis entry
  * and clear the in-process table, so within one daemon they take effect at
- * once, and across daemons within CACHE_TTL_MS. Expiry is checked from the
+ * once, and across daemons within CACHE_TTL_MS (+ CACHE_GRACE_MS). Expiry is checked from the
  * cached expiry time on every request; idle sessions are judged from the
  * last-seen time, which is written back at most every TOUCH_MS.
  */
@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CACHE_TTL_MS   2000
+#define CACHE_TTL_MS 2000
+/* While one thread re-reads an expired entry, the others keep using it for
+ * up to this long, so 64 connections do not all miss at the same moment. */
+#define CACHE_GRACE_MS 1000
 #define REDIS_TTL_S    30
 #define TOUCH_MS       30000
 #define CACHE_MAX      50000
@@ -235,6 +238,14 @@ static struct api_caller *caller_from(const struct store_credential *c)
     return k;
 }
 
+/* How often use is written back: often enough that an idle timeout never
+ * catches a session in use. */
+static int64_t touch_ms(const struct auth *a)
+{
+    int64_t quarter = a->cfg.session_idle_s * 1000 / 4;
+    return quarter < TOUCH_MS ? (quarter > 0 ? quarter : 1) : TOUCH_MS;
+}
+
 /* Whether a credential is still usable at now_us (expiry and idleness). */
 static bool live(struct auth *a, const struct store_credential *c, int64_t now_us)
 {
@@ -280,7 +291,11 @@ int auth_resolve(struct auth *a, const char *token, struct api_caller **out, cha
     char touch_kind[8] = "", touch_id[37] = "";
     pthread_mutex_lock(&a->cred_lock);
     struct cred_entry *e = cache_find(a, hash);
-    if (e && now_ms - e->cached_ms < CACHE_TTL_MS) {
+    int64_t age = e ? now_ms - e->cached_ms : 0;
+    bool usable = e && (age < CACHE_TTL_MS || (e->refreshing && age < CACHE_TTL_MS + CACHE_GRACE_MS));
+    if (e && !usable)
+        e->refreshing = true; /* this thread refreshes it */
+    if (usable) {
         if (!live(a, &e->cred, now_us)) {
             cache_remove_locked(a, hash);
             pthread_mutex_unlock(&a->cred_lock);
@@ -291,7 +306,7 @@ int auth_resolve(struct auth *a, const char *token, struct api_caller **out, cha
             *rate_limited = !bucket_take(a, e, now_ms);
         if (csrf_sha256)
             sb_strlcpy(csrf_sha256, e->cred.csrf_sha256, 65);
-        if (now_ms - e->touched_ms >= TOUCH_MS) {
+        if (now_ms - e->touched_ms >= touch_ms(a)) {
             e->touched_ms = now_ms;
             e->cred.last_seen_us = now_us;
             touch = true;
@@ -307,8 +322,20 @@ int auth_resolve(struct auth *a, const char *token, struct api_caller **out, cha
 
     struct store_credential c;
     bool from_db = false;
-    if (redis_fetch(a, hash, &c) != 0) {
+    bool cached = redis_fetch(a, hash, &c) == 0;
+    if (cached && !live(a, &c, now_us)) {
+        /* Redis's last-seen time may be older than the database's. */
+        store_credential_release(&c);
+        cached = false;
+    }
+    if (!cached) {
         int rc = store_credential_lookup(a->cfg.store, kind, hash, &c, err);
+        if (rc == SB_EAUTH) {
+            /* Gone (revoked by another daemon, expired): stop the grace. */
+            pthread_mutex_lock(&a->cred_lock);
+            cache_remove_locked(a, hash);
+            pthread_mutex_unlock(&a->cred_lock);
+        }
         if (rc)
             return rc;
         from_db = true;
@@ -319,7 +346,7 @@ int auth_resolve(struct auth *a, const char *token, struct api_caller **out, cha
     }
     /* First use after a while: record it, so idle expiry and last-used
      * times stay current. */
-    if (strcmp(c.kind, "guest") != 0 && (now_us - c.last_seen_us) / 1000 >= TOUCH_MS) {
+    if (strcmp(c.kind, "guest") != 0 && (now_us - c.last_seen_us) / 1000 >= touch_ms(a)) {
         (void)store_credential_touch(a->cfg.store, c.kind, c.id, NULL);
         c.last_seen_us = now_us;
         from_db = true;
@@ -344,9 +371,10 @@ int auth_resolve_cached(struct auth *a, const char *token, struct api_caller **o
     int64_t now_ms = time_mono_ms(), now_us = time_now_us();
     pthread_mutex_lock(&a->cred_lock);
     struct cred_entry *e = cache_find(a, hash);
-    bool ok = e && now_ms - e->cached_ms < CACHE_TTL_MS && live(a, &e->cred, now_us) &&
-              now_ms - e->touched_ms < TOUCH_MS && strcmp(e->cred.kind, "guest") != 0 &&
-              bucket_take(a, e, now_ms);
+    int64_t age = e ? now_ms - e->cached_ms : 0;
+    bool ok = e && (age < CACHE_TTL_MS || (e->refreshing && age < CACHE_TTL_MS + CACHE_GRACE_MS)) &&
+              live(a, &e->cred, now_us) && now_ms - e->touched_ms < touch_ms(a) &&
+              strcmp(e->cred.kind, "guest") != 0 && bucket_take(a, e, now_ms);
     if (ok)
         *out = caller_from(&e->cred);
     pthread_mutex_unlock(&a->cred_lock);

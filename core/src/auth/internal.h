@@ -14,6 +14,7 @@ struct cred_entry {
     char hash[65];
     struct store_credential cred; /* node_labels owned */
     int64_t cached_ms;            /* monotonic */
+    bool refreshing;              /* one thread re-reads it; the others may use it a little longer */
     int64_t touched_ms;           /* last time use was written to the database */
     double bucket;                /* request-rate token bucket */
     int64_t bucket_ms;

@@ -5,6 +5,8 @@
  */
 #include "auth.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { R_ADMIN = 1 << 0, R_OPERATOR = 1 << 1, R_VIEWER = 1 << 2 };
@@ -124,6 +126,36 @@ json_t *auth_permissions_of(const char *role, unsigned scopes)
             auth_allows(role, scopes, perms[i].name))
             json_array_append_new(arr, json_string(perms[i].name));
     return arr;
+}
+
+/* The permission lists as JSON text, per role and guest scope set, built
+ * once: GET /api/v1/me answers on the hot path. */
+#define N_ROLES      4
+#define N_SCOPE_SETS 32
+static char perm_text[N_ROLES][N_SCOPE_SETS][1024];
+static pthread_once_t perm_once = PTHREAD_ONCE_INIT;
+static const char *const role_names[N_ROLES] = {"admin", "operator", "viewer", "guest"};
+
+static void perm_text_build(void)
+{
+    for (int r = 0; r < N_ROLES; r++) {
+        for (unsigned sc = 0; sc < N_SCOPE_SETS; sc++) {
+            json_t *arr = auth_permissions_of(role_names[r], sc);
+            char *t = json_dumps(arr, JSON_COMPACT);
+            sb_strlcpy(perm_text[r][sc], t ? t : "[]", sizeof perm_text[r][sc]);
+            free(t);
+            json_decref(arr);
+        }
+    }
+}
+
+const char *auth_permissions_json(const char *role, unsigned scopes)
+{
+    pthread_once(&perm_once, perm_text_build);
+    for (int r = 0; r < N_ROLES; r++)
+        if (role && strcmp(role, role_names[r]) == 0)
+            return perm_text[r][scopes % N_SCOPE_SETS];
+    return "[]";
 }
 
 int auth_check_routes(const struct http_route *routes, size_t n, struct sb_err *err)

@@ -162,26 +162,16 @@ void http_reply_error(struct http_request *req, int status, const char *code, co
 int http_status_for(int code)
 {
     switch (code) {
-    case SB_EINVAL:
-        return 422;
-    case SB_ENOTFOUND:
-        return 404;
-    case SB_ECONFLICT:
-        return 409;
-    case SB_ETOOLARGE:
-        return 413;
-    case SB_EDENIED:
-        return 403;
-    case SB_EAUTH:
-        return 401;
-    case SB_EUNAVAIL:
-        return 503;
-    case SB_ETIMEOUT:
-        return 503;
-    case SB_EUPSTREAM:
-        return 502;
-    default:
-        return 500;
+    case SB_EINVAL: return 422;
+    case SB_ENOTFOUND: return 404;
+    case SB_ECONFLICT: return 409;
+    case SB_ETOOLARGE: return 413;
+    case SB_EDENIED: return 403;
+    case SB_EAUTH: return 401;
+    case SB_EUNAVAIL: return 503;
+    case SB_ETIMEOUT: return 503;
+    case SB_EUPSTREAM: return 502;
+    default: return 500;
     }
 }
 
@@ -250,8 +240,8 @@ int http_query_int(struct http_request *req, const char *name, long def, long mi
     errno = 0;
     long n = strtol(v, &end, 10);
     if (!*v || *end || errno || n < min || n > max) {
-        http_reply_error(req, 400, "bad_parameter",
-                         "query parameter '%s' must be a whole number from %ld to %ld", name, min, max);
+        http_reply_error(req, 400, "bad_parameter", "query parameter '%s' must be a whole number from %ld to %ld",
+                         name, min, max);
         return -1;
     }
     *out = n;
@@ -377,8 +367,7 @@ static void route_request(struct http_request *req)
         return;
     case HTTP_MATCH_WRONG_METHOD:
         http_add_header(req, "Allow", allow);
-        http_reply_error(req, 405, "method_not_allowed", "%s is not allowed here; use %s", req->method,
-                         allow);
+        http_reply_error(req, 405, "method_not_allowed", "%s is not allowed here; use %s", req->method, allow);
         return;
     case HTTP_MATCH_NONE:
         http_reply_error(req, 404, "not_found", "no such route");
@@ -591,12 +580,12 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
         pthread_create(&s->workers[i], NULL, worker_main, s);
 
     unsigned limit = cfg->connection_limit ? cfg->connection_limit : 4096;
-    s->mhd = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0,
-                              NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-                              MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-                              (unsigned)(cfg->mhd_threads > 0 ? cfg->mhd_threads : 2),
-                              MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
-                              (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+    s->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access,
+        s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)(cfg->mhd_threads > 0 ? cfg->mhd_threads : 2), MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_END);
     if (!s->mhd) {
         sb_error(err, SB_EINTERNAL, "libmicrohttpd failed to start on %s", cfg->listen);
         goto fail;

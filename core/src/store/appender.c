@@ -175,13 +175,19 @@ void store_array_add(struct buf *b, const char *value, bool first)
         buf_puts(b, "NULL");
         return;
     }
-    /* Quoted element: only backslash and double quote need escaping. */
+    /* Quoted element: only backslash and double quote need escaping. This
+     * runs on the appender thread for every byte of every body, so runs
+     * without either are copied at once. */
     buf_putc(b, '"');
+    const char *run = value;
     for (const char *c = value; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            buf_putc(b, '\\');
-        buf_putc(b, *c);
+        if (*c != '"' && *c != '\\')
+            continue;
+        buf_append(b, run, (size_t)(c - run));
+        buf_putc(b, '\\');
+        run = c;
     }
+    buf_puts(b, run);
     buf_putc(b, '"');
 }
 

@@ -282,6 +282,26 @@ int store_user_revoke_all(struct store *st, const char *user_id, bool tokens_too
     return rc;
 }
 
+int store_user_revoke_others(struct store *st, const char *user_id, const char *keep_sha256, json_t *hashes,
+                             struct sb_err *err)
+{
+    static struct store_stmt q =
+        STORE_STMT("UPDATE sessions SET revoked_at = now() WHERE user_id = $1::uuid AND revoked_at IS NULL "
+                   "AND token_sha256 <> decode($2, 'hex') RETURNING encode(token_sha256, 'hex')");
+    const char *p[2] = {user_id, keep_sha256};
+    return revoke(st, &q, 2, p, hashes, false, err);
+}
+
+int store_user_credential_hashes(struct store *st, const char *user_id, json_t *hashes, struct sb_err *err)
+{
+    static struct store_stmt q = STORE_STMT(
+        "SELECT encode(token_sha256, 'hex') FROM sessions WHERE user_id = $1::uuid AND revoked_at IS NULL "
+        "AND expires_at > now() UNION ALL "
+        "SELECT encode(token_sha256, 'hex') FROM api_tokens WHERE user_id = $1::uuid AND revoked_at IS NULL");
+    const char *p[1] = {user_id};
+    return revoke(st, &q, 1, p, hashes, false, err);
+}
+
 int store_token_insert(struct store *st, const char *id, const char *user_id, const char *name,
                        const char *role, json_t *node_labels, const char *token_sha256, int64_t expires_us,
                        struct sb_err *err)

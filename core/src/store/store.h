@@ -40,9 +40,9 @@ struct event_actor {
 };
 
 struct event_new {
-    const char *stream; /* 'node/<uuid>' … */
-    const char *type;   /* 'node.registered' … */
-    json_t *data;       /* borrowed; an object (NULL for {}) */
+    const char *stream;  /* 'node/<uuid>' … */
+    const char *type;    /* 'node.registered' … */
+    json_t *data;        /* borrowed; an object (NULL for {}) */
     struct event_actor actor;
     const char *outcome; /* success | denied | failure */
 };
@@ -71,12 +71,7 @@ void store_get_stats(struct store *st, struct store_stats *out);
 
 /* ---- health ------------------------------------------------------------- */
 
-enum store_schema_state {
-    STORE_SCHEMA_OK,
-    STORE_SCHEMA_UNMIGRATED,
-    STORE_SCHEMA_NEWER,
-    STORE_SCHEMA_CHANGED
-};
+enum store_schema_state { STORE_SCHEMA_OK, STORE_SCHEMA_UNMIGRATED, STORE_SCHEMA_NEWER, STORE_SCHEMA_CHANGED };
 
 /* Connects (from the pool), checks the schema against the migrations built
  * into this binary. SB_EUNAVAIL when the database cannot be reached. */
@@ -159,6 +154,13 @@ int store_session_revoke_hash(struct store *st, const char *token_sha256, char *
 /* Revokes every session (and, with tokens_too, every API token) of a user. */
 int store_user_revoke_all(struct store *st, const char *user_id, bool tokens_too, json_t *hashes,
                           struct sb_err *err);
+
+/* Revokes every session of a user but the one with token hash `keep`. */
+int store_user_revoke_others(struct store *st, const char *user_id, const char *keep_sha256, json_t *hashes,
+                             struct sb_err *err);
+/* The hashes of every live session and token of a user (for cache eviction
+ * after a role or label change). */
+int store_user_credential_hashes(struct store *st, const char *user_id, json_t *hashes, struct sb_err *err);
 
 int store_token_insert(struct store *st, const char *id, const char *user_id, const char *name,
                        const char *role, json_t *node_labels, const char *token_sha256, int64_t expires_us,
