@@ -169,9 +169,12 @@ test('a revoked guest link shows the revoked screen', async () => {
     await row.getByRole('button', { name: 'Revoke' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
     await row.locator('.badge', { hasText: 'revoked' }).waitFor();
+    // The open page notices by itself (it checks every 10 s)…
+    await guest.page.locator('#guest-expired', { hasText: 'no longer valid' }).waitFor({ timeout: 20000 });
+    await screenshot(guest.page, '610-guest-revoked');
+    // …and a reload gets the same screen from the core's 401.
     await guest.page.reload();
     await guest.page.locator('#guest-expired', { hasText: 'no longer valid' }).waitFor();
-    await screenshot(guest.page, '610-guest-revoked');
   } finally {
     await guest.close();
   }

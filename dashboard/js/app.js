@@ -113,6 +113,8 @@ const GUEST_PAGES = [
   { path: '/audit', label: 'Audit', scope: 'view:audit', mod: audit },
 ];
 
+const REVOKE_CHECK_S = 10;
+
 function expiredScreen(reason) {
   stopLive();
   clearInterval(countdownTimer);
@@ -152,9 +154,13 @@ async function guestRoute(path) {
     const el = document.getElementById('guest-countdown');
     if (el) el.textContent = `Expires in ${fmtDuration(left)}`;
   };
+  // A revoked link shows as such within REVOKE_CHECK_S even on an idle page:
+  // the check's 401 goes to the unauthorized handler.
+  let ticks = 0;
+  const check = () => { if (++ticks % REVOKE_CHECK_S === 0) api('GET', '/api/v1/me').catch(() => {}); };
   clearInterval(countdownTimer);
   tick();
-  countdownTimer = setInterval(tick, 1000);
+  countdownTimer = setInterval(() => { tick(); check(); }, 1000);
   // EventSource cannot send the link's bearer token: guests poll.
   startLive({ enabled: false });
   cleanup = page.mod.render(main, { ...ctx, readOnly: true }) || null;

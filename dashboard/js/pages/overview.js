@@ -16,7 +16,7 @@ function stat(id, label) {
 function eventRow(e) {
   return h('tr', { dataset: { seq: e.seq } },
     h('td', { class: 'num' }, e.seq),
-    h('td', { class: 'nowrap' }, fmtTime(e.occurred_at)),
+    h('td', { class: 'nowrap hide-sm' }, fmtTime(e.occurred_at)),
     h('td', {}, h('code', {}, e.type)),
     h('td', {}, e.actor?.name || e.actor?.kind || '—'),
     h('td', {}, outcomeBadge(e.outcome)));
@@ -38,7 +38,7 @@ export function render(root, ctx) {
       h('div', { class: 'row between' }, h('h2', {}, 'Recent events'), h('a', { href: '/audit', 'data-nav': '', class: 'link' }, 'Open the audit log →')),
       h('div', { class: 'table-wrap fixed-rows' },
         h('table', { class: 'table' },
-          h('thead', {}, h('tr', {}, h('th', { class: 'num' }, 'Seq'), h('th', {}, 'When'), h('th', {}, 'Type'), h('th', {}, 'Actor'), h('th', {}, 'Outcome'))),
+          h('thead', {}, h('tr', {}, h('th', { class: 'num' }, 'Seq'), h('th', { class: 'hide-sm' }, 'When'), h('th', {}, 'Type'), h('th', {}, 'Actor'), h('th', {}, 'Outcome'))),
           tbody))));
 
   let seen = 0;
