@@ -121,8 +121,14 @@ test('no path leaves the directory: dot segments, encodings, backslashes, symlin
   assert.equal((await core.request('GET', '/health/live')).status, 200);
 });
 
-test('other methods on dashboard paths are refused', async () => {
-  const r = await core.request('POST', '/overview', { body: 'x' });
+test('the catch-all never turns an unknown route into a 405', async () => {
+  for (const [m, p] of [['POST', '/api/v1/nope'], ['DELETE', '/api/v1/nope/1'], ['POST', '/overview']]) {
+    const r = await core.request(m, p, { body: 'x' });
+    assert.equal(r.status, 404, `${m} ${p}`);
+    assert.equal(r.body.error.code, 'not_found');
+  }
+  // Real routes still answer 405 with their methods.
+  const r = await core.request('DELETE', '/health/live');
   assert.equal(r.status, 405);
   assert.equal(r.headers.get('allow'), 'GET');
 });

@@ -119,7 +119,7 @@ test('a guest link: scoped pages only, read-only, counting down, then the expire
   const { page } = br;
   await page.getByRole('link', { name: 'Guest links' }).click();
   await page.waitForURL('**/guest-links');
-  await page.locator('#g-ttl-custom').fill('12');
+  await page.locator('#g-ttl-custom').fill('20');
   await page.locator('#g-note').fill('external auditor');
   await page.getByRole('button', { name: 'Create link' }).click();
   const url = await page.locator('#guest-link-url').textContent();
@@ -130,7 +130,7 @@ test('a guest link: scoped pages only, read-only, counting down, then the expire
   try {
     const g = guest.page;
     await g.goto(url);
-    await g.locator('#guest-countdown', { hasText: /Expires in \d+s/ }).waitFor();
+    await g.locator('#guest-countdown', { hasText: /Expires in (\d+m )?\d+s/ }).waitFor();
     const nav = await g.getByRole('navigation').getByRole('link').allTextContents();
     assert.deepEqual(nav, ['Overview', 'Audit']);
     await g.locator('#guest-scopes', { hasText: 'Audit log' }).waitFor();
@@ -145,7 +145,7 @@ test('a guest link: scoped pages only, read-only, counting down, then the expire
     const token = await adminApiToken();
     const a = await core.request('GET', '/api/v1/audit?type=guest.request&limit=1000', { token });
     assert.ok(a.body.events.length > 0);
-    await g.locator('#guest-expired', { hasText: 'This link has expired' }).waitFor({ timeout: 20000 });
+    await g.locator('#guest-expired', { hasText: 'This link has expired' }).waitFor({ timeout: 30000 });
     await screenshot(g, '610-guest-expired');
     // A reload after expiry gets the same clear screen from the core's 401.
     await g.reload();

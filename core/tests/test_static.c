@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "http/http.h"
 #include "static/static.h"
 #include "util/util.h"
 
@@ -84,12 +85,50 @@ static void test_find(void **state)
     rmdir(dir);
 }
 
+static void dummy(struct http_request *req)
+{
+    (void)req;
+}
+
+/* The dashboard's catch-all matches GETs only and never produces a 405. */
+static void test_catch_all_route(void **state)
+{
+    (void)state;
+    static const struct http_route routes[] = {
+        {"GET", "/health/live", dummy, 0, "public", ""},
+        {"GET", "/", dummy, 0, "public", ""},
+        {"GET", "/{*path}", dummy, 0, "public", ""},
+    };
+    const struct http_route *r = NULL;
+    const char *names[HTTP_MAX_PARAMS];
+    char *values[HTTP_MAX_PARAMS];
+    size_t n = 0;
+    char allow[64];
+    char p1[] = "/nodes/abc";
+    assert_int_equal(http_route_match(routes, 3, "GET", p1, &r, names, values, &n, allow, sizeof allow),
+                     HTTP_MATCH_OK);
+    assert_ptr_equal(r, &routes[2]);
+    assert_string_equal(values[0], "nodes/abc");
+    char p2[] = "/api/v1/nope";
+    assert_int_equal(http_route_match(routes, 3, "POST", p2, &r, names, values, &n, allow, sizeof allow),
+                     HTTP_MATCH_NONE);
+    char p3[] = "/health/live";
+    assert_int_equal(http_route_match(routes, 3, "DELETE", p3, &r, names, values, &n, allow, sizeof allow),
+                     HTTP_MATCH_WRONG_METHOD);
+    assert_string_equal(allow, "GET");
+    char p4[] = "/";
+    assert_int_equal(http_route_match(routes, 3, "GET", p4, &r, names, values, &n, allow, sizeof allow),
+                     HTTP_MATCH_OK);
+    assert_ptr_equal(r, &routes[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_content_types),
         cmocka_unit_test(test_hashed_names),
         cmocka_unit_test(test_find),
+        cmocka_unit_test(test_catch_all_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -131,7 +131,11 @@ async function guestRoute(path) {
   const sub = m[2] || '';
   const base = `/g/${token}`;
   useGuestToken(token);
-  setUnauthorizedHandler(() => expiredScreen('revoked'));
+  // The core's 401 does not say why; a link this close to its end expired.
+  setUnauthorizedHandler(() => {
+    const g = ctx?.guest?.token === token ? ctx.guest : null;
+    expiredScreen(g && g.expiresAt - Date.now() < 5000 ? 'expired' : 'revoked');
+  });
   if (!ctx || ctx.guest?.token !== token) {
     try {
       const grant = await api('GET', `/g/${encodeURIComponent(token)}`);

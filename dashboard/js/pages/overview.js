@@ -97,9 +97,12 @@ export function render(root, ctx) {
   refreshHealth();
   refreshEvents();
   const off = onEvent((e) => { if (canAudit) addEvents([e]); });
+  // Live: events arrive over SSE and a slow poll is only a safety net (for
+  // event types the stream subscription does not name). Otherwise poll.
+  let n = 0;
   const timer = setInterval(() => {
     refreshHealth();
-    if (liveState() !== 'live') refreshEvents();
+    if (liveState() !== 'live' || ++n % 6 === 0) refreshEvents();
   }, 5000);
   return () => { clearInterval(timer); off(); };
 }
