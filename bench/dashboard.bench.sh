@@ -18,7 +18,7 @@ trap cleanup EXIT
 eval "$(scripts/services.sh start-pg "$DIR/services")"
 export SERVERBOX_DATABASE_URL SERVERBOX_MIGRATE_DATABASE_URL
 unset SERVERBOX_REDIS_URL
-build/serverbox-core migrate >/dev/null
+build/serverbox-core migrate >/dev/null 2>&1
 PORT=$(scripts/services.sh free-port)
 SERVERBOX_LISTEN=127.0.0.1:$PORT SERVERBOX_DATA_DIR=$DIR/data SERVERBOX_LOG_LEVEL=warn \
     SERVERBOX_DASHBOARD_DIR=$PWD/dashboard build/serverbox-core serve >"$DIR/core.log" 2>&1 &
