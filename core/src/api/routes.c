@@ -10,15 +10,43 @@ void api_health_ready(struct http_request *req);
 void api_openapi(struct http_request *req);
 void api_metrics(struct http_request *req);
 void api_annotation_create(struct http_request *req);
+void api_containers_list(struct http_request *req);
+void api_node_containers_list(struct http_request *req);
+void api_container_create(struct http_request *req);
+void api_container_inspect(struct http_request *req);
+void api_container_action(struct http_request *req);
+void api_container_remove(struct http_request *req);
+void api_container_exec(struct http_request *req);
+void api_container_stats(struct http_request *req);
+void api_container_logs(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
     {"GET", "/health/ready", api_health_ready, HTTP_ROUTE_INLINE, "public",
      "database reachable and migrated; names each dependency's state"},
-    {"GET", "/api/v1/openapi.json", api_openapi, HTTP_ROUTE_INLINE, "public", "this API's OpenAPI description"},
+    {"GET", "/api/v1/openapi.json", api_openapi, HTTP_ROUTE_INLINE, "public",
+     "this API's OpenAPI description"},
     {"GET", "/metrics", api_metrics, HTTP_ROUTE_INLINE, "public", "Prometheus text metrics"},
     {"POST", "/api/v1/annotations", api_annotation_create, HTTP_ROUTE_BODY, "annotations:create",
      "write a marker (deploy started, maintenance) into the audit log"},
+    {"GET", "/api/v1/containers", api_containers_list, 0, "containers:read",
+     "containers of every node, with node id and name (?node= &state= &label= &name=)"},
+    {"GET", "/api/v1/nodes/{id}/containers", api_node_containers_list, 0, "containers:read",
+     "the containers of one node"},
+    {"POST", "/api/v1/nodes/{id}/containers", api_container_create, HTTP_ROUTE_BODY, "containers:operate",
+     "create and start a container from an image"},
+    {"GET", "/api/v1/nodes/{id}/containers/{cid}", api_container_inspect, 0, "containers:read",
+     "inspect a container"},
+    {"DELETE", "/api/v1/nodes/{id}/containers/{cid}", api_container_remove, 0, "containers:delete",
+     "remove a container (?force= &volumes=)"},
+    {"POST", "/api/v1/nodes/{id}/containers/{cid}/exec", api_container_exec, HTTP_ROUTE_BODY,
+     "containers:operate", "run a command in a running container; stdout, stderr and exit code"},
+    {"GET", "/api/v1/nodes/{id}/containers/{cid}/stats", api_container_stats, 0, "containers:read",
+     "one sample of a container's resource use"},
+    {"GET", "/api/v1/nodes/{id}/containers/{cid}/logs", api_container_logs, 0, "logs:read",
+     "a container's logs as JSON lines, or with follow=1 a Server-Sent Events stream"},
+    {"POST", "/api/v1/nodes/{id}/containers/{cid}/{action}", api_container_action, 0, "containers:operate",
+     "start, stop (?timeout=), restart, kill (?signal=), pause or unpause a container"},
 };
 
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

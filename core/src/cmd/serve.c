@@ -6,6 +6,7 @@
 #include "cmd.h"
 
 #include "../api/api.h"
+#include "../docker/docker.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -79,6 +80,13 @@ int cmd_serve(const struct config *cfg)
         log_warn("database unreachable at start; serving 503 until it returns", "detail=\"%s\"", err.msg);
     }
 
+    struct docker_config dc = {.local_socket = config_get(cfg, "docker-socket"), .store = app.store};
+    app.docker = docker_open(&dc, &err);
+    if (!app.docker) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+
     const char *const *proxies;
     size_t n_proxies = config_get_list(cfg, "trusted-proxy", &proxies);
     struct http_server_config hc = {
@@ -106,7 +114,11 @@ int cmd_serve(const struct config *cfg)
     rc = 0;
     api_health_stop(&app);
 out:
+    /* Streams end first so no connection stays suspended; the engines'
+     * threads stop after the last handler that could use them. */
+    docker_shutdown_streams(app.docker);
     http_server_stop(app.http);
+    docker_close(app.docker);
     redis_close(app.redis);
     store_close(app.store);
     return rc;

@@ -57,11 +57,14 @@ static int project_streams(struct store_tx *tx, const struct store_event *evs, i
     return rc;
 }
 
-const char *const projection_tables[] = {"streams", NULL};
+const char *const projection_tables[] = {"streams", "containers", NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 {
     if (n <= 0)
         return 0;
-    return project_streams(tx, evs, n);
+    int rc = project_streams(tx, evs, n);
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = project_containers(tx, &evs[i]);
+    return rc;
 }

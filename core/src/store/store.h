@@ -95,4 +95,10 @@ int store_verify_chain(const char *database_url, struct store_verify_result *out
 /* Truncates every projection table and replays the log into them. */
 int store_rebuild_projections(const char *database_url, int64_t *replayed, struct sb_err *err);
 
+/* ---- containers (projection of the engines' events) ---------------------- */
+
+/* The containers the projection knows on a node: a new array of
+ * {container_id, state, name} (caller decrefs). */
+int store_containers_of_node(struct store *st, const char *node_id, json_t **rows, struct sb_err *err);
+
 #endif
