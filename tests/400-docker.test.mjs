@@ -144,7 +144,7 @@ test('create, list, logs, exec, stats, stop, start, remove — each checked with
 
   for (const [action, running, paused] of [['start', true, false], ['pause', true, true], ['unpause', true, false],
     ['restart', true, false], ['kill', false, false]]) {
-    const r = await core.request('POST', `/api/v1/nodes/local/containers/web1/${action}`, {});
+    const r = await core.request('POST', `/api/v1/nodes/local/containers/web1/${action}${action === 'restart' ? '?timeout=1' : ''}`, {});
     assert.equal(r.status, 200, `${action}: ${r.text}`);
     const s = inspect('web1').State;
     assert.equal(s.Running, running, action);
@@ -309,6 +309,54 @@ test('a docker stop done outside Serverbox appears as container.died; the projec
   runCore(['rebuild-projections'], { SERVERBOX_DATABASE_URL: db.ownerUrl });
   assert.equal(snap(), beforeRebuild);
   docker('rm', '-f', 'outside1');
+});
+
+test('images, volumes and networks: list, create, remove, prune — checked with the docker CLI', async () => {
+  const imgs = await core.request('GET', '/api/v1/nodes/local/images');
+  assert.equal(imgs.status, 200, imgs.text);
+  assert.ok(imgs.body.images.some((i) => (i.RepoTags || []).includes('local/busybox:1')));
+
+  docker('tag', 'local/busybox:1', 'local/busybox:gone');
+  const rmi = await core.request('DELETE', '/api/v1/nodes/local/images/local/busybox:gone');
+  assert.equal(rmi.status, 200, rmi.text);
+  assert.ok(!docker('images', '--format', '{{.Repository}}:{{.Tag}}').split('\n').includes('local/busybox:gone'));
+  assert.equal((await core.request('DELETE', '/api/v1/nodes/local/images/local/busybox:never')).status, 404);
+  const prune = await core.request('POST', '/api/v1/nodes/local/images/prune', {});
+  assert.equal(prune.status, 200, prune.text);
+  const badPull = await core.request('POST', '/api/v1/nodes/local/images/pull', { json: { image: '../x' } });
+  assert.equal(badPull.status, 422);
+  assert.equal(badPull.body.error.field, 'image');
+
+  const v = await core.request('POST', '/api/v1/nodes/local/volumes', { json: { name: 'vol1', labels: { k: 'v' } } });
+  assert.equal(v.status, 201, v.text);
+  assert.equal(JSON.parse(docker('volume', 'inspect', 'vol1'))[0].Labels.k, 'v');
+  const vl = await core.request('GET', '/api/v1/nodes/local/volumes');
+  assert.ok(vl.body.volumes.some((x) => x.Name === 'vol1'));
+  assert.equal((await core.request('POST', '/api/v1/nodes/local/volumes', { json: { name: '../../etc' } })).status, 422);
+  assert.equal((await core.request('DELETE', '/api/v1/nodes/local/volumes/vol1')).status, 204);
+  assert.ok(!docker('volume', 'ls', '-q').split('\n').includes('vol1'));
+  assert.equal((await core.request('DELETE', '/api/v1/nodes/local/volumes/vol1')).status, 404);
+  docker('volume', 'create', 'orphan');
+  const vp = await core.request('POST', '/api/v1/nodes/local/volumes/prune', {});
+  assert.equal(vp.status, 200, vp.text);
+
+  const n = await core.request('POST', '/api/v1/nodes/local/networks', { json: { name: 'net1', internal: true } });
+  assert.equal(n.status, 201, n.text);
+  assert.equal(JSON.parse(docker('network', 'inspect', 'net1'))[0].Internal, true);
+  const nl = await core.request('GET', '/api/v1/nodes/local/networks');
+  assert.ok(nl.body.networks.some((x) => x.Name === 'net1'));
+  assert.equal((await core.request('POST', '/api/v1/nodes/local/networks', { json: { name: 'net1' } })).status, 409);
+  assert.equal((await core.request('POST', '/api/v1/nodes/local/networks', { json: { name: 'x', driver: 'host;id' } })).status, 422);
+  assert.equal((await core.request('DELETE', '/api/v1/nodes/local/networks/net1')).status, 204);
+  assert.ok(!docker('network', 'ls', '--format', '{{.Name}}').split('\n').includes('net1'));
+  const np = await core.request('POST', '/api/v1/nodes/local/networks/prune', {});
+  assert.equal(np.status, 200, np.text);
+
+  for (const t of ['image.remove_requested', 'image.prune_requested', 'volume.create_requested', 'volume.remove_requested',
+    'volume.prune_requested', 'network.create_requested', 'network.remove_requested', 'network.prune_requested']) {
+    assert.ok(eventsOfType(t).length >= 1, t);
+  }
+  assert.ok(eventsOfType('network.create_requested').some((e) => e.outcome === 'failure'));
 });
 
 test('engine stopped → 503 JSON; requests and the events stream recover when it returns', async () => {

@@ -19,6 +19,18 @@ void api_container_remove(struct http_request *req);
 void api_container_exec(struct http_request *req);
 void api_container_stats(struct http_request *req);
 void api_container_logs(struct http_request *req);
+void api_images_list(struct http_request *req);
+void api_image_pull(struct http_request *req);
+void api_image_remove(struct http_request *req);
+void api_images_prune(struct http_request *req);
+void api_volumes_list(struct http_request *req);
+void api_volume_create(struct http_request *req);
+void api_volume_remove(struct http_request *req);
+void api_volumes_prune(struct http_request *req);
+void api_networks_list(struct http_request *req);
+void api_network_create(struct http_request *req);
+void api_network_remove(struct http_request *req);
+void api_networks_prune(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
@@ -47,6 +59,27 @@ const struct http_route api_routes[] = {
      "a container's logs as JSON lines, or with follow=1 a Server-Sent Events stream"},
     {"POST", "/api/v1/nodes/{id}/containers/{cid}/{action}", api_container_action, 0, "containers:operate",
      "start, stop (?timeout=), restart, kill (?signal=), pause or unpause a container"},
+    {"GET", "/api/v1/nodes/{id}/images", api_images_list, 0, "images:read", "a node's images"},
+    {"POST", "/api/v1/nodes/{id}/images/pull", api_image_pull, HTTP_ROUTE_BODY, "images:pull",
+     "pull an image; the engine's progress as JSON lines"},
+    {"POST", "/api/v1/nodes/{id}/images/prune", api_images_prune, 0, "images:delete",
+     "remove dangling images"},
+    {"DELETE", "/api/v1/nodes/{id}/images/{*ref}", api_image_remove, 0, "images:delete",
+     "remove an image by id or reference (?force=)"},
+    {"GET", "/api/v1/nodes/{id}/volumes", api_volumes_list, 0, "volumes:read", "a node's volumes"},
+    {"POST", "/api/v1/nodes/{id}/volumes", api_volume_create, HTTP_ROUTE_BODY, "volumes:write",
+     "create a volume"},
+    {"POST", "/api/v1/nodes/{id}/volumes/prune", api_volumes_prune, 0, "volumes:delete",
+     "remove unused volumes"},
+    {"DELETE", "/api/v1/nodes/{id}/volumes/{name}", api_volume_remove, 0, "volumes:delete",
+     "remove a volume (?force=)"},
+    {"GET", "/api/v1/nodes/{id}/networks", api_networks_list, 0, "networks:read", "a node's networks"},
+    {"POST", "/api/v1/nodes/{id}/networks", api_network_create, HTTP_ROUTE_BODY, "networks:write",
+     "create a network"},
+    {"POST", "/api/v1/nodes/{id}/networks/prune", api_networks_prune, 0, "networks:delete",
+     "remove unused networks"},
+    {"DELETE", "/api/v1/nodes/{id}/networks/{nid}", api_network_remove, 0, "networks:delete",
+     "remove a network"},
 };
 
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];
