@@ -385,3 +385,17 @@ test('engine stopped → 503 JSON; requests and the events stream recover when i
     { timeout: 15000, what: 'started after reconnect' }).catch((e) => { throw new Error(`${e.message}\n${core.log().slice(-3000)}`); });
   docker('rm', '-f', 'after1');
 });
+
+test('a follow stream still open at shutdown ends with event: end and the daemon exits cleanly', async () => {
+  const c = await core.request('POST', '/api/v1/nodes/local/containers', {
+    json: { name: 'atexit', image: 'local/busybox:1', command: ['sh', '-c', 'while true; do echo t; sleep 0.2; done'] },
+  });
+  assert.equal(c.status, 201, c.text);
+  const s = await openSse('/api/v1/nodes/local/containers/atexit/logs?follow=1');
+  await waitFor(() => s.events.some((e) => e.event === 'log'), { what: 'first line' });
+  await core.stop();
+  await waitFor(() => s.ended(), { what: 'stream closed' });
+  const end = s.events.find((e) => e.event === 'end');
+  assert.equal(end?.data.reason, 'shutdown');
+  docker('rm', '-f', 'atexit');
+});
