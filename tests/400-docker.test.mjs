@@ -327,6 +327,27 @@ test('images, volumes and networks: list, create, remove, prune — checked with
   assert.equal(badPull.status, 422);
   assert.equal(badPull.body.error.field, 'image');
 
+  // pulls: there is no registry here, so a pull from a closed loopback port
+  // fails; the engine's message passes through, as JSON or as the SSE end
+  const pull = await core.request('POST', '/api/v1/nodes/local/images/pull', { json: { image: '127.0.0.1:9/nothing', tag: '1' } });
+  assert.equal(pull.status, 502, pull.text);
+  assert.match(pull.body.error.message, /127\.0\.0\.1:9/);
+  const res = await fetch(`${core.base}/api/v1/nodes/local/images/pull`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' },
+    body: JSON.stringify({ image: '127.0.0.1:9/nothing', tag: '2' }),
+  });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /text\/event-stream/);
+  const sse = await res.text();
+  const end = sse.split('\n\n').find((b) => b.startsWith('event: end'));
+  assert.ok(end, sse);
+  const endData = JSON.parse(end.split('\n').find((l) => l.startsWith('data: ')).slice(6));
+  assert.equal(endData.reason, 'failed');
+  assert.match(endData.message, /127\.0\.0\.1:9/);
+  const pulls = eventsOfType('image.pull_requested');
+  assert.equal(pulls.length, 2);
+  assert.ok(pulls.every((e) => e.outcome === 'failure' && e.data.image.startsWith('127.0.0.1:9/nothing:')));
+
   const v = await core.request('POST', '/api/v1/nodes/local/volumes', { json: { name: 'vol1', labels: { k: 'v' } } });
   assert.equal(v.status, 201, v.text);
   assert.equal(JSON.parse(docker('volume', 'inspect', 'vol1'))[0].Labels.k, 'v');
@@ -380,8 +401,11 @@ test('engine stopped → 503 JSON; requests and the events stream recover when i
     json: { name: 'after1', image: 'local/busybox:1', command: ['sleep', '1000'] },
   });
   assert.equal(c.status, 201, c.text);
-  // the watcher reconnected: the new container's start is recorded
-  await waitFor(() => eventsOfType('container.started').some((e) => e.data.container_id === c.body.id),
+  // the watcher reconnected: the new container's start is recorded, as the
+  // engine's event or, when it started before the stream was back, by the
+  // reconciliation that follows every reconnect
+  await waitFor(() => eventsOfType('container.started').some((e) => e.data.container_id === c.body.id) ||
+    eventsOfType('container.observed').some((e) => e.data.container_id === c.body.id && e.data.state === 'running'),
     { timeout: 15000, what: 'started after reconnect' }).catch((e) => { throw new Error(`${e.message}\n${core.log().slice(-3000)}`); });
   docker('rm', '-f', 'after1');
 });

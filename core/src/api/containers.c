@@ -66,7 +66,7 @@ void api_docker_record(struct http_request *req, const char *kind, const struct 
                        const char *ref, const char *type, json_t *data, const struct sb_err *failure)
 {
     struct app *app = req->app;
-    char stream[256];
+    char stream[400];
     snprintf(stream, sizeof stream, "%s/%s/%s", kind, node->id, ref);
     json_t *d = data ? json_deep_copy(data) : json_object();
     json_object_set_new(d, "node_id", json_string(node->id));

@@ -109,6 +109,66 @@ void api_images_list(struct http_request *req)
     simple_list(req, "/images/json", "images", NULL);
 }
 
+/* What a streamed pull needs to record its event once it has ended, after
+ * the request's own memory is gone: copies of everything. */
+struct pull_record {
+    struct store *store;
+    char stream[400];
+    json_t *data;
+    char kind[16], id[64], name[128], ip[48];
+    bool has_id;
+};
+
+static void pull_done(void *ctx, bool ok, const char *message)
+{
+    struct pull_record *p = ctx;
+    if (!ok) {
+        json_t *m = json_string(message ? message : "pull failed");
+        json_object_set_new(p->data, "error", m ? m : json_string("pull failed"));
+    }
+    struct event_new ev = {
+        .stream = p->stream,
+        .type = "image.pull_requested",
+        .data = p->data,
+        .actor = {.kind = p->kind, .id = p->has_id ? p->id : NULL, .name = p->name, .ip = p->ip},
+        .outcome = ok ? "success" : "failure"};
+    struct sb_err err = {0};
+    int64_t seq;
+    if (store_append(p->store, &ev, &seq, &err))
+        log_warn("action event not recorded", "type=image.pull_requested detail=\"%s\"", err.msg);
+    json_decref(p->data);
+    free(p);
+}
+
+static void pull_streamed(struct http_request *req, const struct api_node *node, const char *path,
+                          const char *ref)
+{
+    struct app *app = req->app;
+    struct pull_record *p = calloc(1, sizeof *p);
+    if (!p) {
+        http_reply_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    struct event_actor a;
+    api_actor(req, &a);
+    p->store = app->store;
+    snprintf(p->stream, sizeof p->stream, "image/%s/%s", node->id, ref);
+    p->data = json_pack("{s:s, s:s}", "image", ref, "node_id", node->id);
+    sb_strlcpy(p->kind, a.kind ? a.kind : "system", sizeof p->kind);
+    p->has_id = a.id != NULL;
+    sb_strlcpy(p->id, a.id ? a.id : "", sizeof p->id);
+    sb_strlcpy(p->name, a.name ? a.name : "", sizeof p->name);
+    sb_strlcpy(p->ip, a.ip ? a.ip : "", sizeof p->ip);
+    struct MHD_Response *resp = NULL;
+    struct sb_err err = {0};
+    if (docker_stream_pull(app->docker, node->socket, path, pull_done, p, req->conn, &resp, &err)) {
+        pull_done(p, false, err.msg);
+        api_fail(req, &err);
+        return;
+    }
+    http_reply_response(req, 200, resp);
+}
+
 void api_image_pull(struct http_request *req)
 {
     static const char *const allowed[] = {"image", "tag", NULL};
@@ -137,11 +197,17 @@ void api_image_pull(struct http_request *req)
     docker_urlencode(image, &path);
     buf_puts(&path, "&tag=");
     docker_urlencode(tag ? tag : "latest", &path);
+    char ref[300];
+    snprintf(ref, sizeof ref, "%s:%s", image, tag ? tag : "latest");
+    const char *accept = http_header(req, "Accept");
+    if (accept && strstr(accept, "text/event-stream")) {
+        pull_streamed(req, &node, path.data, ref);
+        buf_release(&path);
+        return;
+    }
     struct docker_response r;
     int rc = docker_request(node.socket, "POST", path.data, NULL, 600000, &r, &err);
     buf_release(&path);
-    char ref[300];
-    snprintf(ref, sizeof ref, "%s:%s", image, tag ? tag : "latest");
     json_t *data = json_pack("{s:s}", "image", ref);
     if (rc) {
         api_docker_record(req, "image", &node, ref, "image.pull_requested", data, &err);

@@ -154,6 +154,16 @@ void docker_lines_release(struct docker_lines *l);
 int docker_follow_logs(struct docker *d, const char *socket, const char *path, bool tty, bool timestamps,
                        struct MHD_Connection *conn, struct MHD_Response **out, struct sb_err *err);
 
+/* An image pull relayed as SSE: `event: progress` with each of the
+ * engine's progress objects as data, then `event: end` with
+ * {"reason":"done"|"failed"|…, "message":…}. `done` is called exactly once,
+ * from the I/O thread, with the outcome (before `end` is sent), and owns
+ * done_ctx from then on; it is never called when this returns an error. */
+typedef void (*docker_stream_done_fn)(void *ctx, bool ok, const char *message);
+int docker_stream_pull(struct docker *d, const char *socket, const char *path, docker_stream_done_fn done,
+                       void *done_ctx, struct MHD_Connection *conn, struct MHD_Response **out,
+                       struct sb_err *err);
+
 /* ---- engine events ------------------------------------------------------------
  * Translates one engine event (a JSON object from /events) into a domain
  * event type ("container.started"…) and data (new reference), or returns

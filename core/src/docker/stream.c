@@ -40,6 +40,14 @@ struct docker_follow {
     struct MHD_Connection *conn;
     int64_t last_ms;
     struct docker_follow *next;
+
+    /* image pulls: progress lines instead of log frames, and a callback
+     * told the outcome (once) from the I/O thread */
+    bool pull;
+    char failure[256];
+    struct buf errbody;
+    docker_stream_done_fn done_cb;
+    void *done_ctx;
 };
 
 static void follow_unref(struct docker_follow *f)
@@ -53,6 +61,7 @@ static void follow_unref(struct docker_follow *f)
         curl_easy_cleanup(f->easy);
     docker_lines_release(&f->lines);
     buf_release(&f->out);
+    buf_release(&f->errbody);
     pthread_mutex_destroy(&f->lock);
     free(f);
 }
@@ -67,9 +76,28 @@ static bool follow_wake_locked(struct docker_follow *f)
     return true;
 }
 
+static int on_progress(struct docker_follow *f, const char *line, size_t len)
+{
+    json_t *j = json_loadb(line, len, 0, NULL);
+    if (!j)
+        return 0;
+    const char *e = json_string_value(json_object_get(j, "error"));
+    if (e && !f->failure[0])
+        sb_strlcpy(f->failure, e, sizeof f->failure);
+    char *c = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (c) {
+        buf_printf(&f->out, "event: progress\ndata: %s\n\n", c);
+        free(c);
+    }
+    return 0;
+}
+
 static int on_line(void *ctx, int stream, const char *line, size_t len)
 {
     struct docker_follow *f = ctx;
+    if (f->pull)
+        return on_progress(f, line, len);
     json_t *o = json_object();
     json_object_set_new(o, "stream", json_string(stream == DOCKER_STDERR ? "stderr" : "stdout"));
     const char *text = line;
@@ -125,7 +153,11 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
     }
     long status = 0;
     curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (status == 200 && docker_frames_feed(&f->frames, ptr, n)) {
+    if (status != 200) {
+        buf_append(&f->errbody, ptr, n);
+    } else if (f->pull) {
+        docker_lines_feed(&f->lines, DOCKER_STDOUT, ptr, n);
+    } else if (docker_frames_feed(&f->frames, ptr, n)) {
         buf_puts(&f->out, "event: error\ndata: {\"message\":\"the engine sent a malformed log stream\"}\n\n");
         n = 0;
     }
@@ -137,20 +169,43 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-static void follow_end(struct docker_follow *f, const char *why)
+static void follow_end_msg(struct docker_follow *f, const char *why, const char *message)
 {
     bool resume;
     pthread_mutex_lock(&f->lock);
     if (!f->done) {
         docker_lines_flush(&f->lines);
-        if (why)
-            buf_printf(&f->out, "event: end\ndata: {\"reason\":\"%s\"}\n\n", why);
+        json_t *o = json_pack("{s:s}", "reason", why);
+        if (message && *message) {
+            json_t *m = json_string(message);
+            json_object_set_new(o, "message", m ? m : json_string("error"));
+        }
+        char *c = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (c)
+            buf_printf(&f->out, "event: end\ndata: %s\n\n", c);
+        free(c);
         f->done = true;
     }
     resume = follow_wake_locked(f);
     pthread_mutex_unlock(&f->lock);
     if (resume)
         MHD_resume_connection(f->conn);
+}
+
+static void follow_end(struct docker_follow *f, const char *why)
+{
+    follow_end_msg(f, why, NULL);
+}
+
+/* Tells a pull's owner how it ended, once. I/O thread only. */
+static void pull_finished(struct docker_follow *f, bool ok, const char *message)
+{
+    if (!f->done_cb)
+        return;
+    docker_stream_done_fn cb = f->done_cb;
+    f->done_cb = NULL;
+    cb(f->done_ctx, ok, message);
 }
 
 static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
@@ -202,7 +257,8 @@ static void reader_free(void *cls)
     follow_unref(f);
 }
 
-int docker_follow_logs(struct docker *d, const char *socket, const char *path, bool tty, bool timestamps,
+static int stream_open(struct docker *d, const char *socket, const char *method, const char *path, bool pull,
+                       bool tty, bool timestamps, docker_stream_done_fn done, void *done_ctx,
                        struct MHD_Connection *conn, struct MHD_Response **out, struct sb_err *err)
 {
     char prefix[16];
@@ -217,6 +273,10 @@ int docker_follow_logs(struct docker *d, const char *socket, const char *path, b
     f->d = d;
     f->conn = conn;
     f->timestamps = timestamps;
+    f->pull = pull;
+    f->done_cb = done;
+    f->done_ctx = done_ctx;
+    buf_init(&f->errbody, 4096);
     buf_init(&f->out, QUEUE_MAX);
     docker_lines_init(&f->lines, on_line, f);
     docker_frames_init(&f->frames, tty, on_frame_data, f);
@@ -229,6 +289,10 @@ int docker_follow_logs(struct docker *d, const char *socket, const char *path, b
     curl_easy_setopt(f->easy, CURLOPT_URL, url.data);
     curl_easy_setopt(f->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(f->easy, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+    if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(f->easy, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(f->easy, CURLOPT_POSTFIELDSIZE, 0L);
+    }
     curl_easy_setopt(f->easy, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(f->easy, CURLOPT_WRITEDATA, f);
     curl_easy_setopt(f->easy, CURLOPT_PRIVATE, f);
@@ -237,6 +301,7 @@ int docker_follow_logs(struct docker *d, const char *socket, const char *path, b
     *out = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader, f, reader_free);
     if (!*out) {
         f->refs = 1;
+        f->done_cb = NULL; /* the caller still owns done_ctx */
         follow_unref(f);
         return sb_error(err, SB_ENOMEM, "out of memory");
     }
@@ -250,6 +315,7 @@ int docker_follow_logs(struct docker *d, const char *socket, const char *path, b
     pthread_mutex_lock(&d->lock);
     if (d->streams_closed) {
         pthread_mutex_unlock(&d->lock);
+        pull_finished(f, false, "the server is shutting down");
         follow_end(f, "shutdown");
         follow_unref(f);
         return 0;
@@ -261,8 +327,22 @@ int docker_follow_logs(struct docker *d, const char *socket, const char *path, b
     return 0;
 }
 
+int docker_follow_logs(struct docker *d, const char *socket, const char *path, bool tty, bool timestamps,
+                       struct MHD_Connection *conn, struct MHD_Response **out, struct sb_err *err)
+{
+    return stream_open(d, socket, "GET", path, false, tty, timestamps, NULL, NULL, conn, out, err);
+}
+
+int docker_stream_pull(struct docker *d, const char *socket, const char *path, docker_stream_done_fn done,
+                       void *done_ctx, struct MHD_Connection *conn, struct MHD_Response **out,
+                       struct sb_err *err)
+{
+    return stream_open(d, socket, "POST", path, true, false, false, done, done_ctx, conn, out, err);
+}
+
 static void remove_follow(struct docker *d, struct docker_follow *f)
 {
+    pull_finished(f, false, f->client_gone ? "the client went away" : "the server is shutting down");
     if (f->in_multi)
         curl_multi_remove_handle(d->multi, f->easy);
     f->in_multi = false;
@@ -272,6 +352,33 @@ static void remove_follow(struct docker *d, struct docker_follow *f)
     if (*pp)
         *pp = f->next;
     follow_unref(f);
+}
+
+/* A pull has ended: record its outcome (the owner appends its event), then
+ * tell the client, so that `end` arrives after the event is durable. */
+static void end_pull(struct docker_follow *f, CURLcode res, long status)
+{
+    pthread_mutex_lock(&f->lock);
+    docker_lines_flush(&f->lines);
+    char message[256] = "";
+    const char *reason = "done";
+    if (res != CURLE_OK) {
+        reason = f->client_gone ? "client_gone" : "engine_unreachable";
+        snprintf(message, sizeof message, "%s",
+                 f->client_gone ? "the client went away" : curl_easy_strerror(res));
+    } else if (status != 200) {
+        json_t *j = json_loadb(f->errbody.data, f->errbody.len, 0, NULL);
+        const char *m = json_string_value(json_object_get(j, "message"));
+        snprintf(message, sizeof message, "%s", m ? m : "the engine refused the pull");
+        json_decref(j);
+        reason = "failed";
+    } else if (f->failure[0]) {
+        snprintf(message, sizeof message, "%s", f->failure);
+        reason = "failed";
+    }
+    pthread_mutex_unlock(&f->lock);
+    pull_finished(f, strcmp(reason, "done") == 0, message);
+    follow_end_msg(f, reason, message);
 }
 
 static void *io_main(void *arg)
@@ -334,7 +441,9 @@ static void *io_main(void *arg)
             long status = 0;
             curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
             CURLcode res = m->data.result;
-            if (res != CURLE_OK && !f->client_gone)
+            if (f->pull) {
+                end_pull(f, res, status);
+            } else if (res != CURLE_OK && !f->client_gone)
                 follow_end(f, "engine_unreachable");
             else if (status != 200)
                 follow_end(f, "engine_error");
@@ -390,6 +499,7 @@ void docker_streams_stop(struct docker *d)
     while (d->follows_new) {
         struct docker_follow *f = d->follows_new;
         d->follows_new = f->next;
+        pull_finished(f, false, "the server is shutting down");
         follow_end(f, "shutdown");
         follow_unref(f);
     }

@@ -29,6 +29,7 @@ struct docker_watch {
     pthread_t thread;
     CURLM *multi;
     struct buf line;
+    int64_t last_ns; /* timeNano of the last engine event handled */
     struct docker_watch *next;
 };
 
@@ -56,6 +57,15 @@ static void handle_line(struct docker_watch *w, const char *line, size_t len)
     if (!e)
         return;
     atomic_fetch_add(&w->d->engine_events, 1);
+    /* After a reconnect with `since`, the engine repeats what we had. */
+    json_t *tn = json_object_get(e, "timeNano");
+    if (json_is_integer(tn)) {
+        if (json_integer_value(tn) <= w->last_ns) {
+            json_decref(e);
+            return;
+        }
+        w->last_ns = json_integer_value(tn);
+    }
     const char *type;
     json_t *data;
     if (docker_translate_event(w->node_id, e, &type, &data) == 0) {
