@@ -286,6 +286,39 @@ test('follow=1: an SSE client receives lines written after it connected, in orde
   await core.request('DELETE', '/api/v1/nodes/local/containers/follow1?force=1');
 });
 
+test('follow with a slow reader: the engine is paused, not buffered without bound, and no line is lost', async () => {
+  const N = 100000;
+  const c = await core.request('POST', '/api/v1/nodes/local/containers', {
+    json: { name: 'flood', image: 'local/busybox:1', command: ['sh', '-c', `sleep 1; seq 1 ${N}; sleep 1000`] },
+  });
+  assert.equal(c.status, 201, c.text);
+  const res = await fetch(`${core.base}/api/v1/nodes/local/containers/flood/logs?follow=1&tail=0`);
+  const reader = res.body.getReader();
+  const dec = new TextDecoder();
+  let buf = '';
+  let next = 1;
+  const started = Date.now();
+  while (next <= N && Date.now() - started < 60000) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += dec.decode(value, { stream: true });
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const data = block.split('\n').find((l) => l.startsWith('data: '));
+      if (!block.startsWith('event: log') || !data) continue;
+      assert.equal(JSON.parse(data.slice(6)).line, String(next));
+      next++;
+    }
+    // read slowly at first, so the queue fills and the transfer pauses
+    if (next < 20000) await new Promise((r) => setTimeout(r, 5));
+  }
+  assert.equal(next, N + 1);
+  await reader.cancel();
+  await core.request('DELETE', '/api/v1/nodes/local/containers/flood?force=1');
+});
+
 test('a docker stop done outside Serverbox appears as container.died; the projection follows', async () => {
   const c = await core.request('POST', '/api/v1/nodes/local/containers', {
     json: { name: 'outside1', image: 'local/busybox:1', command: ['sleep', '1000'], labels: { team: 'x' } },

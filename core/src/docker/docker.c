@@ -37,7 +37,11 @@ void docker_close(struct docker *d)
     if (!d)
         return;
     atomic_store(&d->stopping, true);
-    docker_watch_stop(d->watches);
+    pthread_mutex_lock(&d->lock);
+    struct docker_watch *w = d->watches;
+    d->watches = NULL;
+    pthread_mutex_unlock(&d->lock);
+    docker_watch_stop(w);
     docker_streams_stop(d);
     pthread_mutex_destroy(&d->lock);
     docker_thread_cleanup();

@@ -58,6 +58,12 @@ void docker_close(struct docker *d);
 /* Lets the ssh/ module resolve remote nodes (see the header comment). */
 void docker_set_resolver(struct docker *d, docker_resolver_fn fn, void *ctx);
 
+/* Starts (idempotently) the /events watcher of a remote node; it resolves
+ * the node's socket before every (re)connect. The local engine is watched
+ * from docker_open on. docker_unwatch_node stops it (node removed). */
+int docker_watch_node(struct docker *d, const char *node_id, struct sb_err *err);
+void docker_unwatch_node(struct docker *d, const char *node_id);
+
 /* The unix socket of a node's engine and the node's name. */
 int docker_endpoint_for_node(struct docker *d, const char *node_id, char *socket_out, size_t len,
                              char *name_out, size_t name_len, struct sb_err *err);

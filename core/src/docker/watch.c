@@ -29,7 +29,8 @@ struct docker_watch {
     pthread_t thread;
     CURLM *multi;
     struct buf line;
-    int64_t last_ns; /* timeNano of the last engine event handled */
+    int64_t last_ns;  /* timeNano of the last engine event handled */
+    atomic_bool stop; /* this watch only (docker_unwatch_node) */
     struct docker_watch *next;
 };
 
@@ -161,10 +162,15 @@ static void reconcile(struct docker_watch *w)
 }
 
 /* Sleeps up to ms, returning early when the client stops. */
+static bool stopping(struct docker_watch *w)
+{
+    return atomic_load(&w->d->stopping) || atomic_load(&w->stop);
+}
+
 static void pause_ms(struct docker_watch *w, int ms)
 {
     int64_t end = time_mono_ms() + ms;
-    while (!atomic_load(&w->d->stopping)) {
+    while (!stopping(w)) {
         int64_t left = end - time_mono_ms();
         if (left <= 0)
             return;
@@ -177,9 +183,17 @@ static void *watch_main(void *arg)
     struct docker_watch *w = arg;
     struct docker *d = w->d;
     int backoff = BACKOFF_MIN_MS;
-    while (!atomic_load(&d->stopping)) {
+    while (!stopping(w)) {
         char prefix[16];
         struct sb_err err = {0};
+        /* A remote node's bridged socket may change between connections. */
+        char name[128];
+        if (strcmp(w->node_id, DOCKER_LOCAL_NODE) != 0 &&
+            docker_endpoint_for_node(d, w->node_id, w->socket, sizeof w->socket, name, sizeof name, &err)) {
+            pause_ms(w, backoff);
+            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            continue;
+        }
         if (docker_api_prefix(w->socket, prefix, sizeof prefix, &err)) {
             pause_ms(w, backoff);
             backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
@@ -216,13 +230,13 @@ static void *watch_main(void *arg)
                     continue;
                 }
             }
-            if (!running || atomic_load(&d->stopping))
+            if (!running || stopping(w))
                 break;
             curl_multi_poll(w->multi, NULL, 0, 1000, NULL);
         }
         curl_multi_remove_handle(w->multi, e);
         curl_easy_cleanup(e);
-        if (atomic_load(&d->stopping))
+        if (stopping(w))
             break;
         if (connected_at)
             log_warn("docker events stream ended; reconnecting", "node=%s", w->node_id);
@@ -259,6 +273,7 @@ void docker_watch_stop(struct docker_watch *w)
 {
     while (w) {
         struct docker_watch *next = w->next;
+        atomic_store(&w->stop, true);
         curl_multi_wakeup(w->multi);
         pthread_join(w->thread, NULL);
         curl_multi_cleanup(w->multi);
@@ -266,4 +281,45 @@ void docker_watch_stop(struct docker_watch *w)
         free(w);
         w = next;
     }
+}
+
+int docker_watch_node(struct docker *d, const char *node_id, struct sb_err *err)
+{
+    if (!d->store)
+        return sb_error(err, SB_EINVAL, "this client records no events");
+    if (strlen(node_id) >= sizeof((struct docker_watch *)0)->node_id)
+        return sb_error(err, SB_EINVAL, "node id is too long");
+    pthread_mutex_lock(&d->lock);
+    for (struct docker_watch *w = d->watches; w; w = w->next) {
+        if (strcmp(w->node_id, node_id) == 0) {
+            pthread_mutex_unlock(&d->lock);
+            return 0;
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    struct docker_watch *w = docker_watch_start(d, node_id, "");
+    if (!w)
+        return sb_error(err, SB_ENOMEM, "cannot start the watcher of node %s", node_id);
+    pthread_mutex_lock(&d->lock);
+    w->next = d->watches;
+    d->watches = w;
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
+void docker_unwatch_node(struct docker *d, const char *node_id)
+{
+    pthread_mutex_lock(&d->lock);
+    struct docker_watch **pp = &d->watches, *found = NULL;
+    while (*pp) {
+        if (strcmp((*pp)->node_id, node_id) == 0) {
+            found = *pp;
+            *pp = found->next;
+            found->next = NULL;
+            break;
+        }
+        pp = &(*pp)->next;
+    }
+    pthread_mutex_unlock(&d->lock);
+    docker_watch_stop(found);
 }
