@@ -7,6 +7,7 @@
 
 #include "../api/api.h"
 #include "../auth/auth.h"
+#include "../docker/docker.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -121,6 +122,13 @@ int cmd_serve(const struct config *cfg)
         log_warn("database unreachable at start; serving 503 until it returns", "detail=\"%s\"", err.msg);
     }
 
+    struct docker_config dc = {.local_socket = config_get(cfg, "docker-socket"), .store = app.store};
+    app.docker = docker_open(&dc, &err);
+    if (!app.docker) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+
     const char *const *proxies;
     size_t n_proxies = config_get_list(cfg, "trusted-proxy", &proxies);
     struct http_server_config hc = {
@@ -150,8 +158,12 @@ int cmd_serve(const struct config *cfg)
     rc = 0;
     api_health_stop(&app);
 out:
+    /* Streams end first so no connection stays suspended; the engines'
+     * threads stop after the last handler that could use them. */
+    docker_shutdown_streams(app.docker);
     http_server_stop(app.http);
     auth_close(app.auth);
+    docker_close(app.docker);
     redis_close(app.redis);
     store_close(app.store);
     auth_signer_wipe(&signer);
