@@ -48,8 +48,10 @@ test('the served OpenAPI document names every route of the route table', async (
   assert.equal(r.body.openapi, '3.1.0');
   const routes = JSON.parse(runCore(['routes']).stdout);
   assert.ok(routes.length > 0);
+  // OpenAPI has no catch-all segment: a route's {*rest} is documented as {rest}.
+  const doc = (p) => p.replace(/\{\*/g, '{');
   for (const route of routes) {
-    const path = r.body.paths[route.path];
+    const path = r.body.paths[doc(route.path)];
     assert.ok(path, `docs/openapi.yaml lacks ${route.path}`);
     assert.ok(path[route.method.toLowerCase()], `docs/openapi.yaml lacks ${route.method} ${route.path}`);
   }
@@ -57,7 +59,7 @@ test('the served OpenAPI document names every route of the route table', async (
   for (const [p, ops] of Object.entries(r.body.paths)) {
     for (const m of Object.keys(ops)) {
       if (['parameters', 'summary', 'description'].includes(m)) continue;
-      assert.ok(routes.some((x) => x.path === p && x.method.toLowerCase() === m), `documented but not routed: ${m.toUpperCase()} ${p}`);
+      assert.ok(routes.some((x) => doc(x.path) === p && x.method.toLowerCase() === m), `documented but not routed: ${m.toUpperCase()} ${p}`);
     }
   }
 });

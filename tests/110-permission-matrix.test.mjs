@@ -116,6 +116,7 @@ test('every denied request is in the audit log', async () => {
 test('every route is documented in the OpenAPI description', async () => {
   const r = await core.request('GET', '/api/v1/openapi.json');
   assert.equal(r.status, 200);
-  const missing = routes.filter((x) => !r.body.paths[x.path]?.[x.method.toLowerCase()]).map((x) => `${x.method} ${x.path}`);
+  // OpenAPI has no catch-all segment: {*ref} is documented as {ref}.
+  const missing = routes.filter((x) => !r.body.paths[x.path.replace(/\{\*/g, '{')]?.[x.method.toLowerCase()]).map((x) => `${x.method} ${x.path}`);
   assert.deepEqual(missing, []);
 });

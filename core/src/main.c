@@ -26,6 +26,8 @@ static const struct config_option options[] = {
     {"dashboard-dir", CONFIG_STRING, "./dashboard", "static dashboard served at /", false},
     {"trusted-proxy", CONFIG_LIST, NULL, "peer allowed to set X-Forwarded-For: loopback, private, IP or CIDR",
      false},
+    {"docker-socket", CONFIG_STRING, "/var/run/docker.sock",
+     "unix socket of the local Docker engine (node 'local'); at most 107 bytes", false},
     {"log-level", CONFIG_STRING, "info", "debug, info, warn or error", false},
     {"workers", CONFIG_INT, "16", "worker threads for requests that wait on I/O", false},
     {"http-threads", CONFIG_INT, "2", "libmicrohttpd epoll threads", false},

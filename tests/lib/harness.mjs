@@ -81,7 +81,7 @@ export function assertNoSanitizerReport(text, what = 'daemon') {
 }
 
 // Starts serverbox-core serve on a free port. `db` is from createDatabase.
-export async function startCore({ db, redisUrl, args = [], env: envExtra = {}, dataDir } = {}) {
+export async function startCore({ db, redisUrl, args = [], env: envExtra = {}, dataDir, admin = false } = {}) {
   const dir = dataDir || mkdtempSync(join(tmpdir(), 'sbx-core-'));
   const e = {
     SERVERBOX_LISTEN: '127.0.0.1:0',
@@ -123,8 +123,17 @@ export async function startCore({ db, redisUrl, args = [], env: envExtra = {}, d
       }
       return r;
     },
-    request: (method, path, opts) => request(base, method, path, opts),
+    // With startCore({ admin: true }) requests carry an admin's bearer token
+    // unless the call names its own `token` (null or undefined = anonymous).
+    token: undefined,
+    request: (method, path, opts = {}) =>
+      request(base, method, path, 'token' in opts ? opts : { ...opts, token: core.token }),
   };
+  if (admin) {
+    if (!db) throw new Error('startCore({ admin: true }) needs a db');
+    core.admin = createUser(db, { role: 'admin' });
+    core.token = (await login(core, core.admin)).token;
+  }
   return core;
 }
 

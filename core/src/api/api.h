@@ -12,6 +12,8 @@
 #include "../store/store.h"
 #include "../util/util.h"
 
+struct docker;
+
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -25,6 +27,7 @@ struct app {
     struct store *store;
     struct redis_client *redis;
     struct http_server *http;
+    struct docker *docker; /* Docker engines (docker/) */
     int64_t started_us;
     struct static_site *dashboard; /* --dashboard-dir in memory; NULL when absent */
 

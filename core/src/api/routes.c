@@ -29,12 +29,34 @@ void api_guest_link_revoke(struct http_request *req);
 void api_audit_list(struct http_request *req);
 void api_audit_verify(struct http_request *req);
 void api_audit_checkpoint_get(struct http_request *req);
+void api_containers_list(struct http_request *req);
+void api_node_containers_list(struct http_request *req);
+void api_container_create(struct http_request *req);
+void api_container_inspect(struct http_request *req);
+void api_container_action(struct http_request *req);
+void api_container_remove(struct http_request *req);
+void api_container_exec(struct http_request *req);
+void api_container_stats(struct http_request *req);
+void api_container_logs(struct http_request *req);
+void api_images_list(struct http_request *req);
+void api_image_pull(struct http_request *req);
+void api_image_remove(struct http_request *req);
+void api_images_prune(struct http_request *req);
+void api_volumes_list(struct http_request *req);
+void api_volume_create(struct http_request *req);
+void api_volume_remove(struct http_request *req);
+void api_volumes_prune(struct http_request *req);
+void api_networks_list(struct http_request *req);
+void api_network_create(struct http_request *req);
+void api_network_remove(struct http_request *req);
+void api_networks_prune(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
     {"GET", "/health/ready", api_health_ready, HTTP_ROUTE_INLINE, "public",
      "database reachable and migrated; names each dependency's state"},
-    {"GET", "/api/v1/openapi.json", api_openapi, HTTP_ROUTE_INLINE, "public", "this API's OpenAPI description"},
+    {"GET", "/api/v1/openapi.json", api_openapi, HTTP_ROUTE_INLINE, "public",
+     "this API's OpenAPI description"},
     {"GET", "/metrics", api_metrics, HTTP_ROUTE_INLINE, "public", "Prometheus text metrics"},
     {"POST", "/api/v1/annotations", api_annotation_create, HTTP_ROUTE_BODY, "annotations:create",
      "write a marker (deploy started, maintenance) into the audit log"},
@@ -66,6 +88,45 @@ const struct http_route api_routes[] = {
     {"GET", "/api/v1/audit/verify", api_audit_verify, 0, "audit:read", "recompute the event hash chain"},
     {"GET", "/api/v1/audit/checkpoint", api_audit_checkpoint_get, 0, "audit:read",
      "a signed checkpoint of the chain's head (Ed25519)"},
+    {"GET", "/api/v1/containers", api_containers_list, 0, "containers:read",
+     "containers of every node, with node id and name (?node= &state= &label= &name=)"},
+    {"GET", "/api/v1/nodes/{id}/containers", api_node_containers_list, 0, "containers:read",
+     "the containers of one node"},
+    {"POST", "/api/v1/nodes/{id}/containers", api_container_create, HTTP_ROUTE_BODY, "containers:operate",
+     "create and start a container from an image"},
+    {"GET", "/api/v1/nodes/{id}/containers/{cid}", api_container_inspect, 0, "containers:read",
+     "inspect a container"},
+    {"DELETE", "/api/v1/nodes/{id}/containers/{cid}", api_container_remove, 0, "containers:delete",
+     "remove a container (?force= &volumes=)"},
+    {"POST", "/api/v1/nodes/{id}/containers/{cid}/exec", api_container_exec, HTTP_ROUTE_BODY,
+     "containers:operate", "run a command in a running container; stdout, stderr and exit code"},
+    {"GET", "/api/v1/nodes/{id}/containers/{cid}/stats", api_container_stats, 0, "containers:read",
+     "one sample of a container's resource use"},
+    {"GET", "/api/v1/nodes/{id}/containers/{cid}/logs", api_container_logs, 0, "logs:read",
+     "a container's logs as JSON lines, or with follow=1 a Server-Sent Events stream"},
+    {"POST", "/api/v1/nodes/{id}/containers/{cid}/{action}", api_container_action, 0, "containers:operate",
+     "start, stop (?timeout=), restart, kill (?signal=), pause or unpause a container"},
+    {"GET", "/api/v1/nodes/{id}/images", api_images_list, 0, "images:read", "a node's images"},
+    {"POST", "/api/v1/nodes/{id}/images/pull", api_image_pull, HTTP_ROUTE_BODY, "images:pull",
+     "pull an image; the engine's progress as JSON lines"},
+    {"POST", "/api/v1/nodes/{id}/images/prune", api_images_prune, 0, "images:delete",
+     "remove dangling images"},
+    {"DELETE", "/api/v1/nodes/{id}/images/{*ref}", api_image_remove, 0, "images:delete",
+     "remove an image by id or reference (?force=)"},
+    {"GET", "/api/v1/nodes/{id}/volumes", api_volumes_list, 0, "volumes:read", "a node's volumes"},
+    {"POST", "/api/v1/nodes/{id}/volumes", api_volume_create, HTTP_ROUTE_BODY, "volumes:write",
+     "create a volume"},
+    {"POST", "/api/v1/nodes/{id}/volumes/prune", api_volumes_prune, 0, "volumes:delete",
+     "remove unused volumes"},
+    {"DELETE", "/api/v1/nodes/{id}/volumes/{name}", api_volume_remove, 0, "volumes:delete",
+     "remove a volume (?force=)"},
+    {"GET", "/api/v1/nodes/{id}/networks", api_networks_list, 0, "networks:read", "a node's networks"},
+    {"POST", "/api/v1/nodes/{id}/networks", api_network_create, HTTP_ROUTE_BODY, "networks:write",
+     "create a network"},
+    {"POST", "/api/v1/nodes/{id}/networks/prune", api_networks_prune, 0, "networks:delete",
+     "remove unused networks"},
+    {"DELETE", "/api/v1/nodes/{id}/networks/{nid}", api_network_remove, 0, "networks:delete",
+     "remove a network"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/", api_dashboard, HTTP_ROUTE_INLINE, "public", "the dashboard (index.html)"},
     {"GET", "/{*path}", api_dashboard, HTTP_ROUTE_INLINE, "public",

@@ -8,6 +8,7 @@
 #include "../api/api.h"
 #include "../auth/auth.h"
 #include "../static/static.h"
+#include "../docker/docker.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -133,6 +134,13 @@ int cmd_serve(const struct config *cfg)
             log_warn("no dashboard served", "detail=\"%s\"", derr.msg);
     }
 
+    struct docker_config dc = {.local_socket = config_get(cfg, "docker-socket"), .store = app.store};
+    app.docker = docker_open(&dc, &err);
+    if (!app.docker) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+
     const char *const *proxies;
     size_t n_proxies = config_get_list(cfg, "trusted-proxy", &proxies);
     struct http_server_config hc = {
@@ -162,9 +170,13 @@ int cmd_serve(const struct config *cfg)
     rc = 0;
     api_health_stop(&app);
 out:
+    /* Streams end first so no connection stays suspended; the engines'
+     * threads stop after the last handler that could use them. */
+    docker_shutdown_streams(app.docker);
     http_server_stop(app.http);
     static_site_free(app.dashboard);
     auth_close(app.auth);
+    docker_close(app.docker);
     redis_close(app.redis);
     store_close(app.store);
     auth_signer_wipe(&signer);

@@ -66,6 +66,8 @@ void store_array_add(struct buf *b, const char *value, bool first);
  * transaction that appends them; list the tables that rebuild truncates. */
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n);
 extern const char *const projection_tables[];
+/* containers.c */
+int project_containers(struct store_tx *tx, const struct store_event *ev);
 
 /* Migrations built into the binary (generated from migrations/). */
 struct store_migration {

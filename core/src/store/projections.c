@@ -100,7 +100,7 @@ static int project_user(struct store_tx *tx, const struct store_event *ev)
     return rc;
 }
 
-const char *const projection_tables[] = {"streams", "users", NULL};
+const char *const projection_tables[] = {"streams", "users", "containers", NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 {
@@ -108,7 +108,6 @@ int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
         return 0;
     int rc = project_streams(tx, evs, n);
     for (int i = 0; i < n && rc == 0; i++)
-        if (strncmp(evs[i].type, "user.", 5) == 0)
-            rc = project_user(tx, &evs[i]);
+        rc = strncmp(evs[i].type, "user.", 5) == 0 ? project_user(tx, &evs[i]) : project_containers(tx, &evs[i]);
     return rc;
 }

@@ -205,5 +205,10 @@ struct store_checkpoint {
 int store_checkpoint_insert(struct store *st, const struct store_checkpoint *c, struct sb_err *err);
 /* SB_ENOTFOUND when none. */
 int store_checkpoint_latest(struct store *st, struct store_checkpoint *c, struct sb_err *err);
+/* ---- containers (projection of the engines' events) ---------------------- */
+
+/* The containers the projection knows on a node: a new array of
+ * {container_id, state, name} (caller decrefs). */
+int store_containers_of_node(struct store *st, const char *node_id, json_t **rows, struct sb_err *err);
 
 #endif

@@ -1,0 +1,439 @@
+/*
+ * Images, volumes and networks on a node's Docker engine:
+ *
+ *   GET    /api/v1/nodes/{id}/images                 images:read
+ *   POST   /api/v1/nodes/{id}/images/pull            images:pull   {"image":"…","tag":"…"}
+ *   POST   /api/v1/nodes/{id}/images/prune           images:delete (dangling images)
+ *   DELETE /api/v1/nodes/{id}/images/{*ref}          images:delete ?force=
+ *   GET    /api/v1/nodes/{id}/volumes                volumes:read
+ *   POST   /api/v1/nodes/{id}/volumes                volumes:write {"name":"…","labels":{}}
+ *   DELETE /api/v1/nodes/{id}/volumes/{name}         volumes:delete ?force=
+ *   POST   /api/v1/nodes/{id}/volumes/prune          volumes:delete
+ *   GET    /api/v1/nodes/{id}/networks               networks:read
+ *   POST   /api/v1/nodes/{id}/networks               networks:write {"name","driver","internal","labels"}
+ *   DELETE /api/v1/nodes/{id}/networks/{nid}         networks:delete
+ *   POST   /api/v1/nodes/{id}/networks/prune         networks:delete
+ *
+ * Mutations are events `<kind>.<verb>_requested` on stream <kind>/<node>/<ref>.
+ */
+#include "docker_api.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool image_ref_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 255 || !isalnum((unsigned char)s[0]) || strstr(s, ".."))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(isalnum((unsigned char)s[i]) || strchr("_.-/:@", s[i])))
+            return false;
+    return true;
+}
+
+static int check_labels(json_t *labels, struct sb_err *err)
+{
+    if (!labels)
+        return 0;
+    if (!json_is_object(labels) || json_object_size(labels) > 64)
+        return sb_field_error(err, "labels", "labels must be an object of at most 64 strings");
+    const char *k;
+    json_t *v;
+    json_object_foreach(labels, k, v)
+    {
+        if (!*k || strlen(k) > 128 || !json_is_string(v) || json_string_length(v) > 1024)
+            return sb_field_error(err, "labels", "label keys are 1 to 128 characters, values strings");
+        for (const char *p = k; *p; p++)
+            if ((unsigned char)*p < 0x20)
+                return sb_field_error(err, "labels", "label keys have no control characters");
+    }
+    return 0;
+}
+
+/* A plain read: GET path, reply with `key: result`. */
+static void simple_list(struct http_request *req, const char *path, const char *key, const char *inner)
+{
+    struct api_node node;
+    if (api_docker_node(req, http_param(req, "id"), &node))
+        return;
+    struct sb_err err = {0};
+    json_t *j = NULL;
+    if (docker_call(node.socket, "GET", path, NULL, 15000, &j, NULL, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    json_t *items = inner ? json_incref(json_object_get(j, inner)) : json_incref(j);
+    json_decref(j);
+    if (!json_is_array(items)) {
+        json_decref(items);
+        items = json_array();
+    }
+    http_reply_json(req, 200,
+                    json_pack("{s:s, s:s, s:o}", "node_id", node.id, "node_name", node.name, key, items));
+}
+
+/* A mutation: call, record the event, reply with the engine's answer (or
+ * 204 when it has none). */
+static void simple_mutation(struct http_request *req, const struct api_node *node, const char *method,
+                            const char *path, json_t *body, const char *kind, const char *ref,
+                            const char *type, json_t *data, int ok_status)
+{
+    struct sb_err err = {0};
+    json_t *res = NULL;
+    int rc = docker_call(node->socket, method, path, body, 120000, &res, NULL, &err);
+    json_t *d = data ? data : json_object();
+    if (!rc && json_is_object(res) && json_object_get(res, "SpaceReclaimed"))
+        json_object_set(d, "space_reclaimed", json_object_get(res, "SpaceReclaimed"));
+    api_docker_record(req, kind, node, ref, type, d, rc ? &err : NULL);
+    json_decref(d);
+    if (rc) {
+        json_decref(res);
+        api_fail(req, &err);
+        return;
+    }
+    if (ok_status == 204 || !res) {
+        json_decref(res);
+        http_reply_json(req, ok_status == 204 ? 204 : ok_status, ok_status == 204 ? NULL : json_object());
+        return;
+    }
+    http_reply_json(req, ok_status, res);
+}
+
+/* ---- images -------------------------------------------------------------- */
+
+void api_images_list(struct http_request *req)
+{
+    simple_list(req, "/images/json", "images", NULL);
+}
+
+/* What a streamed pull needs to record its event once it has ended, after
+ * the request's own memory is gone: copies of everything. */
+struct pull_record {
+    struct store *store;
+    char stream[400];
+    json_t *data;
+    char kind[16], id[64], name[128], ip[48];
+    bool has_id;
+};
+
+static void pull_done(void *ctx, bool ok, const char *message)
+{
+    struct pull_record *p = ctx;
+    if (!ok) {
+        json_t *m = json_string(message ? message : "pull failed");
+        json_object_set_new(p->data, "error", m ? m : json_string("pull failed"));
+    }
+    struct event_new ev = {
+        .stream = p->stream,
+        .type = "image.pull_requested",
+        .data = p->data,
+        .actor = {.kind = p->kind, .id = p->has_id ? p->id : NULL, .name = p->name, .ip = p->ip},
+        .outcome = ok ? "success" : "failure"};
+    struct sb_err err = {0};
+    int64_t seq;
+    if (store_append(p->store, &ev, &seq, &err))
+        log_warn("action event not recorded", "type=image.pull_requested detail=\"%s\"", err.msg);
+    json_decref(p->data);
+    free(p);
+}
+
+static void pull_streamed(struct http_request *req, const struct api_node *node, const char *path,
+                          const char *ref)
+{
+    struct app *app = req->app;
+    struct pull_record *p = calloc(1, sizeof *p);
+    if (!p) {
+        http_reply_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    struct event_actor a;
+    api_actor(req, &a);
+    p->store = app->store;
+    snprintf(p->stream, sizeof p->stream, "image/%s/%s", node->id, ref);
+    p->data = json_pack("{s:s, s:s}", "image", ref, "node_id", node->id);
+    sb_strlcpy(p->kind, a.kind ? a.kind : "system", sizeof p->kind);
+    p->has_id = a.id != NULL;
+    sb_strlcpy(p->id, a.id ? a.id : "", sizeof p->id);
+    sb_strlcpy(p->name, a.name ? a.name : "", sizeof p->name);
+    sb_strlcpy(p->ip, a.ip ? a.ip : "", sizeof p->ip);
+    struct MHD_Response *resp = NULL;
+    struct sb_err err = {0};
+    if (docker_stream_pull(app->docker, node->socket, path, pull_done, p, req->conn, &resp, &err)) {
+        pull_done(p, false, err.msg);
+        api_fail(req, &err);
+        return;
+    }
+    http_reply_response(req, 200, resp);
+}
+
+void api_image_pull(struct http_request *req)
+{
+    static const char *const allowed[] = {"image", "tag", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    struct api_node node;
+    if (api_docker_node(req, http_param(req, "id"), &node))
+        return;
+    struct sb_err err = {0};
+    const char *image = json_string_value(json_object_get(req->json, "image"));
+    json_t *tagj = json_object_get(req->json, "tag");
+    const char *tag = json_string_value(tagj);
+    if (!image || !image_ref_ok(image)) {
+        sb_field_error(&err, "image", "image is a reference like registry.example/app");
+        api_fail(req, &err);
+        return;
+    }
+    if (tagj && (!tag || !api_docker_ref_ok(tag, 128))) {
+        sb_field_error(&err, "tag", "tag is 1 to 128 of letters, digits, _ . -");
+        api_fail(req, &err);
+        return;
+    }
+    struct buf path;
+    buf_init(&path, 1024);
+    buf_puts(&path, "/images/create?fromImage=");
+    docker_urlencode(image, &path);
+    buf_puts(&path, "&tag=");
+    docker_urlencode(tag ? tag : "latest", &path);
+    char ref[300];
+    snprintf(ref, sizeof ref, "%s:%s", image, tag ? tag : "latest");
+    const char *accept = http_header(req, "Accept");
+    if (accept && strstr(accept, "text/event-stream")) {
+        pull_streamed(req, &node, path.data, ref);
+        buf_release(&path);
+        return;
+    }
+    struct docker_response r;
+    int rc = docker_request(node.socket, "POST", path.data, NULL, 600000, &r, &err);
+    buf_release(&path);
+    json_t *data = json_pack("{s:s}", "image", ref);
+    if (rc) {
+        api_docker_record(req, "image", &node, ref, "image.pull_requested", data, &err);
+        json_decref(data);
+        api_fail(req, &err);
+        return;
+    }
+    /* The engine answers progress as JSON objects, one per line; an error
+     * can come as a status or as a final {"error": …} line. */
+    const char *failure = NULL;
+    char *last = NULL;
+    struct buf out;
+    buf_init(&out, (size_t)8 << 20);
+    for (char *line = r.body.data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        json_t *j = json_loadb(line, len, 0, NULL);
+        if (!j)
+            continue;
+        const char *e = json_string_value(json_object_get(j, "error"));
+        if (e) {
+            free(last);
+            last = strdup(e);
+            failure = last;
+        }
+        char *c = json_dumps(j, JSON_COMPACT);
+        if (c) {
+            buf_puts(&out, c);
+            buf_putc(&out, '\n');
+        }
+        free(c);
+        json_decref(j);
+    }
+    if (r.status != 200) {
+        json_t *j = json_loadb(r.body.data, r.body.len, 0, NULL);
+        const char *m = json_string_value(json_object_get(j, "message"));
+        sb_error(&err, r.status == 404 ? SB_ENOTFOUND : SB_EUPSTREAM, "%s", m ? m : "pull failed");
+        json_decref(j);
+    } else if (failure) {
+        sb_error(&err, SB_EUPSTREAM, "%s", failure);
+    }
+    bool failed = r.status != 200 || failure;
+    api_docker_record(req, "image", &node, ref, "image.pull_requested", data, failed ? &err : NULL);
+    json_decref(data);
+    docker_response_release(&r);
+    free(last);
+    if (failed) {
+        buf_release(&out);
+        api_fail(req, &err);
+        return;
+    }
+    http_reply_text(req, 200, "application/x-ndjson", out.data, out.len);
+    buf_release(&out);
+}
+
+void api_image_remove(struct http_request *req)
+{
+    struct api_node node;
+    if (api_docker_node(req, http_param(req, "id"), &node))
+        return;
+    const char *ref = http_param(req, "ref");
+    struct sb_err err = {0};
+    if (!ref || !image_ref_ok(ref)) {
+        sb_field_error(&err, "image", "an image is named by id (sha256:…) or reference");
+        api_fail(req, &err);
+        return;
+    }
+    bool force;
+    if (api_query_bool(req, "force", false, &force))
+        return;
+    struct buf path;
+    buf_init(&path, 1024);
+    buf_puts(&path, "/images/");
+    docker_urlencode(ref, &path);
+    buf_printf(&path, "?force=%d", force);
+    simple_mutation(req, &node, "DELETE", path.data, NULL, "image", ref, "image.remove_requested",
+                    json_pack("{s:s, s:b}", "image", ref, "force", force), 200);
+    buf_release(&path);
+}
+
+void api_images_prune(struct http_request *req)
+{
+    struct api_node node;
+    if (api_docker_node(req, http_param(req, "id"), &node))
+        return;
+    simple_mutation(req, &node, "POST", "/images/prune", NULL, "image", "prune", "image.prune_requested",
+                    NULL, 200);
+}
+
+/* ---- volumes ------------------------------------------------------------- */
+
+void api_volumes_list(struct http_request *req)
+{
+    simple_list(req, "/volumes", "volumes", "Volumes");
+}
+
+void api_volume_create(struct http_request *req)
+{
+    static const char *const allowed[] = {"name", "labels", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    struct api_node node;
+    if (api_docker_node(req, http_param(req, "id"), &node))
+        return;
+    struct sb_err err = {0};
+    const char *name = json_string_value(json_object_get(req->json, "name"));
+    json_t *labels = json_object_get(req->json, "labels");
+    if (!name || !api_docker_ref_ok(name, 128)) {
+        sb_field_error(&err, "name", "name is 1 to 128 of letters, digits, _ . -");
+        api_fail(req, &err);
+        return;
+    }
+    if (check_labels(labels, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    json_t *body = json_pack("{s:s, s:s}", "Name", name, "Driver", "local");
+    if (labels)
+        json_object_set(body, "Labels", labels);
+    simple_mutation(req, &node, "POST", "/volumes/create", body, "volume", name, "volume.create_requested",
+                    json_pack("{s:s}", "name", name), 201);
+    json_decref(body);
+}
+
+void api_volume_remove(struct http_request *req)
+{
+    struct api_node node;
+    if (api_docker_node(req, http_param(req, "id"), &node))
+        return;
+    const char *name = http_param(req, "name");
+    struct sb_err err = {0};
+    if (!name || !api_docker_ref_ok(name, 128)) {
+        sb_field_error(&err, "volume", "a volume is named by letters, digits, _ . -");
+        api_fail(req, &err);
+        return;
+    }
+    bool force;
+    if (api_query_bool(req, "force", false, &force))
+        return;
+    char path[200];
+    snprintf(path, sizeof path, "/volumes/%s?force=%d", name, force);
+    simple_mutation(req, &node, "DELETE", path, NULL, "volume", name, "volume.remove_requested",
+                    json_pack("{s:s}", "name", name), 204);
+}
+
+void api_volumes_prune(struct http_request *req)
+{
+    struct api_node node;
+    if (api_docker_node(req, http_param(req, "id"), &node))
+        return;
+    simple_mutation(req, &node, "POST", "/volumes/prune", NULL, "volume", "prune", "volume.prune_requested",
+                    NULL, 200);
+}
+
+/* ---- networks ------------------------------------------------------------ */
+
+void api_networks_list(struct http_request *req)
+{
+    simple_list(req, "/networks", "networks", NULL);
+}
+
+void api_network_create(struct http_request *req)
+{
+    static const char *const allowed[] = {"name", "driver", "internal", "labels", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    struct api_node node;
+    if (api_docker_node(req, http_param(req, "id"), &node))
+        return;
+    struct sb_err err = {0};
+    const char *name = json_string_value(json_object_get(req->json, "name"));
+    json_t *driverj = json_object_get(req->json, "driver");
+    const char *driver = driverj ? json_string_value(driverj) : "bridge";
+    json_t *internal = json_object_get(req->json, "internal");
+    json_t *labels = json_object_get(req->json, "labels");
+    if (!name || !api_docker_ref_ok(name, 128)) {
+        sb_field_error(&err, "name", "name is 1 to 128 of letters, digits, _ . -");
+        api_fail(req, &err);
+        return;
+    }
+    if (!driver || (strcmp(driver, "bridge") && strcmp(driver, "overlay") && strcmp(driver, "macvlan"))) {
+        sb_field_error(&err, "driver", "driver is bridge, overlay or macvlan");
+        api_fail(req, &err);
+        return;
+    }
+    if (internal && !json_is_boolean(internal)) {
+        sb_field_error(&err, "internal", "internal is a boolean");
+        api_fail(req, &err);
+        return;
+    }
+    if (check_labels(labels, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    json_t *body = json_pack("{s:s, s:s, s:b, s:b}", "Name", name, "Driver", driver, "Internal",
+                             internal && json_is_true(internal), "CheckDuplicate", 1);
+    if (labels)
+        json_object_set(body, "Labels", labels);
+    simple_mutation(req, &node, "POST", "/networks/create", body, "network", name, "network.create_requested",
+                    json_pack("{s:s, s:s}", "name", name, "driver", driver), 201);
+    json_decref(body);
+}
+
+void api_network_remove(struct http_request *req)
+{
+    struct api_node node;
+    if (api_docker_node(req, http_param(req, "id"), &node))
+        return;
+    const char *nid = http_param(req, "nid");
+    struct sb_err err = {0};
+    if (!nid || !api_docker_ref_ok(nid, 128)) {
+        sb_field_error(&err, "network", "a network is named by id or name: letters, digits, _ . -");
+        api_fail(req, &err);
+        return;
+    }
+    char path[200];
+    snprintf(path, sizeof path, "/networks/%s", nid);
+    simple_mutation(req, &node, "DELETE", path, NULL, "network", nid, "network.remove_requested",
+                    json_pack("{s:s}", "network", nid), 204);
+}
+
+void api_networks_prune(struct http_request *req)
+{
+    struct api_node node;
+    if (api_docker_node(req, http_param(req, "id"), &node))
+        return;
+    simple_mutation(req, &node, "POST", "/networks/prune", NULL, "network", "prune",
+                    "network.prune_requested", NULL, 200);
+}
