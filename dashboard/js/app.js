@@ -11,10 +11,12 @@ import * as tokens from './pages/tokens.js';
 import * as guestLinks from './pages/guest-links.js';
 import * as login from './pages/login.js';
 import * as guestHome from './pages/guest-home.js';
+import * as containers from './pages/containers.js';
 
 // path, label, the permission that shows it, the page module.
 const PAGES = [
   { path: '/overview', label: 'Overview', perm: 'authenticated', mod: overview },
+  { path: '/containers', label: 'Containers', perm: 'containers:read', mod: containers },
   { path: '/audit', label: 'Audit', perm: 'audit:read', mod: audit },
   { path: '/users', label: 'Users', perm: 'users:admin', mod: users },
   { path: '/tokens', label: 'API tokens', perm: 'tokens:manage', mod: tokens },
@@ -110,6 +112,7 @@ async function route() {
 // ---- guest mode: /g/<token>[/page] -------------------------------------------
 const GUEST_PAGES = [
   { path: '', label: 'Overview', scope: null, mod: guestHome },
+  { path: '/containers', label: 'Containers', scope: 'view:containers', mod: containers },
   { path: '/audit', label: 'Audit', scope: 'view:audit', mod: audit },
 ];
 

@@ -27,13 +27,15 @@ export function render(root, ctx) {
   const db = stat('stat-db', 'Database');
   const redis = stat('stat-redis', 'Redis');
   const head = stat('stat-head', 'Audit chain head');
+  const canContainers = ctx.can('containers:read');
+  const ctr = stat('stat-containers', 'Containers running');
   const err = h('div');
   const tbody = h('tbody', { id: 'recent-events' });
   const canAudit = ctx.can('audit:read');
   clear(root,
     h('h1', {}, 'Overview'),
     err,
-    h('div', { class: 'grid stats' }, health.el, db.el, redis.el, head.el),
+    h('div', { class: 'grid stats' }, health.el, db.el, redis.el, canAudit && head.el, canContainers && ctr.el),
     canAudit && h('section', { class: 'card' },
       h('div', { class: 'row between' }, h('h2', {}, 'Recent events'), h('a', { href: '/audit', 'data-nav': '', class: 'link' }, 'Open the audit log →')),
       h('div', { class: 'table-wrap fixed-rows' },
@@ -94,14 +96,31 @@ export function render(root, ctx) {
     }
   }
 
+  async function refreshContainers() {
+    if (!canContainers) return;
+    try {
+      const r = await api('GET', '/api/v1/containers');
+      const all = r.containers || [];
+      ctr.value.textContent = String(all.filter((c) => c.state === 'running').length);
+      const down = (r.unavailable || []).length;
+      ctr.sub.textContent = `of ${all.length}${down ? ` · ${down} node${down === 1 ? '' : 's'} unreachable` : ''}`;
+      ctr.sub.className = `stat-sub${down ? ' warn' : ''}`;
+    } catch (e) {
+      ctr.value.textContent = '—';
+      ctr.sub.textContent = e.message;
+    }
+  }
+
   refreshHealth();
   refreshEvents();
+  refreshContainers();
   const off = onEvent((e) => { if (canAudit) addEvents([e]); });
   // Live: events arrive over SSE and a slow poll is only a safety net (for
   // event types the stream subscription does not name). Otherwise poll.
   let n = 0;
   const timer = setInterval(() => {
     refreshHealth();
+    refreshContainers();
     if (liveState() !== 'live' || ++n % 6 === 0) refreshEvents();
   }, 5000);
   return () => { clearInterval(timer); off(); };
