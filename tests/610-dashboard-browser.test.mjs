@@ -48,6 +48,16 @@ test('log in with the keyboard; a wrong password shows the core\'s message', asy
   for (const label of ['Overview', 'Audit', 'Users', 'API tokens', 'Guest links'])
     await page.getByRole('navigation').getByRole('link', { name: label }).waitFor();
   await screenshot(page, '610-overview');
+  // No layout shift when live data arrives: an event made elsewhere shows up
+  // and nothing on the page moves or resizes.
+  const boxes = () => page.evaluate(() => [...document.querySelectorAll('.stat, #main section')]
+    .map((el) => { const r = el.getBoundingClientRect(); return [r.x, r.y, r.width, r.height].map(Math.round).join(','); }));
+  const before = await boxes();
+  const token = await adminApiToken();
+  const a = await core.request('POST', '/api/v1/annotations', { token, json: { message: 'deploy started' } });
+  assert.equal(a.status, 201, a.text);
+  await page.locator('#recent-events tr', { hasText: 'annotation' }).first().waitFor({ timeout: 20000 });
+  assert.deepEqual(await boxes(), before);
   assert.deepEqual(br.problems, []);
 });
 

@@ -103,8 +103,9 @@ export function render(root, ctx) {
       const all = r.containers || [];
       ctr.value.textContent = String(all.filter((c) => c.state === 'running').length);
       const down = (r.unavailable || []).length;
-      ctr.sub.textContent = `of ${all.length}${down ? ` · ${down} node${down === 1 ? '' : 's'} unreachable` : ''}`;
+      ctr.sub.textContent = `of ${all.length}${down ? ` · ${down} node${down === 1 ? '' : 's'} down` : ''}`;
       ctr.sub.className = `stat-sub${down ? ' warn' : ''}`;
+      ctr.sub.title = (r.unavailable || []).map((u) => `${u.node_name || u.node_id}: ${u.message}`).join('\n');
     } catch (e) {
       ctr.value.textContent = '—';
       ctr.sub.textContent = e.message;
