@@ -103,6 +103,17 @@ test('client routes get index.html; unknown paths and /api/ get JSON 404s', asyn
   assert.equal(page.status, 200);
   assert.match(page.text, /index page/);
   assert.equal(page.headers.get('referrer-policy'), 'no-referrer');
+  // A guest sub-page: the app for browsers, 404 otherwise; the secret never
+  // reaches the log.
+  const secret = 'sbg_secretpart0123456789';
+  const sub = await core.request('GET', `/g/${secret}/audit`, { headers: { Accept: 'text/html' } });
+  assert.equal(sub.status, 200);
+  assert.match(sub.text, /index page/);
+  const subApi = await core.request('GET', `/g/${secret}/audit`);
+  assert.equal(subApi.status, 404);
+  await core.request('GET', `/g/${secret}`, { headers: { Accept: 'text/html' } });
+  assert.ok(!core.log().includes('secretpart'), 'a guest token reached the log');
+  assert.match(core.log(), /path=\/g\/\{token\}\/\{\*page\}/);
 });
 
 test('no path leaves the directory: dot segments, encodings, backslashes, symlinks', async () => {

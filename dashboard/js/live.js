@@ -29,10 +29,19 @@ function dispatch(e) {
 }
 
 // Event types the overview shows; a generic 'message' covers untyped events.
+// EventSource has no wildcard listener, so the types are named here (from
+// docs/events.md and the docker/ sources); pages also poll slowly as a
+// safety net for any type missing from this list.
+const CONTAINER_ACTIONS = ['create', 'start', 'stop', 'restart', 'kill', 'pause', 'unpause', 'remove', 'exec'];
 const TYPES = ['message', 'auth.login', 'auth.logout', 'user.created', 'user.updated', 'user.deleted',
   'user.password_changed', 'token.created', 'token.revoked', 'guest_link.created', 'guest_link.revoked',
-  'annotation.created', 'access.denied', 'node.registered', 'node.updated', 'node.deleted', 'node.online',
-  'node.offline', 'container.started', 'container.stopped', 'container.restarted'];
+  'guest.request', 'annotation.created', 'access.denied',
+  'node.registered', 'node.updated', 'node.deleted', 'node.online', 'node.offline',
+  'container.created', 'container.started', 'container.died', 'container.destroyed', 'container.paused',
+  'container.unpaused', 'container.oom', 'container.health_status', 'container.observed',
+  ...CONTAINER_ACTIONS.map((a) => `container.${a}_requested`),
+  ...['image.pull', 'image.remove', 'image.prune', 'volume.create', 'volume.remove', 'volume.prune',
+    'network.create', 'network.remove', 'network.prune'].map((t) => `${t}_requested`)];
 
 export function startLive({ enabled = true } = {}) {
   stopLive();

@@ -91,3 +91,15 @@ void api_dashboard(struct http_request *req)
     }
     http_reply_error(req, 404, "not_found", "no such route");
 }
+
+/* GET /g/{token}/{*page}: a reload of a guest sub-page. A route of its own so
+ * that the secret in the path is logged as the pattern; only browsers get the
+ * app, anything else the API's 404 (the token is checked by the API calls the
+ * app then makes). */
+void api_dashboard_guest_page(struct http_request *req)
+{
+    if (api_dashboard_wants_page(req))
+        reply_index(req);
+    else
+        http_reply_error(req, 404, "not_found", "no such route");
+}

@@ -4,6 +4,7 @@
 // (follow=1); guests, whose token EventSource cannot carry, get snapshots.
 import { api, qs, isGuest } from '../api.js';
 import { h, clear, errorBox, badge, confirmDialog, toast, fmtTime } from '../ui.js';
+import { onEvent } from '../live.js';
 
 const STATES = ['', 'running', 'exited', 'paused', 'restarting', 'created', 'dead'];
 const MAX_LOG_LINES = 1000;
@@ -131,6 +132,8 @@ export function render(root, ctx) {
   form.addEventListener('submit', (e) => { e.preventDefault(); load(); });
   form.addEventListener('reset', () => setTimeout(load, 0));
   load();
+  // The engine's events refresh the list at once when the live stream runs.
+  const off = onEvent((e) => { if (typeof e.type === 'string' && e.type.startsWith('container.')) load(); });
   const timer = setInterval(load, 4000);
-  return () => { clearInterval(timer); if (stopLogs) stopLogs(); };
+  return () => { clearInterval(timer); off(); if (stopLogs) stopLogs(); };
 }
