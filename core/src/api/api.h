@@ -19,6 +19,7 @@ struct docker;
 
 struct auth;
 struct auth_signer;
+struct static_site;
 
 /* Everything a handler can reach, built by `serve`. */
 struct app {
@@ -28,6 +29,7 @@ struct app {
     struct http_server *http;
     struct docker *docker; /* Docker engines (docker/) */
     int64_t started_us;
+    struct static_site *dashboard; /* --dashboard-dir in memory; NULL when absent */
 
     /* identity and access (auth/) */
     struct auth *auth;
@@ -85,6 +87,11 @@ int api_check_fields(struct http_request *req, const char *const *allowed);
 int api_check_node_labels(json_t *labels, struct sb_err *err);
 /* Replies with err mapped to its status; always returns -1. */
 int api_fail(struct http_request *req, const struct sb_err *err);
+
+/* The dashboard (api/dashboard.c). A route whose path a browser also opens
+ * as a page (/g/<token>) answers with the app when the client asks for HTML. */
+bool api_dashboard_wants_page(const struct http_request *req);
+void api_dashboard_page(struct http_request *req);
 
 extern const struct http_route api_routes[];
 extern const size_t api_n_routes;

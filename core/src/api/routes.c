@@ -15,6 +15,8 @@ void api_logout(struct http_request *req);
 void api_me(struct http_request *req);
 void api_password_change(struct http_request *req);
 void api_guest_landing(struct http_request *req);
+void api_dashboard(struct http_request *req);
+void api_dashboard_guest_page(struct http_request *req);
 void api_users_list(struct http_request *req);
 void api_user_create(struct http_request *req);
 void api_user_update(struct http_request *req);
@@ -126,6 +128,12 @@ const struct http_route api_routes[] = {
      "remove unused networks"},
     {"DELETE", "/api/v1/nodes/{id}/networks/{nid}", api_network_remove, 0, "networks:delete",
      "remove a network"},
+    /* Last: the dashboard takes every GET no route above matched. */
+    {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
+     "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},
+    {"GET", "/", api_dashboard, HTTP_ROUTE_INLINE, "public", "the dashboard (index.html)"},
+    {"GET", "/{*path}", api_dashboard, HTTP_ROUTE_INLINE, "public",
+     "dashboard files, and index.html for the app's own routes"},
 };
 
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

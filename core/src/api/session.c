@@ -208,6 +208,12 @@ void api_me(struct http_request *req)
  * the route logs its pattern, not the path. */
 void api_guest_landing(struct http_request *req)
 {
+    /* A browser opening the link gets the dashboard, which then asks this
+     * route for the grant as JSON. */
+    if (api_dashboard_wants_page(req)) {
+        api_dashboard_page(req);
+        return;
+    }
     struct app *app = req->app;
     const char *token = http_param(req, "token");
     struct api_caller *c = NULL;

@@ -7,6 +7,7 @@
 
 #include "../api/api.h"
 #include "../auth/auth.h"
+#include "../static/static.h"
 #include "../docker/docker.h"
 
 #include <signal.h>
@@ -122,6 +123,17 @@ int cmd_serve(const struct config *cfg)
         log_warn("database unreachable at start; serving 503 until it returns", "detail=\"%s\"", err.msg);
     }
 
+    /* Without a dashboard the API still serves; "/" answers 404. */
+    const char *dash = config_get(cfg, "dashboard-dir");
+    if (dash && *dash) {
+        struct sb_err derr = {0};
+        app.dashboard = static_site_load(dash, &derr);
+        if (app.dashboard)
+            log_info("dashboard loaded", "dir=\"%s\" files=%zu", dash, static_site_count(app.dashboard));
+        else
+            log_warn("no dashboard served", "detail=\"%s\"", derr.msg);
+    }
+
     struct docker_config dc = {.local_socket = config_get(cfg, "docker-socket"), .store = app.store};
     app.docker = docker_open(&dc, &err);
     if (!app.docker) {
@@ -162,6 +174,7 @@ out:
      * threads stop after the last handler that could use them. */
     docker_shutdown_streams(app.docker);
     http_server_stop(app.http);
+    static_site_free(app.dashboard);
     auth_close(app.auth);
     docker_close(app.docker);
     redis_close(app.redis);

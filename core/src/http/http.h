@@ -124,7 +124,8 @@ void http_server_stats(const struct http_server *s, struct http_stats *out);
 enum http_match { HTTP_MATCH_NONE, HTTP_MATCH_OK, HTTP_MATCH_WRONG_METHOD };
 /* Matches method and path against routes. On HTTP_MATCH_OK, *route is set and
  * params are filled with pointers into `scratch` (a copy of path the caller
- * owns and keeps alive). `allow` receives the methods for 405. */
+ * owns and keeps alive). `allow` receives the methods for 405. A route whose
+ * pattern is only a catch-all ("/{*path}") never makes a path a 405. */
 enum http_match http_route_match(const struct http_route *routes, size_t n, const char *method, char *scratch,
                                  const struct http_route **route, const char **names, char **values,
                                  size_t *n_params, char *allow, size_t allow_len);

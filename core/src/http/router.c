@@ -73,6 +73,11 @@ enum http_match http_route_match(const struct http_route *routes, size_t n, cons
         if (!pattern_match(routes[i].pattern, scratch, pnames, starts, lens, &np))
             continue;
         if (!method_is(routes[i].method, method)) {
+            /* A route that is only a catch-all ("/{*path}", the dashboard)
+             * matches every path: letting it answer 405 would turn every
+             * unknown POST /api/... into "use GET". */
+            if (strncmp(routes[i].pattern, "/{*", 3) == 0)
+                continue;
             path_seen = true;
             if (allow_len && !strstr(allow, routes[i].method)) {
                 if (allow[0])

@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -330,7 +331,11 @@ static enum MHD_Result queue_reply(struct http_request *req)
         req->reply_body = NULL; /* now MHD's */
         if (req->content_type)
             MHD_add_response_header(r, "Content-Type", req->content_type);
-        MHD_add_response_header(r, "Cache-Control", "no-store");
+        bool cache_set = false;
+        for (size_t i = 0; i < req->n_headers; i++)
+            cache_set |= strcasecmp(req->headers[i][0], "Cache-Control") == 0;
+        if (!cache_set)
+            MHD_add_response_header(r, "Cache-Control", "no-store");
     }
     MHD_add_response_header(r, "X-Request-Id", req->request_id);
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");

@@ -1,0 +1,183 @@
+// The dashboard shell: who am I, the navigation the caller's permissions
+// allow, the live indicator, and a tiny history-API router. Every page is a
+// module exporting render(root, ctx) that may return a cleanup function.
+import { api, session, useGuestToken, setUnauthorizedHandler, ApiError } from './api.js';
+import { h, clear, errorBox, fmtDuration, badge } from './ui.js';
+import { startLive, stopLive, onLiveState } from './live.js';
+import * as overview from './pages/overview.js';
+import * as audit from './pages/audit.js';
+import * as users from './pages/users.js';
+import * as tokens from './pages/tokens.js';
+import * as guestLinks from './pages/guest-links.js';
+import * as login from './pages/login.js';
+import * as guestHome from './pages/guest-home.js';
+import * as containers from './pages/containers.js';
+
+// path, label, the permission that shows it, the page module.
+const PAGES = [
+  { path: '/overview', label: 'Overview', perm: 'authenticated', mod: overview },
+  { path: '/containers', label: 'Containers', perm: 'containers:read', mod: containers },
+  { path: '/audit', label: 'Audit', perm: 'audit:read', mod: audit },
+  { path: '/users', label: 'Users', perm: 'users:admin', mod: users },
+  { path: '/tokens', label: 'API tokens', perm: 'tokens:manage', mod: tokens },
+  { path: '/guest-links', label: 'Guest links', perm: 'guest_links:admin', mod: guestLinks },
+];
+
+const root = document.getElementById('app');
+let ctx = null;
+let cleanup = null;
+let countdownTimer = null;
+
+function navigate(path, { replace = false } = {}) {
+  if (location.pathname !== path) history[replace ? 'replaceState' : 'pushState'](null, '', path);
+  route();
+}
+window.addEventListener('popstate', () => route());
+document.addEventListener('click', (e) => {
+  const a = e.target.closest('a[data-nav]');
+  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey) return;
+  e.preventDefault();
+  navigate(a.getAttribute('href'));
+});
+
+function liveIndicator() {
+  const el = h('span', { class: 'live', role: 'status', 'aria-live': 'polite', id: 'live-indicator' });
+  const labels = { idle: 'Offline', connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', polling: 'Polling' };
+  const titles = { polling: 'Live events are not available from this server; pages refresh periodically.' };
+  onLiveState((s) => {
+    el.dataset.state = s;
+    el.title = titles[s] || '';
+    clear(el, h('span', { class: 'dot', 'aria-hidden': 'true' }), labels[s] || s);
+  });
+  return el;
+}
+
+function shell(pages, active, { guest } = {}) {
+  const nav = h('nav', { class: 'nav', 'aria-label': 'Main' },
+    pages.map((p) => h('a', { href: guest ? `${guest.base}${p.path}` : p.path, 'data-nav': '', class: p === active ? 'active' : '', 'aria-current': p === active ? 'page' : false }, p.label)));
+  const who = guest
+    ? h('div', { class: 'who' }, badge('Guest · read-only', 'accent'), h('span', { class: 'countdown', id: 'guest-countdown' }))
+    : h('div', { class: 'who' }, h('span', { class: 'muted' }, ctx.me.name), badge(ctx.me.role, 'accent'),
+      h('button', { class: 'btn btn-ghost', id: 'logout', onclick: logout }, 'Log out'));
+  const main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
+  clear(root,
+    h('header', { class: 'topbar' },
+      h('a', { class: 'brand', href: guest ? guest.base : '/overview', 'data-nav': '' }, h('img', { src: '/favicon.svg', alt: '', width: 22, height: 22 }), 'Serverbox'),
+      liveIndicator(), who),
+    h('div', { class: 'layout' }, nav, main));
+  return main;
+}
+
+async function logout() {
+  try { await api('POST', '/api/v1/auth/logout'); } catch { /* the session may already be gone */ }
+  session.csrf = null;
+  stopLive();
+  ctx = null;
+  navigate('/login');
+}
+
+function can(perm) {
+  if (perm === 'authenticated') return true;
+  return Boolean(ctx?.me?.permissions?.includes(perm));
+}
+
+async function route() {
+  if (cleanup) { try { cleanup(); } catch { /* ignore */ } cleanup = null; }
+  const path = location.pathname;
+  if (path.startsWith('/g/')) return guestRoute(path);
+  if (path === '/login') {
+    clear(root);
+    cleanup = login.render(root, { navigate, onLoggedIn: async () => { ctx = null; navigate('/overview'); } });
+    return;
+  }
+  if (!ctx) {
+    try {
+      const me = await api('GET', '/api/v1/me');
+      ctx = { me, can, navigate };
+      startLive();
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) return navigate('/login', { replace: true });
+      clear(root, h('div', { class: 'center' }, errorBox(e)));
+      return;
+    }
+  }
+  const pages = PAGES.filter((p) => can(p.perm));
+  const page = pages.find((p) => path === p.path || path.startsWith(`${p.path}/`));
+  if (!page) return navigate('/overview', { replace: true });
+  const main = shell(pages, page);
+  document.title = `${page.label} · Serverbox`;
+  cleanup = page.mod.render(main, ctx) || null;
+}
+
+// ---- guest mode: /g/<token>[/page] -------------------------------------------
+const GUEST_PAGES = [
+  { path: '', label: 'Overview', scope: null, mod: guestHome },
+  { path: '/containers', label: 'Containers', scope: 'view:containers', mod: containers },
+  { path: '/audit', label: 'Audit', scope: 'view:audit', mod: audit },
+];
+
+const REVOKE_CHECK_S = 10;
+
+function expiredScreen(reason) {
+  stopLive();
+  clearInterval(countdownTimer);
+  clear(root, h('div', { class: 'center' },
+    h('section', { class: 'card expired', id: 'guest-expired', role: 'alert' },
+      h('h1', {}, reason === 'revoked' ? 'This link is no longer valid' : 'This link has expired'),
+      h('p', { class: 'muted' }, 'The access it granted has ended. Ask the person who shared it for a new link.'))));
+}
+
+async function guestRoute(path) {
+  const m = path.match(/^\/g\/([^/]+)(\/.*)?$/);
+  if (!m) return expiredScreen('revoked');
+  const token = m[1];
+  const sub = m[2] || '';
+  const base = `/g/${token}`;
+  useGuestToken(token);
+  // The core's 401 does not say why; a link this close to its end expired.
+  setUnauthorizedHandler(() => {
+    const g = ctx?.guest?.token === token ? ctx.guest : null;
+    expiredScreen(g && g.expiresAt - Date.now() < 5000 ? 'expired' : 'revoked');
+  });
+  if (!ctx || ctx.guest?.token !== token) {
+    try {
+      const grant = await api('GET', `/g/${encodeURIComponent(token)}`);
+      ctx = { me: grant, guest: { token, base, scopes: grant.scopes || [], expiresAt: Date.parse(grant.expires_at) }, can: (p) => grant.permissions?.includes(p), navigate };
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 401) return expiredScreen('revoked');
+      clear(root, h('div', { class: 'center' }, errorBox(e)));
+      return;
+    }
+  }
+  const pages = GUEST_PAGES.filter((p) => !p.scope || ctx.guest.scopes.includes(p.scope))
+    .map((p) => ({ ...p, path: p.path }));
+  const page = pages.find((p) => p.path === sub) || pages[0];
+  if (page.path !== sub) history.replaceState(null, '', base + page.path);
+  const main = shell(pages, page, { guest: ctx.guest });
+  document.title = `${page.label} · Serverbox guest`;
+  const tick = () => {
+    const left = ctx.guest.expiresAt - Date.now();
+    if (left <= 0) return expiredScreen('expired');
+    const el = document.getElementById('guest-countdown');
+    if (el) el.textContent = `Expires in ${fmtDuration(left)}`;
+  };
+  // A revoked link shows as such within REVOKE_CHECK_S even on an idle page:
+  // the check's 401 goes to the unauthorized handler.
+  let ticks = 0;
+  const check = () => { if (++ticks % REVOKE_CHECK_S === 0) api('GET', '/api/v1/me').catch(() => {}); };
+  clearInterval(countdownTimer);
+  tick();
+  countdownTimer = setInterval(() => { tick(); check(); }, 1000);
+  // EventSource cannot send the link's bearer token: guests poll.
+  startLive({ enabled: false });
+  cleanup = page.mod.render(main, { ...ctx, readOnly: true }) || null;
+}
+
+setUnauthorizedHandler((err) => {
+  if (location.pathname.startsWith('/g/') || location.pathname === '/login') return;
+  ctx = null;
+  stopLive();
+  navigate('/login', { replace: true });
+});
+
+route();

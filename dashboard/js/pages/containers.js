@@ -1,0 +1,139 @@
+// Containers of every node: filters map onto GET /api/v1/containers; start,
+// stop and restart are requests to the core (confirmed first), and the list
+// shows what the engine reports afterwards. Logs tail live over SSE
+// (follow=1); guests, whose token EventSource cannot carry, get snapshots.
+import { api, qs, isGuest } from '../api.js';
+import { h, clear, errorBox, badge, confirmDialog, toast, fmtTime } from '../ui.js';
+import { onEvent } from '../live.js';
+
+const STATES = ['', 'running', 'exited', 'paused', 'restarting', 'created', 'dead'];
+const MAX_LOG_LINES = 1000;
+
+function stateBadge(s) {
+  return badge(s, s === 'running' ? 'ok' : s === 'paused' || s === 'restarting' ? 'warn' : s === 'exited' || s === 'dead' ? 'err' : 'neutral');
+}
+
+export function render(root, ctx) {
+  const canOperate = !ctx.readOnly && ctx.can('containers:operate');
+  const canLogs = ctx.can('logs:read');
+  const f = {
+    name: h('input', { id: 'c-name', name: 'name', placeholder: 'part of the name' }),
+    state: h('select', { id: 'c-state', name: 'state' }, STATES.map((s) => h('option', { value: s }, s || 'any'))),
+    label: h('input', { id: 'c-label', name: 'label', placeholder: 'key or key=value' }),
+    node: h('input', { id: 'c-node', name: 'node', placeholder: 'node id' }),
+  };
+  const err = h('div');
+  const unavailable = h('div');
+  const count = h('p', { class: 'muted small', id: 'container-count' }, '\u00a0');
+  const tbody = h('tbody', { id: 'container-rows' });
+  const logPanel = h('section', { class: 'card logs', id: 'log-panel', hidden: true });
+  const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter containers' },
+    ...Object.entries({ Name: f.name, State: f.state, Label: f.label, Node: f.node }).map(([l, i]) => h('div', { class: 'field' }, h('label', { for: i.id }, l), i)),
+    h('div', { class: 'filter-actions' }, h('button', { class: 'btn btn-primary', type: 'submit' }, 'Apply'), h('button', { class: 'btn btn-ghost', type: 'reset' }, 'Clear')));
+  clear(root, h('h1', {}, 'Containers'), err, unavailable,
+    h('section', { class: 'card' }, form),
+    h('section', { class: 'card' }, count, h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', {}, 'Name'), h('th', {}, 'Image'), h('th', {}, 'State'), h('th', {}, 'Status'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
+      tbody))),
+    logPanel);
+
+  let stopLogs = null;
+  let busy = false;
+
+  async function load() {
+    if (busy) return;
+    busy = true;
+    const params = Object.fromEntries(Object.entries(f).map(([k, el]) => [k, el.value.trim()]));
+    try {
+      const r = await api('GET', `/api/v1/containers${qs(params)}`);
+      const rows = r.containers || [];
+      count.textContent = `${rows.length} container${rows.length === 1 ? '' : 's'}`;
+      clear(tbody, rows.map(row));
+      clear(unavailable, (r.unavailable || []).map((u) => h('div', { class: 'alert alert-error', role: 'alert' }, `${u.node_name || u.node_id}: ${u.message}`)));
+      clear(err);
+    } catch (e) {
+      clear(err, errorBox(e));
+    } finally {
+      busy = false;
+    }
+  }
+
+  function row(c) {
+    const name = c.name || c.id.slice(0, 12);
+    const act = (action, label, danger) => h('button', { class: `btn btn-small${danger ? ' btn-danger' : ''}`, onclick: async () => {
+      if (!(await confirmDialog(`${label} ${name}?`, `The container on ${c.node_name || c.node_id} will be asked to ${action}.`, label, danger))) return;
+      try {
+        await api('POST', `/api/v1/nodes/${encodeURIComponent(c.node_id)}/containers/${encodeURIComponent(c.id)}/${action}`);
+        toast(`${name}: ${action} requested`);
+      } catch (e) { clear(err, errorBox(e)); }
+      load();
+    } }, label);
+    const running = c.state === 'running';
+    return h('tr', { dataset: { name, state: c.state } },
+      h('td', {}, c.node_name || c.node_id),
+      h('td', {}, name),
+      h('td', { class: 'ellipsis', title: c.image }, h('code', {}, c.image)),
+      h('td', {}, stateBadge(c.state)),
+      h('td', { class: 'nowrap muted' }, c.status || ''),
+      h('td', { class: 'actions' },
+        canLogs ? h('button', { class: 'btn btn-small', onclick: () => openLogs(c, name) }, 'Logs') : null,
+        canOperate && !running ? act('start', 'Start', false) : null,
+        canOperate && running ? act('restart', 'Restart', true) : null,
+        canOperate && running ? act('stop', 'Stop', true) : null));
+  }
+
+  function openLogs(c, name) {
+    if (stopLogs) stopLogs();
+    const pre = h('pre', { class: 'log', id: 'log-lines', tabindex: '0', 'aria-label': `Logs of ${name}` });
+    const state = h('span', { class: 'muted small', id: 'log-state' }, 'connecting…');
+    logPanel.hidden = false;
+    clear(logPanel, h('div', { class: 'row between' }, h('h2', {}, `Logs · ${name}`), h('div', { class: 'row' }, state,
+      h('button', { class: 'btn btn-small', onclick: () => { if (stopLogs) stopLogs(); logPanel.hidden = true; } }, 'Close'))), pre);
+    const append = (o) => {
+      const line = h('span', { class: o.stream === 'stderr' ? 'stderr' : '' }, `${o.line}\n`);
+      const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.append(line);
+      while (pre.childNodes.length > MAX_LOG_LINES) pre.firstChild.remove();
+      if (atEnd) pre.scrollTop = pre.scrollHeight;
+    };
+    const base = `/api/v1/nodes/${encodeURIComponent(c.node_id)}/containers/${encodeURIComponent(c.id)}/logs`;
+    if (isGuest()) {
+      // Snapshots: the last lines, refreshed.
+      const snap = async () => {
+        try {
+          const res = await api('GET', `${base}?tail=200`, undefined, { raw: true, accept: 'application/x-ndjson' });
+          const text = await res.text();
+          pre.replaceChildren();
+          for (const l of text.split('\n')) if (l) { try { append(JSON.parse(l)); } catch { /* partial */ } }
+          state.textContent = `updated ${fmtTime(new Date().toISOString())}`;
+        } catch (e) { state.textContent = e.message; }
+      };
+      snap();
+      const t = setInterval(snap, 3000);
+      stopLogs = () => { clearInterval(t); stopLogs = null; };
+      return;
+    }
+    const es = new EventSource(`${base}?follow=1&tail=200`);
+    es.addEventListener('open', () => { state.textContent = 'live'; });
+    es.addEventListener('log', (e) => { try { append(JSON.parse(e.data)); } catch { /* ignore */ } });
+    es.addEventListener('end', (e) => {
+      let reason = 'ended';
+      try { reason = JSON.parse(e.data).reason || reason; } catch { /* keep */ }
+      state.textContent = `stream ended: ${reason.replace(/_/g, ' ')}`;
+      es.close();
+    });
+    es.addEventListener('error', () => {
+      if (es.readyState === EventSource.CLOSED) state.textContent = 'the log stream was refused';
+      else state.textContent = 'reconnecting…';
+    });
+    stopLogs = () => { es.close(); stopLogs = null; };
+  }
+
+  form.addEventListener('submit', (e) => { e.preventDefault(); load(); });
+  form.addEventListener('reset', () => setTimeout(load, 0));
+  load();
+  // The engine's events refresh the list at once when the live stream runs.
+  const off = onEvent((e) => { if (typeof e.type === 'string' && e.type.startsWith('container.')) load(); });
+  const timer = setInterval(load, 4000);
+  return () => { clearInterval(timer); off(); if (stopLogs) stopLogs(); };
+}

@@ -1,0 +1,128 @@
+// Fleet health and the latest events. Reads only: /health/ready, and the
+// audit log when the caller may read it; new events stream in over SSE when
+// the core offers it, else the list refreshes every few seconds.
+import { api, qs } from '../api.js';
+import { h, clear, errorBox, fmtTime, outcomeBadge, badge } from '../ui.js';
+import { onEvent, liveState } from '../live.js';
+
+const MAX_ROWS = 25;
+
+function stat(id, label) {
+  const value = h('div', { class: 'stat-value', id }, '—');
+  const sub = h('div', { class: 'stat-sub' }, '\u00a0');
+  return { el: h('div', { class: 'card stat' }, h('div', { class: 'stat-label' }, label), value, sub), value, sub };
+}
+
+function eventRow(e) {
+  return h('tr', { dataset: { seq: e.seq } },
+    h('td', { class: 'num' }, e.seq),
+    h('td', { class: 'nowrap hide-sm' }, fmtTime(e.occurred_at)),
+    h('td', {}, h('code', {}, e.type)),
+    h('td', {}, e.actor?.name || e.actor?.kind || '—'),
+    h('td', {}, outcomeBadge(e.outcome)));
+}
+
+export function render(root, ctx) {
+  const health = stat('stat-health', 'Core');
+  const db = stat('stat-db', 'Database');
+  const redis = stat('stat-redis', 'Redis');
+  const head = stat('stat-head', 'Audit chain head');
+  const canContainers = ctx.can('containers:read');
+  const ctr = stat('stat-containers', 'Containers running');
+  const err = h('div');
+  const tbody = h('tbody', { id: 'recent-events' });
+  const canAudit = ctx.can('audit:read');
+  clear(root,
+    h('h1', {}, 'Overview'),
+    err,
+    h('div', { class: 'grid stats' }, health.el, db.el, redis.el, canAudit && head.el, canContainers && ctr.el),
+    canAudit && h('section', { class: 'card' },
+      h('div', { class: 'row between' }, h('h2', {}, 'Recent events'), h('a', { href: '/audit', 'data-nav': '', class: 'link' }, 'Open the audit log →')),
+      h('div', { class: 'table-wrap fixed-rows' },
+        h('table', { class: 'table' },
+          h('thead', {}, h('tr', {}, h('th', { class: 'num' }, 'Seq'), h('th', { class: 'hide-sm' }, 'When'), h('th', {}, 'Type'), h('th', {}, 'Actor'), h('th', {}, 'Outcome'))),
+          tbody))));
+
+  let seen = 0;
+  async function refreshHealth() {
+    try {
+      const r = await fetch('/health/ready', { cache: 'no-store' });
+      const j = await r.json();
+      health.value.textContent = j.status === 'ready' ? 'Ready' : 'Not ready';
+      health.value.className = `stat-value ${j.status === 'ready' ? 'ok' : 'err'}`;
+      const d = j.dependencies || {};
+      db.value.textContent = d.database?.state === 'up' ? 'Up' : 'Down';
+      db.value.className = `stat-value ${d.database?.state === 'up' ? 'ok' : 'err'}`;
+      db.sub.textContent = d.database?.schema ? `schema ${d.database.schema}` : '\u00a0';
+      const rs = d.redis?.state || 'unknown';
+      redis.value.textContent = rs === 'up' ? 'Up' : rs === 'not_configured' ? 'Not used' : rs[0].toUpperCase() + rs.slice(1);
+      redis.value.className = `stat-value ${rs === 'up' ? 'ok' : rs === 'degraded' ? 'warn' : 'muted'}`;
+    } catch (e) {
+      health.value.textContent = 'Unreachable';
+      health.value.className = 'stat-value err';
+    }
+  }
+
+  function addEvents(events) {
+    for (const e of events) {
+      if (e.seq <= seen) continue;
+      seen = e.seq;
+      tbody.prepend(eventRow(e));
+    }
+    while (tbody.children.length > MAX_ROWS) tbody.lastElementChild.remove();
+    if (seen) { head.value.textContent = `#${seen}`; }
+  }
+
+  async function refreshEvents() {
+    if (!canAudit) return;
+    try {
+      // Walk forward from what we have; on first load, jump near the end.
+      let after = seen;
+      if (!seen) {
+        const v = await api('GET', '/api/v1/audit/verify');
+        head.value.textContent = `#${v.head_seq}`;
+        head.sub.replaceChildren(v.ok ? badge('chain verified', 'ok') : badge(`broken at #${v.first_bad_seq}`, 'err'));
+        after = Math.max(0, v.head_seq - MAX_ROWS);
+      }
+      for (let i = 0; i < 10; i++) {
+        const r = await api('GET', `/api/v1/audit${qs({ after, limit: 200 })}`);
+        addEvents(r.events);
+        if (r.next_after == null || !r.events.length) break;
+        after = r.next_after;
+      }
+      clear(err);
+    } catch (e) {
+      clear(err, errorBox(e));
+    }
+  }
+
+  async function refreshContainers() {
+    if (!canContainers) return;
+    try {
+      const r = await api('GET', '/api/v1/containers');
+      const all = r.containers || [];
+      ctr.value.textContent = String(all.filter((c) => c.state === 'running').length);
+      const down = (r.unavailable || []).length;
+      ctr.sub.textContent = `of ${all.length}${down ? ` · ${down} node${down === 1 ? '' : 's'} down` : ''}`;
+      ctr.sub.className = `stat-sub${down ? ' warn' : ''}`;
+      ctr.sub.title = (r.unavailable || []).map((u) => `${u.node_name || u.node_id}: ${u.message}`).join('\n');
+    } catch (e) {
+      ctr.value.textContent = '—';
+      ctr.sub.textContent = e.message;
+    }
+  }
+
+  refreshHealth();
+  refreshEvents();
+  refreshContainers();
+  const off = onEvent((e) => { if (canAudit) addEvents([e]); });
+  // Live: events arrive over SSE and a slow poll is only a safety net (for
+  // event types the stream subscription does not name). Otherwise poll.
+  let n = 0;
+  const timer = setInterval(() => {
+    refreshHealth();
+    refreshContainers();
+    if (liveState() !== 'live' || ++n % 6 === 0) refreshEvents();
+  }, 5000);
+  return () => { clearInterval(timer); off(); };
+}

@@ -1,0 +1,47 @@
+// Debian's Chromium driven by playwright-core, each context in a fresh
+// profile directory. Pages record console errors, CSP violations and
+// uncaught exceptions so a test can assert the app ran cleanly.
+import { chromium } from 'playwright-core';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from './harness.mjs';
+
+export const SCREENSHOTS = join(ROOT, 'tests', 'screenshots');
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
+
+// A browser with a fresh profile. Returns {context, page, problems, close}.
+export async function openBrowser({ viewport = { width: 1280, height: 800 } } = {}) {
+  const profile = mkdtempSync(join(tmpdir(), 'sbx-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.SBX_CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ARGS,
+    viewport,
+    acceptDownloads: true,
+  });
+  const problems = [];
+  const watch = (page) => {
+    page.on('console', (m) => {
+      // A failed fetch is logged by Chromium itself; the app shows those.
+      if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  };
+  context.on('page', watch);
+  const page = context.pages()[0] || await context.newPage();
+  watch(page);
+  return {
+    context, page, problems,
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function screenshot(page, name) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
