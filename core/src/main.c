@@ -2,6 +2,7 @@
  * serverbox-core: the control-plane daemon and its administration commands.
  */
 #include "cmd/cmd.h"
+#include "ssh/ssh.h"
 #include "util/util.h"
 
 #include <curl/curl.h>
@@ -16,13 +17,16 @@
 #endif
 
 static const struct config_option options[] = {
-    {"listen", CONFIG_STRING, "127.0.0.1:8080", "address and port to serve HTTP on (port 0 picks one)", false},
+    {"listen", CONFIG_STRING, "127.0.0.1:8080", "address and port to serve HTTP on (port 0 picks one)",
+     false},
     {"database-url", CONFIG_STRING, NULL, "PostgreSQL connection URI the daemon uses", true},
     {"migrate-database-url", CONFIG_STRING, NULL,
      "URI for migrate and rebuild-projections (the schema owner); defaults to --database-url", true},
-    {"redis-url", CONFIG_STRING, NULL, "Redis URL, redis://host:port[/db] (optional; degraded without)", true},
+    {"redis-url", CONFIG_STRING, NULL, "Redis URL, redis://host:port[/db] (optional; degraded without)",
+     true},
     {"data-dir", CONFIG_STRING, "./data", "directory for keys and local state", false},
-    {"master-key-file", CONFIG_STRING, NULL, "file holding the 32-byte master key as 64 hex characters", false},
+    {"master-key-file", CONFIG_STRING, NULL, "file holding the 32-byte master key as 64 hex characters",
+     false},
     {"dashboard-dir", CONFIG_STRING, "./dashboard", "static dashboard served at /", false},
     {"trusted-proxy", CONFIG_LIST, NULL, "peer allowed to set X-Forwarded-For: loopback, private, IP or CIDR",
      false},
@@ -32,6 +36,15 @@ static const struct config_option options[] = {
     {"max-body-bytes", CONFIG_INT, "1048576", "largest request body accepted (larger gets 413)", false},
     {"db-pool-size", CONFIG_INT, "12", "PostgreSQL connections in the pool", false},
     {"connection-limit", CONFIG_INT, "16000", "most simultaneous HTTP connections", false},
+    {"ssh-pool-size", CONFIG_INT, "3", "SSH sessions kept per node", false},
+    {"ssh-pool-max", CONFIG_INT, "256", "SSH sessions kept in all", false},
+    {"ssh-idle-ttl", CONFIG_INT, "300", "seconds an idle SSH session is kept", false},
+    {"ssh-keepalive", CONFIG_INT, "30", "seconds between keepalives on idle SSH sessions", false},
+    {"ssh-acquire-timeout", CONFIG_INT, "10", "seconds a request waits for a busy node's session (then 503)",
+     false},
+    {"node-check-interval", CONFIG_INT, "60", "seconds between node health checks (0 disables)", false},
+    {"exec-max-output", CONFIG_INT, "1048576", "bytes of stdout and of stderr kept per remote command",
+     false},
 };
 
 static const char usage[] =
@@ -55,6 +68,10 @@ static void init_libraries(void)
         exit(1);
     }
     json_object_seed(0);
+    if (ssh_global_init() != 0) {
+        fprintf(stderr, "serverbox-core: libssh2 failed to initialise\n");
+        exit(1);
+    }
 }
 
 int main(int argc, char **argv)
@@ -92,6 +109,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "serverbox-core: unknown command '%s' (see --help)\n", command);
         rc = 2;
     }
+    ssh_global_cleanup();
     curl_global_cleanup();
     config_release(&cfg);
     return rc;

@@ -7,7 +7,9 @@
 
 #include "../api/api.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -79,6 +81,28 @@ int cmd_serve(const struct config *cfg)
         log_warn("database unreachable at start; serving 503 until it returns", "detail=\"%s\"", err.msg);
     }
 
+    /* The master key seals SSH keys at rest; made (0600) on first start. */
+    char key_path[4096];
+    const char *kp = config_get(cfg, "master-key-file");
+    if (!kp || !*kp) {
+        const char *dir = config_get(cfg, "data-dir");
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "serverbox-core: cannot create data directory '%s': %s\n", dir, strerror(errno));
+            goto out;
+        }
+        snprintf(key_path, sizeof key_path, "%s/master.key", dir);
+        kp = key_path;
+    }
+    if (crypto_master_key_load(kp, true, &app.master_key, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+    app.master_key_loaded = true;
+    if (api_nodes_start(&app, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+
     const char *const *proxies;
     size_t n_proxies = config_get_list(cfg, "trusted-proxy", &proxies);
     struct http_server_config hc = {
@@ -106,7 +130,10 @@ int cmd_serve(const struct config *cfg)
     rc = 0;
     api_health_stop(&app);
 out:
+    atomic_store(&app.stopping, true);
     http_server_stop(app.http);
+    api_nodes_stop(&app);
+    crypto_master_key_wipe(&app.master_key);
     redis_close(app.redis);
     store_close(app.store);
     return rc;

@@ -95,4 +95,22 @@ int store_verify_chain(const char *database_url, struct store_verify_result *out
 /* Truncates every projection table and replays the log into them. */
 int store_rebuild_projections(const char *database_url, int64_t *replayed, struct sb_err *err);
 
+/* ---- nodes (store/nodes.c) ---------------------------------------------- */
+
+/* A node row of the projection as a JSON object (*out is the caller's,
+ * json_decref it); SB_ENOTFOUND for an unknown or malformed id. */
+int store_node_get(struct store *st, const char *id, json_t **out, struct sb_err *err);
+/* The id of the node with that name; SB_ENOTFOUND when none. */
+int store_node_find_name(struct store *st, const char *name, char id[37], struct sb_err *err);
+/* Every node, by name, as a JSON array (the caller's). */
+int store_node_list(struct store *st, json_t **out, struct sb_err *err);
+/* The sealed private key and passphrase (crypto_seal output; pass may be
+ * NULL). Not a projection: secrets stay out of events. */
+int store_node_credentials_put(struct store *st, const char *id, const char *sealed_key, const char *sealed_pass,
+                               struct sb_err *err);
+/* *sealed_key and *sealed_pass (NULL when none) are malloc'd: free() them. */
+int store_node_credentials_get(struct store *st, const char *id, char **sealed_key, char **sealed_pass,
+                               struct sb_err *err);
+int store_node_credentials_delete(struct store *st, const char *id, struct sb_err *err);
+
 #endif
