@@ -40,7 +40,18 @@ MaxSessions 64
 LogLevel ERROR
 Subsystem sftp internal-sftp
 CFG
-    /usr/sbin/sshd -D -f "$dir/sshd_config" -E "$dir/sshd.log" </dev/null >/dev/null 2>&1 &
+    # The login shell's rc files run for every command over SSH. On machines
+    # whose ~/.bashrc is slow (pyenv init costs ~150 ms here) that would be
+    # all we measure, so sshd runs in a private mount namespace where the
+    # rc file of the login user reads as empty. SSHD_KEEP_RC=1 keeps it.
+    home_rc="$HOME/.bashrc"
+    if [ -z "${SSHD_KEEP_RC:-}" ] && [ -s "$home_rc" ] && command -v unshare >/dev/null &&
+        unshare -m true 2>/dev/null; then
+        unshare -m sh -c 'mount --bind /dev/null "$1" && exec /usr/sbin/sshd -D -f "$2" -E "$3"' sshd \
+            "$home_rc" "$dir/sshd_config" "$dir/sshd.log" </dev/null >/dev/null 2>&1 &
+    else
+        /usr/sbin/sshd -D -f "$dir/sshd_config" -E "$dir/sshd.log" </dev/null >/dev/null 2>&1 &
+    fi
     # wait until it accepts connections
     for _ in $(seq 1 100); do
         if [ -s "$dir/sshd.pid" ] && (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then break; fi

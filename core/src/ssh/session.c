@@ -222,8 +222,9 @@ int ssh_connect(const struct ssh_target *t, int timeout_ms, struct ssh_session *
     libssh2_session_set_timeout(ss->s, left > 100 ? (long)left : 100);
     /* Only methods this libssh2 knows: 1.10 drops unknown ones with an
      * overlapping memcpy (ASan reports it), and it has no rsa-sha2 host keys. */
-    libssh2_session_method_pref(ss->s, LIBSSH2_METHOD_HOSTKEY,
-                                "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,ssh-rsa");
+    libssh2_session_method_pref(
+        ss->s, LIBSSH2_METHOD_HOSTKEY,
+        "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,ssh-rsa");
     int rc = libssh2_session_handshake(ss->s, fd);
     if (rc != 0) {
         diag_set(diag, rc == LIBSSH2_ERROR_TIMEOUT ? SSH_FAIL_CONNECT : SSH_FAIL_HANDSHAKE);
