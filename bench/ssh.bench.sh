@@ -5,4 +5,5 @@
 # Starts its own PostgreSQL, sshd and the release daemon; stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export SBX_CORE_BIN="${SBX_CORE_BIN:-$PWD/build/serverbox-core}"
 exec node bench/ssh-bench.mjs "$@"
