@@ -322,7 +322,7 @@ static int wrap_command(struct buf *b, const char *command)
 {
     buf_puts(b,
              "if command -v setsid >/dev/null 2>&1; then exec setsid -w sh -c 'printf \"\\036%s\\n\" \"$$\"; "
-             "exec sh -c \"$1\"' sbx ");
+             "eval \"$1\"' sbx ");
     sh_quote(b, command);
     buf_puts(b, "; else exec sh -c ");
     sh_quote(b, command);
