@@ -40,9 +40,9 @@ struct event_actor {
 };
 
 struct event_new {
-    const char *stream; /* 'node/<uuid>' … */
-    const char *type;   /* 'node.registered' … */
-    json_t *data;       /* borrowed; an object (NULL for {}) */
+    const char *stream;  /* 'node/<uuid>' … */
+    const char *type;    /* 'node.registered' … */
+    json_t *data;        /* borrowed; an object (NULL for {}) */
     struct event_actor actor;
     const char *outcome; /* success | denied | failure */
 };
@@ -71,12 +71,7 @@ void store_get_stats(struct store *st, struct store_stats *out);
 
 /* ---- health ------------------------------------------------------------- */
 
-enum store_schema_state {
-    STORE_SCHEMA_OK,
-    STORE_SCHEMA_UNMIGRATED,
-    STORE_SCHEMA_NEWER,
-    STORE_SCHEMA_CHANGED
-};
+enum store_schema_state { STORE_SCHEMA_OK, STORE_SCHEMA_UNMIGRATED, STORE_SCHEMA_NEWER, STORE_SCHEMA_CHANGED };
 
 /* Connects (from the pool), checks the schema against the migrations built
  * into this binary. SB_EUNAVAIL when the database cannot be reached. */
@@ -111,8 +106,8 @@ int store_node_find_name(struct store *st, const char *name, char id[37], struct
 int store_node_list(struct store *st, json_t **out, struct sb_err *err);
 /* The sealed private key and passphrase (crypto_seal output; pass may be
  * NULL). Not a projection: secrets stay out of events. */
-int store_node_credentials_put(struct store *st, const char *id, const char *sealed_key,
-                               const char *sealed_pass, struct sb_err *err);
+int store_node_credentials_put(struct store *st, const char *id, const char *sealed_key, const char *sealed_pass,
+                               struct sb_err *err);
 /* *sealed_key and *sealed_pass (NULL when none) are malloc'd: free() them. */
 int store_node_credentials_get(struct store *st, const char *id, char **sealed_key, char **sealed_pass,
                                struct sb_err *err);
