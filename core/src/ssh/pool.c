@@ -189,6 +189,8 @@ int ssh_pool_acquire(struct ssh_pool *p, const struct ssh_target *t, struct ssh_
     for (;;) {
         if (p->stopping) {
             pthread_mutex_unlock(&p->lock);
+            for (int i = 0; i < n_doomed; i++)
+                ssh_session_close(doomed[i]);
             return sb_error(err, SB_EUNAVAIL, "shutting down");
         }
         /* An idle session for this target: take it, dropping stale and dead ones. */
