@@ -22,10 +22,13 @@ before(async () => {
   core = await startCore({ db, env: { SERVERBOX_NODE_CHECK_INTERVAL: '0' } });
 });
 after(async () => {
-  await core?.stop();
-  s1?.remove();
-  s2?.remove();
-  rmSync(keysDir, { recursive: true, force: true });
+  try {
+    await core?.stop();
+  } finally {
+    s1?.remove();
+    s2?.remove();
+    rmSync(keysDir, { recursive: true, force: true });
+  }
 });
 
 const req = (method, path, json) => core.request(method, path, { json, headers: authHeaders() });

@@ -29,8 +29,11 @@ before(async () => {
   id = r.body.id;
 });
 after(async () => {
-  await core?.stop();
-  s1?.remove();
+  try {
+    await core?.stop();
+  } finally {
+    s1?.remove();
+  }
 });
 
 const req = (method, path, json) => core.request(method, path, { json, headers: authHeaders() });
