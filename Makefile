@@ -29,7 +29,7 @@ UNIT_BIN  := $(UNIT_SRC:core/tests/%.c=build/asan/tests/%)
 COLLECTOR_SRC := $(sort $(wildcard collector/src/*.c))
 
 .PHONY: all run test unit blackbox bench fuzz clean format deps
-all: build/serverbox-core build/asan/serverbox-core build/tools/append-load $(if $(COLLECTOR_SRC),build/serverbox-collector)
+all: build/serverbox-core build/asan/serverbox-core build/tools/append-load build/tools/ssh-bench $(if $(COLLECTOR_SRC),build/serverbox-collector)
 
 deps:
 	@scripts/bootstrap.sh
@@ -82,6 +82,10 @@ build/asan/serverbox-core: $(ASAN_OBJ) $(GEN_ASAN) build/asan/obj/core/src/main.
 	@$(CC) $(SAN) -o $@ $^ $(LDLIBS)
 
 build/tools/append-load: build/obj/core/tools/append_load.o $(CORE_OBJ) $(GEN_OBJ)
+	@echo "  LD      $@"
+	@$(CC) -o $@ $^ $(LDLIBS)
+
+build/tools/ssh-bench: build/obj/core/tools/ssh_bench.o $(CORE_OBJ) $(GEN_OBJ)
 	@echo "  LD      $@"
 	@$(CC) -o $@ $^ $(LDLIBS)
 

@@ -2,6 +2,7 @@
  * serverbox-core: the control-plane daemon and its administration commands.
  */
 #include "cmd/cmd.h"
+#include "ssh/ssh.h"
 #include "util/util.h"
 
 #include <curl/curl.h>
@@ -48,6 +49,15 @@ static const struct config_option options[] = {
     {"role", CONFIG_STRING, "admin", "create-user: admin, operator or viewer", false},
     {"password-stdin", CONFIG_STRING, NULL, "create-user: read the password from standard input", false},
     {"if-no-users", CONFIG_STRING, NULL, "create-user: do nothing when a user exists already", false},
+    {"ssh-pool-size", CONFIG_INT, "3", "SSH sessions kept per node", false},
+    {"ssh-pool-max", CONFIG_INT, "256", "SSH sessions kept in all", false},
+    {"ssh-idle-ttl", CONFIG_INT, "300", "seconds an idle SSH session is kept", false},
+    {"ssh-keepalive", CONFIG_INT, "30", "seconds between keepalives on idle SSH sessions", false},
+    {"ssh-acquire-timeout", CONFIG_INT, "10", "seconds a request waits for a busy node's session (then 503)",
+     false},
+    {"node-check-interval", CONFIG_INT, "60", "seconds between node health checks (0 disables)", false},
+    {"exec-max-output", CONFIG_INT, "1048576", "bytes of stdout and of stderr kept per remote command",
+     false},
 };
 static const char *const bool_flags[] = {"password-stdin", "if-no-users", NULL};
 
@@ -73,6 +83,10 @@ static void init_libraries(void)
         exit(1);
     }
     json_object_seed(0);
+    if (ssh_global_init() != 0) {
+        fprintf(stderr, "serverbox-core: libssh2 failed to initialise\n");
+        exit(1);
+    }
 }
 
 int main(int argc, char **argv)
@@ -112,6 +126,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "serverbox-core: unknown command '%s' (see --help)\n", command);
         rc = 2;
     }
+    ssh_global_cleanup();
     curl_global_cleanup();
     config_release(&cfg);
     return rc;

@@ -9,6 +9,7 @@
 #include "../crypto/crypto.h"
 #include "../http/http.h"
 #include "../redis/redis.h"
+#include "../ssh/ssh.h"
 #include "../store/store.h"
 #include "../util/util.h"
 
@@ -47,6 +48,13 @@ struct app {
     atomic_bool stopping;
     pthread_mutex_t monitor_lock;
     pthread_cond_t monitor_cond;
+
+    /* secrets at rest (SSH keys): loaded by serve before any handler runs */
+    bool master_key_loaded;
+
+    /* nodes over SSH (api/nodes.c) */
+    struct ssh_pool *ssh_pool;
+    struct api_nodes *nodes;
 };
 
 /* Who is calling. The auth guard fills one in (req->user, freed with the
@@ -116,6 +124,24 @@ int api_health_start(struct app *app);
 void api_health_stop(struct app *app);
 /* One check now, synchronously (used at start-up). */
 void api_health_check_now(struct app *app);
+
+/* Nodes: the SSH pool and the health checker (api/nodes.c). */
+int api_nodes_start(struct app *app, struct sb_err *err);
+void api_nodes_stop(struct app *app);
+
+/* A node's row and its decrypted login, for anything that talks to the node
+ * (exec, the docker bridge): `t` points into this struct. The key and
+ * passphrase buffers are wiped by api_node_target_release. Set `node` to a
+ * row already loaded (ownership passes) or leave it NULL to load it. The
+ * caller checks api_node_visible itself. */
+struct api_node_target {
+    json_t *node;
+    struct ssh_target t;
+    struct buf key;
+    struct buf passphrase;
+};
+int api_node_target_load(struct app *app, const char *id, struct api_node_target *out, struct sb_err *err);
+void api_node_target_release(struct api_node_target *t);
 
 /* The OpenAPI document built into the binary (docs/openapi.yaml as JSON). */
 extern const char api_openapi_json[];

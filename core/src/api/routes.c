@@ -51,6 +51,13 @@ void api_networks_list(struct http_request *req);
 void api_network_create(struct http_request *req);
 void api_network_remove(struct http_request *req);
 void api_networks_prune(struct http_request *req);
+void api_node_create(struct http_request *req);
+void api_node_list(struct http_request *req);
+void api_node_get(struct http_request *req);
+void api_node_update(struct http_request *req);
+void api_node_delete(struct http_request *req);
+void api_node_exec(struct http_request *req);
+void api_node_check(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
@@ -128,6 +135,16 @@ const struct http_route api_routes[] = {
      "remove unused networks"},
     {"DELETE", "/api/v1/nodes/{id}/networks/{nid}", api_network_remove, 0, "networks:delete",
      "remove a network"},
+    {"POST", "/api/v1/nodes", api_node_create, HTTP_ROUTE_BODY, "nodes:write",
+     "register a node reached over SSH (connects once to verify and pin its host key)"},
+    {"GET", "/api/v1/nodes", api_node_list, 0, "nodes:read", "list nodes, optionally filtered by ?label=k=v"},
+    {"GET", "/api/v1/nodes/{id}", api_node_get, 0, "nodes:read", "one node with its SSH pool figures"},
+    {"PATCH", "/api/v1/nodes/{id}", api_node_update, HTTP_ROUTE_BODY, "nodes:write",
+     "change a node (connection changes are verified first)"},
+    {"DELETE", "/api/v1/nodes/{id}", api_node_delete, 0, "nodes:delete", "remove a node and its stored key"},
+    {"POST", "/api/v1/nodes/{id}/exec", api_node_exec, HTTP_ROUTE_BODY, "nodes:exec",
+     "run a command on the node over SSH"},
+    {"POST", "/api/v1/nodes/{id}/check", api_node_check, 0, "nodes:read", "run the node's health check now"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},

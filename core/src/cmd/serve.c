@@ -10,7 +10,9 @@
 #include "../static/static.h"
 #include "../docker/docker.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -70,6 +72,7 @@ int cmd_serve(const struct config *cfg)
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         return 2;
     }
+    app.master_key_loaded = true;
     struct auth_signer signer;
     if (auth_signer_load(data_dir, &signer, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
@@ -123,6 +126,10 @@ int cmd_serve(const struct config *cfg)
         log_warn("database unreachable at start; serving 503 until it returns", "detail=\"%s\"", err.msg);
     }
 
+    if (api_nodes_start(&app, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
     /* Without a dashboard the API still serves; "/" answers 404. */
     const char *dash = config_get(cfg, "dashboard-dir");
     if (dash && *dash) {
@@ -173,7 +180,9 @@ out:
     /* Streams end first so no connection stays suspended; the engines'
      * threads stop after the last handler that could use them. */
     docker_shutdown_streams(app.docker);
+    atomic_store(&app.stopping, true);
     http_server_stop(app.http);
+    api_nodes_stop(&app);
     static_site_free(app.dashboard);
     auth_close(app.auth);
     docker_close(app.docker);

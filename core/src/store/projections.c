@@ -100,7 +100,81 @@ static int project_user(struct store_tx *tx, const struct store_event *ev)
     return rc;
 }
 
-const char *const projection_tables[] = {"streams", "users", "containers", NULL};
+/* nodes: node.registered inserts, node.updated changes the fields it names,
+ * node.deleted removes the row (and the sealed credentials beside it, which
+ * are not a projection but must not outlive the node), and the health events
+ * set the status. Only successful events count. */
+static int project_node(struct store_tx *tx, const struct store_event *ev)
+{
+    if (strncmp(ev->type, "node.", 5) != 0 || strcmp(ev->outcome, "success") != 0)
+        return 0;
+    const char *id = json_string_value(json_object_get(ev->data, "id"));
+    if (!id)
+        return 0;
+    const char *type = ev->type + 5;
+    if (strcmp(type, "registered") == 0) {
+        char *doc = json_dumps(ev->data, JSON_COMPACT);
+        const char *p[2] = {doc, ev->occurred_at};
+        int rc = store_tx_exec(
+            tx,
+            "INSERT INTO nodes (id, name, host, port, ssh_user, labels, docker, host_key_fingerprint, "
+            "key_type, "
+            "  public_key, status, status_reason, status_changed_at, created_at, updated_at) "
+            "SELECT (d->>'id')::uuid, d->>'name', d->>'host', (d->>'port')::int, d->>'ssh_user', "
+            "  coalesce(d->'labels', '{}'::jsonb), coalesce(d->>'docker', 'ssh'), "
+            "d->>'host_key_fingerprint', "
+            "  d->>'key_type', d->>'public_key', coalesce(d->>'status', 'online'), d->>'reason', "
+            "  $2::timestamptz, $2::timestamptz, $2::timestamptz "
+            "FROM (SELECT $1::jsonb AS d) AS x",
+            2, p);
+        free(doc);
+        return rc;
+    }
+    if (strcmp(type, "updated") == 0) {
+        json_t *changes = json_object_get(ev->data, "changes");
+        if (!json_is_object(changes))
+            return 0;
+        char *doc = json_dumps(changes, JSON_COMPACT);
+        const char *p[3] = {id, doc, ev->occurred_at};
+        int rc = store_tx_exec(
+            tx,
+            "UPDATE nodes SET name = coalesce($2::jsonb->>'name', name), host = coalesce($2::jsonb->>'host', "
+            "host), "
+            "  port = coalesce(($2::jsonb->>'port')::int, port), "
+            "  ssh_user = coalesce($2::jsonb->>'ssh_user', ssh_user), "
+            "  labels = coalesce($2::jsonb->'labels', labels), docker = coalesce($2::jsonb->>'docker', "
+            "docker), "
+            "  host_key_fingerprint = coalesce($2::jsonb->>'host_key_fingerprint', host_key_fingerprint), "
+            "  key_type = CASE WHEN $2::jsonb ? 'key_type' THEN $2::jsonb->>'key_type' ELSE key_type END, "
+            "  public_key = CASE WHEN $2::jsonb ? 'key_type' THEN $2::jsonb->>'public_key' ELSE public_key "
+            "END, "
+            "  status = CASE WHEN $2::jsonb ? 'host_key_fingerprint' AND status = 'hostkey_mismatch' "
+            "    THEN 'offline' ELSE status END, "
+            "  updated_at = $3::timestamptz WHERE id = $1::uuid",
+            3, p);
+        free(doc);
+        return rc;
+    }
+    if (strcmp(type, "deleted") == 0) {
+        const char *p[1] = {id};
+        int rc = store_tx_exec(tx, "DELETE FROM nodes WHERE id = $1::uuid", 1, p);
+        return rc ? rc : store_tx_exec(tx, "DELETE FROM node_credentials WHERE node_id = $1::uuid", 1, p);
+    }
+    const char *status = strcmp(type, "online") == 0             ? "online"
+                         : strcmp(type, "offline") == 0          ? "offline"
+                         : strcmp(type, "hostkey_mismatch") == 0 ? "hostkey_mismatch"
+                                                                 : NULL;
+    if (!status)
+        return 0;
+    const char *p[4] = {id, status, json_string_value(json_object_get(ev->data, "reason")), ev->occurred_at};
+    return store_tx_exec(
+        tx,
+        "UPDATE nodes SET status = $2, status_reason = $3, status_changed_at = $4::timestamptz "
+        "WHERE id = $1::uuid",
+        4, p);
+}
+
+const char *const projection_tables[] = {"streams", "users", "containers", "nodes", NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 {
@@ -108,6 +182,11 @@ int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
         return 0;
     int rc = project_streams(tx, evs, n);
     for (int i = 0; i < n && rc == 0; i++)
-        rc = strncmp(evs[i].type, "user.", 5) == 0 ? project_user(tx, &evs[i]) : project_containers(tx, &evs[i]);
+        if (strncmp(evs[i].type, "user.", 5) == 0)
+            rc = project_user(tx, &evs[i]);
+        else if (strncmp(evs[i].type, "node.", 5) == 0)
+            rc = project_node(tx, &evs[i]);
+        else
+            rc = project_containers(tx, &evs[i]);
     return rc;
 }

@@ -210,5 +210,22 @@ int store_checkpoint_latest(struct store *st, struct store_checkpoint *c, struct
 /* The containers the projection knows on a node: a new array of
  * {container_id, state, name} (caller decrefs). */
 int store_containers_of_node(struct store *st, const char *node_id, json_t **rows, struct sb_err *err);
+/* ---- nodes (store/nodes.c) ---------------------------------------------- */
+
+/* A node row of the projection as a JSON object (*out is the caller's,
+ * json_decref it); SB_ENOTFOUND for an unknown or malformed id. */
+int store_node_get(struct store *st, const char *id, json_t **out, struct sb_err *err);
+/* The id of the node with that name; SB_ENOTFOUND when none. */
+int store_node_find_name(struct store *st, const char *name, char id[37], struct sb_err *err);
+/* Every node, by name, as a JSON array (the caller's). */
+int store_node_list(struct store *st, json_t **out, struct sb_err *err);
+/* The sealed private key and passphrase (crypto_seal output; pass may be
+ * NULL). Not a projection: secrets stay out of events. */
+int store_node_credentials_put(struct store *st, const char *id, const char *sealed_key, const char *sealed_pass,
+                               struct sb_err *err);
+/* *sealed_key and *sealed_pass (NULL when none) are malloc'd: free() them. */
+int store_node_credentials_get(struct store *st, const char *id, char **sealed_key, char **sealed_pass,
+                               struct sb_err *err);
+int store_node_credentials_delete(struct store *st, const char *id, struct sb_err *err);
 
 #endif

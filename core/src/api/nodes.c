@@ -1,0 +1,1046 @@
+/*
+ * Nodes: the registry of hosts reached over SSH, remote commands, and the
+ * health checker.
+ *
+ * POST   /api/v1/nodes              register (connects once to verify)
+ * GET    /api/v1/nodes[?label=k=v]  list (label filters, caller's scope)
+ * GET    /api/v1/nodes/{id}         one node with its pool figures
+ * PATCH  /api/v1/nodes/{id}         change fields (reconnects to verify)
+ * DELETE /api/v1/nodes/{id}
+ * POST   /api/v1/nodes/{id}/exec    run a command
+ * POST   /api/v1/nodes/{id}/check   run the health check now
+ *
+ * Private keys and passphrases arrive in request bodies, are sealed with
+ * the master key at once and stored beside the node (never in events); the
+ * clear text lives in wiped buffers for the duration of one connection.
+ */
+#include "api.h"
+
+#include "../crypto/crypto.h"
+#include "../ssh/ssh.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_MAX        16384
+#define PASSPHRASE_MAX 1024
+#define COMMAND_MAX    65536
+#define LABELS_MAX     16
+#define LABEL_LEN_MAX  100
+
+/* The last health check of each node, in memory (checks record events
+ * only on a change of status, so the details live here). */
+struct check_result {
+    char id[37];
+    char status[24];
+    char reason[256];
+    char uname[256];
+    char uptime[128];
+    int64_t checked_us;
+    int64_t duration_ms;
+    struct check_result *next;
+};
+
+struct api_nodes {
+    struct app *app;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stopping;
+    pthread_t checker;
+    bool checker_running;
+    int interval_s;
+    size_t max_output;
+    struct check_result *checks;
+};
+
+/* ---- validation ---------------------------------------------------------- */
+
+static bool chars_in(const char *s, const char *extra)
+{
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr(extra, c)))
+            return false;
+    }
+    return true;
+}
+
+static int check_name(json_t *v, struct sb_err *err)
+{
+    const char *s = json_string_value(v);
+    if (!s || json_string_length(v) == 0 || json_string_length(v) > 63 ||
+        strlen(s) != json_string_length(v) || !chars_in(s, "._-") || s[0] == '.' || s[0] == '-')
+        return sb_field_error(
+            err, "name",
+            "name must be 1 to 63 letters, digits, '.', '_' or '-', not starting with '.' or '-'");
+    return 0;
+}
+
+static int check_host(json_t *v, struct sb_err *err)
+{
+    const char *s = json_string_value(v);
+    if (!s || json_string_length(v) == 0 || json_string_length(v) > 253 ||
+        strlen(s) != json_string_length(v) || !chars_in(s, ".-:") || s[0] == '-' || s[0] == '.')
+        return sb_field_error(err, "host",
+                              "host must be a host name or an IP address (letters, digits, '.', '-', ':')");
+    return 0;
+}
+
+static int check_user(json_t *v, struct sb_err *err)
+{
+    const char *s = json_string_value(v);
+    if (!s || json_string_length(v) == 0 || json_string_length(v) > 32 ||
+        strlen(s) != json_string_length(v) || !chars_in(s, "._-") || s[0] == '-')
+        return sb_field_error(err, "ssh_user", "ssh_user must be 1 to 32 letters, digits, '.', '_' or '-'");
+    return 0;
+}
+
+static int check_port(json_t *v, struct sb_err *err)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 65535)
+        return sb_field_error(err, "port", "port must be a whole number from 1 to 65535");
+    return 0;
+}
+
+static int check_fingerprint(json_t *v, struct sb_err *err)
+{
+    const char *s = json_string_value(v);
+    if (!s || json_string_length(v) != 50 || strncmp(s, "SHA256:", 7) != 0 || !chars_in(s + 7, "+/"))
+        return sb_field_error(
+            err, "host_key_fingerprint",
+            "host_key_fingerprint must be 'SHA256:' and 43 base64 characters, as ssh-keygen -l "
+            "prints it");
+    return 0;
+}
+
+static int check_docker(json_t *v, struct sb_err *err)
+{
+    const char *s = json_string_value(v);
+    if (!s || (strcmp(s, "local") != 0 && strcmp(s, "ssh") != 0))
+        return sb_field_error(err, "docker", "docker must be \"local\" or \"ssh\"");
+    return 0;
+}
+
+static int check_labels(json_t *labels, struct sb_err *err)
+{
+    if (!json_is_object(labels))
+        return sb_field_error(err, "labels", "labels must be an object of strings");
+    if (json_object_size(labels) > LABELS_MAX)
+        return sb_field_error(err, "labels", "at most %d labels", LABELS_MAX);
+    const char *k;
+    json_t *v;
+    json_object_foreach(labels, k, v)
+    {
+        if (!json_is_string(v))
+            return sb_field_error(err, "labels", "label values must be strings");
+        if (strlen(k) == 0 || strlen(k) > LABEL_LEN_MAX || !chars_in(k, "._/-") ||
+            json_string_length(v) > LABEL_LEN_MAX)
+            return sb_field_error(
+                err, "labels",
+                "label keys are 1 to %d letters, digits, '.', '_', '/' or '-'; values at most %d",
+                LABEL_LEN_MAX, LABEL_LEN_MAX);
+        const char *s = json_string_value(v);
+        for (size_t i = 0; i < json_string_length(v); i++)
+            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+                return sb_field_error(err, "labels", "label values must not contain control characters");
+    }
+    return 0;
+}
+
+static int check_secret(json_t *v, const char *field, size_t max, struct sb_err *err)
+{
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > max ||
+        strlen(json_string_value(v)) != json_string_length(v))
+        return sb_field_error(err, field, "%s must be a non-empty string of at most %zu bytes", field, max);
+    return 0;
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* Appends an event made by this request; data is borrowed. */
+static int record(struct http_request *req, const char *id, const char *type, json_t *data,
+                  const char *outcome, struct sb_err *err)
+{
+    char stream[64];
+    snprintf(stream, sizeof stream, "node/%s", id);
+    struct event_new ev = {.stream = stream, .type = type, .data = data, .outcome = outcome};
+    api_actor(req, &ev.actor);
+    int64_t seq;
+    return store_append(((struct app *)req->app)->store, &ev, &seq, err);
+}
+
+static int record_system(struct app *app, const char *id, const char *type, json_t *data, struct sb_err *err)
+{
+    char stream[64];
+    snprintf(stream, sizeof stream, "node/%s", id);
+    struct event_new ev = {.stream = stream, .type = type, .data = data, .outcome = "success"};
+    ev.actor = (struct event_actor){.kind = "system", .name = "node-checker"};
+    int64_t seq;
+    return store_append(app->store, &ev, &seq, err);
+}
+
+/* Valid UTF-8 as a JSON string; invalid bytes become U+FFFD. */
+static json_t *json_bytes(const char *s, size_t n)
+{
+    json_t *v = json_stringn(s, n);
+    if (v)
+        return v;
+    struct buf b;
+    buf_init(&b, 0);
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        size_t len = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        bool ok = len && (size_t)(end - p) >= len;
+        for (size_t i = 1; ok && i < len; i++)
+            ok = (p[i] & 0xc0) == 0x80;
+        if (ok && len > 1) {
+            json_t *probe = json_stringn((const char *)p, len);
+            ok = probe != NULL;
+            json_decref(probe);
+        }
+        if (ok && !(len == 1 && *p == 0)) {
+            buf_append(&b, p, len);
+            p += len;
+        } else {
+            buf_puts(&b, "\xef\xbf\xbd");
+            p++;
+        }
+    }
+    v = json_stringn(b.data, b.len);
+    buf_release(&b);
+    return v ? v : json_string("");
+}
+
+static void add_pool(struct app *app, json_t *node)
+{
+    struct ssh_pool_stats st;
+    ssh_pool_stats(app->ssh_pool, json_string_value(json_object_get(node, "id")), &st);
+    json_object_set_new(node, "pool",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "open", (json_int_t)st.open, "busy",
+                                  (json_int_t)st.busy, "hits", (json_int_t)st.hits, "misses",
+                                  (json_int_t)st.misses, "failures", (json_int_t)st.failures, "waits",
+                                  (json_int_t)st.waits, "timeouts", (json_int_t)st.timeouts));
+}
+
+static json_t *check_json(const struct check_result *c)
+{
+    char at[40];
+    time_format_rfc3339(c->checked_us, at, sizeof at);
+    json_t *o = json_pack("{s:s, s:s, s:I}", "status", c->status, "checked_at", at, "duration_ms",
+                          (json_int_t)c->duration_ms);
+    if (c->reason[0])
+        json_object_set_new(o, "reason", json_bytes(c->reason, strlen(c->reason)));
+    if (c->uname[0])
+        json_object_set_new(o, "uname", json_bytes(c->uname, strlen(c->uname)));
+    if (c->uptime[0])
+        json_object_set_new(o, "uptime", json_bytes(c->uptime, strlen(c->uptime)));
+    return o;
+}
+
+static void add_last_check(struct app *app, json_t *node)
+{
+    const char *id = json_string_value(json_object_get(node, "id"));
+    struct api_nodes *an = app->nodes;
+    pthread_mutex_lock(&an->lock);
+    for (struct check_result *c = an->checks; c; c = c->next)
+        if (strcmp(c->id, id) == 0) {
+            json_object_set_new(node, "last_check", check_json(c));
+            break;
+        }
+    pthread_mutex_unlock(&an->lock);
+}
+
+/* Loads a node the caller may see; replies 404 otherwise and returns -1. */
+static int load_visible(struct http_request *req, json_t **node)
+{
+    struct app *app = req->app;
+    struct sb_err err = {0};
+    int rc = store_node_get(app->store, http_param(req, "id"), node, &err);
+    if (rc == 0 && !api_node_visible(req, json_object_get(*node, "labels"))) {
+        json_decref(*node);
+        *node = NULL;
+        rc = sb_error(&err, SB_ENOTFOUND, "no such node");
+    }
+    if (rc)
+        return api_fail(req, &err);
+    return 0;
+}
+
+int api_node_target_load(struct app *app, const char *id, struct api_node_target *out, struct sb_err *err)
+{
+    json_t *given = out->node;
+    memset(out, 0, sizeof *out);
+    out->node = given;
+    buf_init(&out->key, KEY_MAX + 1);
+    buf_init(&out->passphrase, PASSPHRASE_MAX + 1);
+    int rc = out->node ? 0 : store_node_get(app->store, id, &out->node, err);
+    if (rc)
+        return rc;
+    char *sk = NULL, *sp = NULL;
+    rc = store_node_credentials_get(app->store, id, &sk, &sp, err);
+    if (rc == 0)
+        rc = crypto_open(&app->master_key, sk, &out->key, err);
+    if (rc == 0 && sp)
+        rc = crypto_open(&app->master_key, sp, &out->passphrase, err);
+    free(sk);
+    free(sp);
+    if (rc) {
+        if (rc == SB_EINVAL)
+            sb_error(err, SB_EINTERNAL, "the node's credentials cannot be opened with this master key");
+        api_node_target_release(out);
+        return err ? err->code : rc;
+    }
+    json_t *n = out->node;
+    out->t = (struct ssh_target){
+        .node_id = json_string_value(json_object_get(n, "id")),
+        .host = json_string_value(json_object_get(n, "host")),
+        .port = (int)json_integer_value(json_object_get(n, "port")),
+        .user = json_string_value(json_object_get(n, "ssh_user")),
+        .private_key = out->key.data,
+        .private_key_len = out->key.len,
+        .passphrase = out->passphrase.len ? out->passphrase.data : NULL,
+        .fingerprint = json_string_value(json_object_get(n, "host_key_fingerprint")),
+    };
+    return 0;
+}
+
+void api_node_target_release(struct api_node_target *t)
+{
+    crypto_buf_wipe(&t->key);
+    crypto_buf_wipe(&t->passphrase);
+    json_decref(t->node);
+    memset(&t->t, 0, sizeof t->t);
+    t->node = NULL;
+}
+
+/* Marks the node and records the event when a connection met another host
+ * key than the pinned one (once per change of status). */
+static void note_hostkey_mismatch(struct app *app, json_t *node, const struct ssh_diag *d)
+{
+    const char *status = json_string_value(json_object_get(node, "status"));
+    if (status && strcmp(status, "hostkey_mismatch") == 0)
+        return;
+    const char *id = json_string_value(json_object_get(node, "id"));
+    json_t *data =
+        json_pack("{s:s, s:s, s:s, s:s}", "id", id, "pinned",
+                  json_string_value(json_object_get(node, "host_key_fingerprint")), "presented",
+                  d->fingerprint, "reason", "the server presented another host key than the pinned one");
+    struct sb_err err = {0};
+    if (record_system(app, id, "node.hostkey_mismatch", data, &err))
+        log_warn("cannot record node.hostkey_mismatch", "node=%s detail=\"%s\"", id, err.msg);
+    else
+        log_warn("host key mismatch; node refused", "node=%s presented=%s", id, d->fingerprint);
+    json_decref(data);
+}
+
+/* Replies to a connection failure with a status that names the cause. */
+static void reply_ssh_failure(struct http_request *req, const struct ssh_diag *d, const struct sb_err *err)
+{
+    switch (d->failure) {
+    case SSH_FAIL_HOSTKEY:
+        http_reply_error(req, 502, "hostkey_mismatch", "%s", err->msg);
+        return;
+    case SSH_FAIL_AUTH:
+        http_reply_error(req, 502, "ssh_auth_failed", "%s", err->msg);
+        return;
+    case SSH_FAIL_KEY:
+        http_reply_error(req, 502, "ssh_key_unreadable", "%s", err->msg);
+        return;
+    case SSH_FAIL_RESOLVE:
+    case SSH_FAIL_CONNECT:
+    case SSH_FAIL_HANDSHAKE:
+        http_reply_error(req, 502, "ssh_unreachable", "%s", err->msg);
+        return;
+    case SSH_FAIL_BUSY:
+        http_add_header(req, "Retry-After", "1");
+        http_reply_error(req, 503, "ssh_pool_busy", "%s", err->msg);
+        return;
+    default:
+        api_fail(req, err);
+    }
+}
+
+/* ---- POST /api/v1/nodes --------------------------------------------------- */
+
+struct node_input {
+    json_t *name, *host, *port, *user, *key, *pass, *fp, *labels, *docker, *generate;
+};
+
+static int read_input(struct http_request *req, struct node_input *in, bool create, struct sb_err *err)
+{
+    json_t *b = req->json;
+    in->name = json_object_get(b, "name");
+    in->host = json_object_get(b, "host");
+    in->port = json_object_get(b, "port");
+    in->user = json_object_get(b, "ssh_user");
+    in->key = json_object_get(b, "private_key");
+    in->pass = json_object_get(b, "passphrase");
+    in->fp = json_object_get(b, "host_key_fingerprint");
+    in->labels = json_object_get(b, "labels");
+    in->docker = json_object_get(b, "docker");
+    in->generate = json_object_get(b, "generate_key");
+    if (create) {
+        if (!in->name)
+            return sb_field_error(err, "name", "name is required");
+        if (!in->host)
+            return sb_field_error(err, "host", "host is required");
+        if (!in->user)
+            return sb_field_error(err, "ssh_user", "ssh_user is required");
+    }
+    if ((in->name && check_name(in->name, err)) || (in->host && check_host(in->host, err)) ||
+        (in->port && check_port(in->port, err)) || (in->user && check_user(in->user, err)) ||
+        (in->fp && check_fingerprint(in->fp, err)) || (in->labels && check_labels(in->labels, err)) ||
+        (in->docker && check_docker(in->docker, err)) ||
+        (in->key && check_secret(in->key, "private_key", KEY_MAX, err)) ||
+        (in->pass && check_secret(in->pass, "passphrase", PASSPHRASE_MAX, err)))
+        return SB_EINVAL;
+    if (in->generate && !json_is_boolean(in->generate))
+        return sb_field_error(err, "generate_key", "generate_key must be true or false");
+    bool gen = json_is_true(in->generate);
+    if (gen && (in->key || in->pass))
+        return sb_field_error(err, "generate_key", "give either private_key or generate_key, not both");
+    if (create && !gen && !in->key)
+        return sb_field_error(err, "private_key", "private_key is required (or \"generate_key\": true)");
+    if (in->pass && !in->key)
+        return sb_field_error(err, "passphrase", "a passphrase needs the private_key it opens");
+    return 0;
+}
+
+/* Maps a failed verification connection at registration or change. */
+static void reply_verify_failure(struct http_request *req, const struct ssh_diag *d, struct sb_err *err)
+{
+    char msg[sizeof err->msg];
+    sb_strlcpy(msg, err->msg, sizeof msg);
+    if (d->failure == SSH_FAIL_HOSTKEY) {
+        http_reply_error(req, 422, "validation_failed", "%s", err->msg);
+        return;
+    }
+    if (d->failure == SSH_FAIL_KEY) {
+        sb_field_error(err, "private_key", "%s", msg);
+        api_fail(req, err);
+        return;
+    }
+    if (d->failure == SSH_FAIL_AUTH && strcmp(d->key_type, "ssh-rsa") == 0) {
+        sb_field_error(err, "private_key", "%s", msg);
+        api_fail(req, err);
+        return;
+    }
+    reply_ssh_failure(req, d, err);
+}
+
+static char *seal_json_string(struct app *app, json_t *v)
+{
+    return v ? crypto_seal(&app->master_key, json_string_value(v), json_string_length(v)) : NULL;
+}
+
+void api_node_create(struct http_request *req)
+{
+    static const char *const allowed[] = {
+        "name",       "host",   "port",   "ssh_user",     "private_key",
+        "passphrase", "labels", "docker", "generate_key", "host_key_fingerprint",
+        NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    struct app *app = req->app;
+    struct sb_err err = {0};
+    struct node_input in;
+    if (read_input(req, &in, true, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    if (in.labels && !api_node_visible(req, in.labels)) {
+        http_reply_error(req, 403, "forbidden", "the node's labels are outside your scope");
+        return;
+    }
+    char existing[37];
+    int rc = store_node_find_name(app->store, json_string_value(in.name), existing, &err);
+    if (rc == 0) {
+        http_reply_error(req, 409, "conflict", "a node named '%s' exists", json_string_value(in.name));
+        return;
+    }
+    if (rc != SB_ENOTFOUND) {
+        api_fail(req, &err);
+        return;
+    }
+
+    char id[37];
+    uuid_v4(id);
+    bool generate = json_is_true(in.generate);
+    struct buf key, pub;
+    buf_init(&key, KEY_MAX + 1);
+    buf_init(&pub, 4096);
+    char comment[128];
+    snprintf(comment, sizeof comment, "serverbox@%s", json_string_value(in.name));
+    if (generate) {
+        ssh_key_generate_ed25519(comment, &key, &pub, &err);
+    } else {
+        buf_append(&key, json_string_value(in.key), json_string_length(in.key));
+    }
+    struct ssh_target t = {
+        .node_id = id,
+        .host = json_string_value(in.host),
+        .port = in.port ? (int)json_integer_value(in.port) : 22,
+        .user = json_string_value(in.user),
+        .private_key = key.data,
+        .private_key_len = key.len,
+        .passphrase = in.pass ? json_string_value(in.pass) : NULL,
+        .fingerprint = in.fp ? json_string_value(in.fp) : NULL,
+        .handshake_only = generate, /* the public key is not installed yet: learn the host key only */
+    };
+    struct ssh_diag d;
+    struct ssh_session *s = NULL;
+    char *sealed_key = NULL, *sealed_pass = NULL;
+    json_t *node = NULL, *data = NULL;
+    rc = ssh_connect(&t, 10000, &s, &d, &err);
+    if (rc) {
+        json_t *fail =
+            json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "id", id, "name", json_string_value(in.name), "host",
+                      t.host, "port", t.port, "ssh_user", t.user, "reason", err.msg);
+        struct sb_err e2 = {0};
+        record(req, id, "node.registered", fail, "failure", &e2);
+        json_decref(fail);
+        reply_verify_failure(req, &d, &err);
+        goto out;
+    }
+    char fingerprint[64];
+    sb_strlcpy(fingerprint, ssh_session_fingerprint(s), sizeof fingerprint);
+    ssh_session_close(s);
+
+    sealed_key = crypto_seal(&app->master_key, key.data, key.len);
+    sealed_pass = seal_json_string(app, in.pass);
+    if (!sealed_key || (in.pass && !sealed_pass)) {
+        http_reply_error(req, 500, "internal", "cannot seal the key");
+        goto out;
+    }
+    if (store_node_credentials_put(app->store, id, sealed_key, sealed_pass, &err)) {
+        api_fail(req, &err);
+        goto out;
+    }
+    char key_type[24];
+    ssh_key_type(key.data, key.len, key_type, sizeof key_type);
+    data = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s}", "id", id, "name",
+                     json_string_value(in.name), "host", t.host, "port", t.port, "ssh_user", t.user, "docker",
+                     in.docker ? json_string_value(in.docker) : "ssh", "host_key_fingerprint", fingerprint,
+                     "fingerprint_source", in.fp ? "given" : "seen_at_registration", "status",
+                     generate ? "offline" : "online");
+    json_object_set_new(data, "labels", in.labels ? json_incref(in.labels) : json_object());
+    if (key_type[0])
+        json_object_set_new(data, "key_type", json_string(key_type));
+    if (generate) {
+        json_object_set_new(data, "public_key", json_string(pub.data));
+        json_object_set_new(data, "reason", json_string("waiting for the public key to be installed"));
+    }
+    rc = record(req, id, "node.registered", data, "success", &err);
+    if (rc) {
+        store_node_credentials_delete(app->store, id, NULL);
+        if (rc == SB_ECONFLICT)
+            http_reply_error(req, 409, "conflict", "a node named '%s' exists", json_string_value(in.name));
+        else
+            api_fail(req, &err);
+        goto out;
+    }
+    log_info("node registered", "node=%s name=%s fingerprint=%s", id, json_string_value(in.name),
+             fingerprint);
+    if (store_node_get(app->store, id, &node, &err)) {
+        api_fail(req, &err);
+        goto out;
+    }
+    add_pool(app, node);
+    http_reply_json(req, 201, node);
+    node = NULL;
+out:
+    crypto_buf_wipe(&key);
+    buf_release(&pub);
+    free(sealed_key);
+    free(sealed_pass);
+    json_decref(data);
+    json_decref(node);
+}
+
+/* ---- GET ------------------------------------------------------------------- */
+
+/* ?label=k=v[,k2=v2]: every pair must match. */
+static bool label_match(json_t *labels, const char *filter)
+{
+    if (!filter || !*filter)
+        return true;
+    char tmp[512];
+    sb_strlcpy(tmp, filter, sizeof tmp);
+    char *save = NULL;
+    for (char *pair = strtok_r(tmp, ",", &save); pair; pair = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(pair, '=');
+        const char *want = eq ? eq + 1 : NULL;
+        if (eq)
+            *eq = '\0';
+        json_t *have = json_object_get(labels, pair);
+        if (!json_is_string(have) || (want && strcmp(json_string_value(have), want) != 0))
+            return false;
+    }
+    return true;
+}
+
+void api_node_list(struct http_request *req)
+{
+    struct app *app = req->app;
+    struct sb_err err = {0};
+    const char *filter = http_query(req, "label");
+    if (filter && strlen(filter) > 500) {
+        http_reply_error(req, 400, "bad_parameter", "label filter is too long");
+        return;
+    }
+    json_t *all = NULL;
+    if (store_node_list(app->store, &all, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    json_t *items = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(all, i, n)
+    {
+        json_t *labels = json_object_get(n, "labels");
+        if (api_node_visible(req, labels) && label_match(labels, filter))
+            json_array_append(items, n);
+    }
+    json_decref(all);
+    http_reply_json(req, 200, json_pack("{s:o}", "items", items));
+}
+
+void api_node_get(struct http_request *req)
+{
+    json_t *node;
+    if (load_visible(req, &node))
+        return;
+    add_pool(req->app, node);
+    add_last_check(req->app, node);
+    http_reply_json(req, 200, node);
+}
+
+/* ---- PATCH ------------------------------------------------------------------ */
+
+void api_node_update(struct http_request *req)
+{
+    static const char *const allowed[] = {
+        "name",       "host",   "port",   "ssh_user",     "private_key",
+        "passphrase", "labels", "docker", "generate_key", "host_key_fingerprint",
+        NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    struct app *app = req->app;
+    struct sb_err err = {0};
+    struct node_input in;
+    if (read_input(req, &in, false, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    if (in.generate) {
+        sb_field_error(&err, "generate_key", "generate_key is only for registration; give private_key");
+        api_fail(req, &err);
+        return;
+    }
+    json_t *node;
+    if (load_visible(req, &node))
+        return;
+    const char *id = json_string_value(json_object_get(node, "id"));
+    char idc[37];
+    sb_strlcpy(idc, id, sizeof idc);
+    if (in.labels && !api_node_visible(req, in.labels)) {
+        json_decref(node);
+        http_reply_error(req, 403, "forbidden", "the new labels are outside your scope");
+        return;
+    }
+    if (in.name &&
+        strcmp(json_string_value(in.name), json_string_value(json_object_get(node, "name"))) != 0) {
+        char other[37];
+        if (store_node_find_name(app->store, json_string_value(in.name), other, &err) == 0) {
+            json_decref(node);
+            http_reply_error(req, 409, "conflict", "a node named '%s' exists", json_string_value(in.name));
+            return;
+        }
+    }
+    json_t *changes = json_object();
+    static const char *const plain[] = {
+        "name", "host", "port", "ssh_user", "labels", "docker", "host_key_fingerprint"};
+    json_t *vals[] = {in.name, in.host, in.port, in.user, in.labels, in.docker, in.fp};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        if (vals[i] && !json_equal(vals[i], json_object_get(node, plain[i])))
+            json_object_set(changes, plain[i], vals[i]);
+    bool reconnect = in.host || in.port || in.user || in.key || in.fp;
+    struct api_node_target cur;
+    char *sealed_key = NULL, *sealed_pass = NULL;
+    json_t *data = NULL;
+    int rc = 0;
+    if (reconnect) {
+        /* Verify the new settings with one connection before recording them. */
+        rc = api_node_target_load(app, idc, &cur, &err);
+        if (rc) {
+            api_fail(req, &err);
+            goto out_node;
+        }
+        struct ssh_target t = cur.t;
+        if (in.host)
+            t.host = json_string_value(in.host);
+        if (in.port)
+            t.port = (int)json_integer_value(in.port);
+        if (in.user)
+            t.user = json_string_value(in.user);
+        if (in.fp)
+            t.fingerprint = json_string_value(in.fp);
+        if (in.key) {
+            t.private_key = json_string_value(in.key);
+            t.private_key_len = json_string_length(in.key);
+            t.passphrase = in.pass ? json_string_value(in.pass) : NULL;
+        }
+        struct ssh_diag d;
+        struct ssh_session *s = NULL;
+        rc = ssh_connect(&t, 10000, &s, &d, &err);
+        ssh_session_close(s);
+        if (rc) {
+            json_t *fail = json_pack("{s:s, s:O, s:s}", "id", idc, "changes", changes, "reason", err.msg);
+            struct sb_err e2 = {0};
+            record(req, idc, "node.updated", fail, "failure", &e2);
+            json_decref(fail);
+            reply_verify_failure(req, &d, &err);
+            api_node_target_release(&cur);
+            goto out_node;
+        }
+        if (in.key) {
+            char key_type[24];
+            ssh_key_type(t.private_key, t.private_key_len, key_type, sizeof key_type);
+            json_object_set_new(changes, "key_type", key_type[0] ? json_string(key_type) : json_null());
+            json_object_set_new(changes, "public_key", json_null());
+            sealed_key = seal_json_string(app, in.key);
+            sealed_pass = seal_json_string(app, in.pass);
+        }
+        api_node_target_release(&cur);
+        if (in.key && (rc = store_node_credentials_put(app->store, idc, sealed_key, sealed_pass, &err))) {
+            api_fail(req, &err);
+            goto out_node;
+        }
+    }
+    data = json_pack("{s:s, s:O}", "id", idc, "changes", changes);
+    if (in.key)
+        json_object_set_new(data, "private_key", json_string("replaced"));
+    rc = record(req, idc, "node.updated", data, "success", &err);
+    if (rc) {
+        if (rc == SB_ECONFLICT)
+            http_reply_error(req, 409, "conflict", "a node with that name exists");
+        else
+            api_fail(req, &err);
+        goto out_node;
+    }
+    ssh_pool_forget(app->ssh_pool, idc);
+    json_decref(node);
+    node = NULL;
+    if (store_node_get(app->store, idc, &node, &err)) {
+        api_fail(req, &err);
+        goto out_node;
+    }
+    add_pool(app, node);
+    http_reply_json(req, 200, node);
+    node = NULL;
+out_node:
+    free(sealed_key);
+    free(sealed_pass);
+    json_decref(data);
+    json_decref(changes);
+    json_decref(node);
+}
+
+/* ---- DELETE ------------------------------------------------------------------ */
+
+void api_node_delete(struct http_request *req)
+{
+    struct app *app = req->app;
+    struct sb_err err = {0};
+    json_t *node;
+    if (load_visible(req, &node))
+        return;
+    char id[37];
+    sb_strlcpy(id, json_string_value(json_object_get(node, "id")), sizeof id);
+    json_t *data = json_pack("{s:s, s:O}", "id", id, "name", json_object_get(node, "name"));
+    int rc = record(req, id, "node.deleted", data, "success", &err);
+    json_decref(data);
+    json_decref(node);
+    if (rc) {
+        api_fail(req, &err);
+        return;
+    }
+    ssh_pool_forget(app->ssh_pool, id);
+    struct api_nodes *an = app->nodes;
+    pthread_mutex_lock(&an->lock);
+    for (struct check_result **pp = &an->checks; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->id, id) == 0) {
+            struct check_result *c = *pp;
+            *pp = c->next;
+            free(c);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&an->lock);
+    http_reply_json(req, 204, NULL);
+}
+
+/* ---- POST /exec ---------------------------------------------------------------- */
+
+void api_node_exec(struct http_request *req)
+{
+    static const char *const allowed[] = {"command", "timeout_seconds", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    struct app *app = req->app;
+    struct sb_err err = {0};
+    json_t *cmd = json_object_get(req->json, "command");
+    json_t *tmo = json_object_get(req->json, "timeout_seconds");
+    if (!json_is_string(cmd) || json_string_length(cmd) == 0 || json_string_length(cmd) > COMMAND_MAX ||
+        strlen(json_string_value(cmd)) != json_string_length(cmd)) {
+        sb_field_error(&err, "command", "command must be a non-empty string of at most %d bytes without NUL",
+                       COMMAND_MAX);
+        api_fail(req, &err);
+        return;
+    }
+    if (tmo && (!json_is_integer(tmo) || json_integer_value(tmo) < 1 || json_integer_value(tmo) > 3600)) {
+        sb_field_error(&err, "timeout_seconds", "timeout_seconds must be a whole number from 1 to 3600");
+        api_fail(req, &err);
+        return;
+    }
+    json_t *node;
+    if (load_visible(req, &node))
+        return;
+    struct api_node_target t = {.node = node};
+    if (api_node_target_load(app, json_string_value(json_object_get(node, "id")), &t, &err)) {
+        json_decref(node);
+        api_fail(req, &err);
+        return;
+    }
+    struct ssh_exec_opts o = {.command = json_string_value(cmd),
+                              .timeout_ms = (int)(tmo ? json_integer_value(tmo) : 60) * 1000,
+                              .max_output = app->nodes->max_output};
+    struct ssh_exec_result r;
+    ssh_exec_result_init(&r);
+    struct ssh_diag d = {0};
+    int rc = ssh_pool_exec(app->ssh_pool, &t.t, &o, &r, &d, &err);
+    const char *id = t.t.node_id;
+    json_t *ev = json_pack("{s:s, s:O}", "id", id, "command", cmd);
+    if (rc) {
+        json_object_set_new(ev, "error", json_string(err.msg));
+        json_object_set_new(ev, "started", json_boolean(r.started));
+        if (d.failure != SSH_FAIL_NONE)
+            json_object_set_new(ev, "failure", json_string(ssh_failure_name(d.failure)));
+    } else {
+        json_object_set_new(ev, "exit_code",
+                            r.timed_out || r.exit_signal[0] ? json_null() : json_integer(r.exit_code));
+        json_object_set_new(ev, "duration_ms", json_integer(r.duration_ms));
+        json_object_set_new(ev, "timed_out", json_boolean(r.timed_out));
+        json_object_set_new(ev, "truncated", json_boolean(r.truncated));
+    }
+    struct sb_err e2 = {0};
+    if (record(req, id, "node.exec", ev, rc || r.timed_out ? "failure" : "success", &e2))
+        log_warn("cannot record node.exec", "node=%s detail=\"%s\"", id, e2.msg);
+    json_decref(ev);
+    if (rc) {
+        if (d.failure == SSH_FAIL_HOSTKEY)
+            note_hostkey_mismatch(app, t.node, &d);
+        reply_ssh_failure(req, &d, &err);
+    } else {
+        json_t *out =
+            json_pack("{s:o, s:o, s:I, s:b, s:b}", "stdout", json_bytes(r.out.data, r.out.len), "stderr",
+                      json_bytes(r.err.data, r.err.len), "duration_ms", (json_int_t)r.duration_ms,
+                      "truncated", r.truncated, "timed_out", r.timed_out);
+        json_object_set_new(out, "exit_code",
+                            r.timed_out || r.exit_signal[0] ? json_null() : json_integer(r.exit_code));
+        if (r.exit_signal[0])
+            json_object_set_new(out, "signal", json_string(r.exit_signal));
+        http_reply_json(req, 200, out);
+    }
+    ssh_exec_result_release(&r);
+    api_node_target_release(&t);
+}
+
+/* ---- health ---------------------------------------------------------------------- */
+
+/* Checks one node (given its row, borrowed) and records a status event
+ * when the status changed. Fills *out. */
+static void check_node(struct app *app, json_t *node, struct check_result *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *id = json_string_value(json_object_get(node, "id"));
+    sb_strlcpy(out->id, id, sizeof out->id);
+    out->checked_us = time_now_us();
+    struct api_node_target t = {.node = json_incref(node)};
+    struct sb_err err = {0};
+    struct ssh_diag d = {0};
+    int rc = api_node_target_load(app, id, &t, &err);
+    struct ssh_exec_result r;
+    ssh_exec_result_init(&r);
+    if (rc == 0) {
+        struct ssh_exec_opts o = {.command = "uname -a; uptime", .timeout_ms = 15000, .max_output = 4096};
+        rc = ssh_pool_exec(app->ssh_pool, &t.t, &o, &r, &d, &err);
+        if (rc == 0 && (r.timed_out || r.exit_code != 0))
+            rc = sb_error(&err, SB_EUPSTREAM, "the check command %s",
+                          r.timed_out ? "timed out" : "failed on the node");
+    }
+    out->duration_ms = (time_now_us() - out->checked_us) / 1000;
+    const char *type;
+    if (rc == 0) {
+        sb_strlcpy(out->status, "online", sizeof out->status);
+        char *nl = memchr(r.out.data, '\n', r.out.len);
+        if (nl) {
+            *nl = '\0';
+            sb_strlcpy(out->uname, r.out.data, sizeof out->uname);
+            char *up = nl + 1, *end = strchr(up, '\n');
+            if (end)
+                *end = '\0';
+            while (*up == ' ')
+                up++;
+            sb_strlcpy(out->uptime, up, sizeof out->uptime);
+        }
+        type = "node.online";
+    } else if (d.failure == SSH_FAIL_HOSTKEY) {
+        sb_strlcpy(out->status, "hostkey_mismatch", sizeof out->status);
+        sb_strlcpy(out->reason, err.msg, sizeof out->reason);
+        type = "node.hostkey_mismatch";
+    } else {
+        sb_strlcpy(out->status, "offline", sizeof out->status);
+        sb_strlcpy(out->reason, err.msg, sizeof out->reason);
+        type = "node.offline";
+    }
+    ssh_exec_result_release(&r);
+    const char *prev = json_string_value(json_object_get(node, "status"));
+    if (!prev || strcmp(prev, out->status) != 0) {
+        if (d.failure == SSH_FAIL_HOSTKEY) {
+            note_hostkey_mismatch(app, node, &d);
+        } else {
+            json_t *data = json_pack("{s:s, s:s}", "id", id, "previous", prev ? prev : "unknown");
+            if (out->reason[0])
+                json_object_set_new(data, "reason", json_string(out->reason));
+            if (out->uname[0])
+                json_object_set_new(data, "uname", json_bytes(out->uname, strlen(out->uname)));
+            struct sb_err e2 = {0};
+            if (record_system(app, id, type, data, &e2))
+                log_warn("cannot record node status", "node=%s detail=\"%s\"", id, e2.msg);
+            else
+                log_info("node status changed", "node=%s status=%s", id, out->status);
+            json_decref(data);
+        }
+    }
+    api_node_target_release(&t);
+    struct api_nodes *an = app->nodes;
+    pthread_mutex_lock(&an->lock);
+    struct check_result *c = an->checks;
+    while (c && strcmp(c->id, id) != 0)
+        c = c->next;
+    if (!c && (c = calloc(1, sizeof *c))) {
+        c->next = an->checks;
+        an->checks = c;
+    }
+    if (c) {
+        struct check_result *next = c->next;
+        *c = *out;
+        c->next = next;
+    }
+    pthread_mutex_unlock(&an->lock);
+}
+
+void api_node_check(struct http_request *req)
+{
+    json_t *node;
+    if (load_visible(req, &node))
+        return;
+    struct check_result c;
+    check_node(req->app, node, &c);
+    json_decref(node);
+    json_t *out = check_json(&c);
+    json_object_set_new(out, "id", json_string(c.id));
+    http_reply_json(req, 200, out);
+}
+
+static void *checker_main(void *arg)
+{
+    struct api_nodes *an = arg;
+    pthread_mutex_lock(&an->lock);
+    while (!an->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += an->interval_s;
+        while (!an->stopping && pthread_cond_timedwait(&an->cond, &an->lock, &ts) == 0) {
+        }
+        if (an->stopping)
+            break;
+        pthread_mutex_unlock(&an->lock);
+        json_t *all = NULL;
+        struct sb_err err = {0};
+        if (store_node_list(an->app->store, &all, &err) == 0) {
+            size_t i;
+            json_t *n;
+            json_array_foreach(all, i, n)
+            {
+                if (atomic_load(&an->app->stopping))
+                    break;
+                struct check_result c;
+                check_node(an->app, n, &c);
+            }
+        }
+        json_decref(all);
+        pthread_mutex_lock(&an->lock);
+    }
+    pthread_mutex_unlock(&an->lock);
+    return NULL;
+}
+
+int api_nodes_start(struct app *app, struct sb_err *err)
+{
+    struct api_nodes *an = calloc(1, sizeof *an);
+    if (!an)
+        return sb_error(err, SB_ENOMEM, "out of memory");
+    an->app = app;
+    pthread_mutex_init(&an->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&an->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    an->interval_s = (int)config_get_int(app->cfg, "node-check-interval");
+    an->max_output = (size_t)config_get_int(app->cfg, "exec-max-output");
+    struct ssh_pool_config pc = {
+        .per_node = (int)config_get_int(app->cfg, "ssh-pool-size"),
+        .global_max = (int)config_get_int(app->cfg, "ssh-pool-max"),
+        .idle_ttl_ms = (int)config_get_int(app->cfg, "ssh-idle-ttl") * 1000,
+        .keepalive_ms = (int)config_get_int(app->cfg, "ssh-keepalive") * 1000,
+        .acquire_timeout_ms = (int)config_get_int(app->cfg, "ssh-acquire-timeout") * 1000,
+    };
+    app->nodes = an;
+    app->ssh_pool = ssh_pool_new(&pc, err);
+    if (!app->ssh_pool)
+        return err ? err->code : SB_EINTERNAL;
+    if (an->interval_s > 0) {
+        if (pthread_create(&an->checker, NULL, checker_main, an) != 0)
+            return sb_error(err, SB_EINTERNAL, "cannot start the node checker");
+        an->checker_running = true;
+    }
+    return 0;
+}
+
+void api_nodes_stop(struct app *app)
+{
+    struct api_nodes *an = app->nodes;
+    if (!an)
+        return;
+    pthread_mutex_lock(&an->lock);
+    an->stopping = true;
+    pthread_cond_broadcast(&an->cond);
+    pthread_mutex_unlock(&an->lock);
+    if (an->checker_running)
+        pthread_join(an->checker, NULL);
+    ssh_pool_free(app->ssh_pool);
+    app->ssh_pool = NULL;
+    for (struct check_result *c = an->checks, *n; c; c = n) {
+        n = c->next;
+        free(c);
+    }
+    pthread_mutex_destroy(&an->lock);
+    pthread_cond_destroy(&an->cond);
+    free(an);
+    app->nodes = NULL;
+}

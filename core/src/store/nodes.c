@@ -1,0 +1,133 @@
+/*
+ * Nodes: queries on the `nodes` projection and the sealed credentials
+ * beside it (migrations/0004_nodes.sql). The credentials are stored as the
+ * caller sealed them; this file never sees a key in clear.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct store_stmt q_get = STORE_STMT("SELECT row_to_json(n)::text FROM nodes n WHERE id = $1::uuid");
+static struct store_stmt q_by_name = STORE_STMT("SELECT id::text FROM nodes WHERE name = $1");
+static struct store_stmt q_list =
+    STORE_STMT("SELECT coalesce(json_agg(n ORDER BY n.name), '[]'::json)::text FROM nodes n");
+static struct store_stmt q_cred_put =
+    STORE_STMT("INSERT INTO node_credentials (node_id, private_key, passphrase, updated_at) "
+               "VALUES ($1::uuid, $2, $3, now()) ON CONFLICT (node_id) DO UPDATE SET "
+               "private_key = EXCLUDED.private_key, passphrase = EXCLUDED.passphrase, updated_at = now()");
+static struct store_stmt q_cred_get =
+    STORE_STMT("SELECT private_key, passphrase FROM node_credentials WHERE node_id = $1::uuid");
+static struct store_stmt q_cred_del = STORE_STMT("DELETE FROM node_credentials WHERE node_id = $1::uuid");
+
+static int parse_one(PGresult *r, json_t **out, struct sb_err *err)
+{
+    const char *text = PQgetvalue(r, 0, 0);
+    json_error_t je;
+    *out = json_loads(text, 0, &je);
+    return *out ? 0 : sb_error(err, SB_EINTERNAL, "cannot parse a node row");
+}
+
+int store_node_get(struct store *st, const char *id, json_t **out, struct sb_err *err)
+{
+    *out = NULL;
+    if (!uuid_valid(id))
+        return sb_error(err, SB_ENOTFOUND, "no such node");
+    struct store_conn *c = store_acquire(st, err);
+    if (!c)
+        return err ? err->code : SB_EUNAVAIL;
+    const char *p[1] = {id};
+    PGresult *r = store_exec(c, &q_get, 1, p, err);
+    int rc = r ? 0 : (err ? err->code : SB_EINTERNAL);
+    if (r && PQntuples(r) == 0)
+        rc = sb_error(err, SB_ENOTFOUND, "no such node");
+    else if (r)
+        rc = parse_one(r, out, err);
+    PQclear(r);
+    store_release(st, c);
+    return rc;
+}
+
+int store_node_find_name(struct store *st, const char *name, char id[37], struct sb_err *err)
+{
+    id[0] = '\0';
+    struct store_conn *c = store_acquire(st, err);
+    if (!c)
+        return err ? err->code : SB_EUNAVAIL;
+    const char *p[1] = {name};
+    PGresult *r = store_exec(c, &q_by_name, 1, p, err);
+    int rc = r ? 0 : (err ? err->code : SB_EINTERNAL);
+    if (r && PQntuples(r) == 0)
+        rc = SB_ENOTFOUND;
+    else if (r)
+        sb_strlcpy(id, PQgetvalue(r, 0, 0), 37);
+    PQclear(r);
+    store_release(st, c);
+    return rc;
+}
+
+int store_node_list(struct store *st, json_t **out, struct sb_err *err)
+{
+    *out = NULL;
+    struct store_conn *c = store_acquire(st, err);
+    if (!c)
+        return err ? err->code : SB_EUNAVAIL;
+    PGresult *r = store_exec(c, &q_list, 0, NULL, err);
+    int rc = r ? parse_one(r, out, err) : (err ? err->code : SB_EINTERNAL);
+    PQclear(r);
+    store_release(st, c);
+    return rc;
+}
+
+int store_node_credentials_put(struct store *st, const char *id, const char *sealed_key,
+                               const char *sealed_pass, struct sb_err *err)
+{
+    struct store_conn *c = store_acquire(st, err);
+    if (!c)
+        return err ? err->code : SB_EUNAVAIL;
+    const char *p[3] = {id, sealed_key, sealed_pass};
+    PGresult *r = store_exec(c, &q_cred_put, 3, p, err);
+    int rc = r ? 0 : (err ? err->code : SB_EINTERNAL);
+    PQclear(r);
+    store_release(st, c);
+    return rc;
+}
+
+int store_node_credentials_get(struct store *st, const char *id, char **sealed_key, char **sealed_pass,
+                               struct sb_err *err)
+{
+    *sealed_key = *sealed_pass = NULL;
+    if (!uuid_valid(id))
+        return sb_error(err, SB_ENOTFOUND, "no such node");
+    struct store_conn *c = store_acquire(st, err);
+    if (!c)
+        return err ? err->code : SB_EUNAVAIL;
+    const char *p[1] = {id};
+    PGresult *r = store_exec(c, &q_cred_get, 1, p, err);
+    int rc = r ? 0 : (err ? err->code : SB_EINTERNAL);
+    if (r && PQntuples(r) == 0) {
+        rc = sb_error(err, SB_ENOTFOUND, "the node has no stored credentials");
+    } else if (r) {
+        *sealed_key = strdup(PQgetvalue(r, 0, 0));
+        if (!PQgetisnull(r, 0, 1))
+            *sealed_pass = strdup(PQgetvalue(r, 0, 1));
+        if (!*sealed_key)
+            rc = sb_error(err, SB_ENOMEM, "out of memory");
+    }
+    PQclear(r);
+    store_release(st, c);
+    return rc;
+}
+
+int store_node_credentials_delete(struct store *st, const char *id, struct sb_err *err)
+{
+    struct store_conn *c = store_acquire(st, err);
+    if (!c)
+        return err ? err->code : SB_EUNAVAIL;
+    const char *p[1] = {id};
+    PGresult *r = store_exec(c, &q_cred_del, 1, p, err);
+    int rc = r ? 0 : (err ? err->code : SB_EINTERNAL);
+    PQclear(r);
+    store_release(st, c);
+    return rc;
+}
