@@ -14,12 +14,15 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+struct events_bus;
+
 /* Everything a handler can reach, built by `serve`. */
 struct app {
     const struct config *cfg;
     struct store *store;
     struct redis_client *redis;
     struct http_server *http;
+    struct events_bus *events; /* live events (events/events.h) */
     int64_t started_us;
 
     /* readiness, kept current by the health monitor thread */

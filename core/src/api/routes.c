@@ -10,6 +10,8 @@ void api_health_ready(struct http_request *req);
 void api_openapi(struct http_request *req);
 void api_metrics(struct http_request *req);
 void api_annotation_create(struct http_request *req);
+void api_events_stream(struct http_request *req);
+void api_events_history(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
@@ -19,6 +21,10 @@ const struct http_route api_routes[] = {
     {"GET", "/metrics", api_metrics, HTTP_ROUTE_INLINE, "public", "Prometheus text metrics"},
     {"POST", "/api/v1/annotations", api_annotation_create, HTTP_ROUTE_BODY, "annotations:create",
      "write a marker (deploy started, maintenance) into the audit log"},
+    {"GET", "/api/v1/events", api_events_stream, 0, "events:read",
+     "live events as Server-Sent Events; Last-Event-ID replays from the log"},
+    {"GET", "/api/v1/events/history", api_events_history, 0, "events:read",
+     "pages of the event log after a seq, as JSON"},
 };
 
 const size_t api_n_routes = sizeof api_routes / sizeof api_routes[0];

@@ -6,6 +6,7 @@
 #include "cmd.h"
 
 #include "../api/api.h"
+#include "../events/events.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -79,6 +80,15 @@ int cmd_serve(const struct config *cfg)
         log_warn("database unreachable at start; serving 503 until it returns", "detail=\"%s\"", err.msg);
     }
 
+    /* The bus follows the log from its head now, so a stream opened as
+     * soon as we listen misses nothing. */
+    struct events_config ec = {.store = app.store, .redis_url = config_get(cfg, "redis-url")};
+    app.events = events_open(&ec, &err);
+    if (!app.events) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+
     const char *const *proxies;
     size_t n_proxies = config_get_list(cfg, "trusted-proxy", &proxies);
     struct http_server_config hc = {
@@ -106,7 +116,11 @@ int cmd_serve(const struct config *cfg)
     rc = 0;
     api_health_stop(&app);
 out:
+    /* Streams end before the server stops (none may stay suspended); the
+     * bus is freed after it (the last streams reference it). */
+    events_shutdown(app.events);
     http_server_stop(app.http);
+    events_free(app.events);
     redis_close(app.redis);
     store_close(app.store);
     return rc;

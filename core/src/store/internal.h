@@ -67,6 +67,11 @@ void store_array_add(struct buf *b, const char *value, bool first);
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n);
 extern const char *const projection_tables[];
 
+/* The follower (follow.c), owned by the store. follow_stop(NULL) is a no-op. */
+struct store_follow;
+struct store_follow *follow_start(struct store *st, const char *url, const struct store_follow_config *cfg);
+void follow_stop(struct store_follow *f);
+
 /* Migrations built into the binary (generated from migrations/). */
 struct store_migration {
     const char *name;
