@@ -655,9 +655,17 @@ static void *timer_main(void *arg)
         bool hb = now_ms >= next_hb;
         if (hb)
             next_hb = now_ms + b->heartbeat_ms;
+        pthread_rwlock_rdlock(&b->ring_lock);
+        uint64_t head = b->head;
+        pthread_rwlock_unlock(&b->ring_lock);
         pthread_mutex_lock(&b->subs_lock);
         for (struct sub *s = b->subs; s; s = s->next) {
             pthread_mutex_lock(&s->lock);
+            /* Safety net: a stream asleep while the ring is ahead of it is
+             * woken within a second, whatever lost the wake-up (0.9.75's
+             * epoll loop can leave a burst of ready connections waiting). */
+            if (s->cursor < head)
+                sub_wake(s);
             if (s->has_caller && s->caller.expires_us && now_us >= s->caller.expires_us &&
                 s->close == CLOSE_NONE) {
                 s->close = CLOSE_CLOSED;
