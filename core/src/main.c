@@ -32,6 +32,7 @@ static const struct config_option options[] = {
     {"max-body-bytes", CONFIG_INT, "1048576", "largest request body accepted (larger gets 413)", false},
     {"db-pool-size", CONFIG_INT, "12", "PostgreSQL connections in the pool", false},
     {"connection-limit", CONFIG_INT, "16000", "most simultaneous HTTP connections", false},
+    {"events-heartbeat-ms", CONFIG_INT, "15000", "comment line on idle event streams; finds dead clients", false},
 };
 
 static const char usage[] =

@@ -84,8 +84,8 @@ static int request_text(char *out, size_t n, const char *method, const char *pat
                         "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Type: application/json\r\n"
                         "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                         method, path, auth, strlen(body), body);
-    return snprintf(out, n, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n%s\r\n", method,
-                    path, auth);
+    return snprintf(out, n, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n%s\r\n",
+                    method, path, auth);
 }
 
 /* ---- a stream: HTTP head, chunked body, SSE lines ------------------------- */
@@ -318,7 +318,8 @@ static int bench(int streams, int events, int per_second, int pid)
             struct stream *s = &ss[evs[k].data.u32];
             ssize_t r = read(s->fd, buf, sizeof buf);
             if (r > 0)
-                feed(s, (int)evs[k].data.u32, buf, (size_t)r, now_us()); /* after the read: never before the send */
+                feed(s, (int)evs[k].data.u32, buf, (size_t)r,
+                     now_us()); /* after the read: never before the send */
             else if (r == 0 || errno != EAGAIN) {
                 s->ended = true;
                 epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
@@ -351,7 +352,8 @@ static int bench(int streams, int events, int per_second, int pid)
             for (int i = 0; i < streams; i++)
                 miss += ss[i].ok && lat_ms10[(size_t)i * events + e] < 0;
             if (miss)
-                fprintf(stderr, "event %d: missing on %d streams (sent %lld)\n", e, miss, (long long)send_us[e]);
+                fprintf(stderr, "event %d: missing on %d streams (sent %lld)\n", e, miss,
+                        (long long)send_us[e]);
         }
         int ended = 0;
         for (int i = 0; i < streams; i++)
@@ -362,15 +364,16 @@ static int bench(int streams, int events, int per_second, int pid)
             for (int e = 0; e < events; e++)
                 have += lat_ms10[(size_t)i * events + e] >= 0;
             if (have != events)
-                fprintf(stderr, "stream %d: data lines %d, matched %d, last id %lld, gaps %d\n", i, ss[i].events, have,
-                        ss[i].last_id, ss[i].gaps);
+                fprintf(stderr, "stream %d: data lines %d, matched %d, last id %lld, gaps %d\n", i,
+                        ss[i].events, have, ss[i].last_id, ss[i].gaps);
         }
     }
-    printf("{\"streams\":%d,\"connected\":%d,\"expected\":%zu,\"delivered\":%zu,\"p50_ms\":%.1f,\"p99_ms\":%.1f,"
-           "\"max_ms\":%.1f,\"resyncs\":%d,\"rss_idle_kb\":%ld,\"rss_streams_kb\":%ld}\n",
-           streams, ok, (size_t)ok * (size_t)events, got, got ? lat[got / 2] / 10.0 : -1.0,
-           got ? lat[(size_t)((double)got * 0.99)] / 10.0 : -1.0, got ? lat[got - 1] / 10.0 : -1.0, resyncs,
-           rss_idle, rss_streams);
+    printf(
+        "{\"streams\":%d,\"connected\":%d,\"expected\":%zu,\"delivered\":%zu,\"p50_ms\":%.1f,\"p99_ms\":%.1f,"
+        "\"max_ms\":%.1f,\"resyncs\":%d,\"rss_idle_kb\":%ld,\"rss_streams_kb\":%ld}\n",
+        streams, ok, (size_t)ok * (size_t)events, got, got ? lat[got / 2] / 10.0 : -1.0,
+        got ? lat[(size_t)((double)got * 0.99)] / 10.0 : -1.0, got ? lat[got - 1] / 10.0 : -1.0, resyncs,
+        rss_idle, rss_streams);
     for (int i = 0; i < opened; i++)
         close(ss[i].fd);
     close(ep);
@@ -393,12 +396,24 @@ static int slow(int wait_ms)
     int n = request_text(req, sizeof req, "GET", "/api/v1/events", NULL);
     if (write(s.fd, req, (size_t)n) != n)
         return 1;
-    usleep((useconds_t)wait_ms * 1000);
-    struct timeval tv = {.tv_sec = 30};
+    if (wait_ms > 0) {
+        usleep((useconds_t)wait_ms * 1000);
+    } else {
+        /* until a line on stdin: the caller says when to start reading */
+        printf("connected\n");
+        fflush(stdout);
+        char go[16];
+        if (!fgets(go, sizeof go, stdin))
+            return 1;
+    }
+    struct timeval tv = {.tv_sec = 1};
     setsockopt(s.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     size_t bytes = 0;
-    for (;;) {
+    int64_t deadline = now_us() + 20 * 1000000LL;
+    while (now_us() < deadline) {
         ssize_t r = read(s.fd, buf, sizeof buf);
+        if (r < 0 && errno == EAGAIN)
+            continue;
         if (r <= 0) {
             s.ended = r == 0;
             break;

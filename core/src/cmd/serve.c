@@ -82,7 +82,9 @@ int cmd_serve(const struct config *cfg)
 
     /* The bus follows the log from its head now, so a stream opened as
      * soon as we listen misses nothing. */
-    struct events_config ec = {.store = app.store, .redis_url = config_get(cfg, "redis-url")};
+    struct events_config ec = {.store = app.store,
+                               .redis_url = config_get(cfg, "redis-url"),
+                               .heartbeat_ms = (int)config_get_int(cfg, "events-heartbeat-ms")};
     app.events = events_open(&ec, &err);
     if (!app.events) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);

@@ -39,14 +39,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define RING_SIZE   4096
 #define MAX_LAG     2048
 #define REPLAY_PAGE 500
 /* One replay is at most this much SSE text; beyond it the stream ends with
  * resync and the client continues from there (EventSource does by itself). */
-#define REPLAY_MAX_BYTES  ((size_t)1 << 20)
-#define HEARTBEAT_TEXT    ": heartbeat\n\n"
+#define REPLAY_MAX_BYTES ((size_t)1 << 20)
+#define HEARTBEAT_TEXT   ": heartbeat\n\n"
+/* The kernel's send buffer of a stream socket (it doubles it). Left alone,
+ * Linux grows it to megabytes for a client that does not read, which hides
+ * the lag from us and costs memory; fixed, a stalled client holds at most
+ * this much and then falls behind the ring, and is told to resync. */
+#define STREAM_SNDBUF     32768
 #define EPHEMERAL_CHANNEL "serverbox:ephemeral"
 
 struct item {
@@ -606,6 +612,11 @@ int events_stream_open(struct events_bus *b, const struct events_stream_params *
     if (!r) {
         sub_done(s); /* unlinked and freed by the timer */
         return rc ? rc : sb_error(err, SB_ENOMEM, "out of memory");
+    }
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(p->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci) {
+        int sndbuf = STREAM_SNDBUF;
+        setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     }
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-store");
