@@ -84,6 +84,7 @@ struct sub {
     struct item *cur; /* item being written */
     size_t cur_off;
 
+    uint64_t swept_cursor; /* the cursor at the timer's last sweep */
     bool suspended, heartbeat_due, final_queued, ended, dead;
     enum sub_close close;
     const char *close_reason;
@@ -670,13 +671,20 @@ static void *timer_main(void *arg)
         uint64_t head = b->head;
         pthread_rwlock_unlock(&b->ring_lock);
         pthread_mutex_lock(&b->subs_lock);
+        bool stuck = false;
         for (struct sub *s = b->subs; s; s = s->next) {
             pthread_mutex_lock(&s->lock);
             /* Safety net: a stream asleep while the ring is ahead of it is
-             * woken within a second, whatever lost the wake-up (0.9.75's
-             * epoll loop can leave a burst of ready connections waiting). */
+             * woken within a second, whatever lost the wake-up. */
             if (s->cursor < head)
                 sub_wake(s);
+            /* A stream awake, behind, and without progress for a second
+             * is waiting inside 0.9.75's epoll loop, which can sit on a
+             * burst of exactly 128 ready connections until some other
+             * event arrives: see the nudge below. */
+            else if (!s->suspended && !s->dead && s->cursor < head && s->cursor == s->swept_cursor)
+                stuck = true;
+            s->swept_cursor = s->cursor;
             if (s->has_caller && s->caller.expires_us && now_us >= s->caller.expires_us &&
                 s->close == CLOSE_NONE) {
                 s->close = CLOSE_CLOSED;
@@ -689,6 +697,14 @@ static void *timer_main(void *arg)
                 s->heartbeat_due = true;
                 sub_wake(s);
             }
+            pthread_mutex_unlock(&s->lock);
+        }
+        /* The nudge: resuming connections signals MHD's threads, which
+         * then serve the connections they were sitting on. A woken
+         * stream with nothing to send just suspends again. */
+        for (struct sub *s = b->subs; stuck && s; s = s->next) {
+            pthread_mutex_lock(&s->lock);
+            sub_wake(s);
             pthread_mutex_unlock(&s->lock);
         }
         pthread_mutex_unlock(&b->subs_lock);
