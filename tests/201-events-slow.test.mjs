@@ -56,6 +56,9 @@ test('a consumer that does not read is cut off with resync, memory stays bounded
   // A blocked client costs its socket buffers, not a copy of the backlog.
   assert.ok(rssAfter - rssBefore < 48 * 1024, `RSS grew ${rssAfter - rssBefore} KiB (ASan build)`);
 
+  const metrics = (await core.request('GET', '/metrics')).text;
+  assert.ok(Number(metrics.match(/^serverbox_events_resyncs_total (\d+)$/m)[1]) >= 1, metrics);
+  assert.ok(Number(metrics.match(/^serverbox_events_published_total (\d+)$/m)[1]) >= 4000);
   // Resuming (and following any further resync, as EventSource does) gets
   // exactly the rest.
   assert.deepEqual(await collect(resume, head), Array.from({ length: head - resume }, (_, i) => resume + 1 + i));
@@ -114,6 +117,10 @@ test('heartbeats reach idle streams; clients that hung up are found and closed',
     socks.push(c);
   }
   await new Promise((r) => setTimeout(r, 500));
+  await waitFor(async () => {
+    const m = (await core.request('GET', '/metrics')).text.match(/^serverbox_events_streams (\d+)$/m);
+    return Number(m[1]) >= 20;
+  }, { what: '20 streams in /metrics' });
   for (const c of socks) c.destroy();
   await waitFor(() => (core.log().match(/path=\/api\/v1\/events status=200[^\n]*aborted=1/g) || []).length >= before + 20,
     { timeout: 10000, what: 'the daemon to notice 20 hung-up streams' });

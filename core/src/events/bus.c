@@ -108,7 +108,7 @@ struct events_bus {
 
     pthread_mutex_t subs_lock;
     struct sub *subs;
-    uint64_t n_subs;
+    atomic_uint_fast64_t n_subs; /* written under subs_lock, read without */
 
     pthread_mutex_t dead_lock;
     struct sub *dead;
@@ -341,7 +341,7 @@ static void reap_dead(struct events_bus *b)
             b->subs = s->next;
         if (s->next)
             s->next->prev = s->prev;
-        b->n_subs--;
+        atomic_fetch_sub(&b->n_subs, 1);
     }
     pthread_mutex_unlock(&b->subs_lock);
     while (d) {
@@ -599,7 +599,7 @@ int events_stream_open(struct events_bus *b, const struct events_stream_params *
     if (b->subs)
         b->subs->prev = s;
     b->subs = s;
-    b->n_subs++;
+    atomic_fetch_add(&b->n_subs, 1);
     pthread_mutex_unlock(&b->subs_lock);
     pthread_mutex_unlock(&b->publish_lock);
 
@@ -831,13 +831,9 @@ void events_free(struct events_bus *b)
 
 void events_get_stats(struct events_bus *b, struct events_stats *out)
 {
+    /* Lock-free: /metrics answers on an MHD thread. */
     memset(out, 0, sizeof *out);
-    pthread_mutex_lock(&b->subs_lock);
-    out->subscribers = b->n_subs;
-    pthread_mutex_unlock(&b->subs_lock);
-    pthread_rwlock_rdlock(&b->ring_lock);
-    out->last_seq = b->last_seq;
-    pthread_rwlock_unlock(&b->ring_lock);
+    out->subscribers = atomic_load(&b->n_subs);
     out->published = atomic_load(&b->published);
     out->resyncs = atomic_load(&b->resyncs);
 }

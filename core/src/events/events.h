@@ -141,7 +141,6 @@ struct events_stats {
     uint64_t subscribers;
     uint64_t published;
     uint64_t resyncs;
-    int64_t last_seq;
 };
 void events_get_stats(struct events_bus *b, struct events_stats *out);
 

@@ -62,7 +62,9 @@ struct store_appender {
     int64_t head_seq;
     uint8_t head_hash[32];
     uint64_t events, groups;
-    /* Told of every committed event, after COMMIT (the live event bus). */
+    /* Told of every committed event, after COMMIT (the live event bus).
+     * Called under hook_lock, so once the hook is unset no call is running. */
+    pthread_mutex_t hook_lock;
     store_commit_hook_fn hook;
     void *hook_ctx;
 };
@@ -421,6 +423,7 @@ static void run_group(struct store_appender *a, struct pending **group, int n)
         a->head_known = false;
     }
     if (rc == 0) {
+        pthread_mutex_lock(&a->hook_lock);
         for (int i = 0; i < n; i++) {
             if (a->hook) {
                 struct store_event_row row = {.seq = group[i]->seq,
@@ -432,6 +435,7 @@ static void run_group(struct store_appender *a, struct pending **group, int n)
             }
             finish(group[i], 0, NULL);
         }
+        pthread_mutex_unlock(&a->hook_lock);
         a->events += (uint64_t)n;
         a->groups++;
         return;
@@ -542,6 +546,7 @@ struct store_appender *appender_start(struct store *st, const char *url)
     struct store_appender *a = calloc(1, sizeof *a);
     a->url = strdup(url);
     pthread_mutex_init(&a->lock, NULL);
+    pthread_mutex_init(&a->hook_lock, NULL);
     pthread_cond_init(&a->work, NULL);
     pthread_create(&a->thread, NULL, appender_main, a);
     return a;
@@ -556,6 +561,7 @@ void appender_stop(struct store_appender *a)
     pthread_join(a->thread, NULL);
     store_conn_close(a->conn);
     pthread_mutex_destroy(&a->lock);
+    pthread_mutex_destroy(&a->hook_lock);
     pthread_cond_destroy(&a->work);
     free(a->url);
     free(a);
@@ -571,8 +577,8 @@ void appender_stats(struct store_appender *a, uint64_t *events, uint64_t *groups
 
 void appender_set_hook(struct store_appender *a, store_commit_hook_fn fn, void *ctx)
 {
-    pthread_mutex_lock(&a->lock);
+    pthread_mutex_lock(&a->hook_lock);
     a->hook = fn;
     a->hook_ctx = ctx;
-    pthread_mutex_unlock(&a->lock);
+    pthread_mutex_unlock(&a->hook_lock);
 }
