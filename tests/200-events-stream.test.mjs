@@ -170,3 +170,19 @@ test('two daemons on one database: an event made through A reaches a subscriber 
     await b.stop();
   }
 });
+
+test('stopping the daemon ends open streams with event: closed, and it exits cleanly', async () => {
+  const idle = openSse(core.base, '/api/v1/events?topics=nothing.ever');
+  const busy = openSse(core.base, '/api/v1/events');
+  await Promise.all([idle.ready, busy.ready]);
+  await annotate(core, 'last words');
+  await busy.waitCount(1);
+  await core.stop(); // asserts exit status 0 and no sanitizer report
+  core = null;
+  for (const s of [idle, busy]) {
+    await s.waitFor((x) => x.ended, { what: 'the end of the stream' });
+    const last = s.events[s.events.length - 1];
+    assert.equal(last.event, 'closed');
+    assert.equal(JSON.parse(last.data).reason, 'shutdown');
+  }
+});
