@@ -29,7 +29,7 @@ UNIT_BIN  := $(UNIT_SRC:core/tests/%.c=build/asan/tests/%)
 COLLECTOR_SRC := $(sort $(wildcard collector/src/*.c))
 
 .PHONY: all run test unit blackbox bench fuzz clean format deps
-all: build/serverbox-core build/asan/serverbox-core build/tools/append-load build/tools/ssh-bench $(if $(COLLECTOR_SRC),build/serverbox-collector)
+all: build/serverbox-core build/asan/serverbox-core build/tools/append-load build/tools/ssh-bench build/tools/sse-load $(if $(COLLECTOR_SRC),build/serverbox-collector)
 
 deps:
 	@scripts/bootstrap.sh
@@ -88,6 +88,11 @@ build/tools/append-load: build/obj/core/tools/append_load.o $(CORE_OBJ) $(GEN_OB
 build/tools/ssh-bench: build/obj/core/tools/ssh_bench.o $(CORE_OBJ) $(GEN_OBJ)
 	@echo "  LD      $@"
 	@$(CC) -o $@ $^ $(LDLIBS)
+# A client only: it links none of the daemon's code.
+build/tools/sse-load: core/tools/sse_load.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) -std=gnu11 $(WARN) -O2 -g -pthread -o $@ $< -pthread
 
 build/asan/tests/%: core/tests/%.c $(ASAN_OBJ) $(GEN_ASAN)
 	@mkdir -p $(@D)

@@ -58,6 +58,7 @@ static const struct config_option options[] = {
     {"node-check-interval", CONFIG_INT, "60", "seconds between node health checks (0 disables)", false},
     {"exec-max-output", CONFIG_INT, "1048576", "bytes of stdout and of stderr kept per remote command",
      false},
+    {"events-heartbeat-ms", CONFIG_INT, "15000", "comment line on idle event streams; finds dead clients", false},
 };
 static const char *const bool_flags[] = {"password-stdin", "if-no-users", NULL};
 

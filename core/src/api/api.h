@@ -21,6 +21,7 @@ struct docker;
 struct auth;
 struct auth_signer;
 struct static_site;
+struct events_bus;
 
 /* Everything a handler can reach, built by `serve`. */
 struct app {
@@ -29,6 +30,7 @@ struct app {
     struct redis_client *redis;
     struct http_server *http;
     struct docker *docker; /* Docker engines (docker/) */
+    struct events_bus *events; /* live events (events/events.h) */
     int64_t started_us;
     struct static_site *dashboard; /* --dashboard-dir in memory; NULL when absent */
 

@@ -6,6 +6,8 @@
  */
 #include "api.h"
 
+#include "../events/events.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -148,6 +150,22 @@ void api_metrics(struct http_request *req)
                (unsigned long long)ss.groups_committed, (unsigned long long)ss.pool_open,
                (unsigned long long)ss.pool_busy,
                atomic_load(&app->db_up) && atomic_load(&app->schema_state) == STORE_SCHEMA_OK);
+    if (app->events) {
+        struct events_stats es;
+        events_get_stats(app->events, &es);
+        buf_printf(&b,
+                   "# HELP serverbox_events_streams Open live-event streams.\n"
+                   "# TYPE serverbox_events_streams gauge\n"
+                   "serverbox_events_streams %llu\n"
+                   "# HELP serverbox_events_published_total Events and ephemeral messages fanned out.\n"
+                   "# TYPE serverbox_events_published_total counter\n"
+                   "serverbox_events_published_total %llu\n"
+                   "# HELP serverbox_events_resyncs_total Streams ended with resync (slow or long replay).\n"
+                   "# TYPE serverbox_events_resyncs_total counter\n"
+                   "serverbox_events_resyncs_total %llu\n",
+                   (unsigned long long)es.subscribers, (unsigned long long)es.published,
+                   (unsigned long long)es.resyncs);
+    }
     http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     buf_release(&b);
 }

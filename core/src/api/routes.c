@@ -58,6 +58,8 @@ void api_node_update(struct http_request *req);
 void api_node_delete(struct http_request *req);
 void api_node_exec(struct http_request *req);
 void api_node_check(struct http_request *req);
+void api_events_stream(struct http_request *req);
+void api_events_history(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
@@ -145,6 +147,10 @@ const struct http_route api_routes[] = {
     {"POST", "/api/v1/nodes/{id}/exec", api_node_exec, HTTP_ROUTE_BODY, "nodes:exec",
      "run a command on the node over SSH"},
     {"POST", "/api/v1/nodes/{id}/check", api_node_check, 0, "nodes:read", "run the node's health check now"},
+    {"GET", "/api/v1/events", api_events_stream, 0, "events:read",
+     "live events as Server-Sent Events; Last-Event-ID replays from the log"},
+    {"GET", "/api/v1/events/history", api_events_history, 0, "events:read",
+     "pages of the event log after a seq, as JSON"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},

@@ -9,6 +9,7 @@
 #include "../auth/auth.h"
 #include "../static/static.h"
 #include "../docker/docker.h"
+#include "../events/events.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -126,6 +127,16 @@ int cmd_serve(const struct config *cfg)
         log_warn("database unreachable at start; serving 503 until it returns", "detail=\"%s\"", err.msg);
     }
 
+    /* The bus follows the log from its head now, so a stream opened as
+     * soon as we listen misses nothing. */
+    struct events_config ec = {.store = app.store,
+                               .redis_url = config_get(cfg, "redis-url"),
+                               .heartbeat_ms = (int)config_get_int(cfg, "events-heartbeat-ms")};
+    app.events = events_open(&ec, &err);
+    if (!app.events) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
     if (api_nodes_start(&app, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
@@ -178,10 +189,12 @@ int cmd_serve(const struct config *cfg)
     api_health_stop(&app);
 out:
     /* Streams end first so no connection stays suspended; the engines'
-     * threads stop after the last handler that could use them. */
+     * threads and the bus go after the last handler that could use them. */
+    events_shutdown(app.events);
     docker_shutdown_streams(app.docker);
     atomic_store(&app.stopping, true);
     http_server_stop(app.http);
+    events_free(app.events);
     api_nodes_stop(&app);
     static_site_free(app.dashboard);
     auth_close(app.auth);

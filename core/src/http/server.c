@@ -584,7 +584,11 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access,
         s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)(cfg->mhd_threads > 0 ? cfg->mhd_threads : 2), MHD_OPTION_CONNECTION_LIMIT, limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        /* 0.9.75 zero-fills each connection's pool at accept, so this is
+         * RSS per connection: 16 KiB keeps thousands of idle SSE streams
+         * cheap and still takes large Authorization/Cookie headers. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_END);
     if (!s->mhd) {
         sb_error(err, SB_EINTERNAL, "libmicrohttpd failed to start on %s", cfg->listen);

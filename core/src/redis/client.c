@@ -1,6 +1,10 @@
 #include "redis.h"
 
 #include <hiredis/hiredis.h>
+#include <unistd.h>
+#include <poll.h>
+#include <fcntl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,4 +268,142 @@ int redis_del(struct redis_client *r, const char *key, struct sb_err *err)
     int argcs[] = {2};
     const char **argvs[] = {a0};
     return pipeline(r, 1, argcs, argvs, NULL, NULL, err);
+}
+
+int redis_publish(struct redis_client *r, const char *channel, const char *msg, size_t len,
+                  struct sb_err *err)
+{
+    if (!redis_configured(r))
+        return sb_error(err, SB_EUNAVAIL, "redis not configured");
+    pthread_mutex_lock(&r->lock);
+    int rc = ensure_ctx(r, err);
+    if (rc == 0) {
+        const char *argv[3] = {"PUBLISH", channel, msg};
+        size_t argvlen[3] = {7, strlen(channel), len};
+        redisReply *rep = redisCommandArgv(r->ctx, 3, argv, argvlen);
+        if (!rep || rep->type == REDIS_REPLY_ERROR)
+            rc = sb_error(err, SB_EUNAVAIL, "redis unavailable");
+        if (rep)
+            freeReplyObject(rep);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+/* ---- subscriptions ---------------------------------------------------------
+ * The thread polls the context's socket with a timeout (so it can stop) and
+ * feeds hiredis's reader itself: a blocking read with a timeout would leave
+ * the context dead after every quiet second. */
+
+struct redis_subscription {
+    struct redis_client cfg; /* parsed URL only; its ctx is the subscription's */
+    char *channel;
+    redis_message_fn fn;
+    void *ctx;
+    pthread_t thread;
+    int stop_pipe[2];
+};
+
+static void sub_handle(struct redis_subscription *s, redisReply *rep)
+{
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 && rep->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(rep->element[0]->str, "message") == 0 && rep->element[2]->type == REDIS_REPLY_STRING)
+        s->fn(s->ctx, rep->element[2]->str, rep->element[2]->len);
+}
+
+static void *sub_main(void *arg)
+{
+    struct redis_subscription *s = arg;
+    struct redis_client *c = &s->cfg;
+    int backoff_ms = 100;
+    for (;;) {
+        if (!c->ctx) {
+            struct sb_err err = {0};
+            if (ensure_ctx(c, &err) == 0) {
+                const char *argv[2] = {"SUBSCRIBE", s->channel};
+                redisReply *rep = redisCommandArgv(c->ctx, 2, argv, NULL);
+                bool ok = rep && rep->type == REDIS_REPLY_ARRAY;
+                if (rep)
+                    freeReplyObject(rep);
+                if (!ok) {
+                    redisFree(c->ctx);
+                    c->ctx = NULL;
+                } else {
+                    backoff_ms = 100;
+                }
+            }
+        }
+        struct pollfd p[2] = {{.fd = s->stop_pipe[0], .events = POLLIN},
+                              {.fd = c->ctx ? c->ctx->fd : -1, .events = POLLIN}};
+        int rc = poll(p, 2, c->ctx ? 1000 : backoff_ms);
+        if (!c->ctx && backoff_ms < 2000)
+            backoff_ms *= 2;
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (p[0].revents)
+            break;
+        if (c->ctx && (p[1].revents & (POLLIN | POLLERR | POLLHUP))) {
+            if (redisBufferRead(c->ctx) != REDIS_OK) {
+                redisFree(c->ctx);
+                c->ctx = NULL;
+                continue;
+            }
+            void *rep = NULL;
+            while (redisGetReplyFromReader(c->ctx, &rep) == REDIS_OK && rep) {
+                sub_handle(s, rep);
+                freeReplyObject(rep);
+                rep = NULL;
+            }
+            if (c->ctx->err) {
+                redisFree(c->ctx);
+                c->ctx = NULL;
+            }
+        }
+    }
+    return NULL;
+}
+
+struct redis_subscription *redis_subscribe(const char *url, const char *channel, redis_message_fn fn,
+                                           void *ctx, struct sb_err *err)
+{
+    struct redis_subscription *s = calloc(1, sizeof *s);
+    if (!s) {
+        sb_error(err, SB_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (parse_url(&s->cfg, url, err) || pipe2(s->stop_pipe, O_CLOEXEC) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->cfg.configured = true;
+    pthread_mutex_init(&s->cfg.lock, NULL);
+    s->channel = strdup(channel);
+    s->fn = fn;
+    s->ctx = ctx;
+    if (!s->channel || pthread_create(&s->thread, NULL, sub_main, s) != 0) {
+        close(s->stop_pipe[0]);
+        close(s->stop_pipe[1]);
+        pthread_mutex_destroy(&s->cfg.lock);
+        free(s->channel);
+        free(s);
+        sb_error(err, SB_EINTERNAL, "cannot start the redis subscriber");
+        return NULL;
+    }
+    return s;
+}
+
+void redis_unsubscribe(struct redis_subscription *s)
+{
+    if (!s)
+        return;
+    ssize_t w = write(s->stop_pipe[1], "x", 1);
+    (void)w;
+    pthread_join(s->thread, NULL);
+    if (s->cfg.ctx)
+        redisFree(s->cfg.ctx);
+    close(s->stop_pipe[0]);
+    close(s->stop_pipe[1]);
+    pthread_mutex_destroy(&s->cfg.lock);
+    free(s->channel);
+    free(s);
 }

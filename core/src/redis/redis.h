@@ -34,5 +34,18 @@ int redis_get(struct redis_client *r, const char *key, struct buf *out, struct s
 int redis_setex(struct redis_client *r, const char *key, const char *value, size_t len, int ttl_s,
                 struct sb_err *err);
 int redis_del(struct redis_client *r, const char *key, struct sb_err *err);
+/* PUBLISH channel message; 0 when Redis took it (whatever the receivers). */
+int redis_publish(struct redis_client *r, const char *channel, const char *msg, size_t len, struct sb_err *err);
+
+/* A subscription: its own connection and thread (pub/sub needs a connection
+ * of its own), reconnected and re-subscribed after any failure. fn is called
+ * on that thread for every message, in order; messages published while
+ * disconnected are lost (pub/sub is for ephemeral data only). */
+struct redis_subscription;
+typedef void (*redis_message_fn)(void *ctx, const char *msg, size_t len);
+struct redis_subscription *redis_subscribe(const char *url, const char *channel, redis_message_fn fn, void *ctx,
+                                           struct sb_err *err);
+/* Stops the thread and closes the connection; NULL is a no-op. */
+void redis_unsubscribe(struct redis_subscription *s);
 
 #endif

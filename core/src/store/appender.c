@@ -62,6 +62,11 @@ struct store_appender {
     int64_t head_seq;
     uint8_t head_hash[32];
     uint64_t events, groups;
+    /* Told of every committed event, after COMMIT (the live event bus).
+     * Called under hook_lock, so once the hook is unset no call is running. */
+    pthread_mutex_t hook_lock;
+    store_commit_hook_fn hook;
+    void *hook_ctx;
 };
 
 /* ---- canonical bodies and hashes ----------------------------------------- */
@@ -345,6 +350,12 @@ static int append_group(struct store_appender *a, struct pending **group, int n,
     if (PQsendQueryPrepared(pg, "append_insert", N_COLS, params, NULL, NULL, 0))
         tx.queued++;
     projections_apply(&tx, evs, n);
+    /* Other daemons on this database learn of the group at COMMIT; the
+     * payload is the last seq (they read the rows from the log). */
+    char lastseq[24];
+    snprintf(lastseq, sizeof lastseq, "%lld", (long long)seq);
+    const char *notifyp[1] = {lastseq};
+    store_tx_exec(&tx, "SELECT pg_notify('serverbox_events', $1)", 1, notifyp);
     store_tx_exec(&tx, "COMMIT", 0, NULL);
     PQpipelineSync(pg);
     rc = read_pipeline(pg, tx.queued, NULL, sqlstate, err);
@@ -418,8 +429,19 @@ static void run_group(struct store_appender *a, struct pending **group, int n)
         a->head_known = false;
     }
     if (rc == 0) {
-        for (int i = 0; i < n; i++)
+        pthread_mutex_lock(&a->hook_lock);
+        for (int i = 0; i < n; i++) {
+            if (a->hook) {
+                struct store_event_row row = {.seq = group[i]->seq,
+                                              .stream = group[i]->ev->stream,
+                                              .type = group[i]->ev->type,
+                                              .body = group[i]->body,
+                                              .body_len = strlen(group[i]->body)};
+                a->hook(a->hook_ctx, &row);
+            }
             finish(group[i], 0, NULL);
+        }
+        pthread_mutex_unlock(&a->hook_lock);
         a->events += (uint64_t)n;
         a->groups++;
         return;
@@ -530,6 +552,7 @@ struct store_appender *appender_start(struct store *st, const char *url)
     struct store_appender *a = calloc(1, sizeof *a);
     a->url = strdup(url);
     pthread_mutex_init(&a->lock, NULL);
+    pthread_mutex_init(&a->hook_lock, NULL);
     pthread_cond_init(&a->work, NULL);
     pthread_create(&a->thread, NULL, appender_main, a);
     return a;
@@ -544,6 +567,7 @@ void appender_stop(struct store_appender *a)
     pthread_join(a->thread, NULL);
     store_conn_close(a->conn);
     pthread_mutex_destroy(&a->lock);
+    pthread_mutex_destroy(&a->hook_lock);
     pthread_cond_destroy(&a->work);
     free(a->url);
     free(a);
@@ -555,4 +579,12 @@ void appender_stats(struct store_appender *a, uint64_t *events, uint64_t *groups
     *events = a->events;
     *groups = a->groups;
     pthread_mutex_unlock(&a->lock);
+}
+
+void appender_set_hook(struct store_appender *a, store_commit_hook_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&a->hook_lock);
+    a->hook = fn;
+    a->hook_ctx = ctx;
+    pthread_mutex_unlock(&a->hook_lock);
 }

@@ -69,6 +69,11 @@ extern const char *const projection_tables[];
 /* containers.c */
 int project_containers(struct store_tx *tx, const struct store_event *ev);
 
+/* The follower (follow.c), owned by the store. follow_stop(NULL) is a no-op. */
+struct store_follow;
+struct store_follow *follow_start(struct store *st, const char *url, const struct store_follow_config *cfg);
+void follow_stop(struct store_follow *f);
+
 /* Migrations built into the binary (generated from migrations/). */
 struct store_migration {
     const char *name;

@@ -22,6 +22,7 @@ struct store {
     int open;
     int busy;
     struct store_appender *appender;
+    struct store_follow *follow;
 };
 
 /* appender.c */
@@ -29,6 +30,7 @@ struct store_appender *appender_start(struct store *st, const char *url);
 void appender_stop(struct store_appender *a);
 int appender_append(struct store_appender *a, const struct event_new *ev, int64_t *seq, struct sb_err *err);
 void appender_stats(struct store_appender *a, uint64_t *events, uint64_t *groups);
+void appender_set_hook(struct store_appender *a, store_commit_hook_fn fn, void *ctx);
 
 static atomic_int stmt_counter;
 
@@ -104,6 +106,7 @@ void store_close(struct store *st)
 {
     if (!st)
         return;
+    follow_stop(st->follow);
     appender_stop(st->appender);
     while (st->idle) {
         struct store_conn *c = st->idle;
@@ -255,4 +258,23 @@ void store_get_stats(struct store *st, struct store_stats *out)
 int store_append(struct store *st, const struct event_new *ev, int64_t *seq, struct sb_err *err)
 {
     return appender_append(st->appender, ev, seq, err);
+}
+
+void store_set_commit_hook(struct store *st, store_commit_hook_fn fn, void *ctx)
+{
+    appender_set_hook(st->appender, fn, ctx);
+}
+
+int store_follow_start(struct store *st, const struct store_follow_config *cfg, struct sb_err *err)
+{
+    if (st->follow)
+        return sb_error(err, SB_EINTERNAL, "the log is already followed");
+    st->follow = follow_start(st, st->url, cfg);
+    return st->follow ? 0 : sb_error(err, SB_ENOMEM, "out of memory");
+}
+
+void store_follow_stop(struct store *st)
+{
+    follow_stop(st->follow);
+    st->follow = NULL;
 }

@@ -60,6 +60,50 @@ char *store_event_body(int64_t seq, const struct event_new *ev, const char *occu
 /* sha256(prev || body) into out[32]. */
 void store_event_hash(const uint8_t prev[32], const char *body, size_t len, uint8_t out[32]);
 
+/* ---- following the log (for the live event bus) ------------------------ */
+
+/* One committed event as the log holds it. Pointers are valid only during
+ * the callback that receives it. */
+struct store_event_row {
+    int64_t seq;
+    const char *stream;
+    const char *type;
+    const char *body; /* the exact canonical JSON text of the log */
+    size_t body_len;
+};
+
+/* Called on the appender thread right after COMMIT, once per event of the
+ * group, in seq order. It must not block (copy and hand over). One hook per
+ * store; set it before the first append. */
+typedef void (*store_commit_hook_fn)(void *ctx, const struct store_event_row *ev);
+void store_set_commit_hook(struct store *st, store_commit_hook_fn fn, void *ctx);
+
+/* Reads committed events with seq > after, in order, at most limit, calling
+ * fn for each (fn returns non-zero to stop early). Uses a pool connection.
+ * *last is set to the seq of the last row passed to fn (after if none). */
+int store_events_after(struct store *st, int64_t after, int limit,
+                       int (*fn)(void *ctx, const struct store_event_row *ev), void *ctx, int64_t *last,
+                       struct sb_err *err);
+
+/* The follower: a thread with its own LISTEN connection (outside the pool)
+ * that calls fn for every event committed to the log after it starts, by
+ * this daemon (through the commit hook, without a query) or by any other
+ * daemon on the same database (NOTIFY 'serverbox_events' carries the last
+ * seq; the rows are read from the log). Events arrive exactly once, in seq
+ * order, without gaps: after a lost connection it LISTENs again and catches
+ * up from the log. `ready` is called (on the follower thread, or inside
+ * store_follow_start) with the head seq once it is known; fn is only called
+ * after that. store_follow_start tries to connect once synchronously so the
+ * head is usually known when it returns. */
+struct store_follow_config {
+    void (*ready)(void *ctx, int64_t head_seq);
+    void (*fn)(void *ctx, const struct store_event_row *ev);
+    void *ctx;
+};
+int store_follow_start(struct store *st, const struct store_follow_config *cfg, struct sb_err *err);
+/* Stops the follower thread (before the callbacks' context is freed). */
+void store_follow_stop(struct store *st);
+
 /* Figures for /metrics and the benchmark. */
 struct store_stats {
     uint64_t events_appended;
