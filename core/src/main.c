@@ -16,13 +16,16 @@
 #endif
 
 static const struct config_option options[] = {
-    {"listen", CONFIG_STRING, "127.0.0.1:8080", "address and port to serve HTTP on (port 0 picks one)", false},
+    {"listen", CONFIG_STRING, "127.0.0.1:8080", "address and port to serve HTTP on (port 0 picks one)",
+     false},
     {"database-url", CONFIG_STRING, NULL, "PostgreSQL connection URI the daemon uses", true},
     {"migrate-database-url", CONFIG_STRING, NULL,
      "URI for migrate and rebuild-projections (the schema owner); defaults to --database-url", true},
-    {"redis-url", CONFIG_STRING, NULL, "Redis URL, redis://host:port[/db] (optional; degraded without)", true},
+    {"redis-url", CONFIG_STRING, NULL, "Redis URL, redis://host:port[/db] (optional; degraded without)",
+     true},
     {"data-dir", CONFIG_STRING, "./data", "directory for keys and local state", false},
-    {"master-key-file", CONFIG_STRING, NULL, "file holding the 32-byte master key as 64 hex characters", false},
+    {"master-key-file", CONFIG_STRING, NULL, "file holding the 32-byte master key as 64 hex characters",
+     false},
     {"dashboard-dir", CONFIG_STRING, "./dashboard", "static dashboard served at /", false},
     {"trusted-proxy", CONFIG_LIST, NULL, "peer allowed to set X-Forwarded-For: loopback, private, IP or CIDR",
      false},
@@ -31,6 +34,8 @@ static const struct config_option options[] = {
     {"http-threads", CONFIG_INT, "2", "libmicrohttpd epoll threads", false},
     {"max-body-bytes", CONFIG_INT, "1048576", "largest request body accepted (larger gets 413)", false},
     {"db-pool-size", CONFIG_INT, "12", "PostgreSQL connections in the pool", false},
+    {"metrics-raw-days", CONFIG_INT, "7", "days raw metric samples are kept", false},
+    {"metrics-rollup-days", CONFIG_INT, "90", "days one-minute metric roll-ups are kept", false},
     {"connection-limit", CONFIG_INT, "16000", "most simultaneous HTTP connections", false},
 };
 

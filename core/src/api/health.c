@@ -6,6 +6,8 @@
  */
 #include "api.h"
 
+#include "../metrics/metrics.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -132,6 +134,7 @@ void api_metrics(struct http_request *req)
                (unsigned long long)ss.groups_committed, (unsigned long long)ss.pool_open,
                (unsigned long long)ss.pool_busy,
                atomic_load(&app->db_up) && atomic_load(&app->schema_state) == STORE_SCHEMA_OK);
+    metrics_prometheus(app->metrics, &b);
     http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     buf_release(&b);
 }

@@ -6,6 +6,7 @@
 #include "cmd.h"
 
 #include "../api/api.h"
+#include "../metrics/metrics.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -79,6 +80,16 @@ int cmd_serve(const struct config *cfg)
         log_warn("database unreachable at start; serving 503 until it returns", "detail=\"%s\"", err.msg);
     }
 
+    struct metrics_config mc = {.store = app.store,
+                                .raw_days = (int)config_get_int(cfg, "metrics-raw-days"),
+                                .rollup_days = (int)config_get_int(cfg, "metrics-rollup-days"),
+                                .offline_intervals = 3};
+    app.metrics = metrics_start(&mc, &err);
+    if (!app.metrics) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+
     const char *const *proxies;
     size_t n_proxies = config_get_list(cfg, "trusted-proxy", &proxies);
     struct http_server_config hc = {
@@ -107,6 +118,7 @@ int cmd_serve(const struct config *cfg)
     api_health_stop(&app);
 out:
     http_server_stop(app.http);
+    metrics_stop(app.metrics);
     redis_close(app.redis);
     store_close(app.store);
     return rc;

@@ -57,11 +57,51 @@ static int project_streams(struct store_tx *tx, const struct store_event *evs, i
     return rc;
 }
 
-const char *const projection_tables[] = {"streams", NULL};
+static const char *data_str(const struct store_event *ev, const char *key)
+{
+    return json_string_value(json_object_get(ev->data, key));
+}
+
+/* agent_enroll_tokens and agent_keys (collector enrollment, issue #7). A
+ * token enrolls once: agent_keys.token_sha256 is unique, so a second
+ * agent.enrolled with the same token fails its append with a conflict. */
+static int project_agent(struct store_tx *tx, const struct store_event *ev)
+{
+    if (strcmp(ev->outcome, "success") != 0)
+        return 0;
+    if (strcmp(ev->type, "agent.enroll_token_issued") == 0) {
+        const char *p[4] = {data_str(ev, "token_sha256"), data_str(ev, "node_id"), data_str(ev, "expires_at"),
+                            ev->occurred_at};
+        return store_tx_exec(tx,
+                             "INSERT INTO agent_enroll_tokens (token_sha256, node_id, expires_at, issued_at) "
+                             "VALUES ($1, $2, $3, $4)",
+                             4, p);
+    }
+    if (strcmp(ev->type, "agent.enrolled") == 0) {
+        const char *p[5] = {data_str(ev, "fingerprint"), data_str(ev, "node_id"), data_str(ev, "public_key"),
+                            ev->occurred_at, data_str(ev, "token_sha256")};
+        int rc = store_tx_exec(
+            tx,
+            "INSERT INTO agent_keys (fingerprint, node_id, public_key, enrolled_at, token_sha256) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            5, p);
+        if (rc)
+            return rc;
+        const char *u[2] = {p[4], ev->occurred_at};
+        return store_tx_exec(tx, "UPDATE agent_enroll_tokens SET used_at = $2 WHERE token_sha256 = $1", 2, u);
+    }
+    return 0;
+}
+
+const char *const projection_tables[] = {"streams", "agent_enroll_tokens", "agent_keys", NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 {
     if (n <= 0)
         return 0;
-    return project_streams(tx, evs, n);
+    int rc = project_streams(tx, evs, n);
+    for (int i = 0; rc == 0 && i < n; i++)
+        if (strncmp(evs[i].type, "agent.", 6) == 0)
+            rc = project_agent(tx, &evs[i]);
+    return rc;
 }

@@ -1,0 +1,371 @@
+/*
+ * Collector enrollment lookups and the node metrics time series. Samples are
+ * not events: they go straight to the partitioned metrics_* tables, a whole
+ * batch in one statement (the columns travel as arrays and are unnested),
+ * together with the per-node sequence check that makes resending harmless.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int with_conn(struct store *st, struct store_conn **c, struct sb_err *err)
+{
+    *c = store_acquire(st, err);
+    return *c ? 0 : (err && err->code ? err->code : SB_EUNAVAIL);
+}
+
+int store_node_registered(struct store *st, const char *node_id, bool *exists, struct sb_err *err)
+{
+    static struct store_stmt q =
+        STORE_STMT("SELECT 1 FROM events WHERE stream = 'node/' || $1 AND type = 'node.registered' "
+                   "AND outcome = 'success' LIMIT 1");
+    struct store_conn *c;
+    int rc = with_conn(st, &c, err);
+    if (rc)
+        return rc;
+    const char *p[1] = {node_id};
+    PGresult *r = store_exec(c, &q, 1, p, err);
+    if (r) {
+        *exists = PQntuples(r) > 0;
+        PQclear(r);
+    }
+    store_release(st, c);
+    return r ? 0 : err->code;
+}
+
+int store_enroll_token_get(struct store *st, const char *token_sha256, struct store_enroll_token *out,
+                           struct sb_err *err)
+{
+    static struct store_stmt q =
+        STORE_STMT("SELECT node_id, (extract(epoch FROM expires_at) * 1000000)::bigint, used_at IS NOT NULL "
+                   "FROM agent_enroll_tokens WHERE token_sha256 = $1");
+    struct store_conn *c;
+    int rc = with_conn(st, &c, err);
+    if (rc)
+        return rc;
+    const char *p[1] = {token_sha256};
+    PGresult *r = store_exec(c, &q, 1, p, err);
+    store_release(st, c);
+    if (!r)
+        return err->code;
+    rc = 0;
+    if (PQntuples(r) == 0) {
+        rc = sb_error(err, SB_ENOTFOUND, "no such enrollment token");
+    } else {
+        sb_strlcpy(out->node_id, PQgetvalue(r, 0, 0), sizeof out->node_id);
+        out->expires_us = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        out->used = PQgetvalue(r, 0, 2)[0] == 't';
+    }
+    PQclear(r);
+    return rc;
+}
+
+int store_agent_key_get(struct store *st, const char *fingerprint, struct store_agent_key *out,
+                        struct sb_err *err)
+{
+    static struct store_stmt q = STORE_STMT(
+        "SELECT node_id, public_key, revoked_at IS NOT NULL FROM agent_keys WHERE fingerprint = $1");
+    struct store_conn *c;
+    int rc = with_conn(st, &c, err);
+    if (rc)
+        return rc;
+    const char *p[1] = {fingerprint};
+    PGresult *r = store_exec(c, &q, 1, p, err);
+    store_release(st, c);
+    if (!r)
+        return err->code;
+    rc = 0;
+    if (PQntuples(r) == 0) {
+        rc = sb_error(err, SB_ENOTFOUND, "unknown agent key");
+    } else {
+        sb_strlcpy(out->node_id, PQgetvalue(r, 0, 0), sizeof out->node_id);
+        if (hex_decode(PQgetvalue(r, 0, 1), out->public_key, 32))
+            rc = sb_error(err, SB_EINTERNAL, "stored agent key is malformed");
+        out->revoked = PQgetvalue(r, 0, 2)[0] == 't';
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* Array element helpers: NaN and negative "not measured" values are NULL. */
+static void add_f(struct buf *b, double v, bool first)
+{
+    char t[40];
+    if (isnan(v) || isinf(v)) {
+        store_array_add(b, NULL, first);
+        return;
+    }
+    snprintf(t, sizeof t, "%.6g", v);
+    store_array_add(b, t, first);
+}
+
+static void add_i(struct buf *b, int64_t v, bool first)
+{
+    char t[24];
+    if (v < 0) {
+        store_array_add(b, NULL, first);
+        return;
+    }
+    snprintf(t, sizeof t, "%lld", (long long)v);
+    store_array_add(b, t, first);
+}
+
+#define HOST_COLS 18
+#define CONT_COLS 10
+
+int store_metrics_ingest(struct store *st, const char *node_id, int64_t seq,
+                         const struct store_metric_sample *s, size_t n,
+                         const struct store_container_sample *cs, size_t nc, bool *duplicate,
+                         struct sb_err *err)
+{
+    /* One statement: the sequence check guards both inserts, so a batch is
+     * stored whole or not at all, in one round trip. */
+    static struct store_stmt q = STORE_STMT(
+        "WITH s AS ("
+        "  INSERT INTO agent_ingest (node_id, last_seq, last_at) VALUES ($1, $2::bigint, now()) "
+        "  ON CONFLICT (node_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, last_at = EXCLUDED.last_at "
+        "  WHERE agent_ingest.last_seq < EXCLUDED.last_seq RETURNING 1), "
+        "r AS ("
+        "  INSERT INTO metrics_raw (node_id, ts, seq, cpu_pct, mem_total, mem_used, swap_total, swap_used, "
+        "    load1, load5, load15, procs, uptime_s, disk_total, disk_used, disk_read_bps, disk_write_bps, "
+        "    net_rx_bps, net_tx_bps, detail) "
+        "  SELECT $1, to_timestamp(u.ts / 1000.0), $2::bigint, u.cpu, u.mt, u.mu, u.st, u.su, u.l1, u.l5, "
+        "u.l15, "
+        "    u.pr, u.up, u.dt, u.du, u.dr, u.dw, u.nr, u.nt, u.de "
+        "  FROM unnest($3::bigint[], $4::real[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], "
+        "    $9::real[], $10::real[], $11::real[], $12::integer[], $13::bigint[], $14::bigint[], "
+        "$15::bigint[], "
+        "    $16::real[], $17::real[], $18::real[], $19::real[], $20::jsonb[]) "
+        "    AS u(ts, cpu, mt, mu, st, su, l1, l5, l15, pr, up, dt, du, dr, dw, nr, nt, de) "
+        "  WHERE EXISTS (SELECT 1 FROM s) ON CONFLICT DO NOTHING RETURNING 1), "
+        "c AS ("
+        "  INSERT INTO metrics_container_raw (node_id, container_id, ts, name, cpu_pct, mem_used, mem_limit, "
+        "    net_rx_bps, net_tx_bps, blk_read_bps, blk_write_bps) "
+        "  SELECT $1, u.id, to_timestamp(u.ts / 1000.0), u.name, u.cpu, u.mu, u.ml, u.nr, u.nt, u.br, u.bw "
+        "  FROM unnest($21::bigint[], $22::text[], $23::text[], $24::real[], $25::bigint[], $26::bigint[], "
+        "    $27::real[], $28::real[], $29::real[], $30::real[]) AS u(ts, id, name, cpu, mu, ml, nr, nt, br, "
+        "bw) "
+        "  WHERE EXISTS (SELECT 1 FROM s) ON CONFLICT DO NOTHING RETURNING 1) "
+        "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM r), (SELECT count(*) FROM c)");
+    struct buf col[HOST_COLS + CONT_COLS];
+    for (int k = 0; k < HOST_COLS + CONT_COLS; k++) {
+        buf_init(&col[k], 0);
+        buf_putc(&col[k], '{');
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool f = i == 0;
+        const struct store_metric_sample *x = &s[i];
+        add_i(&col[0], x->ts_ms, f);
+        add_f(&col[1], x->cpu_pct, f);
+        add_i(&col[2], x->mem_total, f);
+        add_i(&col[3], x->mem_used, f);
+        add_i(&col[4], x->swap_total, f);
+        add_i(&col[5], x->swap_used, f);
+        add_f(&col[6], x->load1, f);
+        add_f(&col[7], x->load5, f);
+        add_f(&col[8], x->load15, f);
+        add_i(&col[9], x->procs, f);
+        add_i(&col[10], x->uptime_s, f);
+        add_i(&col[11], x->disk_total, f);
+        add_i(&col[12], x->disk_used, f);
+        add_f(&col[13], x->disk_read_bps, f);
+        add_f(&col[14], x->disk_write_bps, f);
+        add_f(&col[15], x->net_rx_bps, f);
+        add_f(&col[16], x->net_tx_bps, f);
+        char *d = x->detail ? json_dumps(x->detail, JSON_COMPACT) : NULL;
+        store_array_add(&col[17], d, f);
+        free(d);
+    }
+    for (size_t i = 0; i < nc; i++) {
+        bool f = i == 0;
+        const struct store_container_sample *x = &cs[i];
+        struct buf *cc = &col[HOST_COLS];
+        add_i(&cc[0], x->ts_ms, f);
+        store_array_add(&cc[1], x->id, f);
+        store_array_add(&cc[2], x->name, f);
+        add_f(&cc[3], x->cpu_pct, f);
+        add_i(&cc[4], x->mem_used, f);
+        add_i(&cc[5], x->mem_limit, f);
+        add_f(&cc[6], x->net_rx_bps, f);
+        add_f(&cc[7], x->net_tx_bps, f);
+        add_f(&cc[8], x->blk_read_bps, f);
+        add_f(&cc[9], x->blk_write_bps, f);
+    }
+    char seqs[24];
+    snprintf(seqs, sizeof seqs, "%lld", (long long)seq);
+    const char *p[30];
+    p[0] = node_id;
+    p[1] = seqs;
+    int k = 0;
+    for (; k < HOST_COLS; k++) {
+        buf_putc(&col[k], '}');
+        p[2 + k] = col[k].data;
+    }
+    for (int j = 0; j < CONT_COLS; j++) {
+        buf_putc(&col[HOST_COLS + j], '}');
+        p[20 + j] = col[HOST_COLS + j].data;
+    }
+    int rc = 0;
+    struct store_conn *c;
+    if ((rc = with_conn(st, &c, err)) == 0) {
+        PGresult *r = store_exec(c, &q, 30, p, err);
+        store_release(st, c);
+        if (!r) {
+            rc = err->code;
+        } else {
+            *duplicate = strcmp(PQgetvalue(r, 0, 0), "0") == 0;
+            PQclear(r);
+        }
+    }
+    for (k = 0; k < HOST_COLS + CONT_COLS; k++)
+        buf_release(&col[k]);
+    return rc;
+}
+
+/* The bucketed series as one JSON text made by PostgreSQL. */
+int store_metrics_query(struct store *st, const char *node_id, const char *container_id, int64_t from_ms,
+                        int64_t to_ms, int step_s, bool rollup, json_t **out, struct sb_err *err)
+{
+#define HOST_SELECT(table)                                                                                   \
+    "SELECT coalesce(json_agg(p ORDER BY p.t), '[]') FROM ("                                                 \
+    "  SELECT (extract(epoch FROM date_bin(make_interval(secs => $4::int), ts, timestamptz 'epoch')) * "     \
+    "1000)"                                                                                                  \
+    "::bigint AS t, round(avg(cpu_pct)::numeric, 2) AS cpu_pct, avg(mem_used)::bigint AS mem_used, "         \
+    "max(mem_total) AS mem_total, avg(swap_used)::bigint AS swap_used, max(swap_total) AS swap_total, "      \
+    "round(avg(load1)::numeric, 2) AS load1, round(avg(load5)::numeric, 2) AS load5, "                       \
+    "round(avg(load15)::numeric, 2) AS load15, avg(procs)::integer AS procs, max(uptime_s) AS uptime_s, "    \
+    "avg(disk_used)::bigint AS disk_used, max(disk_total) AS disk_total, "                                   \
+    "round(avg(disk_read_bps)::numeric, 1) AS disk_read_bps, round(avg(disk_write_bps)::numeric, 1) "        \
+    "AS disk_write_bps, round(avg(net_rx_bps)::numeric, 1) AS net_rx_bps, "                                  \
+    "round(avg(net_tx_bps)::numeric, 1) AS net_tx_bps "                                                      \
+    "  FROM " table " WHERE node_id = $1 AND ts >= to_timestamp($2::bigint / 1000.0) "                       \
+    "  AND ts < to_timestamp($3::bigint / 1000.0) GROUP BY 1) p"
+#define CONT_SELECT(table)                                                                                   \
+    "SELECT coalesce(json_agg(p ORDER BY p.t), '[]') FROM ("                                                 \
+    "  SELECT (extract(epoch FROM date_bin(make_interval(secs => $4::int), ts, timestamptz 'epoch')) * "     \
+    "1000)"                                                                                                  \
+    "::bigint AS t, max(name) AS name, round(avg(cpu_pct)::numeric, 2) AS cpu_pct, "                         \
+    "avg(mem_used)::bigint AS mem_used, max(mem_limit) AS mem_limit, "                                       \
+    "round(avg(net_rx_bps)::numeric, 1) AS net_rx_bps, round(avg(net_tx_bps)::numeric, 1) AS net_tx_bps, "   \
+    "round(avg(blk_read_bps)::numeric, 1) AS blk_read_bps, round(avg(blk_write_bps)::numeric, 1) "           \
+    "AS blk_write_bps "                                                                                      \
+    "  FROM " table " WHERE node_id = $1 AND container_id = $5 AND ts >= to_timestamp($2::bigint / 1000.0) " \
+    "  AND ts < to_timestamp($3::bigint / 1000.0) GROUP BY 1) p"
+    static struct store_stmt host_raw = STORE_STMT(HOST_SELECT("metrics_raw"));
+    static struct store_stmt host_1m = STORE_STMT(HOST_SELECT("metrics_1m"));
+    static struct store_stmt cont_raw = STORE_STMT(CONT_SELECT("metrics_container_raw"));
+    static struct store_stmt cont_1m = STORE_STMT(CONT_SELECT("metrics_container_1m"));
+    struct store_stmt *stmt =
+        container_id ? (rollup ? &cont_1m : &cont_raw) : (rollup ? &host_1m : &host_raw);
+    char from[24], to[24], step[16];
+    snprintf(from, sizeof from, "%lld", (long long)from_ms);
+    snprintf(to, sizeof to, "%lld", (long long)to_ms);
+    snprintf(step, sizeof step, "%d", step_s);
+    const char *p[5] = {node_id, from, to, step, container_id};
+    struct store_conn *c;
+    int rc = with_conn(st, &c, err);
+    if (rc)
+        return rc;
+    PGresult *r = store_exec(c, stmt, container_id ? 5 : 4, p, err);
+    store_release(st, c);
+    if (!r)
+        return err->code;
+    json_error_t je;
+    *out = json_loads(PQgetvalue(r, 0, 0), 0, &je);
+    PQclear(r);
+    return *out ? 0 : sb_error(err, SB_EINTERNAL, "series could not be decoded");
+}
+
+int store_metrics_rollup(struct store *st, int64_t since_ms, struct sb_err *err)
+{
+    static struct store_stmt host = STORE_STMT(
+        "INSERT INTO metrics_1m (node_id, ts, samples, cpu_pct, cpu_pct_max, mem_total, mem_used, "
+        "swap_total, "
+        "  swap_used, load1, load5, load15, procs, uptime_s, disk_total, disk_used, disk_read_bps, "
+        "  disk_write_bps, net_rx_bps, net_tx_bps) "
+        "SELECT node_id, date_trunc('minute', ts), count(*), avg(cpu_pct), max(cpu_pct), max(mem_total), "
+        "  avg(mem_used), max(swap_total), avg(swap_used), avg(load1), avg(load5), avg(load15), avg(procs), "
+        "  max(uptime_s), max(disk_total), avg(disk_used), avg(disk_read_bps), avg(disk_write_bps), "
+        "  avg(net_rx_bps), avg(net_tx_bps) "
+        "FROM metrics_raw WHERE ts >= date_trunc('minute', to_timestamp($1::bigint / 1000.0)) "
+        "  AND ts < date_trunc('minute', now()) GROUP BY 1, 2 "
+        "ON CONFLICT (node_id, ts) DO UPDATE SET samples = EXCLUDED.samples, cpu_pct = EXCLUDED.cpu_pct, "
+        "  cpu_pct_max = EXCLUDED.cpu_pct_max, mem_total = EXCLUDED.mem_total, mem_used = EXCLUDED.mem_used, "
+        "  swap_total = EXCLUDED.swap_total, swap_used = EXCLUDED.swap_used, load1 = EXCLUDED.load1, "
+        "  load5 = EXCLUDED.load5, load15 = EXCLUDED.load15, procs = EXCLUDED.procs, "
+        "  uptime_s = EXCLUDED.uptime_s, disk_total = EXCLUDED.disk_total, disk_used = EXCLUDED.disk_used, "
+        "  disk_read_bps = EXCLUDED.disk_read_bps, disk_write_bps = EXCLUDED.disk_write_bps, "
+        "  net_rx_bps = EXCLUDED.net_rx_bps, net_tx_bps = EXCLUDED.net_tx_bps");
+    static struct store_stmt cont = STORE_STMT(
+        "INSERT INTO metrics_container_1m (node_id, container_id, ts, name, samples, cpu_pct, mem_used, "
+        "  mem_limit, net_rx_bps, net_tx_bps, blk_read_bps, blk_write_bps) "
+        "SELECT node_id, container_id, date_trunc('minute', ts), max(name), count(*), avg(cpu_pct), "
+        "  avg(mem_used), max(mem_limit), avg(net_rx_bps), avg(net_tx_bps), avg(blk_read_bps), "
+        "  avg(blk_write_bps) "
+        "FROM metrics_container_raw WHERE ts >= date_trunc('minute', to_timestamp($1::bigint / 1000.0)) "
+        "  AND ts < date_trunc('minute', now()) GROUP BY 1, 2, 3 "
+        "ON CONFLICT (node_id, container_id, ts) DO UPDATE SET name = EXCLUDED.name, "
+        "  samples = EXCLUDED.samples, cpu_pct = EXCLUDED.cpu_pct, mem_used = EXCLUDED.mem_used, "
+        "  mem_limit = EXCLUDED.mem_limit, net_rx_bps = EXCLUDED.net_rx_bps, net_tx_bps = "
+        "EXCLUDED.net_tx_bps, "
+        "  blk_read_bps = EXCLUDED.blk_read_bps, blk_write_bps = EXCLUDED.blk_write_bps");
+    char since[24];
+    snprintf(since, sizeof since, "%lld", (long long)since_ms);
+    const char *p[1] = {since};
+    struct store_conn *c;
+    int rc = with_conn(st, &c, err);
+    if (rc)
+        return rc;
+    PGresult *r = store_exec(c, &host, 1, p, err);
+    if (r) {
+        PQclear(r);
+        r = store_exec(c, &cont, 1, p, err);
+    }
+    if (r)
+        PQclear(r);
+    store_release(st, c);
+    return r ? 0 : err->code;
+}
+
+int store_metrics_maintain(struct store *st, int raw_days, int rollup_days, int *dropped, struct sb_err *err)
+{
+    static struct store_stmt q = STORE_STMT("SELECT metrics_maintain($1::int, $2::int)");
+    char a[16], b[16];
+    snprintf(a, sizeof a, "%d", raw_days);
+    snprintf(b, sizeof b, "%d", rollup_days);
+    const char *p[2] = {a, b};
+    struct store_conn *c;
+    int rc = with_conn(st, &c, err);
+    if (rc)
+        return rc;
+    PGresult *r = store_exec(c, &q, 2, p, err);
+    store_release(st, c);
+    if (!r)
+        return err->code;
+    if (dropped)
+        *dropped = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
+int store_node_presence(struct store *st, const char *node_id, char *out, size_t outlen, struct sb_err *err)
+{
+    static struct store_stmt q =
+        STORE_STMT("SELECT type FROM events WHERE stream = 'node/' || $1 "
+                   "AND type IN ('node.online', 'node.offline') ORDER BY seq DESC LIMIT 1");
+    const char *p[1] = {node_id};
+    struct store_conn *c;
+    int rc = with_conn(st, &c, err);
+    if (rc)
+        return rc;
+    PGresult *r = store_exec(c, &q, 1, p, err);
+    store_release(st, c);
+    if (!r)
+        return err->code;
+    sb_strlcpy(out, PQntuples(r) ? PQgetvalue(r, 0, 0) : "", outlen);
+    PQclear(r);
+    return 0;
+}
