@@ -24,8 +24,8 @@ struct app {
     int64_t started_us;
 
     /* readiness, kept current by the health monitor thread */
-    atomic_int db_up;        /* 1 when the last check reached the database */
-    atomic_int schema_state; /* enum store_schema_state */
+    atomic_int db_up;               /* 1 when the last check reached the database */
+    atomic_int schema_state;        /* enum store_schema_state */
     atomic_int redis_up;
     pthread_t monitor;
     atomic_bool stopping;
@@ -45,14 +45,14 @@ enum api_guest_scope {
 };
 
 struct api_caller {
-    char kind[16];       /* user | token | guest | agent | system */
-    char id[64];         /* user, token, guest link or node id */
-    char name[128];      /* username, token name, guest note */
-    char role[16];       /* admin | operator | viewer | guest */
-    char user_id[64];    /* the user a token or session belongs to; empty for guests */
-    unsigned scopes;     /* enum api_guest_scope, for guests */
+    char kind[16];      /* user | token | guest | agent | system */
+    char id[64];        /* user, token, guest link or node id */
+    char name[128];     /* username, token name, guest note */
+    char role[16];      /* admin | operator | viewer | guest */
+    char user_id[64];   /* the user a token or session belongs to; empty for guests */
+    unsigned scopes;    /* enum api_guest_scope, for guests */
     json_t *node_labels; /* owned; label selector {"env":"staging"} limiting visible nodes, NULL = all */
-    int64_t expires_us;  /* when this credential stops working (0 = never) */
+    int64_t expires_us; /* when this credential stops working (0 = never) */
 };
 
 /* Frees a caller (for req->user_free). */

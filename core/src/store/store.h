@@ -40,9 +40,9 @@ struct event_actor {
 };
 
 struct event_new {
-    const char *stream; /* 'node/<uuid>' … */
-    const char *type;   /* 'node.registered' … */
-    json_t *data;       /* borrowed; an object (NULL for {}) */
+    const char *stream;  /* 'node/<uuid>' … */
+    const char *type;    /* 'node.registered' … */
+    json_t *data;        /* borrowed; an object (NULL for {}) */
     struct event_actor actor;
     const char *outcome; /* success | denied | failure */
 };
@@ -71,12 +71,7 @@ void store_get_stats(struct store *st, struct store_stats *out);
 
 /* ---- health ------------------------------------------------------------- */
 
-enum store_schema_state {
-    STORE_SCHEMA_OK,
-    STORE_SCHEMA_UNMIGRATED,
-    STORE_SCHEMA_NEWER,
-    STORE_SCHEMA_CHANGED
-};
+enum store_schema_state { STORE_SCHEMA_OK, STORE_SCHEMA_UNMIGRATED, STORE_SCHEMA_NEWER, STORE_SCHEMA_CHANGED };
 
 /* Connects (from the pool), checks the schema against the migrations built
  * into this binary. SB_EUNAVAIL when the database cannot be reached. */
