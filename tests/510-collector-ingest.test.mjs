@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { statSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { createDatabase, startCore, waitFor } from './lib/harness.mjs';
+import { createDatabase, startCore, waitFor, runCore } from './lib/harness.mjs';
 import { registerNode, collectorDir, runCollector, startCollector, makeAgentKey, signedBatch, sample } from './lib/collector.mjs';
 
 let db, core, nodeA, nodeB;
@@ -187,4 +187,13 @@ test('partitions are maintained by metrics_maintain; old ones are dropped whole'
   assert.equal(db.sql('SELECT metrics_maintain(7, 90)', 'serverbox_app'), '1');
   assert.equal(db.sql("SELECT to_regclass('metrics_raw_p20000101') IS NULL"), 't');
   assert.ok(Number(db.sql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'metrics_raw'::regclass")) >= 5);
+});
+
+test('the chain verifies, and rebuild-projections reproduces agent_keys and agent_enroll_tokens', () => {
+  const keys = db.sql('SELECT fingerprint, node_id, public_key, enrolled_at, token_sha256 FROM agent_keys ORDER BY 1');
+  const tokens = db.sql('SELECT token_sha256, node_id, expires_at, issued_at, used_at FROM agent_enroll_tokens ORDER BY 1');
+  assert.match(runCore(['verify-audit'], { SERVERBOX_DATABASE_URL: db.url }).stdout, /chain ok/);
+  runCore(['rebuild-projections'], { SERVERBOX_DATABASE_URL: db.ownerUrl });
+  assert.equal(db.sql('SELECT fingerprint, node_id, public_key, enrolled_at, token_sha256 FROM agent_keys ORDER BY 1'), keys);
+  assert.equal(db.sql('SELECT token_sha256, node_id, expires_at, issued_at, used_at FROM agent_enroll_tokens ORDER BY 1'), tokens);
 });

@@ -16,19 +16,25 @@ function canonical(v) {
   return JSON.stringify(v);
 }
 
-// Appends one event to the log the way the core's appender does (the core
-// re-reads the head when another writer appended). Run with no core writing.
+// Appends one event to the log the way the core's appender does: under the
+// appender's advisory lock, onto the current head (the core notices the head
+// moved and re-reads it), so it is safe while a core is running.
+const APPEND_LOCK = BigInt('0x5342584150504e44').toString();
 export function appendEventBySql(db, { stream, type, data }) {
-  const head = db.sql("SELECT coalesce(max(seq), 0) || ' ' || coalesce((SELECT encode(hash, 'hex') FROM events ORDER BY seq DESC LIMIT 1), '') FROM events");
-  const [seqText, hashHex] = head.split(' ');
-  const seq = Number(seqText) + 1;
-  const prev = hashHex ? Buffer.from(hashHex, 'hex') : Buffer.alloc(32);
   const occurred = new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-  const body = canonical({ actor: { id: null, ip: null, kind: 'system', name: 'test' }, data, occurred_at: occurred, outcome: 'success', seq, stream, type });
-  const hash = createHash('sha256').update(prev).update(Buffer.from(body, 'utf8')).digest('hex');
+  const body = canonical({ actor: { id: null, ip: null, kind: 'system', name: 'test' }, data, occurred_at: occurred, outcome: 'success', seq: '__SEQ__', stream, type })
+    .replace('"__SEQ__"', '__SEQ__');
   const b64 = Buffer.from(body, 'utf8').toString('base64');
-  db.sql(`INSERT INTO events (seq, stream, type, body, actor_kind, outcome, occurred_at, prev_hash, hash) VALUES (${seq}, '${stream}', '${type}', convert_from(decode('${b64}', 'base64'), 'UTF8'), 'system', 'success', '${occurred}', decode('${prev.toString('hex')}', 'hex'), decode('${hash}', 'hex'))`);
-  return seq;
+  const out = db.sql(`BEGIN;
+SELECT pg_advisory_xact_lock(${APPEND_LOCK});
+WITH h AS (SELECT coalesce((SELECT seq FROM events ORDER BY seq DESC LIMIT 1), 0) + 1 AS seq,
+                  coalesce((SELECT hash FROM events ORDER BY seq DESC LIMIT 1), '\\x${'00'.repeat(32)}'::bytea) AS prev),
+     b AS (SELECT h.seq, h.prev, replace(convert_from(decode('${b64}', 'base64'), 'UTF8'), '__SEQ__', h.seq::text) AS body FROM h)
+INSERT INTO events (seq, stream, type, body, actor_kind, outcome, occurred_at, prev_hash, hash)
+SELECT b.seq, '${stream}', '${type}', b.body, 'system', 'success', '${occurred}', b.prev, sha256(b.prev || convert_to(b.body, 'UTF8')) FROM b
+RETURNING seq;
+COMMIT;`);
+  return Number(out.split('\n').filter((l) => /^\d+$/.test(l)).pop());
 }
 
 export function registerNode(db) {
