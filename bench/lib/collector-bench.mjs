@@ -40,7 +40,7 @@ const db = createDatabase('bench');
 const core = await startCore({ db });
 try {
   // ---- the agent beside node_exporter -------------------------------------
-  for (const interval of [1, 5]) {
+  for (const interval of process.env.BENCH_SKIP_AGENT ? [] : [1, 5]) {
     const node = registerNode(db);
     const tok = await core.request('POST', `/api/v1/nodes/${node}/enroll-token`, { json: {} });
     const dir = collectorDir();
@@ -66,7 +66,7 @@ try {
   }
 
   // ---- ingest ---------------------------------------------------------------
-  const AGENTS = 50;
+  const AGENTS = Number(process.env.BENCH_AGENTS || 200);
   const agents = [];
   for (let i = 0; i < AGENTS; i++) {
     const node = registerNode(db);
@@ -74,7 +74,7 @@ try {
     const tok = await core.request('POST', `/api/v1/nodes/${node}/enroll-token`, { json: {} });
     const r = await core.request('POST', '/api/v1/agent/enroll', { json: { token: tok.body.token, public_key: key.hex } });
     if (r.status !== 201) throw new Error(r.text);
-    agents.push({ node, key, seq: 0 });
+    agents.push({ node, key, seq: 0, busy: false });
   }
   const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const url = new URL(core.base);
@@ -102,8 +102,12 @@ try {
     const end = start + seconds * 1000;
     while (Date.now() < end) {
       const due = rate ? Math.floor(((Date.now() - start) / 1000) * rate) : sent + 64 - pending.size;
-      while (sent < due && pending.size < 512) {
-        const p = send(agents[k++ % AGENTS]).then((r) => { lat.push(r.ms); if (r.ok) ok++; pending.delete(p); });
+      // Like real collectors, an agent sends its next batch only after the last one was answered.
+      for (let tries = 0; sent < due && pending.size < 512 && tries < AGENTS; tries++) {
+        const a = agents[k++ % AGENTS];
+        if (a.busy) continue;
+        a.busy = true;
+        const p = send(a).then((r) => { a.busy = false; lat.push(r.ms); if (r.ok) ok++; pending.delete(p); });
         pending.add(p);
         sent++;
       }

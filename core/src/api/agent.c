@@ -31,6 +31,42 @@
 #define SAMPLE_MAX_AGE_MS    (2LL * 86400 * 1000) /* partitions exist two days back */
 #define MAX_POINTS           2000
 
+/* Enrolled keys, cached for KEY_CACHE_TTL_MS so a batch costs one database
+ * round trip, not two. Only found keys are cached (a fresh enrollment works
+ * at once); a revocation takes effect within the TTL. */
+#define KEY_CACHE_SLOTS 4096
+#define KEY_CACHE_TTL_MS 30000
+struct key_slot {
+    char fingerprint[65];
+    struct store_agent_key key;
+    int64_t at_ms;
+};
+static struct key_slot key_cache[KEY_CACHE_SLOTS];
+static pthread_mutex_t key_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int agent_key_get(struct store *st, const char *fp, struct store_agent_key *out, struct sb_err *err)
+{
+    unsigned slot = (unsigned)strtoul((char[4]){fp[0], fp[1], fp[2], 0}, NULL, 16) % KEY_CACHE_SLOTS;
+    int64_t now = time_mono_ms();
+    pthread_mutex_lock(&key_cache_lock);
+    struct key_slot *k = &key_cache[slot];
+    bool hit = k->at_ms && now - k->at_ms < KEY_CACHE_TTL_MS && strcmp(k->fingerprint, fp) == 0;
+    if (hit)
+        *out = k->key;
+    pthread_mutex_unlock(&key_cache_lock);
+    if (hit)
+        return 0;
+    int rc = store_agent_key_get(st, fp, out, err);
+    if (rc == 0 && !out->revoked) {
+        pthread_mutex_lock(&key_cache_lock);
+        sb_strlcpy(k->fingerprint, fp, sizeof k->fingerprint);
+        k->key = *out;
+        k->at_ms = now;
+        pthread_mutex_unlock(&key_cache_lock);
+    }
+    return rc;
+}
+
 static void sha256_hex(const void *data, size_t len, char out[65])
 {
     uint8_t h[32];
@@ -259,7 +295,7 @@ void api_agent_metrics(struct http_request *req)
     for (int i = 0; i < 65; i++)
         fp_lower[i] = (char)tolower((unsigned char)fp[i]);
     struct store_agent_key key;
-    int rc = store_agent_key_get(app->store, fp_lower, &key, &err);
+    int rc = agent_key_get(app->store, fp_lower, &key, &err);
     if (rc == SB_ENOTFOUND || (rc == 0 && key.revoked)) {
         reply_unauthorized(req, rc ? NULL : key.node_id, fp_lower, rc ? "unknown_key" : "revoked_key",
                            "the key is not enrolled");
