@@ -21,20 +21,33 @@ function rssKiB(pid) {
   const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/);
   return m ? Number(m[1]) : 0;
 }
+function pssKiB(pid) {
+  try {
+    const m = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8').match(/^Pss:\s+(\d+)/m);
+    return m ? Number(m[1]) : 0;
+  } catch { return 0; }
+}
 // CPU % of one core and peak RSS of pid over `seconds`, calling tick() each interval.
 async function watch(pid, seconds, intervalMs, tick = async () => {}) {
   const c0 = cpuTicks(pid);
-  let peak = 0;
+  let peak = 0, pss = 0;
   const end = Date.now() + seconds * 1000;
   while (Date.now() < end) {
     await tick();
     peak = Math.max(peak, rssKiB(pid));
+    pss = Math.max(pss, pssKiB(pid));
     await sleep(intervalMs);
   }
-  return { cpuPct: ((cpuTicks(pid) - c0) / TICK) / seconds * 100, rssKiB: peak };
+  return { cpuPct: ((cpuTicks(pid) - c0) / TICK) / seconds * 100, rssKiB: peak, pssKiB: pss };
 }
 const row = (what, figure, target, ratio = '') => console.log(`| ${what} | ${figure} | ${target} | ${ratio} |`);
 const freePort = () => Number(execFileSync('scripts/services.sh', ['free-port'], { encoding: 'utf8' }).trim());
+
+// The floor of any dynamically linked process here: glibc's shared pages.
+const floor = spawn('sleep', ['3'], { stdio: 'ignore' });
+await sleep(500);
+const floorRss = rssKiB(floor.pid);
+floor.kill();
 
 const db = createDatabase('bench');
 const core = await startCore({ db });
@@ -61,6 +74,8 @@ try {
     ne.kill('SIGTERM');
     row(`collector RSS, ${interval} s interval (peak)`, `${(mine.rssKiB / 1024).toFixed(2)} MiB`, '≤ 2 MiB',
       `${(mine.rssKiB / theirs.rssKiB).toFixed(2)} of node_exporter (${(theirs.rssKiB / 1024).toFixed(1)} MiB)`);
+    row(`collector PSS, ${interval} s interval (peak; RSS of \`sleep\` here: ${(floorRss / 1024).toFixed(2)} MiB)`, `${(mine.pssKiB / 1024).toFixed(2)} MiB`, '',
+      `${(mine.pssKiB / Math.max(theirs.pssKiB, 1)).toFixed(2)} of node_exporter (${(theirs.pssKiB / 1024).toFixed(1)} MiB)`);
     row(`collector CPU, ${interval} s interval`, `${mine.cpuPct.toFixed(3)} % of a core`, interval === 5 ? '≤ 0.05 %' : '',
       `${(mine.cpuPct / Math.max(theirs.cpuPct, 1e-6)).toFixed(2)} of node_exporter scraped each ${interval} s (${theirs.cpuPct.toFixed(3)} %)`);
   }
