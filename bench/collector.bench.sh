@@ -13,7 +13,7 @@ cleanup() {
 }
 trap cleanup EXIT
 eval "$(scripts/services.sh start-pg "$RUN_DIR/services")"
-export SBX_TEST_PG_SOCKET="$SERVERBOX_PG_SOCKET" SBX_TEST_PG_PORT="$SERVERBOX_PG_PORT"
+export SBX_PG_DIR="$SERVERBOX_PG_DIR" SBX_TEST_PG_SOCKET="$SERVERBOX_PG_SOCKET" SBX_TEST_PG_PORT="$SERVERBOX_PG_PORT"
 export SBX_CORE_BIN="$PWD/build/serverbox-core" SBX_COLLECTOR_BIN="$PWD/build/serverbox-collector"
 unset SERVERBOX_PG_DIR SERVERBOX_PG_SOCKET SERVERBOX_PG_PORT
 node bench/lib/collector-bench.mjs

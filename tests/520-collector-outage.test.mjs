@@ -58,8 +58,13 @@ test('60 s outage: every sample arrives exactly once, oldest first; node offline
     { timeout: 15000, what: 'node.online again' });
   await sleep(2000);
   assert.equal(db.sql(`SELECT count(*) FROM events WHERE stream = 'node/${node}' AND type = 'node.offline'`), '1', 'one event per change');
+  // a core restarted while the node is online (per the log) still notices it went silent
+  await core.stop();
   await collector.stop();
   collector = null;
+  core = await startCore({ db });
+  await waitFor(() => db.sql(`SELECT count(*) FROM events WHERE stream = 'node/${node}' AND type = 'node.offline'`) === '2',
+    { timeout: 15000, what: 'node.offline after a core restart' });
   await core.stop();
   core = null;
 });

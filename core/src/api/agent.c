@@ -34,7 +34,7 @@
 /* Enrolled keys, cached for KEY_CACHE_TTL_MS so a batch costs one database
  * round trip, not two. Only found keys are cached (a fresh enrollment works
  * at once); a revocation takes effect within the TTL. */
-#define KEY_CACHE_SLOTS 4096
+#define KEY_CACHE_SLOTS  4096
 #define KEY_CACHE_TTL_MS 30000
 struct key_slot {
     char fingerprint[65];

@@ -43,6 +43,18 @@ static struct node_state *find(struct metrics *m, const char *id)
     return NULL;
 }
 
+/* Room for one more node; called with the lock held. */
+static int grow(struct metrics *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 16;
+    struct node_state *g = realloc(m->nodes, cap * sizeof *g);
+    if (!g)
+        return SB_ENOMEM;
+    m->nodes = g;
+    m->cap = cap;
+    return 0;
+}
+
 static void presence_event(struct metrics *m, const char *node_id, const char *type, int64_t interval_ms)
 {
     char stream[96];
@@ -86,16 +98,10 @@ void metrics_record(struct metrics *m, const char *node_id, int64_t interval_ms,
     pthread_mutex_lock(&m->lock);
     n = find(m, node_id);
     if (!n) {
-        if (m->n == m->cap) {
-            size_t cap = m->cap ? m->cap * 2 : 16;
-            struct node_state *g = realloc(m->nodes, cap * sizeof *g);
-            if (!g) {
-                pthread_mutex_unlock(&m->lock);
-                json_decref(copy);
-                return;
-            }
-            m->nodes = g;
-            m->cap = cap;
+        if (m->n == m->cap && grow(m)) {
+            pthread_mutex_unlock(&m->lock);
+            json_decref(copy);
+            return;
         }
         n = &m->nodes[m->n++];
         memset(n, 0, sizeof *n);
@@ -272,9 +278,29 @@ static void upkeep(struct metrics *m, bool maintain, int64_t rollup_since_ms)
         log_warn("metrics roll-up failed", "detail=\"%s\"", err.msg);
 }
 
+/* A node the log says is online starts with a full grace period: if it
+ * never reports again, it goes offline like any other. */
+static void seed_online(void *arg, const char *node_id, int64_t interval_ms)
+{
+    struct metrics *m = arg;
+    pthread_mutex_lock(&m->lock);
+    if (!find(m, node_id) && (m->n < m->cap || grow(m) == 0)) {
+        struct node_state *n = &m->nodes[m->n++];
+        memset(n, 0, sizeof *n);
+        sb_strlcpy(n->id, node_id, sizeof n->id);
+        n->online = true;
+        n->interval_ms = interval_ms > 0 ? interval_ms : 5000;
+        n->last_ms = time_mono_ms();
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
 static void *metrics_main(void *arg)
 {
     struct metrics *m = arg;
+    struct sb_err err = {0};
+    if (store_nodes_online(m->cfg.store, seed_online, m, &err))
+        log_warn("node presence not loaded", "detail=\"%s\"", err.msg);
     int64_t next_rollup = time_mono_ms() + ROLLUP_EVERY_MS,
             next_maintain = time_mono_ms() + MAINTAIN_EVERY_MS;
     upkeep(m, true, time_now_us() / 1000 - 2 * 3600 * 1000);

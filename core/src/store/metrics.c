@@ -374,3 +374,26 @@ int store_node_presence(struct store *st, const char *node_id, char *out, size_t
     PQclear(r);
     return 0;
 }
+
+int store_nodes_online(struct store *st, void (*fn)(void *arg, const char *node_id, int64_t interval_ms),
+                       void *arg, struct sb_err *err)
+{
+    static struct store_stmt q =
+        STORE_STMT("SELECT node_id, interval_ms FROM ("
+                   "  SELECT DISTINCT ON (stream) substr(stream, 6) AS node_id, type, "
+                   "    coalesce((data ->> 'interval_ms')::bigint, 5000) AS interval_ms "
+                   "  FROM events WHERE type IN ('node.online', 'node.offline') AND stream LIKE 'node/%' "
+                   "  ORDER BY stream, seq DESC) last WHERE type = 'node.online'");
+    struct store_conn *c;
+    int rc = with_conn(st, &c, err);
+    if (rc)
+        return rc;
+    PGresult *r = store_exec(c, &q, 0, NULL, err);
+    store_release(st, c);
+    if (!r)
+        return err->code;
+    for (int i = 0; i < PQntuples(r); i++)
+        fn(arg, PQgetvalue(r, i, 0), strtoll(PQgetvalue(r, i, 1), NULL, 10));
+    PQclear(r);
+    return 0;
+}
