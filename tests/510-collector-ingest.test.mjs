@@ -197,3 +197,21 @@ test('the chain verifies, and rebuild-projections reproduces agent_keys and agen
   assert.equal(db.sql('SELECT fingerprint, node_id, public_key, enrolled_at, token_sha256 FROM agent_keys ORDER BY 1'), keys);
   assert.equal(db.sql('SELECT token_sha256, node_id, expires_at, issued_at, used_at FROM agent_enroll_tokens ORDER BY 1'), tokens);
 });
+
+test('collector options: flag over environment over config file; bad config lines refused', async () => {
+  const dir = collectorDir();
+  const conf = join(dir, 'collector.conf');
+  writeFileSync(conf, `# comment\ncore = http://127.0.0.1:1\ntoken = sbe_from_file\nstate-dir = ${dir}\n`);
+  const token = await enrollToken(nodeA);
+  // core from the environment beats the file; token from the flag beats the file
+  const r = runCollector(['enroll', '--config', conf, '--token', token], { SERVERBOX_COLLECTOR_CORE: core.base });
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  assert.match(readFileSync(join(dir, 'identity'), 'utf8'), new RegExp(`node_id=${nodeA}`));
+  writeFileSync(conf, 'no-such-option = 1\n');
+  const bad = runCollector(['--once', '--config', conf]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown option 'no-such-option'/);
+  const notEnrolled = runCollector(['run', '--state-dir', collectorDir(), '--core', core.base]);
+  assert.equal(notEnrolled.code, 2);
+  assert.match(notEnrolled.stderr, /not enrolled/);
+});
