@@ -215,3 +215,33 @@ test('collector options: flag over environment over config file; bad config line
   assert.equal(notEnrolled.code, 2);
   assert.match(notEnrolled.stderr, /not enrolled/);
 });
+
+test('concurrent batches from many nodes, each sent twice at once: stored exactly once, answers match rows', async () => {
+  const nodes = [];
+  for (let i = 0; i < 8; i++) {
+    const node = registerNode(db);
+    const tok = await enrollToken(node);
+    const key = makeAgentKey();
+    assert.equal((await core.request('POST', '/api/v1/agent/enroll', { json: { token: tok, public_key: key.hex } })).status, 201);
+    nodes.push({ node, key });
+  }
+  const now = Date.now();
+  const jobs = [];
+  for (const { node, key } of nodes) {
+    for (let seq = 1; seq <= 5; seq++) {
+      const b = signedBatch(key, { v: 1, node_id: node, seq, sent_at: now, interval_ms: 1000, samples: [sample(now - 10000 + seq * 1000)] });
+      for (let copy = 0; copy < 2; copy++) jobs.push(post(b).then((r) => ({ node, seq, status: r.status, what: r.body?.status })));
+    }
+  }
+  const answers = await Promise.all(jobs);
+  for (const a of answers) assert.equal(a.status, 200, JSON.stringify(a));
+  for (const { node } of nodes) {
+    const stored = answers.filter((a) => a.node === node && a.what === 'stored');
+    const seqs = new Set(stored.map((a) => a.seq));
+    assert.equal(seqs.size, stored.length, `a seq stored twice for ${node}`);
+    assert.ok(stored.length >= 1);
+    const [n, distinct] = db.sql(`SELECT count(*), count(DISTINCT seq) FROM metrics_raw WHERE node_id = '${node}'`).split('|').map(Number);
+    assert.equal(n, stored.length, 'rows match the "stored" answers');
+    assert.equal(distinct, n);
+  }
+});

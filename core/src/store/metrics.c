@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,119 +116,207 @@ static void add_i(struct buf *b, int64_t v, bool first)
 
 #define HOST_COLS 18
 #define CONT_COLS 10
+#define GROUP_MAX 256
+
+/* Group commit for batches: concurrent callers queue their batch; one of
+ * them (the leader) stores up to GROUP_MAX batches, at most one per node so
+ * the per-node sequence check stays exact, in one statement and one
+ * transaction, then wakes the others. Under load this turns a thousand small
+ * transactions a second into a few dozen larger ones. */
+struct ingest_job {
+    const char *node_id;
+    int64_t seq;
+    const struct store_metric_sample *s;
+    size_t n;
+    const struct store_container_sample *c;
+    size_t nc;
+    bool duplicate, done;
+    int rc;
+    struct sb_err err;
+    struct ingest_job *next;
+};
+
+static pthread_mutex_t ingest_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ingest_cond = PTHREAD_COND_INITIALIZER;
+static struct ingest_job *ingest_head;
+static bool ingest_leader;
+
+static int ingest_group(struct store *st, struct ingest_job **jobs, size_t nj, struct sb_err *err)
+{
+    static struct store_stmt q = STORE_STMT(
+        "WITH b AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS b(node_id, seq)), "
+        "s AS ("
+        "  INSERT INTO agent_ingest (node_id, last_seq, last_at) SELECT node_id, seq, now() FROM b "
+        "  ON CONFLICT (node_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, last_at = EXCLUDED.last_at "
+        "  WHERE agent_ingest.last_seq < EXCLUDED.last_seq RETURNING node_id), "
+        "r AS ("
+        "  INSERT INTO metrics_raw (node_id, ts, seq, cpu_pct, mem_total, mem_used, swap_total, swap_used, "
+        "    load1, load5, load15, procs, uptime_s, disk_total, disk_used, disk_read_bps, disk_write_bps, "
+        "    net_rx_bps, net_tx_bps, detail) "
+        "  SELECT u.node, to_timestamp(u.ts / 1000.0), u.seq, u.cpu, u.mt, u.mu, u.st, u.su, u.l1, u.l5, "
+        "u.l15, "
+        "    u.pr, u.up, u.dt, u.du, u.dr, u.dw, u.nr, u.nt, u.de "
+        "  FROM unnest($3::text[], $4::bigint[], $5::bigint[], $6::real[], $7::bigint[], $8::bigint[], "
+        "    $9::bigint[], $10::bigint[], $11::real[], $12::real[], $13::real[], $14::integer[], "
+        "$15::bigint[], "
+        "    $16::bigint[], $17::bigint[], $18::real[], $19::real[], $20::real[], $21::real[], $22::jsonb[]) "
+        "    AS u(node, seq, ts, cpu, mt, mu, st, su, l1, l5, l15, pr, up, dt, du, dr, dw, nr, nt, de) "
+        "  WHERE u.node IN (SELECT node_id FROM s) ON CONFLICT DO NOTHING RETURNING 1), "
+        "c AS ("
+        "  INSERT INTO metrics_container_raw (node_id, container_id, ts, name, cpu_pct, mem_used, mem_limit, "
+        "    net_rx_bps, net_tx_bps, blk_read_bps, blk_write_bps) "
+        "  SELECT u.node, u.id, to_timestamp(u.ts / 1000.0), u.name, u.cpu, u.mu, u.ml, u.nr, u.nt, u.br, "
+        "u.bw "
+        "  FROM unnest($23::text[], $24::bigint[], $25::text[], $26::text[], $27::real[], $28::bigint[], "
+        "    $29::bigint[], $30::real[], $31::real[], $32::real[], $33::real[]) "
+        "    AS u(node, ts, id, name, cpu, mu, ml, nr, nt, br, bw) "
+        "  WHERE u.node IN (SELECT node_id FROM s) ON CONFLICT DO NOTHING RETURNING 1) "
+        "SELECT (SELECT array_agg(node_id) FROM s), (SELECT count(*) FROM r), (SELECT count(*) FROM c), "
+        "  set_config('synchronous_commit', 'off', true)");
+    /* batch: node, seq; host: node, seq + HOST_COLS; container: node + CONT_COLS */
+    enum { NB = 2, NH = 2 + HOST_COLS, NC = 1 + CONT_COLS, NP = NB + NH + NC };
+    struct buf col[NP];
+    bool first[NP];
+    for (int k = 0; k < NP; k++) {
+        buf_init(&col[k], 0);
+        buf_putc(&col[k], '{');
+        first[k] = true;
+    }
+#define ADD(k, fn, v)                                                                                        \
+    do {                                                                                                     \
+        int k_ = (k);                                                                                        \
+        fn(&col[k_], (v), first[k_]);                                                                        \
+        first[k_] = false;                                                                                   \
+    } while (0)
+    for (size_t j = 0; j < nj; j++) {
+        const struct ingest_job *job = jobs[j];
+        char seqs[24];
+        snprintf(seqs, sizeof seqs, "%lld", (long long)job->seq);
+        ADD(0, store_array_add, job->node_id);
+        ADD(1, store_array_add, seqs);
+        for (size_t i = 0; i < job->n; i++) {
+            const struct store_metric_sample *x = &job->s[i];
+            int k = NB;
+            ADD(k++, store_array_add, job->node_id);
+            ADD(k++, store_array_add, seqs);
+            ADD(k++, add_i, x->ts_ms);
+            ADD(k++, add_f, x->cpu_pct);
+            ADD(k++, add_i, x->mem_total);
+            ADD(k++, add_i, x->mem_used);
+            ADD(k++, add_i, x->swap_total);
+            ADD(k++, add_i, x->swap_used);
+            ADD(k++, add_f, x->load1);
+            ADD(k++, add_f, x->load5);
+            ADD(k++, add_f, x->load15);
+            ADD(k++, add_i, x->procs);
+            ADD(k++, add_i, x->uptime_s);
+            ADD(k++, add_i, x->disk_total);
+            ADD(k++, add_i, x->disk_used);
+            ADD(k++, add_f, x->disk_read_bps);
+            ADD(k++, add_f, x->disk_write_bps);
+            ADD(k++, add_f, x->net_rx_bps);
+            ADD(k++, add_f, x->net_tx_bps);
+            char *d = x->detail ? json_dumps(x->detail, JSON_COMPACT) : NULL;
+            ADD(k++, store_array_add, d);
+            free(d);
+        }
+        for (size_t i = 0; i < job->nc; i++) {
+            const struct store_container_sample *x = &job->c[i];
+            int k = NB + NH;
+            ADD(k++, store_array_add, job->node_id);
+            ADD(k++, add_i, x->ts_ms);
+            ADD(k++, store_array_add, x->id);
+            ADD(k++, store_array_add, x->name);
+            ADD(k++, add_f, x->cpu_pct);
+            ADD(k++, add_i, x->mem_used);
+            ADD(k++, add_i, x->mem_limit);
+            ADD(k++, add_f, x->net_rx_bps);
+            ADD(k++, add_f, x->net_tx_bps);
+            ADD(k++, add_f, x->blk_read_bps);
+            ADD(k++, add_f, x->blk_write_bps);
+        }
+    }
+#undef ADD
+    const char *p[NP];
+    for (int k = 0; k < NP; k++) {
+        buf_putc(&col[k], '}');
+        p[k] = col[k].data;
+    }
+    int rc = 0;
+    struct store_conn *c;
+    if ((rc = with_conn(st, &c, err)) == 0) {
+        PGresult *r = store_exec(c, &q, NP, p, err);
+        store_release(st, c);
+        if (!r) {
+            rc = err->code;
+        } else {
+            /* {id,id,…} of the nodes whose batch was new (uuids: never quoted) */
+            const char *acc = PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0);
+            for (size_t j = 0; j < nj; j++) {
+                const char *hit = strstr(acc, jobs[j]->node_id);
+                size_t len = strlen(jobs[j]->node_id);
+                jobs[j]->duplicate = !(hit && (hit[-1] == '{' || hit[-1] == ',' || hit[-1] == '"') &&
+                                       (hit[len] == '}' || hit[len] == ',' || hit[len] == '"'));
+            }
+            PQclear(r);
+        }
+    }
+    for (int k = 0; k < NP; k++)
+        buf_release(&col[k]);
+    return rc;
+}
 
 int store_metrics_ingest(struct store *st, const char *node_id, int64_t seq,
                          const struct store_metric_sample *s, size_t n,
                          const struct store_container_sample *cs, size_t nc, bool *duplicate,
                          struct sb_err *err)
 {
-    /* One statement: the sequence check guards both inserts, so a batch is
-     * stored whole or not at all, in one round trip. Its commit does not wait
-     * for the WAL flush (synchronous_commit off for this transaction only):
-     * a database crash may lose the last fraction of a second of samples,
-     * never half a batch, and it lets thousands of batches a second commit
-     * without one disk flush each. */
-    static struct store_stmt q = STORE_STMT(
-        "WITH s AS ("
-        "  INSERT INTO agent_ingest (node_id, last_seq, last_at) VALUES ($1, $2::bigint, now()) "
-        "  ON CONFLICT (node_id) DO UPDATE SET last_seq = EXCLUDED.last_seq, last_at = EXCLUDED.last_at "
-        "  WHERE agent_ingest.last_seq < EXCLUDED.last_seq RETURNING 1), "
-        "r AS ("
-        "  INSERT INTO metrics_raw (node_id, ts, seq, cpu_pct, mem_total, mem_used, swap_total, swap_used, "
-        "    load1, load5, load15, procs, uptime_s, disk_total, disk_used, disk_read_bps, disk_write_bps, "
-        "    net_rx_bps, net_tx_bps, detail) "
-        "  SELECT $1, to_timestamp(u.ts / 1000.0), $2::bigint, u.cpu, u.mt, u.mu, u.st, u.su, u.l1, u.l5, "
-        "u.l15, "
-        "    u.pr, u.up, u.dt, u.du, u.dr, u.dw, u.nr, u.nt, u.de "
-        "  FROM unnest($3::bigint[], $4::real[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], "
-        "    $9::real[], $10::real[], $11::real[], $12::integer[], $13::bigint[], $14::bigint[], "
-        "$15::bigint[], "
-        "    $16::real[], $17::real[], $18::real[], $19::real[], $20::jsonb[]) "
-        "    AS u(ts, cpu, mt, mu, st, su, l1, l5, l15, pr, up, dt, du, dr, dw, nr, nt, de) "
-        "  WHERE EXISTS (SELECT 1 FROM s) ON CONFLICT DO NOTHING RETURNING 1), "
-        "c AS ("
-        "  INSERT INTO metrics_container_raw (node_id, container_id, ts, name, cpu_pct, mem_used, mem_limit, "
-        "    net_rx_bps, net_tx_bps, blk_read_bps, blk_write_bps) "
-        "  SELECT $1, u.id, to_timestamp(u.ts / 1000.0), u.name, u.cpu, u.mu, u.ml, u.nr, u.nt, u.br, u.bw "
-        "  FROM unnest($21::bigint[], $22::text[], $23::text[], $24::real[], $25::bigint[], $26::bigint[], "
-        "    $27::real[], $28::real[], $29::real[], $30::real[]) AS u(ts, id, name, cpu, mu, ml, nr, nt, br, "
-        "bw) "
-        "  WHERE EXISTS (SELECT 1 FROM s) ON CONFLICT DO NOTHING RETURNING 1) "
-        "SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM r), (SELECT count(*) FROM c), "
-        "  set_config('synchronous_commit', 'off', true)");
-    struct buf col[HOST_COLS + CONT_COLS];
-    for (int k = 0; k < HOST_COLS + CONT_COLS; k++) {
-        buf_init(&col[k], 0);
-        buf_putc(&col[k], '{');
-    }
-    for (size_t i = 0; i < n; i++) {
-        bool f = i == 0;
-        const struct store_metric_sample *x = &s[i];
-        add_i(&col[0], x->ts_ms, f);
-        add_f(&col[1], x->cpu_pct, f);
-        add_i(&col[2], x->mem_total, f);
-        add_i(&col[3], x->mem_used, f);
-        add_i(&col[4], x->swap_total, f);
-        add_i(&col[5], x->swap_used, f);
-        add_f(&col[6], x->load1, f);
-        add_f(&col[7], x->load5, f);
-        add_f(&col[8], x->load15, f);
-        add_i(&col[9], x->procs, f);
-        add_i(&col[10], x->uptime_s, f);
-        add_i(&col[11], x->disk_total, f);
-        add_i(&col[12], x->disk_used, f);
-        add_f(&col[13], x->disk_read_bps, f);
-        add_f(&col[14], x->disk_write_bps, f);
-        add_f(&col[15], x->net_rx_bps, f);
-        add_f(&col[16], x->net_tx_bps, f);
-        char *d = x->detail ? json_dumps(x->detail, JSON_COMPACT) : NULL;
-        store_array_add(&col[17], d, f);
-        free(d);
-    }
-    for (size_t i = 0; i < nc; i++) {
-        bool f = i == 0;
-        const struct store_container_sample *x = &cs[i];
-        struct buf *cc = &col[HOST_COLS];
-        add_i(&cc[0], x->ts_ms, f);
-        store_array_add(&cc[1], x->id, f);
-        store_array_add(&cc[2], x->name, f);
-        add_f(&cc[3], x->cpu_pct, f);
-        add_i(&cc[4], x->mem_used, f);
-        add_i(&cc[5], x->mem_limit, f);
-        add_f(&cc[6], x->net_rx_bps, f);
-        add_f(&cc[7], x->net_tx_bps, f);
-        add_f(&cc[8], x->blk_read_bps, f);
-        add_f(&cc[9], x->blk_write_bps, f);
-    }
-    char seqs[24];
-    snprintf(seqs, sizeof seqs, "%lld", (long long)seq);
-    const char *p[30];
-    p[0] = node_id;
-    p[1] = seqs;
-    int k = 0;
-    for (; k < HOST_COLS; k++) {
-        buf_putc(&col[k], '}');
-        p[2 + k] = col[k].data;
-    }
-    for (int j = 0; j < CONT_COLS; j++) {
-        buf_putc(&col[HOST_COLS + j], '}');
-        p[20 + j] = col[HOST_COLS + j].data;
-    }
-    int rc = 0;
-    struct store_conn *c;
-    if ((rc = with_conn(st, &c, err)) == 0) {
-        PGresult *r = store_exec(c, &q, 30, p, err);
-        store_release(st, c);
-        if (!r) {
-            rc = err->code;
-        } else {
-            *duplicate = strcmp(PQgetvalue(r, 0, 0), "0") == 0;
-            PQclear(r);
+    struct ingest_job job = {.node_id = node_id, .seq = seq, .s = s, .n = n, .c = cs, .nc = nc};
+    pthread_mutex_lock(&ingest_lock);
+    struct ingest_job **tail = &ingest_head;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = &job;
+    while (!job.done) {
+        if (ingest_leader) {
+            pthread_cond_wait(&ingest_cond, &ingest_lock);
+            continue;
         }
+        /* Lead: take the oldest batch of each node, in queue order. */
+        ingest_leader = true;
+        struct ingest_job *group[GROUP_MAX];
+        size_t ng = 0;
+        for (struct ingest_job **pp = &ingest_head; *pp && ng < GROUP_MAX;) {
+            bool same = false;
+            for (size_t i = 0; i < ng && !same; i++)
+                same = strcmp(group[i]->node_id, (*pp)->node_id) == 0;
+            if (same) {
+                pp = &(*pp)->next;
+                continue;
+            }
+            group[ng++] = *pp;
+            *pp = (*pp)->next;
+        }
+        pthread_mutex_unlock(&ingest_lock);
+        struct sb_err gerr = {0};
+        int rc = ingest_group(st, group, ng, &gerr);
+        pthread_mutex_lock(&ingest_lock);
+        for (size_t i = 0; i < ng; i++) {
+            group[i]->rc = rc;
+            group[i]->err = gerr;
+            group[i]->done = true;
+        }
+        ingest_leader = false;
+        pthread_cond_broadcast(&ingest_cond);
     }
-    for (k = 0; k < HOST_COLS + CONT_COLS; k++)
-        buf_release(&col[k]);
-    return rc;
+    pthread_mutex_unlock(&ingest_lock);
+    if (job.rc) {
+        if (err)
+            *err = job.err;
+        return job.rc;
+    }
+    *duplicate = job.duplicate;
+    return 0;
 }
 
 /* The bucketed series as one JSON text made by PostgreSQL. */
