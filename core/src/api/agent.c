@@ -357,6 +357,7 @@ void api_agent_metrics(struct http_request *req)
         return;
     }
     json_t *last = NULL;
+    int64_t oldest_ms = 0;
     size_t i;
     json_t *x;
     json_array_foreach(samples, i, x)
@@ -368,6 +369,8 @@ void api_agent_metrics(struct http_request *req)
         }
         struct store_metric_sample *o = &s[ns++];
         o->ts_ms = ts;
+        if (!oldest_ms || ts < oldest_ms)
+            oldest_ms = ts;
         o->cpu_pct = num(x, "cpu", "total");
         o->mem_total = inum(x, "mem", "total");
         o->mem_used = inum(x, "mem", "used");
@@ -418,6 +421,8 @@ void api_agent_metrics(struct http_request *req)
     }
     if (!duplicate)
         metrics_record(app->metrics, key.node_id, interval_ms, last);
+    if (!duplicate && ns)
+        metrics_note_oldest(app->metrics, oldest_ms);
     http_reply_json(req, 200,
                     json_pack("{s:s, s:I, s:I, s:I}", "status", duplicate ? "duplicate" : "stored", "seq",
                               json_integer_value(seqv), "samples", (json_int_t)(duplicate ? 0 : ns),

@@ -27,6 +27,7 @@ struct metrics {
     pthread_t thread;
     pthread_cond_t cond;
     bool stopping;
+    int64_t oldest_late_ms; /* oldest sample stored since the last roll-up (0 = none) */
 };
 
 void metrics_publish_latest(const char *node_id, json_t *latest)
@@ -124,6 +125,16 @@ void metrics_record(struct metrics *m, const char *node_id, int64_t interval_ms,
         presence_event(m, node_id, "node.online", interval_ms);
     if (copy)
         metrics_publish_latest(node_id, copy);
+}
+
+void metrics_note_oldest(struct metrics *m, int64_t ts_ms)
+{
+    if (!m || ts_ms <= 0)
+        return;
+    pthread_mutex_lock(&m->lock);
+    if (!m->oldest_late_ms || ts_ms < m->oldest_late_ms)
+        m->oldest_late_ms = ts_ms;
+    pthread_mutex_unlock(&m->lock);
 }
 
 json_t *metrics_latest(struct metrics *m, const char *node_id)
@@ -320,8 +331,17 @@ static void *metrics_main(void *arg)
             next_maintain = now + MAINTAIN_EVERY_MS;
         if (rollup)
             next_rollup = now + ROLLUP_EVERY_MS;
-        if (maintain || rollup)
-            upkeep(m, maintain, rollup ? time_now_us() / 1000 - ROLLUP_WINDOW_MS : 0);
+        if (maintain || rollup) {
+            int64_t since = time_now_us() / 1000 - ROLLUP_WINDOW_MS;
+            if (rollup) {
+                pthread_mutex_lock(&m->lock);
+                if (m->oldest_late_ms && m->oldest_late_ms < since)
+                    since = m->oldest_late_ms;
+                m->oldest_late_ms = 0;
+                pthread_mutex_unlock(&m->lock);
+            }
+            upkeep(m, maintain, rollup ? since : 0);
+        }
         pthread_mutex_lock(&m->lock);
     }
     pthread_mutex_unlock(&m->lock);

@@ -32,6 +32,9 @@ void metrics_stop(struct metrics *m);
  * and appends node.online when the node was offline or unknown. Called on
  * the worker thread that handled the batch. */
 void metrics_record(struct metrics *m, const char *node_id, int64_t interval_ms, json_t *sample);
+/* Notes the oldest sample time (ms) of a stored batch, so the next roll-up
+ * reaches back to samples that arrived late from a collector's spool. */
+void metrics_note_oldest(struct metrics *m, int64_t ts_ms);
 /* The latest sample of a node (a new reference; NULL when none). */
 json_t *metrics_latest(struct metrics *m, const char *node_id);
 /* Appends the latest values of every node and container, Prometheus text. */
