@@ -97,7 +97,8 @@ export async function startCore({ db, redisUrl, args = [], env: envExtra = {}, d
   proc.stderr.on('data', (d) => { log += d; });
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   const port = await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`daemon did not start:\n${log}`)), 20000);
+    // A daemon that never says it listens is killed, not left behind.
+    const t = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`daemon did not start:\n${log}`)); }, 20000);
     const check = () => {
       const m = log.match(/msg="listening".* port=(\d+)/);
       if (m) { clearTimeout(t); resolve(Number(m[1])); }

@@ -130,46 +130,14 @@ int auth_signer_load(const char *data_dir, struct auth_signer *out, struct sb_er
     if (snprintf(path, sizeof path, "%s/audit-signing.key", data_dir) >= (int)sizeof path)
         return sb_error(err, SB_EINVAL, "--data-dir is too long");
     mkdir(data_dir, 0700);
-    uint8_t seed[crypto_sign_SEEDBYTES];
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno != ENOENT)
-            return sb_error(err, SB_EINVAL, "cannot read '%s': %s", path, strerror(errno));
-        char hex[2 * crypto_sign_SEEDBYTES + 2];
-        randombytes_buf(seed, sizeof seed);
-        hex_encode(seed, sizeof seed, hex);
-        size_t n = strlen(hex);
-        hex[n++] = '\n';
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0)
-            return sb_error(err, SB_EINVAL, "cannot create '%s': %s", path, strerror(errno));
-        ssize_t w = write(fd, hex, n);
-        int s = fsync(fd);
-        close(fd);
-        sodium_memzero(hex, sizeof hex);
-        if (w != (ssize_t)n || s != 0)
-            return sb_error(err, SB_EINTERNAL, "cannot write '%s'", path);
-        log_info("audit signing key created", "path=%s", path);
-    } else {
-        if (st.st_mode & 077)
-            return sb_error(err, SB_EINVAL, "'%s' is readable by others; chmod 600 it", path);
-        struct buf b;
-        buf_init(&b, 256);
-        int rc = file_read_all(path, 256, &b, err);
-        if (rc == 0) {
-            size_t n = b.len;
-            while (n && (b.data[n - 1] == '\n' || b.data[n - 1] == '\r' || b.data[n - 1] == ' '))
-                b.data[--n] = '\0';
-            if (hex_decode(b.data, seed, sizeof seed))
-                rc = sb_error(err, SB_EINVAL, "'%s' must hold 64 hex characters", path);
-        }
-        sodium_memzero(b.data, b.len);
-        buf_release(&b);
-        if (rc)
-            return rc;
-    }
-    crypto_sign_seed_keypair(out->pk, out->sk, seed);
-    sodium_memzero(seed, sizeof seed);
+    /* The seed is a 32-byte secret in the same file format as the master
+     * key: reuse its loader (creates it 0600, refuses a readable file). */
+    struct crypto_master_key seed;
+    int rc = crypto_master_key_load(path, true, &seed, err);
+    if (rc)
+        return rc;
+    crypto_sign_seed_keypair(out->pk, out->sk, seed.key);
+    crypto_master_key_wipe(&seed);
     return 0;
 }
 

@@ -21,14 +21,14 @@ static int create_key_file(const char *path, struct sb_err *err)
     hex[n++] = '\n';
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-        return sb_error(err, SB_EINVAL, "cannot create master key file '%s': %s", path, strerror(errno));
+        return sb_error(err, SB_EINVAL, "cannot create key file '%s': %s", path, strerror(errno));
     ssize_t w = write(fd, hex, n);
     int sync_rc = fsync(fd);
     close(fd);
     sodium_memzero(hex, sizeof hex);
     if (w != (ssize_t)n || sync_rc != 0)
-        return sb_error(err, SB_EINTERNAL, "cannot write master key file '%s'", path);
-    log_info("master key created", "path=%s", path);
+        return sb_error(err, SB_EINTERNAL, "cannot write key file '%s'", path);
+    log_info("key file created", "path=%s", path);
     return 0;
 }
 
@@ -39,15 +39,15 @@ int crypto_master_key_load(const char *path, bool create, struct crypto_master_k
     struct stat st;
     if (stat(path, &st) != 0) {
         if (errno != ENOENT || !create)
-            return sb_error(err, SB_EINVAL, "cannot read master key file '%s': %s", path, strerror(errno));
+            return sb_error(err, SB_EINVAL, "cannot read key file '%s': %s", path, strerror(errno));
         int rc = create_key_file(path, err);
         if (rc)
             return rc;
         if (stat(path, &st) != 0)
-            return sb_error(err, SB_EINTERNAL, "master key file '%s' vanished", path);
+            return sb_error(err, SB_EINTERNAL, "key file '%s' vanished", path);
     }
     if (st.st_mode & 077)
-        return sb_error(err, SB_EINVAL, "master key file '%s' is readable by others; chmod 600 it", path);
+        return sb_error(err, SB_EINVAL, "key file '%s' is readable by others; chmod 600 it", path);
     struct buf b;
     buf_init(&b, 256);
     int rc = file_read_all(path, 256, &b, err);
@@ -56,7 +56,7 @@ int crypto_master_key_load(const char *path, bool create, struct crypto_master_k
         while (n && (b.data[n - 1] == '\n' || b.data[n - 1] == '\r' || b.data[n - 1] == ' '))
             b.data[--n] = '\0';
         if (hex_decode(b.data, out->key, CRYPTO_KEY_BYTES))
-            rc = sb_error(err, SB_EINVAL, "master key file '%s' must hold 64 hex characters", path);
+            rc = sb_error(err, SB_EINVAL, "key file '%s' must hold 64 hex characters", path);
     }
     crypto_buf_wipe(&b);
     return rc;
