@@ -116,6 +116,15 @@ static const char *container_param(struct http_request *req)
     return cid;
 }
 
+/* The node and container a /nodes/{id}/containers/{cid}/… request names;
+ * NULL after replying 404/422. */
+static const char *container_target(struct http_request *req, struct api_node *node)
+{
+    if (api_docker_node(req, http_param(req, "id"), node))
+        return NULL;
+    return container_param(req);
+}
+
 /* Inspects a container: its full id and name, and the whole document.
  * Replies (404, 503…) and returns -1 on failure; for a mutation (`type`
  * not NULL) the failure is recorded as that event. */
@@ -292,9 +301,7 @@ void api_node_containers_list(struct http_request *req)
 void api_container_inspect(struct http_request *req)
 {
     struct api_node node;
-    if (api_docker_node(req, http_param(req, "id"), &node))
-        return;
-    const char *cid = container_param(req);
+    const char *cid = container_target(req, &node);
     if (!cid)
         return;
     json_t *doc = NULL;
@@ -309,9 +316,7 @@ void api_container_inspect(struct http_request *req)
 void api_container_action(struct http_request *req)
 {
     struct api_node node;
-    if (api_docker_node(req, http_param(req, "id"), &node))
-        return;
-    const char *cid = container_param(req);
+    const char *cid = container_target(req, &node);
     if (!cid)
         return;
     const char *action = http_param(req, "action");
@@ -369,9 +374,7 @@ void api_container_action(struct http_request *req)
 void api_container_remove(struct http_request *req)
 {
     struct api_node node;
-    if (api_docker_node(req, http_param(req, "id"), &node))
-        return;
-    const char *cid = container_param(req);
+    const char *cid = container_target(req, &node);
     if (!cid)
         return;
     bool force, volumes;
@@ -680,9 +683,7 @@ void api_container_exec(struct http_request *req)
     if (api_check_fields(req, allowed))
         return;
     struct api_node node;
-    if (api_docker_node(req, http_param(req, "id"), &node))
-        return;
-    const char *cid = container_param(req);
+    const char *cid = container_target(req, &node);
     if (!cid)
         return;
     struct sb_err err = {0};
@@ -739,9 +740,7 @@ static json_int_t jint(json_t *o, const char *a, const char *b)
 void api_container_stats(struct http_request *req)
 {
     struct api_node node;
-    if (api_docker_node(req, http_param(req, "id"), &node))
-        return;
-    const char *cid = container_param(req);
+    const char *cid = container_target(req, &node);
     if (!cid)
         return;
     char path[200];
@@ -832,9 +831,7 @@ static int ndjson_frame(void *ctx, int stream, const char *data, size_t len)
 void api_container_logs(struct http_request *req)
 {
     struct api_node node;
-    if (api_docker_node(req, http_param(req, "id"), &node))
-        return;
-    const char *cid = container_param(req);
+    const char *cid = container_target(req, &node);
     if (!cid)
         return;
     bool follow, timestamps;
