@@ -136,6 +136,16 @@ static int json_rows(PGresult *r, json_t **out, struct sb_err *err)
     return 0;
 }
 
+/* Runs a json_agg listing and parses it into *out (caller owns it). */
+static int list_json(struct store *st, struct store_stmt *q, int n, const char *const *params, json_t **out,
+                     struct sb_err *err)
+{
+    PGresult *r = run(st, q, n, params, err);
+    if (!r)
+        return err ? err->code : SB_EINTERNAL;
+    return json_rows(r, out, err);
+}
+
 int store_users_list(struct store *st, json_t **out, struct sb_err *err)
 {
     static struct store_stmt q = STORE_STMT("SELECT json_agg(json_build_object('id', id, 'username', "
@@ -143,10 +153,7 @@ int store_users_list(struct store *st, json_t **out, struct sb_err *err)
                                             "'node_labels', node_labels, 'created_at', created_at, "
                                             "'updated_at', updated_at) ORDER BY username)::text "
                                             "FROM users");
-    PGresult *r = run(st, &q, 0, NULL, err);
-    if (!r)
-        return err ? err->code : SB_EINTERNAL;
-    return json_rows(r, out, err);
+    return list_json(st, &q, 0, NULL, out, err);
 }
 
 int store_password_set(struct store *st, const char *user_id, const char *password_hash, struct sb_err *err)
@@ -329,10 +336,7 @@ int store_tokens_list(struct store *st, const char *user_id, json_t **out, struc
         "FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id WHERE $1::uuid IS NULL OR t.user_id = "
         "$1::uuid");
     const char *p[1] = {user_id};
-    PGresult *r = run(st, &q, 1, p, err);
-    if (!r)
-        return err ? err->code : SB_EINTERNAL;
-    return json_rows(r, out, err);
+    return list_json(st, &q, 1, p, out, err);
 }
 
 int store_token_revoke(struct store *st, const char *id, const char *user_id, json_t *hashes,
@@ -381,10 +385,7 @@ int store_guests_list(struct store *st, json_t **out, struct sb_err *err)
                                             "'created_by', created_by, 'created_at', created_at, "
                                             "'expires_at', expires_at, 'revoked_at', revoked_at) "
                                             "ORDER BY created_at)::text FROM guest_links");
-    PGresult *r = run(st, &q, 0, NULL, err);
-    if (!r)
-        return err ? err->code : SB_EINTERNAL;
-    return json_rows(r, out, err);
+    return list_json(st, &q, 0, NULL, out, err);
 }
 
 int store_guest_revoke(struct store *st, const char *id, json_t *hashes, struct sb_err *err)
