@@ -17,6 +17,7 @@
 #include "api.h"
 
 #include "../crypto/crypto.h"
+#include "../events/events.h"
 #include "../ssh/ssh.h"
 
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #define COMMAND_MAX    65536
 #define LABELS_MAX     16
 #define LABEL_LEN_MAX  100
+#define GONE_MAX       1024 /* deleted nodes whose labels are remembered */
 
 /* The last health check of each node, in memory (checks record events
  * only on a change of status, so the details live here). */
@@ -52,6 +54,16 @@ struct api_nodes {
     int interval_s;
     size_t max_output;
     struct check_result *checks;
+
+    /* Node id → labels, for the event bus's visibility rule, which runs on
+     * MHD threads for every event and subscriber and so must answer from
+     * memory. Reloaded from the projection by the bus's log observer on
+     * every node.registered/updated/deleted before streams see the event;
+     * a label object in the map is never modified, only replaced. */
+    pthread_mutex_t labels_lock;
+    json_t *labels;    /* object; NULL until the first load */
+    json_t *gone;      /* labels of deleted nodes, so their node.deleted stays visible (bounded) */
+    bool labels_stale; /* the last load failed: retry at the next event or check */
 };
 
 /* ---- validation ---------------------------------------------------------- */
@@ -858,6 +870,76 @@ void api_node_exec(struct http_request *req)
     api_node_target_release(&t);
 }
 
+/* ---- node labels for the event bus ------------------------------------------------ */
+
+static void labels_reload(struct api_nodes *an)
+{
+    json_t *all = NULL;
+    struct sb_err err = {0};
+    json_t *map = NULL;
+    if (store_node_list(an->app->store, &all, &err) == 0 && (map = json_object())) {
+        size_t i;
+        json_t *n;
+        json_array_foreach(all, i, n)
+        {
+            const char *id = json_string_value(json_object_get(n, "id"));
+            json_t *l = json_object_get(n, "labels");
+            if (id && json_is_object(l))
+                json_object_set(map, id, l);
+        }
+    }
+    json_decref(all);
+    pthread_mutex_lock(&an->labels_lock);
+    if (map) {
+        json_decref(an->labels);
+        an->labels = map;
+    }
+    an->labels_stale = map == NULL;
+    pthread_mutex_unlock(&an->labels_lock);
+    if (!map)
+        log_warn("cannot load node labels; label-scoped streams miss node events until it works",
+                 "detail=\"%s\"", err.msg);
+}
+
+/* events_node_labels_fn: a new reference, or NULL for an unknown node. */
+static json_t *labels_lookup(void *ctx, const char *node_id)
+{
+    struct api_nodes *an = ctx;
+    pthread_mutex_lock(&an->labels_lock);
+    json_t *l = an->labels ? json_object_get(an->labels, node_id) : NULL;
+    if (!l && an->gone)
+        l = json_object_get(an->gone, node_id);
+    json_incref(l);
+    pthread_mutex_unlock(&an->labels_lock);
+    return l;
+}
+
+/* events_log_observer_fn, on the follower thread: the projection already
+ * holds the event (it commits with it), so one query brings the map up to
+ * date before any stream filters the event. */
+static void labels_observe(void *ctx, const char *stream, const char *type, json_t *body)
+{
+    (void)stream;
+    struct api_nodes *an = ctx;
+    pthread_mutex_lock(&an->labels_lock);
+    bool stale = an->labels_stale || !an->labels;
+    const char *id = json_string_value(json_object_get(json_object_get(body, "data"), "id"));
+    json_t *was =
+        id && an->labels && strcmp(type, "node.deleted") == 0 ? json_object_get(an->labels, id) : NULL;
+    if (was) {
+        if (!an->gone || json_object_size(an->gone) >= GONE_MAX) {
+            json_decref(an->gone);
+            an->gone = json_object();
+        }
+        if (an->gone)
+            json_object_set(an->gone, id, was);
+    }
+    pthread_mutex_unlock(&an->labels_lock);
+    if (stale || strcmp(type, "node.registered") == 0 || strcmp(type, "node.updated") == 0 ||
+        strcmp(type, "node.deleted") == 0)
+        labels_reload(an);
+}
+
 /* ---- health ---------------------------------------------------------------------- */
 
 /* Checks one node (given its row, borrowed) and records a status event
@@ -996,6 +1078,7 @@ int api_nodes_start(struct app *app, struct sb_err *err)
         return sb_error(err, SB_ENOMEM, "out of memory");
     an->app = app;
     pthread_mutex_init(&an->lock, NULL);
+    pthread_mutex_init(&an->labels_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1014,6 +1097,12 @@ int api_nodes_start(struct app *app, struct sb_err *err)
     app->ssh_pool = ssh_pool_new(&pc, err);
     if (!app->ssh_pool)
         return err ? err->code : SB_EINTERNAL;
+    /* The observer first, so no node event falls between the load and it. */
+    if (app->events) {
+        events_set_log_observer(app->events, labels_observe, an);
+        labels_reload(an);
+        events_set_node_labels_fn(app->events, labels_lookup, an);
+    }
     if (an->interval_s > 0) {
         if (pthread_create(&an->checker, NULL, checker_main, an) != 0)
             return sb_error(err, SB_EINTERNAL, "cannot start the node checker");
@@ -1039,6 +1128,9 @@ void api_nodes_stop(struct app *app)
         n = c->next;
         free(c);
     }
+    json_decref(an->labels);
+    json_decref(an->gone);
+    pthread_mutex_destroy(&an->labels_lock);
     pthread_mutex_destroy(&an->lock);
     pthread_cond_destroy(&an->cond);
     free(an);

@@ -115,6 +115,8 @@ struct events_bus {
 
     events_node_labels_fn labels_fn;
     void *labels_ctx;
+    events_log_observer_fn observer; /* under publish_lock */
+    void *observer_ctx;
 
     pthread_t timer;
     bool timer_started;
@@ -402,6 +404,12 @@ static void on_log_event(void *ctx, const struct store_event_row *row)
 {
     struct events_bus *b = ctx;
     json_t *body = json_loadb(row->body, row->body_len, 0, NULL);
+    pthread_mutex_lock(&b->publish_lock);
+    events_log_observer_fn observer = b->observer;
+    void *observer_ctx = b->observer_ctx;
+    pthread_mutex_unlock(&b->publish_lock);
+    if (observer && body)
+        observer(observer_ctx, row->stream, row->type, body);
     struct item *it =
         item_new(row->seq, row->stream, row->type, json_object_get(body, "data"), row->body, row->body_len);
     json_decref(body);
@@ -763,6 +771,14 @@ void events_set_node_labels_fn(struct events_bus *b, events_node_labels_fn fn, v
     pthread_mutex_lock(&b->publish_lock);
     b->labels_fn = fn;
     b->labels_ctx = ctx;
+    pthread_mutex_unlock(&b->publish_lock);
+}
+
+void events_set_log_observer(struct events_bus *b, events_log_observer_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&b->publish_lock);
+    b->observer = fn;
+    b->observer_ctx = ctx;
     pthread_mutex_unlock(&b->publish_lock);
 }
 

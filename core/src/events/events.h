@@ -82,6 +82,13 @@ bool events_topics_match(const struct events_topics *t, const char *family, cons
 typedef json_t *(*events_node_labels_fn)(void *ctx, const char *node_id);
 void events_set_node_labels_fn(struct events_bus *b, events_node_labels_fn fn, void *ctx);
 
+/* Sees every log event (from any daemon) on the follower thread before any
+ * stream does, so a cache the visibility rule reads (node labels) is current
+ * when the event is filtered. It may block briefly (one query); body is the
+ * event's JSON, borrowed. One observer per bus; NULL removes it. */
+typedef void (*events_log_observer_fn)(void *ctx, const char *stream, const char *type, json_t *body);
+void events_set_log_observer(struct events_bus *b, events_log_observer_fn fn, void *ctx);
+
 /* THE visibility rule for events (streams and history):
  *   - no caller (no auth guard installed): everything;
  *   - an expired credential: nothing;
