@@ -76,6 +76,7 @@ struct api_caller {
     char name[128];     /* username, token name, guest note */
     char role[16];      /* admin | operator | viewer | guest */
     char user_id[64];   /* the user a token or session belongs to; empty for guests */
+    char session_id[37]; /* the session this caller came from; empty for tokens and guests */
     unsigned scopes;    /* enum api_guest_scope, for guests */
     json_t *node_labels; /* owned; label selector {"env":"staging"} limiting visible nodes, NULL = all */
     int64_t expires_us; /* when this credential stops working (0 = never) */

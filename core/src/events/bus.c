@@ -639,12 +639,22 @@ void events_close_streams_of(struct events_bus *b, const char *kind, const char 
     if (!b || !kind || !id || !*id)
         return;
     bool user = strcmp(kind, "user") == 0;
+    bool user_sessions = strcmp(kind, "user_sessions") == 0;
+    bool session = strcmp(kind, "session") == 0;
     pthread_mutex_lock(&b->subs_lock);
     for (struct sub *s = b->subs; s; s = s->next) {
         pthread_mutex_lock(&s->lock);
-        if (s->has_caller && s->close == CLOSE_NONE &&
-            ((strcmp(s->caller.kind, kind) == 0 && strcmp(s->caller.id, id) == 0) ||
-             (user && strcmp(s->caller.user_id, id) == 0))) {
+        const struct api_caller *c = &s->caller;
+        bool match;
+        if (user)
+            match = strcmp(c->user_id, id) == 0;
+        else if (user_sessions)
+            match = c->session_id[0] && strcmp(c->user_id, id) == 0;
+        else if (session)
+            match = strcmp(c->session_id, id) == 0;
+        else
+            match = !c->session_id[0] && strcmp(c->kind, kind) == 0 && strcmp(c->id, id) == 0;
+        if (s->has_caller && s->close == CLOSE_NONE && match) {
             s->close = CLOSE_CLOSED;
             s->close_reason = "revoked";
             sub_wake(s);

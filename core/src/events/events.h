@@ -122,10 +122,16 @@ struct events_stream_params {
 int events_stream_open(struct events_bus *b, const struct events_stream_params *p, struct MHD_Response **out,
                        struct sb_err *err);
 
-/* Ends the streams of a credential: kind "user" with a user id ends every
- * stream of that user (sessions and tokens); otherwise streams whose caller
- * kind and id match (a session, a token, a guest link). For the auth module:
- * call on logout, session expiry, token revocation, guest link revocation. */
+/* Ends the streams of a credential (each gets `event: closed` with reason
+ * "revoked", then the response ends):
+ *   "user"          a user id: every stream of that user (sessions and tokens);
+ *   "user_sessions" a user id: the streams of that user's sessions;
+ *   "session"       a session id: the streams of that session;
+ *   "token", "guest" a token or guest link id.
+ * Called by the handlers that revoke (logout, token and guest link
+ * revocation, a user disabled, deleted or whose password was reset), after
+ * the revocation, so a reconnect with the same credential is refused.
+ * Streams of an expired credential end by themselves (reason "expired"). */
 void events_close_streams_of(struct events_bus *b, const char *kind, const char *id);
 
 /* Ephemeral data: delivered like events (same SSE format, `event:` = type,
