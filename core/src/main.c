@@ -55,6 +55,8 @@ static const struct config_option options[] = {
     {"ssh-keepalive", CONFIG_INT, "30", "seconds between keepalives on idle SSH sessions", false},
     {"ssh-acquire-timeout", CONFIG_INT, "10", "seconds a request waits for a busy node's session (then 503)",
      false},
+    {"node-docker-socket", CONFIG_STRING, "/var/run/docker.sock",
+     "the Docker socket on nodes whose docker is 'ssh' (reached over SSH); at most 107 bytes", false},
     {"node-check-interval", CONFIG_INT, "60", "seconds between node health checks (0 disables)", false},
     {"exec-max-output", CONFIG_INT, "1048576", "bytes of stdout and of stderr kept per remote command",
      false},

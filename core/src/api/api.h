@@ -131,6 +131,8 @@ void api_health_check_now(struct app *app);
 /* Nodes: the SSH pool and the health checker (api/nodes.c). */
 int api_nodes_start(struct app *app, struct sb_err *err);
 void api_nodes_stop(struct app *app);
+/* Lets the Docker client reach registered nodes (after docker_open). */
+void api_nodes_attach_docker(struct app *app);
 
 /* A node's row and its decrypted login, for anything that talks to the node
  * (exec, the docker bridge): `t` points into this struct. The key and

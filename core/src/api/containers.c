@@ -49,9 +49,20 @@ int api_docker_node(struct http_request *req, const char *node_id, struct api_no
         http_reply_error(req, 404, "not_found", "no such node");
         return -1;
     }
-    /* The local engine carries no labels; remote nodes will be checked
-     * against theirs when the nodes registry resolves them. */
-    if (strcmp(node_id, DOCKER_LOCAL_NODE) == 0 && !api_node_visible(req, NULL)) {
+    /* The local engine carries no labels; a registered node is checked
+     * against its own. Outside the caller's scope a node does not exist. */
+    bool visible;
+    if (strcmp(node_id, DOCKER_LOCAL_NODE) == 0) {
+        visible = api_node_visible(req, NULL);
+    } else {
+        json_t *n = NULL;
+        int rc = store_node_get(app->store, node_id, &n, &err);
+        if (rc && rc != SB_ENOTFOUND)
+            return api_fail(req, &err);
+        visible = rc == 0 && api_node_visible(req, json_object_get(n, "labels"));
+        json_decref(n);
+    }
+    if (!visible) {
         http_reply_error(req, 404, "not_found", "no such node");
         return -1;
     }
@@ -253,26 +264,53 @@ static void list_containers(struct http_request *req, const char *only_node)
     char *filters = json_object_size(f) ? json_dumps(f, JSON_COMPACT) : NULL;
     json_decref(f);
 
-    json_t *rows = json_array(), *unavailable = json_array();
-    /* Every node the caller may see. Until the nodes registry merges that
-     * is the local engine; then this walks the registry. */
-    const char *nodes[] = {DOCKER_LOCAL_NODE};
+    /* Every node the caller may see: the registered ones, then the local
+     * engine unless a registered node (docker "local") already stands for
+     * it, so each engine is listed once. */
+    struct app *app = req->app;
+    struct sb_err err = {0};
+    json_t *registry = NULL;
+    if (store_node_list(app->store, &registry, &err)) {
+        free(filters);
+        api_fail(req, &err);
+        return;
+    }
+    json_t *ids = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(registry, i, n)
+    {
+        if (api_node_visible(req, json_object_get(n, "labels")))
+            json_array_append(ids, json_object_get(n, "id"));
+    }
+    json_decref(registry);
+    if (api_node_visible(req, NULL))
+        json_array_append_new(ids, json_string(DOCKER_LOCAL_NODE));
+    json_t *rows = json_array(), *unavailable = json_array(), *engines = json_object();
     bool found = false;
-    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
-        if (node_q && strcmp(node_q, nodes[i]) != 0)
+    json_array_foreach(ids, i, n)
+    {
+        const char *id = json_string_value(n);
+        if (node_q && strcmp(node_q, id) != 0)
             continue;
         struct api_node node;
-        struct app *app = req->app;
-        struct sb_err err = {0};
-        if (!api_node_visible(req, NULL))
+        struct sb_err e = {0};
+        sb_strlcpy(node.id, id, sizeof node.id);
+        if (docker_endpoint_for_node(app->docker, id, node.socket, sizeof node.socket, node.name,
+                                     sizeof node.name, &e)) {
+            if (e.code != SB_ENOTFOUND)
+                json_array_append_new(unavailable, json_pack("{s:s, s:s, s:s}", "node_id", id, "node_name",
+                                                             id, "message", e.msg));
             continue;
-        if (docker_endpoint_for_node(app->docker, nodes[i], node.socket, sizeof node.socket, node.name,
-                                     sizeof node.name, &err))
-            continue;
-        sb_strlcpy(node.id, nodes[i], sizeof node.id);
+        }
         found = true;
+        if (!node_q && json_object_get(engines, node.socket))
+            continue;
+        json_object_set_new(engines, node.socket, json_true());
         list_node(req, &node, filters, name, rows, unavailable);
     }
+    json_decref(ids);
+    json_decref(engines);
     free(filters);
     if (node_q && !found) {
         json_decref(rows);

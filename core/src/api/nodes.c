@@ -17,6 +17,7 @@
 #include "api.h"
 
 #include "../crypto/crypto.h"
+#include "../docker/docker.h"
 #include "../events/events.h"
 #include "../ssh/ssh.h"
 
@@ -64,6 +65,12 @@ struct api_nodes {
     json_t *labels;    /* object; NULL until the first load */
     json_t *gone;      /* labels of deleted nodes, so their node.deleted stays visible (bounded) */
     bool labels_stale; /* the last load failed: retry at the next event or check */
+
+    /* Docker on nodes: the local engine for docker = "local", else a bridge
+     * to --node-docker-socket over SSH (ssh/bridge.c). */
+    struct ssh_bridges *bridges;
+    const char *local_docker;  /* --docker-socket */
+    const char *remote_docker; /* --node-docker-socket */
 };
 
 /* ---- validation ---------------------------------------------------------- */
@@ -743,6 +750,7 @@ void api_node_update(struct http_request *req)
         goto out_node;
     }
     ssh_pool_forget(app->ssh_pool, idc);
+    ssh_bridge_forget(app->nodes->bridges, idc);
     json_decref(node);
     node = NULL;
     if (store_node_get(app->store, idc, &node, &err)) {
@@ -781,6 +789,7 @@ void api_node_delete(struct http_request *req)
     }
     ssh_pool_forget(app->ssh_pool, id);
     struct api_nodes *an = app->nodes;
+    ssh_bridge_forget(an->bridges, id);
     pthread_mutex_lock(&an->lock);
     for (struct check_result **pp = &an->checks; *pp; pp = &(*pp)->next) {
         if (strcmp((*pp)->id, id) == 0) {
@@ -940,6 +949,57 @@ static void labels_observe(void *ctx, const char *stream, const char *type, json
         labels_reload(an);
 }
 
+/* ---- Docker on nodes ---------------------------------------------------------------- */
+
+static int bridge_target_load(void *ctx, const char *node_id, struct ssh_target *t, void **handle,
+                              struct sb_err *err)
+{
+    struct api_nodes *an = ctx;
+    struct api_node_target *nt = calloc(1, sizeof *nt);
+    if (!nt)
+        return sb_error(err, SB_ENOMEM, "out of memory");
+    int rc = api_node_target_load(an->app, node_id, nt, err);
+    if (rc) {
+        free(nt);
+        return rc;
+    }
+    *t = nt->t;
+    *handle = nt;
+    return 0;
+}
+
+static void bridge_target_release(void *ctx, void *handle)
+{
+    (void)ctx;
+    api_node_target_release(handle);
+    free(handle);
+}
+
+/* docker_resolver_fn: a registered node's engine socket and name. */
+static int docker_resolve(void *ctx, const char *node_id, char *socket_out, size_t len, char *name_out,
+                          size_t name_len, struct sb_err *err)
+{
+    struct api_nodes *an = ctx;
+    json_t *node = NULL;
+    int rc = store_node_get(an->app->store, node_id, &node, err);
+    if (rc)
+        return rc;
+    sb_strlcpy(name_out, json_string_value(json_object_get(node, "name")), name_len);
+    const char *docker = json_string_value(json_object_get(node, "docker"));
+    if (docker && strcmp(docker, "local") == 0)
+        sb_strlcpy(socket_out, an->local_docker, len);
+    else
+        rc = ssh_bridge_socket(an->bridges, node_id, an->remote_docker, socket_out, len, err);
+    json_decref(node);
+    return rc;
+}
+
+void api_nodes_attach_docker(struct app *app)
+{
+    if (app->nodes && app->docker)
+        docker_set_resolver(app->docker, docker_resolve, app->nodes);
+}
+
 /* ---- health ---------------------------------------------------------------------- */
 
 /* Checks one node (given its row, borrowed) and records a status event
@@ -1097,6 +1157,15 @@ int api_nodes_start(struct app *app, struct sb_err *err)
     app->ssh_pool = ssh_pool_new(&pc, err);
     if (!app->ssh_pool)
         return err ? err->code : SB_EINTERNAL;
+    an->local_docker = config_get(app->cfg, "docker-socket");
+    an->remote_docker = config_get(app->cfg, "node-docker-socket");
+    struct ssh_bridge_config bc = {.pool = app->ssh_pool,
+                                   .target_load = bridge_target_load,
+                                   .target_release = bridge_target_release,
+                                   .ctx = an};
+    an->bridges = ssh_bridges_new(&bc, err);
+    if (!an->bridges)
+        return err ? err->code : SB_EINTERNAL;
     /* The observer first, so no node event falls between the load and it. */
     if (app->events) {
         events_set_log_observer(app->events, labels_observe, an);
@@ -1122,6 +1191,9 @@ void api_nodes_stop(struct app *app)
     pthread_mutex_unlock(&an->lock);
     if (an->checker_running)
         pthread_join(an->checker, NULL);
+    if (app->docker)
+        docker_set_resolver(app->docker, NULL, NULL);
+    ssh_bridges_free(an->bridges);
     ssh_pool_free(app->ssh_pool);
     app->ssh_pool = NULL;
     for (struct check_result *c = an->checks, *n; c; c = n) {
