@@ -30,6 +30,7 @@
 #define COMMAND_MAX    65536
 #define LABELS_MAX     16
 #define LABEL_LEN_MAX  100
+#define CHECK_WORKERS  8    /* node health checks at once */
 #define GONE_MAX       1024 /* deleted nodes whose labels are remembered */
 
 /* The last health check of each node, in memory (checks record events
@@ -45,6 +46,11 @@ struct check_result {
     struct check_result *next;
 };
 
+struct check_job {
+    json_t *node; /* its row, owned */
+    struct check_job *next;
+};
+
 struct api_nodes {
     struct app *app;
     pthread_mutex_t lock;
@@ -53,6 +59,14 @@ struct api_nodes {
     pthread_t checker;
     bool checker_running;
     int interval_s;
+    /* Checks run on CHECK_WORKERS threads fed by the checker's ticks, so a
+     * node that hangs until its connect timeout holds one worker, not the
+     * other nodes' checks; a node still being checked is not queued again. */
+    pthread_t workers[CHECK_WORKERS];
+    int n_workers;
+    pthread_cond_t work_cond;
+    struct check_job *queue, *queue_tail;
+    json_t *checking; /* node id → true while queued or being checked */
     size_t max_output;
     struct check_result *checks;
 
@@ -1098,6 +1112,56 @@ void api_node_check(struct http_request *req)
     http_reply_json(req, 200, out);
 }
 
+static void *check_worker(void *arg)
+{
+    struct api_nodes *an = arg;
+    pthread_mutex_lock(&an->lock);
+    for (;;) {
+        while (!an->stopping && !an->queue)
+            pthread_cond_wait(&an->work_cond, &an->lock);
+        if (an->stopping)
+            break;
+        struct check_job *j = an->queue;
+        an->queue = j->next;
+        if (!an->queue)
+            an->queue_tail = NULL;
+        pthread_mutex_unlock(&an->lock);
+        struct check_result c;
+        check_node(an->app, j->node, &c);
+        pthread_mutex_lock(&an->lock);
+        json_object_del(an->checking, json_string_value(json_object_get(j->node, "id")));
+        json_decref(j->node);
+        free(j);
+    }
+    pthread_mutex_unlock(&an->lock);
+    return NULL;
+}
+
+/* Queues a check of every node not already queued or being checked.
+ * Called with an->lock held. Takes the rows (all, borrowed). */
+static void queue_checks(struct api_nodes *an, json_t *all)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(all, i, n)
+    {
+        const char *id = json_string_value(json_object_get(n, "id"));
+        if (!id || json_object_get(an->checking, id))
+            continue;
+        struct check_job *j = calloc(1, sizeof *j);
+        if (!j)
+            break;
+        j->node = json_incref(n);
+        json_object_set_new(an->checking, id, json_true());
+        if (an->queue_tail)
+            an->queue_tail->next = j;
+        else
+            an->queue = j;
+        an->queue_tail = j;
+    }
+    pthread_cond_broadcast(&an->work_cond);
+}
+
 static void *checker_main(void *arg)
 {
     struct api_nodes *an = arg;
@@ -1111,21 +1175,18 @@ static void *checker_main(void *arg)
         if (an->stopping)
             break;
         pthread_mutex_unlock(&an->lock);
+        pthread_mutex_lock(&an->labels_lock);
+        bool stale = an->labels_stale;
+        pthread_mutex_unlock(&an->labels_lock);
+        if (stale)
+            labels_reload(an);
         json_t *all = NULL;
         struct sb_err err = {0};
-        if (store_node_list(an->app->store, &all, &err) == 0) {
-            size_t i;
-            json_t *n;
-            json_array_foreach(all, i, n)
-            {
-                if (atomic_load(&an->app->stopping))
-                    break;
-                struct check_result c;
-                check_node(an->app, n, &c);
-            }
-        }
-        json_decref(all);
+        int rc = store_node_list(an->app->store, &all, &err);
         pthread_mutex_lock(&an->lock);
+        if (rc == 0 && !an->stopping)
+            queue_checks(an, all);
+        json_decref(all);
     }
     pthread_mutex_unlock(&an->lock);
     return NULL;
@@ -1144,6 +1205,7 @@ int api_nodes_start(struct app *app, struct sb_err *err)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&an->cond, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&an->work_cond, NULL);
     an->interval_s = (int)config_get_int(app->cfg, "node-check-interval");
     an->max_output = (size_t)config_get_int(app->cfg, "exec-max-output");
     struct ssh_pool_config pc = {
@@ -1173,6 +1235,12 @@ int api_nodes_start(struct app *app, struct sb_err *err)
         events_set_node_labels_fn(app->events, labels_lookup, an);
     }
     if (an->interval_s > 0) {
+        an->checking = json_object();
+        for (int i = 0; i < CHECK_WORKERS; i++) {
+            if (pthread_create(&an->workers[i], NULL, check_worker, an) != 0)
+                return sb_error(err, SB_EINTERNAL, "cannot start the node checkers");
+            an->n_workers++;
+        }
         if (pthread_create(&an->checker, NULL, checker_main, an) != 0)
             return sb_error(err, SB_EINTERNAL, "cannot start the node checker");
         an->checker_running = true;
@@ -1188,9 +1256,18 @@ void api_nodes_stop(struct app *app)
     pthread_mutex_lock(&an->lock);
     an->stopping = true;
     pthread_cond_broadcast(&an->cond);
+    pthread_cond_broadcast(&an->work_cond);
     pthread_mutex_unlock(&an->lock);
     if (an->checker_running)
         pthread_join(an->checker, NULL);
+    for (int i = 0; i < an->n_workers; i++)
+        pthread_join(an->workers[i], NULL);
+    for (struct check_job *j = an->queue, *next; j; j = next) {
+        next = j->next;
+        json_decref(j->node);
+        free(j);
+    }
+    json_decref(an->checking);
     if (app->docker)
         docker_set_resolver(app->docker, NULL, NULL);
     ssh_bridges_free(an->bridges);
@@ -1205,6 +1282,7 @@ void api_nodes_stop(struct app *app)
     pthread_mutex_destroy(&an->labels_lock);
     pthread_mutex_destroy(&an->lock);
     pthread_cond_destroy(&an->cond);
+    pthread_cond_destroy(&an->work_cond);
     free(an);
     app->nodes = NULL;
 }
