@@ -5,7 +5,7 @@
 // streams of other credentials stay open.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDatabase, startCore, createUser, login, apiToken } from './lib/harness.mjs';
+import { createDatabase, startCore, createUser, login, apiToken, waitFor } from './lib/harness.mjs';
 import { openSse } from './lib/sse.mjs';
 
 let db, core;
@@ -145,4 +145,40 @@ test('a guest link\'s stream ends when the link expires', async () => {
   assert.equal(last?.event, 'closed');
   assert.equal(JSON.parse(last.data).reason, 'expired');
   await refused(g.token);
+});
+
+test('two daemons on one database: a revocation through one ends the streams held by the other', async () => {
+  const b = await startCore({ db });
+  try {
+    const u = createUser(db, { role: 'operator' });
+    const session = await login(core, u);
+    const tok = await apiToken(core, session.token, { role: 'viewer', name: 'roams' });
+    const onB = (token) => openSse(b.base, '/api/v1/events', { token });
+    const st = onB(tok.token);
+    const ss = onB(session.token);
+    await st.ready;
+    await ss.ready;
+    assert.equal(st.status, 200, st.errorBody);
+    const r = await core.request('DELETE', `/api/v1/tokens/${tok.id}`, { token: session.token });
+    assert.equal(r.status, 204, r.text);
+    await endsRevoked(st);
+    // A reconnect to B while B may still hold the token in its short cache
+    // is either refused or ended at once; soon it is refused.
+    const again = onB(tok.token);
+    await again.ready;
+    if (again.status === 200) await endsRevoked(again);
+    else assert.equal(again.status, 401);
+    await waitFor(async () => {
+      const x = onB(tok.token);
+      await x.ready;
+      x.close();
+      return x.status === 401;
+    }, { what: 'B refuses the revoked token', timeout: 8000, interval: 250 });
+    // Disabling the user through A ends its session stream on B.
+    const d = await core.request('PATCH', `/api/v1/users/${session.user.id}`, { json: { disabled: true } });
+    assert.equal(d.status, 200, d.text);
+    await endsRevoked(ss);
+  } finally {
+    await b.stop();
+  }
 });

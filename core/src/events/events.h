@@ -130,7 +130,10 @@ int events_stream_open(struct events_bus *b, const struct events_stream_params *
  *   "token", "guest" a token or guest link id.
  * Called by the handlers that revoke (logout, token and guest link
  * revocation, a user disabled, deleted or whose password was reset), after
- * the revocation, so a reconnect with the same credential is refused.
+ * the revocation, so a reconnect with the same credential is refused. Every
+ * daemon's bus also calls it when it sees auth.logout, token.revoked,
+ * guest_link.revoked, user.deleted or user.updated {disabled: true} in the
+ * log, so streams held by other daemons on the same database end as well.
  * Streams of an expired credential end by themselves (reason "expired"). */
 void events_close_streams_of(struct events_bus *b, const char *kind, const char *id);
 
