@@ -751,13 +751,13 @@ static void *timer_main(void *arg)
             pthread_mutex_lock(&s->lock);
             /* Safety net: a stream asleep while the ring is ahead of it is
              * woken within a second, whatever lost the wake-up. */
-            if (s->cursor < head)
+            if (s->cursor < head && s->suspended)
                 sub_wake(s);
             /* A stream awake, behind, and without progress for a second
              * is waiting inside 0.9.75's epoll loop, which can sit on a
              * burst of exactly 128 ready connections until some other
              * event arrives: see the nudge below. */
-            else if (!s->suspended && !s->dead && s->cursor < head && s->cursor == s->swept_cursor)
+            else if (s->cursor < head && !s->dead && s->cursor == s->swept_cursor)
                 stuck = true;
             s->swept_cursor = s->cursor;
             if (s->has_caller && s->caller.expires_us && now_us >= s->caller.expires_us &&
