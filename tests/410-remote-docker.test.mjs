@@ -9,6 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createDatabase, startCore, waitFor, ROOT } from './lib/harness.mjs';
 import { startSshd } from './lib/sshd.mjs';
@@ -134,4 +135,39 @@ test('the node unreachable: listed as unavailable and 503 on its containers; bac
     return r.status === 200;
   }, { what: 'node back', timeout: 30000 });
   assert.equal(running('made-outside'), true);
+});
+
+test('nodes that hang are listed as unavailable, checked at the same time, beside the reachable node', async () => {
+  // Two nodes registered on a second sshd whose port then accepts TCP and never speaks SSH.
+  const doomed = startSshd();
+  const held = new Set();
+  let hole;
+  try {
+    const ids = [];
+    for (const name of ['hang-1', 'hang-2']) {
+      const r = await core.request('POST', '/api/v1/nodes', {
+        json: { name, host: '127.0.0.1', port: doomed.port, ssh_user: 'root', private_key: doomed.key },
+      });
+      assert.equal(r.status, 201, r.text);
+      ids.push(r.body.id);
+    }
+    doomed.stop();
+    hole = createServer((s) => { held.add(s); s.on('close', () => held.delete(s)); s.on('error', () => {}); });
+    await new Promise((resolve, reject) => { hole.once('error', reject); hole.listen(doomed.port, '127.0.0.1', resolve); });
+
+    const pending = core.request('GET', '/api/v1/containers');
+    // Both hanging nodes are being reached at once (one list request).
+    await waitFor(() => held.size >= 2, { what: 'both hanging nodes reached concurrently', timeout: 8000, interval: 50 });
+    for (const s of held) s.destroy();
+    const all = await pending;
+    assert.equal(all.status, 200, all.text);
+    assert.ok(all.body.containers.some((c) => c.name === 'made-outside' && c.node_id === node.id), all.text);
+    const down = all.body.unavailable.map((u) => u.node_id);
+    for (const id of ids) assert.ok(down.includes(id), `${id} unavailable: ${all.text}`);
+    for (const id of ids) assert.equal((await core.request('DELETE', `/api/v1/nodes/${id}`)).status, 204);
+  } finally {
+    for (const s of held) s.destroy();
+    hole?.close();
+    doomed.remove();
+  }
 });

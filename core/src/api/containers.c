@@ -19,6 +19,7 @@
 #include "docker_api.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,48 @@ static void list_node(struct http_request *req, const struct api_node *node, con
     json_decref(list);
 }
 
+/* One node's listing on its own thread: an unreachable node costs the
+ * aggregated list its timeout once, not once per node. */
+#define LIST_PARALLEL 8
+struct list_job {
+    struct api_node node;
+    const char *filters, *name;
+    json_t *rows, *unavailable; /* the job's own, merged after the join */
+    pthread_t thread;
+    bool threaded;
+};
+
+static void *list_job_main(void *arg)
+{
+    struct list_job *j = arg;
+    list_node(NULL, &j->node, j->filters, j->name, j->rows, j->unavailable);
+    return NULL;
+}
+
+static void list_nodes(struct list_job *jobs, size_t n, json_t *rows, json_t *unavailable)
+{
+    for (size_t i = 0; i < n; i += LIST_PARALLEL) {
+        size_t end = i + LIST_PARALLEL < n ? i + LIST_PARALLEL : n;
+        for (size_t k = i; k < end; k++) {
+            /* The last of a batch runs here; so does a single node, which
+             * keeps this worker's kept-alive engine connection in use. */
+            jobs[k].threaded =
+                k + 1 < end && pthread_create(&jobs[k].thread, NULL, list_job_main, &jobs[k]) == 0;
+            if (!jobs[k].threaded)
+                list_job_main(&jobs[k]);
+        }
+        for (size_t k = i; k < end; k++)
+            if (jobs[k].threaded)
+                pthread_join(jobs[k].thread, NULL);
+    }
+    for (size_t k = 0; k < n; k++) {
+        json_array_extend(rows, jobs[k].rows);
+        json_array_extend(unavailable, jobs[k].unavailable);
+        json_decref(jobs[k].rows);
+        json_decref(jobs[k].unavailable);
+    }
+}
+
 static void list_containers(struct http_request *req, const char *only_node)
 {
     const char *node_q = only_node ? only_node : http_query(req, "node");
@@ -288,6 +331,8 @@ static void list_containers(struct http_request *req, const char *only_node)
         json_array_append_new(ids, json_string(DOCKER_LOCAL_NODE));
     json_t *rows = json_array(), *unavailable = json_array(), *engines = json_object();
     bool found = false;
+    struct list_job *jobs = calloc(json_array_size(ids) + 1, sizeof *jobs);
+    size_t n_jobs = 0;
     json_array_foreach(ids, i, n)
     {
         const char *id = json_string_value(n);
@@ -307,8 +352,21 @@ static void list_containers(struct http_request *req, const char *only_node)
         if (!node_q && json_object_get(engines, node.socket))
             continue;
         json_object_set_new(engines, node.socket, json_true());
-        list_node(req, &node, filters, name, rows, unavailable);
+        if (!jobs)
+            continue;
+        jobs[n_jobs] = (struct list_job){.node = node,
+                                         .filters = filters,
+                                         .name = name,
+                                         .rows = json_array(),
+                                         .unavailable = json_array()};
+        n_jobs++;
     }
+    if (jobs)
+        list_nodes(jobs, n_jobs, rows, unavailable);
+    else
+        json_array_append_new(unavailable, json_pack("{s:s, s:s, s:s}", "node_id", "*", "node_name", "*",
+                                                     "message", "out of memory"));
+    free(jobs);
     json_decref(ids);
     json_decref(engines);
     free(filters);

@@ -35,6 +35,9 @@
 #define BRIDGE_MAX_CLIENTS 64    /* per node; more wait in the listen backlog */
 #define BRIDGE_IDLE_MS     10000 /* keep the session this long after the last connection */
 #define BRIDGE_TICK_MS     100
+/* After a failure to reach the node, connections are refused at once for
+ * this long instead of each waiting for its own connect timeout. */
+#define BRIDGE_RETRY_MS 2000
 
 struct bridge_conn {
     int fd;
@@ -58,6 +61,7 @@ struct bridge {
     atomic_bool stop;
     struct ssh_session *session;
     int64_t idle_since_ms;
+    int64_t retry_at_ms;
     struct bridge_conn *conns;
     int n_conns;
     struct bridge *next;
@@ -137,8 +141,13 @@ static void accept_one(struct bridge *b)
     int fd = accept4(b->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
         return;
+    if (!b->session && time_mono_ms() < b->retry_at_ms) {
+        close(fd);
+        return;
+    }
     if (session_get(b)) {
         close(fd); /* the client sees the engine unreachable */
+        b->retry_at_ms = time_mono_ms() + BRIDGE_RETRY_MS;
         return;
     }
     struct sb_err err = {0};
