@@ -171,3 +171,34 @@ test('nodes that hang are listed as unavailable, checked at the same time, besid
     doomed.remove();
   }
 });
+
+test('a node whose docker is "local" is the core\'s own engine, listed once under that node', async () => {
+  // The same data dir: node keys are sealed with its master key.
+  const other = await startCore({ db, admin: true, dataDir: core.dataDir, env: { SERVERBOX_DOCKER_SOCKET: sock, SERVERBOX_NODE_DOCKER_SOCKET: sock, SERVERBOX_NODE_CHECK_INTERVAL: '0' } });
+  try {
+    const r = await other.request('POST', '/api/v1/nodes', {
+      json: { name: 'here', host: '127.0.0.1', port: sshd.port, ssh_user: 'root', private_key: sshd.key, docker: 'local', labels: { env: 'here' } },
+    });
+    assert.equal(r.status, 201, r.text);
+    const here = r.body.id;
+    const all = await other.request('GET', '/api/v1/containers');
+    assert.equal(all.status, 200, all.text);
+    const rows = all.body.containers.filter((c) => c.name === 'made-outside');
+    // The engine is reachable as `local`, as `here` (docker local) and as
+    // remote-1 (over SSH, another path): `local` is not listed twice.
+    assert.deepEqual(rows.map((c) => c.node_id).sort(), [here, node.id].sort(), all.text);
+    assert.equal(rows.find((c) => c.node_id === here).node_name, 'here');
+    const one = await other.request('GET', `/api/v1/nodes/${here}/containers?name=made-outside`);
+    assert.deepEqual(one.body.containers.map((c) => c.node_id), [here]);
+    const loc = await other.request('GET', '/api/v1/nodes/local/containers?name=made-outside');
+    assert.deepEqual(loc.body.containers.map((c) => c.node_id), ['local']);
+    // A caller scoped to env=here reaches the engine through that node only.
+    const t = await other.request('POST', '/api/v1/tokens', { json: { name: 'here', role: 'viewer', node_labels: { env: 'here' } } });
+    const scoped = await other.request('GET', '/api/v1/containers', { token: t.body.token });
+    assert.deepEqual(scoped.body.containers.filter((c) => c.name === 'made-outside').map((c) => c.node_id), [here]);
+    assert.equal((await other.request('GET', '/api/v1/nodes/local/containers', { token: t.body.token })).status, 404);
+    assert.equal((await other.request('DELETE', `/api/v1/nodes/${here}`)).status, 204);
+  } finally {
+    await other.stop();
+  }
+});
