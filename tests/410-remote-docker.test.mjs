@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createDatabase, startCore, waitFor, ROOT } from './lib/harness.mjs';
 import { startSshd } from './lib/sshd.mjs';
+import { openSse } from './lib/sse.mjs';
 
 const DOCKERD = join(ROOT, 'scripts', 'dockerd.sh');
 let dir, sock, db, core, sshd, node;
@@ -83,6 +84,23 @@ test('list, create, logs, stop, start, remove on a node reached over SSH, checke
     const r = await core.request('GET', `/api/v1/nodes/${node.id}/containers/web-remote/logs?tail=all`);
     return r.status === 200 && r.text.includes('hello-from-remote');
   }, { what: 'logs over SSH' });
+
+  // A large answer crosses the bridge whole (SSH window and socket back-pressure).
+  docker('run', '--name', 'big-logs', 'local/busybox:1', 'seq', '1', '150000');
+  const big = await core.request('GET', `/api/v1/nodes/${node.id}/containers/big-logs/logs?tail=all`);
+  assert.equal(big.status, 200);
+  const lines = big.text.split('\n').filter(Boolean).map((l) => JSON.parse(l).line);
+  assert.equal(lines.length, 150000);
+  assert.equal(lines[0], '1');
+  assert.equal(lines[149999], '150000');
+  assert.equal((await core.request('DELETE', `/api/v1/nodes/${node.id}/containers/big-logs`)).status, 204);
+
+  // Following the logs: an SSE stream held open through the bridge.
+  const follow = openSse(core.base, `/api/v1/nodes/${node.id}/containers/web-remote/logs?follow=1&tail=all`, { token: core.token });
+  await follow.ready;
+  assert.equal(follow.status, 200, follow.errorBody);
+  await follow.waitFor((x) => x.events.some((e) => e.event === 'log' && JSON.parse(e.data).line === 'hello-from-remote'), { what: 'followed line' });
+  follow.close();
 
   const stop = await core.request('POST', `/api/v1/nodes/${node.id}/containers/made-outside/stop?timeout=1`, {});
   assert.equal(stop.status, 200, stop.text);

@@ -81,9 +81,10 @@ static void conn_close(struct bridge *b, struct bridge_conn *c)
 {
     if (c->ch) {
         /* Freeing a channel waits for the peer's close: bounded by the
-         * session's timeout in blocking mode. */
+         * session's timeout in blocking mode, and short on a broken session
+         * (whose channels libssh2_session_free releases in any case). */
         libssh2_session_set_blocking(b->session->s, 1);
-        libssh2_session_set_timeout(b->session->s, 2000);
+        libssh2_session_set_timeout(b->session->s, b->session->broken ? 200 : 2000);
         libssh2_channel_free(c->ch);
         libssh2_session_set_timeout(b->session->s, SSH_OP_TIMEOUT_MS);
         libssh2_session_set_blocking(b->session->s, 0);
@@ -177,6 +178,17 @@ static void accept_one(struct bridge *b)
     atomic_fetch_add(&b->owner->connections, 1);
 }
 
+/* -2 when an error means the session is gone, -1 when only the channel is. */
+static int pump_error(ssize_t n)
+{
+    return n == LIBSSH2_ERROR_SOCKET_SEND || n == LIBSSH2_ERROR_SOCKET_RECV ||
+                   n == LIBSSH2_ERROR_SOCKET_DISCONNECT || n == LIBSSH2_ERROR_SOCKET_TIMEOUT ||
+                   n == LIBSSH2_ERROR_TIMEOUT || n == LIBSSH2_ERROR_KEX_FAILURE ||
+                   n == LIBSSH2_ERROR_DECRYPT || n == LIBSSH2_ERROR_PROTO
+               ? -2
+               : -1;
+}
+
 /* Moves bytes both ways; returns 1 on progress, 0 without, -1 when the
  * connection is done, -2 when the session broke. */
 static int conn_pump(struct bridge_conn *c, short revents)
@@ -196,7 +208,7 @@ static int conn_pump(struct bridge_conn *c, short revents)
         if (n == LIBSSH2_ERROR_EAGAIN)
             break;
         if (n < 0)
-            return n == LIBSSH2_ERROR_CHANNEL_CLOSED || n == LIBSSH2_ERROR_CHANNEL_EOF_SENT ? -1 : -2;
+            return pump_error(n);
         memmove(c->up, c->up + n, c->up_len - (size_t)n);
         c->up_len -= (size_t)n;
         progress = 1;
@@ -209,7 +221,7 @@ static int conn_pump(struct bridge_conn *c, short revents)
         if (n == LIBSSH2_ERROR_EAGAIN || n == 0)
             break;
         if (n < 0)
-            return -2;
+            return pump_error(n);
         c->down_len += (size_t)n;
         progress = 1;
     }
