@@ -34,6 +34,7 @@ before(async () => {
       SERVERBOX_DOCKER_SOCKET: join(dir, 'no-local-engine.sock'),
       SERVERBOX_NODE_DOCKER_SOCKET: sock,
       SERVERBOX_NODE_CHECK_INTERVAL: '0',
+      SERVERBOX_NODE_DOCKER_EVENTS: '1',
     },
   });
   const r = await core.request('POST', '/api/v1/nodes', {
@@ -117,6 +118,21 @@ test('list, create, logs, stop, start, remove on a node reached over SSH, checke
   for (let i = 0; i < 20; i++) assert.equal((await core.request('GET', `/api/v1/nodes/${node.id}/containers`)).status, 200);
   const g = await core.request('GET', `/api/v1/nodes/${node.id}`);
   assert.ok(g.body.pool.open >= 1 && g.body.pool.open <= 3, JSON.stringify(g.body.pool));
+
+  // With --node-docker-events the engine's own events come over SSH too:
+  // container.started/died on the container's stream under this node, and
+  // the containers projection knows the node's containers.
+  const cid = JSON.parse(docker('inspect', 'made-outside'))[0].Id;
+  await waitFor(() => {
+    const t = db.sql(`SELECT string_agg(type, ',' ORDER BY seq) FROM events WHERE stream = 'container/${node.id}/${cid}'`);
+    return /container\.died/.test(t) && /container\.started/.test(t);
+  }, { what: 'engine events of the remote node', timeout: 15000 });
+  const ev = JSON.parse(db.sql(`SELECT body FROM events WHERE stream = 'container/${node.id}/${cid}' AND type = 'container.died' ORDER BY seq DESC LIMIT 1`));
+  assert.equal(ev.data.node_id, node.id);
+  assert.equal(ev.data.name, 'made-outside');
+  assert.equal(ev.actor.kind, 'system');
+  await waitFor(() => db.sql(`SELECT state FROM containers WHERE node_id = '${node.id}' AND container_id = '${cid}'`) === 'running',
+    { what: 'the containers projection has the remote container running' });
 
   // The actions are events on the container's stream, naming the node.
   const types = db.sql(`SELECT string_agg(type, ',' ORDER BY seq) FROM events WHERE stream LIKE 'container/${node.id}/%'`);

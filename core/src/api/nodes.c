@@ -85,6 +85,8 @@ struct api_nodes {
     struct ssh_bridges *bridges;
     const char *local_docker;  /* --docker-socket */
     const char *remote_docker; /* --node-docker-socket */
+    bool watch_events;         /* --node-docker-events */
+    json_t *watched;           /* node id → true: engine watchers started (under lock) */
 };
 
 /* ---- validation ---------------------------------------------------------- */
@@ -190,6 +192,8 @@ static int check_secret(json_t *v, const char *field, size_t max, struct sb_err 
 }
 
 /* ---- helpers ---------------------------------------------------------------- */
+
+static void docker_events_follow(struct app *app, const char *id, json_t *node);
 
 /* Appends an event made by this request; data is borrowed. */
 static int record(struct http_request *req, const char *id, const char *type, json_t *data,
@@ -579,6 +583,7 @@ void api_node_create(struct http_request *req)
         api_fail(req, &err);
         goto out;
     }
+    docker_events_follow(app, id, node);
     add_pool(app, node);
     http_reply_json(req, 201, node);
     node = NULL;
@@ -764,13 +769,15 @@ void api_node_update(struct http_request *req)
         goto out_node;
     }
     ssh_pool_forget(app->ssh_pool, idc);
-    ssh_bridge_forget(app->nodes->bridges, idc);
+    if (reconnect)
+        ssh_bridge_forget(app->nodes->bridges, idc);
     json_decref(node);
     node = NULL;
     if (store_node_get(app->store, idc, &node, &err)) {
         api_fail(req, &err);
         goto out_node;
     }
+    docker_events_follow(app, idc, node);
     add_pool(app, node);
     http_reply_json(req, 200, node);
     node = NULL;
@@ -803,6 +810,7 @@ void api_node_delete(struct http_request *req)
     }
     ssh_pool_forget(app->ssh_pool, id);
     struct api_nodes *an = app->nodes;
+    docker_events_follow(app, id, NULL);
     ssh_bridge_forget(an->bridges, id);
     pthread_mutex_lock(&an->lock);
     for (struct check_result **pp = &an->checks; *pp; pp = &(*pp)->next) {
@@ -1008,10 +1016,50 @@ static int docker_resolve(void *ctx, const char *node_id, char *socket_out, size
     return rc;
 }
 
+/* Starts or stops the engine watcher of a node (its row, borrowed) to match
+ * its docker setting: with --node-docker-events, every node reached over
+ * SSH has one (container.* events and the containers projection); nodes
+ * whose docker is "local" share the local engine's. */
+static void docker_events_follow(struct app *app, const char *id, json_t *node)
+{
+    struct api_nodes *an = app->nodes;
+    if (!an->watch_events || !app->docker || !id)
+        return;
+    const char *docker = json_string_value(json_object_get(node, "docker"));
+    bool want = node && docker && strcmp(docker, "ssh") == 0;
+    pthread_mutex_lock(&an->lock);
+    bool have = json_object_get(an->watched, id) != NULL;
+    if (want && !have)
+        json_object_set_new(an->watched, id, json_true());
+    else if (!want && have)
+        json_object_del(an->watched, id);
+    pthread_mutex_unlock(&an->lock);
+    struct sb_err err = {0};
+    if (want && !have && docker_watch_node(app->docker, id, &err))
+        log_warn("cannot watch the node's docker events", "node=%s detail=\"%s\"", id, err.msg);
+    else if (!want && have)
+        docker_unwatch_node(app->docker, id);
+}
+
 void api_nodes_attach_docker(struct app *app)
 {
-    if (app->nodes && app->docker)
-        docker_set_resolver(app->docker, docker_resolve, app->nodes);
+    struct api_nodes *an = app->nodes;
+    if (!an || !app->docker)
+        return;
+    docker_set_resolver(app->docker, docker_resolve, an);
+    json_t *all = NULL;
+    struct sb_err err = {0};
+    if (an->watch_events && store_node_list(app->store, &all, &err) == 0) {
+        size_t i;
+        json_t *n;
+        json_array_foreach(all, i, n)
+        {
+            docker_events_follow(app, json_string_value(json_object_get(n, "id")), n);
+        }
+    } else if (an->watch_events) {
+        log_warn("cannot list nodes to watch their docker events", "detail=\"%s\"", err.msg);
+    }
+    json_decref(all);
 }
 
 /* ---- health ---------------------------------------------------------------------- */
@@ -1221,6 +1269,8 @@ int api_nodes_start(struct app *app, struct sb_err *err)
         return err ? err->code : SB_EINTERNAL;
     an->local_docker = config_get(app->cfg, "docker-socket");
     an->remote_docker = config_get(app->cfg, "node-docker-socket");
+    an->watch_events = config_get_int(app->cfg, "node-docker-events") != 0;
+    an->watched = json_object();
     struct ssh_bridge_config bc = {.pool = app->ssh_pool,
                                    .target_load = bridge_target_load,
                                    .target_release = bridge_target_release,
@@ -1268,8 +1318,17 @@ void api_nodes_stop(struct app *app)
         free(j);
     }
     json_decref(an->checking);
-    if (app->docker)
+    if (app->docker) {
+        /* The watchers resolve through us: stop them before the bridges. */
+        const char *id;
+        json_t *v;
+        json_object_foreach(an->watched, id, v)
+        {
+            docker_unwatch_node(app->docker, id);
+        }
         docker_set_resolver(app->docker, NULL, NULL);
+    }
+    json_decref(an->watched);
     ssh_bridges_free(an->bridges);
     ssh_pool_free(app->ssh_pool);
     app->ssh_pool = NULL;
