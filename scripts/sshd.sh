@@ -27,6 +27,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 MaxStartups 200:30:400
 MaxSessions 64
+AllowStreamLocalForwarding yes
 LogLevel ERROR
 Subsystem sftp internal-sftp
 CFG

@@ -77,6 +77,7 @@ struct api_caller {
     char name[128];      /* username, token name, guest note */
     char role[16];       /* admin | operator | viewer | guest */
     char user_id[64];    /* the user a token or session belongs to; empty for guests */
+    char session_id[37]; /* the session this caller came from; empty for tokens and guests */
     unsigned scopes;     /* enum api_guest_scope, for guests */
     json_t *node_labels; /* owned; label selector {"env":"staging"} limiting visible nodes, NULL = all */
     int64_t expires_us;  /* when this credential stops working (0 = never) */
@@ -135,6 +136,8 @@ void api_health_check_now(struct app *app);
 /* Nodes: the SSH pool and the health checker (api/nodes.c). */
 int api_nodes_start(struct app *app, struct sb_err *err);
 void api_nodes_stop(struct app *app);
+/* Lets the Docker client reach registered nodes (after docker_open). */
+void api_nodes_attach_docker(struct app *app);
 
 /* A node's row and its decrypted login, for anything that talks to the node
  * (exec, the docker bridge): `t` points into this struct. The key and

@@ -19,6 +19,7 @@
 #include "docker_api.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,9 +50,20 @@ int api_docker_node(struct http_request *req, const char *node_id, struct api_no
         http_reply_error(req, 404, "not_found", "no such node");
         return -1;
     }
-    /* The local engine carries no labels; remote nodes will be checked
-     * against theirs when the nodes registry resolves them. */
-    if (strcmp(node_id, DOCKER_LOCAL_NODE) == 0 && !api_node_visible(req, NULL)) {
+    /* The local engine carries no labels; a registered node is checked
+     * against its own. Outside the caller's scope a node does not exist. */
+    bool visible;
+    if (strcmp(node_id, DOCKER_LOCAL_NODE) == 0) {
+        visible = api_node_visible(req, NULL);
+    } else {
+        json_t *n = NULL;
+        int rc = store_node_get(app->store, node_id, &n, &err);
+        if (rc && rc != SB_ENOTFOUND)
+            return api_fail(req, &err);
+        visible = rc == 0 && api_node_visible(req, json_object_get(n, "labels"));
+        json_decref(n);
+    }
+    if (!visible) {
         http_reply_error(req, 404, "not_found", "no such node");
         return -1;
     }
@@ -219,6 +231,48 @@ static void list_node(struct http_request *req, const struct api_node *node, con
     json_decref(list);
 }
 
+/* One node's listing on its own thread: an unreachable node costs the
+ * aggregated list its timeout once, not once per node. */
+#define LIST_PARALLEL 8
+struct list_job {
+    struct api_node node;
+    const char *filters, *name;
+    json_t *rows, *unavailable; /* the job's own, merged after the join */
+    pthread_t thread;
+    bool threaded;
+};
+
+static void *list_job_main(void *arg)
+{
+    struct list_job *j = arg;
+    list_node(NULL, &j->node, j->filters, j->name, j->rows, j->unavailable);
+    return NULL;
+}
+
+static void list_nodes(struct list_job *jobs, size_t n, json_t *rows, json_t *unavailable)
+{
+    for (size_t i = 0; i < n; i += LIST_PARALLEL) {
+        size_t end = i + LIST_PARALLEL < n ? i + LIST_PARALLEL : n;
+        for (size_t k = i; k < end; k++) {
+            /* The last of a batch runs here; so does a single node, which
+             * keeps this worker's kept-alive engine connection in use. */
+            jobs[k].threaded =
+                k + 1 < end && pthread_create(&jobs[k].thread, NULL, list_job_main, &jobs[k]) == 0;
+            if (!jobs[k].threaded)
+                list_job_main(&jobs[k]);
+        }
+        for (size_t k = i; k < end; k++)
+            if (jobs[k].threaded)
+                pthread_join(jobs[k].thread, NULL);
+    }
+    for (size_t k = 0; k < n; k++) {
+        json_array_extend(rows, jobs[k].rows);
+        json_array_extend(unavailable, jobs[k].unavailable);
+        json_decref(jobs[k].rows);
+        json_decref(jobs[k].unavailable);
+    }
+}
+
 static void list_containers(struct http_request *req, const char *only_node)
 {
     const char *node_q = only_node ? only_node : http_query(req, "node");
@@ -253,26 +307,68 @@ static void list_containers(struct http_request *req, const char *only_node)
     char *filters = json_object_size(f) ? json_dumps(f, JSON_COMPACT) : NULL;
     json_decref(f);
 
-    json_t *rows = json_array(), *unavailable = json_array();
-    /* Every node the caller may see. Until the nodes registry merges that
-     * is the local engine; then this walks the registry. */
-    const char *nodes[] = {DOCKER_LOCAL_NODE};
+    /* Every node the caller may see: the registered ones, then the local
+     * engine unless a registered node (docker "local") already stands for
+     * it, so each engine is listed once. */
+    struct app *app = req->app;
+    struct sb_err err = {0};
+    json_t *registry = NULL;
+    if (store_node_list(app->store, &registry, &err)) {
+        free(filters);
+        api_fail(req, &err);
+        return;
+    }
+    json_t *ids = json_array();
+    size_t i;
+    json_t *n;
+    json_array_foreach(registry, i, n)
+    {
+        if (api_node_visible(req, json_object_get(n, "labels")))
+            json_array_append(ids, json_object_get(n, "id"));
+    }
+    json_decref(registry);
+    if (api_node_visible(req, NULL))
+        json_array_append_new(ids, json_string(DOCKER_LOCAL_NODE));
+    json_t *rows = json_array(), *unavailable = json_array(), *engines = json_object();
     bool found = false;
-    for (size_t i = 0; i < sizeof nodes / sizeof nodes[0]; i++) {
-        if (node_q && strcmp(node_q, nodes[i]) != 0)
+    struct list_job *jobs = calloc(json_array_size(ids) + 1, sizeof *jobs);
+    size_t n_jobs = 0;
+    json_array_foreach(ids, i, n)
+    {
+        const char *id = json_string_value(n);
+        if (node_q && strcmp(node_q, id) != 0)
             continue;
         struct api_node node;
-        struct app *app = req->app;
-        struct sb_err err = {0};
-        if (!api_node_visible(req, NULL))
+        struct sb_err e = {0};
+        sb_strlcpy(node.id, id, sizeof node.id);
+        if (docker_endpoint_for_node(app->docker, id, node.socket, sizeof node.socket, node.name,
+                                     sizeof node.name, &e)) {
+            if (e.code != SB_ENOTFOUND)
+                json_array_append_new(unavailable, json_pack("{s:s, s:s, s:s}", "node_id", id, "node_name",
+                                                             id, "message", e.msg));
             continue;
-        if (docker_endpoint_for_node(app->docker, nodes[i], node.socket, sizeof node.socket, node.name,
-                                     sizeof node.name, &err))
-            continue;
-        sb_strlcpy(node.id, nodes[i], sizeof node.id);
+        }
         found = true;
-        list_node(req, &node, filters, name, rows, unavailable);
+        if (!node_q && json_object_get(engines, node.socket))
+            continue;
+        json_object_set_new(engines, node.socket, json_true());
+        if (!jobs)
+            continue;
+        jobs[n_jobs] = (struct list_job){.node = node,
+                                         .filters = filters,
+                                         .name = name,
+                                         .rows = json_array(),
+                                         .unavailable = json_array()};
+        n_jobs++;
     }
+    if (jobs)
+        list_nodes(jobs, n_jobs, rows, unavailable);
+    else
+        json_array_append_new(unavailable, json_pack("{s:s, s:s, s:s}", "node_id", "*", "node_name", "*",
+                                                     "message", "out of memory"));
+    free(jobs);
+    json_decref(ids);
+    json_decref(engines);
     free(filters);
     if (node_q && !found) {
         json_decref(rows);

@@ -11,6 +11,7 @@
 #include "api.h"
 
 #include "../auth/auth.h"
+#include "../events/events.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -126,5 +127,6 @@ void api_guest_link_revoke(struct http_request *req)
     json_t *d = json_pack("{s:s}", "id", id);
     link_event(req, id, "guest_link.revoked", d);
     json_decref(d);
+    events_close_streams_of(app->events, "guest", id);
     http_reply_json(req, 204, NULL);
 }

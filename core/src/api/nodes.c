@@ -17,6 +17,8 @@
 #include "api.h"
 
 #include "../crypto/crypto.h"
+#include "../docker/docker.h"
+#include "../events/events.h"
 #include "../ssh/ssh.h"
 
 #include <stdio.h>
@@ -28,6 +30,8 @@
 #define COMMAND_MAX    65536
 #define LABELS_MAX     16
 #define LABEL_LEN_MAX  100
+#define CHECK_WORKERS  8    /* node health checks at once */
+#define GONE_MAX       1024 /* deleted nodes whose labels are remembered */
 
 /* The last health check of each node, in memory (checks record events
  * only on a change of status, so the details live here). */
@@ -42,6 +46,11 @@ struct check_result {
     struct check_result *next;
 };
 
+struct check_job {
+    json_t *node; /* its row, owned */
+    struct check_job *next;
+};
+
 struct api_nodes {
     struct app *app;
     pthread_mutex_t lock;
@@ -50,8 +59,34 @@ struct api_nodes {
     pthread_t checker;
     bool checker_running;
     int interval_s;
+    /* Checks run on CHECK_WORKERS threads fed by the checker's ticks, so a
+     * node that hangs until its connect timeout holds one worker, not the
+     * other nodes' checks; a node still being checked is not queued again. */
+    pthread_t workers[CHECK_WORKERS];
+    int n_workers;
+    pthread_cond_t work_cond;
+    struct check_job *queue, *queue_tail;
+    json_t *checking; /* node id → true while queued or being checked */
     size_t max_output;
     struct check_result *checks;
+
+    /* Node id → labels, for the event bus's visibility rule, which runs on
+     * MHD threads for every event and subscriber and so must answer from
+     * memory. Reloaded from the projection by the bus's log observer on
+     * every node.registered/updated/deleted before streams see the event;
+     * a label object in the map is never modified, only replaced. */
+    pthread_mutex_t labels_lock;
+    json_t *labels;    /* object; NULL until the first load */
+    json_t *gone;      /* labels of deleted nodes, so their node.deleted stays visible (bounded) */
+    bool labels_stale; /* the last load failed: retry at the next event or check */
+
+    /* Docker on nodes: the local engine for docker = "local", else a bridge
+     * to --node-docker-socket over SSH (ssh/bridge.c). */
+    struct ssh_bridges *bridges;
+    const char *local_docker;  /* --docker-socket */
+    const char *remote_docker; /* --node-docker-socket */
+    bool watch_events;         /* --node-docker-events */
+    json_t *watched;           /* node id → true: engine watchers started (under lock) */
 };
 
 /* ---- validation ---------------------------------------------------------- */
@@ -157,6 +192,8 @@ static int check_secret(json_t *v, const char *field, size_t max, struct sb_err 
 }
 
 /* ---- helpers ---------------------------------------------------------------- */
+
+static void docker_events_follow(struct app *app, const char *id, json_t *node);
 
 /* Appends an event made by this request; data is borrowed. */
 static int record(struct http_request *req, const char *id, const char *type, json_t *data,
@@ -546,6 +583,7 @@ void api_node_create(struct http_request *req)
         api_fail(req, &err);
         goto out;
     }
+    docker_events_follow(app, id, node);
     add_pool(app, node);
     http_reply_json(req, 201, node);
     node = NULL;
@@ -731,12 +769,15 @@ void api_node_update(struct http_request *req)
         goto out_node;
     }
     ssh_pool_forget(app->ssh_pool, idc);
+    if (reconnect)
+        ssh_bridge_forget(app->nodes->bridges, idc);
     json_decref(node);
     node = NULL;
     if (store_node_get(app->store, idc, &node, &err)) {
         api_fail(req, &err);
         goto out_node;
     }
+    docker_events_follow(app, idc, node);
     add_pool(app, node);
     http_reply_json(req, 200, node);
     node = NULL;
@@ -769,6 +810,8 @@ void api_node_delete(struct http_request *req)
     }
     ssh_pool_forget(app->ssh_pool, id);
     struct api_nodes *an = app->nodes;
+    docker_events_follow(app, id, NULL);
+    ssh_bridge_forget(an->bridges, id);
     pthread_mutex_lock(&an->lock);
     for (struct check_result **pp = &an->checks; *pp; pp = &(*pp)->next) {
         if (strcmp((*pp)->id, id) == 0) {
@@ -856,6 +899,167 @@ void api_node_exec(struct http_request *req)
     }
     ssh_exec_result_release(&r);
     api_node_target_release(&t);
+}
+
+/* ---- node labels for the event bus ------------------------------------------------ */
+
+static void labels_reload(struct api_nodes *an)
+{
+    json_t *all = NULL;
+    struct sb_err err = {0};
+    json_t *map = NULL;
+    if (store_node_list(an->app->store, &all, &err) == 0 && (map = json_object())) {
+        size_t i;
+        json_t *n;
+        json_array_foreach(all, i, n)
+        {
+            const char *id = json_string_value(json_object_get(n, "id"));
+            json_t *l = json_object_get(n, "labels");
+            if (id && json_is_object(l))
+                json_object_set(map, id, l);
+        }
+    }
+    json_decref(all);
+    pthread_mutex_lock(&an->labels_lock);
+    if (map) {
+        json_decref(an->labels);
+        an->labels = map;
+    }
+    an->labels_stale = map == NULL;
+    pthread_mutex_unlock(&an->labels_lock);
+    if (!map)
+        log_warn("cannot load node labels; label-scoped streams miss node events until it works",
+                 "detail=\"%s\"", err.msg);
+}
+
+/* events_node_labels_fn: a new reference, or NULL for an unknown node. */
+static json_t *labels_lookup(void *ctx, const char *node_id)
+{
+    struct api_nodes *an = ctx;
+    pthread_mutex_lock(&an->labels_lock);
+    json_t *l = an->labels ? json_object_get(an->labels, node_id) : NULL;
+    if (!l && an->gone)
+        l = json_object_get(an->gone, node_id);
+    json_incref(l);
+    pthread_mutex_unlock(&an->labels_lock);
+    return l;
+}
+
+/* events_log_observer_fn, on the follower thread: the projection already
+ * holds the event (it commits with it), so one query brings the map up to
+ * date before any stream filters the event. */
+static void labels_observe(void *ctx, const char *stream, const char *type, json_t *body)
+{
+    (void)stream;
+    struct api_nodes *an = ctx;
+    pthread_mutex_lock(&an->labels_lock);
+    bool stale = an->labels_stale || !an->labels;
+    const char *id = json_string_value(json_object_get(json_object_get(body, "data"), "id"));
+    json_t *was =
+        id && an->labels && strcmp(type, "node.deleted") == 0 ? json_object_get(an->labels, id) : NULL;
+    if (was) {
+        if (!an->gone || json_object_size(an->gone) >= GONE_MAX) {
+            json_decref(an->gone);
+            an->gone = json_object();
+        }
+        if (an->gone)
+            json_object_set(an->gone, id, was);
+    }
+    pthread_mutex_unlock(&an->labels_lock);
+    if (stale || strcmp(type, "node.registered") == 0 || strcmp(type, "node.updated") == 0 ||
+        strcmp(type, "node.deleted") == 0)
+        labels_reload(an);
+}
+
+/* ---- Docker on nodes ---------------------------------------------------------------- */
+
+static int bridge_target_load(void *ctx, const char *node_id, struct ssh_target *t, void **handle,
+                              struct sb_err *err)
+{
+    struct api_nodes *an = ctx;
+    struct api_node_target *nt = calloc(1, sizeof *nt);
+    if (!nt)
+        return sb_error(err, SB_ENOMEM, "out of memory");
+    int rc = api_node_target_load(an->app, node_id, nt, err);
+    if (rc) {
+        free(nt);
+        return rc;
+    }
+    *t = nt->t;
+    *handle = nt;
+    return 0;
+}
+
+static void bridge_target_release(void *ctx, void *handle)
+{
+    (void)ctx;
+    api_node_target_release(handle);
+    free(handle);
+}
+
+/* docker_resolver_fn: a registered node's engine socket and name. */
+static int docker_resolve(void *ctx, const char *node_id, char *socket_out, size_t len, char *name_out,
+                          size_t name_len, struct sb_err *err)
+{
+    struct api_nodes *an = ctx;
+    json_t *node = NULL;
+    int rc = store_node_get(an->app->store, node_id, &node, err);
+    if (rc)
+        return rc;
+    sb_strlcpy(name_out, json_string_value(json_object_get(node, "name")), name_len);
+    const char *docker = json_string_value(json_object_get(node, "docker"));
+    if (docker && strcmp(docker, "local") == 0)
+        sb_strlcpy(socket_out, an->local_docker, len);
+    else
+        rc = ssh_bridge_socket(an->bridges, node_id, an->remote_docker, socket_out, len, err);
+    json_decref(node);
+    return rc;
+}
+
+/* Starts or stops the engine watcher of a node (its row, borrowed) to match
+ * its docker setting: with --node-docker-events, every node reached over
+ * SSH has one (container.* events and the containers projection); nodes
+ * whose docker is "local" share the local engine's. */
+static void docker_events_follow(struct app *app, const char *id, json_t *node)
+{
+    struct api_nodes *an = app->nodes;
+    if (!an->watch_events || !app->docker || !id)
+        return;
+    const char *docker = json_string_value(json_object_get(node, "docker"));
+    bool want = node && docker && strcmp(docker, "ssh") == 0;
+    pthread_mutex_lock(&an->lock);
+    bool have = json_object_get(an->watched, id) != NULL;
+    if (want && !have)
+        json_object_set_new(an->watched, id, json_true());
+    else if (!want && have)
+        json_object_del(an->watched, id);
+    pthread_mutex_unlock(&an->lock);
+    struct sb_err err = {0};
+    if (want && !have && docker_watch_node(app->docker, id, &err))
+        log_warn("cannot watch the node's docker events", "node=%s detail=\"%s\"", id, err.msg);
+    else if (!want && have)
+        docker_unwatch_node(app->docker, id);
+}
+
+void api_nodes_attach_docker(struct app *app)
+{
+    struct api_nodes *an = app->nodes;
+    if (!an || !app->docker)
+        return;
+    docker_set_resolver(app->docker, docker_resolve, an);
+    json_t *all = NULL;
+    struct sb_err err = {0};
+    if (an->watch_events && store_node_list(app->store, &all, &err) == 0) {
+        size_t i;
+        json_t *n;
+        json_array_foreach(all, i, n)
+        {
+            docker_events_follow(app, json_string_value(json_object_get(n, "id")), n);
+        }
+    } else if (an->watch_events) {
+        log_warn("cannot list nodes to watch their docker events", "detail=\"%s\"", err.msg);
+    }
+    json_decref(all);
 }
 
 /* ---- health ---------------------------------------------------------------------- */
@@ -956,6 +1160,56 @@ void api_node_check(struct http_request *req)
     http_reply_json(req, 200, out);
 }
 
+static void *check_worker(void *arg)
+{
+    struct api_nodes *an = arg;
+    pthread_mutex_lock(&an->lock);
+    for (;;) {
+        while (!an->stopping && !an->queue)
+            pthread_cond_wait(&an->work_cond, &an->lock);
+        if (an->stopping)
+            break;
+        struct check_job *j = an->queue;
+        an->queue = j->next;
+        if (!an->queue)
+            an->queue_tail = NULL;
+        pthread_mutex_unlock(&an->lock);
+        struct check_result c;
+        check_node(an->app, j->node, &c);
+        pthread_mutex_lock(&an->lock);
+        json_object_del(an->checking, json_string_value(json_object_get(j->node, "id")));
+        json_decref(j->node);
+        free(j);
+    }
+    pthread_mutex_unlock(&an->lock);
+    return NULL;
+}
+
+/* Queues a check of every node not already queued or being checked.
+ * Called with an->lock held. Takes the rows (all, borrowed). */
+static void queue_checks(struct api_nodes *an, json_t *all)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach(all, i, n)
+    {
+        const char *id = json_string_value(json_object_get(n, "id"));
+        if (!id || json_object_get(an->checking, id))
+            continue;
+        struct check_job *j = calloc(1, sizeof *j);
+        if (!j)
+            break;
+        j->node = json_incref(n);
+        json_object_set_new(an->checking, id, json_true());
+        if (an->queue_tail)
+            an->queue_tail->next = j;
+        else
+            an->queue = j;
+        an->queue_tail = j;
+    }
+    pthread_cond_broadcast(&an->work_cond);
+}
+
 static void *checker_main(void *arg)
 {
     struct api_nodes *an = arg;
@@ -969,21 +1223,18 @@ static void *checker_main(void *arg)
         if (an->stopping)
             break;
         pthread_mutex_unlock(&an->lock);
+        pthread_mutex_lock(&an->labels_lock);
+        bool stale = an->labels_stale;
+        pthread_mutex_unlock(&an->labels_lock);
+        if (stale)
+            labels_reload(an);
         json_t *all = NULL;
         struct sb_err err = {0};
-        if (store_node_list(an->app->store, &all, &err) == 0) {
-            size_t i;
-            json_t *n;
-            json_array_foreach(all, i, n)
-            {
-                if (atomic_load(&an->app->stopping))
-                    break;
-                struct check_result c;
-                check_node(an->app, n, &c);
-            }
-        }
-        json_decref(all);
+        int rc = store_node_list(an->app->store, &all, &err);
         pthread_mutex_lock(&an->lock);
+        if (rc == 0 && !an->stopping)
+            queue_checks(an, all);
+        json_decref(all);
     }
     pthread_mutex_unlock(&an->lock);
     return NULL;
@@ -996,11 +1247,13 @@ int api_nodes_start(struct app *app, struct sb_err *err)
         return sb_error(err, SB_ENOMEM, "out of memory");
     an->app = app;
     pthread_mutex_init(&an->lock, NULL);
+    pthread_mutex_init(&an->labels_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&an->cond, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&an->work_cond, NULL);
     an->interval_s = (int)config_get_int(app->cfg, "node-check-interval");
     an->max_output = (size_t)config_get_int(app->cfg, "exec-max-output");
     struct ssh_pool_config pc = {
@@ -1014,7 +1267,30 @@ int api_nodes_start(struct app *app, struct sb_err *err)
     app->ssh_pool = ssh_pool_new(&pc, err);
     if (!app->ssh_pool)
         return err ? err->code : SB_EINTERNAL;
+    an->local_docker = config_get(app->cfg, "docker-socket");
+    an->remote_docker = config_get(app->cfg, "node-docker-socket");
+    an->watch_events = config_get_int(app->cfg, "node-docker-events") != 0;
+    an->watched = json_object();
+    struct ssh_bridge_config bc = {.pool = app->ssh_pool,
+                                   .target_load = bridge_target_load,
+                                   .target_release = bridge_target_release,
+                                   .ctx = an};
+    an->bridges = ssh_bridges_new(&bc, err);
+    if (!an->bridges)
+        return err ? err->code : SB_EINTERNAL;
+    /* The observer first, so no node event falls between the load and it. */
+    if (app->events) {
+        events_set_log_observer(app->events, labels_observe, an);
+        labels_reload(an);
+        events_set_node_labels_fn(app->events, labels_lookup, an);
+    }
     if (an->interval_s > 0) {
+        an->checking = json_object();
+        for (int i = 0; i < CHECK_WORKERS; i++) {
+            if (pthread_create(&an->workers[i], NULL, check_worker, an) != 0)
+                return sb_error(err, SB_EINTERNAL, "cannot start the node checkers");
+            an->n_workers++;
+        }
         if (pthread_create(&an->checker, NULL, checker_main, an) != 0)
             return sb_error(err, SB_EINTERNAL, "cannot start the node checker");
         an->checker_running = true;
@@ -1030,17 +1306,42 @@ void api_nodes_stop(struct app *app)
     pthread_mutex_lock(&an->lock);
     an->stopping = true;
     pthread_cond_broadcast(&an->cond);
+    pthread_cond_broadcast(&an->work_cond);
     pthread_mutex_unlock(&an->lock);
     if (an->checker_running)
         pthread_join(an->checker, NULL);
+    for (int i = 0; i < an->n_workers; i++)
+        pthread_join(an->workers[i], NULL);
+    for (struct check_job *j = an->queue, *next; j; j = next) {
+        next = j->next;
+        json_decref(j->node);
+        free(j);
+    }
+    json_decref(an->checking);
+    if (app->docker) {
+        /* The watchers resolve through us: stop them before the bridges. */
+        const char *id;
+        json_t *v;
+        json_object_foreach(an->watched, id, v)
+        {
+            docker_unwatch_node(app->docker, id);
+        }
+        docker_set_resolver(app->docker, NULL, NULL);
+    }
+    json_decref(an->watched);
+    ssh_bridges_free(an->bridges);
     ssh_pool_free(app->ssh_pool);
     app->ssh_pool = NULL;
     for (struct check_result *c = an->checks, *n; c; c = n) {
         n = c->next;
         free(c);
     }
+    json_decref(an->labels);
+    json_decref(an->gone);
+    pthread_mutex_destroy(&an->labels_lock);
     pthread_mutex_destroy(&an->lock);
     pthread_cond_destroy(&an->cond);
+    pthread_cond_destroy(&an->work_cond);
     free(an);
     app->nodes = NULL;
 }

@@ -9,6 +9,7 @@
 #include "api.h"
 
 #include "../auth/auth.h"
+#include "../events/events.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -150,6 +151,7 @@ void api_logout(struct http_request *req)
             api_actor(req, &ev.actor);
             store_append(app->store, &ev, NULL, NULL);
             json_decref(data);
+            events_close_streams_of(app->events, "session", session_id);
         }
     }
     set_cookie(req, "", 0);

@@ -10,6 +10,7 @@
 #include "api.h"
 
 #include "../auth/auth.h"
+#include "../events/events.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -145,5 +146,6 @@ void api_token_revoke(struct http_request *req)
     json_t *d = json_pack("{s:s}", "id", id);
     token_event(req, id, "token.revoked", d);
     json_decref(d);
+    events_close_streams_of(app->events, "token", id);
     http_reply_json(req, 204, NULL);
 }

@@ -10,6 +10,7 @@
 #include "api.h"
 
 #include "../auth/auth.h"
+#include "../events/events.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -65,6 +66,8 @@ static void revoke_user(struct app *app, const char *user_id, bool tokens_too)
         log_warn("revoking credentials failed", "user=%s detail=\"%s\"", user_id, err.msg);
     auth_forget(app->auth, hashes);
     json_decref(hashes);
+    /* After the revocation, so a stream that reconnects is refused. */
+    events_close_streams_of(app->events, tokens_too ? "user" : "user_sessions", user_id);
 }
 
 void api_users_list(struct http_request *req)

@@ -215,6 +215,7 @@ static struct api_caller *caller_from(const struct store_credential *c)
         sb_strlcpy(k->name, c->username, sizeof k->name);
         sb_strlcpy(k->role, c->user_role, sizeof k->role);
         sb_strlcpy(k->user_id, c->user_id, sizeof k->user_id);
+        sb_strlcpy(k->session_id, c->id, sizeof k->session_id);
     } else if (strcmp(c->kind, "token") == 0) {
         sb_strlcpy(k->kind, "token", sizeof k->kind);
         sb_strlcpy(k->id, c->id, sizeof k->id);

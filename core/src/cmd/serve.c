@@ -172,6 +172,7 @@ int cmd_serve(const struct config *cfg)
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
+    api_nodes_attach_docker(&app);
 
     struct metrics_config mc = {.store = app.store,
                                 .raw_days = (int)config_get_int(cfg, "metrics-raw-days"),

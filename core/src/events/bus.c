@@ -54,6 +54,11 @@
  * this much and then falls behind the ring, and is told to resync. */
 #define STREAM_SNDBUF     32768
 #define EPHEMERAL_CHANNEL "serverbox:ephemeral"
+/* Revocations remembered so that a stream opened just after one, with a
+ * credential still in some daemon's short-lived credential cache, ends at
+ * once: longer than that cache lives (auth/credentials.c, about 3 s). */
+#define REVOKED_MAX    256
+#define REVOKED_TTL_MS 10000
 
 struct item {
     atomic_int refs;
@@ -108,6 +113,12 @@ struct events_bus {
 
     pthread_mutex_t subs_lock;
     struct sub *subs;
+    struct revoked {
+        char kind[16];
+        char id[64];
+        int64_t until_ms;
+    } revoked[REVOKED_MAX]; /* a ring, under subs_lock */
+    size_t revoked_next;
     atomic_uint_fast64_t n_subs; /* written under subs_lock, read without */
 
     pthread_mutex_t dead_lock;
@@ -115,6 +126,8 @@ struct events_bus {
 
     events_node_labels_fn labels_fn;
     void *labels_ctx;
+    events_log_observer_fn observer; /* under publish_lock */
+    void *observer_ctx;
 
     pthread_t timer;
     bool timer_started;
@@ -398,10 +411,39 @@ static void on_log_ready(void *ctx, int64_t head)
     log_info("event bus following the log", "head_seq=%lld", (long long)head);
 }
 
+/* A revocation recorded by any daemon ends the streams of that credential
+ * here too. The daemon that revoked has already ended its own (after the
+ * revocation, see events_close_streams_of); this catches the others. */
+static void close_revoked(struct events_bus *b, const char *type, json_t *body)
+{
+    const char *outcome = json_string_value(json_object_get(body, "outcome"));
+    if (!outcome || strcmp(outcome, "success") != 0)
+        return;
+    json_t *d = json_object_get(body, "data");
+    const char *id = json_string_value(json_object_get(d, "id"));
+    if (strcmp(type, "auth.logout") == 0)
+        events_close_streams_of(b, "session", json_string_value(json_object_get(d, "session_id")));
+    else if (strcmp(type, "token.revoked") == 0)
+        events_close_streams_of(b, "token", id);
+    else if (strcmp(type, "guest_link.revoked") == 0)
+        events_close_streams_of(b, "guest", id);
+    else if (strcmp(type, "user.deleted") == 0 ||
+             (strcmp(type, "user.updated") == 0 && json_is_true(json_object_get(d, "disabled"))))
+        events_close_streams_of(b, "user", id);
+}
+
 static void on_log_event(void *ctx, const struct store_event_row *row)
 {
     struct events_bus *b = ctx;
     json_t *body = json_loadb(row->body, row->body_len, 0, NULL);
+    pthread_mutex_lock(&b->publish_lock);
+    events_log_observer_fn observer = b->observer;
+    void *observer_ctx = b->observer_ctx;
+    pthread_mutex_unlock(&b->publish_lock);
+    if (observer && body)
+        observer(observer_ctx, row->stream, row->type, body);
+    if (body)
+        close_revoked(b, row->type, body);
     struct item *it =
         item_new(row->seq, row->stream, row->type, json_object_get(body, "data"), row->body, row->body_len);
     json_decref(body);
@@ -549,6 +591,29 @@ static int replay(struct events_bus *b, struct sub *s, int64_t after, int64_t up
     return 0;
 }
 
+static bool caller_is(const struct api_caller *c, const char *kind, const char *id)
+{
+    if (strcmp(kind, "user") == 0)
+        return strcmp(c->user_id, id) == 0;
+    if (strcmp(kind, "user_sessions") == 0)
+        return c->session_id[0] && strcmp(c->user_id, id) == 0;
+    if (strcmp(kind, "session") == 0)
+        return strcmp(c->session_id, id) == 0;
+    return !c->session_id[0] && strcmp(c->kind, kind) == 0 && strcmp(c->id, id) == 0;
+}
+
+/* Whether a revocation of the last REVOKED_TTL_MS names this caller. Called
+ * with subs_lock held. */
+static bool recently_revoked(struct events_bus *b, const struct api_caller *c, int64_t now_ms)
+{
+    for (size_t i = 0; i < REVOKED_MAX; i++) {
+        const struct revoked *r = &b->revoked[i];
+        if (r->until_ms > now_ms && caller_is(c, r->kind, r->id))
+            return true;
+    }
+    return false;
+}
+
 int events_stream_open(struct events_bus *b, const struct events_stream_params *p, struct MHD_Response **out,
                        struct sb_err *err)
 {
@@ -600,11 +665,20 @@ int events_stream_open(struct events_bus *b, const struct events_stream_params *
         b->subs->prev = s;
     b->subs = s;
     atomic_fetch_add(&b->n_subs, 1);
+    /* Admitted from a cache just after its credential was revoked: the
+     * stream ends at once, without a replay. */
+    bool revoked = s->has_caller && recently_revoked(b, &s->caller, time_mono_ms());
+    if (revoked) {
+        pthread_mutex_lock(&s->lock);
+        s->close = CLOSE_CLOSED;
+        s->close_reason = "revoked";
+        pthread_mutex_unlock(&s->lock);
+    }
     pthread_mutex_unlock(&b->subs_lock);
     pthread_mutex_unlock(&b->publish_lock);
 
     int rc = 0;
-    if (p->last_event_id >= 0 && p->last_event_id < upto)
+    if (!revoked && p->last_event_id >= 0 && p->last_event_id < upto)
         rc = replay(b, s, p->last_event_id, upto, err);
     /* A 256-byte block keeps the response small; the data goes through the
      * connection's own write buffer (chunked). */
@@ -630,13 +704,14 @@ void events_close_streams_of(struct events_bus *b, const char *kind, const char 
 {
     if (!b || !kind || !id || !*id)
         return;
-    bool user = strcmp(kind, "user") == 0;
     pthread_mutex_lock(&b->subs_lock);
+    struct revoked *r = &b->revoked[b->revoked_next++ % REVOKED_MAX];
+    sb_strlcpy(r->kind, kind, sizeof r->kind);
+    sb_strlcpy(r->id, id, sizeof r->id);
+    r->until_ms = time_mono_ms() + REVOKED_TTL_MS;
     for (struct sub *s = b->subs; s; s = s->next) {
         pthread_mutex_lock(&s->lock);
-        if (s->has_caller && s->close == CLOSE_NONE &&
-            ((strcmp(s->caller.kind, kind) == 0 && strcmp(s->caller.id, id) == 0) ||
-             (user && strcmp(s->caller.user_id, id) == 0))) {
+        if (s->has_caller && s->close == CLOSE_NONE && caller_is(&s->caller, kind, id)) {
             s->close = CLOSE_CLOSED;
             s->close_reason = "revoked";
             sub_wake(s);
@@ -676,13 +751,13 @@ static void *timer_main(void *arg)
             pthread_mutex_lock(&s->lock);
             /* Safety net: a stream asleep while the ring is ahead of it is
              * woken within a second, whatever lost the wake-up. */
-            if (s->cursor < head)
+            if (s->cursor < head && s->suspended)
                 sub_wake(s);
             /* A stream awake, behind, and without progress for a second
              * is waiting inside 0.9.75's epoll loop, which can sit on a
              * burst of exactly 128 ready connections until some other
              * event arrives: see the nudge below. */
-            else if (!s->suspended && !s->dead && s->cursor < head && s->cursor == s->swept_cursor)
+            else if (s->cursor < head && !s->dead && s->cursor == s->swept_cursor)
                 stuck = true;
             s->swept_cursor = s->cursor;
             if (s->has_caller && s->caller.expires_us && now_us >= s->caller.expires_us &&
@@ -763,6 +838,14 @@ void events_set_node_labels_fn(struct events_bus *b, events_node_labels_fn fn, v
     pthread_mutex_lock(&b->publish_lock);
     b->labels_fn = fn;
     b->labels_ctx = ctx;
+    pthread_mutex_unlock(&b->publish_lock);
+}
+
+void events_set_log_observer(struct events_bus *b, events_log_observer_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&b->publish_lock);
+    b->observer = fn;
+    b->observer_ctx = ctx;
     pthread_mutex_unlock(&b->publish_lock);
 }
 

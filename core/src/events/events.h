@@ -82,6 +82,13 @@ bool events_topics_match(const struct events_topics *t, const char *family, cons
 typedef json_t *(*events_node_labels_fn)(void *ctx, const char *node_id);
 void events_set_node_labels_fn(struct events_bus *b, events_node_labels_fn fn, void *ctx);
 
+/* Sees every log event (from any daemon) on the follower thread before any
+ * stream does, so a cache the visibility rule reads (node labels) is current
+ * when the event is filtered. It may block briefly (one query); body is the
+ * event's JSON, borrowed. One observer per bus; NULL removes it. */
+typedef void (*events_log_observer_fn)(void *ctx, const char *stream, const char *type, json_t *body);
+void events_set_log_observer(struct events_bus *b, events_log_observer_fn fn, void *ctx);
+
 /* THE visibility rule for events (streams and history):
  *   - no caller (no auth guard installed): everything;
  *   - an expired credential: nothing;
@@ -115,10 +122,19 @@ struct events_stream_params {
 int events_stream_open(struct events_bus *b, const struct events_stream_params *p, struct MHD_Response **out,
                        struct sb_err *err);
 
-/* Ends the streams of a credential: kind "user" with a user id ends every
- * stream of that user (sessions and tokens); otherwise streams whose caller
- * kind and id match (a session, a token, a guest link). For the auth module:
- * call on logout, session expiry, token revocation, guest link revocation. */
+/* Ends the streams of a credential (each gets `event: closed` with reason
+ * "revoked", then the response ends):
+ *   "user"          a user id: every stream of that user (sessions and tokens);
+ *   "user_sessions" a user id: the streams of that user's sessions;
+ *   "session"       a session id: the streams of that session;
+ *   "token", "guest" a token or guest link id.
+ * Called by the handlers that revoke (logout, token and guest link
+ * revocation, a user disabled, deleted or whose password was reset), after
+ * the revocation, so a reconnect with the same credential is refused. Every
+ * daemon's bus also calls it when it sees auth.logout, token.revoked,
+ * guest_link.revoked, user.deleted or user.updated {disabled: true} in the
+ * log, so streams held by other daemons on the same database end as well.
+ * Streams of an expired credential end by themselves (reason "expired"). */
 void events_close_streams_of(struct events_bus *b, const char *kind, const char *id);
 
 /* Ephemeral data: delivered like events (same SSE format, `event:` = type,

@@ -147,6 +147,39 @@ int ssh_pool_exec(struct ssh_pool *p, const struct ssh_target *t, const struct s
  * with libssh2_channel_free, before releasing the session. */
 LIBSSH2_CHANNEL *ssh_channel_open_streamlocal(struct ssh_session *s, const char *path, struct sb_err *err);
 
+/* ---- unix-socket bridges (the remote Docker engine) ----------------------
+ * A local unix socket per node whose connections are carried, each on its
+ * own direct-streamlocal channel of one pooled session, to a socket on the
+ * node (its Docker socket). The sockets live in a private directory (0700)
+ * under /tmp; each node's bridge is one thread, started on first use. The
+ * pooled session is held while the bridge has connections and a few seconds
+ * after (so it counts against the node's per_node sessions). When the node
+ * cannot be reached a local connection is closed at once. */
+#define DOCKER_BRIDGE_PATH_MAX 108
+struct ssh_bridge_config {
+    struct ssh_pool *pool;
+    /* Fills the node's login (pointers valid until target_release(handle));
+     * called on the bridge thread before it acquires a session. */
+    int (*target_load)(void *ctx, const char *node_id, struct ssh_target *t, void **handle,
+                       struct sb_err *err);
+    void (*target_release)(void *ctx, void *handle);
+    void *ctx;
+};
+struct ssh_bridges;
+struct ssh_bridges *ssh_bridges_new(const struct ssh_bridge_config *cfg, struct sb_err *err);
+/* Stops every bridge (closing its connections) and removes the sockets;
+ * before ssh_pool_free. */
+void ssh_bridges_free(struct ssh_bridges *b);
+/* The local socket path (into out, >= DOCKER_BRIDGE_PATH_MAX) bridged to
+ * remote_path on node_id (a uuid). Starts the bridge on first use; a changed
+ * remote_path restarts it. */
+int ssh_bridge_socket(struct ssh_bridges *b, const char *node_id, const char *remote_path, char *out,
+                      size_t len, struct sb_err *err);
+/* Stops a node's bridge (node changed or removed); the next use starts anew. */
+void ssh_bridge_forget(struct ssh_bridges *b, const char *node_id);
+/* Local connections bridged so far (for tests and the benchmark). */
+uint64_t ssh_bridges_connections(struct ssh_bridges *b);
+
 /* ---- SFTP confined to a base directory -------------------------------- */
 
 /* Checks a path relative to a base: not empty, not absolute, no "." or ".."
