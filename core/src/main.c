@@ -34,6 +34,8 @@ static const struct config_option options[] = {
     {"http-threads", CONFIG_INT, "2", "libmicrohttpd epoll threads", false},
     {"max-body-bytes", CONFIG_INT, "1048576", "largest request body accepted (larger gets 413)", false},
     {"db-pool-size", CONFIG_INT, "12", "PostgreSQL connections in the pool", false},
+    {"metrics-raw-days", CONFIG_INT, "7", "days raw metric samples are kept", false},
+    {"metrics-rollup-days", CONFIG_INT, "90", "days one-minute metric roll-ups are kept", false},
     {"connection-limit", CONFIG_INT, "16000", "most simultaneous HTTP connections", false},
     {"session-idle-timeout", CONFIG_INT, "7200", "seconds of inactivity after which a session expires",
      false},

@@ -29,8 +29,9 @@ struct app {
     struct store *store;
     struct redis_client *redis;
     struct http_server *http;
-    struct docker *docker; /* Docker engines (docker/) */
+    struct docker *docker;     /* Docker engines (docker/) */
     struct events_bus *events; /* live events (events/events.h) */
+    struct metrics *metrics;   /* latest samples, node presence (metrics/metrics.h) */
     int64_t started_us;
     struct static_site *dashboard; /* --dashboard-dir in memory; NULL when absent */
 
@@ -43,8 +44,8 @@ struct app {
     struct crypto_master_key master_key;
 
     /* readiness, kept current by the health monitor thread */
-    atomic_int db_up;               /* 1 when the last check reached the database */
-    atomic_int schema_state;        /* enum store_schema_state */
+    atomic_int db_up;        /* 1 when the last check reached the database */
+    atomic_int schema_state; /* enum store_schema_state */
     atomic_int redis_up;
     pthread_t monitor;
     atomic_bool stopping;
@@ -71,14 +72,14 @@ enum api_guest_scope {
 };
 
 struct api_caller {
-    char kind[16];      /* user | token | guest | agent | system */
-    char id[64];        /* user, token, guest link or node id */
-    char name[128];     /* username, token name, guest note */
-    char role[16];      /* admin | operator | viewer | guest */
-    char user_id[64];   /* the user a token or session belongs to; empty for guests */
-    unsigned scopes;    /* enum api_guest_scope, for guests */
+    char kind[16];       /* user | token | guest | agent | system */
+    char id[64];         /* user, token, guest link or node id */
+    char name[128];      /* username, token name, guest note */
+    char role[16];       /* admin | operator | viewer | guest */
+    char user_id[64];    /* the user a token or session belongs to; empty for guests */
+    unsigned scopes;     /* enum api_guest_scope, for guests */
     json_t *node_labels; /* owned; label selector {"env":"staging"} limiting visible nodes, NULL = all */
-    int64_t expires_us; /* when this credential stops working (0 = never) */
+    int64_t expires_us;  /* when this credential stops working (0 = never) */
 };
 
 /* Frees a caller (for req->user_free). */
@@ -87,6 +88,10 @@ void api_caller_free(void *caller);
  * strings): every label of the caller's selector must be present and equal.
  * Outside the scope a node does not exist for the caller: answer 404. */
 bool api_node_visible(const struct http_request *req, json_t *node_labels);
+/* Loads node `id` into *node (caller owns it) if the caller may see it;
+ * otherwise replies (404 for unknown or out of scope, 503 when the store is
+ * down) and returns -1. */
+int api_node_load_visible(struct http_request *req, const char *id, json_t **node);
 /* The actor of an event made by this request (pointers into req). */
 void api_actor(struct http_request *req, struct event_actor *out);
 

@@ -29,12 +29,26 @@ bool api_node_visible(const struct http_request *req, json_t *node_labels)
         return true;
     const char *key;
     json_t *want;
-    json_object_foreach(c->node_labels, key, want) {
+    json_object_foreach(c->node_labels, key, want)
+    {
         json_t *have = json_object_get(node_labels, key);
         if (!json_is_string(have) || !json_equal(have, want))
             return false;
     }
     return true;
+}
+
+int api_node_load_visible(struct http_request *req, const char *id, json_t **node)
+{
+    struct app *app = req->app;
+    struct sb_err err = {0};
+    int rc = store_node_get(app->store, id, node, &err);
+    if (rc == 0 && !api_node_visible(req, json_object_get(*node, "labels"))) {
+        json_decref(*node);
+        *node = NULL;
+        rc = sb_error(&err, SB_ENOTFOUND, "no such node");
+    }
+    return rc ? api_fail(req, &err) : 0;
 }
 
 int api_check_fields(struct http_request *req, const char *const *allowed)

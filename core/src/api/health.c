@@ -7,6 +7,7 @@
 #include "api.h"
 
 #include "../events/events.h"
+#include "../metrics/metrics.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -166,6 +167,7 @@ void api_metrics(struct http_request *req)
                    (unsigned long long)es.subscribers, (unsigned long long)es.published,
                    (unsigned long long)es.resyncs);
     }
+    metrics_prometheus(app->metrics, &b);
     http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     buf_release(&b);
 }

@@ -60,6 +60,11 @@ void api_node_exec(struct http_request *req);
 void api_node_check(struct http_request *req);
 void api_events_stream(struct http_request *req);
 void api_events_history(struct http_request *req);
+void api_agent_enroll_token(struct http_request *req);
+void api_agent_enroll(struct http_request *req);
+void api_agent_metrics(struct http_request *req);
+void api_node_metrics(struct http_request *req);
+void api_container_metrics(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
@@ -151,6 +156,16 @@ const struct http_route api_routes[] = {
      "live events as Server-Sent Events; Last-Event-ID replays from the log"},
     {"GET", "/api/v1/events/history", api_events_history, 0, "events:read",
      "pages of the event log after a seq, as JSON"},
+    {"POST", "/api/v1/nodes/{id}/enroll-token", api_agent_enroll_token, HTTP_ROUTE_BODY, "nodes:write",
+     "issue a one-time, expiring token that enrolls a collector for this node"},
+    {"POST", "/api/v1/agent/enroll", api_agent_enroll, HTTP_ROUTE_BODY, "public",
+     "a collector registers its Ed25519 public key, consuming an enrollment token"},
+    {"POST", "/api/v1/agent/metrics", api_agent_metrics, HTTP_ROUTE_BODY, "agent",
+     "a batch of samples signed by an enrolled collector"},
+    {"GET", "/api/v1/nodes/{id}/metrics", api_node_metrics, 0, "metrics:read",
+     "a node's metric series, downsampled to at most 2000 points"},
+    {"GET", "/api/v1/nodes/{id}/containers/{cid}/metrics", api_container_metrics, 0, "metrics:read",
+     "one container's metric series on a node"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},

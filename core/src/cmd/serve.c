@@ -10,6 +10,7 @@
 #include "../static/static.h"
 #include "../docker/docker.h"
 #include "../events/events.h"
+#include "../metrics/metrics.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -37,6 +38,19 @@ static int wait_for_signal(void)
     int sig = 0;
     sigwait(&set, &sig);
     return sig;
+}
+
+/* The newest sample of a node, live on the SSE topic metrics/node/<id>. */
+static void publish_metrics(void *ctx, const char *node_id, json_t *sample)
+{
+    struct app *app = ctx;
+    char topic[64];
+    snprintf(topic, sizeof topic, "metrics/node/%s", node_id);
+    json_t *data = json_pack("{s:s, s:O}", "node_id", node_id, "sample", sample);
+    struct sb_err err = {0};
+    if (data && events_publish_ephemeral(app->events, topic, "metrics.sample", data, &err))
+        log_debug("metrics sample not published", "node=%s detail=\"%s\"", node_id, err.msg);
+    json_decref(data);
 }
 
 int cmd_serve(const struct config *cfg)
@@ -159,6 +173,18 @@ int cmd_serve(const struct config *cfg)
         goto out;
     }
 
+    struct metrics_config mc = {.store = app.store,
+                                .raw_days = (int)config_get_int(cfg, "metrics-raw-days"),
+                                .rollup_days = (int)config_get_int(cfg, "metrics-rollup-days"),
+                                .offline_intervals = 3,
+                                .publish = publish_metrics,
+                                .publish_ctx = &app};
+    app.metrics = metrics_start(&mc, &err);
+    if (!app.metrics) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+
     const char *const *proxies;
     size_t n_proxies = config_get_list(cfg, "trusted-proxy", &proxies);
     struct http_server_config hc = {
@@ -194,6 +220,7 @@ out:
     docker_shutdown_streams(app.docker);
     atomic_store(&app.stopping, true);
     http_server_stop(app.http);
+    metrics_stop(app.metrics);
     events_free(app.events);
     api_nodes_stop(&app);
     static_site_free(app.dashboard);

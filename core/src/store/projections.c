@@ -102,7 +102,8 @@ static int project_user(struct store_tx *tx, const struct store_event *ev)
 
 /* nodes: node.registered inserts, node.updated changes the fields it names,
  * node.deleted removes the row (and the sealed credentials beside it, which
- * are not a projection but must not outlive the node), and the health events
+ * are not a projection but must not outlive the node) and revokes the node's
+ * collector keys, and the health events
  * set the status. Only successful events count. */
 static int project_node(struct store_tx *tx, const struct store_event *ev)
 {
@@ -158,7 +159,15 @@ static int project_node(struct store_tx *tx, const struct store_event *ev)
     if (strcmp(type, "deleted") == 0) {
         const char *p[1] = {id};
         int rc = store_tx_exec(tx, "DELETE FROM nodes WHERE id = $1::uuid", 1, p);
-        return rc ? rc : store_tx_exec(tx, "DELETE FROM node_credentials WHERE node_id = $1::uuid", 1, p);
+        if (rc == 0)
+            rc = store_tx_exec(tx, "DELETE FROM node_credentials WHERE node_id = $1::uuid", 1, p);
+        /* A collector of a deleted node must not keep reporting. */
+        const char *r[2] = {id, ev->occurred_at};
+        return rc ? rc
+                  : store_tx_exec(tx,
+                                  "UPDATE agent_keys SET revoked_at = $2::timestamptz "
+                                  "WHERE node_id = $1 AND revoked_at IS NULL",
+                                  2, r);
     }
     const char *status = strcmp(type, "online") == 0             ? "online"
                          : strcmp(type, "offline") == 0          ? "offline"
@@ -174,7 +183,44 @@ static int project_node(struct store_tx *tx, const struct store_event *ev)
         4, p);
 }
 
-const char *const projection_tables[] = {"streams", "users", "containers", "nodes", NULL};
+static const char *data_str(const struct store_event *ev, const char *key)
+{
+    return json_string_value(json_object_get(ev->data, key));
+}
+
+/* agent_enroll_tokens and agent_keys (collector enrollment, issue #7). A
+ * token enrolls once: agent_keys.token_sha256 is unique, so a second
+ * agent.enrolled with the same token fails its append with a conflict. */
+static int project_agent(struct store_tx *tx, const struct store_event *ev)
+{
+    if (strcmp(ev->outcome, "success") != 0)
+        return 0;
+    if (strcmp(ev->type, "agent.enroll_token_issued") == 0) {
+        const char *p[4] = {data_str(ev, "token_sha256"), data_str(ev, "node_id"), data_str(ev, "expires_at"),
+                            ev->occurred_at};
+        return store_tx_exec(tx,
+                             "INSERT INTO agent_enroll_tokens (token_sha256, node_id, expires_at, issued_at) "
+                             "VALUES ($1, $2, $3, $4)",
+                             4, p);
+    }
+    if (strcmp(ev->type, "agent.enrolled") == 0) {
+        const char *p[5] = {data_str(ev, "fingerprint"), data_str(ev, "node_id"), data_str(ev, "public_key"),
+                            ev->occurred_at, data_str(ev, "token_sha256")};
+        int rc = store_tx_exec(
+            tx,
+            "INSERT INTO agent_keys (fingerprint, node_id, public_key, enrolled_at, token_sha256) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            5, p);
+        if (rc)
+            return rc;
+        const char *u[2] = {p[4], ev->occurred_at};
+        return store_tx_exec(tx, "UPDATE agent_enroll_tokens SET used_at = $2 WHERE token_sha256 = $1", 2, u);
+    }
+    return 0;
+}
+
+const char *const projection_tables[] = {"streams",    "users", "containers", "nodes", "agent_enroll_tokens",
+                                         "agent_keys", NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 {
@@ -186,6 +232,8 @@ int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
             rc = project_user(tx, &evs[i]);
         else if (strncmp(evs[i].type, "node.", 5) == 0)
             rc = project_node(tx, &evs[i]);
+        else if (strncmp(evs[i].type, "agent.", 6) == 0)
+            rc = project_agent(tx, &evs[i]);
         else
             rc = project_containers(tx, &evs[i]);
     return rc;

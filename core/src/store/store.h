@@ -40,9 +40,9 @@ struct event_actor {
 };
 
 struct event_new {
-    const char *stream;  /* 'node/<uuid>' … */
-    const char *type;    /* 'node.registered' … */
-    json_t *data;        /* borrowed; an object (NULL for {}) */
+    const char *stream; /* 'node/<uuid>' … */
+    const char *type;   /* 'node.registered' … */
+    json_t *data;       /* borrowed; an object (NULL for {}) */
     struct event_actor actor;
     const char *outcome; /* success | denied | failure */
 };
@@ -115,7 +115,12 @@ void store_get_stats(struct store *st, struct store_stats *out);
 
 /* ---- health ------------------------------------------------------------- */
 
-enum store_schema_state { STORE_SCHEMA_OK, STORE_SCHEMA_UNMIGRATED, STORE_SCHEMA_NEWER, STORE_SCHEMA_CHANGED };
+enum store_schema_state {
+    STORE_SCHEMA_OK,
+    STORE_SCHEMA_UNMIGRATED,
+    STORE_SCHEMA_NEWER,
+    STORE_SCHEMA_CHANGED
+};
 
 /* Connects (from the pool), checks the schema against the migrations built
  * into this binary. SB_EUNAVAIL when the database cannot be reached. */
@@ -265,11 +270,72 @@ int store_node_find_name(struct store *st, const char *name, char id[37], struct
 int store_node_list(struct store *st, json_t **out, struct sb_err *err);
 /* The sealed private key and passphrase (crypto_seal output; pass may be
  * NULL). Not a projection: secrets stay out of events. */
-int store_node_credentials_put(struct store *st, const char *id, const char *sealed_key, const char *sealed_pass,
-                               struct sb_err *err);
+int store_node_credentials_put(struct store *st, const char *id, const char *sealed_key,
+                               const char *sealed_pass, struct sb_err *err);
 /* *sealed_key and *sealed_pass (NULL when none) are malloc'd: free() them. */
 int store_node_credentials_get(struct store *st, const char *id, char **sealed_key, char **sealed_pass,
                                struct sb_err *err);
 int store_node_credentials_delete(struct store *st, const char *id, struct sb_err *err);
+/* ---- collector agents and node metrics (store/metrics.c) ----------------
+ * Metric tables carry node_id without a foreign key: samples of a deleted
+ * node age out with their partitions instead of blocking the delete. */
+
+/* An enrollment token, looked up by the SHA-256 (hex) of the token. */
+struct store_enroll_token {
+    char node_id[64];
+    int64_t expires_us;
+    bool used;
+};
+/* SB_ENOTFOUND when no such token was issued. */
+int store_enroll_token_get(struct store *st, const char *token_sha256, struct store_enroll_token *out,
+                           struct sb_err *err);
+
+struct store_agent_key {
+    char node_id[64];
+    uint8_t public_key[32];
+    bool revoked;
+};
+/* SB_ENOTFOUND for an unknown fingerprint. */
+int store_agent_key_get(struct store *st, const char *fingerprint, struct store_agent_key *out,
+                        struct sb_err *err);
+
+/* One host sample as stored (NaN / -1 = not measured). `detail` is borrowed. */
+struct store_metric_sample {
+    int64_t ts_ms;
+    double cpu_pct, load1, load5, load15;
+    int64_t mem_total, mem_used, swap_total, swap_used, procs, uptime_s, disk_total, disk_used;
+    double disk_read_bps, disk_write_bps, net_rx_bps, net_tx_bps;
+    json_t *detail;
+};
+struct store_container_sample {
+    int64_t ts_ms;
+    const char *id, *name; /* borrowed */
+    double cpu_pct, net_rx_bps, net_tx_bps, blk_read_bps, blk_write_bps;
+    int64_t mem_used, mem_limit;
+};
+/* Stores one batch in one statement (multi-row inserts), unless seq is not
+ * above the last accepted for the node: then nothing is stored and
+ * *duplicate is set. */
+int store_metrics_ingest(struct store *st, const char *node_id, int64_t seq,
+                         const struct store_metric_sample *s, size_t n,
+                         const struct store_container_sample *c, size_t nc, bool *duplicate,
+                         struct sb_err *err);
+
+/* Series between from and to (ms), averaged in buckets of step_s seconds,
+ * from the one-minute roll-ups when `rollup`, else raw. container_id NULL
+ * for the host. *out is a new JSON array of points (caller decrefs). */
+int store_metrics_query(struct store *st, const char *node_id, const char *container_id, int64_t from_ms,
+                        int64_t to_ms, int step_s, bool rollup, json_t **out, struct sb_err *err);
+/* Recomputes the one-minute roll-ups of complete minutes since since_ms. */
+int store_metrics_rollup(struct store *st, int64_t since_ms, struct sb_err *err);
+/* Makes partitions ahead and drops those past retention (metrics_maintain). */
+int store_metrics_maintain(struct store *st, int raw_days, int rollup_days, int *dropped, struct sb_err *err);
+/* The type of the node's last node.online/node.offline event into out ("" if none). */
+int store_node_presence(struct store *st, const char *node_id, char *out, size_t outlen, struct sb_err *err);
+/* Calls fn for every node whose last presence event is node.online, with
+ * the interval it last reported (so a restarted core still notices when such
+ * a node stays silent). */
+int store_nodes_online(struct store *st, void (*fn)(void *arg, const char *node_id, int64_t interval_ms),
+                       void *arg, struct sb_err *err);
 
 #endif
