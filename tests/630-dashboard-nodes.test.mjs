@@ -5,13 +5,17 @@
 // online in the list without a reload), a wrong fingerprint refused with a
 // clear host-key mismatch, the core's validation message shown on the field
 // it names, and a node whose host key changed later flagged in the list and
-// on its page. Screenshots go to tests/screenshots/.
+// on its page; the node's page draws its charts from the metrics API and
+// then from the live topic, fed by the real collector
+// (build/asan/serverbox-collector) enrolled for that node. Screenshots go
+// to tests/screenshots/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createDatabase, createUser, startCore, ROOT } from './lib/harness.mjs';
+import { createDatabase, createUser, startCore, waitFor, ROOT } from './lib/harness.mjs';
 import { startSshd } from './lib/sshd.mjs';
+import { collectorDir, runCollector, startCollector } from './lib/collector.mjs';
 import { openBrowser, screenshot, logIn } from './lib/browser.mjs';
 
 let db, core, admin, br, s1, s2, s3;
@@ -70,6 +74,60 @@ async function adminToken() {
   const r = await core.request('POST', '/api/v1/auth/login', { json: { username: admin.username, password: admin.password } });
   return r.body.token;
 }
+
+test('the node page: charts from the metrics API, then live points from the real collector', async () => {
+  const { page } = br;
+  const token = await adminToken();
+  const id = (await core.request('GET', '/api/v1/nodes', { token })).body.items.find((x) => x.name === 'alpha').id;
+  const et = await core.request('POST', `/api/v1/nodes/${id}/enroll-token`, { token, json: {} });
+  assert.equal(et.status, 201, et.text);
+  const dir = collectorDir();
+  const e = runCollector(['enroll', '--core', core.base, '--token', et.body.token, '--state-dir', dir]);
+  assert.equal(e.code, 0, e.stderr + e.stdout);
+  const c = startCollector(['--core', core.base, '--state-dir', dir, '--interval', '1', '--docker-socket', '']);
+  try {
+    // A few samples stored before the page opens: they come from the series API.
+    await waitFor(async () => (await core.request('GET', `/api/v1/nodes/${id}/metrics`, { token })).body.points.length >= 2,
+      { timeout: 20000, what: 'samples stored' });
+    await row(page, 'alpha').getByRole('link', { name: 'alpha' }).click();
+    await page.waitForURL(`**/nodes/${id}`);
+    await page.locator('#node-status .badge', { hasText: 'online' }).waitFor();
+    const cpu = page.locator('#chart-cpu');
+    await page.locator('#chart-cpu canvas').waitFor();
+    const count = async () => Number(await cpu.getAttribute('data-points'));
+    const lastT = async () => Number(await cpu.getAttribute('data-last-t'));
+    await waitFor(async () => (await count()) >= 2, { what: 'points from the series API' });
+    // Live: new points arrive over the metrics topic without a reload, and
+    // nothing on the page moves when they do.
+    const boxes = () => page.evaluate(() => [...document.querySelectorAll('.chart, #node-info, #node-charts')]
+      .map((el) => { const r = el.getBoundingClientRect(); return [r.x, r.y, r.width, r.height].map(Math.round).join(','); }));
+    const before = { n: await count(), t: await lastT(), boxes: await boxes() };
+    await waitFor(async () => (await count()) >= before.n + 2 && (await lastT()) > before.t, { timeout: 20000, what: 'live points on the chart' });
+    assert.deepEqual(await boxes(), before.boxes);
+    // The figure shown is the collector's: a percentage, and memory of the machine's total.
+    assert.match(await page.locator('#chart-cpu-now').textContent(), /^\d+\.\d%$/);
+    assert.match(await page.locator('#chart-mem-now').textContent(), /of \d/);
+    // Ranges, by keyboard: 24 h then back to 1 h; the 1 h series is reloaded with the stored samples.
+    await page.locator('button[data-range="24h"]').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('button[data-range="24h"][aria-pressed="true"]').waitFor();
+    await page.locator('button[data-range="1h"]').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('button[data-range="1h"][aria-pressed="true"]').waitFor();
+    await waitFor(async () => (await count()) >= before.n + 2, { what: 'the 1 h series again' });
+    assert.equal(await page.locator('#node-charts .alert-error').count(), 0);
+    await screenshot(page, '630-node-charts');
+    // The list shows the live CPU and memory too.
+    await page.locator('.crumbs a').click();
+    await page.waitForURL('**/nodes');
+    await waitFor(async () => (await page.locator(`#cpu-${id}`).getAttribute('data-value')) !== '', { what: 'live CPU in the list' });
+    await waitFor(async () => Number(await page.locator(`#mem-${id}`).getAttribute('data-value')) > 0, { what: 'live memory in the list' });
+    await screenshot(page, '630-nodes-live');
+  } finally {
+    await c.stop();
+  }
+  assert.deepEqual(br.problems, []);
+});
 
 test('a generated key: the public key is shown, installed, and the node comes online live', async () => {
   const { page } = br;
@@ -131,7 +189,11 @@ test('a host key that changes later: flagged in the list and explained on the no
   const s3b = s3.start();
   assert.notEqual(s3b.fingerprint, s3.fingerprint);
   const r = row(page, 'gamma');
-  await r.locator('.badge', { hasText: 'host key mismatch' }).waitFor({ timeout: 30000 });
+  try { await r.locator('.badge', { hasText: 'host key mismatch' }).waitFor({ timeout: 30000 }); } catch (e) {
+    console.log(JSON.stringify((await core.request('GET', '/api/v1/nodes', { token: await adminToken() })).body, null, 1));
+    console.log(core.log().split('\n').filter((l) => /node|check/.test(l)).slice(-40).join('\n'));
+    throw e;
+  }
   await r.getByRole('link', { name: 'gamma' }).click();
   await page.waitForURL(/\/nodes\/[0-9a-f-]{36}$/);
   const alert = page.locator('#hostkey-alert');

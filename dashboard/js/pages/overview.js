@@ -50,6 +50,7 @@ export function render(root, ctx) {
       const j = await r.json();
       health.value.textContent = j.status === 'ready' ? 'Ready' : 'Not ready';
       health.value.className = `stat-value ${j.status === 'ready' ? 'ok' : 'err'}`;
+      health.sub.textContent = '\u00a0';
       const d = j.dependencies || {};
       db.value.textContent = d.database?.state === 'up' ? 'Up' : 'Down';
       db.value.className = `stat-value ${d.database?.state === 'up' ? 'ok' : 'err'}`;
@@ -58,8 +59,9 @@ export function render(root, ctx) {
       redis.value.textContent = rs === 'up' ? 'Up' : rs === 'not_configured' ? 'Not used' : rs[0].toUpperCase() + rs.slice(1);
       redis.value.className = `stat-value ${rs === 'up' ? 'ok' : rs === 'degraded' ? 'warn' : 'muted'}`;
     } catch (e) {
-      health.value.textContent = 'Unreachable';
+      health.value.textContent = 'Down';
       health.value.className = 'stat-value err';
+      health.sub.textContent = 'unreachable from this browser';
     }
   }
 
