@@ -122,6 +122,13 @@ test('the node page: charts from the metrics API, then live points from the real
     await page.waitForURL('**/nodes');
     await waitFor(async () => (await page.locator(`#cpu-${id}`).getAttribute('data-value')) !== '', { what: 'live CPU in the list' });
     await waitFor(async () => Number(await page.locator(`#mem-${id}`).getAttribute('data-value')) > 0, { what: 'live memory in the list' });
+    // The figures keep changing with each sample; the rows do not move.
+    const rowBoxes = () => page.evaluate(() => [...document.querySelectorAll('#node-rows tr, #node-rows td')]
+      .map((el) => { const r = el.getBoundingClientRect(); return [r.x, r.y, r.width, r.height].map(Math.round).join(','); }));
+    const shown = async () => `${await page.locator(`#cpu-${id}`).getAttribute('data-value')} ${await page.locator(`#mem-${id}`).getAttribute('data-value')}`;
+    const [b0, v0] = [await rowBoxes(), await shown()];
+    await waitFor(async () => (await shown()) !== v0, { timeout: 20000, what: 'a new live sample in the list' });
+    assert.deepEqual(await rowBoxes(), b0);
     await screenshot(page, '630-nodes-live');
   } finally {
     await c.stop();
@@ -208,10 +215,20 @@ test('a host key that changes later: flagged in the list and explained on the no
   await page.locator('#node-fp', { hasText: s3b.fingerprint }).waitFor();
   await page.locator('#node-status .badge', { hasText: 'online' }).waitFor({ timeout: 30000 });
   assert.equal(await page.locator('#hostkey-alert').count(), 0);
+  // Deleting asks first; then the node is gone from the core and the list.
+  await page.locator('#node-delete').click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+  await page.locator('#node-delete').click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+  await page.waitForURL('**/nodes');
+  await page.locator('#node-rows tr[data-node="alpha"]').waitFor();
+  assert.equal(await row(page, 'gamma').count(), 0);
+  const left = (await core.request('GET', '/api/v1/nodes', { token: await adminToken() })).body.items.map((n) => n.name);
+  assert.deepEqual(left.sort(), ['alpha', 'beta']);
   assert.deepEqual(br.problems.filter((p) => !/422|502/.test(p)), []);
 });
 
-test('the nodes page on a phone: no horizontal overflow', async () => {
+test('the nodes pages on a phone: no horizontal overflow', async () => {
   const phone = await openBrowser({ viewport: { width: 390, height: 844 } });
   try {
     const p = phone.page;
@@ -221,6 +238,11 @@ test('the nodes page on a phone: no horizontal overflow', async () => {
     const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `page is ${overflow}px wider than the phone`);
     await screenshot(p, '630-nodes-phone');
+    await row(p, 'alpha').getByRole('link', { name: 'alpha' }).click();
+    await p.locator('#chart-cpu canvas').waitFor();
+    const overflow2 = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow2 <= 0, `the node page is ${overflow2}px wider than the phone`);
+    await screenshot(p, '630-node-phone');
     assert.deepEqual(phone.problems, []);
   } finally {
     await phone.close();
