@@ -154,6 +154,11 @@ test('a generated key: the public key is shown, installed, and the node comes on
   appendFileSync(join(s2.dir, 'authorized_keys'), `${pub}\n`);
   await r.locator('.badge', { hasText: 'online' }).waitFor({ timeout: 30000 });
   assert.equal(await page.evaluate(() => window.__noReload), marker, 'the page was not reloaded');
+  // The overview counts them.
+  await page.getByRole('navigation').getByRole('link', { name: 'Overview' }).click();
+  await page.locator('#stat-nodes', { hasText: '2 / 2' }).waitFor();
+  await page.getByRole('navigation').getByRole('link', { name: 'Nodes' }).click();
+  await row(page, 'beta').waitFor();
   assert.deepEqual(br.problems, []);
 });
 

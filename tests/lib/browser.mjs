@@ -43,6 +43,8 @@ export async function openBrowser({ viewport = { width: 1280, height: 800 } } = 
 
 export async function screenshot(page, name) {
   mkdirSync(SCREENSHOTS, { recursive: true });
+  // From the top: a sticky header would otherwise be drawn mid-page.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
 
