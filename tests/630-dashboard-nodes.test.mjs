@@ -136,6 +136,28 @@ test('the node page: charts from the metrics API, then live points from the real
   assert.deepEqual(br.problems, []);
 });
 
+test('a guest link with view:metrics sees the nodes and their charts, and no control', async () => {
+  const token = await adminToken();
+  const g = await core.request('POST', '/api/v1/guest-links', { token, json: { scopes: ['view:metrics'], ttl_seconds: 600, note: 'capacity review' } });
+  assert.equal(g.status, 201, g.text);
+  const guest = await openBrowser();
+  try {
+    const p = guest.page;
+    await p.goto(`${core.base}${g.body.url}/nodes`);
+    await row(p, 'alpha').locator('.badge', { hasText: 'online' }).waitFor();
+    assert.deepEqual(await p.getByRole('navigation').getByRole('link').allTextContents(), ['Overview', 'Nodes']);
+    assert.equal(await p.locator('#add-node').count(), 0);
+    await row(p, 'alpha').getByRole('link', { name: 'alpha' }).click();
+    await p.waitForURL(/\/g\/[^/]+\/nodes\/[0-9a-f-]{36}$/);
+    await waitFor(async () => Number(await p.locator('#chart-cpu').getAttribute('data-points')) >= 2, { what: 'the stored series for a guest' });
+    assert.deepEqual(await p.locator('#main').getByRole('button').allTextContents(), ['1 h', '24 h', '7 d']);
+    await screenshot(p, '630-guest-node');
+    assert.deepEqual(guest.problems, []);
+  } finally {
+    await guest.close();
+  }
+});
+
 test('a generated key: the public key is shown, installed, and the node comes online live', async () => {
   const { page } = br;
   await fillNode(page, { name: 'beta', port: s2.port });
