@@ -20,6 +20,22 @@ if [ -z "${SERVERBOX_REDIS_URL:-}" ]; then
     export SERVERBOX_REDIS_URL
     echo "run: Redis running from $RUN_DIR/services"
 fi
+# Docker: the configured socket, else the system engine, else a private
+# engine under run/ (kept running after Ctrl-C, like PostgreSQL and Redis).
+docker_ok() { docker -H "unix://$1" version >/dev/null 2>&1; }
+if [ -z "${SERVERBOX_DOCKER_SOCKET:-}" ] && ! docker_ok /var/run/docker.sock; then
+    if [ -d /run/systemd/system ] && systemctl start docker >/dev/null 2>&1 && docker_ok /var/run/docker.sock; then
+        echo "run: started the system Docker engine"
+    elif docker_ok "$RUN_DIR/docker/docker.sock"; then
+        export SERVERBOX_DOCKER_SOCKET="$RUN_DIR/docker/docker.sock"
+    elif out=$(scripts/dockerd.sh start "$RUN_DIR/docker"); then
+        eval "$out"
+        export SERVERBOX_DOCKER_SOCKET="$SBX_DOCKER_SOCKET"
+        echo "run: Docker engine running from $RUN_DIR/docker (stop: scripts/dockerd.sh stop $RUN_DIR/docker)"
+    else
+        echo "run: no Docker engine could be started; container pages will answer 503" >&2
+    fi
+fi
 export SERVERBOX_MASTER_KEY_FILE=${SERVERBOX_MASTER_KEY_FILE:-$SERVERBOX_DATA_DIR/master.key}
 export SERVERBOX_DASHBOARD_DIR=${SERVERBOX_DASHBOARD_DIR:-$PWD/dashboard}
 export SERVERBOX_LISTEN=${SERVERBOX_LISTEN:-127.0.0.1:8080}

@@ -30,7 +30,7 @@ static const struct config_option options[] = {
     {"docker-socket", CONFIG_STRING, "/var/run/docker.sock",
      "unix socket of the local Docker engine (node 'local'); at most 107 bytes", false},
     {"log-level", CONFIG_STRING, "info", "debug, info, warn or error", false},
-    {"workers", CONFIG_INT, "16", "worker threads for requests that wait on I/O", false},
+    {"workers", CONFIG_INT, "64", "worker threads for requests that wait on I/O", false},
     {"http-threads", CONFIG_INT, "2", "libmicrohttpd epoll threads", false},
     {"max-body-bytes", CONFIG_INT, "1048576", "largest request body accepted (larger gets 413)", false},
     {"db-pool-size", CONFIG_INT, "12", "PostgreSQL connections in the pool", false},

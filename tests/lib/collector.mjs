@@ -2,10 +2,8 @@
 // sshd, the collector binary, signed batches made in JS.
 import { createHash, generateKeyPairSync, sign, randomUUID } from 'node:crypto';
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './harness.mjs';
+import { ROOT, tempDir } from './harness.mjs';
 
 export const COLLECTOR_BIN = process.env.SBX_COLLECTOR_BIN || join(ROOT, 'build', 'asan', 'serverbox-collector');
 
@@ -22,7 +20,7 @@ export async function registerNode(core, sshd, extra = {}) {
 }
 
 export function collectorDir() {
-  return mkdtempSync(join(tmpdir(), 'sbx-coll-'));
+  return tempDir('sbx-coll-');
 }
 
 const SAN_ENV = {

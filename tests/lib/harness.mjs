@@ -4,7 +4,7 @@
 // parallel without seeing each other's events.
 import { spawn, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,18 @@ import assert from 'node:assert/strict';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CORE_BIN = process.env.SBX_CORE_BIN || join(ROOT, 'build', 'asan', 'serverbox-core');
 const PG_BIN = '/usr/lib/postgresql/15/bin';
+
+// Temporary directories made for a test file, removed when its process
+// exits (not at a daemon's stop: a restarted daemon reuses its data dir).
+const tempDirs = [];
+process.on('exit', () => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+export function tempDir(prefix) {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(d);
+  return d;
+}
 
 export function env(name) {
   const v = process.env[name];
@@ -82,7 +94,7 @@ export function assertNoSanitizerReport(text, what = 'daemon') {
 
 // Starts serverbox-core serve on a free port. `db` is from createDatabase.
 export async function startCore({ db, redisUrl, args = [], env: envExtra = {}, dataDir, admin = false } = {}) {
-  const dir = dataDir || mkdtempSync(join(tmpdir(), 'sbx-core-'));
+  const dir = dataDir || tempDir('sbx-core-');
   const e = {
     SERVERBOX_LISTEN: '127.0.0.1:0',
     SERVERBOX_DATA_DIR: dir,
@@ -168,7 +180,7 @@ export async function waitFor(fn, { timeout = 10000, interval = 100, what = 'con
 }
 
 export function tempFile(name, content, mode = 0o600) {
-  const dir = mkdtempSync(join(tmpdir(), 'sbx-'));
+  const dir = tempDir('sbx-');
   const p = join(dir, name);
   writeFileSync(p, content, { mode });
   return p;

@@ -156,11 +156,14 @@ void api_logout(struct http_request *req)
     http_reply_json(req, 204, NULL);
 }
 
-/* A caller as the API shows it. */
-static json_t *caller_json(const struct api_caller *c)
+/* A caller as the API shows it, without the permission list (api_me
+ * splices in a precomputed one). */
+static json_t *caller_fields(const struct api_caller *c)
 {
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o}", "kind", c->kind, "id", c->id, "name", c->name, "role",
-                          c->role, "permissions", auth_permissions_of(c->role, c->scopes));
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s}", "kind", c->kind, "id", c->id, "name", c->name, "role", c->role);
+    if (!o)
+        return NULL;
     if (c->user_id[0])
         json_object_set_new(o, "user_id", json_string(c->user_id));
     if (c->node_labels)
@@ -173,22 +176,20 @@ static json_t *caller_json(const struct api_caller *c)
     return o;
 }
 
+static json_t *caller_json(const struct api_caller *c)
+{
+    json_t *o = caller_fields(c);
+    if (o)
+        json_object_set_new(o, "permissions", auth_permissions_of(c->role, c->scopes));
+    return o;
+}
+
 void api_me(struct http_request *req)
 {
     /* Answered on the MHD thread for cached bearer tokens: the permission
      * list is precomputed text, spliced into the rest of the object. */
     const struct api_caller *c = req->user;
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:s}", "kind", c->kind, "id", c->id, "name", c->name, "role", c->role);
-    if (c->user_id[0])
-        json_object_set_new(o, "user_id", json_string(c->user_id));
-    if (c->node_labels)
-        json_object_set(o, "node_labels", c->node_labels);
-    if (c->expires_us) {
-        char t[40];
-        time_format_rfc3339(c->expires_us, t, sizeof t);
-        json_object_set_new(o, "expires_at", json_string(t));
-    }
+    json_t *o = caller_fields(c);
     char *head = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!head) {

@@ -44,7 +44,7 @@ struct pending {
     struct sb_err err;
     bool done;
     pthread_cond_t wake; /* signalled once, when done */
-    char *body; /* computed per attempt */
+    char *body;          /* computed per attempt */
     struct pending *next;
 };
 
@@ -52,7 +52,7 @@ struct store_appender {
     char *url;
     pthread_t thread;
     pthread_mutex_t lock;
-    pthread_cond_t work;  /* signalled when something is queued */
+    pthread_cond_t work; /* signalled when something is queued */
     struct pending *head, *tail;
     bool stopping;
     struct store_conn *conn;
@@ -273,7 +273,8 @@ static void head_from_result(struct store_appender *a, PGresult *r)
  *
  * Otherwise the head is read under the lock first (two round trips), which
  * always makes progress. */
-static int append_group(struct store_appender *a, struct pending **group, int n, bool *drop, struct sb_err *err)
+static int append_group(struct store_appender *a, struct pending **group, int n, bool *drop,
+                        struct sb_err *err)
 {
     PGconn *pg = a->conn->pg;
     char lockkey[24], headseq[24], sqlstate[6] = "";
@@ -292,8 +293,8 @@ static int append_group(struct store_appender *a, struct pending **group, int n,
     if (optimistic) {
         store_tx_exec(&tx, SQL_ASSERT_HEAD, 1, headp);
     } else {
-        PQsendQueryParams(pg, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", 0, NULL, NULL, NULL, NULL,
-                          1);
+        PQsendQueryParams(pg, "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1", 0, NULL, NULL, NULL,
+                          NULL, 1);
         tx.queued++;
         PQpipelineSync(pg);
         PGresult *head = NULL;
@@ -328,8 +329,8 @@ static int append_group(struct store_appender *a, struct pending **group, int n,
         hex_encode(prev, 32, prev_hex);
         hex_encode(hash, 32, hash_hex);
         snprintf(seqs, sizeof seqs, "%lld", (long long)p->seq);
-        const char *v[N_COLS] = {seqs, p->ev->stream, p->ev->type, p->body, p->ev->actor.kind,
-                                 p->ev->outcome, occurred_at, prev_hex, hash_hex};
+        const char *v[N_COLS] = {seqs,           p->ev->stream, p->ev->type, p->body, p->ev->actor.kind,
+                                 p->ev->outcome, occurred_at,   prev_hex,    hash_hex};
         for (int k = 0; k < N_COLS; k++)
             store_array_add(&cols[k], v[k], i == 0);
         memcpy(prev, hash, 32);

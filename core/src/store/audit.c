@@ -29,13 +29,10 @@ int store_audit_query(struct store *st, const struct store_audit_filter *f, json
     snprintf(limit, sizeof limit, "%d", f->limit);
     const char *p[9] = {after,   f->actor, f->type,       f->stream, f->outcome,
                         f->from, f->to,    f->actor_kind, limit};
-    struct store_conn *c = store_acquire(st, err);
-    if (!c)
-        return err ? err->code : SB_EUNAVAIL;
-    PGresult *r = store_exec(c, &q, 9, p, err);
-    store_release(st, c);
-    if (!r)
-        return err ? err->code : SB_EINTERNAL;
+    PGresult *r;
+    int rc = store_query(st, &q, 9, p, &r, err);
+    if (rc)
+        return rc;
     json_t *arr = json_array();
     for (int i = 0; i < PQntuples(r); i++) {
         json_t *ev = json_loadb(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), 0, NULL);
@@ -53,13 +50,10 @@ int store_head(struct store *st, int64_t *seq, uint8_t hash[32], struct sb_err *
 {
     static struct store_stmt q =
         STORE_STMT("SELECT seq, encode(hash, 'hex') FROM events ORDER BY seq DESC LIMIT 1");
-    struct store_conn *c = store_acquire(st, err);
-    if (!c)
-        return err ? err->code : SB_EUNAVAIL;
-    PGresult *r = store_exec(c, &q, 0, NULL, err);
-    store_release(st, c);
-    if (!r)
-        return err ? err->code : SB_EINTERNAL;
+    PGresult *r;
+    int rc = store_query(st, &q, 0, NULL, &r, err);
+    if (rc)
+        return rc;
     *seq = 0;
     memset(hash, 0, 32);
     if (PQntuples(r) == 1) {
@@ -84,13 +78,10 @@ int store_checkpoint_insert(struct store *st, const struct store_checkpoint *cp,
     hex_encode(cp->signature, 64, sig);
     hex_encode(cp->public_key, 32, pk);
     const char *p[5] = {seq, hash, at, sig, pk};
-    struct store_conn *c = store_acquire(st, err);
-    if (!c)
-        return err ? err->code : SB_EUNAVAIL;
-    PGresult *r = store_exec(c, &q, 5, p, err);
-    store_release(st, c);
-    if (!r)
-        return err ? err->code : SB_EINTERNAL;
+    PGresult *r;
+    int rc = store_query(st, &q, 5, p, &r, err);
+    if (rc)
+        return rc;
     PQclear(r);
     return 0;
 }
@@ -102,13 +93,10 @@ int store_checkpoint_latest(struct store *st, struct store_checkpoint *cp, struc
     static struct store_stmt q = STORE_STMT(
         "SELECT seq, encode(hash, 'hex'), (extract(epoch FROM signed_at) * 1000000)::bigint, "
         "encode(signature, 'hex'), encode(public_key, 'hex') FROM checkpoints ORDER BY seq DESC LIMIT 1");
-    struct store_conn *c = store_acquire(st, err);
-    if (!c)
-        return err ? err->code : SB_EUNAVAIL;
-    PGresult *r = store_exec(c, &q, 0, NULL, err);
-    store_release(st, c);
-    if (!r)
-        return err ? err->code : SB_EINTERNAL;
+    PGresult *r;
+    int rc = store_query(st, &q, 0, NULL, &r, err);
+    if (rc)
+        return rc;
     if (PQntuples(r) == 0) {
         PQclear(r);
         return sb_error(err, SB_ENOTFOUND, "no checkpoint yet");

@@ -16,11 +16,8 @@
 static PGresult *run(struct store *st, struct store_stmt *stmt, int n, const char *const *p,
                      struct sb_err *err)
 {
-    struct store_conn *c = store_acquire(st, err);
-    if (!c)
-        return NULL;
-    PGresult *r = store_exec(c, stmt, n, p, err);
-    store_release(st, c);
+    PGresult *r;
+    store_query(st, stmt, n, p, &r, err);
     return r;
 }
 
@@ -85,14 +82,13 @@ static void user_from(PGresult *r, struct store_user *u)
     u->node_labels = labels_of(r, 0, 4);
 }
 
-int store_user_by_name(struct store *st, const char *username, struct store_user *u, char *password_hash,
-                       size_t hash_len, struct sb_err *err)
+/* One user by the statement's only parameter; column 5, when asked for,
+ * is the password hash. */
+static int user_get(struct store *st, struct store_stmt *q, const char *key, struct store_user *u,
+                    char *password_hash, size_t hash_len, struct sb_err *err)
 {
-    static struct store_stmt q = STORE_STMT(
-        "SELECT u.id, u.username, u.role, u.disabled, u.node_labels::text, coalesce(c.password_hash, '') "
-        "FROM users u LEFT JOIN user_credentials c ON c.user_id = u.id WHERE u.username = $1");
-    const char *p[1] = {username};
-    PGresult *r = run(st, &q, 1, p, err);
+    const char *p[1] = {key};
+    PGresult *r = run(st, q, 1, p, err);
     if (!r)
         return err ? err->code : SB_EINTERNAL;
     if (PQntuples(r) == 0) {
@@ -106,23 +102,22 @@ int store_user_by_name(struct store *st, const char *username, struct store_user
     return 0;
 }
 
+int store_user_by_name(struct store *st, const char *username, struct store_user *u, char *password_hash,
+                       size_t hash_len, struct sb_err *err)
+{
+    static struct store_stmt q = STORE_STMT(
+        "SELECT u.id, u.username, u.role, u.disabled, u.node_labels::text, coalesce(c.password_hash, '') "
+        "FROM users u LEFT JOIN user_credentials c ON c.user_id = u.id WHERE u.username = $1");
+    return user_get(st, &q, username, u, password_hash, hash_len, err);
+}
+
 int store_user_by_id(struct store *st, const char *id, struct store_user *u, struct sb_err *err)
 {
     static struct store_stmt q =
         STORE_STMT("SELECT id, username, role, disabled, node_labels::text FROM users WHERE id = $1::uuid");
     if (!uuid_valid(id))
         return sb_error(err, SB_ENOTFOUND, "no such user");
-    const char *p[1] = {id};
-    PGresult *r = run(st, &q, 1, p, err);
-    if (!r)
-        return err ? err->code : SB_EINTERNAL;
-    if (PQntuples(r) == 0) {
-        PQclear(r);
-        return sb_error(err, SB_ENOTFOUND, "no such user");
-    }
-    user_from(r, u);
-    PQclear(r);
-    return 0;
+    return user_get(st, &q, id, u, NULL, 0, err);
 }
 
 /* Turns a one-column result of json_agg text into a JSON array. */

@@ -15,7 +15,10 @@ struct store_stmt {
     const char *sql;
     atomic_int id; /* 0 = not yet assigned */
 };
-#define STORE_STMT(text) {.sql = (text), .id = 0}
+#define STORE_STMT(text)                                                                                     \
+    {                                                                                                        \
+        .sql = (text), .id = 0                                                                               \
+    }
 #define STORE_MAX_STMTS 256
 
 struct store_conn {
@@ -36,6 +39,10 @@ void store_conn_close(struct store_conn *c);
  * gives SB_EUNAVAIL, a unique or check violation SB_ECONFLICT. */
 PGresult *store_exec(struct store_conn *c, struct store_stmt *stmt, int n, const char *const *params,
                      struct sb_err *err);
+/* store_exec on a pooled connection taken and given back around it: 0 and
+ * *out = the result (caller PQclear()s it), or the error code. */
+int store_query(struct store *st, struct store_stmt *stmt, int n, const char *const *params, PGresult **out,
+                struct sb_err *err);
 /* Maps a failed result to an sb_err code and message. */
 int store_result_error(PGconn *pg, PGresult *res, struct sb_err *err);
 
@@ -85,6 +92,6 @@ extern const size_t store_n_migrations;
 
 /* The advisory lock keys (arbitrary, fixed). */
 #define STORE_LOCK_MIGRATE 0x5342584d49475241LL /* "SBXMIGRA" */
-#define STORE_LOCK_APPEND 0x5342584150504e44LL  /* "SBXAPPND" */
+#define STORE_LOCK_APPEND  0x5342584150504e44LL /* "SBXAPPND" */
 
 #endif

@@ -12,28 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int with_conn(struct store *st, struct store_conn **c, struct sb_err *err)
-{
-    *c = store_acquire(st, err);
-    return *c ? 0 : (err && err->code ? err->code : SB_EUNAVAIL);
-}
-
 int store_enroll_token_get(struct store *st, const char *token_sha256, struct store_enroll_token *out,
                            struct sb_err *err)
 {
     static struct store_stmt q =
         STORE_STMT("SELECT node_id, (extract(epoch FROM expires_at) * 1000000)::bigint, used_at IS NOT NULL "
                    "FROM agent_enroll_tokens WHERE token_sha256 = $1");
-    struct store_conn *c;
-    int rc = with_conn(st, &c, err);
+    const char *p[1] = {token_sha256};
+    PGresult *r;
+    int rc = store_query(st, &q, 1, p, &r, err);
     if (rc)
         return rc;
-    const char *p[1] = {token_sha256};
-    PGresult *r = store_exec(c, &q, 1, p, err);
-    store_release(st, c);
-    if (!r)
-        return err->code;
-    rc = 0;
     if (PQntuples(r) == 0) {
         rc = sb_error(err, SB_ENOTFOUND, "no such enrollment token");
     } else {
@@ -50,16 +39,11 @@ int store_agent_key_get(struct store *st, const char *fingerprint, struct store_
 {
     static struct store_stmt q = STORE_STMT(
         "SELECT node_id, public_key, revoked_at IS NOT NULL FROM agent_keys WHERE fingerprint = $1");
-    struct store_conn *c;
-    int rc = with_conn(st, &c, err);
+    const char *p[1] = {fingerprint};
+    PGresult *r;
+    int rc = store_query(st, &q, 1, p, &r, err);
     if (rc)
         return rc;
-    const char *p[1] = {fingerprint};
-    PGresult *r = store_exec(c, &q, 1, p, err);
-    store_release(st, c);
-    if (!r)
-        return err->code;
-    rc = 0;
     if (PQntuples(r) == 0) {
         rc = sb_error(err, SB_ENOTFOUND, "unknown agent key");
     } else {
@@ -222,24 +206,18 @@ static int ingest_group(struct store *st, struct ingest_job **jobs, size_t nj, s
         buf_putc(&col[k], '}');
         p[k] = col[k].data;
     }
-    int rc = 0;
-    struct store_conn *c;
-    if ((rc = with_conn(st, &c, err)) == 0) {
-        PGresult *r = store_exec(c, &q, NP, p, err);
-        store_release(st, c);
-        if (!r) {
-            rc = err->code;
-        } else {
-            /* {id,id,…} of the nodes whose batch was new (uuids: never quoted) */
-            const char *acc = PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0);
-            for (size_t j = 0; j < nj; j++) {
-                const char *hit = strstr(acc, jobs[j]->node_id);
-                size_t len = strlen(jobs[j]->node_id);
-                jobs[j]->duplicate = !(hit && (hit[-1] == '{' || hit[-1] == ',' || hit[-1] == '"') &&
-                                       (hit[len] == '}' || hit[len] == ',' || hit[len] == '"'));
-            }
-            PQclear(r);
+    PGresult *r;
+    int rc = store_query(st, &q, NP, p, &r, err);
+    if (rc == 0) {
+        /* {id,id,…} of the nodes whose batch was new (uuids: never quoted) */
+        const char *acc = PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0);
+        for (size_t j = 0; j < nj; j++) {
+            const char *hit = strstr(acc, jobs[j]->node_id);
+            size_t len = strlen(jobs[j]->node_id);
+            jobs[j]->duplicate = !(hit && (hit[-1] == '{' || hit[-1] == ',' || hit[-1] == '"') &&
+                                   (hit[len] == '}' || hit[len] == ',' || hit[len] == '"'));
         }
+        PQclear(r);
     }
     for (int k = 0; k < NP; k++)
         buf_release(&col[k]);
@@ -339,14 +317,10 @@ int store_metrics_query(struct store *st, const char *node_id, const char *conta
     snprintf(to, sizeof to, "%lld", (long long)to_ms);
     snprintf(step, sizeof step, "%d", step_s);
     const char *p[5] = {node_id, from, to, step, container_id};
-    struct store_conn *c;
-    int rc = with_conn(st, &c, err);
+    PGresult *r;
+    int rc = store_query(st, stmt, container_id ? 5 : 4, p, &r, err);
     if (rc)
         return rc;
-    PGresult *r = store_exec(c, stmt, container_id ? 5 : 4, p, err);
-    store_release(st, c);
-    if (!r)
-        return err->code;
     json_error_t je;
     *out = json_loads(PQgetvalue(r, 0, 0), 0, &je);
     PQclear(r);
@@ -389,19 +363,15 @@ int store_metrics_rollup(struct store *st, int64_t since_ms, struct sb_err *err)
     char since[24];
     snprintf(since, sizeof since, "%lld", (long long)since_ms);
     const char *p[1] = {since};
-    struct store_conn *c;
-    int rc = with_conn(st, &c, err);
-    if (rc)
-        return rc;
-    PGresult *r = store_exec(c, &host, 1, p, err);
-    if (r) {
+    PGresult *r;
+    int rc = store_query(st, &host, 1, p, &r, err);
+    if (rc == 0) {
         PQclear(r);
-        r = store_exec(c, &cont, 1, p, err);
+        rc = store_query(st, &cont, 1, p, &r, err);
     }
-    if (r)
+    if (rc == 0)
         PQclear(r);
-    store_release(st, c);
-    return r ? 0 : err->code;
+    return rc;
 }
 
 int store_metrics_maintain(struct store *st, int raw_days, int rollup_days, int *dropped, struct sb_err *err)
@@ -411,14 +381,10 @@ int store_metrics_maintain(struct store *st, int raw_days, int rollup_days, int 
     snprintf(a, sizeof a, "%d", raw_days);
     snprintf(b, sizeof b, "%d", rollup_days);
     const char *p[2] = {a, b};
-    struct store_conn *c;
-    int rc = with_conn(st, &c, err);
+    PGresult *r;
+    int rc = store_query(st, &q, 2, p, &r, err);
     if (rc)
         return rc;
-    PGresult *r = store_exec(c, &q, 2, p, err);
-    store_release(st, c);
-    if (!r)
-        return err->code;
     if (dropped)
         *dropped = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -431,14 +397,10 @@ int store_node_presence(struct store *st, const char *node_id, char *out, size_t
         STORE_STMT("SELECT type FROM events WHERE stream = 'node/' || $1 "
                    "AND type IN ('node.online', 'node.offline') ORDER BY seq DESC LIMIT 1");
     const char *p[1] = {node_id};
-    struct store_conn *c;
-    int rc = with_conn(st, &c, err);
+    PGresult *r;
+    int rc = store_query(st, &q, 1, p, &r, err);
     if (rc)
         return rc;
-    PGresult *r = store_exec(c, &q, 1, p, err);
-    store_release(st, c);
-    if (!r)
-        return err->code;
     sb_strlcpy(out, PQntuples(r) ? PQgetvalue(r, 0, 0) : "", outlen);
     PQclear(r);
     return 0;
@@ -453,14 +415,10 @@ int store_nodes_online(struct store *st, void (*fn)(void *arg, const char *node_
                    "    coalesce((data ->> 'interval_ms')::bigint, 5000) AS interval_ms "
                    "  FROM events WHERE type IN ('node.online', 'node.offline') AND stream LIKE 'node/%' "
                    "  ORDER BY stream, seq DESC) last WHERE type = 'node.online'");
-    struct store_conn *c;
-    int rc = with_conn(st, &c, err);
+    PGresult *r;
+    int rc = store_query(st, &q, 0, NULL, &r, err);
     if (rc)
         return rc;
-    PGresult *r = store_exec(c, &q, 0, NULL, err);
-    store_release(st, c);
-    if (!r)
-        return err->code;
     for (int i = 0; i < PQntuples(r); i++)
         fn(arg, PQgetvalue(r, i, 0), strtoll(PQgetvalue(r, i, 1), NULL, 10));
     PQclear(r);

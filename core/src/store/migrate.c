@@ -62,10 +62,14 @@ static enum store_schema_state compare(PGresult *applied, size_t *n_applied, cha
 const char *store_schema_state_name(enum store_schema_state s)
 {
     switch (s) {
-    case STORE_SCHEMA_OK: return "migrated";
-    case STORE_SCHEMA_UNMIGRATED: return "unmigrated";
-    case STORE_SCHEMA_NEWER: return "newer";
-    case STORE_SCHEMA_CHANGED: return "changed";
+    case STORE_SCHEMA_OK:
+        return "migrated";
+    case STORE_SCHEMA_UNMIGRATED:
+        return "unmigrated";
+    case STORE_SCHEMA_NEWER:
+        return "newer";
+    case STORE_SCHEMA_CHANGED:
+        return "changed";
     }
     return "unknown";
 }
@@ -175,7 +179,8 @@ out:
     return rc;
 }
 
-static struct store_stmt stmt_applied = STORE_STMT("SELECT name, checksum FROM schema_migrations ORDER BY name");
+static struct store_stmt stmt_applied =
+    STORE_STMT("SELECT name, checksum FROM schema_migrations ORDER BY name");
 static struct store_stmt stmt_has_table = STORE_STMT("SELECT to_regclass('schema_migrations') IS NOT NULL");
 
 int store_check(struct store *st, enum store_schema_state *state, struct sb_err *err)

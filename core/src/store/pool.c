@@ -192,7 +192,8 @@ int store_result_error(PGconn *pg, PGresult *res, struct sb_err *err)
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *constraint = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
     if (state && (strcmp(state, "23505") == 0 || strcmp(state, "23P01") == 0))
-        return sb_error(err, SB_ECONFLICT, "conflicts with an existing record (%s)", constraint ? constraint : "unique");
+        return sb_error(err, SB_ECONFLICT, "conflicts with an existing record (%s)",
+                        constraint ? constraint : "unique");
     if (state && strncmp(state, "23", 2) == 0)
         return sb_error(err, SB_EINVAL, "refused by the database (%s)", constraint ? constraint : state);
     if (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0))
@@ -243,6 +244,18 @@ PGresult *store_exec(struct store_conn *c, struct store_stmt *stmt, int n, const
         return NULL;
     }
     return r;
+}
+
+int store_query(struct store *st, struct store_stmt *stmt, int n, const char *const *params, PGresult **out,
+                struct sb_err *err)
+{
+    *out = NULL;
+    struct store_conn *c = store_acquire(st, err);
+    if (!c)
+        return err && err->code ? err->code : SB_EUNAVAIL;
+    *out = store_exec(c, stmt, n, params, err);
+    store_release(st, c);
+    return *out ? 0 : (err && err->code ? err->code : SB_EINTERNAL);
 }
 
 void store_get_stats(struct store *st, struct store_stats *out)

@@ -197,8 +197,9 @@ int store_rebuild_projections(const char *database_url, int64_t *replayed, struc
     buf_release(&sql);
     int64_t after = 0;
     while (rc == 0) {
-        PGresult *r = page(c->pg, "SELECT seq, body FROM events WHERE seq > $1::bigint ORDER BY seq LIMIT $2::int",
-                           after, err);
+        PGresult *r =
+            page(c->pg, "SELECT seq, body FROM events WHERE seq > $1::bigint ORDER BY seq LIMIT $2::int",
+                 after, err);
         if (!r) {
             rc = err ? err->code : SB_EUNAVAIL;
             break;
