@@ -257,7 +257,9 @@ export function render(root, ctx, id) {
         width, height: 160,
         legend: { show: false },
         cursor: { drag: { x: false, y: false }, points: { size: 6 } },
-        scales: { x: { time: true }, y: c.def.unit === 'pct' ? { range: [0, 100] } : { range: (u, min, max) => [0, Math.max((max || 0) * 1.1, 1024)] } },
+        // The x axis spans the whole range chosen, ending now, so 1 h, 24 h
+        // and 7 d look like what they are even while samples are few.
+        scales: { x: { time: true, range: () => [(Date.now() / 1000) - range.span, Date.now() / 1000] }, y: c.def.unit === 'pct' ? { range: [0, 100] } : { range: (u, min, max) => [0, Math.max((max || 0) * 1.1, 1024)] } },
         axes: [
           { stroke: COLORS.axis, grid: { stroke: COLORS.grid, width: 1 }, ticks: { stroke: COLORS.grid } },
           { stroke: COLORS.axis, grid: { stroke: COLORS.grid, width: 1 }, ticks: { stroke: COLORS.grid }, size: 64, values: axisFmt(c.def.unit) },
