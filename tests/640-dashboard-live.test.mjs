@@ -4,6 +4,8 @@
 // down (the CLI writes to the same database); the core comes back on the
 // same address and the page reconnects by itself, sending Last-Event-ID,
 // and the event from the drop arrives over the stream (not by a reload).
+// The browser losing its network (Chromium's offline emulation) shows
+// Offline at once and resumes the same way when the network is back.
 // A guest link's page is live too (its token travels with the stream).
 // Screenshots go to tests/screenshots/.
 import { test, before, after } from 'node:test';
@@ -82,6 +84,33 @@ test('connected, then reconnecting and offline while the core is down, then resu
   const afterSeq = seqOf('annotation.created', "data->>'message' = 'after the drop'");
   await page.locator(`#recent-events tr[data-seq="${afterSeq}"]`).waitFor({ timeout: 10000 });
   assert.equal(await live.getAttribute('data-state'), 'live');
+  assert.deepEqual(br.problems, []);
+});
+
+test('the browser loses its network: offline at once, then resumed with Last-Event-ID when it is back', async () => {
+  const { page, context } = br;
+  const live = page.locator('#live-indicator');
+  await page.locator('#live-indicator[data-state="live"]').waitFor({ timeout: 15000 });
+  const token = (await login(core, admin)).token;
+  const seenBefore = Number(await live.getAttribute('data-last-seq'));
+  const resumedWith = [];
+  page.on('request', (r) => {
+    if (new URL(r.url()).pathname === '/api/v1/events') resumedWith.push(r.headers()['last-event-id'] ?? null);
+  });
+  await context.setOffline(true);
+  await page.locator('#live-indicator[data-state="offline"]').waitFor({ timeout: 5000 });
+  // Meanwhile, on the server: a new annotation.
+  const a = await core.request('POST', '/api/v1/annotations', { token, json: { message: 'while the browser was offline' } });
+  assert.equal(a.status, 201, a.text);
+  const seq = seqOf('annotation.created', "data->>'message' = 'while the browser was offline'");
+  await context.setOffline(false);
+  await page.locator('#live-indicator[data-state="live"]').waitFor({ timeout: 15000 });
+  await waitFor(async () => Number(await live.getAttribute('data-last-seq')) >= seq, { what: 'the missed annotation replayed' });
+  await page.locator(`#recent-events tr[data-seq="${seq}"]`).waitFor();
+  // The reconnection named what it had seen (not the annotation, which it
+  // got by replay).
+  const last = resumedWith.at(-1);
+  assert.ok(last !== null && last !== undefined && Number(last) >= seenBefore && Number(last) < seq, JSON.stringify({ resumedWith, seenBefore, seq }));
   assert.deepEqual(br.problems, []);
 });
 

@@ -62,17 +62,22 @@ function openStream({ topics = null, resume = false, onMessage, onState }) {
   let wake = null;
 
   const sleep = (ms) => new Promise((r) => { wake = r; timer = setTimeout(r, ms); });
-  // A browser that says it is back online retries at once.
+  // The browser knows when its network is gone: the stream is dropped and
+  // the state is offline at once, and it retries as soon as the network
+  // is back.
+  const isOffline = () => navigator.onLine === false;
   const onOnline = () => { if (wake) { clearTimeout(timer); wake(); } };
+  const onOffline = () => { if (ctrl) ctrl.abort(); onState('offline'); };
   window.addEventListener('online', onOnline);
+  window.addEventListener('offline', onOffline);
 
   async function run() {
     let failures = 0;
     let downSince = null;
     let everLive = false;
     while (!closed) {
-      const down = downSince !== null && Date.now() - downSince >= OFFLINE_AFTER_MS;
-      onState(!everLive && failures === 0 ? 'connecting' : down ? 'offline' : 'reconnecting');
+      const down = isOffline() || (downSince !== null && Date.now() - downSince >= OFFLINE_AFTER_MS);
+      onState(!everLive && failures === 0 && !isOffline() ? 'connecting' : down ? 'offline' : 'reconnecting');
       ctrl = new AbortController();
       const headers = { Accept: 'text/event-stream' };
       if (resume && lastId !== null) headers['Last-Event-ID'] = lastId;
@@ -111,7 +116,7 @@ function openStream({ topics = null, resume = false, onMessage, onState }) {
       if (downSince === null) downSince = Date.now();
       const delay = RETRY_MS[Math.min(failures, RETRY_MS.length - 1)];
       failures++;
-      onState(Date.now() - downSince >= OFFLINE_AFTER_MS ? 'offline' : 'reconnecting');
+      onState(isOffline() || Date.now() - downSince >= OFFLINE_AFTER_MS ? 'offline' : 'reconnecting');
       await sleep(delay);
     }
   }
@@ -156,6 +161,7 @@ function openStream({ topics = null, resume = false, onMessage, onState }) {
     close() {
       closed = true;
       window.removeEventListener('online', onOnline);
+      window.removeEventListener('offline', onOffline);
       clearTimeout(timer);
       if (wake) wake();
       if (ctrl) ctrl.abort();
