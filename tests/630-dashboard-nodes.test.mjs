@@ -170,6 +170,12 @@ test('a generated key: the public key is shown, installed, and the node comes on
   const r = row(page, 'beta');
   await r.locator('.badge', { hasText: 'offline' }).waitFor();
   await screenshot(page, '630-node-generated-key');
+  // The node's own page says what is missing, with the same key.
+  await page.getByRole('link', { name: 'Open beta →' }).click();
+  await page.locator('#node-alerts', { hasText: 'Waiting for the public key' }).waitFor();
+  assert.equal((await page.locator('#node-alerts #node-public-key').textContent()).trim(), pub);
+  await page.locator('.crumbs a').click();
+  await r.locator('.badge', { hasText: 'offline' }).waitFor();
   // The operator installs the key on the node; the core's checker finds it
   // working and the list changes without a reload.
   const marker = await page.evaluate(() => { window.__noReload = 1; return 1; });
