@@ -101,15 +101,19 @@ function openStream({ topics = null, resume = false, onMessage, onState }) {
         onState('polling');
         return;
       }
-      let ended = null;
       if (res && res.ok && res.body) {
         everLive = true;
         failures = 0;
         downSince = null;
         onState('live');
-        ended = await read(res.body);
+        const askedFrom = lastId;
+        const ended = await read(res.body);
         if (closed) return;
-        if (ended === 'resync') { continue; } // resume at once from the named seq
+        // Resume at once from the seq the core named, unless that made no
+        // progress (then back off like any other drop).
+        if (ended === 'resync' && lastId !== askedFrom) continue;
+      } else if (res && res.body) {
+        res.body.cancel().catch(() => {}); // a 5xx: free the connection
       }
       // A drop: the stream ended (core stopping, connection lost) or the
       // core could not be reached or answered 5xx. Retry with backoff.
