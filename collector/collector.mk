@@ -7,6 +7,13 @@
 # the few functions used are loaded, which keeps the resident set small.
 COLLECTOR_STATIC := -Wl,-Bstatic -lsodium -ljansson -Wl,-Bdynamic
 COLLECTOR_LIBS  := $(if $(wildcard /usr/lib/x86_64-linux-gnu/libsodium.a),$(COLLECTOR_STATIC),$(shell pkg-config --libs libsodium jansson 2>/dev/null)) -pthread -lm
+# The shipped agent is a fully static binary (glibc too): the shared libc
+# alone is 1.5 MiB of resident pages, the static agent 1.3 MiB in all. The
+# price: a host *name* in --core is resolved through the node's NSS modules,
+# which must come from the same glibc version (give an IP address elsewhere);
+# the linker says so in a warning on every link.
+# The ASan build below stays dynamic.
+COLLECTOR_SHIP_LIBS := $(if $(wildcard /usr/lib/x86_64-linux-gnu/libc.a),-static -lsodium -ljansson -pthread -lm,$(COLLECTOR_LIBS))
 COLLECTOR_UTIL  := buf error log misc
 COLLECTOR_OBJ   := $(COLLECTOR_SRC:%.c=build/obj/%.o) $(COLLECTOR_UTIL:%=build/obj/core/src/util/%.o)
 COLLECTOR_LIB_ASAN := $(filter-out build/asan/obj/collector/src/main.o,$(COLLECTOR_SRC:%.c=build/asan/obj/%.o)) \
@@ -16,7 +23,7 @@ COLLECTOR_UNIT_BIN := $(COLLECTOR_UNIT_SRC:collector/tests/%.c=build/asan/collec
 
 build/serverbox-collector: $(COLLECTOR_OBJ)
 	@echo "  LD      $@"
-	@$(CC) -o $@ $^ $(COLLECTOR_LIBS)
+	@$(CC) -o $@ $^ $(COLLECTOR_SHIP_LIBS)
 
 build/asan/serverbox-collector: $(COLLECTOR_LIB_ASAN) build/asan/obj/collector/src/main.o
 	@echo "  LD      $@"

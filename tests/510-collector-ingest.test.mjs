@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { statSync, readFileSync, writeFileSync } from 'node:fs';
+import { statSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { createDatabase, startCore, waitFor, runCore, createUser, login } from './lib/harness.mjs';
@@ -196,9 +196,20 @@ test('/metrics carries the latest value per node and container and passes promto
   assert.match(r.text, new RegExp(`serverbox_node_up\\{node="${nodeB}"\\} 1`));
   assert.match(r.text, /serverbox_node_memory_total_bytes\{node="/);
   assert.match(r.text, /serverbox_container_cpu_percent\{node="[^"]+",container="abc123",name="web"\}/);
+  // the core's own figures: requests, live streams, pools, events appended
+  const figure = (name) => Number((r.text.match(new RegExp(`^${name} (\\S+)$`, 'm')) || [])[1]);
+  assert.ok(figure('serverbox_http_requests_total') > 10, 'requests');
+  assert.ok(figure('serverbox_events_appended_total') > 5, 'events appended');
+  assert.ok(figure('serverbox_db_pool_open') >= 1, 'database pool');
+  assert.ok(Number.isInteger(figure('serverbox_ssh_pool_open')), 'ssh pool');
+  assert.ok(Number.isInteger(figure('serverbox_events_streams')), 'live streams');
   const f = join(tmpdir(), `sbx-metrics-${process.pid}.txt`);
   writeFileSync(f, r.text);
-  execFileSync('sh', ['-c', `promtool check metrics < ${f}`], { stdio: 'pipe' });
+  try {
+    execFileSync('sh', ['-c', `promtool check metrics < ${f}`], { stdio: 'pipe' });
+  } finally {
+    rmSync(f, { force: true });
+  }
 });
 
 test('partitions are maintained by metrics_maintain; old ones are dropped whole', () => {

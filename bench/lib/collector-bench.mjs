@@ -61,7 +61,7 @@ floor.kill();
 
 const db = createDatabase('bench');
 const sshd = startSshd();
-const core = await startCore({ db, admin: true, env: { SERVERBOX_NODE_CHECK_INTERVAL: '0', SERVERBOX_WORKERS: process.env.BENCH_WORKERS || '16' } });
+const core = await startCore({ db, admin: true, env: { SERVERBOX_NODE_CHECK_INTERVAL: '0', ...(process.env.BENCH_WORKERS ? { SERVERBOX_WORKERS: process.env.BENCH_WORKERS } : {}) } });
 try {
   // ---- the agent beside node_exporter -------------------------------------
   for (const interval of process.env.BENCH_SKIP_AGENT ? [] : [1, 5]) {

@@ -8,6 +8,7 @@
 
 #include "../events/events.h"
 #include "../metrics/metrics.h"
+#include "../ssh/ssh.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -166,6 +167,21 @@ void api_metrics(struct http_request *req)
                    "serverbox_events_resyncs_total %llu\n",
                    (unsigned long long)es.subscribers, (unsigned long long)es.published,
                    (unsigned long long)es.resyncs);
+    }
+    if (app->ssh_pool) {
+        struct ssh_pool_stats ps;
+        ssh_pool_stats(app->ssh_pool, NULL, &ps);
+        buf_printf(&b,
+                   "# HELP serverbox_ssh_pool_open SSH sessions open to all nodes.\n"
+                   "# TYPE serverbox_ssh_pool_open gauge\n"
+                   "serverbox_ssh_pool_open %llu\n"
+                   "# HELP serverbox_ssh_pool_busy SSH sessions in use.\n"
+                   "# TYPE serverbox_ssh_pool_busy gauge\n"
+                   "serverbox_ssh_pool_busy %llu\n"
+                   "# HELP serverbox_ssh_pool_failures_total Failed SSH connections.\n"
+                   "# TYPE serverbox_ssh_pool_failures_total counter\n"
+                   "serverbox_ssh_pool_failures_total %llu\n",
+                   (unsigned long long)ps.open, (unsigned long long)ps.busy, (unsigned long long)ps.failures);
     }
     metrics_prometheus(app->metrics, &b);
     http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
