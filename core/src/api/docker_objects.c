@@ -53,6 +53,46 @@ static int check_labels(json_t *labels, struct sb_err *err)
     return 0;
 }
 
+/* Replies 422 naming the field; returns -1 so checks read `return reject(…)`. */
+static int reject(struct http_request *req, const char *field, const char *message)
+{
+    struct sb_err err = {0};
+    sb_field_error(&err, field, "%s", message);
+    return api_fail(req, &err);
+}
+
+static bool name_ok(const char *s)
+{
+    return api_docker_ref_ok(s, 128);
+}
+
+/* The node of the request and the object its path parameter `param` names,
+ * checked with `ok`; otherwise replies (404 for the node, 422 naming
+ * `field`) and returns -1. */
+static int object_target(struct http_request *req, const char *param, bool (*ok)(const char *),
+                         const char *field, const char *message, struct api_node *node, const char **ref)
+{
+    if (api_docker_node(req, http_param(req, "id"), node))
+        return -1;
+    *ref = http_param(req, param);
+    if (!*ref || !ok(*ref))
+        return reject(req, field, message);
+    return 0;
+}
+
+/* The body of a create: a valid `name` and optional `labels`. */
+static int create_body(struct http_request *req, const char **name, json_t **labels)
+{
+    struct sb_err err = {0};
+    *name = json_string_value(json_object_get(req->json, "name"));
+    *labels = json_object_get(req->json, "labels");
+    if (!*name || !name_ok(*name))
+        return reject(req, "name", "name is 1 to 128 of letters, digits, _ . -");
+    if (check_labels(*labels, &err))
+        return api_fail(req, &err);
+    return 0;
+}
+
 /* A plain read: GET path, reply with `key: result`. */
 static void simple_list(struct http_request *req, const char *path, const char *key, const char *inner)
 {
@@ -100,6 +140,18 @@ static void simple_mutation(struct http_request *req, const struct api_node *nod
         return;
     }
     http_reply_json(req, ok_status, res);
+}
+
+/* POST /<kind>s/prune on the node: event <kind>.prune_requested. */
+static void prune(struct http_request *req, const char *kind)
+{
+    struct api_node node;
+    if (api_docker_node(req, http_param(req, "id"), &node))
+        return;
+    char path[32], type[48];
+    snprintf(path, sizeof path, "/%ss/prune", kind);
+    snprintf(type, sizeof type, "%s.prune_requested", kind);
+    simple_mutation(req, &node, "POST", path, NULL, kind, "prune", type, NULL, 200);
 }
 
 /* ---- images -------------------------------------------------------------- */
@@ -182,13 +234,11 @@ void api_image_pull(struct http_request *req)
     json_t *tagj = json_object_get(req->json, "tag");
     const char *tag = json_string_value(tagj);
     if (!image || !image_ref_ok(image)) {
-        sb_field_error(&err, "image", "image is a reference like registry.example/app");
-        api_fail(req, &err);
+        reject(req, "image", "image is a reference like registry.example/app");
         return;
     }
-    if (tagj && (!tag || !api_docker_ref_ok(tag, 128))) {
-        sb_field_error(&err, "tag", "tag is 1 to 128 of letters, digits, _ . -");
-        api_fail(req, &err);
+    if (tagj && (!tag || !name_ok(tag))) {
+        reject(req, "tag", "tag is 1 to 128 of letters, digits, _ . -");
         return;
     }
     struct buf path;
@@ -266,15 +316,10 @@ void api_image_pull(struct http_request *req)
 void api_image_remove(struct http_request *req)
 {
     struct api_node node;
-    if (api_docker_node(req, http_param(req, "id"), &node))
+    const char *ref;
+    if (object_target(req, "ref", image_ref_ok, "image", "an image is named by id (sha256:…) or reference",
+                      &node, &ref))
         return;
-    const char *ref = http_param(req, "ref");
-    struct sb_err err = {0};
-    if (!ref || !image_ref_ok(ref)) {
-        sb_field_error(&err, "image", "an image is named by id (sha256:…) or reference");
-        api_fail(req, &err);
-        return;
-    }
     bool force;
     if (api_query_bool(req, "force", false, &force))
         return;
@@ -290,11 +335,7 @@ void api_image_remove(struct http_request *req)
 
 void api_images_prune(struct http_request *req)
 {
-    struct api_node node;
-    if (api_docker_node(req, http_param(req, "id"), &node))
-        return;
-    simple_mutation(req, &node, "POST", "/images/prune", NULL, "image", "prune", "image.prune_requested",
-                    NULL, 200);
+    prune(req, "image");
 }
 
 /* ---- volumes ------------------------------------------------------------- */
@@ -312,18 +353,10 @@ void api_volume_create(struct http_request *req)
     struct api_node node;
     if (api_docker_node(req, http_param(req, "id"), &node))
         return;
-    struct sb_err err = {0};
-    const char *name = json_string_value(json_object_get(req->json, "name"));
-    json_t *labels = json_object_get(req->json, "labels");
-    if (!name || !api_docker_ref_ok(name, 128)) {
-        sb_field_error(&err, "name", "name is 1 to 128 of letters, digits, _ . -");
-        api_fail(req, &err);
+    const char *name;
+    json_t *labels;
+    if (create_body(req, &name, &labels))
         return;
-    }
-    if (check_labels(labels, &err)) {
-        api_fail(req, &err);
-        return;
-    }
     json_t *body = json_pack("{s:s, s:s}", "Name", name, "Driver", "local");
     if (labels)
         json_object_set(body, "Labels", labels);
@@ -335,15 +368,10 @@ void api_volume_create(struct http_request *req)
 void api_volume_remove(struct http_request *req)
 {
     struct api_node node;
-    if (api_docker_node(req, http_param(req, "id"), &node))
+    const char *name;
+    if (object_target(req, "name", name_ok, "volume", "a volume is named by letters, digits, _ . -", &node,
+                      &name))
         return;
-    const char *name = http_param(req, "name");
-    struct sb_err err = {0};
-    if (!name || !api_docker_ref_ok(name, 128)) {
-        sb_field_error(&err, "volume", "a volume is named by letters, digits, _ . -");
-        api_fail(req, &err);
-        return;
-    }
     bool force;
     if (api_query_bool(req, "force", false, &force))
         return;
@@ -355,11 +383,7 @@ void api_volume_remove(struct http_request *req)
 
 void api_volumes_prune(struct http_request *req)
 {
-    struct api_node node;
-    if (api_docker_node(req, http_param(req, "id"), &node))
-        return;
-    simple_mutation(req, &node, "POST", "/volumes/prune", NULL, "volume", "prune", "volume.prune_requested",
-                    NULL, 200);
+    prune(req, "volume");
 }
 
 /* ---- networks ------------------------------------------------------------ */
@@ -377,29 +401,19 @@ void api_network_create(struct http_request *req)
     struct api_node node;
     if (api_docker_node(req, http_param(req, "id"), &node))
         return;
-    struct sb_err err = {0};
-    const char *name = json_string_value(json_object_get(req->json, "name"));
+    const char *name;
+    json_t *labels;
+    if (create_body(req, &name, &labels))
+        return;
     json_t *driverj = json_object_get(req->json, "driver");
     const char *driver = driverj ? json_string_value(driverj) : "bridge";
     json_t *internal = json_object_get(req->json, "internal");
-    json_t *labels = json_object_get(req->json, "labels");
-    if (!name || !api_docker_ref_ok(name, 128)) {
-        sb_field_error(&err, "name", "name is 1 to 128 of letters, digits, _ . -");
-        api_fail(req, &err);
-        return;
-    }
     if (!driver || (strcmp(driver, "bridge") && strcmp(driver, "overlay") && strcmp(driver, "macvlan"))) {
-        sb_field_error(&err, "driver", "driver is bridge, overlay or macvlan");
-        api_fail(req, &err);
+        reject(req, "driver", "driver is bridge, overlay or macvlan");
         return;
     }
     if (internal && !json_is_boolean(internal)) {
-        sb_field_error(&err, "internal", "internal is a boolean");
-        api_fail(req, &err);
-        return;
-    }
-    if (check_labels(labels, &err)) {
-        api_fail(req, &err);
+        reject(req, "internal", "internal is a boolean");
         return;
     }
     json_t *body = json_pack("{s:s, s:s, s:b, s:b}", "Name", name, "Driver", driver, "Internal",
@@ -414,15 +428,10 @@ void api_network_create(struct http_request *req)
 void api_network_remove(struct http_request *req)
 {
     struct api_node node;
-    if (api_docker_node(req, http_param(req, "id"), &node))
+    const char *nid;
+    if (object_target(req, "nid", name_ok, "network",
+                      "a network is named by id or name: letters, digits, _ . -", &node, &nid))
         return;
-    const char *nid = http_param(req, "nid");
-    struct sb_err err = {0};
-    if (!nid || !api_docker_ref_ok(nid, 128)) {
-        sb_field_error(&err, "network", "a network is named by id or name: letters, digits, _ . -");
-        api_fail(req, &err);
-        return;
-    }
     char path[200];
     snprintf(path, sizeof path, "/networks/%s", nid);
     simple_mutation(req, &node, "DELETE", path, NULL, "network", nid, "network.remove_requested",
@@ -431,9 +440,5 @@ void api_network_remove(struct http_request *req)
 
 void api_networks_prune(struct http_request *req)
 {
-    struct api_node node;
-    if (api_docker_node(req, http_param(req, "id"), &node))
-        return;
-    simple_mutation(req, &node, "POST", "/networks/prune", NULL, "network", "prune",
-                    "network.prune_requested", NULL, 200);
+    prune(req, "network");
 }
