@@ -276,7 +276,7 @@ test('concurrent batches from many nodes, each sent twice at once: stored exactl
   }
 });
 
-test('label scope: a viewer limited to env=prod sees the prod node\'s series, not the other node\'s; node status follows presence', async () => {
+test('label scope: a viewer limited to env=prod sees the prod node\'s series, not the other node\'s; agent_status follows presence', async () => {
   const prod = await registerNode(core, sshd, { labels: { env: 'prod' } });
   const key = await enrollKey(prod);
   const now = Date.now();
@@ -292,9 +292,12 @@ test('label scope: a viewer limited to env=prod sees the prod node\'s series, no
   assert.equal((await core.request('GET', `/api/v1/nodes/${nodeA}/containers/abc/metrics`, { token })).status, 404);
   // a viewer may not issue enrollment tokens at all
   assert.equal((await core.request('POST', `/api/v1/nodes/${prod}/enroll-token`, { token, json: {} })).status, 403);
-  // the first batch made the node online in the nodes table, with the collector as source
+  // the first batch set the node's agent_status (NULL before: no collector had reported)
   const n = await core.request('GET', `/api/v1/nodes/${prod}`, { token: admin });
-  assert.equal(n.body.status, 'online');
+  assert.equal(n.body.agent_status, 'online', n.text);
+  assert.ok(n.body.agent_status_changed_at);
+  const quiet = await registerNode(core, sshd);
+  assert.equal((await core.request('GET', `/api/v1/nodes/${quiet}`, { token: admin })).body.agent_status, null);
   const ev = JSON.parse(db.sql(`SELECT body FROM events WHERE stream = 'node/${prod}' AND type = 'node.online'`));
   assert.equal(ev.data.source, 'collector');
 });

@@ -364,6 +364,14 @@ static enum send_result send_batch(const struct identity *id, const char *cores,
             log_error("batch refused for good; dropped", "seq=%lld status=%d answer=\"%.200s\"",
                       (long long)seq, status, resp.data);
             r = SEND_DROP;
+        } else if (status == 401) {
+            /* Kept and retried: a clock put right or a fresh enrollment
+             * (same state dir) lets the spool drain. Said once per spell. */
+            static int64_t told_seq = -1;
+            if (told_seq != seq)
+                log_warn("the core refuses this collector's batches; re-enroll if its key was revoked",
+                         "core=%s seq=%lld answer=\"%.200s\"", url, (long long)seq, resp.data);
+            told_seq = seq;
         } else {
             log_debug("core did not take the batch", "core=%s seq=%lld status=%d", url, (long long)seq,
                       status);

@@ -54,8 +54,8 @@ static void presence_event(struct metrics *m, const char *node_id, const char *t
 {
     char stream[96];
     snprintf(stream, sizeof stream, "node/%s", node_id);
-    /* "id" lets the nodes projection set the status; "source" tells these
-     * apart from the SSH health check's, which may also move it. */
+    /* "id" and "source" let the nodes projection set agent_status (the SSH
+     * health check's events, without "source", set status). */
     json_t *data = json_pack("{s:s, s:s, s:s, s:I}", "id", node_id, "node_id", node_id, "source", "collector",
                              "interval_ms", (json_int_t)interval_ms);
     if (strcmp(type, "node.offline") == 0)

@@ -33,63 +33,49 @@ int store_node_get(struct store *st, const char *id, json_t **out, struct sb_err
     *out = NULL;
     if (!uuid_valid(id))
         return sb_error(err, SB_ENOTFOUND, "no such node");
-    struct store_conn *c = store_acquire(st, err);
-    if (!c)
-        return err ? err->code : SB_EUNAVAIL;
     const char *p[1] = {id};
-    PGresult *r = store_exec(c, &q_get, 1, p, err);
-    int rc = r ? 0 : (err ? err->code : SB_EINTERNAL);
+    PGresult *r;
+    int rc = store_query(st, &q_get, 1, p, &r, err);
     if (r && PQntuples(r) == 0)
         rc = sb_error(err, SB_ENOTFOUND, "no such node");
     else if (r)
         rc = parse_one(r, out, err);
     PQclear(r);
-    store_release(st, c);
     return rc;
 }
 
 int store_node_find_name(struct store *st, const char *name, char id[37], struct sb_err *err)
 {
     id[0] = '\0';
-    struct store_conn *c = store_acquire(st, err);
-    if (!c)
-        return err ? err->code : SB_EUNAVAIL;
     const char *p[1] = {name};
-    PGresult *r = store_exec(c, &q_by_name, 1, p, err);
-    int rc = r ? 0 : (err ? err->code : SB_EINTERNAL);
+    PGresult *r;
+    int rc = store_query(st, &q_by_name, 1, p, &r, err);
     if (r && PQntuples(r) == 0)
         rc = SB_ENOTFOUND;
     else if (r)
         sb_strlcpy(id, PQgetvalue(r, 0, 0), 37);
     PQclear(r);
-    store_release(st, c);
     return rc;
 }
 
 int store_node_list(struct store *st, json_t **out, struct sb_err *err)
 {
     *out = NULL;
-    struct store_conn *c = store_acquire(st, err);
-    if (!c)
-        return err ? err->code : SB_EUNAVAIL;
-    PGresult *r = store_exec(c, &q_list, 0, NULL, err);
-    int rc = r ? parse_one(r, out, err) : (err ? err->code : SB_EINTERNAL);
+    PGresult *r;
+    int rc = store_query(st, &q_list, 0, NULL, &r, err);
+    if (rc == 0)
+        rc = parse_one(r, out, err);
     PQclear(r);
-    store_release(st, c);
     return rc;
 }
 
 int store_node_credentials_put(struct store *st, const char *id, const char *sealed_key,
                                const char *sealed_pass, struct sb_err *err)
 {
-    struct store_conn *c = store_acquire(st, err);
-    if (!c)
-        return err ? err->code : SB_EUNAVAIL;
     const char *p[3] = {id, sealed_key, sealed_pass};
-    PGresult *r = store_exec(c, &q_cred_put, 3, p, err);
-    int rc = r ? 0 : (err ? err->code : SB_EINTERNAL);
+    PGresult *r;
+    int rc = store_query(st, &q_cred_put, 3, p, &r, err);
     PQclear(r);
-    store_release(st, c);
     return rc;
 }
 
@@ -99,12 +85,9 @@ int store_node_credentials_get(struct store *st, const char *id, char **sealed_k
     *sealed_key = *sealed_pass = NULL;
     if (!uuid_valid(id))
         return sb_error(err, SB_ENOTFOUND, "no such node");
-    struct store_conn *c = store_acquire(st, err);
-    if (!c)
-        return err ? err->code : SB_EUNAVAIL;
     const char *p[1] = {id};
-    PGresult *r = store_exec(c, &q_cred_get, 1, p, err);
-    int rc = r ? 0 : (err ? err->code : SB_EINTERNAL);
+    PGresult *r;
+    int rc = store_query(st, &q_cred_get, 1, p, &r, err);
     if (r && PQntuples(r) == 0) {
         rc = sb_error(err, SB_ENOTFOUND, "the node has no stored credentials");
     } else if (r) {
@@ -115,19 +98,14 @@ int store_node_credentials_get(struct store *st, const char *id, char **sealed_k
             rc = sb_error(err, SB_ENOMEM, "out of memory");
     }
     PQclear(r);
-    store_release(st, c);
     return rc;
 }
 
 int store_node_credentials_delete(struct store *st, const char *id, struct sb_err *err)
 {
-    struct store_conn *c = store_acquire(st, err);
-    if (!c)
-        return err ? err->code : SB_EUNAVAIL;
     const char *p[1] = {id};
-    PGresult *r = store_exec(c, &q_cred_del, 1, p, err);
-    int rc = r ? 0 : (err ? err->code : SB_EINTERNAL);
+    PGresult *r;
+    int rc = store_query(st, &q_cred_del, 1, p, &r, err);
     PQclear(r);
-    store_release(st, c);
     return rc;
 }

@@ -103,8 +103,9 @@ static int project_user(struct store_tx *tx, const struct store_event *ev)
 /* nodes: node.registered inserts, node.updated changes the fields it names,
  * node.deleted removes the row (and the sealed credentials beside it, which
  * are not a projection but must not outlive the node) and revokes the node's
- * collector keys, and the health events
- * set the status. Only successful events count. */
+ * collector keys, and the health events set the status (the collector's
+ * presence events, "source":"collector", set agent_status instead). Only
+ * successful events count. */
 static int project_node(struct store_tx *tx, const struct store_event *ev)
 {
     if (strncmp(ev->type, "node.", 5) != 0 || strcmp(ev->outcome, "success") != 0)
@@ -175,6 +176,14 @@ static int project_node(struct store_tx *tx, const struct store_event *ev)
                                                                  : NULL;
     if (!status)
         return 0;
+    const char *source = json_string_value(json_object_get(ev->data, "source"));
+    if (source && strcmp(source, "collector") == 0) {
+        const char *a[3] = {id, status, ev->occurred_at};
+        return store_tx_exec(tx,
+                             "UPDATE nodes SET agent_status = $2, agent_status_changed_at = $3::timestamptz "
+                             "WHERE id = $1::uuid",
+                             3, a);
+    }
     const char *p[4] = {id, status, json_string_value(json_object_get(ev->data, "reason")), ev->occurred_at};
     return store_tx_exec(
         tx,
