@@ -129,10 +129,15 @@ test('the node page: charts from the metrics API, then live points from the real
     const [b0, v0] = [await rowBoxes(), await shown()];
     await waitFor(async () => (await shown()) !== v0, { timeout: 20000, what: 'a new live sample in the list' });
     assert.deepEqual(await rowBoxes(), b0);
+    assert.equal(await page.locator(`#agent-${id}`).getAttribute('data-agent'), 'online');
     await screenshot(page, '630-nodes-live');
   } finally {
     await c.stop();
   }
+  // The collector stops: after three missed intervals the list says it is
+  // silent, while SSH still reaches the node.
+  await page.locator(`#agent-${id}[data-agent="offline"]`, { hasText: 'silent' }).waitFor({ timeout: 20000 });
+  await row(page, 'alpha').locator('.badge', { hasText: 'online' }).waitFor();
   assert.deepEqual(br.problems, []);
 });
 

@@ -114,7 +114,8 @@ export function gauge(id, label) {
     h('span', { class: 'gauge-bar', 'aria-hidden': 'true' }, fill), text);
   return {
     el,
-    update(pct, label2) {
+    update(pct, label2, title) {
+      el.title = title || '';
       const ok = pct !== null && pct !== undefined && Number.isFinite(Number(pct));
       const p = ok ? Math.max(0, Math.min(100, Number(pct))) : 0;
       fill.style.width = `${p}%`;

@@ -16,6 +16,13 @@ export function statusBadge(status) {
   return badge(status || 'unknown', status === 'offline' ? 'warn' : 'neutral');
 }
 
+// The collector's presence, apart from SSH reachability (status).
+export function agentBadge(n) {
+  if (n.agent_status === 'online') return badge('reporting', 'ok');
+  if (n.agent_status === 'offline') return badge('silent', 'warn');
+  return badge('none', 'neutral');
+}
+
 export function render(root, ctx) {
   const m = location.pathname.match(/\/nodes\/([^/]+)$/);
   if (m) return nodeDetail.render(root, ctx, decodeURIComponent(m[1]));
@@ -46,7 +53,7 @@ function renderList(root, ctx) {
     err,
     h('section', { class: 'card' }, count, h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', { class: 'hide-sm' }, 'Address'), h('th', {}, 'Status'),
-        canMetrics && h('th', {}, 'CPU'), canMetrics && h('th', {}, 'Memory'), h('th', { class: 'hide-sm' }, 'Labels'))),
+        canMetrics && h('th', {}, 'CPU'), canMetrics && h('th', {}, 'Memory'), h('th', { class: 'hide-sm' }, 'Collector'), h('th', { class: 'hide-sm' }, 'Labels'))),
       tbody))),
     formCard);
 
@@ -72,7 +79,8 @@ function renderList(root, ctx) {
     const g = gaugesFor(id);
     g.cpu.update(p.cpu_pct);
     const mp = memPct(p);
-    g.mem.update(mp, mp === null ? '—' : `${fmtBytes(p.mem_used)} / ${fmtBytes(p.mem_total)}`);
+    g.mem.update(mp, mp === null ? '—' : `${fmtBytes(p.mem_used)} (${Math.round(mp)}%)`,
+      mp === null ? '' : `${fmtBytes(p.mem_used)} of ${fmtBytes(p.mem_total)} in use`);
   }
 
   function row(n) {
@@ -84,6 +92,8 @@ function renderList(root, ctx) {
       h('td', { class: 'status-cell', title: n.status_reason || '' }, statusBadge(n.status)),
       canMetrics && h('td', { class: 'gauge-cell' }, g.cpu.el),
       canMetrics && h('td', { class: 'gauge-cell' }, g.mem.el),
+      h('td', { class: 'hide-sm agent-cell', id: `agent-${n.id}`, dataset: { agent: n.agent_status || 'none' },
+        title: n.agent_status ? `since ${fmtTime(n.agent_status_changed_at)}` : 'no collector has reported for this node' }, agentBadge(n)),
       h('td', { class: 'hide-sm' }, labels.length ? labels.map(([k, v]) => badge(`${k}=${v}`, 'neutral')) : h('span', { class: 'muted' }, '—')));
   }
 
@@ -95,7 +105,7 @@ function renderList(root, ctx) {
       const nodes = r.items || [];
       count.textContent = `${nodes.length} node${nodes.length === 1 ? '' : 's'}`;
       clear(tbody, nodes.length ? nodes.map(row)
-        : h('tr', {}, h('td', { colspan: 6, class: 'muted' }, canWrite ? 'No nodes yet: add one below.' : 'No nodes.')));
+        : h('tr', {}, h('td', { colspan: 7, class: 'muted' }, canWrite ? 'No nodes yet: add one below.' : 'No nodes.')));
       clear(err);
       if (canMetrics) for (const n of nodes) if (!latest.has(n.id)) loadLatest(n.id);
     } catch (e) {
