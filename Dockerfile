@@ -6,7 +6,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN make build/serverbox-core
+RUN make build/serverbox-core dashboard
 
 FROM debian:12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \

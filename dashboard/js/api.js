@@ -25,6 +25,12 @@ export function useGuestToken(token) { guestToken = token; }
 export function isGuest() { return guestToken !== null; }
 // Called with the ApiError of any 401 (session ended, link expired or revoked).
 export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
+// For callers that do not go through api() (the live stream).
+export function notifyUnauthorized() {
+  if (onUnauthorized) onUnauthorized(new ApiError(401, 'unauthorized', 'the session has ended'));
+}
+// The Authorization header value of guest mode, or null.
+export function guestAuthorization() { return guestToken ? `Bearer ${guestToken}` : null; }
 
 export async function api(method, path, body, { raw = false, accept = 'application/json' } = {}) {
   const headers = { Accept: accept };

@@ -3,7 +3,7 @@
 // module exporting render(root, ctx) that may return a cleanup function.
 import { api, session, useGuestToken, setUnauthorizedHandler, ApiError } from './api.js';
 import { h, clear, errorBox, fmtDuration, badge } from './ui.js';
-import { startLive, stopLive, onLiveState } from './live.js';
+import { startLive, stopLive, onLiveState, liveState, lastEventSeq } from './live.js';
 import * as overview from './pages/overview.js';
 import * as audit from './pages/audit.js';
 import * as users from './pages/users.js';
@@ -12,10 +12,12 @@ import * as guestLinks from './pages/guest-links.js';
 import * as login from './pages/login.js';
 import * as guestHome from './pages/guest-home.js';
 import * as containers from './pages/containers.js';
+import * as nodes from './pages/nodes.js';
 
 // path, label, the permission that shows it, the page module.
 const PAGES = [
   { path: '/overview', label: 'Overview', perm: 'authenticated', mod: overview },
+  { path: '/nodes', label: 'Nodes', perm: 'nodes:read', mod: nodes },
   { path: '/containers', label: 'Containers', perm: 'containers:read', mod: containers },
   { path: '/audit', label: 'Audit', perm: 'audit:read', mod: audit },
   { path: '/users', label: 'Users', perm: 'users:admin', mod: users },
@@ -40,16 +42,34 @@ document.addEventListener('click', (e) => {
   navigate(a.getAttribute('href'));
 });
 
+const LIVE_LABELS = { idle: 'Not connected', connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', offline: 'Offline', polling: 'Polling' };
+const LIVE_TITLES = {
+  live: 'Connected to the live event stream.',
+  reconnecting: 'The connection to the core dropped; reconnecting. Missed events are replayed on reconnection.',
+  offline: 'The core cannot be reached; still retrying. Missed events are replayed on reconnection.',
+  polling: 'Live events are not available from this server; pages refresh periodically.',
+};
+let liveEl = null;
+// One listener for the app's lifetime; it updates whichever indicator the
+// current shell shows. Only the label's text changes (fixed-width box).
+onLiveState((s, seq) => {
+  if (!liveEl) return;
+  if (seq !== null && seq !== undefined) liveEl.dataset.lastSeq = String(seq);
+  liveEl.title = `${LIVE_TITLES[s] || ''}${seq ? ` Last event #${seq}.` : ''}`;
+  if (liveEl.dataset.state !== s) {
+    liveEl.dataset.state = s;
+    clear(liveEl, h('span', { class: 'dot', 'aria-hidden': 'true' }), LIVE_LABELS[s] || s);
+  }
+});
+
 function liveIndicator() {
-  const el = h('span', { class: 'live', role: 'status', 'aria-live': 'polite', id: 'live-indicator' });
-  const labels = { idle: 'Offline', connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', polling: 'Polling' };
-  const titles = { polling: 'Live events are not available from this server; pages refresh periodically.' };
-  onLiveState((s) => {
-    el.dataset.state = s;
-    el.title = titles[s] || '';
-    clear(el, h('span', { class: 'dot', 'aria-hidden': 'true' }), labels[s] || s);
-  });
-  return el;
+  liveEl = h('span', { class: 'live', role: 'status', 'aria-live': 'polite', id: 'live-indicator' });
+  const s = liveState();
+  const seq = lastEventSeq();
+  liveEl.dataset.state = s;
+  if (seq !== null) liveEl.dataset.lastSeq = String(seq);
+  liveEl.title = `${LIVE_TITLES[s] || ''}${seq ? ` Last event #${seq}.` : ''}`;
+  return clear(liveEl, h('span', { class: 'dot', 'aria-hidden': 'true' }), LIVE_LABELS[s] || s);
 }
 
 function shell(pages, active, { guest } = {}) {
@@ -112,9 +132,11 @@ async function route() {
 // ---- guest mode: /g/<token>[/page] -------------------------------------------
 const GUEST_PAGES = [
   { path: '', label: 'Overview', scope: null, mod: guestHome },
+  { path: '/nodes', label: 'Nodes', scope: 'view:metrics', mod: nodes },
   { path: '/containers', label: 'Containers', scope: 'view:containers', mod: containers },
   { path: '/audit', label: 'Audit', scope: 'view:audit', mod: audit },
 ];
+const scoped = (p, scopes) => !p.scope || [].concat(p.scope).some((s) => scopes.includes(s));
 
 const REVOKE_CHECK_S = 10;
 
@@ -143,16 +165,18 @@ async function guestRoute(path) {
     try {
       const grant = await api('GET', `/g/${encodeURIComponent(token)}`);
       ctx = { me: grant, guest: { token, base, scopes: grant.scopes || [], expiresAt: Date.parse(grant.expires_at) }, can: (p) => grant.permissions?.includes(p), navigate };
+      // The stream carries the link's token (fetch streaming), and the core
+      // sends only what the link's scopes allow.
+      startLive();
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return expiredScreen('revoked');
       clear(root, h('div', { class: 'center' }, errorBox(e)));
       return;
     }
   }
-  const pages = GUEST_PAGES.filter((p) => !p.scope || ctx.guest.scopes.includes(p.scope))
-    .map((p) => ({ ...p, path: p.path }));
-  const page = pages.find((p) => p.path === sub) || pages[0];
-  if (page.path !== sub) history.replaceState(null, '', base + page.path);
+  const pages = GUEST_PAGES.filter((p) => scoped(p, ctx.guest.scopes));
+  const page = pages.find((p) => p.path === sub || (p.path && sub.startsWith(`${p.path}/`))) || pages[0];
+  if (page.path !== sub && !sub.startsWith(`${page.path}/`)) history.replaceState(null, '', base + page.path);
   const main = shell(pages, page, { guest: ctx.guest });
   document.title = `${page.label} · Serverbox guest`;
   const tick = () => {
@@ -168,8 +192,6 @@ async function guestRoute(path) {
   clearInterval(countdownTimer);
   tick();
   countdownTimer = setInterval(() => { tick(); check(); }, 1000);
-  // EventSource cannot send the link's bearer token: guests poll.
-  startLive({ enabled: false });
   cleanup = page.mod.render(main, { ...ctx, readOnly: true }) || null;
 }
 

@@ -90,3 +90,39 @@ export function toast(text, kind = 'ok') {
   box.append(t);
   setTimeout(() => t.remove(), 4000);
 }
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+export function fmtBytes(n) {
+  if (n === null || n === undefined || !Number.isFinite(Number(n))) return '—';
+  let v = Number(n), i = 0;
+  while (Math.abs(v) >= 1024 && i < UNITS.length - 1) { v /= 1024; i++; }
+  return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)} ${UNITS[i]}`;
+}
+export function fmtRate(n) {
+  return n === null || n === undefined || !Number.isFinite(Number(n)) ? '—' : `${fmtBytes(n)}/s`;
+}
+export function fmtPct(n) {
+  return n === null || n === undefined || !Number.isFinite(Number(n)) ? '—' : `${Number(n).toFixed(1)}%`;
+}
+
+// A fixed-size horizontal gauge (0..100) with its figure; update(pct, text).
+// The bar's width is set through the CSSOM, which the strict CSP allows.
+export function gauge(id, label) {
+  const fill = h('span', { class: 'gauge-fill' });
+  const text = h('span', { class: 'gauge-text' }, '—');
+  const el = h('div', { class: 'gauge', id, role: 'meter', 'aria-label': label, 'aria-valuemin': '0', 'aria-valuemax': '100' },
+    h('span', { class: 'gauge-bar', 'aria-hidden': 'true' }, fill), text);
+  return {
+    el,
+    update(pct, label2, title) {
+      el.title = title || '';
+      const ok = pct !== null && pct !== undefined && Number.isFinite(Number(pct));
+      const p = ok ? Math.max(0, Math.min(100, Number(pct))) : 0;
+      fill.style.width = `${p}%`;
+      fill.className = `gauge-fill${p >= 90 ? ' hot' : p >= 70 ? ' warm' : ''}`;
+      text.textContent = label2 ?? (ok ? fmtPct(pct) : '—');
+      if (ok) el.setAttribute('aria-valuenow', p.toFixed(1)); else el.removeAttribute('aria-valuenow');
+      el.dataset.value = ok ? p.toFixed(2) : '';
+    },
+  };
+}

@@ -43,5 +43,16 @@ export async function openBrowser({ viewport = { width: 1280, height: 800 } } = 
 
 export async function screenshot(page, name) {
   mkdirSync(SCREENSHOTS, { recursive: true });
+  // From the top: a sticky header would otherwise be drawn mid-page.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+// Logs in through the login page and waits for the overview.
+export async function logIn(page, core, user) {
+  await page.goto(`${core.base}/login`);
+  await page.locator('#username').fill(user.username);
+  await page.locator('#password').fill(user.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL('**/overview');
 }

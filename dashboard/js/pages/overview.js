@@ -1,6 +1,7 @@
-// Fleet health and the latest events. Reads only: /health/ready, and the
-// audit log when the caller may read it; new events stream in over SSE when
-// the core offers it, else the list refreshes every few seconds.
+// Fleet health and the latest events. Reads only: /health/ready, the nodes
+// and containers, and the audit log when the caller may read them; new
+// events stream in live (js/live.js), else the page refreshes every few
+// seconds.
 import { api, qs } from '../api.js';
 import { h, clear, errorBox, fmtTime, outcomeBadge, badge } from '../ui.js';
 import { onEvent, liveState } from '../live.js';
@@ -27,6 +28,8 @@ export function render(root, ctx) {
   const db = stat('stat-db', 'Database');
   const redis = stat('stat-redis', 'Redis');
   const head = stat('stat-head', 'Audit chain head');
+  const canNodes = ctx.can('nodes:read');
+  const nodesStat = stat('stat-nodes', 'Nodes online');
   const canContainers = ctx.can('containers:read');
   const ctr = stat('stat-containers', 'Containers running');
   const err = h('div');
@@ -35,7 +38,7 @@ export function render(root, ctx) {
   clear(root,
     h('h1', {}, 'Overview'),
     err,
-    h('div', { class: 'grid stats' }, health.el, db.el, redis.el, canAudit && head.el, canContainers && ctr.el),
+    h('div', { class: 'grid stats' }, health.el, db.el, redis.el, canAudit && head.el, canNodes && nodesStat.el, canContainers && ctr.el),
     canAudit && h('section', { class: 'card' },
       h('div', { class: 'row between' }, h('h2', {}, 'Recent events'), h('a', { href: '/audit', 'data-nav': '', class: 'link' }, 'Open the audit log →')),
       h('div', { class: 'table-wrap fixed-rows' },
@@ -50,6 +53,7 @@ export function render(root, ctx) {
       const j = await r.json();
       health.value.textContent = j.status === 'ready' ? 'Ready' : 'Not ready';
       health.value.className = `stat-value ${j.status === 'ready' ? 'ok' : 'err'}`;
+      health.sub.textContent = '\u00a0';
       const d = j.dependencies || {};
       db.value.textContent = d.database?.state === 'up' ? 'Up' : 'Down';
       db.value.className = `stat-value ${d.database?.state === 'up' ? 'ok' : 'err'}`;
@@ -58,8 +62,9 @@ export function render(root, ctx) {
       redis.value.textContent = rs === 'up' ? 'Up' : rs === 'not_configured' ? 'Not used' : rs[0].toUpperCase() + rs.slice(1);
       redis.value.className = `stat-value ${rs === 'up' ? 'ok' : rs === 'degraded' ? 'warn' : 'muted'}`;
     } catch (e) {
-      health.value.textContent = 'Unreachable';
+      health.value.textContent = 'Down';
       health.value.className = 'stat-value err';
+      health.sub.textContent = 'unreachable from this browser';
     }
   }
 
@@ -96,6 +101,25 @@ export function render(root, ctx) {
     }
   }
 
+  async function refreshNodes() {
+    if (!canNodes) return;
+    try {
+      const r = await api('GET', '/api/v1/nodes');
+      const all = r.items || [];
+      const by = (st) => all.filter((n) => n.status === st).length;
+      nodesStat.value.textContent = `${by('online')} / ${all.length}`;
+      nodesStat.value.className = `stat-value${all.length && by('online') < all.length ? ' warn' : ''}`;
+      const parts = [];
+      if (by('offline')) parts.push(`${by('offline')} offline`);
+      if (by('hostkey_mismatch')) parts.push(`${by('hostkey_mismatch')} host key mismatch`);
+      nodesStat.sub.textContent = parts.length ? parts.join(' · ') : all.length ? 'all online' : 'no nodes yet';
+      nodesStat.sub.className = `stat-sub${by('hostkey_mismatch') ? ' err' : by('offline') ? ' warn' : ''}`;
+    } catch (e) {
+      nodesStat.value.textContent = '—';
+      nodesStat.sub.textContent = e.message;
+    }
+  }
+
   async function refreshContainers() {
     if (!canContainers) return;
     try {
@@ -115,14 +139,20 @@ export function render(root, ctx) {
   refreshHealth();
   refreshEvents();
   refreshContainers();
-  const off = onEvent((e) => { if (canAudit) addEvents([e]); });
+  refreshNodes();
+  let nodesTimer = null;
+  const off = onEvent((e) => {
+    if (canAudit) addEvents([e]);
+    if (typeof e.type === 'string' && e.type.startsWith('node.')) { clearTimeout(nodesTimer); nodesTimer = setTimeout(refreshNodes, 150); }
+  });
   // Live: events arrive over SSE and a slow poll is only a safety net (for
   // event types the stream subscription does not name). Otherwise poll.
   let n = 0;
   const timer = setInterval(() => {
     refreshHealth();
     refreshContainers();
+    if (liveState() !== 'live') refreshNodes();
     if (liveState() !== 'live' || ++n % 6 === 0) refreshEvents();
   }, 5000);
-  return () => { clearInterval(timer); off(); };
+  return () => { clearInterval(timer); clearTimeout(nodesTimer); off(); };
 }
