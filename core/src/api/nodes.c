@@ -288,22 +288,6 @@ static void add_last_check(struct app *app, json_t *node)
     pthread_mutex_unlock(&an->lock);
 }
 
-/* Loads a node the caller may see; replies 404 otherwise and returns -1. */
-static int load_visible(struct http_request *req, json_t **node)
-{
-    struct app *app = req->app;
-    struct sb_err err = {0};
-    int rc = store_node_get(app->store, http_param(req, "id"), node, &err);
-    if (rc == 0 && !api_node_visible(req, json_object_get(*node, "labels"))) {
-        json_decref(*node);
-        *node = NULL;
-        rc = sb_error(&err, SB_ENOTFOUND, "no such node");
-    }
-    if (rc)
-        return api_fail(req, &err);
-    return 0;
-}
-
 int api_node_target_load(struct app *app, const char *id, struct api_node_target *out, struct sb_err *err)
 {
     json_t *given = out->node;
@@ -648,7 +632,7 @@ void api_node_list(struct http_request *req)
 void api_node_get(struct http_request *req)
 {
     json_t *node;
-    if (load_visible(req, &node))
+    if (api_node_load_visible(req, http_param(req, "id"), &node))
         return;
     add_pool(req->app, node);
     add_last_check(req->app, node);
@@ -678,7 +662,7 @@ void api_node_update(struct http_request *req)
         return;
     }
     json_t *node;
-    if (load_visible(req, &node))
+    if (api_node_load_visible(req, http_param(req, "id"), &node))
         return;
     const char *id = json_string_value(json_object_get(node, "id"));
     char idc[37];
@@ -796,7 +780,7 @@ void api_node_delete(struct http_request *req)
     struct app *app = req->app;
     struct sb_err err = {0};
     json_t *node;
-    if (load_visible(req, &node))
+    if (api_node_load_visible(req, http_param(req, "id"), &node))
         return;
     char id[37];
     sb_strlcpy(id, json_string_value(json_object_get(node, "id")), sizeof id);
@@ -849,7 +833,7 @@ void api_node_exec(struct http_request *req)
         return;
     }
     json_t *node;
-    if (load_visible(req, &node))
+    if (api_node_load_visible(req, http_param(req, "id"), &node))
         return;
     struct api_node_target t = {.node = node};
     if (api_node_target_load(app, json_string_value(json_object_get(node, "id")), &t, &err)) {
@@ -1150,7 +1134,7 @@ static void check_node(struct app *app, json_t *node, struct check_result *out)
 void api_node_check(struct http_request *req)
 {
     json_t *node;
-    if (load_visible(req, &node))
+    if (api_node_load_visible(req, http_param(req, "id"), &node))
         return;
     struct check_result c;
     check_node(req->app, node, &c);
