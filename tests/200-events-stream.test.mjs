@@ -102,6 +102,21 @@ test('resume across a daemon restart', async () => {
   s.close();
 });
 
+test('events another process appends reach a live stream, the last one too, with nothing after it', async () => {
+  // The follower's catch-up queries can take in the NOTIFY of a commit they
+  // did not see; that announcement must still be acted on without a later one.
+  for (let round = 0; round < 3; round++) {
+    const from = Number(db.sql('SELECT max(seq) FROM events'));
+    const s = openSse(core.base, `/api/v1/events?last_event_id=${from}`);
+    await s.ready;
+    await run(LOAD, [db.url, '4', '150', `burst${round}`]);
+    const to = Number(db.sql('SELECT max(seq) FROM events'));
+    await s.waitFor((x) => seqs(x).at(-1) === to, { timeout: 5000, what: `seq ${to} (round ${round})` });
+    assert.deepEqual(seqs(s), Array.from({ length: to - from }, (_, i) => from + 1 + i));
+    s.close();
+  }
+});
+
 test('topics filter by family, type and stream prefix; bad topics are 400', async () => {
   const from = Number(db.sql('SELECT max(seq) FROM events'));
   const ann = openSse(core.base, `/api/v1/events?topics=annotations&last_event_id=${from}`);

@@ -252,25 +252,33 @@ static void process_local(struct store_follow *f)
     }
 }
 
+/* Notifications can be taken in by any query on this connection (a catch-up
+ * reads while other daemons keep committing): libpq then holds them, and
+ * the socket has nothing left for poll to see. So this is called on every
+ * turn of the loop, and drains until no announcement is ahead of us. */
 static void process_notifies(struct store_follow *f)
 {
     if (!PQconsumeInput(f->conn->pg)) {
         drop_conn(f);
         return;
     }
-    int64_t announced = 0;
-    PGnotify *n;
-    while ((n = PQnotifies(f->conn->pg))) {
-        int64_t s = strtoll(n->extra, NULL, 10);
-        if (s > announced)
-            announced = s;
-        PQfreemem(n);
-    }
-    /* Our own commits are announced too; usually the hook got there first. */
-    if (announced > f->last) {
+    for (;;) {
+        int64_t announced = 0;
+        PGnotify *n;
+        while ((n = PQnotifies(f->conn->pg))) {
+            int64_t s = strtoll(n->extra, NULL, 10);
+            if (s > announced)
+                announced = s;
+            PQfreemem(n);
+        }
+        /* Our own commits are announced too; usually the hook got there first. */
+        if (announced <= f->last)
+            return;
         process_local(f);
         if (announced > f->last)
             catch_up(f, announced);
+        if (!f->conn)
+            return;
     }
 }
 
@@ -302,7 +310,7 @@ static void *follow_main(void *arg)
             (void)r;
         }
         process_local(f);
-        if (f->conn && (p[1].revents & (POLLIN | POLLERR | POLLHUP)))
+        if (f->conn)
             process_notifies(f);
     }
     return NULL;
