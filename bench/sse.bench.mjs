@@ -40,12 +40,12 @@ try {
   const db = h.createDatabase('bench_sse');
   const sizes = (process.env.SSE_BENCH_STREAMS || '1000 5000 10000').split(/\s+/).filter(Boolean).map(Number);
   for (const n of sizes) {
-    core = await h.startCore({ db, redisUrl: redis.SERVERBOX_REDIS_URL });
+    core = await h.startCore({ db, admin: true, redisUrl: redis.SERVERBOX_REDIS_URL });
     await new Promise((r) => setTimeout(r, 500));
     // Asynchronously: the daemon's log pipe must keep draining meanwhile.
     const { stdout: out } = await promisify(execFile)(LOAD,
       ['bench', String(core.port), String(n), '100', '100', String(core.proc.pid)],
-      { encoding: 'utf8', env: process.env, timeout: 180000 });
+      { encoding: 'utf8', env: { ...process.env, SBX_TOKEN: core.token }, timeout: 180000 });
     const r = JSON.parse(out);
     const pct = r.expected ? (100 * r.delivered) / r.expected : 0;
     const perSub = (r.rss_streams_kb - r.rss_idle_kb) / Math.max(1, r.connected);

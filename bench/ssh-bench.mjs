@@ -23,7 +23,7 @@ try {
   sshd = startSshd();
   const db = createDatabase('bench');
   // The bench's own (release) daemon: no periodic checks, quiet logs.
-  core = await startCore({ db, env: { SERVERBOX_NODE_CHECK_INTERVAL: '0', SERVERBOX_WORKERS: '16' } });
+  core = await startCore({ db, admin: true, env: { SERVERBOX_NODE_CHECK_INTERVAL: '0', SERVERBOX_WORKERS: '16' } });
 
   const tool = join(ROOT, 'build', 'tools', 'ssh-bench');
   const n = 300;
@@ -64,7 +64,7 @@ try {
     if (r.status !== 201) throw new Error(r.text);
   }
   // Asynchronously: the daemon's log pipe must keep draining meanwhile.
-  const wrk = await promisify(execFile)('wrk', ['-t2', '-c64', '-d5s', '--latency', `${core.base}/api/v1/nodes`], { encoding: 'utf8' });
+  const wrk = await promisify(execFile)('wrk', ['-t2', '-c64', '-d5s', '--latency', '-H', `Authorization: Bearer ${core.token}`, `${core.base}/api/v1/nodes`], { encoding: 'utf8' });
   const rps = wrk.stdout.match(/Requests\/sec:\s+([\d.]+)/)?.[1];
   const p99 = wrk.stdout.match(/99%\s+([\d.]+\w+)/)?.[1];
   const non2xx = wrk.stdout.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] || '0';

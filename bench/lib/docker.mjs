@@ -10,7 +10,7 @@ const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.
 const row = (what, v, unit, target) => console.log(`| ${what} | ${v.toFixed(2)} ${unit} | ≤ ${target} ${unit} | ${(v / target).toFixed(2)} |`);
 
 const db = createDatabase('dbench');
-const core = await startCore({ db, env: { SERVERBOX_DOCKER_SOCKET: sock } });
+const core = await startCore({ db, admin: true, env: { SERVERBOX_DOCKER_SOCKET: sock } });
 try {
   for (let i = 0; i < 20; i++) docker('run', '-d', '--name', `b${i}`, 'local/busybox:1', 'sleep', '100000');
   for (let i = 0; i < 20; i++) await core.request('GET', '/api/v1/containers');
