@@ -13,10 +13,11 @@
  * event (the nodes table is another module's; no foreign key on purpose).
  */
 #include "api.h"
+#include "docker_api.h"
+#include "../auth/auth.h"
 
 #include "../metrics/metrics.h"
 
-#include <ctype.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -67,13 +68,6 @@ static int agent_key_get(struct store *st, const char *fp, struct store_agent_ke
     return rc;
 }
 
-static void sha256_hex(const void *data, size_t len, char out[65])
-{
-    uint8_t h[32];
-    crypto_hash_sha256(h, data, len);
-    hex_encode(h, 32, out);
-}
-
 /* 404 unless the node exists and the caller may see it (label scope); 503
  * when the store cannot be read. */
 static int require_node(struct http_request *req, const char *id)
@@ -108,7 +102,7 @@ void api_agent_enroll_token(struct http_request *req)
     char secret[65], token[72], digest[65], expires[40], stream[96];
     random_hex(secret, 32);
     snprintf(token, sizeof token, "sbe_%s", secret);
-    sha256_hex(token, strlen(token), digest);
+    auth_token_sha256(token, digest);
     time_format_rfc3339(time_now_us() + (int64_t)ttl_s * 1000000, expires, sizeof expires);
     snprintf(stream, sizeof stream, "node/%s", node_id);
     /* The event names the token by its digest only; the token itself is
@@ -171,16 +165,6 @@ static void denied_event(struct http_request *req, const char *type, const char 
     json_decref(data);
 }
 
-static bool hex_ok(const char *s, size_t len)
-{
-    if (!s || strlen(s) != len)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!isxdigit((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
 void api_agent_enroll(struct http_request *req)
 {
     static const char *const allowed[] = {"token", "public_key", "hostname", "version", NULL};
@@ -196,13 +180,13 @@ void api_agent_enroll(struct http_request *req)
         return;
     }
     uint8_t pk[32];
-    if (!hex_ok(pk_hex, 64) || hex_decode(pk_hex, pk, 32)) {
+    if (!pk_hex || hex_decode(pk_hex, pk, 32)) {
         sb_field_error(&err, "public_key", "public_key is an Ed25519 public key as 64 hex characters");
         api_fail(req, &err);
         return;
     }
     char digest[65];
-    sha256_hex(token, strlen(token), digest);
+    auth_token_sha256(token, digest);
     struct store_enroll_token t;
     int rc = store_enroll_token_get(app->store, digest, &t, &err);
     if (rc == SB_ENOTFOUND || (rc == 0 && (t.used || t.expires_us < time_now_us()))) {
@@ -216,7 +200,9 @@ void api_agent_enroll(struct http_request *req)
         return;
     }
     char fingerprint[65], stream[96];
-    sha256_hex(pk, 32, fingerprint);
+    uint8_t fp_bin[32];
+    crypto_hash_sha256(fp_bin, pk, 32);
+    hex_encode(fp_bin, 32, fingerprint);
     char pk_lower[65];
     hex_encode(pk, 32, pk_lower);
     snprintf(stream, sizeof stream, "node/%s", t.node_id);
@@ -273,14 +259,14 @@ void api_agent_metrics(struct http_request *req)
     struct sb_err err = {0};
     const char *fp = http_header(req, "X-Serverbox-Key");
     const char *sig_hex = http_header(req, "X-Serverbox-Signature");
-    if (!hex_ok(fp, 64) || !hex_ok(sig_hex, 128)) {
+    uint8_t fp_bin[32], sig[64];
+    if (!fp || !sig_hex || hex_decode(fp, fp_bin, 32) || hex_decode(sig_hex, sig, 64)) {
         reply_unauthorized(req, NULL, NULL, "unsigned",
                            "X-Serverbox-Key and X-Serverbox-Signature are required");
         return;
     }
-    char fp_lower[65];
-    for (int i = 0; i < 65; i++)
-        fp_lower[i] = (char)tolower((unsigned char)fp[i]);
+    char fp_lower[65]; /* the header may use either case */
+    hex_encode(fp_bin, 32, fp_lower);
     struct store_agent_key key;
     int rc = agent_key_get(app->store, fp_lower, &key, &err);
     if (rc == SB_ENOTFOUND || (rc == 0 && key.revoked)) {
@@ -292,9 +278,7 @@ void api_agent_metrics(struct http_request *req)
         api_fail(req, &err);
         return;
     }
-    uint8_t sig[64];
-    if (hex_decode(sig_hex, sig, 64) ||
-        crypto_sign_verify_detached(sig, (const unsigned char *)req->body.data, req->body.len,
+    if (crypto_sign_verify_detached(sig, (const unsigned char *)req->body.data, req->body.len,
                                     key.public_key)) {
         reply_unauthorized(req, key.node_id, fp_lower, "bad_signature", "the signature does not verify");
         return;
@@ -334,9 +318,17 @@ void api_agent_metrics(struct http_request *req)
     }
     int64_t interval_ms = json_integer_value(json_object_get(j, "interval_ms"));
 
-    size_t n = json_array_size(samples), ns = 0, nc = 0, skipped = 0;
+    size_t n = json_array_size(samples), ns = 0, nc = 0, nc_max = 0, skipped = 0;
+    size_t i;
+    json_t *x;
+    json_array_foreach(samples, i, x)
+    {
+        nc_max += json_array_size(json_object_get(x, "containers"));
+    }
+    if (nc_max > BATCH_MAX_CONTAINERS)
+        nc_max = BATCH_MAX_CONTAINERS;
     struct store_metric_sample *s = calloc(n ? n : 1, sizeof *s);
-    struct store_container_sample *cs = calloc(BATCH_MAX_CONTAINERS, sizeof *cs);
+    struct store_container_sample *cs = calloc(nc_max ? nc_max : 1, sizeof *cs);
     if (!s || !cs) {
         free(s);
         free(cs);
@@ -345,8 +337,6 @@ void api_agent_metrics(struct http_request *req)
     }
     json_t *last = NULL;
     int64_t oldest_ms = 0;
-    size_t i;
-    json_t *x;
     json_array_foreach(samples, i, x)
     {
         int64_t ts = inum(x, "ts", NULL);
@@ -382,7 +372,7 @@ void api_agent_metrics(struct http_request *req)
         {
             const char *id = json_string_value(json_object_get(c, "id"));
             const char *name = json_string_value(json_object_get(c, "name"));
-            if (!id || strlen(id) > 128 || nc == BATCH_MAX_CONTAINERS)
+            if (!id || strlen(id) > 128 || nc == nc_max)
                 continue;
             struct store_container_sample *q = &cs[nc++];
             q->ts_ms = ts;
@@ -445,15 +435,9 @@ static void series(struct http_request *req, const char *container_id)
     const char *node_id = http_param(req, "id");
     if (require_node(req, node_id))
         return;
-    if (container_id) {
-        size_t len = strlen(container_id);
-        bool ok = len >= 1 && len <= 128;
-        for (size_t i = 0; ok && i < len; i++)
-            ok = isalnum((unsigned char)container_id[i]) || strchr("_.-", container_id[i]);
-        if (!ok) {
-            http_reply_error(req, 404, "not_found", "no such container");
-            return;
-        }
+    if (container_id && !api_docker_ref_ok(container_id, 128)) {
+        http_reply_error(req, 404, "not_found", "no such container");
+        return;
     }
     int64_t now = time_now_us() / 1000, from, to;
     long step;
