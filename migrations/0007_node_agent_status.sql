@@ -5,4 +5,7 @@
 -- collector carry "source":"collector" (store/projections.c).
 ALTER TABLE nodes
     ADD COLUMN agent_status text CHECK (agent_status IN ('online', 'offline')),
-    ADD COLUMN agent_status_changed_at timestamptz;
+    ADD COLUMN agent_status_changed_at timestamptz,
+    -- the interval the collector last reported: how long a restarted core
+    -- waits before it calls a silent collector offline
+    ADD COLUMN agent_interval_ms integer;

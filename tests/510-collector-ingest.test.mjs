@@ -302,6 +302,27 @@ test('label scope: a viewer limited to env=prod sees the prod node\'s series, no
   assert.equal(ev.data.source, 'collector');
 });
 
+test('the SSH health check\'s node.online is not the collector\'s: its first batch still sets agent_status', async () => {
+  const own = startSshd();
+  try {
+    const node = await registerNode(core, own);
+    own.stop();
+    assert.equal((await core.request('POST', `/api/v1/nodes/${node}/check`)).body.status, 'offline');
+    own.start();
+    assert.equal((await core.request('POST', `/api/v1/nodes/${node}/check`)).body.status, 'online');
+    assert.equal(db.sql(`SELECT count(*) FROM events WHERE stream = 'node/${node}' AND type = 'node.online' AND body::jsonb->'data'->>'source' IS NULL`), '1');
+    const key = await enrollKey(node);
+    const now = Date.now();
+    assert.equal((await post(signedBatch(key, { v: 1, node_id: node, seq: 1, sent_at: now, interval_ms: 1000, samples: [sample(now)] }))).status, 200);
+    const n = await core.request('GET', `/api/v1/nodes/${node}`);
+    assert.equal(n.body.agent_status, 'online', n.text);
+    assert.equal(n.body.agent_interval_ms, 1000);
+    assert.equal(db.sql(`SELECT count(*) FROM events WHERE stream = 'node/${node}' AND type = 'node.online' AND body::jsonb->'data'->>'source' = 'collector'`), '1');
+  } finally {
+    own.remove();
+  }
+});
+
 test('deleting a node revokes its collector keys: its batches are refused (401)', async () => {
   const gone = await registerNode(core, sshd);
   const key = await enrollKey(gone);

@@ -76,37 +76,31 @@ void metrics_record(struct metrics *m, const char *node_id, int64_t interval_ms,
 {
     if (!m)
         return;
-    bool known;
-    bool was_online = false;
-    pthread_mutex_lock(&m->lock);
-    struct node_state *n = find(m, node_id);
-    known = n != NULL;
-    if (n)
-        was_online = n->online;
-    pthread_mutex_unlock(&m->lock);
-
-    /* First batch since start: the log says whether the node was online. */
-    if (!known) {
-        char last[32] = "";
-        struct sb_err err = {0};
-        if (store_node_presence(m->cfg.store, node_id, last, sizeof last, &err) == 0)
-            was_online = strcmp(last, "node.online") == 0;
-    }
-
     json_t *copy = sample ? json_deep_copy(sample) : NULL;
     bool came_online = false;
     pthread_mutex_lock(&m->lock);
-    n = find(m, node_id);
+    struct node_state *n = find(m, node_id);
     if (!n) {
-        if (m->n == m->cap && grow(m)) {
-            pthread_mutex_unlock(&m->lock);
-            json_decref(copy);
-            return;
+        /* First batch of this node since start: the projection says whether
+         * its collector was reporting (a query: not under the lock). */
+        pthread_mutex_unlock(&m->lock);
+        bool was_online = false;
+        struct sb_err err = {0};
+        if (store_node_agent_online(m->cfg.store, node_id, &was_online, &err))
+            was_online = false;
+        pthread_mutex_lock(&m->lock);
+        n = find(m, node_id);
+        if (!n) {
+            if (m->n == m->cap && grow(m)) {
+                pthread_mutex_unlock(&m->lock);
+                json_decref(copy);
+                return;
+            }
+            n = &m->nodes[m->n++];
+            memset(n, 0, sizeof *n);
+            sb_strlcpy(n->id, node_id, sizeof n->id);
+            n->online = was_online;
         }
-        n = &m->nodes[m->n++];
-        memset(n, 0, sizeof *n);
-        sb_strlcpy(n->id, node_id, sizeof n->id);
-        n->online = was_online;
     }
     n->last_ms = time_mono_ms();
     n->interval_ms = interval_ms > 0 ? interval_ms : 5000;
@@ -311,7 +305,7 @@ static void *metrics_main(void *arg)
 {
     struct metrics *m = arg;
     struct sb_err err = {0};
-    if (store_nodes_online(m->cfg.store, seed_online, m, &err))
+    if (store_nodes_agent_online(m->cfg.store, seed_online, m, &err))
         log_warn("node presence not loaded", "detail=\"%s\"", err.msg);
     int64_t next_rollup = time_mono_ms() + ROLLUP_EVERY_MS,
             next_maintain = time_mono_ms() + MAINTAIN_EVERY_MS;

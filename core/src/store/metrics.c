@@ -391,30 +391,26 @@ int store_metrics_maintain(struct store *st, int raw_days, int rollup_days, int 
     return 0;
 }
 
-int store_node_presence(struct store *st, const char *node_id, char *out, size_t outlen, struct sb_err *err)
+int store_node_agent_online(struct store *st, const char *node_id, bool *online, struct sb_err *err)
 {
     static struct store_stmt q =
-        STORE_STMT("SELECT type FROM events WHERE stream = 'node/' || $1 "
-                   "AND type IN ('node.online', 'node.offline') ORDER BY seq DESC LIMIT 1");
+        STORE_STMT("SELECT coalesce(agent_status = 'online', false) FROM nodes WHERE id = $1::uuid");
     const char *p[1] = {node_id};
     PGresult *r;
     int rc = store_query(st, &q, 1, p, &r, err);
     if (rc)
         return rc;
-    sb_strlcpy(out, PQntuples(r) ? PQgetvalue(r, 0, 0) : "", outlen);
+    *online = PQntuples(r) && PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     return 0;
 }
 
-int store_nodes_online(struct store *st, void (*fn)(void *arg, const char *node_id, int64_t interval_ms),
-                       void *arg, struct sb_err *err)
+int store_nodes_agent_online(struct store *st,
+                             void (*fn)(void *arg, const char *node_id, int64_t interval_ms), void *arg,
+                             struct sb_err *err)
 {
-    static struct store_stmt q =
-        STORE_STMT("SELECT node_id, interval_ms FROM ("
-                   "  SELECT DISTINCT ON (stream) substr(stream, 6) AS node_id, type, "
-                   "    coalesce((data ->> 'interval_ms')::bigint, 5000) AS interval_ms "
-                   "  FROM events WHERE type IN ('node.online', 'node.offline') AND stream LIKE 'node/%' "
-                   "  ORDER BY stream, seq DESC) last WHERE type = 'node.online'");
+    static struct store_stmt q = STORE_STMT(
+        "SELECT id::text, coalesce(agent_interval_ms, 5000) FROM nodes WHERE agent_status = 'online'");
     PGresult *r;
     int rc = store_query(st, &q, 0, NULL, &r, err);
     if (rc)

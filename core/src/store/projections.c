@@ -178,11 +178,15 @@ static int project_node(struct store_tx *tx, const struct store_event *ev)
         return 0;
     const char *source = json_string_value(json_object_get(ev->data, "source"));
     if (source && strcmp(source, "collector") == 0) {
-        const char *a[3] = {id, status, ev->occurred_at};
+        json_t *iv = json_object_get(ev->data, "interval_ms");
+        char interval[24] = "";
+        if (json_is_integer(iv))
+            snprintf(interval, sizeof interval, "%lld", (long long)json_integer_value(iv));
+        const char *a[4] = {id, status, ev->occurred_at, interval[0] ? interval : NULL};
         return store_tx_exec(tx,
-                             "UPDATE nodes SET agent_status = $2, agent_status_changed_at = $3::timestamptz "
-                             "WHERE id = $1::uuid",
-                             3, a);
+                             "UPDATE nodes SET agent_status = $2, agent_status_changed_at = $3::timestamptz, "
+                             "agent_interval_ms = coalesce($4::int, agent_interval_ms) WHERE id = $1::uuid",
+                             4, a);
     }
     const char *p[4] = {id, status, json_string_value(json_object_get(ev->data, "reason")), ev->occurred_at};
     return store_tx_exec(

@@ -330,12 +330,14 @@ int store_metrics_query(struct store *st, const char *node_id, const char *conta
 int store_metrics_rollup(struct store *st, int64_t since_ms, struct sb_err *err);
 /* Makes partitions ahead and drops those past retention (metrics_maintain). */
 int store_metrics_maintain(struct store *st, int raw_days, int rollup_days, int *dropped, struct sb_err *err);
-/* The type of the node's last node.online/node.offline event into out ("" if none). */
-int store_node_presence(struct store *st, const char *node_id, char *out, size_t outlen, struct sb_err *err);
-/* Calls fn for every node whose last presence event is node.online, with
- * the interval it last reported (so a restarted core still notices when such
- * a node stays silent). */
-int store_nodes_online(struct store *st, void (*fn)(void *arg, const char *node_id, int64_t interval_ms),
-                       void *arg, struct sb_err *err);
+/* Whether the nodes projection says the node's collector reports
+ * (agent_status = 'online'); false for an unknown node. */
+int store_node_agent_online(struct store *st, const char *node_id, bool *online, struct sb_err *err);
+/* Calls fn for every node whose collector the projection says reports, with
+ * the interval it last reported (so a restarted core still notices when
+ * such a node stays silent). */
+int store_nodes_agent_online(struct store *st,
+                             void (*fn)(void *arg, const char *node_id, int64_t interval_ms), void *arg,
+                             struct sb_err *err);
 
 #endif
