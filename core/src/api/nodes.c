@@ -929,18 +929,41 @@ static json_t *labels_lookup(void *ctx, const char *node_id)
     return l;
 }
 
+/* The labels of one node from the projection into the map (or out of it,
+ * when the node is gone). False when the store could not be read. */
+static bool labels_update_one(struct api_nodes *an, const char *id)
+{
+    json_t *node = NULL;
+    struct sb_err err = {0};
+    int rc = store_node_get(an->app->store, id, &node, &err);
+    if (rc && rc != SB_ENOTFOUND)
+        return false;
+    json_t *l = json_object_get(node, "labels");
+    pthread_mutex_lock(&an->labels_lock);
+    if (json_is_object(l))
+        json_object_set(an->labels, id, l);
+    else
+        json_object_del(an->labels, id);
+    pthread_mutex_unlock(&an->labels_lock);
+    json_decref(node);
+    return true;
+}
+
 /* events_log_observer_fn, on the follower thread: the projection already
- * holds the event (it commits with it), so one query brings the map up to
- * date before any stream filters the event. */
+ * holds the event (it commits with it), so one lookup of that node brings
+ * the map up to date before any stream filters the event. */
 static void labels_observe(void *ctx, const char *stream, const char *type, json_t *body)
 {
     (void)stream;
     struct api_nodes *an = ctx;
+    bool changes = strcmp(type, "node.registered") == 0 || strcmp(type, "node.updated") == 0 ||
+                   strcmp(type, "node.deleted") == 0;
+    const char *id = json_string_value(json_object_get(json_object_get(body, "data"), "id"));
     pthread_mutex_lock(&an->labels_lock);
     bool stale = an->labels_stale || !an->labels;
-    const char *id = json_string_value(json_object_get(json_object_get(body, "data"), "id"));
-    json_t *was =
-        id && an->labels && strcmp(type, "node.deleted") == 0 ? json_object_get(an->labels, id) : NULL;
+    json_t *was = changes && id && an->labels && strcmp(type, "node.deleted") == 0
+                      ? json_object_get(an->labels, id)
+                      : NULL;
     if (was) {
         if (!an->gone || json_object_size(an->gone) >= GONE_MAX) {
             json_decref(an->gone);
@@ -950,8 +973,7 @@ static void labels_observe(void *ctx, const char *stream, const char *type, json
             json_object_set(an->gone, id, was);
     }
     pthread_mutex_unlock(&an->labels_lock);
-    if (stale || strcmp(type, "node.registered") == 0 || strcmp(type, "node.updated") == 0 ||
-        strcmp(type, "node.deleted") == 0)
+    if (stale || (changes && (!id || !labels_update_one(an, id))))
         labels_reload(an);
 }
 

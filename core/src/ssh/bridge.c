@@ -412,14 +412,18 @@ int ssh_bridge_socket(struct ssh_bridges *o, const char *node_id, const char *re
     if (!remote_path || !*remote_path || strlen(remote_path) > 107)
         return sb_error(err, SB_EINVAL, "the node's docker socket path must be 1 to 107 bytes");
     pthread_mutex_lock(&o->lock);
-    struct bridge *b = o->list;
-    while (b && strcmp(b->node_id, node_id) != 0)
-        b = b->next;
-    if (b && strcmp(b->remote, remote_path) != 0) {
+    struct bridge *b;
+    for (;;) {
+        b = o->list;
+        while (b && strcmp(b->node_id, node_id) != 0)
+            b = b->next;
+        if (!b || strcmp(b->remote, remote_path) == 0)
+            break;
+        /* Another socket path now: drop the old bridge, then look again
+         * (another caller may have started the new one meanwhile). */
         pthread_mutex_unlock(&o->lock);
         ssh_bridge_forget(o, node_id);
         pthread_mutex_lock(&o->lock);
-        b = NULL;
     }
     if (!b && (b = bridge_start(o, node_id, remote_path, err))) {
         b->next = o->list;
