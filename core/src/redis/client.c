@@ -240,6 +240,23 @@ int redis_get(struct redis_client *r, const char *key, struct buf *out, struct s
     return pipeline(r, 1, argcs, argvs, get_reply, out, err);
 }
 
+/* One command whose reply only has to be other than an error. */
+static int command_ok(struct redis_client *r, int argc, const char **argv, const size_t *lens,
+                      struct sb_err *err)
+{
+    pthread_mutex_lock(&r->lock);
+    int rc = ensure_ctx(r, err);
+    if (rc == 0) {
+        redisReply *rep = redisCommandArgv(r->ctx, argc, argv, lens);
+        if (!rep || rep->type == REDIS_REPLY_ERROR)
+            rc = sb_error(err, SB_EUNAVAIL, "redis unavailable");
+        if (rep)
+            freeReplyObject(rep);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
 int redis_setex(struct redis_client *r, const char *key, const char *value, size_t len, int ttl_s,
                 struct sb_err *err)
 {
@@ -249,17 +266,7 @@ int redis_setex(struct redis_client *r, const char *key, const char *value, size
     snprintf(ttl, sizeof ttl, "%d", ttl_s);
     const char *argv[] = {"SET", key, value, "EX", ttl};
     size_t lens[] = {3, strlen(key), len, 2, strlen(ttl)};
-    pthread_mutex_lock(&r->lock);
-    int rc = ensure_ctx(r, err);
-    if (rc == 0) {
-        redisReply *rep = redisCommandArgv(r->ctx, 5, argv, lens);
-        if (!rep || rep->type == REDIS_REPLY_ERROR)
-            rc = sb_error(err, SB_EUNAVAIL, "redis unavailable");
-        if (rep)
-            freeReplyObject(rep);
-    }
-    pthread_mutex_unlock(&r->lock);
-    return rc;
+    return command_ok(r, 5, argv, lens, err);
 }
 
 int redis_del(struct redis_client *r, const char *key, struct sb_err *err)
@@ -275,19 +282,9 @@ int redis_publish(struct redis_client *r, const char *channel, const char *msg, 
 {
     if (!redis_configured(r))
         return sb_error(err, SB_EUNAVAIL, "redis not configured");
-    pthread_mutex_lock(&r->lock);
-    int rc = ensure_ctx(r, err);
-    if (rc == 0) {
-        const char *argv[3] = {"PUBLISH", channel, msg};
-        size_t argvlen[3] = {7, strlen(channel), len};
-        redisReply *rep = redisCommandArgv(r->ctx, 3, argv, argvlen);
-        if (!rep || rep->type == REDIS_REPLY_ERROR)
-            rc = sb_error(err, SB_EUNAVAIL, "redis unavailable");
-        if (rep)
-            freeReplyObject(rep);
-    }
-    pthread_mutex_unlock(&r->lock);
-    return rc;
+    const char *argv[3] = {"PUBLISH", channel, msg};
+    size_t lens[3] = {7, strlen(channel), len};
+    return command_ok(r, 3, argv, lens, err);
 }
 
 /* ---- subscriptions ---------------------------------------------------------
