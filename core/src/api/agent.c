@@ -364,7 +364,9 @@ void api_agent_metrics(struct http_request *req)
         o->disk_write_bps = num(x, "io_total", "write_bps");
         o->net_rx_bps = num(x, "net_total", "rx_bps");
         o->net_tx_bps = num(x, "net_total", "tx_bps");
-        o->detail = x; /* stored whole for per-core, per-disk and per-interface views */
+        /* Stored whole for per-core, per-disk and per-interface views;
+         * encoded here, on this request's worker, not by the group's leader. */
+        o->detail = json_dumps(x, JSON_COMPACT);
         last = x;
         size_t k;
         json_t *c;
@@ -390,6 +392,8 @@ void api_agent_metrics(struct http_request *req)
     bool duplicate = false;
     rc = store_metrics_ingest(app->store, key.node_id, json_integer_value(seqv), s, ns, cs, nc, &duplicate,
                               &err);
+    for (size_t k = 0; k < ns; k++)
+        free((char *)s[k].detail);
     free(s);
     free(cs);
     if (rc) {

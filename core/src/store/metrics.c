@@ -180,9 +180,7 @@ static int ingest_group(struct store *st, struct ingest_job **jobs, size_t nj, s
             ADD(k++, add_f, x->disk_write_bps);
             ADD(k++, add_f, x->net_rx_bps);
             ADD(k++, add_f, x->net_tx_bps);
-            char *d = x->detail ? json_dumps(x->detail, JSON_COMPACT) : NULL;
-            ADD(k++, store_array_add, d);
-            free(d);
+            ADD(k++, store_array_add, x->detail);
         }
         for (size_t i = 0; i < job->nc; i++) {
             const struct store_container_sample *x = &job->c[i];

@@ -299,13 +299,14 @@ struct store_agent_key {
 int store_agent_key_get(struct store *st, const char *fingerprint, struct store_agent_key *out,
                         struct sb_err *err);
 
-/* One host sample as stored (NaN / -1 = not measured). `detail` is borrowed. */
+/* One host sample as stored (NaN / -1 = not measured). `detail` (the whole
+ * sample as JSON text) is borrowed. */
 struct store_metric_sample {
     int64_t ts_ms;
     double cpu_pct, load1, load5, load15;
     int64_t mem_total, mem_used, swap_total, swap_used, procs, uptime_s, disk_total, disk_used;
     double disk_read_bps, disk_write_bps, net_rx_bps, net_tx_bps;
-    json_t *detail;
+    const char *detail;
 };
 struct store_container_sample {
     int64_t ts_ms;
