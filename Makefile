@@ -46,6 +46,9 @@ node_modules/.installed: package.json package-lock.json
 # global. dashboard/vendor/ is generated, not committed.
 UPLOT_DIST := node_modules/uplot/dist
 dashboard: dashboard/vendor/uplot.js
+# The files npm ci brings: made by it (an empty recipe), so a parallel build
+# waits for npm instead of failing on a file that does not exist yet.
+$(UPLOT_DIST)/uPlot.iife.min.js $(UPLOT_DIST)/uPlot.min.css: node_modules/.installed ;
 dashboard/vendor/uplot.js: node_modules/.installed $(UPLOT_DIST)/uPlot.iife.min.js $(UPLOT_DIST)/uPlot.min.css
 	@mkdir -p $(@D)
 	@rm -f $(@D)/uplot.*.js $(@D)/uplot.*.css
