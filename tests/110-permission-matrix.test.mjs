@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { adminToken, apiToken, createDatabase, createUser, login, runCore, startCore } from './lib/harness.mjs';
 
-const PERMISSIONS = ['public', 'agent', 'authenticated', 'users:admin', 'tokens:manage', 'guest_links:admin',
+const PERMISSIONS = ['public', 'agent', 'authenticated', 'self:read', 'users:admin', 'tokens:manage', 'guest_links:admin',
   'audit:read', 'events:read', 'annotations:create', 'nodes:read', 'nodes:write', 'nodes:delete', 'nodes:exec',
   'containers:read', 'containers:operate', 'containers:delete', 'logs:read', 'images:read', 'images:pull',
   'images:delete', 'volumes:read', 'volumes:write', 'volumes:delete', 'networks:read', 'networks:write',
@@ -24,7 +24,7 @@ function allowed(role, perm) {
   if (role === 'admin') return true;
   if (role === 'operator') return !['users:admin', 'guest_links:admin'].includes(perm) && !perm.endsWith(':delete');
   if (role === 'viewer') return perm.endsWith(':read') || perm === 'authenticated';
-  if (role === 'guest') return perm === 'events:read' || GUEST_SCOPES.some((s) => SCOPE_PERMS[s].includes(perm));
+  if (role === 'guest') return perm === 'events:read' || perm === 'self:read' || GUEST_SCOPES.some((s) => SCOPE_PERMS[s].includes(perm));
   return false;
 }
 

@@ -32,6 +32,8 @@ struct app {
     struct docker *docker;     /* Docker engines (docker/) */
     struct events_bus *events; /* live events (events/events.h) */
     struct metrics *metrics;   /* latest samples, node presence (metrics/metrics.h) */
+    struct audit *audit;       /* denials and guest requests, windowed (audit/audit.h) */
+    int anon_ip_limit;         /* unauthenticated requests per minute per address; 0 = none */
     int64_t started_us;
     struct static_site *dashboard; /* --dashboard-dir in memory; NULL when absent */
 
@@ -117,6 +119,9 @@ extern const size_t api_n_routes;
  * limits, CSRF for cookie sessions, and records denied requests and every
  * guest request in the audit log. */
 int api_guard(struct http_request *req);
+/* Audits a request made with a guest link (req->user a guest): the first of
+ * the link's window as guest.request, the rest in its summary. */
+void api_guest_request_note(struct http_request *req);
 /* The never-blocking part of the guard, for HTTP_ROUTE_INLINE_IF_ADMITTED
  * routes on the MHD thread: admits a cached bearer credential that holds the
  * permission; anything else is left to api_guard on a worker. */

@@ -80,7 +80,7 @@ const struct http_route api_routes[] = {
     {"POST", "/api/v1/auth/logout", api_logout, 0, "authenticated", "end the current session"},
     {"POST", "/api/v1/auth/password", api_password_change, HTTP_ROUTE_BODY, "authenticated",
      "change your own password (ends your other sessions)"},
-    {"GET", "/api/v1/me", api_me, HTTP_ROUTE_INLINE_IF_ADMITTED, "authenticated",
+    {"GET", "/api/v1/me", api_me, HTTP_ROUTE_INLINE_IF_ADMITTED, "self:read",
      "who the caller is and what they may do"},
     {"GET", "/g/{token}", api_guest_landing, HTTP_ROUTE_SECRET_PATH, "public",
      "what a guest link grants (the link's token is its bearer credential)"},

@@ -175,6 +175,16 @@ static json_t *caller_fields(const struct api_caller *c)
         time_format_rfc3339(c->expires_us, t, sizeof t);
         json_object_set_new(o, "expires_at", json_string(t));
     }
+    if (strcmp(c->kind, "guest") == 0) {
+        /* A guest's page asks /me whether its link still works. */
+        json_t *scopes = json_array();
+        static const char *const names[] = {"view:metrics", "view:containers", "view:logs", "view:deployments",
+                                            "view:audit"};
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+            if (c->scopes & auth_scope_bit(names[i]))
+                json_array_append_new(scopes, json_string(names[i]));
+        json_object_set_new(o, "scopes", scopes);
+    }
     return o;
 }
 
@@ -233,22 +243,8 @@ void api_guest_landing(struct http_request *req)
     }
     req->user = c;
     req->user_free = api_caller_free;
-    char stream[96];
-    snprintf(stream, sizeof stream, "guest_link/%s", c->id);
-    json_t *data = json_pack("{s:s, s:s, s:s}", "method", req->method, "path", http_loggable_path(req),
-                             "permission", "public");
-    struct event_new ev = {.stream = stream, .type = "guest.request", .data = data, .outcome = "success"};
-    api_actor(req, &ev.actor);
-    store_append(app->store, &ev, NULL, NULL);
-    json_decref(data);
-    json_t *scopes = json_array();
-    static const char *const names[] = {"view:metrics", "view:containers", "view:logs", "view:deployments",
-                                        "view:audit"};
-    for (size_t i = 0; i < 5; i++)
-        if (c->scopes & auth_scope_bit(names[i]))
-            json_array_append_new(scopes, json_string(names[i]));
+    api_guest_request_note(req);
     json_t *o = caller_json(c);
-    json_object_set_new(o, "scopes", scopes);
     json_object_set_new(o, "usage", json_string("send this link's token as 'Authorization: Bearer <token>'"));
     http_reply_json(req, 200, o);
 }

@@ -22,6 +22,7 @@ static const struct perm {
     {"public", R_ALL, G_ANY},
     {"agent", R_ALL, G_ANY},
     {"authenticated", R_ALL, 0},
+    {"self:read", R_ALL, G_ANY}, /* who the caller is: guests too (their page checks its link) */
     {"users:admin", R_ADMIN, 0},
     {"tokens:manage", R_OPS, 0},
     {"guest_links:admin", R_ADMIN, 0},

@@ -6,6 +6,7 @@
 #include "cmd.h"
 
 #include "../api/api.h"
+#include "../audit/audit.h"
 #include "../auth/auth.h"
 #include "../static/static.h"
 #include "../docker/docker.h"
@@ -124,6 +125,14 @@ int cmd_serve(const struct config *cfg)
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
+    /* Denials and guest requests reach the chain through windows. */
+    struct audit_config auc = {.store = app.store, .window_ms = config_get_int(cfg, "audit-window") * 1000};
+    app.audit = audit_open(&auc, &err);
+    if (!app.audit) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+    app.anon_ip_limit = (int)config_get_int(cfg, "anon-ip-limit");
 
     /* Refuse to serve a schema this binary does not match. An unreachable
      * database is not fatal: the daemon serves 503 until it comes back. */
@@ -188,6 +197,8 @@ int cmd_serve(const struct config *cfg)
 
     const char *const *proxies;
     size_t n_proxies = config_get_list(cfg, "trusted-proxy", &proxies);
+    const char *const *public_hosts;
+    size_t n_public_hosts = config_get_list(cfg, "public-host", &public_hosts);
     struct http_server_config hc = {
         .listen = config_get(cfg, "listen"),
         .routes = api_routes,
@@ -199,6 +210,10 @@ int cmd_serve(const struct config *cfg)
         .connection_limit = (unsigned)config_get_int(cfg, "connection-limit"),
         .trusted_proxies = proxies,
         .n_trusted_proxies = n_proxies,
+        .public_hosts = public_hosts,
+        .n_public_hosts = n_public_hosts,
+        .per_ip_connection_limit = (unsigned)config_get_int(cfg, "per-ip-connection-limit"),
+        .header_timeout_s = (int)config_get_int(cfg, "header-timeout"),
         .guard = api_guard,
         .fast_guard = api_fast_guard,
     };
@@ -221,6 +236,7 @@ out:
     docker_shutdown_streams(app.docker);
     atomic_store(&app.stopping, true);
     http_server_stop(app.http);
+    audit_close(app.audit); /* the open windows' summaries, while the store is up */
     metrics_stop(app.metrics);
     events_free(app.events);
     api_nodes_stop(&app);

@@ -61,6 +61,10 @@ struct http_server_config {
     unsigned connection_limit;
     const char *const *trusted_proxies; /* "loopback", "private", an IP or a CIDR */
     size_t n_trusted_proxies;
+    const char *const *public_hosts; /* Host values answered for (others 421); none = any */
+    size_t n_public_hosts;
+    unsigned per_ip_connection_limit; /* simultaneous connections per address; 0 = no limit */
+    int header_timeout_s;             /* a request's headers must arrive within this; 0 = no deadline */
     http_guard_fn guard;         /* optional */
     /* Optional, for HTTP_ROUTE_INLINE_IF_ADMITTED routes, on the MHD thread:
      * returns 1 when it admitted the caller from memory alone (req->user
@@ -117,7 +121,12 @@ struct http_stats {
     uint64_t requests;
     uint64_t responses_5xx;
     uint64_t in_flight;
+    uint64_t header_timeouts; /* connections cut for not sending headers in time */
+    uint64_t refused;         /* requests refused before routing (400 framing, 421 host) */
 };
+/* Whether a Host header value is one of hosts (case-insensitive; an entry
+ * without a port matches any port). Pure; for the server and its tests. */
+bool http_host_allowed(const char *host, const char *const *hosts, size_t n);
 void http_server_stats(const struct http_server *s, struct http_stats *out);
 
 /* ---- route matching (pure; used by the server, the tests and the fuzzer) */

@@ -11,7 +11,18 @@
  *   resumed   the worker has set the reply and resumed the connection; MHD
  *             calls us once more and we queue it.
  * Replies are queued on the final call, never the first: 0.9.75 answers
- * `Connection: close` to a reply queued with the headers.
+ * `Connection: close` to a reply queued with the headers. The exceptions
+ * are the refusals that must close the connection anyway: a request with
+ * both Content-Length and Transfer-Encoding (RFC 9112 6.1), a Host not in
+ * --public-host (421), a 413 announced by Content-Length.
+ *
+ * Header deadline: MHD's connection timeout is inactivity only, so a client
+ * sending a header byte a second holds a connection forever. Every
+ * connection is tracked (MHD_OPTION_NOTIFY_CONNECTION) with the time it
+ * started waiting for a request's headers (its opening, or its previous
+ * answer); a reaper thread shuts down the socket of any connection still
+ * waiting after header_timeout_s. The list lock is held by the reaper and by
+ * the close notification, so a socket is never shut down after MHD closed it.
  */
 #include "http.h"
 
@@ -25,9 +36,18 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 enum req_state { REQ_RECEIVING, REQ_WORKING, REQ_DONE };
+
+/* One open connection, for the header deadline. */
+struct conn_track {
+    struct conn_track *prev, *next;
+    int fd;
+    atomic_int_fast64_t waiting_since_ms; /* monotonic; 0 while a request is being handled */
+    bool cut;
+};
 
 #define MAX_TRUSTED 32
 
@@ -46,8 +66,16 @@ struct http_server {
     pthread_t *workers;
     int n_workers;
 
-    atomic_uint_fast64_t requests, responses_5xx, in_flight;
+    atomic_uint_fast64_t requests, responses_5xx, in_flight, header_timeouts, refused;
     atomic_bool stopping_flag; /* read by MHD threads without the lock */
+
+    /* header deadline */
+    pthread_mutex_t conn_lock;
+    pthread_cond_t reaper_cond;
+    struct conn_track *conns;
+    bool reaper_stop;
+    bool reaper_started;
+    pthread_t reaper;
 };
 
 /* ---- worker pool ---------------------------------------------------------- */
@@ -275,6 +303,102 @@ static void peer_address(struct MHD_Connection *conn, char *out, size_t outlen)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)outlen);
 }
 
+/* ---- connections and the header deadline ---------------------------------- */
+
+static struct conn_track *conn_track_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct conn_track *t = ci ? calloc(1, sizeof *t) : NULL;
+        if (!t)
+            return; /* untracked: only MHD's own timeout applies */
+        t->fd = ci->connect_fd;
+        atomic_store(&t->waiting_since_ms, time_mono_ms());
+        pthread_mutex_lock(&s->conn_lock);
+        t->next = s->conns;
+        if (s->conns)
+            s->conns->prev = t;
+        s->conns = t;
+        pthread_mutex_unlock(&s->conn_lock);
+        *socket_context = t;
+        return;
+    }
+    struct conn_track *t = *socket_context;
+    if (!t)
+        return;
+    pthread_mutex_lock(&s->conn_lock);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        s->conns = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&s->conn_lock);
+    free(t);
+    *socket_context = NULL;
+}
+
+static void *reaper_main(void *arg)
+{
+    struct http_server *s = arg;
+    int64_t limit_ms = (int64_t)s->cfg.header_timeout_s * 1000;
+    int64_t tick_ms = limit_ms / 4 > 500 ? 500 : (limit_ms / 4 > 50 ? limit_ms / 4 : 50);
+    pthread_mutex_lock(&s->conn_lock);
+    while (!s->reaper_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t ns = ts.tv_nsec + tick_ms * 1000000;
+        ts.tv_sec += ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&s->reaper_cond, &s->conn_lock, &ts);
+        int64_t now = time_mono_ms();
+        for (struct conn_track *t = s->conns; t; t = t->next) {
+            int64_t since = atomic_load(&t->waiting_since_ms);
+            if (!since || t->cut || now - since < limit_ms)
+                continue;
+            /* MHD sees the socket end and closes the connection itself. */
+            shutdown(t->fd, SHUT_RDWR);
+            t->cut = true;
+            atomic_fetch_add(&s->header_timeouts, 1);
+        }
+    }
+    pthread_mutex_unlock(&s->conn_lock);
+    return NULL;
+}
+
+bool http_host_allowed(const char *host, const char *const *hosts, size_t n)
+{
+    if (!host)
+        return false;
+    /* The host part: "[v6]:port", "name:port" or a bare name. */
+    size_t hlen = strlen(host);
+    if (host[0] == '[') {
+        const char *close = strchr(host, ']');
+        hlen = close ? (size_t)(close - host) + 1 : hlen;
+    } else {
+        const char *colon = strchr(host, ':');
+        if (colon && !strchr(colon + 1, ':'))
+            hlen = (size_t)(colon - host);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *want = hosts[i];
+        if (strcasecmp(want, host) == 0)
+            return true;
+        bool want_port = want[0] == '[' ? strstr(want, "]:") != NULL : strchr(want, ':') != NULL;
+        if (!want_port && strlen(want) == hlen && strncasecmp(want, host, hlen) == 0)
+            return true;
+    }
+    return false;
+}
+
 static struct http_request *request_new(struct http_server *s, struct MHD_Connection *conn, const char *url,
                                         const char *method)
 {
@@ -300,6 +424,9 @@ static struct http_request *request_new(struct http_server *s, struct MHD_Connec
                    s->n_trusted, req->client_ip, sizeof req->client_ip);
     atomic_fetch_add(&s->requests, 1);
     atomic_fetch_add(&s->in_flight, 1);
+    struct conn_track *t = conn_track_of(conn);
+    if (t)
+        atomic_store(&t->waiting_since_ms, 0);
     return req;
 }
 
@@ -395,6 +522,15 @@ static void prepare_body(struct http_request *req)
         http_reply_error(req, 400, "malformed_json", "%s", err.msg);
 }
 
+/* Answers now, on the first call, and closes the connection afterwards. */
+static enum MHD_Result refuse(struct http_request *req)
+{
+    atomic_fetch_add(&req->server->refused, 1);
+    http_add_header(req, "Connection", "close");
+    req->state = REQ_DONE;
+    return queue_reply(req);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                  const char *version, const char *upload_data, size_t *upload_data_size,
                                  void **con_cls)
@@ -409,6 +545,19 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return MHD_NO;
         *con_cls = req;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+        if (cl && te) {
+            /* Two framings: refuse, and close (the body's end is unknown). */
+            http_reply_error(req, 400, "bad_request",
+                             "a request may not carry both Content-Length and Transfer-Encoding");
+            return refuse(req);
+        }
+        if (s->cfg.n_public_hosts &&
+            !http_host_allowed(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"), s->cfg.public_hosts,
+                               s->cfg.n_public_hosts)) {
+            http_reply_error(req, 421, "misdirected_request", "this server does not answer for that host name");
+            return refuse(req);
+        }
         if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body_bytes) {
             http_reply_error(req, 413, "body_too_large", "the request body is larger than %zu bytes",
                              s->cfg.max_body_bytes);
@@ -468,7 +617,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     struct http_server *s = cls;
     struct http_request *req = *con_cls;
-    (void)conn;
     if (!req)
         return;
     double ms = (double)(time_now_us() - req->started_us) / 1000.0;
@@ -478,6 +626,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&s->in_flight, 1);
     request_free(req);
     *con_cls = NULL;
+    /* The next request's headers are due within the deadline from now. */
+    struct conn_track *t = conn_track_of(conn);
+    if (t)
+        atomic_store(&t->waiting_since_ms, time_mono_ms());
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -568,6 +720,8 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
     s->listen_fd = -1;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
+    pthread_mutex_init(&s->conn_lock, NULL);
+    pthread_cond_init(&s->reaper_cond, NULL);
     for (size_t i = 0; i < cfg->n_trusted_proxies; i++)
         if (http_cidr_parse(cfg->trusted_proxies[i], s->trusted, MAX_TRUSTED, &s->n_trusted, err))
             goto fail;
@@ -589,10 +743,18 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
          * RSS per connection: 16 KiB keeps thousands of idle SSE streams
          * cheap and still takes large Authorization/Cookie headers. */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_END);
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_connection_limit, MHD_OPTION_NOTIFY_CONNECTION,
+        cfg->header_timeout_s > 0 ? on_connection : NULL, s, MHD_OPTION_END);
     if (!s->mhd) {
         sb_error(err, SB_EINTERNAL, "libmicrohttpd failed to start on %s", cfg->listen);
         goto fail;
+    }
+    if (cfg->header_timeout_s > 0) {
+        if (pthread_create(&s->reaper, NULL, reaper_main, s) != 0) {
+            sb_error(err, SB_EINTERNAL, "cannot start the header deadline thread");
+            goto fail;
+        }
+        s->reaper_started = true;
     }
     return s;
 fail:
@@ -610,6 +772,8 @@ void http_server_stats(const struct http_server *s, struct http_stats *out)
     out->requests = atomic_load(&s->requests);
     out->responses_5xx = atomic_load(&s->responses_5xx);
     out->in_flight = atomic_load(&s->in_flight);
+    out->header_timeouts = atomic_load(&s->header_timeouts);
+    out->refused = atomic_load(&s->refused);
 }
 
 void http_server_stop(struct http_server *s)
@@ -617,6 +781,13 @@ void http_server_stop(struct http_server *s)
     if (!s)
         return;
     atomic_store(&s->stopping_flag, true);
+    if (s->reaper_started) {
+        pthread_mutex_lock(&s->conn_lock);
+        s->reaper_stop = true;
+        pthread_cond_broadcast(&s->reaper_cond);
+        pthread_mutex_unlock(&s->conn_lock);
+        pthread_join(s->reaper, NULL);
+    }
     if (s->mhd)
         MHD_quiesce_daemon(s->mhd);
     /* Let queued handlers finish: they resume their connections. */
@@ -644,5 +815,7 @@ void http_server_stop(struct http_server *s)
         close(s->listen_fd);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->conn_lock);
+    pthread_cond_destroy(&s->reaper_cond);
     free(s);
 }
