@@ -17,13 +17,16 @@
 #endif
 
 static const struct config_option options[] = {
-    {"listen", CONFIG_STRING, "127.0.0.1:8080", "address and port to serve HTTP on (port 0 picks one)", false},
+    {"listen", CONFIG_STRING, "127.0.0.1:8080", "address and port to serve HTTP on (port 0 picks one)",
+     false},
     {"database-url", CONFIG_STRING, NULL, "PostgreSQL connection URI the daemon uses", true},
     {"migrate-database-url", CONFIG_STRING, NULL,
      "URI for migrate and rebuild-projections (the schema owner); defaults to --database-url", true},
-    {"redis-url", CONFIG_STRING, NULL, "Redis URL, redis://host:port[/db] (optional; degraded without)", true},
+    {"redis-url", CONFIG_STRING, NULL, "Redis URL, redis://host:port[/db] (optional; degraded without)",
+     true},
     {"data-dir", CONFIG_STRING, "./data", "directory for keys and local state", false},
-    {"master-key-file", CONFIG_STRING, NULL, "file holding the 32-byte master key as 64 hex characters", false},
+    {"master-key-file", CONFIG_STRING, NULL, "file holding the 32-byte master key as 64 hex characters",
+     false},
     {"dashboard-dir", CONFIG_STRING, "./dashboard", "static dashboard served at /", false},
     {"trusted-proxy", CONFIG_LIST, NULL, "peer allowed to set X-Forwarded-For: loopback, private, IP or CIDR",
      false},
@@ -76,7 +79,8 @@ static const struct config_option options[] = {
     {"node-check-interval", CONFIG_INT, "60", "seconds between node health checks (0 disables)", false},
     {"exec-max-output", CONFIG_INT, "1048576", "bytes of stdout and of stderr kept per remote command",
      false},
-    {"events-heartbeat-ms", CONFIG_INT, "15000", "comment line on idle event streams; finds dead clients", false},
+    {"events-heartbeat-ms", CONFIG_INT, "15000", "comment line on idle event streams; finds dead clients",
+     false},
 };
 static const char *const bool_flags[] = {"password-stdin", "if-no-users", NULL};
 

@@ -33,8 +33,8 @@ static json_t *request_data(struct http_request *req, int status, const char *re
 {
     char path[PATH_PREFIX_MAX + 1];
     bool cut = audit_path_prefix(http_loggable_path(req), path, PATH_PREFIX_MAX);
-    json_t *data = json_pack("{s:s, s:s, s:s, s:s}", "method", req->method, "route", req->route->pattern, "path",
-                             path, "permission", req->route->permission);
+    json_t *data = json_pack("{s:s, s:s, s:s, s:s}", "method", req->method, "route", req->route->pattern,
+                             "path", path, "permission", req->route->permission);
     if (!data)
         data = json_object();
     if (cut)
@@ -187,8 +187,8 @@ int api_guard(struct http_request *req)
                 snprintf(ra, sizeof ra, "%d", retry_after > 0 ? retry_after : 1);
                 http_add_header(req, "Retry-After", ra);
                 return deny(req, 429, "rate_limited",
-                            "too many unauthenticated requests from this address; slow down", "address limited",
-                            KEY_ADDRESS, 0);
+                            "too many unauthenticated requests from this address; slow down",
+                            "address limited", KEY_ADDRESS, 0);
             }
         }
     }

@@ -153,14 +153,15 @@ void api_metrics(struct http_request *req)
                (unsigned long long)ss.groups_committed, (unsigned long long)ss.pool_open,
                (unsigned long long)ss.pool_busy,
                atomic_load(&app->db_up) && atomic_load(&app->schema_state) == STORE_SCHEMA_OK);
-    buf_printf(&b,
-               "# HELP serverbox_http_header_timeouts_total Connections cut for not sending headers in time.\n"
-               "# TYPE serverbox_http_header_timeouts_total counter\n"
-               "serverbox_http_header_timeouts_total %llu\n"
-               "# HELP serverbox_http_refused_total Requests refused before routing (framing, Host).\n"
-               "# TYPE serverbox_http_refused_total counter\n"
-               "serverbox_http_refused_total %llu\n",
-               (unsigned long long)hs.header_timeouts, (unsigned long long)hs.refused);
+    buf_printf(
+        &b,
+        "# HELP serverbox_http_header_timeouts_total Connections cut for not sending headers in time.\n"
+        "# TYPE serverbox_http_header_timeouts_total counter\n"
+        "serverbox_http_header_timeouts_total %llu\n"
+        "# HELP serverbox_http_refused_total Requests refused before routing (framing, Host).\n"
+        "# TYPE serverbox_http_refused_total counter\n"
+        "serverbox_http_refused_total %llu\n",
+        (unsigned long long)hs.header_timeouts, (unsigned long long)hs.refused);
     if (app->audit)
         audit_prometheus(app->audit, &b);
     if (app->events) {

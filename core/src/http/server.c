@@ -553,9 +553,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return refuse(req);
         }
         if (s->cfg.n_public_hosts &&
-            !http_host_allowed(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"), s->cfg.public_hosts,
-                               s->cfg.n_public_hosts)) {
-            http_reply_error(req, 421, "misdirected_request", "this server does not answer for that host name");
+            !http_host_allowed(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"),
+                               s->cfg.public_hosts, s->cfg.n_public_hosts)) {
+            http_reply_error(req, 421, "misdirected_request",
+                             "this server does not answer for that host name");
             return refuse(req);
         }
         if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body_bytes) {
@@ -735,10 +736,10 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
 
     unsigned limit = cfg->connection_limit ? cfg->connection_limit : 4096;
     s->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access,
-        s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)(cfg->mhd_threads > 0 ? cfg->mhd_threads : 2), MHD_OPTION_CONNECTION_LIMIT, limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+        on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->mhd_threads > 0 ? cfg->mhd_threads : 2),
+        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
         /* 0.9.75 zero-fills each connection's pool at accept, so this is
          * RSS per connection: 16 KiB keeps thousands of idle SSE streams
          * cheap and still takes large Authorization/Cookie headers. */
