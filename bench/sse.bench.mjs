@@ -41,7 +41,8 @@ try {
   const sizes = (process.env.SSE_BENCH_STREAMS || '1000 5000 10000').split(/\s+/).filter(Boolean).map(Number);
   for (const n of sizes) {
     // One credential opens every stream: its request rate limit would refuse most.
-    core = await h.startCore({ db, admin: true, redisUrl: redis.SERVERBOX_REDIS_URL, env: { SERVERBOX_TOKEN_RATE_LIMIT: '0' } });
+    // Every stream comes from 127.0.0.1: no per-address connection limit here.
+    core = await h.startCore({ db, admin: true, redisUrl: redis.SERVERBOX_REDIS_URL, env: { SERVERBOX_TOKEN_RATE_LIMIT: '0', SERVERBOX_PER_IP_CONNECTION_LIMIT: '0' } });
     await new Promise((r) => setTimeout(r, 500));
     // Asynchronously: the daemon's log pipe must keep draining meanwhile.
     const { stdout: out } = await promisify(execFile)(LOAD,
