@@ -178,9 +178,13 @@ int api_guard(struct http_request *req)
         address_key(req->client_ip, addr, sizeof addr);
         snprintf(limit_key, sizeof limit_key, "anon:%s", addr);
         int retry_after = 60;
-        if (auth_rate_blocked(app->auth, limit_key, app->anon_ip_limit, &retry_after)) {
+        /* A request with a credential consults this daemon's counters only,
+         * so authenticated traffic never waits on Redis for this. */
+        bool has_credential = token && *token;
+        if (has_credential ? auth_rate_blocked_here(app->auth, limit_key, app->anon_ip_limit, &retry_after)
+                           : auth_rate_blocked(app->auth, limit_key, app->anon_ip_limit, &retry_after)) {
             struct api_caller *known = NULL;
-            if (token && *token && auth_resolve_cached(app->auth, token, &known) == 0) {
+            if (has_credential && auth_resolve_cached(app->auth, token, &known) == 0) {
                 api_caller_free(known);
             } else {
                 char ra[16];

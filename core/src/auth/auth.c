@@ -214,6 +214,12 @@ bool auth_rate_blocked(struct auth *a, const char *key, int limit, int *retry_af
         return true;
     /* The local counter also counts while Redis was down, so a limit
      * reached during an outage stays reached after it. */
+    return auth_rate_blocked_here(a, key, limit, retry_after);
+}
+
+bool auth_rate_blocked_here(struct auth *a, const char *key, int limit, int *retry_after)
+{
+    *retry_after = LIMIT_WINDOW_S;
     pthread_mutex_lock(&a->limit_lock);
     struct limit_entry *e = local_entry(a, key, false);
     bool blocked = e && e->count >= limit;

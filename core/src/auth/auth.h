@@ -99,6 +99,8 @@ int auth_logout(struct auth *a, const char *token, char *session_id, struct sb_e
 /* Whether `key` has reached `limit` hits in the current window (without
  * counting one); *retry_after gets the seconds until it resets. */
 bool auth_rate_blocked(struct auth *a, const char *key, int limit, int *retry_after);
+/* The same from this daemon's own counters alone: never waits on Redis. */
+bool auth_rate_blocked_here(struct auth *a, const char *key, int limit, int *retry_after);
 /* Counts a hit against `key` (a window of 60 s). */
 void auth_rate_hit(struct auth *a, const char *key);
 
