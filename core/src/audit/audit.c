@@ -111,7 +111,11 @@ static void append_summary(struct audit *a, const struct audit_summary *s)
         json_object_set_new(data, "link", json_string(s->actor_id));
     } else {
         type = "access.denied_summary";
-        snprintf(stream, sizeof stream, "access");
+        /* Where the denials one by one went: a guest's own stream, else access. */
+        if (strcmp(s->actor_kind, "guest") == 0 && s->actor_id[0])
+            snprintf(stream, sizeof stream, "guest_link/%s", s->actor_id);
+        else
+            snprintf(stream, sizeof stream, "access");
         json_object_set_new(data, "source", json_string(s->source));
         json_object_set_new(data, "reason", json_string(s->reason));
         json_object_set_new(data, "family", json_string(s->family));
