@@ -116,8 +116,9 @@ extern const size_t api_n_routes;
 
 /* The HTTP guard (http_server_config.guard): resolves the credential into
  * req->user, enforces the route's permission through the RBAC table, rate
- * limits, CSRF for cookie sessions, and records denied requests and every
- * guest request in the audit log. */
+ * limits (per credential, and per address for unauthenticated requests),
+ * CSRF for cookie sessions, and audits denied requests and guest requests
+ * through the windowed summarizer (audit/audit.h). */
 int api_guard(struct http_request *req);
 /* Audits a request made with a guest link (req->user a guest): the first of
  * the link's window as guest.request, the rest in its summary. */
