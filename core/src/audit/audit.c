@@ -36,7 +36,7 @@ struct audit {
     struct counter counters[COUNTERS];
     size_t n_counters;
     uint64_t recorded, summarized, summaries, overflowed;
-    atomic_uint_fast64_t appended, append_failures;
+    atomic_uint_fast64_t append_failures;
 };
 
 static void count(struct audit *a, const struct audit_occurrence *o)
@@ -135,7 +135,6 @@ static void append_summary(struct audit *a, const struct audit_summary *s)
         log_warn("audit summary not recorded", "type=%s count=%llu detail=\"%s\"", type,
                  (unsigned long long)s->count, err.msg);
     } else {
-        atomic_fetch_add(&a->appended, 1);
         log_info("audit summary", "type=%s source=\"%s\" reason=\"%s\" count=%llu", type, s->source,
                  s->reason, (unsigned long long)s->count);
     }
@@ -260,10 +259,14 @@ void audit_prometheus(struct audit *a, struct buf *out)
         "# HELP serverbox_audit_overflow_total Occurrences folded into overflow keys (table full).\n"
         "# TYPE serverbox_audit_overflow_total counter\n"
         "serverbox_audit_overflow_total %llu\n"
+        "# HELP serverbox_audit_summary_failures_total Summaries the store did not take (logged).\n"
+        "# TYPE serverbox_audit_summary_failures_total counter\n"
+        "serverbox_audit_summary_failures_total %llu\n"
         "# HELP serverbox_audit_keys Keys with an open window.\n"
         "# TYPE serverbox_audit_keys gauge\n"
         "serverbox_audit_keys %zu\n",
         (unsigned long long)a->recorded, (unsigned long long)a->summarized, (unsigned long long)a->summaries,
-        (unsigned long long)a->overflowed, audit_window_keys(a->w));
+        (unsigned long long)a->overflowed, (unsigned long long)atomic_load(&a->append_failures),
+        audit_window_keys(a->w));
     pthread_mutex_unlock(&a->lock);
 }
