@@ -126,7 +126,10 @@ ifneq ($(COLLECTOR_SRC),)
 include collector/collector.mk
 endif
 
-run: deps all
+# deps may install the libraries pkg-config names, after this Makefile was
+# read with whatever was there then: build in a fresh sub-make.
+run: deps
+	@$(MAKE) --no-print-directory all
 	@scripts/run.sh
 
 unit: $(UNIT_BIN) $(COLLECTOR_UNIT_BIN)
@@ -140,7 +143,8 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory blackbox
 
-bench: deps all node_modules/.installed
+bench: deps
+	@$(MAKE) --no-print-directory all node_modules/.installed
 	@bench/run.sh
 
 fuzz: deps
