@@ -4,6 +4,8 @@
  */
 #include "internal.h"
 
+#include "../crypto/crypto.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
