@@ -12,7 +12,6 @@
 #ifndef SB_AUTH_H
 #define SB_AUTH_H
 
-#include "../http/http.h"
 #include "../redis/redis.h"
 #include "../store/store.h"
 #include "../util/util.h"
@@ -22,6 +21,7 @@
 #include <stdint.h>
 
 struct auth;
+struct http_route;
 
 /* Who is calling (named api_caller for the handlers that read it; it is
  * auth's type). The auth guard fills one in (req->user, freed with the
