@@ -160,6 +160,7 @@ format:
 # and the formatting of every C file (util/banned.h is enforced by the build).
 check:
 	@scripts/check-layers.sh
+	@scripts/check-error-codes.sh
 	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h') && echo "check-format: ok"
 
 clean:
