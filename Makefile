@@ -11,7 +11,9 @@ PKGS     := libmicrohttpd libpq libcurl libssh2 hiredis jansson libsodium
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
-CFLAGS_COMMON := -std=gnu11 $(WARN) -g -pthread -D_GNU_SOURCE -Icore/src -Ibuild/gen $(PKG_CFLAGS) \
+# util/banned.h turns unsafe libc calls into compile errors in every unit.
+BANNED   := -include core/src/util/banned.h
+CFLAGS_COMMON := -std=gnu11 $(WARN) $(BANNED) -g -pthread -D_GNU_SOURCE -Icore/src -Ibuild/gen $(PKG_CFLAGS) \
                  -DSERVERBOX_VERSION='"$(VERSION)"' -MMD -MP
 CFLAGS   ?= -O2
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -28,7 +30,7 @@ UNIT_SRC  := $(sort $(wildcard core/tests/test_*.c))
 UNIT_BIN  := $(UNIT_SRC:core/tests/%.c=build/asan/tests/%)
 COLLECTOR_SRC := $(sort $(wildcard collector/src/*.c))
 
-.PHONY: all run test unit blackbox bench fuzz clean format deps dashboard
+.PHONY: all run test unit blackbox bench fuzz clean format check deps dashboard
 all: dashboard/vendor/uplot.js build/serverbox-core build/asan/serverbox-core build/tools/append-load build/tools/ssh-bench build/tools/sse-load $(if $(COLLECTOR_SRC),build/serverbox-collector)
 
 deps:
@@ -115,7 +117,7 @@ build/tools/ssh-bench: build/obj/core/tools/ssh_bench.o $(CORE_OBJ) $(GEN_OBJ)
 build/tools/sse-load: core/tools/sse_load.c
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
-	@$(CC) -std=gnu11 $(WARN) -O2 -g -pthread -o $@ $< -pthread
+	@$(CC) -std=gnu11 $(WARN) $(BANNED) -O2 -g -pthread -o $@ $< -pthread
 
 build/asan/tests/%: core/tests/%.c $(ASAN_OBJ) $(GEN_ASAN)
 	@mkdir -p $(@D)
@@ -126,7 +128,10 @@ ifneq ($(COLLECTOR_SRC),)
 include collector/collector.mk
 endif
 
-run: deps all
+# deps may install the libraries pkg-config names, after this Makefile was
+# read with whatever was there then: build in a fresh sub-make.
+run: deps
+	@$(MAKE) --no-print-directory all
 	@scripts/run.sh
 
 unit: $(UNIT_BIN) $(COLLECTOR_UNIT_BIN)
@@ -137,10 +142,12 @@ blackbox: all node_modules/.installed
 
 test: deps
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory blackbox
 
-bench: deps all node_modules/.installed
+bench: deps
+	@$(MAKE) --no-print-directory all node_modules/.installed
 	@bench/run.sh
 
 fuzz: deps
@@ -148,6 +155,13 @@ fuzz: deps
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# Guard rails, run by `make test` before the tests: the layers of core/src,
+# and the formatting of every C file (util/banned.h is enforced by the build).
+check:
+	@scripts/check-layers.sh
+	@scripts/check-error-codes.sh
+	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h') && echo "check-format: ok"
 
 clean:
 	rm -rf build dashboard/vendor

@@ -11,12 +11,16 @@ mkdir -p "$SERVERBOX_DATA_DIR"
 chmod 700 "$SERVERBOX_DATA_DIR"
 
 if [ -z "${SERVERBOX_DATABASE_URL:-}" ]; then
-    eval "$(scripts/services.sh start-pg "$RUN_DIR/services")"
+    # A failed start must stop here with its own error: `eval "$(…)"` would
+    # swallow the status and carry on without a database.
+    out=$(scripts/services.sh start-pg "$RUN_DIR/services") || { echo "run: PostgreSQL could not be started (see above)" >&2; exit 1; }
+    eval "$out"
     export SERVERBOX_DATABASE_URL SERVERBOX_MIGRATE_DATABASE_URL
     echo "run: PostgreSQL 15 running from $RUN_DIR/services (stop: scripts/services.sh stop-pg $RUN_DIR/services)"
 fi
 if [ -z "${SERVERBOX_REDIS_URL:-}" ]; then
-    eval "$(scripts/services.sh start-redis "$RUN_DIR/services")"
+    out=$(scripts/services.sh start-redis "$RUN_DIR/services") || { echo "run: Redis could not be started (see above)" >&2; exit 1; }
+    eval "$out"
     export SERVERBOX_REDIS_URL
     echo "run: Redis running from $RUN_DIR/services"
 fi

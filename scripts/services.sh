@@ -35,9 +35,28 @@ as_pg() {
     fi
 }
 
+# Where PostgreSQL's files live for runtime directory $1. PostgreSQL runs as
+# the postgres user when we are root, and that user cannot enter a clone
+# under /root or a private home directory: then its files live under
+# /var/lib/serverbox-run/<hash of the directory> instead (same answer for
+# start and stop, so the cluster is found again).
+pg_root() {
+    local dir=$1
+    if [ "$(id -u)" -ne 0 ]; then echo "$dir"; return; fi
+    chown postgres:postgres "$dir"
+    if runuser -u postgres -- test -x "$dir" 2>/dev/null; then echo "$dir"; return; fi
+    local alt
+    alt=/var/lib/serverbox-run/$(printf '%s' "$dir" | sha256sum | cut -c1-16)
+    mkdir -p "$alt"
+    chmod 755 /var/lib/serverbox-run
+    chown postgres:postgres "$alt"
+    echo "$alt"
+}
+
 start_pg() {
     local dir
     dir=$(mkdir -p "$1" && cd "$1" && pwd)
+    dir=$(pg_root "$dir")
     local data="$dir/pgdata" sock="$dir/pgsock"
     mkdir -p "$sock"
     if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$dir" "$sock"; fi
@@ -51,7 +70,7 @@ start_pg() {
         # Only the unix socket, in a directory only root and postgres can enter.
         as_pg "$PGBIN/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 \
             -o "-k $sock -p $port -c listen_addresses='' -c fsync=on -c max_connections=300 -c shared_buffers=128MB" \
-            start >/dev/null
+            start >/dev/null || { echo "services: PostgreSQL did not start:" >&2; tail -20 "$dir/postgres.log" >&2; return 1; }
     fi
     chmod 700 "$sock" 2>/dev/null || true
     local psql=("$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$sock" -p "$port" -U postgres)
@@ -68,7 +87,9 @@ start_pg() {
 }
 
 stop_pg() {
-    local dir="$1"
+    local dir
+    dir=$(cd "$1" 2>/dev/null && pwd) || return 0
+    dir=$(pg_root "$dir")
     [ -f "$dir/pgdata/PG_VERSION" ] || return 0
     as_pg "$PGBIN/pg_ctl" -D "$dir/pgdata" -m fast -w stop >/dev/null 2>&1 || true
 }
@@ -82,6 +103,8 @@ start_redis() {
         redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --daemonize yes \
             --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" --save "" --appendonly no >/dev/null
         for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+        redis-cli -p "$port" ping >/dev/null 2>&1 ||
+            { echo "services: Redis did not start on port $port:" >&2; tail -20 "$dir/redis.log" >&2 2>/dev/null; return 1; }
     fi
     echo "SERVERBOX_REDIS_URL='redis://127.0.0.1:$port'"
 }
@@ -93,7 +116,7 @@ stop_redis() {
 }
 
 case "${1:-}" in
-start-all) start_pg "$2"; start_redis "$2" ;;
+start-all) start_pg "$2" && start_redis "$2" ;;
 stop-all) stop_redis "$2"; stop_pg "$2" ;;
 start-pg) start_pg "$2" ;;
 stop-pg) stop_pg "$2" ;;

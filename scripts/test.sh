@@ -13,7 +13,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-eval "$(scripts/services.sh start-all "$RUN_DIR/services")"
+out=$(scripts/services.sh start-all "$RUN_DIR/services") || { echo "test: PostgreSQL or Redis could not be started (see above)" >&2; exit 1; }
+eval "$out"
 export SBX_TEST_RUN_DIR="$RUN_DIR"
 export SBX_TEST_PG_DIR="$SERVERBOX_PG_DIR" SBX_TEST_PG_SOCKET="$SERVERBOX_PG_SOCKET" SBX_TEST_PG_PORT="$SERVERBOX_PG_PORT"
 export SBX_TEST_REDIS_URL="$SERVERBOX_REDIS_URL"

@@ -99,7 +99,7 @@ test('a 2 MiB body is 413, with and without Content-Length', async () => {
     s.on('error', reject);
   });
   assert.match(announced, /^HTTP\/1\.1 413 /);
-  assert.match(announced, /"code":"body_too_large"/);
+  assert.match(announced, /"code":"too_large"/);
   await stillUp();
   // chunked: no Content-Length, so the limit is found while reading
   const status = await new Promise((resolve, reject) => {

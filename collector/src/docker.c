@@ -71,7 +71,7 @@ static json_t *docker_get(const char *sock, const char *path)
             goto out;
     }
     char *body = strstr(b.data, "\r\n\r\n");
-    if (strncmp(b.data, "HTTP/1.", 7) != 0 || atoi(b.data + 9) != 200 || !body)
+    if (strncmp(b.data, "HTTP/1.", 7) != 0 || strtol(b.data + 9, NULL, 10) != 200 || !body)
         goto out;
     out = json_loads(body + 4, JSON_DISABLE_EOF_CHECK, NULL);
 out:

@@ -159,7 +159,7 @@ int net_post(const char *base_url, const char *path, const char *extra_headers, 
             break; /* an over-long answer: the status line is what matters */
     }
     if (strncmp(in.data, "HTTP/1.", 7) == 0 && in.len > 12)
-        status = atoi(in.data + 9);
+        status = (int)strtol(in.data + 9, NULL, 10);
     if (resp) {
         char *b = strstr(in.data, "\r\n\r\n");
         buf_reset(resp);

@@ -63,7 +63,7 @@ static void test_topics(void **state)
     }
     char many[400] = "";
     for (int i = 0; i < 17; i++)
-        strcat(many, i ? ",t" : "t");
+        sb_strlcpy(many + strlen(many), i ? ",t" : "t", sizeof many - strlen(many));
     assert_int_equal(events_topics_parse(many, &t, &err), SB_EINVAL);
 }
 
@@ -100,8 +100,8 @@ static struct api_caller caller(const char *kind, const char *role, unsigned sco
 {
     struct api_caller c;
     memset(&c, 0, sizeof c);
-    strcpy(c.kind, kind);
-    strcpy(c.role, role);
+    sb_strlcpy(c.kind, kind, sizeof c.kind);
+    sb_strlcpy(c.role, role, sizeof c.role);
     c.scopes = scopes;
     c.node_labels = labels;
     c.expires_us = expires;

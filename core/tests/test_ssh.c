@@ -54,7 +54,7 @@ static int setup(void **state)
     char *f = strstr(out, "SSHD_FP=");
     if (!p || !f)
         return -1;
-    port = atoi(p + 10);
+    port = (int)strtol(p + 10, NULL, 10);
     sscanf(f + 8, "%79s", fingerprint);
     /* A key made by the code under test, authorized on the server. */
     buf_init(&key, 0);

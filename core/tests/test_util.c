@@ -131,7 +131,7 @@ static void test_router(void **state)
     const char *names[HTTP_MAX_PARAMS];
     char *values[HTTP_MAX_PARAMS], allow[64], path[128];
     size_t n;
-    strcpy(path, "/api/v1/nodes/abc/containers/c1/logs");
+    snprintf(path, sizeof path, "%s", "/api/v1/nodes/abc/containers/c1/logs");
     assert_int_equal(http_route_match(routes, 5, "GET", path, &r, names, values, &n, allow, sizeof allow),
                      HTTP_MATCH_OK);
     assert_ptr_equal(r, &routes[3]);
@@ -140,18 +140,18 @@ static void test_router(void **state)
     assert_string_equal(values[1], "c1");
     assert_int_equal(strncmp(names[1], "cid}", 4), 0);
 
-    strcpy(path, "/api/v1/nodes");
+    snprintf(path, sizeof path, "%s", "/api/v1/nodes");
     assert_int_equal(http_route_match(routes, 5, "DELETE", path, &r, names, values, &n, allow, sizeof allow),
                      HTTP_MATCH_WRONG_METHOD);
     assert_string_equal(allow, "GET, POST");
-    strcpy(path, "/api/v1/nodes/");
+    snprintf(path, sizeof path, "%s", "/api/v1/nodes/");
     assert_int_equal(http_route_match(routes, 5, "GET", path, &r, names, values, &n, allow, sizeof allow),
                      HTTP_MATCH_NONE);
-    strcpy(path, "/static/css/app.css");
+    snprintf(path, sizeof path, "%s", "/static/css/app.css");
     assert_int_equal(http_route_match(routes, 5, "HEAD", path, &r, names, values, &n, allow, sizeof allow),
                      HTTP_MATCH_OK);
     assert_string_equal(values[0], "css/app.css");
-    strcpy(path, "/api/v1/nodes/a/b");
+    snprintf(path, sizeof path, "%s", "/api/v1/nodes/a/b");
     assert_int_equal(http_route_match(routes, 5, "GET", path, &r, names, values, &n, allow, sizeof allow),
                      HTTP_MATCH_NONE);
 }
@@ -196,14 +196,17 @@ static void test_event_body_canonical(void **state)
 {
     (void)state;
     json_t *data = json_pack("{s:s, s:i, s:{s:s}}", "zeta", "last \"q\" é", "alpha", 1, "mid", "k", "v");
-    struct event_new ev = {.stream = "node/x", .type = "node.registered", .data = data,
+    struct event_new ev = {.stream = "node/x",
+                           .type = "node.registered",
+                           .data = data,
                            .actor = {.kind = "user", .id = "u1", .name = "ana", .ip = "127.0.0.1"},
                            .outcome = "success"};
     char *body = store_event_body(42, &ev, "2026-11-22T03:01:54.000001Z");
-    assert_string_equal(body, "{\"actor\":{\"id\":\"u1\",\"ip\":\"127.0.0.1\",\"kind\":\"user\",\"name\":\"ana\"},"
-                              "\"data\":{\"alpha\":1,\"mid\":{\"k\":\"v\"},\"zeta\":\"last \\\"q\\\" é\"},"
-                              "\"occurred_at\":\"2026-11-22T03:01:54.000001Z\",\"outcome\":\"success\",\"seq\":42,"
-                              "\"stream\":\"node/x\",\"type\":\"node.registered\"}");
+    assert_string_equal(body,
+                        "{\"actor\":{\"id\":\"u1\",\"ip\":\"127.0.0.1\",\"kind\":\"user\",\"name\":\"ana\"},"
+                        "\"data\":{\"alpha\":1,\"mid\":{\"k\":\"v\"},\"zeta\":\"last \\\"q\\\" é\"},"
+                        "\"occurred_at\":\"2026-11-22T03:01:54.000001Z\",\"outcome\":\"success\",\"seq\":42,"
+                        "\"stream\":\"node/x\",\"type\":\"node.registered\"}");
     uint8_t zero[32] = {0}, h[32], h2[32];
     store_event_hash(zero, body, strlen(body), h);
     crypto_hash_sha256_state st;
@@ -245,10 +248,10 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_buf_limits),        cmocka_unit_test(test_time_roundtrip),
-        cmocka_unit_test(test_hex_and_uuid),      cmocka_unit_test(test_config_precedence),
-        cmocka_unit_test(test_router),            cmocka_unit_test(test_client_ip),
-        cmocka_unit_test(test_json_body),         cmocka_unit_test(test_event_body_canonical),
+        cmocka_unit_test(test_buf_limits),   cmocka_unit_test(test_time_roundtrip),
+        cmocka_unit_test(test_hex_and_uuid), cmocka_unit_test(test_config_precedence),
+        cmocka_unit_test(test_router),       cmocka_unit_test(test_client_ip),
+        cmocka_unit_test(test_json_body),    cmocka_unit_test(test_event_body_canonical),
         cmocka_unit_test(test_secretbox),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,8 +28,11 @@ static void *run(void *arg)
     snprintf(stream, sizeof stream, "%s/%d", w->prefix, w->id);
     for (int i = 0; i < w->count; i++) {
         snprintf(n, sizeof n, "%d", i);
-        json_t *data = json_pack("{s:i, s:s, s:s}", "i", i, "worker", stream, "note", "load \"quoted\" \xc3\xa9");
-        struct event_new ev = {.stream = stream, .type = "test.appended", .data = data,
+        json_t *data =
+            json_pack("{s:i, s:s, s:s}", "i", i, "worker", stream, "note", "load \"quoted\" \xc3\xa9");
+        struct event_new ev = {.stream = stream,
+                               .type = "test.appended",
+                               .data = data,
                                .actor = {.kind = "system", .id = n, .name = "append-load", .ip = NULL},
                                .outcome = "success"};
         struct sb_err err = {0};
@@ -52,7 +55,7 @@ int main(int argc, char **argv)
     if (sodium_init() < 0)
         return 1;
     log_set_level("warn");
-    int threads = atoi(argv[2]), per = atoi(argv[3]);
+    int threads = (int)strtol(argv[2], NULL, 10), per = (int)strtol(argv[3], NULL, 10);
     struct sb_err err = {0};
     struct store_config cfg = {.database_url = argv[1], .pool_size = 2};
     struct store *st = store_open(&cfg, &err);
@@ -74,9 +77,10 @@ int main(int argc, char **argv)
     double secs = (double)(time_mono_ms() - t0) / 1000.0;
     struct store_stats ss;
     store_get_stats(st, &ss);
-    printf("{\"threads\":%d,\"events\":%d,\"seconds\":%.3f,\"per_second\":%.0f,\"failed\":%d,\"groups\":%llu}\n",
-           threads, threads * per, secs, secs > 0 ? threads * per / secs : 0.0, failed,
-           (unsigned long long)ss.groups_committed);
+    printf(
+        "{\"threads\":%d,\"events\":%d,\"seconds\":%.3f,\"per_second\":%.0f,\"failed\":%d,\"groups\":%llu}\n",
+        threads, threads * per, secs, secs > 0 ? threads * per / secs : 0.0, failed,
+        (unsigned long long)ss.groups_committed);
     store_close(st);
     free(w);
     return failed ? 1 : 0;

@@ -120,7 +120,7 @@ static int n_streams;
 static void on_line(struct stream *s, int idx, const char *l, int64_t t)
 {
     if (strncmp(l, "id: ", 4) == 0) {
-        long long id = atoll(l + 4);
+        long long id = strtoll(l + 4, NULL, 10);
         if (s->last_id && id != s->last_id + 1) {
             s->gaps++;
             if (getenv("SSE_LOAD_DEBUG"))
@@ -145,7 +145,7 @@ static void on_line(struct stream *s, int idx, const char *l, int64_t t)
             fprintf(stderr, "stream %d: unparsed data: %.200s\n", idx, l);
         return;
     }
-    int i = atoi(m + 17);
+    int i = (int)strtol(m + 17, NULL, 10);
     if (i < 0 || i >= n_events || !send_us[i]) {
         if (getenv("SSE_LOAD_DEBUG"))
             fprintf(stderr, "stream %d: event %d not sent yet?\n", idx, i);
@@ -440,12 +440,13 @@ int main(int argc, char **argv)
     }
     token = getenv("SBX_TOKEN");
     if (argc >= 6 && strcmp(argv[1], "bench") == 0) {
-        port = atoi(argv[2]);
-        return bench(atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argc > 6 ? atoi(argv[6]) : 0);
+        port = (int)strtol(argv[2], NULL, 10);
+        return bench((int)strtol(argv[3], NULL, 10), (int)strtol(argv[4], NULL, 10),
+                     (int)strtol(argv[5], NULL, 10), argc > 6 ? (int)strtol(argv[6], NULL, 10) : 0);
     }
     if (argc >= 4 && strcmp(argv[1], "slow") == 0) {
-        port = atoi(argv[2]);
-        return slow(atoi(argv[3]));
+        port = (int)strtol(argv[2], NULL, 10);
+        return slow((int)strtol(argv[3], NULL, 10));
     }
     fprintf(stderr, "usage: sse-load bench PORT STREAMS EVENTS RATE [DAEMON_PID]\n"
                     "       sse-load slow PORT WAIT_MS\n");

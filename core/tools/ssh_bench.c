@@ -43,12 +43,12 @@ int main(int argc, char **argv)
     }
     struct ssh_target t = {.node_id = "bench",
                            .host = argv[1],
-                           .port = atoi(argv[2]),
+                           .port = (int)strtol(argv[2], NULL, 10),
                            .user = argv[3],
                            .private_key = key.data,
                            .private_key_len = key.len,
                            .fingerprint = argv[5]};
-    int n = atoi(argv[6]);
+    int n = (int)strtol(argv[6], NULL, 10);
     bool pool_mode = strcmp(argv[7], "pool") == 0;
     struct ssh_pool_config pc = {.per_node = 3};
     struct ssh_pool *pool = ssh_pool_new(&pc, &err);

@@ -13,15 +13,6 @@ void api_actor(struct http_request *req, struct event_actor *out)
     out->ip = req->client_ip;
 }
 
-void api_caller_free(void *caller)
-{
-    struct api_caller *c = caller;
-    if (!c)
-        return;
-    json_decref(c->node_labels);
-    free(c);
-}
-
 bool api_node_visible(const struct http_request *req, json_t *node_labels)
 {
     const struct api_caller *c = req->user;

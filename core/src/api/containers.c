@@ -1008,7 +1008,7 @@ void api_container_logs(struct http_request *req)
     docker_response_release(&r);
     if (rc) {
         buf_release(&out);
-        http_reply_error(req, 502, "upstream", "the engine sent a malformed log stream");
+        http_reply_error(req, 502, "upstream_error", "the engine sent a malformed log stream");
         return;
     }
     if (nd.full)

@@ -4,6 +4,8 @@
  */
 #include "internal.h"
 
+#include "../crypto/crypto.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -207,7 +209,7 @@ bool auth_rate_blocked(struct auth *a, const char *key, int limit, int *retry_af
     struct buf b;
     buf_init(&b, 64);
     int rc = redis_get(a->cfg.redis, rkey, &b, NULL);
-    long long redis_count = rc == 0 ? atoll(b.data) : 0;
+    long long redis_count = rc == 0 ? sb_int64(b.data) : 0;
     buf_release(&b);
     *retry_after = LIMIT_WINDOW_S;
     if (rc == 0 && redis_count >= limit)

@@ -12,8 +12,6 @@
 #ifndef SB_AUTH_H
 #define SB_AUTH_H
 
-#include "../api/api.h"
-#include "../http/http.h"
 #include "../redis/redis.h"
 #include "../store/store.h"
 #include "../util/util.h"
@@ -23,6 +21,34 @@
 #include <stdint.h>
 
 struct auth;
+struct http_route;
+
+/* Who is calling (named api_caller for the handlers that read it; it is
+ * auth's type). The auth guard fills one in (req->user, freed with the
+ * request) before any non-public handler runs; a request without one is
+ * anonymous. Handlers read it, never build it. */
+enum api_guest_scope {
+    API_SCOPE_METRICS = 1 << 0,     /* view:metrics */
+    API_SCOPE_CONTAINERS = 1 << 1,  /* view:containers */
+    API_SCOPE_LOGS = 1 << 2,        /* view:logs */
+    API_SCOPE_DEPLOYMENTS = 1 << 3, /* view:deployments */
+    API_SCOPE_AUDIT = 1 << 4,       /* view:audit */
+};
+
+struct api_caller {
+    char kind[16];       /* user | token | guest | agent | system */
+    char id[64];         /* user, token, guest link or node id */
+    char name[128];      /* username, token name, guest note */
+    char role[16];       /* admin | operator | viewer | guest */
+    char user_id[64];    /* the user a token or session belongs to; empty for guests */
+    char session_id[37]; /* the session this caller came from; empty for tokens and guests */
+    unsigned scopes;     /* enum api_guest_scope, for guests */
+    json_t *node_labels; /* owned; label selector {"env":"staging"} limiting visible nodes, NULL = all */
+    int64_t expires_us;  /* when this credential stops working (0 = never) */
+};
+
+/* Frees a caller (for req->user_free). */
+void api_caller_free(void *caller);
 
 struct auth_config {
     struct store *store;

@@ -24,6 +24,15 @@
 #define CACHE_MAX      50000
 #define TOKEN_BODY_LEN 43 /* 32 bytes in unpadded base64url */
 
+void api_caller_free(void *caller)
+{
+    struct api_caller *c = caller;
+    if (!c)
+        return;
+    json_decref(c->node_labels);
+    free(c);
+}
+
 void auth_token_sha256(const char *token, char hash_hex[65])
 {
     uint8_t h[32];

@@ -5,6 +5,8 @@
  */
 #include "auth.h"
 
+#include "../http/http.h" /* the route table's rows, checked against the RBAC table */
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>

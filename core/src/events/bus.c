@@ -29,7 +29,7 @@
  */
 #include "events.h"
 
-#include "../api/api.h"
+#include "../auth/auth.h"
 #include "../redis/redis.h"
 #include "../store/store.h"
 

@@ -5,7 +5,7 @@
  */
 #include "events.h"
 
-#include "../api/api.h"
+#include "../auth/auth.h"
 
 #include <stdlib.h>
 #include <string.h>

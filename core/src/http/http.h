@@ -160,6 +160,19 @@ json_t *http_parse_json_object(const char *data, size_t len, struct sb_err *err)
 /* Fails with the first member of obj not in allowed (NULL-terminated). */
 int http_json_check_fields(json_t *obj, const char *const *allowed, struct sb_err *err);
 
+/* ---- the error vocabulary (http/errors.c) ---------------------------------
+ * Every `code` an error reply may carry, with its usual status. Replies with
+ * a code not listed are logged as a bug (and caught by make check). */
+struct http_error_code {
+    const char *code;
+    int status;
+    const char *meaning;
+};
+extern const struct http_error_code http_error_codes[];
+extern const size_t http_n_error_codes;
+/* The entry for code, or NULL when it is not in the vocabulary. */
+const struct http_error_code *http_error_code_find(const char *code);
+
 /* ---- replies: each sets the one reply of a request ----------------------- */
 /* Steals `body` (may be NULL for an empty 204). */
 void http_reply_json(struct http_request *req, int status, json_t *body);

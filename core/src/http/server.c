@@ -167,6 +167,8 @@ void http_reply_json(struct http_request *req, int status, json_t *body)
 static void reply_error_json(struct http_request *req, int status, const char *code, const char *message,
                              const char *field)
 {
+    if (!http_error_code_find(code))
+        log_error("error code not in the vocabulary (http/errors.c)", "code=%s status=%d", code, status);
     json_t *e = json_pack("{s:s, s:s}", "code", code, "message", message);
     if (e && field && *field)
         json_object_set_new(e, "field", json_string(field));
@@ -506,7 +508,7 @@ static void route_request(struct http_request *req)
 static void prepare_body(struct http_request *req)
 {
     if (req->too_large) {
-        http_reply_error(req, 413, "body_too_large", "the request body is larger than %zu bytes",
+        http_reply_error(req, 413, "too_large", "the request body is larger than %zu bytes",
                          req->server->cfg.max_body_bytes);
         return;
     }
@@ -560,7 +562,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return refuse(req);
         }
         if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body_bytes) {
-            http_reply_error(req, 413, "body_too_large", "the request body is larger than %zu bytes",
+            http_reply_error(req, 413, "too_large", "the request body is larger than %zu bytes",
                              s->cfg.max_body_bytes);
             req->state = REQ_DONE;
             return queue_reply(req);

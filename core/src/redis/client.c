@@ -47,8 +47,8 @@ static int parse_url(struct redis_client *r, const char *url, struct sb_err *err
         return sb_error(err, SB_EINVAL, "redis URL has no host");
     memcpy(r->host, p, hlen);
     r->host[hlen] = '\0';
-    r->port = colon ? atoi(colon + 1) : 6379;
-    r->db = slash ? atoi(slash + 1) : 0;
+    r->port = colon ? (int)strtol(colon + 1, NULL, 10) : 6379;
+    r->db = slash ? (int)strtol(slash + 1, NULL, 10) : 0;
     if (r->port <= 0 || r->port > 65535)
         return sb_error(err, SB_EINVAL, "redis URL has a bad port");
     return 0;

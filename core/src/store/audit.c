@@ -57,7 +57,7 @@ int store_head(struct store *st, int64_t *seq, uint8_t hash[32], struct sb_err *
     *seq = 0;
     memset(hash, 0, 32);
     if (PQntuples(r) == 1) {
-        *seq = atoll(PQgetvalue(r, 0, 0));
+        *seq = sb_int64(PQgetvalue(r, 0, 0));
         hex_decode(PQgetvalue(r, 0, 1), hash, 32);
     }
     PQclear(r);
@@ -101,9 +101,9 @@ int store_checkpoint_latest(struct store *st, struct store_checkpoint *cp, struc
         PQclear(r);
         return sb_error(err, SB_ENOTFOUND, "no checkpoint yet");
     }
-    cp->seq = atoll(PQgetvalue(r, 0, 0));
+    cp->seq = sb_int64(PQgetvalue(r, 0, 0));
     hex_decode(PQgetvalue(r, 0, 1), cp->hash, 32);
-    cp->signed_us = atoll(PQgetvalue(r, 0, 2));
+    cp->signed_us = sb_int64(PQgetvalue(r, 0, 2));
     hex_decode(PQgetvalue(r, 0, 3), cp->signature, 64);
     hex_decode(PQgetvalue(r, 0, 4), cp->public_key, 32);
     PQclear(r);

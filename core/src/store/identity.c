@@ -27,7 +27,7 @@ static int run_cmd(struct store *st, struct store_stmt *stmt, int n, const char 
     PGresult *r = run(st, stmt, n, p, err);
     if (!r)
         return err ? err->code : SB_EINTERNAL;
-    bool none = need_row && atoi(PQcmdTuples(r)) == 0;
+    bool none = need_row && sb_int64(PQcmdTuples(r)) == 0;
     PQclear(r);
     return none ? sb_error(err, SB_ENOTFOUND, "not found") : 0;
 }
@@ -67,7 +67,7 @@ int store_user_count(struct store *st, int64_t *n, struct sb_err *err)
     PGresult *r = run(st, &q, 0, NULL, err);
     if (!r)
         return err ? err->code : SB_EINTERNAL;
-    *n = atoll(PQgetvalue(r, 0, 0));
+    *n = sb_int64(PQgetvalue(r, 0, 0));
     PQclear(r);
     return 0;
 }
@@ -206,8 +206,8 @@ int store_credential_lookup(struct store *st, const char *kind, const char *toke
     sb_strlcpy(out->csrf_sha256, PQgetvalue(r, 0, 6), sizeof out->csrf_sha256);
     sb_strlcpy(out->scopes, PQgetvalue(r, 0, 7), sizeof out->scopes);
     out->node_labels = labels_of(r, 0, 8);
-    out->expires_us = atoll(PQgetvalue(r, 0, 9));
-    out->last_seen_us = atoll(PQgetvalue(r, 0, 10));
+    out->expires_us = sb_int64(PQgetvalue(r, 0, 9));
+    out->last_seen_us = sb_int64(PQgetvalue(r, 0, 10));
     PQclear(r);
     return 0;
 }

@@ -384,7 +384,7 @@ int store_metrics_maintain(struct store *st, int raw_days, int rollup_days, int 
     if (rc)
         return rc;
     if (dropped)
-        *dropped = atoi(PQgetvalue(r, 0, 0));
+        *dropped = (int)sb_int64(PQgetvalue(r, 0, 0));
     PQclear(r);
     return 0;
 }

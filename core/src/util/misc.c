@@ -91,8 +91,8 @@ int time_parse_rfc3339(const char *s, int64_t *us)
     }
     if (*p)
         return SB_EINVAL;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi,
-                    .tm_sec = se};
+    struct tm tm = {
+        .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = se};
     time_t t = timegm(&tm);
     *us = ((int64_t)t - offset) * 1000000 + frac;
     return 0;
@@ -192,4 +192,14 @@ bool uuid_valid(const char *s)
             return false;
     }
     return true;
+}
+
+int64_t sb_int64(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    return errno || *end ? 0 : (int64_t)v;
 }

@@ -35,8 +35,8 @@ enum sb_errcode {
 };
 
 struct sb_err {
-    int code;        /* one of enum sb_errcode */
-    char field[64];  /* for SB_EINVAL: the offending field, if any */
+    int code;       /* one of enum sb_errcode */
+    char field[64]; /* for SB_EINVAL: the offending field, if any */
     char msg[256];
 };
 
@@ -86,13 +86,13 @@ extern int log_min_level;
 void log_set_level(const char *name);
 void log_write(enum log_level level, const char *msg, const char *fields_fmt, ...)
     __attribute__((format(printf, 3, 4)));
-#define log_debug(msg, ...)                                                                              \
-    do {                                                                                                 \
-        if (log_min_level <= LOG_DEBUG)                                                                  \
-            log_write(LOG_DEBUG, msg, __VA_ARGS__);                                                      \
+#define log_debug(msg, ...)                                                                                  \
+    do {                                                                                                     \
+        if (log_min_level <= LOG_DEBUG)                                                                      \
+            log_write(LOG_DEBUG, msg, __VA_ARGS__);                                                          \
     } while (0)
-#define log_info(msg, ...) log_write(LOG_INFO, msg, __VA_ARGS__)
-#define log_warn(msg, ...) log_write(LOG_WARN, msg, __VA_ARGS__)
+#define log_info(msg, ...)  log_write(LOG_INFO, msg, __VA_ARGS__)
+#define log_warn(msg, ...)  log_write(LOG_WARN, msg, __VA_ARGS__)
 #define log_error(msg, ...) log_write(LOG_ERROR, msg, __VA_ARGS__)
 
 /* ---- configuration ----------------------------------------------------
@@ -101,15 +101,15 @@ void log_write(enum log_level level, const char *msg, const char *fields_fmt, ..
 enum config_kind { CONFIG_STRING, CONFIG_INT, CONFIG_LIST };
 
 struct config_option {
-    const char *name;     /* "listen" for --listen */
+    const char *name; /* "listen" for --listen */
     enum config_kind kind;
-    const char *def;      /* default as text, NULL for none */
+    const char *def; /* default as text, NULL for none */
     const char *help;
-    bool secret;          /* never printed back */
+    bool secret; /* never printed back */
 };
 
 #define CONFIG_MAX_OPTIONS 48
-#define CONFIG_MAX_LIST 16
+#define CONFIG_MAX_LIST    16
 
 struct config {
     const struct config_option *options;
@@ -150,7 +150,7 @@ void time_format_rfc3339(int64_t us, char *out, size_t outlen);
 /* Parses RFC 3339 (Z or ±hh:mm offset, optional fraction); 0 or SB_EINVAL. */
 int time_parse_rfc3339(const char *s, int64_t *us);
 
-void hex_encode(const uint8_t *in, size_t len, char *out); /* out: 2*len+1 */
+void hex_encode(const uint8_t *in, size_t len, char *out);   /* out: 2*len+1 */
 int hex_decode(const char *in, uint8_t *out, size_t outlen); /* exact length */
 /* n random bytes as 2n hex characters into out (2n+1). */
 void random_hex(char *out, size_t nbytes);
@@ -163,5 +163,9 @@ int file_read_all(const char *path, size_t max, struct buf *out, struct sb_err *
 
 /* strlcpy: copies at most size-1 bytes and always terminates. */
 size_t sb_strlcpy(char *dst, const char *src, size_t size);
+/* A decimal integer from text a trusted source wrote (PostgreSQL's output, a
+ * port in a configured URL): its value, or 0 when s (NULL included) is not
+ * one whole integer in range. Stands in for atoi/atoll (util/banned.h). */
+int64_t sb_int64(const char *s);
 
 #endif
