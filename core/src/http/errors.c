@@ -11,6 +11,7 @@
 const struct http_error_code http_error_codes[] = {
     {"bad_parameter", 400, "a query or path parameter is malformed"},
     {"malformed_json", 400, "the body is not one JSON object (the message has line and column)"},
+    {"bad_request", 400, "the request's framing is refused (Content-Length with Transfer-Encoding)"},
     {"session_required", 400, "only a session can do this (not an API token or guest link)"},
     {"unauthenticated", 401, "no credential, or an invalid, expired or revoked one"},
     {"invalid_credentials", 401, "wrong username or password"},
@@ -27,6 +28,7 @@ const struct http_error_code http_error_codes[] = {
     {"conflict", 409, "conflicts with existing state (a name taken, a changed object)"},
     {"too_large", 413, "a body or value over its size limit"},
     {"unsupported_media_type", 415, "the body is not application/json"},
+    {"misdirected_request", 421, "the Host is not one of --public-host"},
     {"validation_failed", 422, "a field is invalid (`field` names it)"},
     {"rate_limited", 429, "too many requests (Retry-After says when to retry)"},
     {"internal", 500, "a bug or an unexpected answer; the log has the request id"},
