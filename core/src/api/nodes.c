@@ -16,6 +16,7 @@
  */
 #include "api.h"
 
+#include "../auth/auth.h"
 #include "../crypto/crypto.h"
 #include "../docker/docker.h"
 #include "../events/events.h"
@@ -450,6 +451,26 @@ static void reply_verify_failure(struct http_request *req, const struct ssh_diag
     reply_ssh_failure(req, d, err);
 }
 
+/* Which engine a node reaches is a privilege: "local" is the core's own
+ * Docker engine (every container of the control plane), so only a caller
+ * holding nodes:local_engine (admins) may point a node at it, on
+ * registration and on every change. Replies 403 and returns -1. */
+static int check_engine_allowed(struct http_request *req, json_t *docker, json_t *current)
+{
+    const char *want = json_string_value(docker);
+    if (!want || strcmp(want, "local") != 0)
+        return 0;
+    const char *have = json_string_value(current);
+    if (have && strcmp(have, "local") == 0)
+        return 0; /* unchanged */
+    const struct api_caller *c = req->user;
+    if (c && auth_allows(c->role, c->scopes, "nodes:local_engine"))
+        return 0;
+    http_reply_error(req, 403, "forbidden",
+                     "only an admin may point a node at the core's local Docker engine (docker: \"local\")");
+    return -1;
+}
+
 static char *seal_json_string(struct app *app, json_t *v)
 {
     return v ? crypto_seal(&app->master_key, json_string_value(v), json_string_length(v)) : NULL;
@@ -474,6 +495,8 @@ void api_node_create(struct http_request *req)
         http_reply_error(req, 403, "forbidden", "the node's labels are outside your scope");
         return;
     }
+    if (check_engine_allowed(req, in.docker, NULL))
+        return;
     char existing[37];
     int rc = store_node_find_name(app->store, json_string_value(in.name), existing, &err);
     if (rc == 0) {
@@ -670,6 +693,10 @@ void api_node_update(struct http_request *req)
     if (in.labels && !api_node_visible(req, in.labels)) {
         json_decref(node);
         http_reply_error(req, 403, "forbidden", "the new labels are outside your scope");
+        return;
+    }
+    if (check_engine_allowed(req, in.docker, json_object_get(node, "docker"))) {
+        json_decref(node);
         return;
     }
     if (in.name &&

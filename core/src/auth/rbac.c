@@ -32,6 +32,8 @@ static const struct perm {
     {"nodes:write", R_OPS, 0},
     {"nodes:delete", R_ADMIN, 0},
     {"nodes:exec", R_OPS, 0},
+    {"nodes:check", R_OPS, 0},          /* a check connects to the node and may record events */
+    {"nodes:local_engine", R_ADMIN, 0}, /* point a node at the core's own Docker engine */
     {"containers:read", R_ALL, API_SCOPE_CONTAINERS},
     {"containers:operate", R_OPS, 0},
     {"containers:delete", R_ADMIN, 0},
