@@ -949,6 +949,21 @@ static int history_row(void *ctx, const struct store_event_row *row)
     return (int)json_array_size(h->events) >= h->limit;
 }
 
+bool events_in_node_scope(struct events_bus *b, const struct api_caller *c, const char *stream, json_t *body)
+{
+    if (!c || !c->node_labels || json_object_size(c->node_labels) == 0)
+        return true;
+    char node[64];
+    if (!events_node_of(stream, json_object_get(body, "data"), node, sizeof node))
+        return true;
+    /* Family "other" carries no guest scope requirement: only the labels
+     * (and expiry) decide. */
+    struct api_caller scoped = *c;
+    sb_strlcpy(scoped.kind, "user", sizeof scoped.kind);
+    sb_strlcpy(scoped.role, "viewer", sizeof scoped.role);
+    return events_caller_may_see(&scoped, "other", node, b->labels_fn, b->labels_ctx, time_now_us());
+}
+
 int events_history(struct events_bus *b, const struct api_caller *caller, const struct events_topics *topics,
                    int64_t after, int limit, json_t **out, struct sb_err *err)
 {

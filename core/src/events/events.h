@@ -102,9 +102,16 @@ void events_set_log_observer(struct events_bus *b, events_log_observer_fn fn, vo
  * node_id may be NULL. */
 bool events_caller_may_see(const struct api_caller *c, const char *family, const char *node_id,
                            events_node_labels_fn labels_fn, void *labels_ctx, int64_t now_us);
-/* The node an event is about: stream "node/<id>" or data.node_id (a string),
- * copied into out (>= 64); false when none. body is the event's JSON. */
+/* The node an event is about: stream "node/<id>", data.node_id (a string),
+ * or data.path "/api/v1/nodes/<id>…" (requests the guard recorded), copied
+ * into out (>= 64); false when none. data is the event's data. */
 bool events_node_of(const char *stream, json_t *data, char *out, size_t outlen);
+
+/* The node-scope half of the rule alone (no guest family rule), with the
+ * bus's node labels: whether an event of the log (its stream and its JSON
+ * body) is about no node, or about a node the caller's label selector
+ * matches. The audit API lists the log through it. */
+bool events_in_node_scope(struct events_bus *b, const struct api_caller *c, const char *stream, json_t *body);
 
 /* ---- streams -------------------------------------------------------------- */
 
