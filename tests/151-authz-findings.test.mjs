@@ -133,3 +133,48 @@ test('finding 2: the audit log, verify and checkpoint honour node scope', async 
     assert.ok(!r.text.includes(prod.id));
   }
 });
+
+test('finding 3: a token\'s scope is its own and its owner\'s current scope, at use', async () => {
+  const secProd = await register('sec-prod', { team: 'sec', env: 'prod' });
+  const op = await scopedUser('operator', { team: 'sec' });
+  let r = await core.request('POST', '/api/v1/tokens', { token: op.token, json: { name: 'inherits' } });
+  assert.equal(r.status, 201, r.text);
+  const tok = r.body.token;
+  const sees = async (token) => {
+    const l = await core.request('GET', '/api/v1/nodes', { token });
+    assert.equal(l.status, 200, l.text);
+    return l.body.items.map((n) => n.name).sort();
+  };
+  assert.deepEqual(await sees(tok), ['lab-1', 'sec-prod']);
+  // Warm every cache, and hold a stream open under the old scope.
+  for (let i = 0; i < 3; i++) await sees(tok);
+  const { openSse } = await import('./lib/sse.mjs');
+  const s = openSse(core.base, '/api/v1/events?topics=nodes', { token: tok });
+  await s.ready;
+  assert.equal(s.status, 200);
+
+  // Narrow the owner: the token follows at once (no wait for a cache).
+  r = await core.request('PATCH', `/api/v1/users/${op.id}`, { json: { node_labels: { team: 'sec', env: 'lab' } } });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(await sees(tok), ['lab-1']);
+  r = await core.request('GET', `/api/v1/nodes/${secProd.id}`, { token: tok });
+  assert.equal(r.status, 404, r.text);
+  await s.waitFor((x) => x.ended, { what: 'the stream opened under the old scope ends' });
+
+  // Move the owner to another scope: only what both allow.
+  r = await core.request('PATCH', `/api/v1/users/${op.id}`, { json: { node_labels: { env: 'prod' } } });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(await sees(tok), ['sec-prod']);
+  assert.deepEqual(await sees(op.token), ['prod-1', 'sec-prod'], 'the user sees their new scope');
+  // A token with its own label that contradicts the owner's sees nothing.
+  r = await core.request('POST', '/api/v1/tokens', { token: op.token, json: { name: 'prod-only', node_labels: { env: 'prod' } } });
+  assert.equal(r.status, 201, r.text);
+  const tok2 = r.body.token;
+  r = await core.request('PATCH', `/api/v1/users/${op.id}`, { json: { node_labels: { env: 'lab' } } });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(await sees(tok2), []);
+  r = await core.request('GET', `/api/v1/nodes/${lab.id}`, { token: tok2 });
+  assert.equal(r.status, 404, r.text);
+  r = await core.request('DELETE', `/api/v1/nodes/${secProd.id}`);
+  assert.equal(r.status, 204, r.text);
+});

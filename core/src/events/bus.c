@@ -428,7 +428,11 @@ static void close_revoked(struct events_bus *b, const char *type, json_t *body)
     else if (strcmp(type, "guest_link.revoked") == 0)
         events_close_streams_of(b, "guest", id);
     else if (strcmp(type, "user.deleted") == 0 ||
-             (strcmp(type, "user.updated") == 0 && json_is_true(json_object_get(d, "disabled"))))
+             (strcmp(type, "user.updated") == 0 &&
+              (json_is_true(json_object_get(d, "disabled")) || json_object_get(d, "node_labels") ||
+               json_object_get(d, "role"))))
+        /* A changed role or scope: the streams of the user (and of their
+         * tokens) were opened under the old one; they reconnect under the new. */
         events_close_streams_of(b, "user", id);
 }
 

@@ -58,7 +58,9 @@ void store_user_release(struct store_user *u)
 void store_credential_release(struct store_credential *c)
 {
     json_decref(c->node_labels);
+    json_decref(c->user_node_labels);
     c->node_labels = NULL;
+    c->user_node_labels = NULL;
 }
 
 int store_user_count(struct store *st, int64_t *n, struct sb_err *err)
@@ -171,16 +173,17 @@ int store_credential_lookup(struct store *st, const char *kind, const char *toke
                               "WHERE s.token_sha256 = decode($1, 'hex') AND s.revoked_at IS NULL AND NOT "
                               "u.disabled "
                               "AND s.expires_at > now()");
-    static struct store_stmt qt = STORE_STMT(
-        "SELECT t.id, t.user_id, t.name, u.username, t.role, u.role, '', '', "
-        "coalesce(t.node_labels, u.node_labels)::text, coalesce(" US_OF(
-            "t.expires_at") ", 0), "
-                            "coalesce(" US_OF(
-                                "t.last_used_at") ", 0) "
-                                                  "FROM api_tokens t JOIN users u ON u.id = t.user_id "
-                                                  "WHERE t.token_sha256 = decode($1, 'hex') AND t.revoked_at "
-                                                  "IS NULL AND NOT u.disabled "
-                                                  "AND (t.expires_at IS NULL OR t.expires_at > now())");
+    /* A token: its own role and selector, and its owner's current ones
+     * (auth/ caps the role and intersects the selectors). */
+    static struct store_stmt qt =
+        STORE_STMT("SELECT t.id, t.user_id, t.name, u.username, t.role, u.role, '', '', t.node_labels::text, "
+                   "coalesce(" US_OF("t.expires_at") ", 0), coalesce(" US_OF(
+                       "t.last_used_at") ", 0), "
+                                         "u.node_labels::text "
+                                         "FROM api_tokens t JOIN users u ON u.id = t.user_id "
+                                         "WHERE t.token_sha256 = decode($1, 'hex') AND t.revoked_at IS NULL "
+                                         "AND NOT u.disabled "
+                                         "AND (t.expires_at IS NULL OR t.expires_at > now())");
     static struct store_stmt qg = STORE_STMT(
         "SELECT g.id, '', g.note, '', 'guest', 'guest', '', array_to_string(g.scopes, ','), "
         "g.node_labels::text, " US_OF("g.expires_at") ", 0 FROM guest_links g "
@@ -208,6 +211,8 @@ int store_credential_lookup(struct store *st, const char *kind, const char *toke
     out->node_labels = labels_of(r, 0, 8);
     out->expires_us = atoll(PQgetvalue(r, 0, 9));
     out->last_seen_us = atoll(PQgetvalue(r, 0, 10));
+    if (PQnfields(r) > 11)
+        out->user_node_labels = labels_of(r, 0, 11);
     PQclear(r);
     return 0;
 }

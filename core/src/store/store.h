@@ -179,9 +179,10 @@ struct store_credential {
     char role[16];      /* the token's own role; the user's role for sessions */
     char user_role[16]; /* the owning user's current role */
     char csrf_sha256[65];
-    char scopes[160];    /* guests: comma-separated */
-    json_t *node_labels; /* owned; NULL = all nodes */
-    int64_t expires_us;  /* 0 = never */
+    char scopes[160];         /* guests: comma-separated */
+    json_t *node_labels;      /* owned; NULL = all nodes (tokens: the token's own selector) */
+    json_t *user_node_labels; /* owned; tokens: the owning user's current selector; NULL = all */
+    int64_t expires_us;       /* 0 = never */
     int64_t last_seen_us;
 };
 void store_credential_release(struct store_credential *c);
