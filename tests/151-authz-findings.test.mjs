@@ -178,3 +178,46 @@ test('finding 3: a token\'s scope is its own and its owner\'s current scope, at 
   r = await core.request('DELETE', `/api/v1/nodes/${secProd.id}`);
   assert.equal(r.status, 204, r.text);
 });
+
+test('finding 5: a token made by a token expires no later than its parent and is revoked with it', async () => {
+  const op = await scopedUser('operator', undefined);
+  const mk = async (token, json) => {
+    const r = await core.request('POST', '/api/v1/tokens', { token, json: { name: 'child', ...json } });
+    assert.equal(r.status, 201, r.text);
+    return r.body;
+  };
+  const a = await mk(op.token, { expires_in: 3600 });
+  assert.equal(a.parent_id, null, 'made with a session: no parent');
+  const b = await mk(a.token, { expires_in: null });
+  assert.equal(b.parent_id, a.id);
+  assert.equal(b.expires_at, a.expires_at, 'never is cut to the parent\'s expiry');
+  const c = await mk(b.token, { expires_in: 366 * 86400 });
+  assert.equal(c.parent_id, b.id);
+  assert.equal(c.expires_at, a.expires_at, 'a longer expiry is cut too');
+  const shorter = await mk(b.token, { expires_in: 60 });
+  assert.ok(Date.parse(shorter.expires_at) < Date.parse(a.expires_at), 'a shorter one is kept');
+  assert.equal(db.sql(`SELECT parent_id FROM api_tokens WHERE id = '${c.id}'`), b.id, 'lineage recorded');
+
+  const { openSse } = await import('./lib/sse.mjs');
+  const s = openSse(core.base, '/api/v1/events', { token: c.token });
+  await s.ready;
+  assert.equal(s.status, 200, s.errorBody);
+  for (const t of [a, b, c]) assert.equal((await core.request('GET', '/api/v1/me', { token: t.token })).status, 200);
+  // Revoking the root revokes every descendant at once and ends their streams.
+  const r = await core.request('DELETE', `/api/v1/tokens/${a.id}`, { token: op.token });
+  assert.equal(r.status, 204, r.text);
+  for (const t of [a, b, c, shorter]) assert.equal((await core.request('GET', '/api/v1/me', { token: t.token })).status, 401, `${t.id} revoked`);
+  await s.waitFor((x) => x.ended, { what: 'the grandchild\'s stream ends' });
+  assert.equal(s.events.at(-1)?.event, 'closed', JSON.stringify(s.events.slice(-2)));
+  const ev = JSON.parse(db.sql(`SELECT body FROM events WHERE type = 'token.revoked' AND stream = 'token/${a.id}'`));
+  assert.deepEqual(ev.data.descendants.sort(), [b.id, c.id, shorter.id].sort());
+
+  // A parent revoked where this daemon did not revoke it (another daemon,
+  // straight in the database): the child is refused once its cache lapses.
+  const p = await mk(op.token, {});
+  const ch = await mk(p.token, {});
+  assert.equal((await core.request('GET', '/api/v1/me', { token: ch.token })).status, 200);
+  db.sql(`UPDATE api_tokens SET revoked_at = now() WHERE id = '${p.id}'`);
+  await new Promise((res) => setTimeout(res, 3200));
+  assert.equal((await core.request('GET', '/api/v1/me', { token: ch.token })).status, 401);
+});

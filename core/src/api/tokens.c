@@ -89,10 +89,16 @@ void api_token_create(struct http_request *req)
     json_t *scope = json_is_object(labels) && json_object_size(labels) ? labels : me->node_labels;
     int64_t expires =
         json_is_integer(expires_in) ? time_now_us() + json_integer_value(expires_in) * 1000000 : 0;
+    /* A token made with a token is its child: it expires no later than its
+     * parent (a later or absent expiry is cut to the parent's) and is
+     * revoked with it. */
+    const char *parent = strcmp(me->kind, "token") == 0 ? me->id : NULL;
+    if (parent && me->expires_us && (expires == 0 || expires > me->expires_us))
+        expires = me->expires_us;
     char id[37], token[80], hash[65];
     uuid_v4(id);
     auth_token_new("sbx_", token, sizeof token, hash);
-    if (store_token_insert(app->store, id, me->user_id, name, role, scope, hash, expires, &err)) {
+    if (store_token_insert(app->store, id, me->user_id, parent, name, role, scope, hash, expires, &err)) {
         api_fail(req, &err);
         return;
     }
@@ -106,6 +112,7 @@ void api_token_create(struct http_request *req)
         json_object_set_new(o, "expires_at", json_null());
     }
     json_object_set(o, "node_labels", scope ? scope : json_null());
+    json_object_set_new(o, "parent_id", parent ? json_string(parent) : json_null());
     token_event(req, id, "token.created", o);
     json_object_set_new(o, "token", json_string(token));
     sodium_memzero(token, sizeof token);
@@ -133,19 +140,26 @@ void api_token_revoke(struct http_request *req)
     struct sb_err err = {0};
     const char *id = http_param(req, "id");
     bool all = auth_allows(me->role, me->scopes, "users:admin");
-    json_t *hashes = json_array();
-    int rc = store_token_revoke(app->store, id, all ? NULL : me->user_id, hashes, &err);
+    json_t *hashes = json_array(), *descendants = json_array();
+    int rc = store_token_revoke(app->store, id, all ? NULL : me->user_id, hashes, descendants, &err);
     auth_forget(app->auth, hashes);
     json_decref(hashes);
     if (rc) {
+        json_decref(descendants);
         if (rc == SB_ENOTFOUND)
             sb_error(&err, SB_ENOTFOUND, "no such token");
         api_fail(req, &err);
         return;
     }
-    json_t *d = json_pack("{s:s}", "id", id);
+    /* The event names the tokens revoked with it, so every daemon ends
+     * their streams too (events/bus.c). */
+    json_t *d = json_pack("{s:s, s:O}", "id", id, "descendants", descendants);
     token_event(req, id, "token.revoked", d);
     json_decref(d);
     events_close_streams_of(app->events, "token", id);
+    size_t i;
+    json_t *v;
+    json_array_foreach(descendants, i, v) events_close_streams_of(app->events, "token", json_string_value(v));
+    json_decref(descendants);
     http_reply_json(req, 204, NULL);
 }

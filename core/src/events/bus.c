@@ -423,9 +423,13 @@ static void close_revoked(struct events_bus *b, const char *type, json_t *body)
     const char *id = json_string_value(json_object_get(d, "id"));
     if (strcmp(type, "auth.logout") == 0)
         events_close_streams_of(b, "session", json_string_value(json_object_get(d, "session_id")));
-    else if (strcmp(type, "token.revoked") == 0)
+    else if (strcmp(type, "token.revoked") == 0) {
         events_close_streams_of(b, "token", id);
-    else if (strcmp(type, "guest_link.revoked") == 0)
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(d, "descendants"), i, v)
+            events_close_streams_of(b, "token", json_string_value(v));
+    } else if (strcmp(type, "guest_link.revoked") == 0)
         events_close_streams_of(b, "guest", id);
     else if (strcmp(type, "user.deleted") == 0 ||
              (strcmp(type, "user.updated") == 0 &&

@@ -175,15 +175,24 @@ int store_credential_lookup(struct store *st, const char *kind, const char *toke
                               "AND s.expires_at > now()");
     /* A token: its own role and selector, and its owner's current ones
      * (auth/ caps the role and intersects the selectors). */
-    static struct store_stmt qt =
-        STORE_STMT("SELECT t.id, t.user_id, t.name, u.username, t.role, u.role, '', '', t.node_labels::text, "
-                   "coalesce(" US_OF("t.expires_at") ", 0), coalesce(" US_OF(
-                       "t.last_used_at") ", 0), "
-                                         "u.node_labels::text "
-                                         "FROM api_tokens t JOIN users u ON u.id = t.user_id "
-                                         "WHERE t.token_sha256 = decode($1, 'hex') AND t.revoked_at IS NULL "
-                                         "AND NOT u.disabled "
-                                         "AND (t.expires_at IS NULL OR t.expires_at > now())");
+    static struct store_stmt qt = STORE_STMT(
+        "SELECT t.id, t.user_id, t.name, u.username, t.role, u.role, '', '', t.node_labels::text, "
+        "coalesce(" US_OF("t.expires_at") ", 0), coalesce(" US_OF(
+            "t.last_used_at") ", 0), "
+                              "u.node_labels::text "
+                              "FROM api_tokens t JOIN users u ON u.id = t.user_id "
+                              "WHERE t.token_sha256 = decode($1, 'hex') AND t.revoked_at IS NULL "
+                              "AND NOT u.disabled "
+                              "AND (t.expires_at IS NULL OR t.expires_at > now()) "
+                              "AND (t.parent_id IS NULL OR NOT EXISTS ("
+                              "  WITH RECURSIVE up(id, parent_id, revoked_at, expires_at, depth) AS ("
+                              "    SELECT p.id, p.parent_id, p.revoked_at, p.expires_at, 1 FROM api_tokens p "
+                              "WHERE p.id = t.parent_id "
+                              "    UNION ALL SELECT p.id, p.parent_id, p.revoked_at, p.expires_at, up.depth "
+                              "+ 1 "
+                              "    FROM api_tokens p JOIN up ON p.id = up.parent_id WHERE up.depth < 64) "
+                              "  SELECT 1 FROM up WHERE up.revoked_at IS NOT NULL OR up.expires_at <= "
+                              "now()))");
     static struct store_stmt qg = STORE_STMT(
         "SELECT g.id, '', g.note, '', 'guest', 'guest', '', array_to_string(g.scopes, ','), "
         "g.node_labels::text, " US_OF("g.expires_at") ", 0 FROM guest_links g "
@@ -309,19 +318,21 @@ int store_user_credential_hashes(struct store *st, const char *user_id, json_t *
     return revoke(st, &q, 1, p, hashes, false, err);
 }
 
-int store_token_insert(struct store *st, const char *id, const char *user_id, const char *name,
-                       const char *role, json_t *node_labels, const char *token_sha256, int64_t expires_us,
-                       struct sb_err *err)
+int store_token_insert(struct store *st, const char *id, const char *user_id, const char *parent_id,
+                       const char *name, const char *role, json_t *node_labels, const char *token_sha256,
+                       int64_t expires_us, struct sb_err *err)
 {
     static struct store_stmt q = STORE_STMT(
-        "INSERT INTO api_tokens (id, user_id, name, role, node_labels, token_sha256, expires_at) "
+        "INSERT INTO api_tokens (id, user_id, name, role, node_labels, token_sha256, expires_at, parent_id) "
         "VALUES ($1::uuid, $2::uuid, $3, $4, $5::jsonb, decode($6, 'hex'), "
-        "CASE WHEN $7::bigint = 0 THEN NULL ELSE to_timestamp($7::double precision / 1000000) END)");
+        "CASE WHEN $7::bigint = 0 THEN NULL ELSE to_timestamp($7::double precision / 1000000) END, "
+        "$8::uuid)");
     char exp[24];
     us_text(expires_us, exp, sizeof exp);
     char *labels = node_labels ? json_dumps(node_labels, JSON_COMPACT) : NULL;
-    const char *p[7] = {id, user_id, name, role, labels, token_sha256, exp};
-    int rc = run_cmd(st, &q, 7, p, false, err);
+    const char *p[8] = {id,     user_id,      name, role,
+                        labels, token_sha256, exp,  parent_id && *parent_id ? parent_id : NULL};
+    int rc = run_cmd(st, &q, 8, p, false, err);
     free(labels);
     return rc;
 }
@@ -331,7 +342,8 @@ int store_tokens_list(struct store *st, const char *user_id, json_t **out, struc
     static struct store_stmt q = STORE_STMT(
         "SELECT json_agg(json_build_object('id', t.id, 'name', t.name, 'role', t.role, 'user_id', t.user_id, "
         "'username', u.username, 'node_labels', t.node_labels, 'created_at', t.created_at, "
-        "'expires_at', t.expires_at, 'last_used_at', t.last_used_at, 'revoked_at', t.revoked_at) "
+        "'expires_at', t.expires_at, 'last_used_at', t.last_used_at, 'revoked_at', t.revoked_at, "
+        "'parent_id', t.parent_id) "
         "ORDER BY t.created_at)::text "
         "FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id WHERE $1::uuid IS NULL OR t.user_id = "
         "$1::uuid");
@@ -340,15 +352,37 @@ int store_tokens_list(struct store *st, const char *user_id, json_t **out, struc
 }
 
 int store_token_revoke(struct store *st, const char *id, const char *user_id, json_t *hashes,
-                       struct sb_err *err)
+                       json_t *descendants, struct sb_err *err)
 {
-    static struct store_stmt q =
-        STORE_STMT("UPDATE api_tokens SET revoked_at = now() WHERE id = $1::uuid AND revoked_at IS NULL "
-                   "AND ($2::uuid IS NULL OR user_id = $2::uuid) RETURNING encode(token_sha256, 'hex')");
+    /* The token and every token made from it, at any depth (children of a
+     * revoked token were revoked with it, so the walk stops at none). */
+    static struct store_stmt q = STORE_STMT(
+        "WITH RECURSIVE root AS ("
+        "  SELECT id FROM api_tokens WHERE id = $1::uuid AND revoked_at IS NULL "
+        "  AND ($2::uuid IS NULL OR user_id = $2::uuid)), "
+        "down(id, depth) AS (SELECT id, 0 FROM root UNION ALL "
+        "  SELECT t.id, down.depth + 1 FROM api_tokens t JOIN down ON t.parent_id = down.id "
+        "  WHERE down.depth < 64) "
+        "UPDATE api_tokens SET revoked_at = now() WHERE id IN (SELECT id FROM down) AND revoked_at IS NULL "
+        "RETURNING encode(token_sha256, 'hex'), id::text");
     if (!uuid_valid(id))
         return sb_error(err, SB_ENOTFOUND, "no such token");
     const char *p[2] = {id, user_id};
-    return revoke(st, &q, 2, p, hashes, true, err);
+    PGresult *r = run(st, &q, 2, p, err);
+    if (!r)
+        return err ? err->code : SB_EINTERNAL;
+    int rows = PQntuples(r);
+    bool root = false;
+    for (int i = 0; i < rows; i++) {
+        if (hashes)
+            json_array_append_new(hashes, json_string(PQgetvalue(r, i, 0)));
+        if (strcmp(PQgetvalue(r, i, 1), id) == 0)
+            root = true;
+        else if (descendants)
+            json_array_append_new(descendants, json_string(PQgetvalue(r, i, 1)));
+    }
+    PQclear(r);
+    return root ? 0 : sb_error(err, SB_ENOTFOUND, "no such token");
 }
 
 int store_guest_insert(struct store *st, const char *id, const char *created_by, const char *note,

@@ -212,14 +212,17 @@ int store_user_revoke_others(struct store *st, const char *user_id, const char *
  * after a role or label change). */
 int store_user_credential_hashes(struct store *st, const char *user_id, json_t *hashes, struct sb_err *err);
 
-int store_token_insert(struct store *st, const char *id, const char *user_id, const char *name,
-                       const char *role, json_t *node_labels, const char *token_sha256, int64_t expires_us,
-                       struct sb_err *err);
+/* parent_id: the token this one was made with (NULL or "" for none). */
+int store_token_insert(struct store *st, const char *id, const char *user_id, const char *parent_id,
+                       const char *name, const char *role, json_t *node_labels, const char *token_sha256,
+                       int64_t expires_us, struct sb_err *err);
 /* user_id NULL lists every token. A JSON array (caller owns it). */
 int store_tokens_list(struct store *st, const char *user_id, json_t **out, struct sb_err *err);
-/* Revokes token id (owned by user_id unless user_id is NULL). SB_ENOTFOUND. */
+/* Revokes token id (owned by user_id unless user_id is NULL) and every
+ * token made from it, at any depth: their hashes go to `hashes`, the
+ * descendants' ids to `descendants` (both may be NULL). SB_ENOTFOUND. */
 int store_token_revoke(struct store *st, const char *id, const char *user_id, json_t *hashes,
-                       struct sb_err *err);
+                       json_t *descendants, struct sb_err *err);
 
 int store_guest_insert(struct store *st, const char *id, const char *created_by, const char *note,
                        json_t *scopes, json_t *node_labels, const char *token_sha256, int64_t expires_us,
