@@ -221,3 +221,44 @@ test('finding 5: a token made by a token expires no later than its parent and is
   await new Promise((res) => setTimeout(res, 3200));
   assert.equal((await core.request('GET', '/api/v1/me', { token: ch.token })).status, 401);
 });
+
+test('finding 6: read-only callers never cause a write or an outbound connection', async () => {
+  const viewer = await scopedUser('viewer', undefined);
+  const metricsGuest = await guestLink(['view:metrics'], undefined);
+  const containersGuest = await guestLink(['view:containers', 'view:audit'], undefined);
+  const before = db.sql(`SELECT count(*) FROM events WHERE stream = 'node/${lab.id}'`);
+  for (const token of [viewer.token, metricsGuest, containersGuest]) {
+    const r = await core.request('POST', `/api/v1/nodes/${lab.id}/check`, { token });
+    assert.equal(r.status, 403, r.text);
+  }
+  assert.equal(db.sql(`SELECT count(*) FROM events WHERE stream = 'node/${lab.id}'`), before, 'no node event');
+  const op = await scopedUser('operator', undefined);
+  let r = await core.request('POST', `/api/v1/nodes/${lab.id}/check`, { token: op.token });
+  assert.equal(r.status, 200, r.text);
+  // A checkpoint asked for by a reader is signed for it, never stored.
+  await core.request('POST', '/api/v1/annotations', { json: { message: 'move the head' } });
+  const stored = db.sql('SELECT count(*) FROM checkpoints');
+  for (const token of [viewer.token, containersGuest]) {
+    r = await core.request('GET', '/api/v1/audit/checkpoint', { token });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.body.algorithm, 'ed25519');
+  }
+  assert.equal(db.sql('SELECT count(*) FROM checkpoints'), stored, 'readers stored no checkpoint');
+  r = await core.request('GET', '/api/v1/audit/checkpoint', { token: op.token });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(Number(db.sql('SELECT count(*) FROM checkpoints')), Number(stored) + 1, 'an operator\'s is stored');
+  // Every mutating route of the table: a viewer holds none but its own
+  // credential's (logout, password), a guest none at all.
+  const { runCore } = await import('./lib/harness.mjs');
+  const routes = JSON.parse(runCore(['routes']).stdout);
+  const me = await core.request('GET', '/api/v1/me', { token: viewer.token });
+  assert.equal(me.status, 200, me.text);
+  for (const rt of routes.filter((x) => x.method !== 'GET' && !['public', 'agent'].includes(x.permission))) {
+    if (rt.permission !== 'authenticated') assert.ok(!me.body.permissions.includes(rt.permission), `viewer holds ${rt.permission} for ${rt.method} ${rt.path}`);
+    const path = rt.path.replace(/\{\*?([a-z_]+)\}/g, (_, n) => (n === 'id' ? lab.id : 'x'));
+    for (const g of [metricsGuest, containersGuest]) {
+      const r2 = await core.request(rt.method, path, { token: g, json: {} });
+      assert.equal(r2.status, 403, `guest ${rt.method} ${path}: ${r2.status} ${r2.text}`);
+    }
+  }
+});

@@ -26,6 +26,7 @@ static const struct perm {
     {"tokens:manage", R_OPS, 0},
     {"guest_links:admin", R_ADMIN, 0},
     {"audit:read", R_ALL, API_SCOPE_AUDIT},
+    {"audit:checkpoint", R_OPS, 0}, /* GET /audit/checkpoint may store a new one */
     {"events:read", R_ALL, G_ANY},
     {"annotations:create", R_OPS, 0},
     {"nodes:read", R_ALL, API_SCOPE_METRICS | API_SCOPE_CONTAINERS},
