@@ -262,3 +262,75 @@ test('finding 6: read-only callers never cause a write or an outbound connection
     }
   }
 });
+
+test('finding 7: node hosts must resolve into --node-allowed-networks; the default refuses loopback and metadata', async () => {
+  const { createServer } = await import('node:net');
+  // A second daemon with the default (no flag): the harness's 127.0.0.0/8 removed.
+  const d2 = await startCore({ db, admin: true, dataDir: core.dataDir, env: { SERVERBOX_NODE_CHECK_INTERVAL: '0', SERVERBOX_NODE_ALLOWED_NETWORKS: '' } });
+  // Connections reaching the sshd's port, counted by a relay-free check:
+  // nothing may connect, so count accepts on a listening decoy instead.
+  let accepted = 0;
+  const decoy = createServer((c) => { accepted++; c.destroy(); });
+  await new Promise((r) => decoy.listen(0, '127.0.0.1', r));
+  const decoyPort = decoy.address().port;
+  try {
+    for (const host of ['127.0.0.1', 'localhost', '127.1.2.3', '169.254.169.254', '::1', '::ffff:127.0.0.1', '0.0.0.0']) {
+      const r = await d2.request('POST', '/api/v1/nodes', {
+        json: { name: `n-${accepted}-${Math.random().toString(16).slice(2, 8)}`, host, port: decoyPort, ssh_user: 'root', private_key: sshd.key },
+      });
+      assert.equal(r.status, 422, `${host}: ${r.text}`);
+      assert.equal(r.body.error.field ?? 'host', 'host');
+      assert.match(r.body.error.message, /node-allowed-networks/, r.text);
+      assert.ok(!r.text.includes('PRIVATE KEY'));
+    }
+    assert.equal(accepted, 0, 'no connection was made to a refused address');
+    // An update that moves an allowed node onto a refused address is refused too.
+    const r = await d2.request('PATCH', `/api/v1/nodes/${lab.id}`, { json: { host: '169.254.169.254' } });
+    assert.equal(r.status, 422, r.text);
+    assert.equal(db.sql(`SELECT host FROM nodes WHERE id = '${lab.id}'`), '127.0.0.1');
+    // And the checks and commands of an existing loopback node are refused by this daemon.
+    const e = await d2.request('POST', `/api/v1/nodes/${lab.id}/exec`, { json: { command: 'true' } });
+    assert.equal(e.status, 422, e.text);
+  } finally {
+    decoy.close();
+    await d2.stop();
+  }
+  // A flag that names other networks refuses loopback as well; "any" allows it.
+  const d3 = await startCore({ db, admin: true, dataDir: core.dataDir, env: { SERVERBOX_NODE_CHECK_INTERVAL: '0', SERVERBOX_NODE_ALLOWED_NETWORKS: '10.0.0.0/8,any' } });
+  try {
+    const r = await d3.request('POST', `/api/v1/nodes/${lab.id}/exec`, { json: { command: 'true' } });
+    assert.equal(r.status, 200, r.text);
+  } finally {
+    await d3.stop();
+  }
+  const d4 = await startCore({ db, admin: true, dataDir: core.dataDir, env: { SERVERBOX_NODE_CHECK_INTERVAL: '0', SERVERBOX_NODE_ALLOWED_NETWORKS: '10.0.0.0/8' } });
+  try {
+    const r = await d4.request('POST', `/api/v1/nodes/${lab.id}/exec`, { json: { command: 'true' } });
+    assert.equal(r.status, 422, r.text);
+  } finally {
+    await d4.stop();
+  }
+  // A bad flag stops the daemon at start with a message that names it.
+  await assert.rejects(startCore({ db, env: { SERVERBOX_NODE_ALLOWED_NETWORKS: 'not-a-net' } }), /node-allowed-networks/);
+});
+
+test('finding 7: a silent port fails the registration with a clear error, the probe is short', async () => {
+  const { createServer } = await import('node:net');
+  const held = [];
+  const silent = createServer((c) => { held.push(c); }); // accepts, never speaks
+  await new Promise((r) => silent.listen(0, '127.0.0.1', r));
+  try {
+    const t0 = Date.now();
+    const r = await core.request('POST', '/api/v1/nodes', {
+      json: { name: 'silent', host: '127.0.0.1', port: silent.address().port, ssh_user: 'root', private_key: sshd.key },
+    });
+    const took = Date.now() - t0;
+    assert.equal(r.status, 502, r.text);
+    assert.equal(r.body.error.code, 'ssh_unreachable');
+    // Not a timing target: the old probe waited 10 s; this one gives up well before.
+    assert.ok(took < 9000, `the probe held the worker ${took} ms`);
+  } finally {
+    for (const c of held) c.destroy();
+    silent.close();
+  }
+});

@@ -33,6 +33,10 @@
 #define LABEL_LEN_MAX  100
 #define CHECK_WORKERS  8    /* node health checks at once */
 #define GONE_MAX       1024 /* deleted nodes whose labels are remembered */
+/* A registration or change probes the node with one connection: a silent
+ * port must not hold a worker long (health checks keep the longer one). */
+#define PROBE_TIMEOUT_MS 3000
+#define NETWORKS_MAX     64
 
 /* The last health check of each node, in memory (checks record events
  * only on a change of status, so the details live here). */
@@ -89,6 +93,62 @@ struct api_nodes {
     bool watch_events;         /* --node-docker-events */
     json_t *watched;           /* node id → true: engine watchers started (under lock) */
 };
+
+/* ---- which addresses nodes may have (--node-allowed-networks) ------------- */
+
+/* Set once by api_nodes_start before any connection, read by the SSH
+ * connect of every thread (ssh_set_address_policy). Without the flag every
+ * address is allowed but the core's own loopback, link-local (cloud
+ * metadata services: 169.254.169.254) and unspecified ones; with it, only
+ * its CIDRs ("any" for everything). */
+static struct {
+    bool any;
+    size_t n;
+    struct http_cidr allowed[NETWORKS_MAX];
+    size_t n_denied;
+    struct http_cidr denied[16];
+} node_networks;
+
+static bool node_address_allowed(const char *ip)
+{
+    if (node_networks.any)
+        return true;
+    if (node_networks.n)
+        return http_peer_trusted(ip, node_networks.allowed, node_networks.n);
+    return !http_peer_trusted(ip, node_networks.denied, node_networks.n_denied);
+}
+
+static int node_networks_load(const struct config *cfg, struct sb_err *err)
+{
+    static const char *const denied[] = {"loopback", "169.254.0.0/16",    "fe80::/10",         "0.0.0.0/8",
+                                         "::/128",   "fd00:ec2::254/128", "100.100.100.200/32"};
+    memset(&node_networks, 0, sizeof node_networks);
+    for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++) {
+        size_t n = 0;
+        if (http_cidr_parse(denied[i], node_networks.denied + node_networks.n_denied,
+                            16 - node_networks.n_denied, &n, err))
+            return err ? err->code : SB_EINVAL;
+        node_networks.n_denied += n;
+    }
+    const char *const *list = NULL;
+    size_t n_list = config_get_list(cfg, "node-allowed-networks", &list);
+    for (size_t i = 0; i < n_list; i++) {
+        if (strcmp(list[i], "any") == 0) {
+            node_networks.any = true;
+            continue;
+        }
+        size_t n = 0;
+        if (http_cidr_parse(list[i], node_networks.allowed + node_networks.n, NETWORKS_MAX - node_networks.n,
+                            &n, err))
+            return sb_error(err, SB_EINVAL,
+                            "--node-allowed-networks: '%s' is not a CIDR, an address, "
+                            "loopback, private or any",
+                            list[i]);
+        node_networks.n += n;
+    }
+    ssh_set_address_policy(node_address_allowed);
+    return 0;
+}
 
 /* ---- validation ---------------------------------------------------------- */
 
@@ -374,6 +434,9 @@ static void reply_ssh_failure(struct http_request *req, const struct ssh_diag *d
     case SSH_FAIL_HANDSHAKE:
         http_reply_error(req, 502, "ssh_unreachable", "%s", err->msg);
         return;
+    case SSH_FAIL_POLICY:
+        http_reply_error(req, 422, "validation_failed", "%s", err->msg);
+        return;
     case SSH_FAIL_BUSY:
         http_add_header(req, "Retry-After", "1");
         http_reply_error(req, 503, "ssh_pool_busy", "%s", err->msg);
@@ -436,6 +499,11 @@ static void reply_verify_failure(struct http_request *req, const struct ssh_diag
     sb_strlcpy(msg, err->msg, sizeof msg);
     if (d->failure == SSH_FAIL_HOSTKEY) {
         http_reply_error(req, 422, "validation_failed", "%s", err->msg);
+        return;
+    }
+    if (d->failure == SSH_FAIL_POLICY) {
+        sb_field_error(err, "host", "%s", msg);
+        api_fail(req, err);
         return;
     }
     if (d->failure == SSH_FAIL_KEY) {
@@ -536,7 +604,7 @@ void api_node_create(struct http_request *req)
     struct ssh_session *s = NULL;
     char *sealed_key = NULL, *sealed_pass = NULL;
     json_t *node = NULL, *data = NULL;
-    rc = ssh_connect(&t, 10000, &s, &d, &err);
+    rc = ssh_connect(&t, PROBE_TIMEOUT_MS, &s, &d, &err);
     if (rc) {
         json_t *fail =
             json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "id", id, "name", json_string_value(in.name), "host",
@@ -743,7 +811,7 @@ void api_node_update(struct http_request *req)
         }
         struct ssh_diag d;
         struct ssh_session *s = NULL;
-        rc = ssh_connect(&t, 10000, &s, &d, &err);
+        rc = ssh_connect(&t, PROBE_TIMEOUT_MS, &s, &d, &err);
         ssh_session_close(s);
         if (rc) {
             json_t *fail = json_pack("{s:s, s:O, s:s}", "id", idc, "changes", changes, "reason", err.msg);
@@ -1275,6 +1343,8 @@ static void *checker_main(void *arg)
 
 int api_nodes_start(struct app *app, struct sb_err *err)
 {
+    if (node_networks_load(app->cfg, err))
+        return err ? err->code : SB_EINVAL;
     struct api_nodes *an = calloc(1, sizeof *an);
     if (!an)
         return sb_error(err, SB_ENOMEM, "out of memory");
