@@ -334,3 +334,36 @@ test('finding 7: a silent port fails the registration with a clear error, the pr
     silent.close();
   }
 });
+
+test('finding 8: guests see what a node is and how it is doing, never how to reach it', async () => {
+  const chk = await core.request('POST', `/api/v1/nodes/${lab.id}/check`);
+  assert.equal(chk.status, 200, chk.text);
+  const hidden = ['host', 'port', 'ssh_user', 'host_key_fingerprint', 'public_key', 'key_type', 'status_reason', 'pool'];
+  for (const scopes of [['view:metrics'], ['view:containers']]) {
+    const g = await guestLink(scopes, undefined);
+    const one = await core.request('GET', `/api/v1/nodes/${lab.id}`, { token: g });
+    assert.equal(one.status, 200, one.text);
+    assert.equal(one.body.name, 'lab-1');
+    assert.deepEqual(one.body.labels, { env: 'lab', team: 'sec' });
+    assert.ok(one.body.status);
+    for (const k of hidden) assert.ok(!(k in one.body), `${scopes}: ${k} hidden`);
+    assert.ok(!('reason' in (one.body.last_check || {})) && !('uname' in (one.body.last_check || {})));
+    assert.ok(!one.text.includes(sshd.fingerprint) && !one.text.includes(String(sshd.port)), one.text);
+    const list = await core.request('GET', '/api/v1/nodes', { token: g });
+    assert.equal(list.status, 200, list.text);
+    assert.ok(list.body.items.length >= 2);
+    assert.ok(!list.text.includes(sshd.fingerprint) && !list.text.includes('127.0.0.1') && !list.text.includes('"ssh_user"'), list.text);
+    // The event history: status changes yes, registration records (host, key) no.
+    const h = await core.request('GET', '/api/v1/events/history?topics=nodes&limit=1000', { token: g });
+    assert.equal(h.status, 200, h.text);
+    assert.ok(!h.body.events.some((e) => ['node.registered', 'node.updated', 'node.exec'].includes(e.type)), h.text.slice(0, 500));
+    assert.ok(!h.text.includes(sshd.fingerprint));
+  }
+  // Viewers still see the connection settings, and an auditor (view:audit) reads the records as they are.
+  const viewer = await scopedUser('viewer', undefined);
+  const v = await core.request('GET', `/api/v1/nodes/${lab.id}`, { token: viewer.token });
+  assert.equal(v.body.host, '127.0.0.1');
+  const auditor = await guestLink(['view:audit'], undefined);
+  const a = await core.request('GET', `/api/v1/audit?type=node.registered&stream=node/${lab.id}`, { token: auditor });
+  assert.equal(a.body.events[0].data.host, '127.0.0.1');
+});

@@ -673,6 +673,44 @@ out:
 
 /* ---- GET ------------------------------------------------------------------- */
 
+/* What a caller without nodes:connection (a guest: an auditor) sees of a
+ * node: what it is and how it is doing, never how to reach it (no SSH host,
+ * port, user, host key or key, no check error text, which names the
+ * address, and no uname, which names the host). */
+static void node_without_connection(const struct http_request *req, json_t *node)
+{
+    const struct api_caller *c = req->user;
+    if (c && auth_allows(c->role, c->scopes, "nodes:connection"))
+        return;
+    static const char *const keep[] = {"id",
+                                       "name",
+                                       "labels",
+                                       "docker",
+                                       "status",
+                                       "status_changed_at",
+                                       "agent_status",
+                                       "agent_status_changed_at",
+                                       "agent_interval_ms",
+                                       "created_at",
+                                       "updated_at",
+                                       "last_check",
+                                       NULL};
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(node, tmp, k, v)
+    {
+        bool kept = false;
+        for (size_t i = 0; keep[i] && !kept; i++)
+            kept = strcmp(keep[i], k) == 0;
+        if (!kept)
+            json_object_del(node, k);
+    }
+    json_t *check = json_object_get(node, "last_check");
+    json_object_del(check, "reason");
+    json_object_del(check, "uname");
+}
+
 /* ?label=k=v[,k2=v2]: every pair must match. */
 static bool label_match(json_t *labels, const char *filter)
 {
@@ -713,8 +751,10 @@ void api_node_list(struct http_request *req)
     json_array_foreach(all, i, n)
     {
         json_t *labels = json_object_get(n, "labels");
-        if (api_node_visible(req, labels) && label_match(labels, filter))
+        if (api_node_visible(req, labels) && label_match(labels, filter)) {
+            node_without_connection(req, n);
             json_array_append(items, n);
+        }
     }
     json_decref(all);
     http_reply_json(req, 200, json_pack("{s:o}", "items", items));
@@ -727,6 +767,7 @@ void api_node_get(struct http_request *req)
         return;
     add_pool(req->app, node);
     add_last_check(req->app, node);
+    node_without_connection(req, node);
     http_reply_json(req, 200, node);
 }
 

@@ -30,6 +30,7 @@ static const struct perm {
     {"events:read", R_ALL, G_ANY},
     {"annotations:create", R_OPS, 0},
     {"nodes:read", R_ALL, API_SCOPE_METRICS | API_SCOPE_CONTAINERS},
+    {"nodes:connection", R_ALL, 0}, /* a node's SSH host, port, user, host key; not for guests */
     {"nodes:write", R_OPS, 0},
     {"nodes:delete", R_ADMIN, 0},
     {"nodes:exec", R_OPS, 0},

@@ -185,7 +185,8 @@ static bool sub_wants(struct sub *s, const struct item *it, int64_t now)
     if (!events_topics_match(&s->topics, it->family, it->stream, it->type, it->ephemeral))
         return false;
     return events_caller_may_see(s->has_caller ? &s->caller : NULL, it->family,
-                                 it->node_id[0] ? it->node_id : NULL, b->labels_fn, b->labels_ctx, now);
+                                 it->node_id[0] ? it->node_id : NULL, b->labels_fn, b->labels_ctx, now) &&
+           events_type_visible(s->has_caller ? &s->caller : NULL, it->type);
 }
 
 static void queue_final(struct sub *s)
@@ -552,7 +553,8 @@ static int replay_row(void *ctx, const struct store_event_row *row)
     json_decref(body);
     bool want = events_topics_match(&r->s->topics, family, row->stream, row->type, false) &&
                 events_caller_may_see(r->s->has_caller ? &r->s->caller : NULL, family, has_node ? node : NULL,
-                                      r->b->labels_fn, r->b->labels_ctx, r->now);
+                                      r->b->labels_fn, r->b->labels_ctx, r->now) &&
+                events_type_visible(r->s->has_caller ? &r->s->caller : NULL, row->type);
     if (want) {
         size_t before = r->text.len;
         if (buf_printf(&r->text, "id: %lld\nevent: %s\ndata: ", (long long)row->seq, row->type) ||
@@ -950,7 +952,8 @@ static int history_row(void *ctx, const struct store_event_row *row)
     bool has_node = events_node_of(row->stream, json_object_get(body, "data"), node, sizeof node);
     if (body && events_topics_match(h->topics, family, row->stream, row->type, false) &&
         events_caller_may_see(h->caller, family, has_node ? node : NULL, h->b->labels_fn, h->b->labels_ctx,
-                              h->now))
+                              h->now) &&
+        events_type_visible(h->caller, row->type))
         json_array_append(h->events, body);
     json_decref(body);
     h->last = row->seq;

@@ -102,6 +102,13 @@ void events_set_log_observer(struct events_bus *b, events_log_observer_fn fn, vo
  * node_id may be NULL. */
 bool events_caller_may_see(const struct api_caller *c, const char *family, const char *node_id,
                            events_node_labels_fn labels_fn, void *labels_ctx, int64_t now_us);
+/* What a guest without view:audit gets of a node's events: its status
+ * changes and its removal (node.online, node.offline, node.deleted), never
+ * the records that hold how to reach it or what ran on it (node.registered,
+ * node.updated, node.exec, node.hostkey_mismatch): the stream sends bodies
+ * exactly as the log holds them, so those are left out rather than cut.
+ * Every other caller and type: true. */
+bool events_type_visible(const struct api_caller *c, const char *type);
 /* The node an event is about: stream "node/<id>", data.node_id (a string),
  * or data.path "/api/v1/nodes/<id>…" (requests the guard recorded), copied
  * into out (>= 64); false when none. data is the event's data. */

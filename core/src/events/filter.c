@@ -226,3 +226,15 @@ bool events_caller_may_see(const struct api_caller *c, const char *family, const
     }
     return true;
 }
+
+bool events_type_visible(const struct api_caller *c, const char *type)
+{
+    if (!c || !type || (strcmp(c->kind, "guest") != 0 && strcmp(c->role, "guest") != 0))
+        return true;
+    if (c->scopes & API_SCOPE_AUDIT)
+        return true; /* an auditor reads the records as they are */
+    if (strncmp(type, "node.", 5) != 0)
+        return true;
+    return strcmp(type, "node.online") == 0 || strcmp(type, "node.offline") == 0 ||
+           strcmp(type, "node.deleted") == 0;
+}
