@@ -268,6 +268,19 @@ static int record(struct http_request *req, const char *id, const char *type, js
     return store_append(((struct app *)req->app)->store, &ev, &seq, err);
 }
 
+/* Appends a successful event made by this request together with the
+ * node's sealed key (both or neither). */
+static int record_with_key(struct http_request *req, const char *id, const char *type, json_t *data,
+                           const char *sealed_key, const char *sealed_pass, struct sb_err *err)
+{
+    char stream[64];
+    snprintf(stream, sizeof stream, "node/%s", id);
+    struct event_new ev = {.stream = stream, .type = type, .data = data, .outcome = "success"};
+    api_actor(req, &ev.actor);
+    return store_node_append_with_credentials(((struct app *)req->app)->store, &ev, id, sealed_key,
+                                              sealed_pass, err);
+}
+
 static int record_system(struct app *app, const char *id, const char *type, json_t *data, struct sb_err *err)
 {
     char stream[64];
@@ -625,10 +638,6 @@ void api_node_create(struct http_request *req)
         http_reply_error(req, 500, "internal", "cannot seal the key");
         goto out;
     }
-    if (store_node_credentials_put(app->store, id, sealed_key, sealed_pass, &err)) {
-        api_fail(req, &err);
-        goto out;
-    }
     char key_type[24];
     ssh_key_type(key.data, key.len, key_type, sizeof key_type);
     data = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s}", "id", id, "name",
@@ -643,9 +652,9 @@ void api_node_create(struct http_request *req)
         json_object_set_new(data, "public_key", json_string(pub.data));
         json_object_set_new(data, "reason", json_string("waiting for the public key to be installed"));
     }
-    rc = record(req, id, "node.registered", data, "success", &err);
+    /* The node and its sealed key commit together, or neither does. */
+    rc = record_with_key(req, id, "node.registered", data, sealed_key, sealed_pass, &err);
     if (rc) {
-        store_node_credentials_delete(app->store, id, NULL);
         if (rc == SB_ECONFLICT)
             http_reply_error(req, 409, "conflict", "a node named '%s' exists", json_string_value(in.name));
         else
@@ -872,15 +881,18 @@ void api_node_update(struct http_request *req)
             sealed_pass = seal_json_string(app, in.pass);
         }
         api_node_target_release(&cur);
-        if (in.key && (rc = store_node_credentials_put(app->store, idc, sealed_key, sealed_pass, &err))) {
-            api_fail(req, &err);
+        if (in.key && !sealed_key) {
+            http_reply_error(req, 500, "internal", "cannot seal the key");
             goto out_node;
         }
     }
     data = json_pack("{s:s, s:O}", "id", idc, "changes", changes);
     if (in.key)
         json_object_set_new(data, "private_key", json_string("replaced"));
-    rc = record(req, idc, "node.updated", data, "success", &err);
+    /* A new key is stored with the change's event, in one transaction: a
+     * refused change (a name taken: 409) keeps the old key. */
+    rc = in.key ? record_with_key(req, idc, "node.updated", data, sealed_key, sealed_pass, &err)
+                : record(req, idc, "node.updated", data, "success", &err);
     if (rc) {
         if (rc == SB_ECONFLICT)
             http_reply_error(req, 409, "conflict", "a node with that name exists");

@@ -41,14 +41,15 @@ static bool labels_within(json_t *labels, json_t *ceiling)
     return true;
 }
 
-static void token_event(struct http_request *req, const char *id, const char *type, json_t *data)
+/* The event of a token change made by this request (stream: 96 bytes);
+ * the store writes it with the token's row, in one transaction. */
+static struct event_new token_event(struct http_request *req, const char *id, const char *type, json_t *data,
+                                    char *stream)
 {
-    struct app *app = req->app;
-    char stream[96];
-    snprintf(stream, sizeof stream, "token/%s", id);
+    snprintf(stream, 96, "token/%s", id);
     struct event_new ev = {.stream = stream, .type = type, .data = data, .outcome = "success"};
     api_actor(req, &ev.actor);
-    store_append(app->store, &ev, NULL, NULL);
+    return ev;
 }
 
 void api_token_create(struct http_request *req)
@@ -98,10 +99,6 @@ void api_token_create(struct http_request *req)
     char id[37], token[80], hash[65];
     uuid_v4(id);
     auth_token_new("sbx_", token, sizeof token, hash);
-    if (store_token_insert(app->store, id, me->user_id, parent, name, role, scope, hash, expires, &err)) {
-        api_fail(req, &err);
-        return;
-    }
     json_t *o =
         json_pack("{s:s, s:s, s:s, s:s}", "id", id, "name", name, "role", role, "user_id", me->user_id);
     if (expires) {
@@ -113,7 +110,15 @@ void api_token_create(struct http_request *req)
     }
     json_object_set(o, "node_labels", scope ? scope : json_null());
     json_object_set_new(o, "parent_id", parent ? json_string(parent) : json_null());
-    token_event(req, id, "token.created", o);
+    char stream[96];
+    struct event_new ev = token_event(req, id, "token.created", o, stream);
+    if (store_token_insert(app->store, &ev, id, me->user_id, parent, name, role, scope, hash, expires,
+                           &err)) {
+        json_decref(o);
+        sodium_memzero(token, sizeof token);
+        api_fail(req, &err);
+        return;
+    }
     json_object_set_new(o, "token", json_string(token));
     sodium_memzero(token, sizeof token);
     http_reply_json(req, 201, o);
@@ -141,8 +146,18 @@ void api_token_revoke(struct http_request *req)
     const char *id = http_param(req, "id");
     bool all = auth_allows(me->role, me->scopes, "users:admin");
     json_t *hashes = json_array(), *descendants = json_array();
-    int rc = store_token_revoke(app->store, id, all ? NULL : me->user_id, hashes, descendants, &err);
-    auth_forget(app->auth, hashes);
+    int rc = store_token_revoke_plan(app->store, id, all ? NULL : me->user_id, hashes, descendants, &err);
+    if (rc == 0) {
+        /* The event names the tokens revoked with it, so every daemon ends
+         * their streams too (events/bus.c); it commits with the revocation. */
+        json_t *d = json_pack("{s:s, s:O}", "id", id, "descendants", descendants);
+        char stream[96];
+        struct event_new ev = token_event(req, id, "token.revoked", d, stream);
+        rc = store_token_revoke_commit(app->store, &ev, id, descendants, &err);
+        json_decref(d);
+    }
+    if (rc == 0)
+        auth_forget(app->auth, hashes);
     json_decref(hashes);
     if (rc) {
         json_decref(descendants);
@@ -151,11 +166,6 @@ void api_token_revoke(struct http_request *req)
         api_fail(req, &err);
         return;
     }
-    /* The event names the tokens revoked with it, so every daemon ends
-     * their streams too (events/bus.c). */
-    json_t *d = json_pack("{s:s, s:O}", "id", id, "descendants", descendants);
-    token_event(req, id, "token.revoked", d);
-    json_decref(d);
     events_close_streams_of(app->events, "token", id);
     size_t i;
     json_t *v;

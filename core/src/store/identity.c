@@ -318,21 +318,22 @@ int store_user_credential_hashes(struct store *st, const char *user_id, json_t *
     return revoke(st, &q, 1, p, hashes, false, err);
 }
 
-int store_token_insert(struct store *st, const char *id, const char *user_id, const char *parent_id,
-                       const char *name, const char *role, json_t *node_labels, const char *token_sha256,
-                       int64_t expires_us, struct sb_err *err)
+int store_token_insert(struct store *st, const struct event_new *ev, const char *id, const char *user_id,
+                       const char *parent_id, const char *name, const char *role, json_t *node_labels,
+                       const char *token_sha256, int64_t expires_us, struct sb_err *err)
 {
-    static struct store_stmt q = STORE_STMT(
-        "INSERT INTO api_tokens (id, user_id, name, role, node_labels, token_sha256, expires_at, parent_id) "
-        "VALUES ($1::uuid, $2::uuid, $3, $4, $5::jsonb, decode($6, 'hex'), "
-        "CASE WHEN $7::bigint = 0 THEN NULL ELSE to_timestamp($7::double precision / 1000000) END, "
-        "$8::uuid)");
     char exp[24];
     us_text(expires_us, exp, sizeof exp);
     char *labels = node_labels ? json_dumps(node_labels, JSON_COMPACT) : NULL;
     const char *p[8] = {id,     user_id,      name, role,
                         labels, token_sha256, exp,  parent_id && *parent_id ? parent_id : NULL};
-    int rc = run_cmd(st, &q, 8, p, false, err);
+    struct store_side_write w = {
+        "INSERT INTO api_tokens (id, user_id, name, role, node_labels, token_sha256, expires_at, parent_id) "
+        "VALUES ($1::uuid, $2::uuid, $3, $4, $5::jsonb, decode($6, 'hex'), "
+        "CASE WHEN $7::bigint = 0 THEN NULL ELSE to_timestamp($7::double precision / 1000000) END, "
+        "$8::uuid)",
+        8, p};
+    int rc = store_append_with(st, ev, &w, NULL, err);
     free(labels);
     return rc;
 }
@@ -351,20 +352,18 @@ int store_tokens_list(struct store *st, const char *user_id, json_t **out, struc
     return list_json(st, &q, 1, p, out, err);
 }
 
-int store_token_revoke(struct store *st, const char *id, const char *user_id, json_t *hashes,
-                       json_t *descendants, struct sb_err *err)
+int store_token_revoke_plan(struct store *st, const char *id, const char *user_id, json_t *hashes,
+                            json_t *descendants, struct sb_err *err)
 {
-    /* The token and every token made from it, at any depth (children of a
-     * revoked token were revoked with it, so the walk stops at none). */
-    static struct store_stmt q = STORE_STMT(
-        "WITH RECURSIVE root AS ("
-        "  SELECT id FROM api_tokens WHERE id = $1::uuid AND revoked_at IS NULL "
-        "  AND ($2::uuid IS NULL OR user_id = $2::uuid)), "
-        "down(id, depth) AS (SELECT id, 0 FROM root UNION ALL "
-        "  SELECT t.id, down.depth + 1 FROM api_tokens t JOIN down ON t.parent_id = down.id "
-        "  WHERE down.depth < 64) "
-        "UPDATE api_tokens SET revoked_at = now() WHERE id IN (SELECT id FROM down) AND revoked_at IS NULL "
-        "RETURNING encode(token_sha256, 'hex'), id::text");
+    /* The token and every live token made from it, at any depth (children
+     * of a revoked token were revoked with it). */
+    static struct store_stmt q =
+        STORE_STMT("WITH RECURSIVE down(id, token_sha256, depth) AS ("
+                   "  SELECT id, token_sha256, 0 FROM api_tokens WHERE id = $1::uuid AND revoked_at IS NULL "
+                   "  AND ($2::uuid IS NULL OR user_id = $2::uuid) "
+                   "  UNION ALL SELECT t.id, t.token_sha256, down.depth + 1 FROM api_tokens t "
+                   "  JOIN down ON t.parent_id = down.id WHERE t.revoked_at IS NULL AND down.depth < 64) "
+                   "SELECT encode(token_sha256, 'hex'), id::text FROM down ORDER BY depth");
     if (!uuid_valid(id))
         return sb_error(err, SB_ENOTFOUND, "no such token");
     const char *p[2] = {id, user_id};
@@ -385,9 +384,32 @@ int store_token_revoke(struct store *st, const char *id, const char *user_id, js
     return root ? 0 : sb_error(err, SB_ENOTFOUND, "no such token");
 }
 
-int store_guest_insert(struct store *st, const char *id, const char *created_by, const char *note,
-                       json_t *scopes, json_t *node_labels, const char *token_sha256, int64_t expires_us,
-                       struct sb_err *err)
+int store_token_revoke_commit(struct store *st, const struct event_new *ev, const char *id,
+                              json_t *descendants, struct sb_err *err)
+{
+    struct buf ids;
+    buf_init(&ids, 0);
+    buf_putc(&ids, '{');
+    store_array_add(&ids, id, true);
+    size_t i;
+    json_t *v;
+    json_array_foreach(descendants, i, v)
+    {
+        if (json_string_value(v))
+            store_array_add(&ids, json_string_value(v), false);
+    }
+    buf_putc(&ids, '}');
+    const char *p[1] = {ids.data};
+    struct store_side_write w = {
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL", 1, p};
+    int rc = store_append_with(st, ev, &w, NULL, err);
+    buf_release(&ids);
+    return rc;
+}
+
+int store_guest_insert(struct store *st, const struct event_new *ev, const char *id, const char *created_by,
+                       const char *note, json_t *scopes, json_t *node_labels, const char *token_sha256,
+                       int64_t expires_us, struct sb_err *err)
 {
     struct buf arr;
     buf_init(&arr, 4096);
@@ -396,17 +418,17 @@ int store_guest_insert(struct store *st, const char *id, const char *created_by,
     json_t *sv;
     json_array_foreach(scopes, i, sv) store_array_add(&arr, json_string_value(sv), i == 0);
     buf_putc(&arr, '}');
-    const char *scopes_array = arr.data;
-    static struct store_stmt q = STORE_STMT(
-        "INSERT INTO guest_links (id, created_by, note, scopes, node_labels, token_sha256, expires_at) "
-        "VALUES ($1::uuid, $2::uuid, $3, $4::text[], $5::jsonb, decode($6, 'hex'), "
-        "to_timestamp($7::double precision / 1000000))");
     char exp[24];
     us_text(expires_us, exp, sizeof exp);
     char *labels = node_labels ? json_dumps(node_labels, JSON_COMPACT) : NULL;
     const char *p[7] = {
-        id, created_by && *created_by ? created_by : NULL, note, scopes_array, labels, token_sha256, exp};
-    int rc = run_cmd(st, &q, 7, p, false, err);
+        id, created_by && *created_by ? created_by : NULL, note, arr.data, labels, token_sha256, exp};
+    struct store_side_write w = {
+        "INSERT INTO guest_links (id, created_by, note, scopes, node_labels, token_sha256, expires_at) "
+        "VALUES ($1::uuid, $2::uuid, $3, $4::text[], $5::jsonb, decode($6, 'hex'), "
+        "to_timestamp($7::double precision / 1000000))",
+        7, p};
+    int rc = store_append_with(st, ev, &w, NULL, err);
     free(labels);
     buf_release(&arr);
     return rc;
@@ -422,13 +444,18 @@ int store_guests_list(struct store *st, json_t **out, struct sb_err *err)
     return list_json(st, &q, 0, NULL, out, err);
 }
 
-int store_guest_revoke(struct store *st, const char *id, json_t *hashes, struct sb_err *err)
+int store_guest_revoke(struct store *st, const struct event_new *ev, const char *id, json_t *hashes,
+                       struct sb_err *err)
 {
-    static struct store_stmt q =
-        STORE_STMT("UPDATE guest_links SET revoked_at = now() WHERE id = $1::uuid AND revoked_at IS NULL "
-                   "RETURNING encode(token_sha256, 'hex')");
+    static struct store_stmt q = STORE_STMT(
+        "SELECT encode(token_sha256, 'hex') FROM guest_links WHERE id = $1::uuid AND revoked_at IS NULL");
     if (!uuid_valid(id))
         return sb_error(err, SB_ENOTFOUND, "no such guest link");
     const char *p[1] = {id};
-    return revoke(st, &q, 1, p, hashes, true, err);
+    int rc = revoke(st, &q, 1, p, hashes, true, err);
+    if (rc)
+        return rc;
+    struct store_side_write w = {
+        "UPDATE guest_links SET revoked_at = now() WHERE id = $1::uuid AND revoked_at IS NULL", 1, p};
+    return store_append_with(st, ev, &w, NULL, err);
 }

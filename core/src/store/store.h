@@ -39,12 +39,19 @@ struct event_actor {
     const char *ip;   /* may be NULL */
 };
 
+/* A row an event carries that is not a projection (store/ internal). */
+struct store_side_write;
+
 struct event_new {
     const char *stream; /* 'node/<uuid>' … */
     const char *type;   /* 'node.registered' … */
     json_t *data;       /* borrowed; an object (NULL for {}) */
     struct event_actor actor;
     const char *outcome; /* success | denied | failure */
+    /* Set only by store/ functions that write a row with its event (a
+     * token, a guest link, a node's sealed key): written in the event's
+     * transaction, never in its body. NULL otherwise. */
+    const struct store_side_write *side;
 };
 
 /* Appends one event and applies the projections in the same transaction.
@@ -212,23 +219,34 @@ int store_user_revoke_others(struct store *st, const char *user_id, const char *
  * after a role or label change). */
 int store_user_credential_hashes(struct store *st, const char *user_id, json_t *hashes, struct sb_err *err);
 
-/* parent_id: the token this one was made with (NULL or "" for none). */
-int store_token_insert(struct store *st, const char *id, const char *user_id, const char *parent_id,
-                       const char *name, const char *role, json_t *node_labels, const char *token_sha256,
-                       int64_t expires_us, struct sb_err *err);
+/* Inserts the token row and appends `ev` (token.created) in one
+ * transaction: both or neither. parent_id: the token this one was made
+ * with (NULL or "" for none). */
+int store_token_insert(struct store *st, const struct event_new *ev, const char *id, const char *user_id,
+                       const char *parent_id, const char *name, const char *role, json_t *node_labels,
+                       const char *token_sha256, int64_t expires_us, struct sb_err *err);
 /* user_id NULL lists every token. A JSON array (caller owns it). */
 int store_tokens_list(struct store *st, const char *user_id, json_t **out, struct sb_err *err);
-/* Revokes token id (owned by user_id unless user_id is NULL) and every
- * token made from it, at any depth: their hashes go to `hashes`, the
- * descendants' ids to `descendants` (both may be NULL). SB_ENOTFOUND. */
-int store_token_revoke(struct store *st, const char *id, const char *user_id, json_t *hashes,
-                       json_t *descendants, struct sb_err *err);
+/* Revoking a token, in two steps. _plan finds live token id (owned by
+ * user_id unless user_id is NULL) and every live token made from it, at
+ * any depth: their hashes go to `hashes`, the descendants' ids to
+ * `descendants` (both may be NULL); SB_ENOTFOUND. _commit appends `ev`
+ * (token.revoked) and revokes id and `descendants` in one transaction. */
+int store_token_revoke_plan(struct store *st, const char *id, const char *user_id, json_t *hashes,
+                            json_t *descendants, struct sb_err *err);
+int store_token_revoke_commit(struct store *st, const struct event_new *ev, const char *id,
+                              json_t *descendants, struct sb_err *err);
 
-int store_guest_insert(struct store *st, const char *id, const char *created_by, const char *note,
-                       json_t *scopes, json_t *node_labels, const char *token_sha256, int64_t expires_us,
-                       struct sb_err *err);
+/* Inserts the guest link and appends `ev` (guest_link.created) in one
+ * transaction. */
+int store_guest_insert(struct store *st, const struct event_new *ev, const char *id, const char *created_by,
+                       const char *note, json_t *scopes, json_t *node_labels, const char *token_sha256,
+                       int64_t expires_us, struct sb_err *err);
 int store_guests_list(struct store *st, json_t **out, struct sb_err *err);
-int store_guest_revoke(struct store *st, const char *id, json_t *hashes, struct sb_err *err);
+/* Revokes live guest link id and appends `ev` (guest_link.revoked) in one
+ * transaction; its hash goes to `hashes`. SB_ENOTFOUND. */
+int store_guest_revoke(struct store *st, const struct event_new *ev, const char *id, json_t *hashes,
+                       struct sb_err *err);
 
 /* ---- audit (store/audit.c) ----------------------------------------------- */
 struct store_audit_filter {
@@ -276,6 +294,10 @@ int store_node_list(struct store *st, json_t **out, struct sb_err *err);
  * NULL). Not a projection: secrets stay out of events. */
 int store_node_credentials_put(struct store *st, const char *id, const char *sealed_key,
                                const char *sealed_pass, struct sb_err *err);
+/* Appends `ev` (node.registered or node.updated) and stores the sealed
+ * key beside the node in the same transaction: both or neither. */
+int store_node_append_with_credentials(struct store *st, const struct event_new *ev, const char *id,
+                                       const char *sealed_key, const char *sealed_pass, struct sb_err *err);
 /* *sealed_key and *sealed_pass (NULL when none) are malloc'd: free() them. */
 int store_node_credentials_get(struct store *st, const char *id, char **sealed_key, char **sealed_pass,
                                struct sb_err *err);
