@@ -367,3 +367,15 @@ test('finding 8: guests see what a node is and how it is doing, never how to rea
   const a = await core.request('GET', `/api/v1/audit?type=node.registered&stream=node/${lab.id}`, { token: auditor });
   assert.equal(a.body.events[0].data.host, '127.0.0.1');
 });
+
+test('a scoped admin\'s guest link sees no more than the admin', async () => {
+  const admin = await scopedUser('admin', { env: 'lab' });
+  let r = await core.request('POST', '/api/v1/guest-links', { token: admin.token, json: { scopes: ['view:metrics'], ttl_seconds: 600, node_labels: { env: 'prod' } } });
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.body.error.field ?? 'node_labels', 'node_labels');
+  r = await core.request('POST', '/api/v1/guest-links', { token: admin.token, json: { scopes: ['view:metrics'], ttl_seconds: 600 } });
+  assert.equal(r.status, 201, r.text);
+  assert.deepEqual(r.body.node_labels, { env: 'lab' }, 'the creator\'s scope is taken');
+  const l = await core.request('GET', '/api/v1/nodes', { token: r.body.token });
+  assert.deepEqual(l.body.items.map((n) => n.name), ['lab-1']);
+});

@@ -65,8 +65,9 @@ void api_guest_link_create(struct http_request *req)
         sb_field_error(&err, "ttl_seconds", "ttl_seconds is from 1 to %d (seven days)", TTL_MAX_S);
     else if (!note || strlen(note) > 200)
         sb_field_error(&err, "note", "note is a string of at most 200 characters");
-    else
-        api_check_node_labels(labels, &err);
+    else if (api_check_node_labels(labels, &err) == 0 && json_is_object(labels) &&
+             !api_labels_within(labels, me->node_labels))
+        sb_field_error(&err, "node_labels", "a guest link's node scope cannot be wider than its creator's");
     for (const char *p = note ? note : ""; !err.code && *p; p++)
         if ((unsigned char)*p < 0x20)
             sb_field_error(&err, "note", "note may not hold control characters");
@@ -74,7 +75,11 @@ void api_guest_link_create(struct http_request *req)
         api_fail(req, &err);
         return;
     }
-    json_t *scope = json_is_object(labels) && json_object_size(labels) ? labels : NULL;
+    /* No selector given: the link takes its creator's (a scoped admin's link
+     * sees no more than the admin). */
+    json_t *scope = json_is_object(labels) && json_object_size(labels)     ? labels
+                    : me->node_labels && json_object_size(me->node_labels) ? me->node_labels
+                                                                           : NULL;
     int64_t expires = time_now_us() + json_integer_value(ttl) * 1000000;
     char id[37], token[80], hash[65];
     uuid_v4(id);

@@ -25,22 +25,6 @@ static bool printable(const char *s)
     return true;
 }
 
-/* Whether `labels` is at least as narrow as `ceiling` (every label of the
- * ceiling present and equal). */
-static bool labels_within(json_t *labels, json_t *ceiling)
-{
-    if (!ceiling || json_object_size(ceiling) == 0)
-        return true;
-    const char *k;
-    json_t *v;
-    json_object_foreach(ceiling, k, v)
-    {
-        if (!json_equal(json_object_get(labels, k), v))
-            return false;
-    }
-    return true;
-}
-
 /* The event of a token change made by this request (stream: 96 bytes);
  * the store writes it with the token's row, in one transaction. */
 static struct event_new token_event(struct http_request *req, const char *id, const char *type, json_t *data,
@@ -78,7 +62,7 @@ void api_token_create(struct http_request *req)
                        EXPIRES_MAX_S);
     else if (api_check_node_labels(labels, &err)) {
         /* named by the check */
-    } else if (json_is_object(labels) && !labels_within(labels, me->node_labels))
+    } else if (json_is_object(labels) && !api_labels_within(labels, me->node_labels))
         sb_field_error(&err, "node_labels", "a token's node scope cannot be wider than its creator's");
     if (err.code || !me->user_id[0]) {
         if (!err.code)
