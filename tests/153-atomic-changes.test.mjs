@@ -1,5 +1,5 @@
-// Issue #12 item 5: a token, a guest link and a node's new key commit with
-// their event in one transaction. Each is tested by injecting a failure on
+// Issue #12 item 5: a token, a guest link, a node's new key, a user's
+// password and a login's session commit with their event in one transaction. Each is tested by injecting a failure on
 // either side with a PostgreSQL trigger: on the row (then no event may
 // exist) and on the event (then no row may exist, and nothing changed).
 import { test, before, after } from 'node:test';
@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createDatabase, startCore } from './lib/harness.mjs';
+import { createDatabase, login, startCore } from './lib/harness.mjs';
 import { startSshd } from './lib/sshd.mjs';
 
 let db, core, sshd;
@@ -128,4 +128,44 @@ test('nodes: a new key is stored with its node.registered / node.updated event, 
   assert.notEqual(sealed(), before);
   r = await core.request('POST', `/api/v1/nodes/${id}/exec`, { json: { command: 'true' } });
   assert.equal(r.status, 200, r.text);
+});
+
+test('users, passwords and logins: the credential row and its event commit together', async () => {
+  const mk = (username) => ({ username, password: `pw-${Math.random().toString(16).slice(2)}-long`, role: 'viewer' });
+  let u = mk('rowfails');
+  let r = await failing('user_credentials', 'INSERT', 'true', () => core.request('POST', '/api/v1/users', { json: u }));
+  assert.ok(r.status >= 500, r.text);
+  assert.equal(count("SELECT count(*) FROM users WHERE username = 'rowfails'"), 0, 'no user without a password');
+  assert.equal(events('user.created', "data->>'username' = 'rowfails'"), 0);
+  u = mk('eventfails');
+  r = await failing('events', 'INSERT', "NEW.type = 'user.created'", () => core.request('POST', '/api/v1/users', { json: u }));
+  assert.ok(r.status >= 500, r.text);
+  assert.equal(count('SELECT count(*) FROM user_credentials c LEFT JOIN users u ON u.id = c.user_id WHERE u.id IS NULL'), 0, 'no orphan password');
+
+  u = mk('fine');
+  r = await core.request('POST', '/api/v1/users', { json: u });
+  assert.equal(r.status, 201, r.text);
+  const id = r.body.id;
+  // A password reset whose event fails (and whose row fails) changes nothing.
+  for (const [table, op, when] of [['events', 'INSERT', "NEW.type = 'user.password_changed'"], ['user_credentials', 'UPDATE', 'true']]) {
+    r = await failing(table, op, when, () => core.request('PATCH', `/api/v1/users/${id}`, { json: { password: 'another-password-123' } }));
+    assert.ok(r.status >= 500, r.text);
+    await login(core, u); // the old password still works
+  }
+  assert.equal(events('user.password_changed', `stream = 'user/${id}' AND outcome = 'success'`), 0);
+
+  // A login: the session and auth.login together.
+  const sessions = () => count(`SELECT count(*) FROM sessions WHERE user_id = '${id}'`);
+  const logins = () => events('auth.login', `stream = 'user/${id}' AND outcome = 'success'`);
+  const s0 = sessions(), l0 = logins();
+  for (const [table, when] of [['sessions', 'true'], ['events', "NEW.type = 'auth.login'"]]) {
+    r = await failing(table, 'INSERT', when, () => core.request('POST', '/api/v1/auth/login', { token: null, json: { username: u.username, password: u.password } }));
+    assert.ok(r.status >= 500, r.text);
+    assert.ok(!r.text.includes('sbs_'), 'no session handed out');
+    assert.equal(sessions(), s0);
+    assert.equal(logins(), l0);
+  }
+  await login(core, u);
+  assert.equal(sessions(), s0 + 1);
+  assert.equal(logins(), l0 + 1);
 });

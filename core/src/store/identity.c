@@ -153,13 +153,15 @@ int store_users_list(struct store *st, json_t **out, struct sb_err *err)
     return list_json(st, &q, 0, NULL, out, err);
 }
 
-int store_password_set(struct store *st, const char *user_id, const char *password_hash, struct sb_err *err)
+int store_password_set(struct store *st, const struct event_new *ev, const char *user_id,
+                       const char *password_hash, struct sb_err *err)
 {
-    static struct store_stmt q = STORE_STMT(
-        "INSERT INTO user_credentials (user_id, password_hash, changed_at) VALUES ($1::uuid, $2, now()) "
-        "ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash, changed_at = now()");
     const char *p[2] = {user_id, password_hash};
-    return run_cmd(st, &q, 2, p, false, err);
+    struct store_side_write w = {
+        "INSERT INTO user_credentials (user_id, password_hash, changed_at) VALUES ($1::uuid, $2, now()) "
+        "ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash, changed_at = now()",
+        2, p};
+    return store_append_with(st, ev, &w, NULL, err);
 }
 
 int store_credential_lookup(struct store *st, const char *kind, const char *token_sha256,
@@ -237,18 +239,19 @@ int store_credential_touch(struct store *st, const char *kind, const char *id, s
     return run_cmd(st, strcmp(kind, "session") == 0 ? &qs : &qt, 1, p, false, err);
 }
 
-int store_session_insert(struct store *st, const char *id, const char *user_id, const char *token_sha256,
-                         const char *csrf_sha256, const char *client_ip, int64_t expires_us,
-                         struct sb_err *err)
+int store_session_insert(struct store *st, const struct event_new *ev, const char *id, const char *user_id,
+                         const char *token_sha256, const char *csrf_sha256, const char *client_ip,
+                         int64_t expires_us, struct sb_err *err)
 {
-    static struct store_stmt q =
-        STORE_STMT("INSERT INTO sessions (id, user_id, token_sha256, csrf_sha256, client_ip, expires_at) "
-                   "VALUES ($1::uuid, $2::uuid, decode($3, 'hex'), decode($4, 'hex'), $5, "
-                   "to_timestamp($6::double precision / 1000000))");
     char exp[24];
     us_text(expires_us, exp, sizeof exp);
     const char *p[6] = {id, user_id, token_sha256, csrf_sha256, client_ip, exp};
-    return run_cmd(st, &q, 6, p, false, err);
+    struct store_side_write w = {
+        "INSERT INTO sessions (id, user_id, token_sha256, csrf_sha256, client_ip, expires_at) "
+        "VALUES ($1::uuid, $2::uuid, decode($3, 'hex'), decode($4, 'hex'), $5, "
+        "to_timestamp($6::double precision / 1000000))",
+        6, p};
+    return store_append_with(st, ev, &w, NULL, err);
 }
 
 /* Runs a revoking UPDATE … RETURNING encode(token_sha256, 'hex'). */

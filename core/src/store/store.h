@@ -174,7 +174,11 @@ int store_user_by_name(struct store *st, const char *username, struct store_user
 int store_user_by_id(struct store *st, const char *id, struct store_user *u, struct sb_err *err);
 /* A JSON array of users (caller owns it). */
 int store_users_list(struct store *st, json_t **out, struct sb_err *err);
-int store_password_set(struct store *st, const char *user_id, const char *password_hash, struct sb_err *err);
+/* Stores a user's password hash and appends `ev` (user.created,
+ * user.password_changed) in one transaction: both or neither. The hash
+ * never enters the event. */
+int store_password_set(struct store *st, const struct event_new *ev, const char *user_id,
+                       const char *password_hash, struct sb_err *err);
 
 /* What a token hash resolves to. kind is "session", "token" or "guest". */
 struct store_credential {
@@ -200,9 +204,10 @@ int store_credential_lookup(struct store *st, const char *kind, const char *toke
 /* Records use (sessions: last_seen_at, tokens: last_used_at). */
 int store_credential_touch(struct store *st, const char *kind, const char *id, struct sb_err *err);
 
-int store_session_insert(struct store *st, const char *id, const char *user_id, const char *token_sha256,
-                         const char *csrf_sha256, const char *client_ip, int64_t expires_us,
-                         struct sb_err *err);
+/* Inserts a session and appends `ev` (auth.login) in one transaction. */
+int store_session_insert(struct store *st, const struct event_new *ev, const char *id, const char *user_id,
+                         const char *token_sha256, const char *csrf_sha256, const char *client_ip,
+                         int64_t expires_us, struct sb_err *err);
 /* Revocations. Each appends the sha256 (hex strings) of what it revoked to
  * `hashes` (a JSON array, may be NULL) so caches can drop them. */
 /* Revokes the live session with this token hash; SB_ENOTFOUND when none. */
