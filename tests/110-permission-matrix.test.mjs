@@ -12,6 +12,7 @@ import { adminToken, apiToken, createDatabase, createUser, login, runCore, start
 
 const PERMISSIONS = ['public', 'agent', 'authenticated', 'self:read', 'users:admin', 'tokens:manage', 'guest_links:admin',
   'audit:read', 'events:read', 'annotations:create', 'nodes:read', 'nodes:write', 'nodes:delete', 'nodes:exec',
+  'nodes:check',
   'containers:read', 'containers:operate', 'containers:delete', 'logs:read', 'images:read', 'images:pull',
   'images:delete', 'volumes:read', 'volumes:write', 'volumes:delete', 'networks:read', 'networks:write',
   'networks:delete', 'metrics:read', 'deployments:read'];

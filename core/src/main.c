@@ -77,6 +77,10 @@ static const struct config_option options[] = {
     {"node-docker-events", CONFIG_INT, "0",
      "1 records the Docker events of nodes reached over SSH (turn it on in one daemon only)", false},
     {"node-check-interval", CONFIG_INT, "60", "seconds between node health checks (0 disables)", false},
+    {"node-allowed-networks", CONFIG_LIST, NULL,
+     "CIDRs (or loopback, private, any) node hosts may resolve to; default: any but the core's loopback, "
+     "link-local and metadata addresses",
+     false},
     {"exec-max-output", CONFIG_INT, "1048576", "bytes of stdout and of stderr kept per remote command",
      false},
     {"events-heartbeat-ms", CONFIG_INT, "15000", "comment line on idle event streams; finds dead clients",

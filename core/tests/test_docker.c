@@ -221,12 +221,32 @@ static void test_translate(void **state)
     json_decref(e);
 }
 
+static void test_redact(void **state)
+{
+    (void)state;
+    assert_true(docker_name_is_secret("DB_PASSWORD"));
+    assert_true(docker_name_is_secret("com.example.api_token"));
+    assert_true(docker_name_is_secret("AWS_SECRET_ACCESS_KEY"));
+    assert_false(docker_name_is_secret("com.docker.compose.project"));
+    json_t *doc = json_loads("{\"Config\":{\"Env\":[\"A=1\",\"DB_PASSWORD=x=y\",\"NOVALUE\"],"
+                             "\"Labels\":{\"app\":\"web\",\"my.secret\":\"s\"}}}",
+                             0, NULL);
+    assert_non_null(doc);
+    docker_redact_inspect(doc);
+    char *t = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(
+        t, "{\"Config\":{\"Env\":[\"A=<redacted>\",\"DB_PASSWORD=<redacted>\","
+           "\"NOVALUE=<redacted>\"],\"Labels\":{\"app\":\"web\",\"my.secret\":\"<redacted>\"}}}");
+    free(t);
+    json_decref(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frames_every_split), cmocka_unit_test(test_frames_two_cuts),
         cmocka_unit_test(test_frames_bad_and_raw), cmocka_unit_test(test_lines),
-        cmocka_unit_test(test_translate),
+        cmocka_unit_test(test_translate),          cmocka_unit_test(test_redact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

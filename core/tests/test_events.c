@@ -160,6 +160,37 @@ static void test_visibility(void **state)
     json_decref(staging_guest_sel);
 }
 
+static void test_guest_types_and_paths(void **state)
+{
+    (void)state;
+    struct api_caller guest = caller("guest", "guest", API_SCOPE_METRICS, NULL, 0);
+    struct api_caller auditor = caller("guest", "guest", API_SCOPE_METRICS | API_SCOPE_AUDIT, NULL, 0);
+    struct api_caller viewer = caller("user", "viewer", 0, NULL, 0);
+    assert_true(events_type_visible(&guest, "node.online"));
+    assert_true(events_type_visible(&guest, "node.offline"));
+    assert_true(events_type_visible(&guest, "node.deleted"));
+    assert_false(events_type_visible(&guest, "node.registered"));
+    assert_false(events_type_visible(&guest, "node.updated"));
+    assert_false(events_type_visible(&guest, "node.exec"));
+    assert_true(events_type_visible(&guest, "metrics.sample"));
+    assert_true(events_type_visible(&auditor, "node.registered"));
+    assert_true(events_type_visible(&viewer, "node.registered"));
+    assert_true(events_type_visible(NULL, "node.registered"));
+    /* a request the guard recorded is about the node of its path */
+    char out[64];
+    json_t *d = json_pack("{s:s}", "path", "/api/v1/nodes/abc-1/containers/x");
+    assert_true(events_node_of("access", d, out, sizeof out));
+    assert_string_equal(out, "abc-1");
+    json_decref(d);
+    d = json_pack("{s:s}", "path", "/api/v1/nodes/abc-2?x=1");
+    assert_true(events_node_of("guest_link/g", d, out, sizeof out));
+    assert_string_equal(out, "abc-2");
+    json_decref(d);
+    d = json_pack("{s:s}", "path", "/api/v1/nodes");
+    assert_false(events_node_of("access", d, out, sizeof out));
+    json_decref(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +198,7 @@ int main(void)
         cmocka_unit_test(test_topics),
         cmocka_unit_test(test_node_of),
         cmocka_unit_test(test_visibility),
+        cmocka_unit_test(test_guest_types_and_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,6 +99,9 @@ export async function startCore({ db, redisUrl, args = [], env: envExtra = {}, d
     SERVERBOX_LISTEN: '127.0.0.1:0',
     SERVERBOX_DATA_DIR: dir,
     SERVERBOX_LOG_LEVEL: 'info',
+    // Test nodes are sshds on loopback, which the default refuses
+    // (tests/151-authz-findings.test.mjs checks the default itself).
+    SERVERBOX_NODE_ALLOWED_NETWORKS: '127.0.0.0/8',
     ...(db ? { SERVERBOX_DATABASE_URL: db.url, SERVERBOX_MIGRATE_DATABASE_URL: db.ownerUrl } : {}),
     ...(redisUrl ? { SERVERBOX_REDIS_URL: redisUrl } : {}),
     ...envExtra,

@@ -67,6 +67,10 @@ struct app {
  * strings): every label of the caller's selector must be present and equal.
  * Outside the scope a node does not exist for the caller: answer 404. */
 bool api_node_visible(const struct http_request *req, json_t *node_labels);
+/* Whether selector `labels` is at least as narrow as `ceiling` (every
+ * label of the ceiling present and equal); a NULL or empty ceiling allows
+ * any. For credentials made by a scoped caller. */
+bool api_labels_within(json_t *labels, json_t *ceiling);
 /* Loads node `id` into *node (caller owns it) if the caller may see it;
  * otherwise replies (404 for unknown or out of scope, 503 when the store is
  * down) and returns -1. */

@@ -12,6 +12,7 @@
 #include "api.h"
 
 #include "../auth/auth.h"
+#include "../events/events.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -59,17 +60,40 @@ void api_audit_list(struct http_request *req)
                                    .to = http_query(req, "to"),
                                    .after_seq = after,
                                    .limit = (int)limit};
-    json_t *events = NULL;
+    json_t *events = json_array();
     struct sb_err err = {0};
-    if (store_audit_query(app->store, &f, &events, &err)) {
-        api_fail(req, &err);
-        return;
+    /* A node-scoped caller sees the entries about no node and about nodes in
+     * its scope (the rule of the event stream): filtered pages may be
+     * sparse, so read a few pages at most; the cursor is the last entry
+     * read, listed or not. */
+    bool more = false;
+    int64_t cursor = after;
+    for (int pages = 0; pages < 10 && (int)json_array_size(events) < limit; pages++) {
+        json_t *page = NULL;
+        f.after_seq = cursor;
+        f.limit = (int)limit - (int)json_array_size(events);
+        if (store_audit_query(app->store, &f, &page, &err)) {
+            json_decref(events);
+            api_fail(req, &err);
+            return;
+        }
+        size_t i, n = json_array_size(page);
+        json_t *ev;
+        json_array_foreach(page, i, ev)
+        {
+            cursor = json_integer_value(json_object_get(ev, "seq"));
+            if (events_in_node_scope(app->events, req->user, json_string_value(json_object_get(ev, "stream")),
+                                     ev))
+                json_array_append(events, ev);
+        }
+        json_decref(page);
+        more = n == (size_t)f.limit;
+        if (!more)
+            break;
     }
-    size_t n = json_array_size(events);
-    json_t *last = n ? json_object_get(json_array_get(events, n - 1), "seq") : NULL;
     json_t *o = json_pack("{s:o}", "events", events);
     /* A full page may have more after it: hand back the cursor. */
-    json_object_set_new(o, "next_after", n == (size_t)limit && last ? json_incref(last) : json_null());
+    json_object_set_new(o, "next_after", more ? json_integer(cursor) : json_null());
     http_reply_json(req, 200, o);
 }
 
@@ -92,7 +116,16 @@ void api_audit_verify(struct http_request *req)
     http_reply_json(req, 200, o);
 }
 
+/* A signed checkpoint of the head: the latest stored one when it covers
+ * the head, else a new one, stored when `keep`. */
+static int checkpoint_make(struct app *app, struct store_checkpoint *out, bool keep, struct sb_err *err);
+
 int api_audit_checkpoint(struct app *app, struct store_checkpoint *out, struct sb_err *err)
+{
+    return checkpoint_make(app, out, true, err);
+}
+
+static int checkpoint_make(struct app *app, struct store_checkpoint *out, bool keep, struct sb_err *err)
 {
     int64_t seq;
     uint8_t hash[32];
@@ -116,7 +149,7 @@ int api_audit_checkpoint(struct app *app, struct store_checkpoint *out, struct s
     crypto_sign_detached(out->signature, NULL, (const unsigned char *)msg.data, msg.len, app->signer->sk);
     memcpy(out->public_key, app->signer->pk, 32);
     buf_release(&msg);
-    return store_checkpoint_insert(app->store, out, err);
+    return keep ? store_checkpoint_insert(app->store, out, err) : 0;
 }
 
 void api_audit_checkpoint_get(struct http_request *req)
@@ -124,7 +157,11 @@ void api_audit_checkpoint_get(struct http_request *req)
     struct app *app = req->app;
     struct store_checkpoint cp;
     struct sb_err err = {0};
-    if (api_audit_checkpoint(app, &cp, &err)) {
+    /* Read-only callers (viewers, guests) never write: they get the latest
+     * stored checkpoint, or one signed for them and not stored. */
+    const struct api_caller *c = req->user;
+    bool keep = c && auth_allows(c->role, c->scopes, "audit:checkpoint");
+    if (checkpoint_make(app, &cp, keep, &err)) {
         api_fail(req, &err);
         return;
     }

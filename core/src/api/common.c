@@ -29,6 +29,20 @@ bool api_node_visible(const struct http_request *req, json_t *node_labels)
     return true;
 }
 
+bool api_labels_within(json_t *labels, json_t *ceiling)
+{
+    if (!ceiling || json_object_size(ceiling) == 0)
+        return true;
+    const char *k;
+    json_t *v;
+    json_object_foreach(ceiling, k, v)
+    {
+        if (!json_equal(json_object_get(labels, k), v))
+            return false;
+    }
+    return true;
+}
+
 int api_node_load_visible(struct http_request *req, const char *id, json_t **node)
 {
     struct app *app = req->app;

@@ -18,6 +18,8 @@
  */
 #include "docker_api.h"
 
+#include "../auth/auth.h"
+
 #include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +30,14 @@
 #define LOGS_MAX        ((size_t)16 << 20)
 
 /* ---- shared helpers (declared in docker_api.h) --------------------------- */
+
+/* Readers (viewers, guests with view:containers) see a container without
+ * its environment's values and secret-looking labels' values. */
+static bool may_operate(const struct http_request *req)
+{
+    const struct api_caller *c = req->user;
+    return c && auth_allows(c->role, c->scopes, "containers:operate");
+}
 
 bool api_docker_ref_ok(const char *s, size_t max)
 {
@@ -376,6 +386,11 @@ static void list_containers(struct http_request *req, const char *only_node)
         http_reply_error(req, 404, "not_found", "no such node");
         return;
     }
+    if (!may_operate(req)) {
+        size_t k;
+        json_t *row;
+        json_array_foreach(rows, k, row) docker_redact_labels(json_object_get(row, "labels"));
+    }
     http_reply_json(req, 200, json_pack("{s:o, s:o}", "containers", rows, "unavailable", unavailable));
 }
 
@@ -404,6 +419,8 @@ void api_container_inspect(struct http_request *req)
     char id[80];
     if (inspect(req, &node, cid, &doc, id, sizeof id))
         return;
+    if (!may_operate(req))
+        docker_redact_inspect(doc);
     json_object_set_new(doc, "node_id", json_string(node.id));
     json_object_set_new(doc, "node_name", json_string(node.name));
     http_reply_json(req, 200, doc);

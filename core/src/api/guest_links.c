@@ -18,14 +18,15 @@
 
 #define TTL_MAX_S (7 * 86400)
 
-static void link_event(struct http_request *req, const char *id, const char *type, json_t *data)
+/* The event of a link change made by this request (stream: 96 bytes); the
+ * store writes it with the link's row, in one transaction. */
+static struct event_new link_event(struct http_request *req, const char *id, const char *type, json_t *data,
+                                   char *stream)
 {
-    struct app *app = req->app;
-    char stream[96];
-    snprintf(stream, sizeof stream, "guest_link/%s", id);
+    snprintf(stream, 96, "guest_link/%s", id);
     struct event_new ev = {.stream = stream, .type = type, .data = data, .outcome = "success"};
     api_actor(req, &ev.actor);
-    store_append(app->store, &ev, NULL, NULL);
+    return ev;
 }
 
 void api_guest_link_create(struct http_request *req)
@@ -64,8 +65,9 @@ void api_guest_link_create(struct http_request *req)
         sb_field_error(&err, "ttl_seconds", "ttl_seconds is from 1 to %d (seven days)", TTL_MAX_S);
     else if (!note || strlen(note) > 200)
         sb_field_error(&err, "note", "note is a string of at most 200 characters");
-    else
-        api_check_node_labels(labels, &err);
+    else if (api_check_node_labels(labels, &err) == 0 && json_is_object(labels) &&
+             !api_labels_within(labels, me->node_labels))
+        sb_field_error(&err, "node_labels", "a guest link's node scope cannot be wider than its creator's");
     for (const char *p = note ? note : ""; !err.code && *p; p++)
         if ((unsigned char)*p < 0x20)
             sb_field_error(&err, "note", "note may not hold control characters");
@@ -73,21 +75,28 @@ void api_guest_link_create(struct http_request *req)
         api_fail(req, &err);
         return;
     }
-    json_t *scope = json_is_object(labels) && json_object_size(labels) ? labels : NULL;
+    /* No selector given: the link takes its creator's (a scoped admin's link
+     * sees no more than the admin). */
+    json_t *scope = json_is_object(labels) && json_object_size(labels)     ? labels
+                    : me->node_labels && json_object_size(me->node_labels) ? me->node_labels
+                                                                           : NULL;
     int64_t expires = time_now_us() + json_integer_value(ttl) * 1000000;
     char id[37], token[80], hash[65];
     uuid_v4(id);
     auth_token_new("sbg_", token, sizeof token, hash);
-    int rc = store_guest_insert(app->store, id, me->user_id, note, scopes, scope, hash, expires, &err);
-    if (rc) {
-        api_fail(req, &err);
-        return;
-    }
     char t[40];
     time_format_rfc3339(expires, t, sizeof t);
     json_t *o = json_pack("{s:s, s:O, s:s, s:s}", "id", id, "scopes", scopes, "note", note, "expires_at", t);
     json_object_set(o, "node_labels", scope ? scope : json_null());
-    link_event(req, id, "guest_link.created", o);
+    char stream[96];
+    struct event_new ev = link_event(req, id, "guest_link.created", o, stream);
+    int rc = store_guest_insert(app->store, &ev, id, me->user_id, note, scopes, scope, hash, expires, &err);
+    if (rc) {
+        json_decref(o);
+        sodium_memzero(token, sizeof token);
+        api_fail(req, &err);
+        return;
+    }
     char url[128];
     snprintf(url, sizeof url, "/g/%s", token);
     json_object_set_new(o, "token", json_string(token));
@@ -115,8 +124,13 @@ void api_guest_link_revoke(struct http_request *req)
     struct sb_err err = {0};
     const char *id = http_param(req, "id");
     json_t *hashes = json_array();
-    int rc = store_guest_revoke(app->store, id, hashes, &err);
-    auth_forget(app->auth, hashes);
+    json_t *d = json_pack("{s:s}", "id", id);
+    char stream[96];
+    struct event_new ev = link_event(req, id, "guest_link.revoked", d, stream);
+    int rc = store_guest_revoke(app->store, &ev, id, hashes, &err);
+    json_decref(d);
+    if (rc == 0)
+        auth_forget(app->auth, hashes);
     json_decref(hashes);
     if (rc) {
         if (rc == SB_ENOTFOUND)
@@ -124,9 +138,6 @@ void api_guest_link_revoke(struct http_request *req)
         api_fail(req, &err);
         return;
     }
-    json_t *d = json_pack("{s:s}", "id", id);
-    link_event(req, id, "guest_link.revoked", d);
-    json_decref(d);
     events_close_streams_of(app->events, "guest", id);
     http_reply_json(req, 204, NULL);
 }

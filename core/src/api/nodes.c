@@ -16,6 +16,7 @@
  */
 #include "api.h"
 
+#include "../auth/auth.h"
 #include "../crypto/crypto.h"
 #include "../docker/docker.h"
 #include "../events/events.h"
@@ -32,6 +33,10 @@
 #define LABEL_LEN_MAX  100
 #define CHECK_WORKERS  8    /* node health checks at once */
 #define GONE_MAX       1024 /* deleted nodes whose labels are remembered */
+/* A registration or change probes the node with one connection: a silent
+ * port must not hold a worker long (health checks keep the longer one). */
+#define PROBE_TIMEOUT_MS 3000
+#define NETWORKS_MAX     64
 
 /* The last health check of each node, in memory (checks record events
  * only on a change of status, so the details live here). */
@@ -88,6 +93,62 @@ struct api_nodes {
     bool watch_events;         /* --node-docker-events */
     json_t *watched;           /* node id → true: engine watchers started (under lock) */
 };
+
+/* ---- which addresses nodes may have (--node-allowed-networks) ------------- */
+
+/* Set once by api_nodes_start before any connection, read by the SSH
+ * connect of every thread (ssh_set_address_policy). Without the flag every
+ * address is allowed but the core's own loopback, link-local (cloud
+ * metadata services: 169.254.169.254) and unspecified ones; with it, only
+ * its CIDRs ("any" for everything). */
+static struct {
+    bool any;
+    size_t n;
+    struct http_cidr allowed[NETWORKS_MAX];
+    size_t n_denied;
+    struct http_cidr denied[16];
+} node_networks;
+
+static bool node_address_allowed(const char *ip)
+{
+    if (node_networks.any)
+        return true;
+    if (node_networks.n)
+        return http_peer_trusted(ip, node_networks.allowed, node_networks.n);
+    return !http_peer_trusted(ip, node_networks.denied, node_networks.n_denied);
+}
+
+static int node_networks_load(const struct config *cfg, struct sb_err *err)
+{
+    static const char *const denied[] = {"loopback", "169.254.0.0/16",    "fe80::/10",         "0.0.0.0/8",
+                                         "::/128",   "fd00:ec2::254/128", "100.100.100.200/32"};
+    memset(&node_networks, 0, sizeof node_networks);
+    for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++) {
+        size_t n = 0;
+        if (http_cidr_parse(denied[i], node_networks.denied + node_networks.n_denied,
+                            16 - node_networks.n_denied, &n, err))
+            return err ? err->code : SB_EINVAL;
+        node_networks.n_denied += n;
+    }
+    const char *const *list = NULL;
+    size_t n_list = config_get_list(cfg, "node-allowed-networks", &list);
+    for (size_t i = 0; i < n_list; i++) {
+        if (strcmp(list[i], "any") == 0) {
+            node_networks.any = true;
+            continue;
+        }
+        size_t n = 0;
+        if (http_cidr_parse(list[i], node_networks.allowed + node_networks.n, NETWORKS_MAX - node_networks.n,
+                            &n, err))
+            return sb_error(err, SB_EINVAL,
+                            "--node-allowed-networks: '%s' is not a CIDR, an address, "
+                            "loopback, private or any",
+                            list[i]);
+        node_networks.n += n;
+    }
+    ssh_set_address_policy(node_address_allowed);
+    return 0;
+}
 
 /* ---- validation ---------------------------------------------------------- */
 
@@ -205,6 +266,19 @@ static int record(struct http_request *req, const char *id, const char *type, js
     api_actor(req, &ev.actor);
     int64_t seq;
     return store_append(((struct app *)req->app)->store, &ev, &seq, err);
+}
+
+/* Appends a successful event made by this request together with the
+ * node's sealed key (both or neither). */
+static int record_with_key(struct http_request *req, const char *id, const char *type, json_t *data,
+                           const char *sealed_key, const char *sealed_pass, struct sb_err *err)
+{
+    char stream[64];
+    snprintf(stream, sizeof stream, "node/%s", id);
+    struct event_new ev = {.stream = stream, .type = type, .data = data, .outcome = "success"};
+    api_actor(req, &ev.actor);
+    return store_node_append_with_credentials(((struct app *)req->app)->store, &ev, id, sealed_key,
+                                              sealed_pass, err);
 }
 
 static int record_system(struct app *app, const char *id, const char *type, json_t *data, struct sb_err *err)
@@ -373,6 +447,9 @@ static void reply_ssh_failure(struct http_request *req, const struct ssh_diag *d
     case SSH_FAIL_HANDSHAKE:
         http_reply_error(req, 502, "ssh_unreachable", "%s", err->msg);
         return;
+    case SSH_FAIL_POLICY:
+        http_reply_error(req, 422, "validation_failed", "%s", err->msg);
+        return;
     case SSH_FAIL_BUSY:
         http_add_header(req, "Retry-After", "1");
         http_reply_error(req, 503, "ssh_pool_busy", "%s", err->msg);
@@ -437,6 +514,11 @@ static void reply_verify_failure(struct http_request *req, const struct ssh_diag
         http_reply_error(req, 422, "validation_failed", "%s", err->msg);
         return;
     }
+    if (d->failure == SSH_FAIL_POLICY) {
+        sb_field_error(err, "host", "%s", msg);
+        api_fail(req, err);
+        return;
+    }
     if (d->failure == SSH_FAIL_KEY) {
         sb_field_error(err, "private_key", "%s", msg);
         api_fail(req, err);
@@ -448,6 +530,26 @@ static void reply_verify_failure(struct http_request *req, const struct ssh_diag
         return;
     }
     reply_ssh_failure(req, d, err);
+}
+
+/* Which engine a node reaches is a privilege: "local" is the core's own
+ * Docker engine (every container of the control plane), so only a caller
+ * holding nodes:local_engine (admins) may point a node at it, on
+ * registration and on every change. Replies 403 and returns -1. */
+static int check_engine_allowed(struct http_request *req, json_t *docker, json_t *current)
+{
+    const char *want = json_string_value(docker);
+    if (!want || strcmp(want, "local") != 0)
+        return 0;
+    const char *have = json_string_value(current);
+    if (have && strcmp(have, "local") == 0)
+        return 0; /* unchanged */
+    const struct api_caller *c = req->user;
+    if (c && auth_allows(c->role, c->scopes, "nodes:local_engine"))
+        return 0;
+    http_reply_error(req, 403, "forbidden",
+                     "only an admin may point a node at the core's local Docker engine (docker: \"local\")");
+    return -1;
 }
 
 static char *seal_json_string(struct app *app, json_t *v)
@@ -474,6 +576,8 @@ void api_node_create(struct http_request *req)
         http_reply_error(req, 403, "forbidden", "the node's labels are outside your scope");
         return;
     }
+    if (check_engine_allowed(req, in.docker, NULL))
+        return;
     char existing[37];
     int rc = store_node_find_name(app->store, json_string_value(in.name), existing, &err);
     if (rc == 0) {
@@ -513,7 +617,7 @@ void api_node_create(struct http_request *req)
     struct ssh_session *s = NULL;
     char *sealed_key = NULL, *sealed_pass = NULL;
     json_t *node = NULL, *data = NULL;
-    rc = ssh_connect(&t, 10000, &s, &d, &err);
+    rc = ssh_connect(&t, PROBE_TIMEOUT_MS, &s, &d, &err);
     if (rc) {
         json_t *fail =
             json_pack("{s:s, s:s, s:s, s:i, s:s, s:s}", "id", id, "name", json_string_value(in.name), "host",
@@ -534,10 +638,6 @@ void api_node_create(struct http_request *req)
         http_reply_error(req, 500, "internal", "cannot seal the key");
         goto out;
     }
-    if (store_node_credentials_put(app->store, id, sealed_key, sealed_pass, &err)) {
-        api_fail(req, &err);
-        goto out;
-    }
     char key_type[24];
     ssh_key_type(key.data, key.len, key_type, sizeof key_type);
     data = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s}", "id", id, "name",
@@ -552,9 +652,9 @@ void api_node_create(struct http_request *req)
         json_object_set_new(data, "public_key", json_string(pub.data));
         json_object_set_new(data, "reason", json_string("waiting for the public key to be installed"));
     }
-    rc = record(req, id, "node.registered", data, "success", &err);
+    /* The node and its sealed key commit together, or neither does. */
+    rc = record_with_key(req, id, "node.registered", data, sealed_key, sealed_pass, &err);
     if (rc) {
-        store_node_credentials_delete(app->store, id, NULL);
         if (rc == SB_ECONFLICT)
             http_reply_error(req, 409, "conflict", "a node named '%s' exists", json_string_value(in.name));
         else
@@ -581,6 +681,44 @@ out:
 }
 
 /* ---- GET ------------------------------------------------------------------- */
+
+/* What a caller without nodes:connection (a guest: an auditor) sees of a
+ * node: what it is and how it is doing, never how to reach it (no SSH host,
+ * port, user, host key or key, no check error text, which names the
+ * address, and no uname, which names the host). */
+static void node_without_connection(const struct http_request *req, json_t *node)
+{
+    const struct api_caller *c = req->user;
+    if (c && auth_allows(c->role, c->scopes, "nodes:connection"))
+        return;
+    static const char *const keep[] = {"id",
+                                       "name",
+                                       "labels",
+                                       "docker",
+                                       "status",
+                                       "status_changed_at",
+                                       "agent_status",
+                                       "agent_status_changed_at",
+                                       "agent_interval_ms",
+                                       "created_at",
+                                       "updated_at",
+                                       "last_check",
+                                       NULL};
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(node, tmp, k, v)
+    {
+        bool kept = false;
+        for (size_t i = 0; keep[i] && !kept; i++)
+            kept = strcmp(keep[i], k) == 0;
+        if (!kept)
+            json_object_del(node, k);
+    }
+    json_t *check = json_object_get(node, "last_check");
+    json_object_del(check, "reason");
+    json_object_del(check, "uname");
+}
 
 /* ?label=k=v[,k2=v2]: every pair must match. */
 static bool label_match(json_t *labels, const char *filter)
@@ -622,8 +760,10 @@ void api_node_list(struct http_request *req)
     json_array_foreach(all, i, n)
     {
         json_t *labels = json_object_get(n, "labels");
-        if (api_node_visible(req, labels) && label_match(labels, filter))
+        if (api_node_visible(req, labels) && label_match(labels, filter)) {
+            node_without_connection(req, n);
             json_array_append(items, n);
+        }
     }
     json_decref(all);
     http_reply_json(req, 200, json_pack("{s:o}", "items", items));
@@ -636,6 +776,7 @@ void api_node_get(struct http_request *req)
         return;
     add_pool(req->app, node);
     add_last_check(req->app, node);
+    node_without_connection(req, node);
     http_reply_json(req, 200, node);
 }
 
@@ -670,6 +811,10 @@ void api_node_update(struct http_request *req)
     if (in.labels && !api_node_visible(req, in.labels)) {
         json_decref(node);
         http_reply_error(req, 403, "forbidden", "the new labels are outside your scope");
+        return;
+    }
+    if (check_engine_allowed(req, in.docker, json_object_get(node, "docker"))) {
+        json_decref(node);
         return;
     }
     if (in.name &&
@@ -716,7 +861,7 @@ void api_node_update(struct http_request *req)
         }
         struct ssh_diag d;
         struct ssh_session *s = NULL;
-        rc = ssh_connect(&t, 10000, &s, &d, &err);
+        rc = ssh_connect(&t, PROBE_TIMEOUT_MS, &s, &d, &err);
         ssh_session_close(s);
         if (rc) {
             json_t *fail = json_pack("{s:s, s:O, s:s}", "id", idc, "changes", changes, "reason", err.msg);
@@ -736,15 +881,18 @@ void api_node_update(struct http_request *req)
             sealed_pass = seal_json_string(app, in.pass);
         }
         api_node_target_release(&cur);
-        if (in.key && (rc = store_node_credentials_put(app->store, idc, sealed_key, sealed_pass, &err))) {
-            api_fail(req, &err);
+        if (in.key && !sealed_key) {
+            http_reply_error(req, 500, "internal", "cannot seal the key");
             goto out_node;
         }
     }
     data = json_pack("{s:s, s:O}", "id", idc, "changes", changes);
     if (in.key)
         json_object_set_new(data, "private_key", json_string("replaced"));
-    rc = record(req, idc, "node.updated", data, "success", &err);
+    /* A new key is stored with the change's event, in one transaction: a
+     * refused change (a name taken: 409) keeps the old key. */
+    rc = in.key ? record_with_key(req, idc, "node.updated", data, sealed_key, sealed_pass, &err)
+                : record(req, idc, "node.updated", data, "success", &err);
     if (rc) {
         if (rc == SB_ECONFLICT)
             http_reply_error(req, 409, "conflict", "a node with that name exists");
@@ -1248,6 +1396,8 @@ static void *checker_main(void *arg)
 
 int api_nodes_start(struct app *app, struct sb_err *err)
 {
+    if (node_networks_load(app->cfg, err))
+        return err ? err->code : SB_EINVAL;
     struct api_nodes *an = calloc(1, sizeof *an);
     if (!an)
         return sb_error(err, SB_ENOMEM, "out of memory");

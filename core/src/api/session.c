@@ -17,9 +17,20 @@
 
 #define COOKIE "sbx_session"
 
-static void login_event(struct http_request *req, const char *user_id, const char *username,
-                        const char *outcome, const char *reason, const char *session_id)
+/* A session a successful login makes: written with its auth.login event. */
+struct new_session {
+    const char *id, *user_id, *token_sha256, *csrf_sha256;
+    int64_t expires_us;
+};
+
+/* Records a login attempt. With `session`, the session row and the event
+ * commit together and the result is returned; otherwise the event is
+ * recorded alone (a refused attempt changes nothing else). */
+static int login_event(struct http_request *req, const char *user_id, const char *username,
+                       const char *outcome, const char *reason, const struct new_session *session,
+                       struct sb_err *out_err)
 {
+    const char *session_id = session ? session->id : NULL;
     struct app *app = req->app;
     char stream[64] = "auth/login";
     if (user_id)
@@ -39,9 +50,15 @@ static void login_event(struct http_request *req, const char *user_id, const cha
     ev.actor.name = user_id && strcmp(outcome, "success") == 0 ? username : "anonymous";
     ev.actor.ip = req->client_ip;
     struct sb_err err = {0};
-    if (store_append(app->store, &ev, NULL, &err))
+    int rc = 0;
+    if (session) {
+        rc = store_session_insert(app->store, &ev, session->id, session->user_id, session->token_sha256,
+                                  session->csrf_sha256, req->client_ip, session->expires_us, out_err);
+    } else if (store_append(app->store, &ev, NULL, &err)) {
         log_warn("audit event not recorded", "type=auth.login detail=\"%s\"", err.msg);
+    }
     json_decref(data);
+    return rc;
 }
 
 static void set_cookie(struct http_request *req, const char *token, int64_t max_age)
@@ -84,7 +101,7 @@ void api_login(struct http_request *req)
         char ra[16];
         snprintf(ra, sizeof ra, "%d", retry > 0 ? retry : 1);
         http_add_header(req, "Retry-After", ra);
-        login_event(req, NULL, logged_name, "denied", "rate_limited", NULL);
+        login_event(req, NULL, logged_name, "denied", "rate_limited", NULL, NULL);
         http_reply_error(req, 429, "rate_limited", "too many failed logins; try again in %s seconds", ra);
         return;
     }
@@ -102,7 +119,7 @@ void api_login(struct http_request *req)
         auth_rate_hit(app->auth, ip_key);
         if (name_ok)
             auth_rate_hit(app->auth, user_key);
-        login_event(req, rc == 0 ? u.id : NULL, logged_name, "failure", "bad credentials", NULL);
+        login_event(req, rc == 0 ? u.id : NULL, logged_name, "failure", "bad credentials", NULL, NULL);
         store_user_release(&u);
         http_reply_error(req, 401, "invalid_credentials", "invalid username or password");
         return;
@@ -114,14 +131,18 @@ void api_login(struct http_request *req)
     auth_token_sha256(csrf, csrf_hash);
     uuid_v4(session_id);
     int64_t expires = time_now_us() + ac->session_max_s * 1000000;
-    rc = store_session_insert(app->store, session_id, u.id, token_hash, csrf_hash, req->client_ip, expires,
-                              &err);
+    struct new_session ns = {.id = session_id,
+                             .user_id = u.id,
+                             .token_sha256 = token_hash,
+                             .csrf_sha256 = csrf_hash,
+                             .expires_us = expires};
+    rc = login_event(req, u.id, u.username, "success", NULL, &ns, &err);
     if (rc) {
+        sodium_memzero(token, sizeof token);
         store_user_release(&u);
         api_fail(req, &err);
         return;
     }
-    login_event(req, u.id, u.username, "success", NULL, session_id);
     char exp_text[40];
     time_format_rfc3339(expires, exp_text, sizeof exp_text);
     set_cookie(req, token, ac->session_max_s);
@@ -304,13 +325,12 @@ void api_password_change(struct http_request *req)
         return;
     }
     rc = auth_password_hash(fresh, hash, &err);
-    if (rc == 0)
-        rc = store_password_set(app->store, u.id, hash, &err);
-    sodium_memzero(hash, sizeof hash);
     if (rc == 0) {
+        /* The new hash and its event commit together. */
         ev.outcome = "success";
-        rc = store_append(app->store, &ev, NULL, &err);
+        rc = store_password_set(app->store, &ev, u.id, hash, &err);
     }
+    sodium_memzero(hash, sizeof hash);
     json_decref(data);
     if (rc) {
         store_user_release(&u);

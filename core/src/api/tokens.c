@@ -25,30 +25,15 @@ static bool printable(const char *s)
     return true;
 }
 
-/* Whether `labels` is at least as narrow as `ceiling` (every label of the
- * ceiling present and equal). */
-static bool labels_within(json_t *labels, json_t *ceiling)
+/* The event of a token change made by this request (stream: 96 bytes);
+ * the store writes it with the token's row, in one transaction. */
+static struct event_new token_event(struct http_request *req, const char *id, const char *type, json_t *data,
+                                    char *stream)
 {
-    if (!ceiling || json_object_size(ceiling) == 0)
-        return true;
-    const char *k;
-    json_t *v;
-    json_object_foreach(ceiling, k, v)
-    {
-        if (!json_equal(json_object_get(labels, k), v))
-            return false;
-    }
-    return true;
-}
-
-static void token_event(struct http_request *req, const char *id, const char *type, json_t *data)
-{
-    struct app *app = req->app;
-    char stream[96];
-    snprintf(stream, sizeof stream, "token/%s", id);
+    snprintf(stream, 96, "token/%s", id);
     struct event_new ev = {.stream = stream, .type = type, .data = data, .outcome = "success"};
     api_actor(req, &ev.actor);
-    store_append(app->store, &ev, NULL, NULL);
+    return ev;
 }
 
 void api_token_create(struct http_request *req)
@@ -77,7 +62,7 @@ void api_token_create(struct http_request *req)
                        EXPIRES_MAX_S);
     else if (api_check_node_labels(labels, &err)) {
         /* named by the check */
-    } else if (json_is_object(labels) && !labels_within(labels, me->node_labels))
+    } else if (json_is_object(labels) && !api_labels_within(labels, me->node_labels))
         sb_field_error(&err, "node_labels", "a token's node scope cannot be wider than its creator's");
     if (err.code || !me->user_id[0]) {
         if (!err.code)
@@ -89,13 +74,15 @@ void api_token_create(struct http_request *req)
     json_t *scope = json_is_object(labels) && json_object_size(labels) ? labels : me->node_labels;
     int64_t expires =
         json_is_integer(expires_in) ? time_now_us() + json_integer_value(expires_in) * 1000000 : 0;
+    /* A token made with a token is its child: it expires no later than its
+     * parent (a later or absent expiry is cut to the parent's) and is
+     * revoked with it. */
+    const char *parent = strcmp(me->kind, "token") == 0 ? me->id : NULL;
+    if (parent && me->expires_us && (expires == 0 || expires > me->expires_us))
+        expires = me->expires_us;
     char id[37], token[80], hash[65];
     uuid_v4(id);
     auth_token_new("sbx_", token, sizeof token, hash);
-    if (store_token_insert(app->store, id, me->user_id, name, role, scope, hash, expires, &err)) {
-        api_fail(req, &err);
-        return;
-    }
     json_t *o =
         json_pack("{s:s, s:s, s:s, s:s}", "id", id, "name", name, "role", role, "user_id", me->user_id);
     if (expires) {
@@ -106,7 +93,16 @@ void api_token_create(struct http_request *req)
         json_object_set_new(o, "expires_at", json_null());
     }
     json_object_set(o, "node_labels", scope ? scope : json_null());
-    token_event(req, id, "token.created", o);
+    json_object_set_new(o, "parent_id", parent ? json_string(parent) : json_null());
+    char stream[96];
+    struct event_new ev = token_event(req, id, "token.created", o, stream);
+    if (store_token_insert(app->store, &ev, id, me->user_id, parent, name, role, scope, hash, expires,
+                           &err)) {
+        json_decref(o);
+        sodium_memzero(token, sizeof token);
+        api_fail(req, &err);
+        return;
+    }
     json_object_set_new(o, "token", json_string(token));
     sodium_memzero(token, sizeof token);
     http_reply_json(req, 201, o);
@@ -133,19 +129,31 @@ void api_token_revoke(struct http_request *req)
     struct sb_err err = {0};
     const char *id = http_param(req, "id");
     bool all = auth_allows(me->role, me->scopes, "users:admin");
-    json_t *hashes = json_array();
-    int rc = store_token_revoke(app->store, id, all ? NULL : me->user_id, hashes, &err);
-    auth_forget(app->auth, hashes);
+    json_t *hashes = json_array(), *descendants = json_array();
+    int rc = store_token_revoke_plan(app->store, id, all ? NULL : me->user_id, hashes, descendants, &err);
+    if (rc == 0) {
+        /* The event names the tokens revoked with it, so every daemon ends
+         * their streams too (events/bus.c); it commits with the revocation. */
+        json_t *d = json_pack("{s:s, s:O}", "id", id, "descendants", descendants);
+        char stream[96];
+        struct event_new ev = token_event(req, id, "token.revoked", d, stream);
+        rc = store_token_revoke_commit(app->store, &ev, id, descendants, &err);
+        json_decref(d);
+    }
+    if (rc == 0)
+        auth_forget(app->auth, hashes);
     json_decref(hashes);
     if (rc) {
+        json_decref(descendants);
         if (rc == SB_ENOTFOUND)
             sb_error(&err, SB_ENOTFOUND, "no such token");
         api_fail(req, &err);
         return;
     }
-    json_t *d = json_pack("{s:s}", "id", id);
-    token_event(req, id, "token.revoked", d);
-    json_decref(d);
     events_close_streams_of(app->events, "token", id);
+    size_t i;
+    json_t *v;
+    json_array_foreach(descendants, i, v) events_close_streams_of(app->events, "token", json_string_value(v));
+    json_decref(descendants);
     http_reply_json(req, 204, NULL);
 }

@@ -38,14 +38,18 @@ int api_check_node_labels(json_t *labels, struct sb_err *err)
     return 0;
 }
 
+/* Appends a user event made by this request; with password_hash, the
+ * user's password is stored in the same transaction. */
 static int user_event(struct http_request *req, const char *id, const char *type, json_t *data,
-                      struct sb_err *err)
+                      const char *password_hash, struct sb_err *err)
 {
     struct app *app = req->app;
     char stream[96];
     snprintf(stream, sizeof stream, "user/%s", id);
     struct event_new ev = {.stream = stream, .type = type, .data = data, .outcome = "success"};
     api_actor(req, &ev.actor);
+    if (password_hash)
+        return store_password_set(app->store, &ev, id, password_hash, err);
     return store_append(app->store, &ev, NULL, err);
 }
 
@@ -113,12 +117,10 @@ void api_user_create(struct http_request *req)
     json_t *data = json_pack("{s:s, s:s, s:s}", "id", id, "username", username, "role", role);
     if (json_is_object(labels) && json_object_size(labels))
         json_object_set(data, "node_labels", labels);
-    int rc = user_event(req, id, "user.created", data, &err);
+    int rc = user_event(req, id, "user.created", data, hash, &err);
     json_decref(data);
     if (rc == SB_ECONFLICT)
         sb_error(&err, SB_ECONFLICT, "username '%s' is taken", username);
-    if (rc == 0)
-        rc = store_password_set(app->store, id, hash, &err);
     sodium_memzero(hash, sizeof hash);
     if (rc) {
         api_fail(req, &err);
@@ -169,13 +171,13 @@ void api_user_update(struct http_request *req)
     if (password) {
         char hash[AUTH_HASH_MAX];
         rc = auth_password_hash(json_string_value(password), hash, &err);
-        if (rc == 0)
-            rc = store_password_set(app->store, u.id, hash, &err);
-        sodium_memzero(hash, sizeof hash);
         if (rc == 0) {
             json_t *d = json_pack("{s:s}", "id", u.id);
-            rc = user_event(req, u.id, "user.password_changed", d, &err);
+            rc = user_event(req, u.id, "user.password_changed", d, hash, &err);
             json_decref(d);
+        }
+        sodium_memzero(hash, sizeof hash);
+        if (rc == 0) {
             if (!self)
                 revoke_user(app, u.id, false); /* a reset ends the user's sessions */
         }
@@ -188,7 +190,7 @@ void api_user_update(struct http_request *req)
             json_object_set(d, "disabled", disabled);
         if (labels)
             json_object_set(d, "node_labels", json_is_object(labels) ? labels : json_null());
-        rc = user_event(req, u.id, "user.updated", d, &err);
+        rc = user_event(req, u.id, "user.updated", d, NULL, &err);
         json_decref(d);
         if (rc == 0) {
             if (json_is_true(disabled))
@@ -231,7 +233,7 @@ void api_user_delete(struct http_request *req)
         return;
     }
     json_t *d = json_pack("{s:s, s:s}", "id", u.id, "username", u.username);
-    int rc = user_event(req, u.id, "user.deleted", d, &err);
+    int rc = user_event(req, u.id, "user.deleted", d, NULL, &err);
     json_decref(d);
     if (rc == 0)
         revoke_user(app, u.id, true);

@@ -132,6 +132,7 @@ static void cache_put(struct auth *a, const char *hash, const struct store_crede
     sb_strlcpy(e->hash, hash, sizeof e->hash);
     e->cred = *c;
     e->cred.node_labels = c->node_labels ? json_deep_copy(c->node_labels) : NULL;
+    e->cred.user_node_labels = c->user_node_labels ? json_deep_copy(c->user_node_labels) : NULL;
     e->cached_ms = time_mono_ms();
     e->touched_ms = e->cached_ms;
     e->bucket_ms = e->cached_ms;
@@ -159,11 +160,11 @@ static void redis_key(const char *hash, char *out, size_t len)
 
 static void redis_put(struct auth *a, const char *hash, const struct store_credential *c)
 {
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O?, s:I, s:I}", "kind", c->kind, "id",
-                  c->id, "user_id", c->user_id, "name", c->name, "username", c->username, "role", c->role,
-                  "user_role", c->user_role, "csrf", c->csrf_sha256, "scopes", c->scopes, "labels",
-                  c->node_labels, "exp", (json_int_t)c->expires_us, "seen", (json_int_t)c->last_seen_us);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O?, s:O?, s:I, s:I}", "kind",
+                          c->kind, "id", c->id, "user_id", c->user_id, "name", c->name, "username",
+                          c->username, "role", c->role, "user_role", c->user_role, "csrf", c->csrf_sha256,
+                          "scopes", c->scopes, "labels", c->node_labels, "user_labels", c->user_node_labels,
+                          "exp", (json_int_t)c->expires_us, "seen", (json_int_t)c->last_seen_us);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text)
@@ -205,6 +206,8 @@ static int redis_fetch(struct auth *a, const char *hash, struct store_credential
     copy_str(o, "scopes", c->scopes, sizeof c->scopes);
     json_t *labels = json_object_get(o, "labels");
     c->node_labels = json_is_object(labels) ? json_deep_copy(labels) : NULL;
+    json_t *user_labels = json_object_get(o, "user_labels");
+    c->user_node_labels = json_is_object(user_labels) ? json_deep_copy(user_labels) : NULL;
     c->expires_us = json_integer_value(json_object_get(o, "exp"));
     c->last_seen_us = json_integer_value(json_object_get(o, "seen"));
     json_decref(o);
@@ -212,6 +215,28 @@ static int redis_fetch(struct auth *a, const char *hash, struct store_credential
 }
 
 /* ---- resolution --------------------------------------------------------------- */
+
+/* The intersection of two label selectors (each: every label must match):
+ * the union of their labels. Two different values for one key match no
+ * node: that key gets null, which no node label equals. NULL or {} is
+ * "every node". A new reference, or NULL for every node. */
+static json_t *selector_intersect(json_t *a, json_t *b)
+{
+    if (!a || json_object_size(a) == 0)
+        return b && json_object_size(b) ? json_deep_copy(b) : NULL;
+    json_t *out = json_deep_copy(a);
+    const char *k;
+    json_t *v;
+    json_object_foreach(b, k, v)
+    {
+        json_t *have = json_object_get(out, k);
+        if (!have)
+            json_object_set(out, k, v);
+        else if (!json_equal(have, v))
+            json_object_set_new(out, k, json_null());
+    }
+    return out;
+}
 
 static struct api_caller *caller_from(const struct store_credential *c)
 {
@@ -243,7 +268,12 @@ static struct api_caller *caller_from(const struct store_credential *c)
         for (char *s = strtok_r(scopes, ",", &save); s; s = strtok_r(NULL, ",", &save))
             k->scopes |= auth_scope_bit(s);
     }
-    k->node_labels = c->node_labels ? json_deep_copy(c->node_labels) : NULL;
+    /* A token never sees more nodes than its owner sees now: its own
+     * selector and the owner's current one, both. */
+    if (strcmp(c->kind, "token") == 0)
+        k->node_labels = selector_intersect(c->node_labels, c->user_node_labels);
+    else
+        k->node_labels = c->node_labels ? json_deep_copy(c->node_labels) : NULL;
     k->expires_us = c->expires_us;
     return k;
 }

@@ -29,12 +29,16 @@ static const struct perm {
     {"tokens:manage", R_OPS, 0},
     {"guest_links:admin", R_ADMIN, 0},
     {"audit:read", R_ALL, API_SCOPE_AUDIT},
+    {"audit:checkpoint", R_OPS, 0}, /* GET /audit/checkpoint may store a new one */
     {"events:read", R_ALL, G_ANY},
     {"annotations:create", R_OPS, 0},
     {"nodes:read", R_ALL, API_SCOPE_METRICS | API_SCOPE_CONTAINERS},
+    {"nodes:connection", R_ALL, 0}, /* a node's SSH host, port, user, host key; not for guests */
     {"nodes:write", R_OPS, 0},
     {"nodes:delete", R_ADMIN, 0},
     {"nodes:exec", R_OPS, 0},
+    {"nodes:check", R_OPS, 0},          /* a check connects to the node and may record events */
+    {"nodes:local_engine", R_ADMIN, 0}, /* point a node at the core's own Docker engine */
     {"containers:read", R_ALL, API_SCOPE_CONTAINERS},
     {"containers:operate", R_OPS, 0},
     {"containers:delete", R_ADMIN, 0},

@@ -88,10 +88,9 @@ int cmd_create_user(const struct config *cfg)
                            .data = data,
                            .outcome = "success",
                            .actor = {.kind = "system", .name = "create-user"}};
-    rc = store_append(st, &ev, NULL, &err);
+    /* The user and its password hash commit together. */
+    rc = store_password_set(st, &ev, id, hash, &err);
     json_decref(data);
-    if (rc == 0)
-        rc = store_password_set(st, id, hash, &err);
     if (rc) {
         fprintf(stderr, "serverbox-core: create-user: %s\n",
                 rc == SB_ECONFLICT ? "that username is taken" : err.msg);

@@ -176,6 +176,18 @@ int docker_stream_pull(struct docker *d, const char *socket, const char *path, d
  * SB_ENOTFOUND for events that are not mapped. Pure; used by the watcher. */
 int docker_translate_event(const char *node_id, json_t *engine_event, const char **type, json_t **data);
 
+/* ---- what readers see (redact.c) ---------------------------------------------
+ * For callers without containers:operate. Pure, in place. */
+#define DOCKER_REDACTED "<redacted>"
+/* Whether a variable or label name looks like a secret's (PASSWORD, SECRET,
+ * TOKEN, KEY, CREDENTIAL, PRIVATE, AUTH… anywhere in it, any case). */
+bool docker_name_is_secret(const char *name);
+/* Replaces the value of every secret-looking label of an object. */
+void docker_redact_labels(json_t *labels);
+/* A container inspect document: every Config.Env value (names kept) and
+ * secret-looking Config.Labels values become DOCKER_REDACTED. */
+void docker_redact_inspect(json_t *doc);
+
 /* Figures for tests and the benchmark. */
 struct docker_stats {
     uint64_t engine_events;   /* received from /events */

@@ -178,6 +178,9 @@ int docker_translate_event(const char *node_id, json_t *e, const char **type, js
         else if (strcmp(k, "execDuration") != 0 && strcmp(k, "signal") != 0)
             json_object_set(labels, k, v);
     }
+    /* The log is permanent and readers see it: secret-looking labels are
+     * named, never held. */
+    docker_redact_labels(labels);
     json_object_set_new(d, "labels", labels);
     if (state)
         json_object_set_new(d, "state", json_string(state));

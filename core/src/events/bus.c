@@ -185,7 +185,8 @@ static bool sub_wants(struct sub *s, const struct item *it, int64_t now)
     if (!events_topics_match(&s->topics, it->family, it->stream, it->type, it->ephemeral))
         return false;
     return events_caller_may_see(s->has_caller ? &s->caller : NULL, it->family,
-                                 it->node_id[0] ? it->node_id : NULL, b->labels_fn, b->labels_ctx, now);
+                                 it->node_id[0] ? it->node_id : NULL, b->labels_fn, b->labels_ctx, now) &&
+           events_type_visible(s->has_caller ? &s->caller : NULL, it->type);
 }
 
 static void queue_final(struct sub *s)
@@ -423,12 +424,20 @@ static void close_revoked(struct events_bus *b, const char *type, json_t *body)
     const char *id = json_string_value(json_object_get(d, "id"));
     if (strcmp(type, "auth.logout") == 0)
         events_close_streams_of(b, "session", json_string_value(json_object_get(d, "session_id")));
-    else if (strcmp(type, "token.revoked") == 0)
+    else if (strcmp(type, "token.revoked") == 0) {
         events_close_streams_of(b, "token", id);
-    else if (strcmp(type, "guest_link.revoked") == 0)
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(d, "descendants"), i, v)
+            events_close_streams_of(b, "token", json_string_value(v));
+    } else if (strcmp(type, "guest_link.revoked") == 0)
         events_close_streams_of(b, "guest", id);
     else if (strcmp(type, "user.deleted") == 0 ||
-             (strcmp(type, "user.updated") == 0 && json_is_true(json_object_get(d, "disabled"))))
+             (strcmp(type, "user.updated") == 0 &&
+              (json_is_true(json_object_get(d, "disabled")) || json_object_get(d, "node_labels") ||
+               json_object_get(d, "role"))))
+        /* A changed role or scope: the streams of the user (and of their
+         * tokens) were opened under the old one; they reconnect under the new. */
         events_close_streams_of(b, "user", id);
 }
 
@@ -544,7 +553,8 @@ static int replay_row(void *ctx, const struct store_event_row *row)
     json_decref(body);
     bool want = events_topics_match(&r->s->topics, family, row->stream, row->type, false) &&
                 events_caller_may_see(r->s->has_caller ? &r->s->caller : NULL, family, has_node ? node : NULL,
-                                      r->b->labels_fn, r->b->labels_ctx, r->now);
+                                      r->b->labels_fn, r->b->labels_ctx, r->now) &&
+                events_type_visible(r->s->has_caller ? &r->s->caller : NULL, row->type);
     if (want) {
         size_t before = r->text.len;
         if (buf_printf(&r->text, "id: %lld\nevent: %s\ndata: ", (long long)row->seq, row->type) ||
@@ -942,11 +952,27 @@ static int history_row(void *ctx, const struct store_event_row *row)
     bool has_node = events_node_of(row->stream, json_object_get(body, "data"), node, sizeof node);
     if (body && events_topics_match(h->topics, family, row->stream, row->type, false) &&
         events_caller_may_see(h->caller, family, has_node ? node : NULL, h->b->labels_fn, h->b->labels_ctx,
-                              h->now))
+                              h->now) &&
+        events_type_visible(h->caller, row->type))
         json_array_append(h->events, body);
     json_decref(body);
     h->last = row->seq;
     return (int)json_array_size(h->events) >= h->limit;
+}
+
+bool events_in_node_scope(struct events_bus *b, const struct api_caller *c, const char *stream, json_t *body)
+{
+    if (!c || !c->node_labels || json_object_size(c->node_labels) == 0)
+        return true;
+    char node[64];
+    if (!events_node_of(stream, json_object_get(body, "data"), node, sizeof node))
+        return true;
+    /* Family "other" carries no guest scope requirement: only the labels
+     * (and expiry) decide. */
+    struct api_caller scoped = *c;
+    sb_strlcpy(scoped.kind, "user", sizeof scoped.kind);
+    sb_strlcpy(scoped.role, "viewer", sizeof scoped.role);
+    return events_caller_may_see(&scoped, "other", node, b->labels_fn, b->labels_ctx, time_now_us());
 }
 
 int events_history(struct events_bus *b, const struct api_caller *caller, const struct events_topics *topics,

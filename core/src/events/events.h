@@ -102,9 +102,23 @@ void events_set_log_observer(struct events_bus *b, events_log_observer_fn fn, vo
  * node_id may be NULL. */
 bool events_caller_may_see(const struct api_caller *c, const char *family, const char *node_id,
                            events_node_labels_fn labels_fn, void *labels_ctx, int64_t now_us);
-/* The node an event is about: stream "node/<id>" or data.node_id (a string),
- * copied into out (>= 64); false when none. body is the event's JSON. */
+/* What a guest without view:audit gets of a node's events: its status
+ * changes and its removal (node.online, node.offline, node.deleted), never
+ * the records that hold how to reach it or what ran on it (node.registered,
+ * node.updated, node.exec, node.hostkey_mismatch): the stream sends bodies
+ * exactly as the log holds them, so those are left out rather than cut.
+ * Every other caller and type: true. */
+bool events_type_visible(const struct api_caller *c, const char *type);
+/* The node an event is about: stream "node/<id>", data.node_id (a string),
+ * or data.path "/api/v1/nodes/<id>…" (requests the guard recorded), copied
+ * into out (>= 64); false when none. data is the event's data. */
 bool events_node_of(const char *stream, json_t *data, char *out, size_t outlen);
+
+/* The node-scope half of the rule alone (no guest family rule), with the
+ * bus's node labels: whether an event of the log (its stream and its JSON
+ * body) is about no node, or about a node the caller's label selector
+ * matches. The audit API lists the log through it. */
+bool events_in_node_scope(struct events_bus *b, const struct api_caller *c, const char *stream, json_t *body);
 
 /* ---- streams -------------------------------------------------------------- */
 

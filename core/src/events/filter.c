@@ -156,9 +156,15 @@ bool events_node_of(const char *stream, json_t *data, char *out, size_t outlen)
         len = slash ? (size_t)(slash - n) : strlen(n);
     } else {
         json_t *v = json_is_object(data) ? json_object_get(data, "node_id") : NULL;
+        const char *path = json_is_object(data) ? json_string_value(json_object_get(data, "path")) : NULL;
         if (json_is_string(v)) {
             n = json_string_value(v);
             len = json_string_length(v);
+        } else if (path && strncmp(path, "/api/v1/nodes/", 14) == 0) {
+            /* A request recorded by the guard (access.denied, guest.request)
+             * about one node's routes is about that node. */
+            n = path + 14;
+            len = strcspn(n, "/?");
         }
     }
     if (!n || len == 0 || len >= outlen)
@@ -219,4 +225,16 @@ bool events_caller_may_see(const struct api_caller *c, const char *family, const
         return ok;
     }
     return true;
+}
+
+bool events_type_visible(const struct api_caller *c, const char *type)
+{
+    if (!c || !type || (strcmp(c->kind, "guest") != 0 && strcmp(c->role, "guest") != 0))
+        return true;
+    if (c->scopes & API_SCOPE_AUDIT)
+        return true; /* an auditor reads the records as they are */
+    if (strncmp(type, "node.", 5) != 0)
+        return true;
+    return strcmp(type, "node.online") == 0 || strcmp(type, "node.offline") == 0 ||
+           strcmp(type, "node.deleted") == 0;
 }

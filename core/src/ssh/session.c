@@ -17,6 +17,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,8 @@ const char *ssh_failure_name(enum ssh_failure f)
         return "busy";
     case SSH_FAIL_IO:
         return "io";
+    case SSH_FAIL_POLICY:
+        return "address_not_allowed";
     }
     return "unknown";
 }
@@ -79,6 +82,28 @@ const char *ssh_session_fingerprint(const struct ssh_session *s)
     return s->fingerprint;
 }
 
+static _Atomic(ssh_address_policy_fn) address_policy;
+
+void ssh_set_address_policy(ssh_address_policy_fn fn)
+{
+    atomic_store(&address_policy, fn);
+}
+
+/* The numeric form of a resolved address; IPv4-mapped IPv6 as IPv4. */
+static void address_text(const struct addrinfo *ai, char *out, size_t len)
+{
+    out[0] = '\0';
+    if (ai->ai_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ai->ai_addr)->sin_addr, out, (socklen_t)len);
+    } else if (ai->ai_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6))
+            inet_ntop(AF_INET, &a6->s6_addr[12], out, (socklen_t)len);
+        else
+            inet_ntop(AF_INET6, a6, out, (socklen_t)len);
+    }
+}
+
 static int tcp_connect(const char *host, int port, int64_t deadline, struct ssh_diag *diag,
                        struct sb_err *err)
 {
@@ -90,8 +115,19 @@ static int tcp_connect(const char *host, int port, int64_t deadline, struct ssh_
         diag_set(diag, SSH_FAIL_RESOLVE);
         return sb_error(err, SB_EUPSTREAM, "cannot resolve host '%s': %s", host, gai_strerror(gai));
     }
-    int fd = -1, last_errno = 0;
+    int fd = -1, last_errno = 0, tried = 0;
+    char refused[INET6_ADDRSTRLEN] = "";
+    ssh_address_policy_fn policy = atomic_load(&address_policy);
     for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        if (policy) {
+            char ip[INET6_ADDRSTRLEN];
+            address_text(ai, ip, sizeof ip);
+            if (!ip[0] || !policy(ip)) {
+                sb_strlcpy(refused, ip[0] ? ip : "?", sizeof refused);
+                continue;
+            }
+        }
+        tried++;
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
         if (fd < 0) {
             last_errno = errno;
@@ -119,6 +155,13 @@ static int tcp_connect(const char *host, int port, int64_t deadline, struct ssh_
         fd = -1;
     }
     freeaddrinfo(res);
+    if (fd < 0 && tried == 0 && refused[0]) {
+        diag_set(diag, SSH_FAIL_POLICY);
+        return sb_error(err, SB_EINVAL,
+                        "host '%s' resolves to %s, which the allowed node networks do not include "
+                        "(--node-allowed-networks)",
+                        host, refused);
+    }
     if (fd < 0) {
         diag_set(diag, SSH_FAIL_CONNECT);
         return sb_error(err, SB_EUPSTREAM, "cannot connect to %s port %d: %s", host, port,

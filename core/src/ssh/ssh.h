@@ -52,6 +52,7 @@ enum ssh_failure {
     SSH_FAIL_AUTH,      /* the server refused the key for this user */
     SSH_FAIL_BUSY,      /* every pooled session of the node stayed busy */
     SSH_FAIL_IO,        /* the connection broke during the operation */
+    SSH_FAIL_POLICY,    /* the host resolves only to addresses the address policy refuses */
 };
 const char *ssh_failure_name(enum ssh_failure f);
 
@@ -62,6 +63,14 @@ struct ssh_diag {
 };
 
 struct ssh_session;
+
+/* Which addresses connections may reach (--node-allowed-networks): called
+ * with the numeric form of every address the host name resolves to (IPv4
+ * mapped IPv6 addresses as IPv4), just before connecting to it, so the
+ * address checked is the address connected to. false refuses it. Set once
+ * at start, before any connection; NULL (the default) allows every address. */
+typedef bool (*ssh_address_policy_fn)(const char *ip);
+void ssh_set_address_policy(ssh_address_policy_fn fn);
 
 /* A one-off connection outside the pool (registration, health checks of
  * unknown nodes, the benchmark). Free it with ssh_session_close. */

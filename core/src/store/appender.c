@@ -14,8 +14,9 @@
  * group starts again from the same head.
  *
  * If the group fails because one event is refused by a projection (a name
- * already taken), every event of the group is retried alone, so only the
- * offending caller gets the error.
+ * already taken) or by the row it carries (store_side_write: a token, a
+ * guest link, a sealed key written with its event), every event of the
+ * group is retried alone, so only the offending caller gets the error.
  *
  * Statements are pipelined: the group costs two round trips whatever its size.
  */
@@ -351,6 +352,12 @@ static int append_group(struct store_appender *a, struct pending **group, int n,
     if (PQsendQueryPrepared(pg, "append_insert", N_COLS, params, NULL, NULL, 0))
         tx.queued++;
     projections_apply(&tx, evs, n);
+    /* Rows the events carry (store_side_write): same transaction. */
+    for (int i = 0; i < n; i++) {
+        const struct store_side_write *w = group[i]->ev->side;
+        if (w)
+            store_tx_exec(&tx, w->sql, w->n, w->params);
+    }
     /* Other daemons on this database learn of the group at COMMIT; the
      * payload is the last seq (they read the rows from the log). */
     char lastseq[24];

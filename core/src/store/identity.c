@@ -58,7 +58,9 @@ void store_user_release(struct store_user *u)
 void store_credential_release(struct store_credential *c)
 {
     json_decref(c->node_labels);
+    json_decref(c->user_node_labels);
     c->node_labels = NULL;
+    c->user_node_labels = NULL;
 }
 
 int store_user_count(struct store *st, int64_t *n, struct sb_err *err)
@@ -151,13 +153,15 @@ int store_users_list(struct store *st, json_t **out, struct sb_err *err)
     return list_json(st, &q, 0, NULL, out, err);
 }
 
-int store_password_set(struct store *st, const char *user_id, const char *password_hash, struct sb_err *err)
+int store_password_set(struct store *st, const struct event_new *ev, const char *user_id,
+                       const char *password_hash, struct sb_err *err)
 {
-    static struct store_stmt q = STORE_STMT(
-        "INSERT INTO user_credentials (user_id, password_hash, changed_at) VALUES ($1::uuid, $2, now()) "
-        "ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash, changed_at = now()");
     const char *p[2] = {user_id, password_hash};
-    return run_cmd(st, &q, 2, p, false, err);
+    struct store_side_write w = {
+        "INSERT INTO user_credentials (user_id, password_hash, changed_at) VALUES ($1::uuid, $2, now()) "
+        "ON CONFLICT (user_id) DO UPDATE SET password_hash = EXCLUDED.password_hash, changed_at = now()",
+        2, p};
+    return store_append_with(st, ev, &w, NULL, err);
 }
 
 int store_credential_lookup(struct store *st, const char *kind, const char *token_sha256,
@@ -171,16 +175,26 @@ int store_credential_lookup(struct store *st, const char *kind, const char *toke
                               "WHERE s.token_sha256 = decode($1, 'hex') AND s.revoked_at IS NULL AND NOT "
                               "u.disabled "
                               "AND s.expires_at > now()");
+    /* A token: its own role and selector, and its owner's current ones
+     * (auth/ caps the role and intersects the selectors). */
     static struct store_stmt qt = STORE_STMT(
-        "SELECT t.id, t.user_id, t.name, u.username, t.role, u.role, '', '', "
-        "coalesce(t.node_labels, u.node_labels)::text, coalesce(" US_OF(
-            "t.expires_at") ", 0), "
-                            "coalesce(" US_OF(
-                                "t.last_used_at") ", 0) "
-                                                  "FROM api_tokens t JOIN users u ON u.id = t.user_id "
-                                                  "WHERE t.token_sha256 = decode($1, 'hex') AND t.revoked_at "
-                                                  "IS NULL AND NOT u.disabled "
-                                                  "AND (t.expires_at IS NULL OR t.expires_at > now())");
+        "SELECT t.id, t.user_id, t.name, u.username, t.role, u.role, '', '', t.node_labels::text, "
+        "coalesce(" US_OF("t.expires_at") ", 0), coalesce(" US_OF(
+            "t.last_used_at") ", 0), "
+                              "u.node_labels::text "
+                              "FROM api_tokens t JOIN users u ON u.id = t.user_id "
+                              "WHERE t.token_sha256 = decode($1, 'hex') AND t.revoked_at IS NULL "
+                              "AND NOT u.disabled "
+                              "AND (t.expires_at IS NULL OR t.expires_at > now()) "
+                              "AND (t.parent_id IS NULL OR NOT EXISTS ("
+                              "  WITH RECURSIVE up(id, parent_id, revoked_at, expires_at, depth) AS ("
+                              "    SELECT p.id, p.parent_id, p.revoked_at, p.expires_at, 1 FROM api_tokens p "
+                              "WHERE p.id = t.parent_id "
+                              "    UNION ALL SELECT p.id, p.parent_id, p.revoked_at, p.expires_at, up.depth "
+                              "+ 1 "
+                              "    FROM api_tokens p JOIN up ON p.id = up.parent_id WHERE up.depth < 64) "
+                              "  SELECT 1 FROM up WHERE up.revoked_at IS NOT NULL OR up.expires_at <= "
+                              "now()))");
     static struct store_stmt qg = STORE_STMT(
         "SELECT g.id, '', g.note, '', 'guest', 'guest', '', array_to_string(g.scopes, ','), "
         "g.node_labels::text, " US_OF("g.expires_at") ", 0 FROM guest_links g "
@@ -208,6 +222,8 @@ int store_credential_lookup(struct store *st, const char *kind, const char *toke
     out->node_labels = labels_of(r, 0, 8);
     out->expires_us = sb_int64(PQgetvalue(r, 0, 9));
     out->last_seen_us = sb_int64(PQgetvalue(r, 0, 10));
+    if (PQnfields(r) > 11)
+        out->user_node_labels = labels_of(r, 0, 11);
     PQclear(r);
     return 0;
 }
@@ -223,18 +239,19 @@ int store_credential_touch(struct store *st, const char *kind, const char *id, s
     return run_cmd(st, strcmp(kind, "session") == 0 ? &qs : &qt, 1, p, false, err);
 }
 
-int store_session_insert(struct store *st, const char *id, const char *user_id, const char *token_sha256,
-                         const char *csrf_sha256, const char *client_ip, int64_t expires_us,
-                         struct sb_err *err)
+int store_session_insert(struct store *st, const struct event_new *ev, const char *id, const char *user_id,
+                         const char *token_sha256, const char *csrf_sha256, const char *client_ip,
+                         int64_t expires_us, struct sb_err *err)
 {
-    static struct store_stmt q =
-        STORE_STMT("INSERT INTO sessions (id, user_id, token_sha256, csrf_sha256, client_ip, expires_at) "
-                   "VALUES ($1::uuid, $2::uuid, decode($3, 'hex'), decode($4, 'hex'), $5, "
-                   "to_timestamp($6::double precision / 1000000))");
     char exp[24];
     us_text(expires_us, exp, sizeof exp);
     const char *p[6] = {id, user_id, token_sha256, csrf_sha256, client_ip, exp};
-    return run_cmd(st, &q, 6, p, false, err);
+    struct store_side_write w = {
+        "INSERT INTO sessions (id, user_id, token_sha256, csrf_sha256, client_ip, expires_at) "
+        "VALUES ($1::uuid, $2::uuid, decode($3, 'hex'), decode($4, 'hex'), $5, "
+        "to_timestamp($6::double precision / 1000000))",
+        6, p};
+    return store_append_with(st, ev, &w, NULL, err);
 }
 
 /* Runs a revoking UPDATE … RETURNING encode(token_sha256, 'hex'). */
@@ -304,19 +321,22 @@ int store_user_credential_hashes(struct store *st, const char *user_id, json_t *
     return revoke(st, &q, 1, p, hashes, false, err);
 }
 
-int store_token_insert(struct store *st, const char *id, const char *user_id, const char *name,
-                       const char *role, json_t *node_labels, const char *token_sha256, int64_t expires_us,
-                       struct sb_err *err)
+int store_token_insert(struct store *st, const struct event_new *ev, const char *id, const char *user_id,
+                       const char *parent_id, const char *name, const char *role, json_t *node_labels,
+                       const char *token_sha256, int64_t expires_us, struct sb_err *err)
 {
-    static struct store_stmt q = STORE_STMT(
-        "INSERT INTO api_tokens (id, user_id, name, role, node_labels, token_sha256, expires_at) "
-        "VALUES ($1::uuid, $2::uuid, $3, $4, $5::jsonb, decode($6, 'hex'), "
-        "CASE WHEN $7::bigint = 0 THEN NULL ELSE to_timestamp($7::double precision / 1000000) END)");
     char exp[24];
     us_text(expires_us, exp, sizeof exp);
     char *labels = node_labels ? json_dumps(node_labels, JSON_COMPACT) : NULL;
-    const char *p[7] = {id, user_id, name, role, labels, token_sha256, exp};
-    int rc = run_cmd(st, &q, 7, p, false, err);
+    const char *p[8] = {id,     user_id,      name, role,
+                        labels, token_sha256, exp,  parent_id && *parent_id ? parent_id : NULL};
+    struct store_side_write w = {
+        "INSERT INTO api_tokens (id, user_id, name, role, node_labels, token_sha256, expires_at, parent_id) "
+        "VALUES ($1::uuid, $2::uuid, $3, $4, $5::jsonb, decode($6, 'hex'), "
+        "CASE WHEN $7::bigint = 0 THEN NULL ELSE to_timestamp($7::double precision / 1000000) END, "
+        "$8::uuid)",
+        8, p};
+    int rc = store_append_with(st, ev, &w, NULL, err);
     free(labels);
     return rc;
 }
@@ -326,7 +346,8 @@ int store_tokens_list(struct store *st, const char *user_id, json_t **out, struc
     static struct store_stmt q = STORE_STMT(
         "SELECT json_agg(json_build_object('id', t.id, 'name', t.name, 'role', t.role, 'user_id', t.user_id, "
         "'username', u.username, 'node_labels', t.node_labels, 'created_at', t.created_at, "
-        "'expires_at', t.expires_at, 'last_used_at', t.last_used_at, 'revoked_at', t.revoked_at) "
+        "'expires_at', t.expires_at, 'last_used_at', t.last_used_at, 'revoked_at', t.revoked_at, "
+        "'parent_id', t.parent_id) "
         "ORDER BY t.created_at)::text "
         "FROM api_tokens t LEFT JOIN users u ON u.id = t.user_id WHERE $1::uuid IS NULL OR t.user_id = "
         "$1::uuid");
@@ -334,21 +355,64 @@ int store_tokens_list(struct store *st, const char *user_id, json_t **out, struc
     return list_json(st, &q, 1, p, out, err);
 }
 
-int store_token_revoke(struct store *st, const char *id, const char *user_id, json_t *hashes,
-                       struct sb_err *err)
+int store_token_revoke_plan(struct store *st, const char *id, const char *user_id, json_t *hashes,
+                            json_t *descendants, struct sb_err *err)
 {
+    /* The token and every live token made from it, at any depth (children
+     * of a revoked token were revoked with it). */
     static struct store_stmt q =
-        STORE_STMT("UPDATE api_tokens SET revoked_at = now() WHERE id = $1::uuid AND revoked_at IS NULL "
-                   "AND ($2::uuid IS NULL OR user_id = $2::uuid) RETURNING encode(token_sha256, 'hex')");
+        STORE_STMT("WITH RECURSIVE down(id, token_sha256, depth) AS ("
+                   "  SELECT id, token_sha256, 0 FROM api_tokens WHERE id = $1::uuid AND revoked_at IS NULL "
+                   "  AND ($2::uuid IS NULL OR user_id = $2::uuid) "
+                   "  UNION ALL SELECT t.id, t.token_sha256, down.depth + 1 FROM api_tokens t "
+                   "  JOIN down ON t.parent_id = down.id WHERE t.revoked_at IS NULL AND down.depth < 64) "
+                   "SELECT encode(token_sha256, 'hex'), id::text FROM down ORDER BY depth");
     if (!uuid_valid(id))
         return sb_error(err, SB_ENOTFOUND, "no such token");
     const char *p[2] = {id, user_id};
-    return revoke(st, &q, 2, p, hashes, true, err);
+    PGresult *r = run(st, &q, 2, p, err);
+    if (!r)
+        return err ? err->code : SB_EINTERNAL;
+    int rows = PQntuples(r);
+    bool root = false;
+    for (int i = 0; i < rows; i++) {
+        if (hashes)
+            json_array_append_new(hashes, json_string(PQgetvalue(r, i, 0)));
+        if (strcmp(PQgetvalue(r, i, 1), id) == 0)
+            root = true;
+        else if (descendants)
+            json_array_append_new(descendants, json_string(PQgetvalue(r, i, 1)));
+    }
+    PQclear(r);
+    return root ? 0 : sb_error(err, SB_ENOTFOUND, "no such token");
 }
 
-int store_guest_insert(struct store *st, const char *id, const char *created_by, const char *note,
-                       json_t *scopes, json_t *node_labels, const char *token_sha256, int64_t expires_us,
-                       struct sb_err *err)
+int store_token_revoke_commit(struct store *st, const struct event_new *ev, const char *id,
+                              json_t *descendants, struct sb_err *err)
+{
+    struct buf ids;
+    buf_init(&ids, 0);
+    buf_putc(&ids, '{');
+    store_array_add(&ids, id, true);
+    size_t i;
+    json_t *v;
+    json_array_foreach(descendants, i, v)
+    {
+        if (json_string_value(v))
+            store_array_add(&ids, json_string_value(v), false);
+    }
+    buf_putc(&ids, '}');
+    const char *p[1] = {ids.data};
+    struct store_side_write w = {
+        "UPDATE api_tokens SET revoked_at = now() WHERE id = ANY($1::uuid[]) AND revoked_at IS NULL", 1, p};
+    int rc = store_append_with(st, ev, &w, NULL, err);
+    buf_release(&ids);
+    return rc;
+}
+
+int store_guest_insert(struct store *st, const struct event_new *ev, const char *id, const char *created_by,
+                       const char *note, json_t *scopes, json_t *node_labels, const char *token_sha256,
+                       int64_t expires_us, struct sb_err *err)
 {
     struct buf arr;
     buf_init(&arr, 4096);
@@ -357,17 +421,17 @@ int store_guest_insert(struct store *st, const char *id, const char *created_by,
     json_t *sv;
     json_array_foreach(scopes, i, sv) store_array_add(&arr, json_string_value(sv), i == 0);
     buf_putc(&arr, '}');
-    const char *scopes_array = arr.data;
-    static struct store_stmt q = STORE_STMT(
-        "INSERT INTO guest_links (id, created_by, note, scopes, node_labels, token_sha256, expires_at) "
-        "VALUES ($1::uuid, $2::uuid, $3, $4::text[], $5::jsonb, decode($6, 'hex'), "
-        "to_timestamp($7::double precision / 1000000))");
     char exp[24];
     us_text(expires_us, exp, sizeof exp);
     char *labels = node_labels ? json_dumps(node_labels, JSON_COMPACT) : NULL;
     const char *p[7] = {
-        id, created_by && *created_by ? created_by : NULL, note, scopes_array, labels, token_sha256, exp};
-    int rc = run_cmd(st, &q, 7, p, false, err);
+        id, created_by && *created_by ? created_by : NULL, note, arr.data, labels, token_sha256, exp};
+    struct store_side_write w = {
+        "INSERT INTO guest_links (id, created_by, note, scopes, node_labels, token_sha256, expires_at) "
+        "VALUES ($1::uuid, $2::uuid, $3, $4::text[], $5::jsonb, decode($6, 'hex'), "
+        "to_timestamp($7::double precision / 1000000))",
+        7, p};
+    int rc = store_append_with(st, ev, &w, NULL, err);
     free(labels);
     buf_release(&arr);
     return rc;
@@ -383,13 +447,18 @@ int store_guests_list(struct store *st, json_t **out, struct sb_err *err)
     return list_json(st, &q, 0, NULL, out, err);
 }
 
-int store_guest_revoke(struct store *st, const char *id, json_t *hashes, struct sb_err *err)
+int store_guest_revoke(struct store *st, const struct event_new *ev, const char *id, json_t *hashes,
+                       struct sb_err *err)
 {
-    static struct store_stmt q =
-        STORE_STMT("UPDATE guest_links SET revoked_at = now() WHERE id = $1::uuid AND revoked_at IS NULL "
-                   "RETURNING encode(token_sha256, 'hex')");
+    static struct store_stmt q = STORE_STMT(
+        "SELECT encode(token_sha256, 'hex') FROM guest_links WHERE id = $1::uuid AND revoked_at IS NULL");
     if (!uuid_valid(id))
         return sb_error(err, SB_ENOTFOUND, "no such guest link");
     const char *p[1] = {id};
-    return revoke(st, &q, 1, p, hashes, true, err);
+    int rc = revoke(st, &q, 1, p, hashes, true, err);
+    if (rc)
+        return rc;
+    struct store_side_write w = {
+        "UPDATE guest_links SET revoked_at = now() WHERE id = $1::uuid AND revoked_at IS NULL", 1, p};
+    return store_append_with(st, ev, &w, NULL, err);
 }

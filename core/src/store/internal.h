@@ -54,6 +54,21 @@ struct store_tx {
 };
 int store_tx_exec(struct store_tx *tx, const char *sql, int n, const char *const *params);
 
+/* A row written with its event, in the event's transaction, that is not a
+ * projection: it holds what the log must not (a token's hash, a sealed
+ * key), so rebuild-projections cannot make it. One parameterized statement,
+ * run after the event's row and the projections; its failure fails the
+ * event (and only that event: a failed group is retried one by one). The
+ * parameters live on the caller's stack until store_append returns. */
+struct store_side_write {
+    const char *sql;
+    int n;
+    const char *const *params;
+};
+/* Appends `ev` carrying `w`. */
+int store_append_with(struct store *st, const struct event_new *ev, const struct store_side_write *w,
+                      int64_t *seq, struct sb_err *err);
+
 /* A decoded event as projections see it. */
 struct store_event {
     int64_t seq;

@@ -109,3 +109,15 @@ int store_node_credentials_delete(struct store *st, const char *id, struct sb_er
     PQclear(r);
     return rc;
 }
+
+int store_node_append_with_credentials(struct store *st, const struct event_new *ev, const char *id,
+                                       const char *sealed_key, const char *sealed_pass, struct sb_err *err)
+{
+    const char *p[3] = {id, sealed_key, sealed_pass};
+    struct store_side_write w = {
+        "INSERT INTO node_credentials (node_id, private_key, passphrase, updated_at) "
+        "VALUES ($1::uuid, $2, $3, now()) ON CONFLICT (node_id) DO UPDATE SET "
+        "private_key = EXCLUDED.private_key, passphrase = EXCLUDED.passphrase, updated_at = now()",
+        3, p};
+    return store_append_with(st, ev, &w, NULL, err);
+}

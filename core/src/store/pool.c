@@ -273,6 +273,14 @@ int store_append(struct store *st, const struct event_new *ev, int64_t *seq, str
     return appender_append(st->appender, ev, seq, err);
 }
 
+int store_append_with(struct store *st, const struct event_new *ev, const struct store_side_write *w,
+                      int64_t *seq, struct sb_err *err)
+{
+    struct event_new e = *ev;
+    e.side = w;
+    return appender_append(st->appender, &e, seq, err);
+}
+
 void store_set_commit_hook(struct store *st, store_commit_hook_fn fn, void *ctx)
 {
     appender_set_hook(st->appender, fn, ctx);

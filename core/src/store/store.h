@@ -39,12 +39,19 @@ struct event_actor {
     const char *ip;   /* may be NULL */
 };
 
+/* A row an event carries that is not a projection (store/ internal). */
+struct store_side_write;
+
 struct event_new {
     const char *stream; /* 'node/<uuid>' … */
     const char *type;   /* 'node.registered' … */
     json_t *data;       /* borrowed; an object (NULL for {}) */
     struct event_actor actor;
     const char *outcome; /* success | denied | failure */
+    /* Set only by store/ functions that write a row with its event (a
+     * token, a guest link, a node's sealed key): written in the event's
+     * transaction, never in its body. NULL otherwise. */
+    const struct store_side_write *side;
 };
 
 /* Appends one event and applies the projections in the same transaction.
@@ -167,7 +174,11 @@ int store_user_by_name(struct store *st, const char *username, struct store_user
 int store_user_by_id(struct store *st, const char *id, struct store_user *u, struct sb_err *err);
 /* A JSON array of users (caller owns it). */
 int store_users_list(struct store *st, json_t **out, struct sb_err *err);
-int store_password_set(struct store *st, const char *user_id, const char *password_hash, struct sb_err *err);
+/* Stores a user's password hash and appends `ev` (user.created,
+ * user.password_changed) in one transaction: both or neither. The hash
+ * never enters the event. */
+int store_password_set(struct store *st, const struct event_new *ev, const char *user_id,
+                       const char *password_hash, struct sb_err *err);
 
 /* What a token hash resolves to. kind is "session", "token" or "guest". */
 struct store_credential {
@@ -179,9 +190,10 @@ struct store_credential {
     char role[16];      /* the token's own role; the user's role for sessions */
     char user_role[16]; /* the owning user's current role */
     char csrf_sha256[65];
-    char scopes[160];    /* guests: comma-separated */
-    json_t *node_labels; /* owned; NULL = all nodes */
-    int64_t expires_us;  /* 0 = never */
+    char scopes[160];         /* guests: comma-separated */
+    json_t *node_labels;      /* owned; NULL = all nodes (tokens: the token's own selector) */
+    json_t *user_node_labels; /* owned; tokens: the owning user's current selector; NULL = all */
+    int64_t expires_us;       /* 0 = never */
     int64_t last_seen_us;
 };
 void store_credential_release(struct store_credential *c);
@@ -192,9 +204,10 @@ int store_credential_lookup(struct store *st, const char *kind, const char *toke
 /* Records use (sessions: last_seen_at, tokens: last_used_at). */
 int store_credential_touch(struct store *st, const char *kind, const char *id, struct sb_err *err);
 
-int store_session_insert(struct store *st, const char *id, const char *user_id, const char *token_sha256,
-                         const char *csrf_sha256, const char *client_ip, int64_t expires_us,
-                         struct sb_err *err);
+/* Inserts a session and appends `ev` (auth.login) in one transaction. */
+int store_session_insert(struct store *st, const struct event_new *ev, const char *id, const char *user_id,
+                         const char *token_sha256, const char *csrf_sha256, const char *client_ip,
+                         int64_t expires_us, struct sb_err *err);
 /* Revocations. Each appends the sha256 (hex strings) of what it revoked to
  * `hashes` (a JSON array, may be NULL) so caches can drop them. */
 /* Revokes the live session with this token hash; SB_ENOTFOUND when none. */
@@ -211,20 +224,34 @@ int store_user_revoke_others(struct store *st, const char *user_id, const char *
  * after a role or label change). */
 int store_user_credential_hashes(struct store *st, const char *user_id, json_t *hashes, struct sb_err *err);
 
-int store_token_insert(struct store *st, const char *id, const char *user_id, const char *name,
-                       const char *role, json_t *node_labels, const char *token_sha256, int64_t expires_us,
-                       struct sb_err *err);
+/* Inserts the token row and appends `ev` (token.created) in one
+ * transaction: both or neither. parent_id: the token this one was made
+ * with (NULL or "" for none). */
+int store_token_insert(struct store *st, const struct event_new *ev, const char *id, const char *user_id,
+                       const char *parent_id, const char *name, const char *role, json_t *node_labels,
+                       const char *token_sha256, int64_t expires_us, struct sb_err *err);
 /* user_id NULL lists every token. A JSON array (caller owns it). */
 int store_tokens_list(struct store *st, const char *user_id, json_t **out, struct sb_err *err);
-/* Revokes token id (owned by user_id unless user_id is NULL). SB_ENOTFOUND. */
-int store_token_revoke(struct store *st, const char *id, const char *user_id, json_t *hashes,
-                       struct sb_err *err);
+/* Revoking a token, in two steps. _plan finds live token id (owned by
+ * user_id unless user_id is NULL) and every live token made from it, at
+ * any depth: their hashes go to `hashes`, the descendants' ids to
+ * `descendants` (both may be NULL); SB_ENOTFOUND. _commit appends `ev`
+ * (token.revoked) and revokes id and `descendants` in one transaction. */
+int store_token_revoke_plan(struct store *st, const char *id, const char *user_id, json_t *hashes,
+                            json_t *descendants, struct sb_err *err);
+int store_token_revoke_commit(struct store *st, const struct event_new *ev, const char *id,
+                              json_t *descendants, struct sb_err *err);
 
-int store_guest_insert(struct store *st, const char *id, const char *created_by, const char *note,
-                       json_t *scopes, json_t *node_labels, const char *token_sha256, int64_t expires_us,
-                       struct sb_err *err);
+/* Inserts the guest link and appends `ev` (guest_link.created) in one
+ * transaction. */
+int store_guest_insert(struct store *st, const struct event_new *ev, const char *id, const char *created_by,
+                       const char *note, json_t *scopes, json_t *node_labels, const char *token_sha256,
+                       int64_t expires_us, struct sb_err *err);
 int store_guests_list(struct store *st, json_t **out, struct sb_err *err);
-int store_guest_revoke(struct store *st, const char *id, json_t *hashes, struct sb_err *err);
+/* Revokes live guest link id and appends `ev` (guest_link.revoked) in one
+ * transaction; its hash goes to `hashes`. SB_ENOTFOUND. */
+int store_guest_revoke(struct store *st, const struct event_new *ev, const char *id, json_t *hashes,
+                       struct sb_err *err);
 
 /* ---- audit (store/audit.c) ----------------------------------------------- */
 struct store_audit_filter {
@@ -272,6 +299,10 @@ int store_node_list(struct store *st, json_t **out, struct sb_err *err);
  * NULL). Not a projection: secrets stay out of events. */
 int store_node_credentials_put(struct store *st, const char *id, const char *sealed_key,
                                const char *sealed_pass, struct sb_err *err);
+/* Appends `ev` (node.registered or node.updated) and stores the sealed
+ * key beside the node in the same transaction: both or neither. */
+int store_node_append_with_credentials(struct store *st, const struct event_new *ev, const char *id,
+                                       const char *sealed_key, const char *sealed_pass, struct sb_err *err);
 /* *sealed_key and *sealed_pass (NULL when none) are malloc'd: free() them. */
 int store_node_credentials_get(struct store *st, const char *id, char **sealed_key, char **sealed_pass,
                                struct sb_err *err);

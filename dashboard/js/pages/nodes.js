@@ -88,7 +88,7 @@ function renderList(root, ctx) {
     const labels = Object.entries(n.labels || {});
     return h('tr', { dataset: { node: n.name, status: n.status, id: n.id } },
       h('td', {}, h('a', { href: `${ctx.guest ? ctx.guest.base : ''}/nodes/${encodeURIComponent(n.id)}`, 'data-nav': '', class: 'link strong' }, n.name)),
-      h('td', { class: 'hide-sm nowrap muted' }, `${n.ssh_user}@${n.host}:${n.port}`),
+      h('td', { class: 'hide-sm nowrap muted' }, n.host ? `${n.ssh_user}@${n.host}:${n.port}` : '—'), // guests see no SSH address
       h('td', { class: 'status-cell', title: n.status_reason || '' }, statusBadge(n.status)),
       canMetrics && h('td', { class: 'gauge-cell' }, g.cpu.el),
       canMetrics && h('td', { class: 'gauge-cell' }, g.mem.el),
@@ -229,7 +229,7 @@ function addNodeForm(ctx, onAdded) {
     if (mode('n-fpmode') === 'given') body.host_key_fingerprint = f.fp.value.trim();
     submit.disabled = true;
     submit.textContent = 'Connecting…';
-    progress.textContent = `Connecting to ${body.host || 'the host'}${body.port ? `:${body.port}` : ''} to ${generate ? 'learn its host key' : 'verify the host key and the login'} (up to 10 s)…`;
+    progress.textContent = `Connecting to ${body.host || 'the host'}${body.port ? `:${body.port}` : ''} to ${generate ? 'learn its host key' : 'verify the host key and the login'} (up to 3 s)…`;
     try {
       const n = await api('POST', '/api/v1/nodes', body);
       // A fresh form for the next node; the key is not kept anywhere.
