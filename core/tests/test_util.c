@@ -243,6 +243,46 @@ static void test_secretbox(void **state)
     free(sealed);
 }
 
+/* The one label validator and matcher: every rule's bound, and the selector
+ * semantics that scope users, tokens and guests. */
+static void test_labels(void **state)
+{
+    (void)state;
+    const struct labels_rule node = {"labels", 2, 8, 5, "._/-", false};
+    const struct labels_rule scope = {"node_labels", 2, 8, 5, NULL, true};
+    struct sb_err err = {0};
+    json_t *ok = json_pack("{s:s, s:s}", "env", "prod", "a/b", "");
+    assert_int_equal(labels_check(ok, &node, &err), 0);
+    assert_int_equal(labels_check(NULL, &scope, &err), 0);
+    assert_int_equal(labels_check(json_null(), &node, &err), SB_EINVAL);
+    const char *bad[] = {"{\"a\":1}",
+                         "{\"\":\"x\"}",
+                         "{\"toolongkey\":\"x\"}",
+                         "{\"k\":\"123456\"}",
+                         "{\"k;x\":\"v\"}",
+                         "{\"k\":\"a\\u0001\"}",
+                         "{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\"}",
+                         "[]"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *v = json_loads(bad[i], 0, NULL);
+        assert_non_null(v);
+        memset(&err, 0, sizeof err);
+        assert_int_equal(labels_check(v, &node, &err), SB_EINVAL);
+        assert_string_equal(err.field, "labels");
+        json_decref(v);
+    }
+    json_t *sel = json_pack("{s:s}", "env", "prod");
+    json_t *other = json_pack("{s:s}", "env", "lab");
+    json_t *empty = json_object();
+    assert_true(labels_match(sel, ok));
+    assert_false(labels_match(sel, other));
+    assert_false(labels_match(sel, empty));
+    assert_false(labels_match(sel, NULL));
+    assert_true(labels_match(NULL, other));
+    assert_true(labels_match(empty, other));
+    json_decref(ok), json_decref(sel), json_decref(other), json_decref(empty);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -252,7 +292,7 @@ int main(void)
         cmocka_unit_test(test_hex_and_uuid), cmocka_unit_test(test_config_precedence),
         cmocka_unit_test(test_router),       cmocka_unit_test(test_client_ip),
         cmocka_unit_test(test_json_body),    cmocka_unit_test(test_event_body_canonical),
-        cmocka_unit_test(test_secretbox),
+        cmocka_unit_test(test_secretbox),    cmocka_unit_test(test_labels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,21 +16,8 @@
 
 static int check_labels(json_t *labels, struct sb_err *err)
 {
-    if (!labels)
-        return 0;
-    if (!json_is_object(labels))
-        return sb_field_error(err, "labels", "labels must be an object of strings");
-    if (json_object_size(labels) > LABELS_MAX)
-        return sb_field_error(err, "labels", "at most %d labels", LABELS_MAX);
-    const char *k;
-    json_t *v;
-    json_object_foreach(labels, k, v) {
-        if (!json_is_string(v))
-            return sb_field_error(err, "labels", "label values must be strings");
-        if (strlen(k) == 0 || strlen(k) > LABEL_LEN_MAX || json_string_length(v) > LABEL_LEN_MAX)
-            return sb_field_error(err, "labels", "label keys and values are 1 to %d characters", LABEL_LEN_MAX);
-    }
-    return 0;
+    static const struct labels_rule rule = {"labels", LABELS_MAX, LABEL_LEN_MAX, LABEL_LEN_MAX, NULL, true};
+    return labels_check(labels, &rule, err);
 }
 
 void api_annotation_create(struct http_request *req)

@@ -16,31 +16,12 @@ void api_actor(struct http_request *req, struct event_actor *out)
 bool api_node_visible(const struct http_request *req, json_t *node_labels)
 {
     const struct api_caller *c = req->user;
-    if (!c || !c->node_labels || json_object_size(c->node_labels) == 0)
-        return true;
-    const char *key;
-    json_t *want;
-    json_object_foreach(c->node_labels, key, want)
-    {
-        json_t *have = json_object_get(node_labels, key);
-        if (!json_is_string(have) || !json_equal(have, want))
-            return false;
-    }
-    return true;
+    return !c || labels_match(c->node_labels, node_labels);
 }
 
 bool api_labels_within(json_t *labels, json_t *ceiling)
 {
-    if (!ceiling || json_object_size(ceiling) == 0)
-        return true;
-    const char *k;
-    json_t *v;
-    json_object_foreach(ceiling, k, v)
-    {
-        if (!json_equal(json_object_get(labels, k), v))
-            return false;
-    }
-    return true;
+    return labels_match(ceiling, labels);
 }
 
 int api_node_load_visible(struct http_request *req, const char *id, json_t **node)

@@ -34,23 +34,11 @@ static bool image_ref_ok(const char *s)
     return true;
 }
 
+/* Docker's own labels: longer keys and values than ours. */
 static int check_labels(json_t *labels, struct sb_err *err)
 {
-    if (!labels)
-        return 0;
-    if (!json_is_object(labels) || json_object_size(labels) > 64)
-        return sb_field_error(err, "labels", "labels must be an object of at most 64 strings");
-    const char *k;
-    json_t *v;
-    json_object_foreach(labels, k, v)
-    {
-        if (!*k || strlen(k) > 128 || !json_is_string(v) || json_string_length(v) > 1024)
-            return sb_field_error(err, "labels", "label keys are 1 to 128 characters, values strings");
-        for (const char *p = k; *p; p++)
-            if ((unsigned char)*p < 0x20)
-                return sb_field_error(err, "labels", "label keys have no control characters");
-    }
-    return 0;
+    static const struct labels_rule rule = {"labels", 64, 128, 1024, NULL, true};
+    return labels_check(labels, &rule, err);
 }
 
 /* Replies 422 naming the field; returns -1 so checks read `return reject(…)`. */

@@ -220,28 +220,8 @@ static int check_docker(json_t *v, struct sb_err *err)
 
 static int check_labels(json_t *labels, struct sb_err *err)
 {
-    if (!json_is_object(labels))
-        return sb_field_error(err, "labels", "labels must be an object of strings");
-    if (json_object_size(labels) > LABELS_MAX)
-        return sb_field_error(err, "labels", "at most %d labels", LABELS_MAX);
-    const char *k;
-    json_t *v;
-    json_object_foreach(labels, k, v)
-    {
-        if (!json_is_string(v))
-            return sb_field_error(err, "labels", "label values must be strings");
-        if (strlen(k) == 0 || strlen(k) > LABEL_LEN_MAX || !chars_in(k, "._/-") ||
-            json_string_length(v) > LABEL_LEN_MAX)
-            return sb_field_error(
-                err, "labels",
-                "label keys are 1 to %d letters, digits, '.', '_', '/' or '-'; values at most %d",
-                LABEL_LEN_MAX, LABEL_LEN_MAX);
-        const char *s = json_string_value(v);
-        for (size_t i = 0; i < json_string_length(v); i++)
-            if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-                return sb_field_error(err, "labels", "label values must not contain control characters");
-    }
-    return 0;
+    static const struct labels_rule rule = {"labels", LABELS_MAX, LABEL_LEN_MAX, LABEL_LEN_MAX, "._/-", false};
+    return labels_check(labels, &rule, err);
 }
 
 static int check_secret(json_t *v, const char *field, size_t max, struct sb_err *err)

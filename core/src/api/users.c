@@ -18,24 +18,8 @@
 /* node_labels: null, or an object of up to 16 string labels. */
 int api_check_node_labels(json_t *labels, struct sb_err *err)
 {
-    if (!labels || json_is_null(labels))
-        return 0;
-    if (!json_is_object(labels) || json_object_size(labels) > 16)
-        return sb_field_error(err, "node_labels",
-                              "node_labels must be an object of at most 16 string labels");
-    const char *k;
-    json_t *v;
-    json_object_foreach(labels, k, v)
-    {
-        size_t kl = strlen(k);
-        if (!json_is_string(v) || kl == 0 || kl > 100 || json_string_length(v) > 100)
-            return sb_field_error(err, "node_labels",
-                                  "label keys and values are strings of 1 to 100 characters");
-        for (const char *p = k; *p; p++)
-            if ((unsigned char)*p < 0x20)
-                return sb_field_error(err, "node_labels", "labels may not hold control characters");
-    }
-    return 0;
+    static const struct labels_rule rule = {"node_labels", 16, 100, 100, NULL, true};
+    return labels_check(labels, &rule, err);
 }
 
 /* Appends a user event made by this request; with password_hash, the

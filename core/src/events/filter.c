@@ -191,21 +191,6 @@ static unsigned guest_scopes_for(const char *family)
     return 0;
 }
 
-/* Every label of the selector must be present on the node, equal. (The
- * same rule as api_node_visible, on a caller rather than a request.) */
-static bool labels_match(json_t *selector, json_t *labels)
-{
-    const char *key;
-    json_t *want;
-    json_object_foreach(selector, key, want)
-    {
-        json_t *have = json_object_get(labels, key);
-        if (!json_is_string(have) || !json_equal(have, want))
-            return false;
-    }
-    return true;
-}
-
 bool events_caller_may_see(const struct api_caller *c, const char *family, const char *node_id,
                            events_node_labels_fn labels_fn, void *labels_ctx, int64_t now_us)
 {

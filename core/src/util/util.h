@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
+
 /* ---- errors ---------------------------------------------------------- */
 
 enum sb_errcode {
@@ -167,5 +169,24 @@ size_t sb_strlcpy(char *dst, const char *src, size_t size);
  * port in a configured URL): its value, or 0 when s (NULL included) is not
  * one whole integer in range. Stands in for atoi/atoll (util/banned.h). */
 int64_t sb_int64(const char *s);
+
+/* ---- labels (util/labels.c) ------------------------------------------
+ * Labels are a JSON object of string values: on nodes, containers,
+ * annotations, and as the node-label selector that scopes users, tokens and
+ * guest links. One validator and one matcher for all of them. */
+struct labels_rule {
+    const char *field;     /* the request field named in errors ("labels") */
+    size_t max_labels;     /* at most this many */
+    size_t key_max;        /* key length 1..key_max bytes */
+    size_t value_max;      /* value length 0..value_max bytes */
+    const char *key_extra; /* keys only of letters, digits and these; NULL = any but control characters */
+    bool null_ok;          /* JSON null (or absent) means "none" */
+};
+/* 0, or SB_EINVAL naming rule->field. Control characters are refused in
+ * keys and values everywhere. */
+int labels_check(json_t *labels, const struct labels_rule *rule, struct sb_err *err);
+/* Whether every label of selector is present in labels with an equal string
+ * value. A NULL or empty selector matches everything. */
+bool labels_match(json_t *selector, json_t *labels);
 
 #endif
