@@ -42,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *names[HTTP_MAX_PARAMS];
     char *values[HTTP_MAX_PARAMS], allow[64];
     size_t n_params = 0;
-    http_route_match(api_routes, api_n_routes, method, path, &route, names, values, &n_params, allow, sizeof allow);
+    http_route_match(api_routes, api_n_routes, method, path, &route, names, values, &n_params, allow,
+                     sizeof allow);
 
     struct http_cidr trusted[8];
     size_t n_trusted = 0;

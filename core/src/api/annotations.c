@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MESSAGE_MAX 2000
-#define LABELS_MAX 16
+#define MESSAGE_MAX   2000
+#define LABELS_MAX    16
 #define LABEL_LEN_MAX 100
 
 static int check_labels(json_t *labels, struct sb_err *err)
@@ -49,7 +49,8 @@ void api_annotation_create(struct http_request *req)
     json_t *data = json_pack("{s:s, s:O}", "id", id, "message", message);
     if (labels)
         json_object_set(data, "labels", labels);
-    struct event_new ev = {.stream = stream, .type = "annotation.created", .data = data, .outcome = "success"};
+    struct event_new ev = {
+        .stream = stream, .type = "annotation.created", .data = data, .outcome = "success"};
     api_actor(req, &ev.actor);
     int64_t seq = 0;
     struct app *app = req->app;

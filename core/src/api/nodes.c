@@ -220,7 +220,8 @@ static int check_docker(json_t *v, struct sb_err *err)
 
 static int check_labels(json_t *labels, struct sb_err *err)
 {
-    static const struct labels_rule rule = {"labels", LABELS_MAX, LABEL_LEN_MAX, LABEL_LEN_MAX, "._/-", false};
+    static const struct labels_rule rule = {"labels",      LABELS_MAX, LABEL_LEN_MAX,
+                                            LABEL_LEN_MAX, "._/-",     false};
     return labels_check(labels, &rule, err);
 }
 

@@ -52,8 +52,8 @@ int cmd_verify_audit(const struct config *cfg)
                v.reason, (long long)v.checked);
         return 1;
     }
-    printf("chain ok: %lld events, head seq %lld, head hash %s\n", (long long)v.checked, (long long)v.head_seq,
-           hash);
+    printf("chain ok: %lld events, head seq %lld, head hash %s\n", (long long)v.checked,
+           (long long)v.head_seq, hash);
     return 0;
 }
 

@@ -96,7 +96,8 @@ int crypto_open(const struct crypto_master_key *k, const char *sealed, struct bu
     if (!raw)
         return sb_error(err, SB_ENOMEM, "out of memory");
     int rc = 0;
-    if (sodium_base642bin(raw, cap, b64, strlen(b64), NULL, &raw_len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+    if (sodium_base642bin(raw, cap, b64, strlen(b64), NULL, &raw_len, NULL, sodium_base64_VARIANT_ORIGINAL) !=
+            0 ||
         raw_len < crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES) {
         rc = sb_error(err, SB_EINVAL, "sealed value is damaged");
         goto out;
@@ -107,8 +108,8 @@ int crypto_open(const struct crypto_master_key *k, const char *sealed, struct bu
         rc = sb_error(err, SB_ENOMEM, "out of memory");
         goto out;
     }
-    if (crypto_secretbox_open_easy(plain, raw + crypto_secretbox_NONCEBYTES, raw_len - crypto_secretbox_NONCEBYTES,
-                                   raw, k->key) != 0)
+    if (crypto_secretbox_open_easy(plain, raw + crypto_secretbox_NONCEBYTES,
+                                   raw_len - crypto_secretbox_NONCEBYTES, raw, k->key) != 0)
         rc = sb_error(err, SB_EINVAL, "sealed value does not open with this master key");
     else if (buf_append(out, plain, plain_len))
         rc = sb_error(err, SB_ENOMEM, "out of memory");

@@ -42,8 +42,8 @@ static int parse_one(const char *spec, struct http_cidr *out)
 int http_cidr_parse(const char *spec, struct http_cidr *out, size_t max, size_t *n, struct sb_err *err)
 {
     static const char *const loopback[] = {"127.0.0.0/8", "::1/128", NULL};
-    static const char *const private_[] = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
-                                           "127.0.0.0/8", "::1/128", NULL};
+    static const char *const private_[] = {
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "127.0.0.0/8", "::1/128", NULL};
     const char *const *list = NULL;
     const char *single[] = {spec, NULL};
     if (strcmp(spec, "loopback") == 0)

@@ -35,15 +35,15 @@ enum http_route_flags {
 };
 
 struct http_route {
-    const char *method;     /* "GET", "POST", "PATCH", "DELETE", "PUT" */
-    const char *pattern;    /* "/api/v1/nodes/{id}"; a final "{*rest}" matches the remainder */
+    const char *method;  /* "GET", "POST", "PATCH", "DELETE", "PUT" */
+    const char *pattern; /* "/api/v1/nodes/{id}"; a final "{*rest}" matches the remainder */
     http_handler_fn handler;
     unsigned flags;         /* enum http_route_flags */
     const char *permission; /* what the caller must hold; "public" for none */
     const char *summary;    /* one line, for `serverbox-core routes` and the docs */
 };
 
-#define HTTP_MAX_PARAMS 4
+#define HTTP_MAX_PARAMS  4
 #define HTTP_MAX_HEADERS 8
 
 /* Runs before every non-inline handler, on the worker thread. Returns 0 to
@@ -51,13 +51,13 @@ struct http_route {
 typedef int (*http_guard_fn)(struct http_request *req);
 
 struct http_server_config {
-    const char *listen;          /* "127.0.0.1:8080", "[::1]:0", ":8080" */
+    const char *listen; /* "127.0.0.1:8080", "[::1]:0", ":8080" */
     const struct http_route *routes;
     size_t n_routes;
-    void *app;                   /* handed to handlers as req->app */
-    size_t max_body_bytes;       /* larger bodies get 413 */
-    int workers;                 /* worker threads for blocking handlers */
-    int mhd_threads;             /* MHD epoll threads */
+    void *app;             /* handed to handlers as req->app */
+    size_t max_body_bytes; /* larger bodies get 413 */
+    int workers;           /* worker threads for blocking handlers */
+    int mhd_threads;       /* MHD epoll threads */
     unsigned connection_limit;
     const char *const *trusted_proxies; /* "loopback", "private", an IP or a CIDR */
     size_t n_trusted_proxies;
@@ -65,7 +65,7 @@ struct http_server_config {
     size_t n_public_hosts;
     unsigned per_ip_connection_limit; /* simultaneous connections per address; 0 = no limit */
     int header_timeout_s;             /* a request's headers must arrive within this; 0 = no deadline */
-    http_guard_fn guard;         /* optional */
+    http_guard_fn guard;              /* optional */
     /* Optional, for HTTP_ROUTE_INLINE_IF_ADMITTED routes, on the MHD thread:
      * returns 1 when it admitted the caller from memory alone (req->user
      * set, no reply), 0 to leave the request to the worker path and `guard`.
@@ -79,7 +79,7 @@ struct http_request {
     const struct http_route *route;
     void *app;
     char method[8];
-    char *path;                  /* decoded path, owned by the request */
+    char *path; /* decoded path, owned by the request */
     const char *param_name[HTTP_MAX_PARAMS];
     char *param_value[HTTP_MAX_PARAMS];
     size_t n_params;
@@ -87,12 +87,12 @@ struct http_request {
     char client_ip[48];
     bool via_trusted_proxy; /* the peer is one of the trusted proxies */
     struct buf body;
-    json_t *json;                /* the parsed body for HTTP_ROUTE_BODY routes; owned by the request */
+    json_t *json; /* the parsed body for HTTP_ROUTE_BODY routes; owned by the request */
     int64_t started_us;
 
     /* the reply */
     int status;
-    char *reply_body;            /* malloc'd */
+    char *reply_body; /* malloc'd */
     size_t reply_len;
     const char *content_type;
     char *headers[HTTP_MAX_HEADERS][2];

@@ -7,7 +7,8 @@ json_t *http_parse_json_object(const char *data, size_t len, struct sb_err *err)
     json_error_t jerr;
     json_t *v = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!v) {
-        sb_error(err, SB_EINVAL, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        sb_error(err, SB_EINVAL, "malformed JSON at line %d column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
         return NULL;
     }
     if (!json_is_object(v)) {
@@ -22,7 +23,8 @@ int http_json_check_fields(json_t *obj, const char *const *allowed, struct sb_er
 {
     const char *key;
     json_t *value;
-    json_object_foreach(obj, key, value) {
+    json_object_foreach(obj, key, value)
+    {
         bool ok = false;
         for (size_t i = 0; allowed[i] && !ok; i++)
             ok = strcmp(allowed[i], key) == 0;

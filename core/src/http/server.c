@@ -192,16 +192,26 @@ void http_reply_error(struct http_request *req, int status, const char *code, co
 int http_status_for(int code)
 {
     switch (code) {
-    case SB_EINVAL: return 422;
-    case SB_ENOTFOUND: return 404;
-    case SB_ECONFLICT: return 409;
-    case SB_ETOOLARGE: return 413;
-    case SB_EDENIED: return 403;
-    case SB_EAUTH: return 401;
-    case SB_EUNAVAIL: return 503;
-    case SB_ETIMEOUT: return 503;
-    case SB_EUPSTREAM: return 502;
-    default: return 500;
+    case SB_EINVAL:
+        return 422;
+    case SB_ENOTFOUND:
+        return 404;
+    case SB_ECONFLICT:
+        return 409;
+    case SB_ETOOLARGE:
+        return 413;
+    case SB_EDENIED:
+        return 403;
+    case SB_EAUTH:
+        return 401;
+    case SB_EUNAVAIL:
+        return 503;
+    case SB_ETIMEOUT:
+        return 503;
+    case SB_EUPSTREAM:
+        return 502;
+    default:
+        return 500;
     }
 }
 
@@ -270,8 +280,8 @@ int http_query_int(struct http_request *req, const char *name, long def, long mi
     errno = 0;
     long n = strtol(v, &end, 10);
     if (!*v || *end || errno || n < min || n > max) {
-        http_reply_error(req, 400, "bad_parameter", "query parameter '%s' must be a whole number from %ld to %ld",
-                         name, min, max);
+        http_reply_error(req, 400, "bad_parameter",
+                         "query parameter '%s' must be a whole number from %ld to %ld", name, min, max);
         return -1;
     }
     *out = n;
@@ -496,7 +506,8 @@ static void route_request(struct http_request *req)
         return;
     case HTTP_MATCH_WRONG_METHOD:
         http_add_header(req, "Allow", allow);
-        http_reply_error(req, 405, "method_not_allowed", "%s is not allowed here; use %s", req->method, allow);
+        http_reply_error(req, 405, "method_not_allowed", "%s is not allowed here; use %s", req->method,
+                         allow);
         return;
     case HTTP_MATCH_NONE:
         http_reply_error(req, 404, "not_found", "no such route");

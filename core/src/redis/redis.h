@@ -35,7 +35,8 @@ int redis_setex(struct redis_client *r, const char *key, const char *value, size
                 struct sb_err *err);
 int redis_del(struct redis_client *r, const char *key, struct sb_err *err);
 /* PUBLISH channel message; 0 when Redis took it (whatever the receivers). */
-int redis_publish(struct redis_client *r, const char *channel, const char *msg, size_t len, struct sb_err *err);
+int redis_publish(struct redis_client *r, const char *channel, const char *msg, size_t len,
+                  struct sb_err *err);
 
 /* A subscription: its own connection and thread (pub/sub needs a connection
  * of its own), reconnected and re-subscribed after any failure. fn is called
@@ -43,8 +44,8 @@ int redis_publish(struct redis_client *r, const char *channel, const char *msg, 
  * disconnected are lost (pub/sub is for ephemeral data only). */
 struct redis_subscription;
 typedef void (*redis_message_fn)(void *ctx, const char *msg, size_t len);
-struct redis_subscription *redis_subscribe(const char *url, const char *channel, redis_message_fn fn, void *ctx,
-                                           struct sb_err *err);
+struct redis_subscription *redis_subscribe(const char *url, const char *channel, redis_message_fn fn,
+                                           void *ctx, struct sb_err *err);
 /* Stops the thread and closes the connection; NULL is a no-op. */
 void redis_unsubscribe(struct redis_subscription *s);
 

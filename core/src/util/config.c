@@ -104,7 +104,8 @@ int config_parse(struct config *c, const struct config_option *options, size_t n
                 /* A list from the environment is comma-separated. */
                 char *copy = strdup(v);
                 c->owned[i] = copy;
-                for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+                for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok;
+                     tok = strtok_r(NULL, ",", &save))
                     if (set_value(c, (int)i, tok, err))
                         return err ? err->code : SB_EINVAL;
             } else if (set_value(c, (int)i, v, err)) {

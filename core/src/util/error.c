@@ -34,18 +34,30 @@ int sb_field_error(struct sb_err *err, const char *field, const char *fmt, ...)
 const char *sb_errcode_name(int code)
 {
     switch (code) {
-    case SB_OK: return "ok";
-    case SB_EINVAL: return "validation_failed";
-    case SB_ENOMEM: return "internal";
-    case SB_EUNAVAIL: return "unavailable";
-    case SB_ENOTFOUND: return "not_found";
-    case SB_ECONFLICT: return "conflict";
-    case SB_ETOOLARGE: return "too_large";
-    case SB_EDENIED: return "forbidden";
-    case SB_EAUTH: return "unauthenticated";
-    case SB_ETIMEOUT: return "timeout";
-    case SB_EUPSTREAM: return "upstream_error";
-    default: return "internal";
+    case SB_OK:
+        return "ok";
+    case SB_EINVAL:
+        return "validation_failed";
+    case SB_ENOMEM:
+        return "internal";
+    case SB_EUNAVAIL:
+        return "unavailable";
+    case SB_ENOTFOUND:
+        return "not_found";
+    case SB_ECONFLICT:
+        return "conflict";
+    case SB_ETOOLARGE:
+        return "too_large";
+    case SB_EDENIED:
+        return "forbidden";
+    case SB_EAUTH:
+        return "unauthenticated";
+    case SB_ETIMEOUT:
+        return "timeout";
+    case SB_EUPSTREAM:
+        return "upstream_error";
+    default:
+        return "internal";
     }
 }
 
