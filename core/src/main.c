@@ -64,6 +64,12 @@ static const struct config_option options[] = {
     {"node-check-interval", CONFIG_INT, "60", "seconds between node health checks (0 disables)", false},
     {"exec-max-output", CONFIG_INT, "1048576", "bytes of stdout and of stderr kept per remote command",
      false},
+    {"job-workers", CONFIG_INT, "16", "job attempts run at once by this daemon (one thread each)", false},
+    {"job-lease-ms", CONFIG_INT, "5000",
+     "lease of a running job and of a singleton duty; a dead daemon's work moves after it", false},
+    {"job-retry-base-ms", CONFIG_INT, "1000", "delay before a job's first retry (doubled each attempt)",
+     false},
+    {"job-test-kinds", CONFIG_INT, "0", "1 registers the test job kinds (black-box tests only)", false},
     {"events-heartbeat-ms", CONFIG_INT, "15000", "comment line on idle event streams; finds dead clients", false},
 };
 static const char *const bool_flags[] = {"password-stdin", "if-no-users", NULL};

@@ -32,6 +32,8 @@ struct app {
     struct docker *docker;     /* Docker engines (docker/) */
     struct events_bus *events; /* live events (events/events.h) */
     struct metrics *metrics;   /* latest samples, node presence (metrics/metrics.h) */
+    struct jobs *jobs;         /* durable jobs and singleton duties (jobs/jobs.h) */
+    bool job_test_kinds;       /* --job-test-kinds: POST /api/v1/jobs/test enqueues test kinds */
     int64_t started_us;
     struct static_site *dashboard; /* --dashboard-dir in memory; NULL when absent */
 

@@ -10,6 +10,7 @@
 #include "../static/static.h"
 #include "../docker/docker.h"
 #include "../events/events.h"
+#include "../jobs/jobs.h"
 #include "../metrics/metrics.h"
 
 #include <errno.h>
@@ -151,6 +152,21 @@ int cmd_serve(const struct config *cfg)
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
+    struct jobs_config jc = {.store = app.store,
+                             .events = app.events,
+                             .workers = (int)config_get_int(cfg, "job-workers"),
+                             .lease_ms = (int)config_get_int(cfg, "job-lease-ms"),
+                             .retry_base_ms = (int)config_get_int(cfg, "job-retry-base-ms")};
+    app.jobs = jobs_open(&jc, &err);
+    if (!app.jobs) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+    app.job_test_kinds = config_get_int(cfg, "job-test-kinds") == 1;
+    if (app.job_test_kinds && jobs_register_test_kinds(app.jobs, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
     if (api_nodes_start(&app, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
@@ -182,6 +198,11 @@ int cmd_serve(const struct config *cfg)
                                 .publish_ctx = &app};
     app.metrics = metrics_start(&mc, &err);
     if (!app.metrics) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+
+    if (jobs_start(app.jobs, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
@@ -221,9 +242,11 @@ out:
     docker_shutdown_streams(app.docker);
     atomic_store(&app.stopping, true);
     http_server_stop(app.http);
+    jobs_stop(app.jobs);
     metrics_stop(app.metrics);
     events_free(app.events);
     api_nodes_stop(&app);
+    jobs_free(app.jobs);
     static_site_free(app.dashboard);
     auth_close(app.auth);
     docker_close(app.docker);
