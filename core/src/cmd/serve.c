@@ -189,6 +189,10 @@ int cmd_serve(const struct config *cfg)
         goto out;
     }
     api_nodes_attach_docker(&app);
+    if (docker_register_jobs(app.docker, app.jobs, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
 
     struct metrics_config mc = {.store = app.store,
                                 .raw_days = (int)config_get_int(cfg, "metrics-raw-days"),
