@@ -41,6 +41,21 @@ static int wait_for_signal(void)
     return sig;
 }
 
+/* Singleton duties (jobs/README.md): with several daemons on one database
+ * each runs on the one daemon holding its lease. */
+static const char *const duties[] = {"node-checks", "metrics-rollup", "audit-checkpoint",
+                                     "node-docker-events"};
+
+static bool holds_metrics_rollup(void *ctx)
+{
+    return jobs_duty_held(ctx, "metrics-rollup");
+}
+
+static bool holds_node_docker_events(void *ctx)
+{
+    return jobs_duty_held(ctx, "node-docker-events");
+}
+
 /* The newest sample of a node, live on the SSE topic metrics/node/<id>. */
 static void publish_metrics(void *ctx, const char *node_id, json_t *sample)
 {
@@ -167,6 +182,13 @@ int cmd_serve(const struct config *cfg)
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
+    for (size_t i = 0; i < sizeof duties / sizeof duties[0]; i++) {
+        struct jobs_duty d = {.name = duties[i]};
+        if (jobs_duty_register(app.jobs, &d, &err)) {
+            fprintf(stderr, "serverbox-core: %s\n", err.msg);
+            goto out;
+        }
+    }
     if (api_nodes_start(&app, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
@@ -188,6 +210,7 @@ int cmd_serve(const struct config *cfg)
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
+    docker_set_remote_watch_gate(app.docker, holds_node_docker_events, app.jobs);
     api_nodes_attach_docker(&app);
     if (docker_register_jobs(app.docker, app.jobs, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
@@ -199,7 +222,9 @@ int cmd_serve(const struct config *cfg)
                                 .rollup_days = (int)config_get_int(cfg, "metrics-rollup-days"),
                                 .offline_intervals = 3,
                                 .publish = publish_metrics,
-                                .publish_ctx = &app};
+                                .publish_ctx = &app,
+                                .leader = holds_metrics_rollup,
+                                .leader_ctx = app.jobs};
     app.metrics = metrics_start(&mc, &err);
     if (!app.metrics) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);

@@ -214,6 +214,23 @@ bool jobs_duty_held(struct jobs *j, const char *name)
     return false;
 }
 
+void jobs_prometheus(struct jobs *j, struct buf *out)
+{
+    if (!j)
+        return;
+    int running = 0;
+    pthread_mutex_lock(&j->run_lock);
+    for (int i = 0; j->running && i < j->cfg.workers; i++)
+        running += j->running[i] != NULL;
+    pthread_mutex_unlock(&j->run_lock);
+    buf_printf(out, "# TYPE serverbox_jobs_running gauge\nserverbox_jobs_running %d\n", running);
+    buf_printf(out, "# TYPE serverbox_jobs_workers gauge\nserverbox_jobs_workers %d\n", j->cfg.workers);
+    buf_puts(out, "# TYPE serverbox_duty_held gauge\n");
+    for (int i = 0; i < j->n_duties; i++) /* names are [a-z0-9_.-]: no escaping */
+        buf_printf(out, "serverbox_duty_held{duty=\"%s\"} %d\n", j->duties[i].name,
+                   jobs_duty_held(j, j->duties[i].name) ? 1 : 0);
+}
+
 /* ---- handler side -------------------------------------------------------------- */
 
 const char *job_id(const struct job_ctx *c)

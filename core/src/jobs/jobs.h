@@ -64,7 +64,9 @@ bool job_cancelled(const struct job_ctx *c); /* cancel asked or timeout: stop so
 /* Singleton duties: with N daemons on one database each duty runs on
  * exactly one (a lease row renewed by its holder), and moves to another
  * within a few seconds when that one dies. `run` is called every
- * interval_ms on the holder only. */
+ * interval_ms on the holder only; with run NULL the duty is a lease only and
+ * its owner asks jobs_duty_held before each round (the node checker, the
+ * metrics upkeep, the checkpoint tick do). */
 struct jobs_duty {
     const char *name; /* "node-checks", "metrics-rollup", "audit-checkpoint" … */
     int interval_ms;
@@ -109,6 +111,10 @@ int jobs_list(struct jobs *j, const struct store_jobs_filter *f, json_t **out, s
  * one is SB_ECONFLICT. *job (the caller's) is the job afterwards. */
 int jobs_cancel(struct jobs *j, const char *id, const struct event_actor *actor, json_t **job,
                 struct sb_err *err);
+
+/* Prometheus lines: serverbox_jobs_running, serverbox_duty_held{duty=…}
+ * (1 on the daemon holding it). NULL j appends nothing. */
+void jobs_prometheus(struct jobs *j, struct buf *out);
 
 /* The kinds the black-box tests use (testkinds.c); serve registers them
  * only with --job-test-kinds 1. */
