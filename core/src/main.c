@@ -60,7 +60,7 @@ static const struct config_option options[] = {
     {"node-docker-socket", CONFIG_STRING, "/var/run/docker.sock",
      "the Docker socket on nodes whose docker is 'ssh' (reached over SSH); at most 107 bytes", false},
     {"node-docker-events", CONFIG_INT, "0",
-     "1 records the Docker events of nodes reached over SSH (turn it on in one daemon only)", false},
+     "1 records the Docker events of nodes reached over SSH (one daemon of several: a duty)", false},
     {"node-check-interval", CONFIG_INT, "60", "seconds between node health checks (0 disables)", false},
     {"exec-max-output", CONFIG_INT, "1048576", "bytes of stdout and of stderr kept per remote command",
      false},
