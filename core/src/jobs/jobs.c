@@ -63,8 +63,11 @@ struct jobs {
     struct job_ctx **running; /* one slot per worker */
     atomic_bool stopping;
     atomic_uint_fast64_t claims;
-    pthread_mutex_t lock; /* wake, stopping */
-    pthread_cond_t wake;
+    pthread_mutex_t lock;     /* wake, work, stopping, claiming, idle_until_ms */
+    pthread_cond_t wake;      /* the renewer and duty threads sleep on it (stop) */
+    pthread_cond_t work;      /* idle workers: a job may be due */
+    bool claiming;            /* one worker at a time asks the database */
+    int64_t idle_until_ms;    /* the last claim found nothing: next look then */
     pthread_mutex_t run_lock; /* running[] */
 };
 
@@ -151,6 +154,7 @@ struct jobs *jobs_open(const struct jobs_config *cfg, struct sb_err *err)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&j->wake, &ca);
+    pthread_cond_init(&j->work, &ca);
     pthread_condattr_destroy(&ca);
     return j;
 }
@@ -327,8 +331,55 @@ static json_t *error_json(int rc, const struct sb_err *err)
 static void wake_one(struct jobs *j)
 {
     pthread_mutex_lock(&j->lock);
-    pthread_cond_signal(&j->wake);
+    j->idle_until_ms = 0;
+    pthread_cond_signal(&j->work);
     pthread_mutex_unlock(&j->lock);
+}
+
+static void deadline_in(struct timespec *ts, int64_t ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    int64_t ns = ts->tv_nsec + ms * 1000000;
+    ts->tv_sec += ns / 1000000000;
+    ts->tv_nsec = ns % 1000000000;
+}
+
+/* Claims the next due job, one worker of this daemon at a time (so idle
+ * workers cost one pool connection and one query per poll interval, not
+ * one each): false when stopping. */
+static bool claim_next(struct jobs *j, const char *holder, struct store_job_claim *cl, bool *found)
+{
+    *found = false;
+    pthread_mutex_lock(&j->lock);
+    for (;;) {
+        if (atomic_load(&j->stopping)) {
+            pthread_mutex_unlock(&j->lock);
+            return false;
+        }
+        int64_t now = time_mono_ms();
+        if (!j->claiming && now >= j->idle_until_ms)
+            break;
+        struct timespec ts;
+        int64_t wait = j->claiming ? j->cfg.poll_ms : j->idle_until_ms - now;
+        deadline_in(&ts, wait > 0 ? wait : 1);
+        pthread_cond_timedwait(&j->work, &j->lock, &ts);
+    }
+    j->claiming = true;
+    pthread_mutex_unlock(&j->lock);
+    struct sb_err err = {0};
+    int rc = j->n_kinds
+                 ? store_job_claim(j->cfg.store, holder, j->cfg.lease_ms, j->kinds_array, cl, found, &err)
+                 : 0;
+    if (rc)
+        log_debug("job claim failed", "detail=\"%s\"", err.msg);
+    pthread_mutex_lock(&j->lock);
+    j->claiming = false;
+    if (*found)
+        pthread_cond_signal(&j->work); /* there may be more: another free worker looks */
+    else
+        j->idle_until_ms = time_mono_ms() + j->cfg.poll_ms;
+    pthread_mutex_unlock(&j->lock);
+    return true;
 }
 
 int jobs_enqueue(struct jobs *j, const struct jobs_new *in, json_t **job, struct sb_err *err)
@@ -470,14 +521,12 @@ static void *worker_main(void *arg)
     while (!atomic_load(&j->stopping)) {
         struct store_job_claim cl;
         bool found = false;
-        struct sb_err err = {0};
         char holder[80];
         unsigned long long n = (unsigned long long)atomic_fetch_add(&j->claims, 1) + 1;
         snprintf(holder, sizeof holder, "%s#%llu", j->daemon_id, n);
-        int rc = j->n_kinds ? store_job_claim(j->cfg.store, holder, j->cfg.lease_ms, j->kinds_array, &cl,
-                                              &found, &err)
-                            : 0;
-        if (rc == 0 && found) {
+        if (!claim_next(j, holder, &cl, &found))
+            break;
+        if (found) {
             const struct jobs_kind *k = kind_find(j, cl.kind);
             struct job_ctx c = {.j = j, .kind = k, .attempt = cl.attempt + 1};
             sb_strlcpy(c.id, cl.id, sizeof c.id);
@@ -511,6 +560,16 @@ static void *worker_main(void *arg)
                     struct sb_err herr = {0};
                     int hrc = k->run(&c, args, &result, &herr);
                     json_decref(args);
+                    /* The lease not surely ours any more (a freeze, the database
+                     * away): ask before recording anything. */
+                    if (!atomic_load(&c.lost) && time_mono_ms() >= atomic_load(&c.lease_ok_ms)) {
+                        bool still = false, cancel = false;
+                        struct sb_err lerr = {0};
+                        if (store_job_renew(j->cfg.store, c.id, holder, j->cfg.lease_ms, &still, &cancel,
+                                            &lerr) == 0 &&
+                            !still)
+                            atomic_store(&c.lost, true);
+                    }
                     bool stopping = atomic_load(&j->stopping);
                     bool timed_out = time_mono_ms() >= c.deadline_ms;
                     if (atomic_load(&c.lost)) {
@@ -557,18 +616,6 @@ static void *worker_main(void *arg)
             free(cl.args);
             continue; /* look for the next at once */
         }
-        if (rc)
-            log_debug("job claim failed", "detail=\"%s\"", err.msg);
-        pthread_mutex_lock(&j->lock);
-        if (!atomic_load(&j->stopping)) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t ns = ts.tv_nsec + (int64_t)j->cfg.poll_ms * 1000000;
-            ts.tv_sec += ns / 1000000000;
-            ts.tv_nsec = ns % 1000000000;
-            pthread_cond_timedwait(&j->wake, &j->lock, &ts);
-        }
-        pthread_mutex_unlock(&j->lock);
     }
     return NULL;
 }
@@ -721,6 +768,7 @@ void jobs_stop(struct jobs *j)
     pthread_mutex_lock(&j->lock);
     atomic_store(&j->stopping, true);
     pthread_cond_broadcast(&j->wake);
+    pthread_cond_broadcast(&j->work);
     pthread_mutex_unlock(&j->lock);
     for (int i = 0; i < j->n_started; i++)
         pthread_join(j->workers[i], NULL);
@@ -752,5 +800,6 @@ void jobs_free(struct jobs *j)
     pthread_mutex_destroy(&j->lock);
     pthread_mutex_destroy(&j->run_lock);
     pthread_cond_destroy(&j->wake);
+    pthread_cond_destroy(&j->work);
     free(j);
 }

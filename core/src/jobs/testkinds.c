@@ -45,6 +45,10 @@ static int test_sleep(struct job_ctx *c, json_t *args, json_t **result, struct s
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 20 * 1000000L};
         nanosleep(&ts, NULL);
     }
+    /* Asked to stop meanwhile (or the lease is no longer surely ours: a
+     * daemon frozen past it): the side effect must not happen. */
+    if (job_cancelled(c))
+        return sb_error(err, SB_ECONFLICT, "cancelled");
     if (marker) {
         if (marker[0] != '/' || strlen(marker) > 200)
             return sb_field_error(err, "marker", "marker is an absolute path");
