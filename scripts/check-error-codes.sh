@@ -7,11 +7,12 @@ cd "$(dirname "$0")/.."
 
 table=$(grep -oE '^ *\{"[a-z_]+", [0-9]{3},' core/src/http/errors.c | grep -oE '"[a-z_]+"' | tr -d '"' | sort -u)
 docs=$(grep -E '^ *enum: \[bad_parameter' docs/openapi.yaml | sed -E 's/.*\[(.*)\].*/\1/' | tr ',' '\n' | tr -d ' ' | sort -u)
-# Codes in the source: every `<status>, "<code>"` pair (http_reply_error,
-# the guard's deny), the collector's refusal reasons, and what
+# Codes in the source: every http_reply_error(req, <status>, "<code>" and
+# the guard's deny(req, <status>, "<code>", the collector's refusal reasons, and what
 # sb_errcode_name answers for http_reply_sb_err.
 used=$({
-    grep -rohE '\b[1-5][0-9]{2}, *"[a-z_]+"' core/src --include='*.c' | grep -oE '"[a-z_]+"'
+    find core/src -name '*.c' -print0 | xargs -0 perl -0777 -ne \
+        'print "\"$1\"\n" while /\b(?:http_reply_error|deny)\(\s*[\w>-]+,\s*[1-5][0-9]{2},\s*"([a-z_]+)"/g'
     grep -rhE 'reply_unauthorized\(' core/src/api/agent.c | grep -oE '"[a-z_]+"'
     sed -n '/sb_errcode_name/,/^}/p' core/src/util/error.c | grep -oE 'return "[a-z_]+"' | grep -oE '"[a-z_]+"'
 } | tr -d '"' | grep -vxE 'ok' | sort -u)

@@ -15,7 +15,7 @@ const PERMISSIONS = ['public', 'agent', 'authenticated', 'self:read', 'users:adm
   'nodes:check',
   'containers:read', 'containers:operate', 'containers:delete', 'logs:read', 'images:read', 'images:pull',
   'images:delete', 'volumes:read', 'volumes:write', 'volumes:delete', 'networks:read', 'networks:write',
-  'networks:delete', 'metrics:read', 'deployments:read'];
+  'networks:delete', 'metrics:read', 'deployments:read', 'jobs:read', 'jobs:cancel', 'jobs:test'];
 
 const GUEST_SCOPES = ['view:metrics', 'view:audit'];
 const SCOPE_PERMS = { 'view:metrics': ['metrics:read', 'nodes:read'], 'view:containers': ['containers:read', 'nodes:read'],

@@ -75,7 +75,7 @@ static const struct config_option options[] = {
     {"node-docker-socket", CONFIG_STRING, "/var/run/docker.sock",
      "the Docker socket on nodes whose docker is 'ssh' (reached over SSH); at most 107 bytes", false},
     {"node-docker-events", CONFIG_INT, "0",
-     "1 records the Docker events of nodes reached over SSH (turn it on in one daemon only)", false},
+     "1 records the Docker events of nodes reached over SSH (one daemon of several: a duty)", false},
     {"node-check-interval", CONFIG_INT, "60", "seconds between node health checks (0 disables)", false},
     {"node-allowed-networks", CONFIG_LIST, NULL,
      "CIDRs (or loopback, private, any) node hosts may resolve to; default: any but the core's loopback, "
@@ -85,6 +85,12 @@ static const struct config_option options[] = {
      false},
     {"events-heartbeat-ms", CONFIG_INT, "15000", "comment line on idle event streams; finds dead clients",
      false},
+    {"job-workers", CONFIG_INT, "16", "job attempts run at once by this daemon (one thread each)", false},
+    {"job-lease-ms", CONFIG_INT, "5000",
+     "lease of a running job and of a singleton duty; a dead daemon's work moves after it", false},
+    {"job-retry-base-ms", CONFIG_INT, "1000", "delay before a job's first retry (doubled each attempt)",
+     false},
+    {"job-test-kinds", CONFIG_INT, "0", "1 registers the test job kinds (black-box tests only)", false},
 };
 static const char *const bool_flags[] = {"password-stdin", "if-no-users", NULL};
 

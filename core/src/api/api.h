@@ -35,6 +35,8 @@ struct app {
     struct metrics *metrics;   /* latest samples, node presence (metrics/metrics.h) */
     struct audit *audit;       /* denials and guest requests, windowed (audit/audit.h) */
     int anon_ip_limit;         /* unauthenticated requests per minute per address; 0 = none */
+    struct jobs *jobs;         /* durable jobs and singleton duties (jobs/jobs.h) */
+    bool job_test_kinds;       /* --job-test-kinds: POST /api/v1/jobs/test enqueues test kinds */
     int64_t started_us;
     struct static_site *dashboard; /* --dashboard-dir in memory; NULL when absent */
 

@@ -7,6 +7,8 @@
 #include "api.h"
 
 #include "../audit/audit.h"
+#include "../jobs/jobs.h"
+
 #include "../events/events.h"
 #include "../metrics/metrics.h"
 #include "../ssh/ssh.h"
@@ -38,6 +40,11 @@ static void checkpoint_tick(struct app *app)
 {
     if (!app->signer || app->checkpoint_interval_ms <= 0 || !atomic_load(&app->db_up))
         return;
+    /* With several daemons on one database, only the holder of the duty. */
+    if (!jobs_duty_held(app->jobs, "audit-checkpoint")) {
+        app->last_checkpoint_ms = 0; /* when it comes here, it checks at once */
+        return;
+    }
     int64_t now = time_mono_ms();
     if (app->last_checkpoint_ms && now - app->last_checkpoint_ms < app->checkpoint_interval_ms)
         return;
@@ -196,6 +203,7 @@ void api_metrics(struct http_request *req)
                    (unsigned long long)ps.open, (unsigned long long)ps.busy, (unsigned long long)ps.failures);
     }
     metrics_prometheus(app->metrics, &b);
+    jobs_prometheus(app->jobs, &b);
     http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     buf_release(&b);
 }

@@ -17,6 +17,8 @@
 #include "api.h"
 
 #include "../auth/auth.h"
+#include "../jobs/jobs.h"
+
 #include "../crypto/crypto.h"
 #include "../docker/docker.h"
 #include "../events/events.h"
@@ -1367,7 +1369,8 @@ static void *checker_main(void *arg)
         struct sb_err err = {0};
         int rc = store_node_list(an->app->store, &all, &err);
         pthread_mutex_lock(&an->lock);
-        if (rc == 0 && !an->stopping)
+        /* With several daemons on one database, only the duty's holder. */
+        if (rc == 0 && !an->stopping && jobs_duty_held(an->app->jobs, "node-checks"))
             queue_checks(an, all);
         json_decref(all);
     }

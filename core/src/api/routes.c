@@ -65,6 +65,10 @@ void api_agent_enroll(struct http_request *req);
 void api_agent_metrics(struct http_request *req);
 void api_node_metrics(struct http_request *req);
 void api_container_metrics(struct http_request *req);
+void api_jobs_list(struct http_request *req);
+void api_job_get(struct http_request *req);
+void api_job_cancel(struct http_request *req);
+void api_job_test_create(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
@@ -167,6 +171,13 @@ const struct http_route api_routes[] = {
      "a node's metric series, downsampled to at most 2000 points"},
     {"GET", "/api/v1/nodes/{id}/containers/{cid}/metrics", api_container_metrics, 0, "metrics:read",
      "one container's metric series on a node"},
+    {"GET", "/api/v1/jobs", api_jobs_list, 0, "jobs:read",
+     "durable jobs, newest first (?kind= &state= &target= &before= &limit=)"},
+    {"POST", "/api/v1/jobs/test", api_job_test_create, HTTP_ROUTE_BODY, "jobs:test",
+     "enqueue a test job (only with --job-test-kinds 1; 404 otherwise)"},
+    {"GET", "/api/v1/jobs/{id}", api_job_get, 0, "jobs:read", "one job: state, attempt, result or error"},
+    {"POST", "/api/v1/jobs/{id}/cancel", api_job_cancel, 0, "jobs:cancel",
+     "cancel a queued job, or ask a running one to stop"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},

@@ -54,6 +54,9 @@ static const struct perm {
     {"networks:delete", R_ADMIN, 0},
     {"metrics:read", R_ALL, API_SCOPE_METRICS},
     {"deployments:read", R_ALL, API_SCOPE_DEPLOYMENTS},
+    {"jobs:read", R_ALL, 0},
+    {"jobs:cancel", R_OPS, 0},
+    {"jobs:test", R_OPS, 0},
 };
 #define N_PERMS (sizeof perms / sizeof perms[0])
 

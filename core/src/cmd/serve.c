@@ -11,6 +11,7 @@
 #include "../static/static.h"
 #include "../docker/docker.h"
 #include "../events/events.h"
+#include "../jobs/jobs.h"
 #include "../metrics/metrics.h"
 
 #include <errno.h>
@@ -39,6 +40,21 @@ static int wait_for_signal(void)
     int sig = 0;
     sigwait(&set, &sig);
     return sig;
+}
+
+/* Singleton duties (jobs/README.md): with several daemons on one database
+ * each runs on the one daemon holding its lease. */
+static const char *const duties[] = {"node-checks", "metrics-rollup", "audit-checkpoint",
+                                     "node-docker-events"};
+
+static bool holds_metrics_rollup(void *ctx)
+{
+    return jobs_duty_held(ctx, "metrics-rollup");
+}
+
+static bool holds_node_docker_events(void *ctx)
+{
+    return jobs_duty_held(ctx, "node-docker-events");
 }
 
 /* The newest sample of a node, live on the SSE topic metrics/node/<id>. */
@@ -160,6 +176,28 @@ int cmd_serve(const struct config *cfg)
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
+    struct jobs_config jc = {.store = app.store,
+                             .events = app.events,
+                             .workers = (int)config_get_int(cfg, "job-workers"),
+                             .lease_ms = (int)config_get_int(cfg, "job-lease-ms"),
+                             .retry_base_ms = (int)config_get_int(cfg, "job-retry-base-ms")};
+    app.jobs = jobs_open(&jc, &err);
+    if (!app.jobs) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+    app.job_test_kinds = config_get_int(cfg, "job-test-kinds") == 1;
+    if (app.job_test_kinds && jobs_register_test_kinds(app.jobs, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof duties / sizeof duties[0]; i++) {
+        struct jobs_duty d = {.name = duties[i]};
+        if (jobs_duty_register(app.jobs, &d, &err)) {
+            fprintf(stderr, "serverbox-core: %s\n", err.msg);
+            goto out;
+        }
+    }
     if (api_nodes_start(&app, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
@@ -181,16 +219,28 @@ int cmd_serve(const struct config *cfg)
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
+    docker_set_remote_watch_gate(app.docker, holds_node_docker_events, app.jobs);
     api_nodes_attach_docker(&app);
+    if (docker_register_jobs(app.docker, app.jobs, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
 
     struct metrics_config mc = {.store = app.store,
                                 .raw_days = (int)config_get_int(cfg, "metrics-raw-days"),
                                 .rollup_days = (int)config_get_int(cfg, "metrics-rollup-days"),
                                 .offline_intervals = 3,
                                 .publish = publish_metrics,
-                                .publish_ctx = &app};
+                                .publish_ctx = &app,
+                                .leader = holds_metrics_rollup,
+                                .leader_ctx = app.jobs};
     app.metrics = metrics_start(&mc, &err);
     if (!app.metrics) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+
+    if (jobs_start(app.jobs, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
@@ -237,9 +287,11 @@ out:
     atomic_store(&app.stopping, true);
     http_server_stop(app.http);
     audit_close(app.audit); /* the open windows' summaries, while the store is up */
+    jobs_stop(app.jobs);
     metrics_stop(app.metrics);
     events_free(app.events);
     api_nodes_stop(&app);
+    jobs_free(app.jobs);
     static_site_free(app.dashboard);
     auth_close(app.auth);
     docker_close(app.docker);

@@ -62,7 +62,18 @@ void docker_set_resolver(struct docker *d, docker_resolver_fn fn, void *ctx);
  * the node's socket before every (re)connect. The local engine is watched
  * from docker_open on. docker_unwatch_node stops it (node removed). */
 int docker_watch_node(struct docker *d, const char *node_id, struct sb_err *err);
+/* Remote watchers follow their node's events only while gate(ctx) is true
+ * (serve: while this daemon holds the "node-docker-events" duty, so with
+ * several daemons one records them); they drop the stream within a second
+ * when it turns false. Set before the first docker_watch_node. */
+void docker_set_remote_watch_gate(struct docker *d, bool (*gate)(void *ctx), void *ctx);
 void docker_unwatch_node(struct docker *d, const char *node_id);
+
+/* Registers the job kinds container.stop, container.restart and image.pull
+ * (docker/jobs.c) with the jobs subsystem; the engine calls then run on jobs
+ * workers. Before jobs_start. */
+struct jobs;
+int docker_register_jobs(struct docker *d, struct jobs *j, struct sb_err *err);
 
 /* The unix socket of a node's engine and the node's name. */
 int docker_endpoint_for_node(struct docker *d, const char *node_id, char *socket_out, size_t len,

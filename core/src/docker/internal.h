@@ -18,6 +18,8 @@ struct docker {
     struct store *store;
     docker_resolver_fn resolver;
     void *resolver_ctx;
+    bool (*watch_gate)(void *ctx); /* remote watchers connect only while true; NULL = always */
+    void *watch_gate_ctx;
     pthread_mutex_t lock; /* resolver and the lists below */
 
     /* follow streams: one I/O thread drives every stream's easy handle */

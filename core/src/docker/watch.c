@@ -178,12 +178,28 @@ static void pause_ms(struct docker_watch *w, int ms)
     }
 }
 
+static bool gated_off(struct docker_watch *w)
+{
+    return w->d->watch_gate && strcmp(w->node_id, DOCKER_LOCAL_NODE) != 0 &&
+           !w->d->watch_gate(w->d->watch_gate_ctx);
+}
+
+void docker_set_remote_watch_gate(struct docker *d, bool (*gate)(void *ctx), void *ctx)
+{
+    d->watch_gate = gate;
+    d->watch_gate_ctx = ctx;
+}
+
 static void *watch_main(void *arg)
 {
     struct docker_watch *w = arg;
     struct docker *d = w->d;
     int backoff = BACKOFF_MIN_MS;
     while (!stopping(w)) {
+        if (gated_off(w)) {
+            pause_ms(w, 500);
+            continue;
+        }
         char prefix[16];
         struct sb_err err = {0};
         /* A remote node's bridged socket may change between connections. */
@@ -230,7 +246,7 @@ static void *watch_main(void *arg)
                     continue;
                 }
             }
-            if (!running || stopping(w))
+            if (!running || stopping(w) || gated_off(w))
                 break;
             curl_multi_poll(w->multi, NULL, 0, 1000, NULL);
         }
@@ -238,6 +254,10 @@ static void *watch_main(void *arg)
         curl_easy_cleanup(e);
         if (stopping(w))
             break;
+        if (gated_off(w)) {
+            log_info("docker events left to the daemon holding the duty", "node=%s", w->node_id);
+            continue;
+        }
         if (connected_at)
             log_warn("docker events stream ended; reconnecting", "node=%s", w->node_id);
         if (connected_at && time_mono_ms() - connected_at > 10000)

@@ -309,7 +309,7 @@ static void *metrics_main(void *arg)
         log_warn("node presence not loaded", "detail=\"%s\"", err.msg);
     int64_t next_rollup = time_mono_ms() + ROLLUP_EVERY_MS,
             next_maintain = time_mono_ms() + MAINTAIN_EVERY_MS;
-    upkeep(m, true, time_now_us() / 1000 - 2 * 3600 * 1000);
+    bool caught_up = false; /* the start-up upkeep, once leader */
     pthread_mutex_lock(&m->lock);
     while (!m->stopping) {
         struct timespec ts;
@@ -320,6 +320,18 @@ static void *metrics_main(void *arg)
             break;
         pthread_mutex_unlock(&m->lock);
         check_offline(m);
+        if (m->cfg.leader && !m->cfg.leader(m->cfg.leader_ctx)) {
+            caught_up = false; /* another daemon does the upkeep */
+            pthread_mutex_lock(&m->lock);
+            continue;
+        }
+        if (!caught_up) {
+            /* Newly leader (or just started): reach back two hours. */
+            caught_up = true;
+            upkeep(m, true, time_now_us() / 1000 - 2 * 3600 * 1000);
+            next_rollup = time_mono_ms() + ROLLUP_EVERY_MS;
+            next_maintain = time_mono_ms() + MAINTAIN_EVERY_MS;
+        }
         int64_t now = time_mono_ms();
         bool maintain = now >= next_maintain, rollup = now >= next_rollup;
         if (maintain)

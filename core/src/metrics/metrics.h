@@ -28,6 +28,10 @@ struct metrics_config {
      * metrics/node/<id>). node_id and sample are borrowed. NULL = none. */
     void (*publish)(void *ctx, const char *node_id, json_t *sample);
     void *publish_ctx;
+    /* Roll-ups and partition upkeep run only while leader(ctx) is true
+     * (serve: the "metrics-rollup" duty, one daemon of several). NULL = always. */
+    bool (*leader)(void *ctx);
+    void *leader_ctx;
 };
 
 struct metrics *metrics_start(const struct metrics_config *cfg, struct sb_err *err);
