@@ -64,6 +64,10 @@ static const struct config_option options[] = {
     {"node-check-interval", CONFIG_INT, "60", "seconds between node health checks (0 disables)", false},
     {"exec-max-output", CONFIG_INT, "1048576", "bytes of stdout and of stderr kept per remote command",
      false},
+    {"stack-bind-base", CONFIG_STRING, NULL,
+     "host directory under which operators may bind-mount into stacks (outside it: admins only)", false},
+    {"stack-health-timeout", CONFIG_INT, "60",
+     "seconds a stack's new container may take to become healthy before the update is rolled back", false},
     {"events-heartbeat-ms", CONFIG_INT, "15000", "comment line on idle event streams; finds dead clients", false},
 };
 static const char *const bool_flags[] = {"password-stdin", "if-no-users", NULL};

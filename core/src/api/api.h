@@ -14,6 +14,8 @@
 #include "../util/util.h"
 
 struct docker;
+struct jobs;
+#include "../stacks/stacks.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -55,6 +57,10 @@ struct app {
     /* secrets at rest (SSH keys): loaded by serve before any handler runs */
     bool master_key_loaded;
 
+    /* long-running work (jobs/) and compose stacks (stacks/) */
+    struct jobs *jobs;
+    struct stacks_env stacks;
+
     /* nodes over SSH (api/nodes.c) */
     struct ssh_pool *ssh_pool;
     struct api_nodes *nodes;
@@ -69,6 +75,7 @@ enum api_guest_scope {
     API_SCOPE_LOGS = 1 << 2,        /* view:logs */
     API_SCOPE_DEPLOYMENTS = 1 << 3, /* view:deployments */
     API_SCOPE_AUDIT = 1 << 4,       /* view:audit */
+    API_SCOPE_STACKS = 1 << 5,      /* view:stacks */
 };
 
 struct api_caller {

@@ -10,6 +10,7 @@
 #include "../static/static.h"
 #include "../docker/docker.h"
 #include "../events/events.h"
+#include "../jobs/jobs.h"
 #include "../metrics/metrics.h"
 
 #include <errno.h>
@@ -174,6 +175,21 @@ int cmd_serve(const struct config *cfg)
     }
     api_nodes_attach_docker(&app);
 
+    /* Jobs (the stand-in of jobs/jobs.c) and the stacks that run as jobs. */
+    app.stacks = (struct stacks_env){.store = app.store,
+                                     .docker = app.docker,
+                                     .key = &app.master_key,
+                                     .bind_base = config_get(cfg, "stack-bind-base"),
+                                     .health_timeout_s = (int)config_get_int(cfg, "stack-health-timeout")};
+    struct jobs_config jc = {.store = app.store, .events = app.events, .workers = 2};
+    app.jobs = jobs_open(&jc, &err);
+    if (!app.jobs || stacks_jobs_register(app.jobs, &app.stacks, &err) || jobs_start(app.jobs, &err)) {
+        fprintf(stderr, "serverbox-core: jobs: %s\n", err.msg);
+        goto out;
+    }
+    if (stacks_recover(&app.stacks, app.jobs, &err))
+        log_warn("stacks not checked for interrupted deploys", "detail=\"%s\"", err.msg);
+
     struct metrics_config mc = {.store = app.store,
                                 .raw_days = (int)config_get_int(cfg, "metrics-raw-days"),
                                 .rollup_days = (int)config_get_int(cfg, "metrics-rollup-days"),
@@ -221,6 +237,7 @@ out:
     docker_shutdown_streams(app.docker);
     atomic_store(&app.stopping, true);
     http_server_stop(app.http);
+    jobs_close(app.jobs);
     metrics_stop(app.metrics);
     events_free(app.events);
     api_nodes_stop(&app);

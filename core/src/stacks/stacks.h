@@ -88,11 +88,13 @@ struct stacks_apply_hooks {
  * oneoff False): a new array as stacks_plan wants. */
 int stacks_containers(const char *socket, const char *project, json_t **out, struct sb_err *err);
 /* The image id of each service's image on the engine (pulled when absent
- * unless pinned); `pinned` (object service → image id, may be NULL) is used
- * as is, without pulling. SB_ENOTFOUND naming "services.<s>.image" when an
- * image cannot be had. */
-int stacks_resolve_images(const char *socket, json_t *model, json_t *pinned, json_t **image_ids,
-                          struct sb_err *err);
+ * and `pull`, unless pinned); `pinned` (object service → image id, may be
+ * NULL) is used as is, without pulling. SB_ENOTFOUND naming
+ * "services.<s>.image" when an image cannot be had; without `pull` a
+ * missing image is left out of *image_ids and listed in *missing (may be
+ * NULL). */
+int stacks_resolve_images(const char *socket, json_t *model, json_t *pinned, bool pull, json_t **image_ids,
+                          json_t **missing, struct sb_err *err);
 
 struct stacks_apply {
     const char *socket;
@@ -126,5 +128,55 @@ int stacks_containers_action(const char *socket, const char *project, const char
 /* Removes the project's containers and networks; its volumes too when
  * `volumes`. *removed (may be NULL) lists what went. */
 int stacks_down(const char *socket, const char *project, bool volumes, json_t **removed, struct sb_err *err);
+
+/* ---- the service layer (service.c): stored stacks, secrets, jobs -------- */
+#include "../crypto/crypto.h"
+struct store;
+struct docker;
+struct jobs;
+struct event_actor;
+
+struct stacks_env {
+    struct store *store;
+    struct docker *docker;
+    const struct crypto_master_key *key;
+    const char *bind_base; /* --stack-bind-base; NULL = no bind mount without an admin */
+    int health_timeout_s;  /* --stack-health-timeout */
+};
+
+#define STACKS_VARS_MAX    200
+#define STACKS_SECRET_MASK "********"
+
+/* Variables as the API takes them ({"K":"v"} or {"K":{"value":"v",
+ * "secret":true}}) split into clear values and secret values. A secret
+ * given as STACKS_SECRET_MASK keeps its value from `old_secret`. */
+int stacks_variables_split(json_t *in, json_t *old_secret, json_t **clear, json_t **secret,
+                           struct sb_err *err);
+/* Clear values plus every secret name mapped to STACKS_SECRET_MASK. */
+json_t *stacks_variables_masked(json_t *clear, json_t *secret_names);
+/* The secret values of a revision, opened (an empty object when none). */
+int stacks_revision_secrets(const struct stacks_env *e, const char *stack_id, int revision, json_t **secret,
+                            struct sb_err *err);
+/* Seals `secret` (may be empty: nothing stored) for a revision. */
+int stacks_revision_secrets_put(const struct stacks_env *e, const char *stack_id, int revision,
+                                json_t *secret, struct sb_err *err);
+/* A stored revision's compose parsed with its variables (secrets opened)
+ * and env files into *model; the stack's /scale overrides applied. */
+int stacks_revision_model(const struct stacks_env *e, json_t *stack, json_t *rev, json_t **model,
+                          struct sb_err *err);
+/* The engine socket of the stack's node (DOCKER_SOCKET_MAX bytes). */
+int stacks_node_socket(const struct stacks_env *e, const char *node_id, char *socket, size_t len,
+                       struct sb_err *err);
+/* The dry run: images resolved without pulling (a missing image is named
+ * as "pull" in the plan), containers listed, plan computed. */
+int stacks_dry_plan(const struct stacks_env *e, json_t *stack, json_t *model, json_t *pinned, json_t **plan,
+                    struct sb_err *err);
+/* Registers the job kinds stack.deploy (args {stack_id, revision,
+ * requested_by}) and stack.scale ({stack_id, service, replicas,
+ * requested_by}). `e` must outlive the jobs. */
+int stacks_jobs_register(struct jobs *j, struct stacks_env *e, struct sb_err *err);
+/* At start: queues again the deploy of every stack left "deploying" (see
+ * service.c). */
+int stacks_recover(struct stacks_env *e, struct jobs *j, struct sb_err *err);
 
 #endif
