@@ -515,6 +515,16 @@ static void enqueue_deploy(struct http_request *req, json_t *stack, int revision
     const char *id = json_string_value(json_object_get(stack, "id"));
     char target[64];
     snprintf(target, sizeof target, "stack/%s", id);
+    struct sb_err err = {0};
+    /* recorded before the job exists, so it can never land after the job's
+     * own stack.deployed */
+    json_t *d = json_pack("{s:i}", "revision", revision);
+    int rc = record(req, id, "stack.deploy_requested", d, "success", &err);
+    json_decref(d);
+    if (rc) {
+        api_fail(req, &err);
+        return;
+    }
     json_t *args =
         json_pack("{s:s,s:i,s:o}", "stack_id", id, "revision", revision, "requested_by", requested_by(req));
     struct jobs_new in = {.kind = "stack.deploy",
@@ -524,17 +534,16 @@ static void enqueue_deploy(struct http_request *req, json_t *stack, int revision
                           .args = args};
     api_actor(req, &in.actor);
     json_t *job = NULL;
-    struct sb_err err = {0};
-    if (jobs_enqueue(app->jobs, &in, &job, &err)) {
-        json_decref(args);
+    rc = jobs_enqueue(app->jobs, &in, &job, &err);
+    json_decref(args);
+    if (rc) {
+        json_t *f = json_pack("{s:i,s:s,s:b}", "revision", revision, "reason", err.msg, "rolled_back", 0);
+        struct sb_err e2 = {0};
+        record(req, id, "stack.deploy_failed", f, "failure", &e2);
+        json_decref(f);
         api_fail(req, &err);
         return;
     }
-    json_decref(args);
-    json_t *d = json_pack("{s:i,s:O}", "revision", revision, "job_id", json_object_get(job, "id"));
-    if (record(req, id, "stack.deploy_requested", d, "success", &err))
-        log_warn("stack.deploy_requested not recorded", "stack=%s detail=\"%s\"", id, err.msg);
-    json_decref(d);
     json_t *body = json_pack("{s:o,s:i}", "job", job, "revision", revision);
     if (extra)
         json_object_update(body, extra);

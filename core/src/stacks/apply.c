@@ -223,7 +223,7 @@ int stacks_resolve_images(const char *socket, json_t *model, json_t *pinned, boo
 
 /* ---- networks and volumes ---------------------------------------------- */
 
-static int ensure_networks(const struct stacks_apply *a, struct sb_err *err)
+static int ensure_networks(const struct stacks_apply *a, json_t *created, struct sb_err *err)
 {
     size_t i;
     json_t *n;
@@ -259,12 +259,13 @@ static int ensure_networks(const struct stacks_apply *a, struct sb_err *err)
         json_decref(body);
         if (rc)
             return rc;
+        json_array_append_new(created, json_string(full));
         hook_log(a, "network %s created", full);
     }
     return 0;
 }
 
-static int ensure_volumes(const struct stacks_apply *a, struct sb_err *err)
+static int ensure_volumes(const struct stacks_apply *a, json_t *created, struct sb_err *err)
 {
     size_t i;
     json_t *v;
@@ -298,6 +299,7 @@ static int ensure_volumes(const struct stacks_apply *a, struct sb_err *err)
         json_decref(body);
         if (rc)
             return rc;
+        json_array_append_new(created, json_string(full));
         hook_log(a, "volume %s created", full);
     }
     return 0;
@@ -561,8 +563,12 @@ static int wait_ready(const struct stacks_apply *a, const char *service, json_t 
             return rc;
         }
         json_t *st = json_object_get(doc, "State");
-        const char *status = json_string_value(json_object_get(st, "Status"));
-        const char *health = json_string_value(json_object_get(json_object_get(st, "Health"), "Status"));
+        char status_buf[32], health_buf[32];
+        sb_strlcpy(status_buf, json_string_value(json_object_get(st, "Status")) ?: "", sizeof status_buf);
+        sb_strlcpy(health_buf,
+                   json_string_value(json_object_get(json_object_get(st, "Health"), "Status")) ?: "",
+                   sizeof health_buf);
+        const char *status = status_buf, *health = health_buf;
         json_t *log = json_object_get(json_object_get(st, "Health"), "Log");
         const char *out =
             json_string_value(json_object_get(json_array_get(log, json_array_size(log) - 1), "Output"));
@@ -694,6 +700,40 @@ static int stop_remove(const struct stacks_apply *a, json_t *ids)
     return rc;
 }
 
+/* Start-first: the old containers leave their networks first (their DNS
+ * alias goes, so new lookups find only the new ones), get a moment to
+ * finish what they serve, then stop and go. */
+#define DRAIN_MS 1000
+static int drain_remove(const struct stacks_apply *a, json_t *ids)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        char path[300];
+        snprintf(path, sizeof path, "/containers/%s/json", json_string_value(v));
+        json_t *doc = NULL;
+        struct sb_err e = {0};
+        if (docker_call(a->socket, "GET", path, NULL, 0, &doc, NULL, &e))
+            continue;
+        const char *net;
+        json_t *x;
+        json_object_foreach(json_object_get(json_object_get(doc, "NetworkSettings"), "Networks"), net, x)
+        {
+            snprintf(path, sizeof path, "/networks/%s/disconnect", net);
+            json_t *b = json_pack("{s:s}", "Container", json_string_value(v));
+            docker_call(a->socket, "POST", path, b, 0, NULL, NULL, &e);
+            json_decref(b);
+        }
+        json_decref(doc);
+    }
+    if (json_array_size(ids)) {
+        hook_log(a, "draining %zu old container(s)", json_array_size(ids));
+        sleep_ms(DRAIN_MS);
+    }
+    return stop_remove(a, ids);
+}
+
 /* Waits for each service_healthy dependency that this run did not gate. */
 static int wait_dependencies(const struct stacks_apply *a, const char *service, json_t *svc, json_t *gated,
                              struct sb_err *err)
@@ -797,7 +837,7 @@ static int apply_service(const struct stacks_apply *a, json_t *step, json_t *con
                 goto done;
             }
         }
-        rc = stop_remove(a, drop);
+        rc = json_array_size(made) ? drain_remove(a, drop) : stop_remove(a, drop);
         if (rc)
             sb_error(err, rc, "%s: could not remove an old container", service);
     } else { /* recreate stop-first: the old ones stop, then start again if the new ones fail */
@@ -832,16 +872,45 @@ out:
     return rc;
 }
 
+/* A failed run leaves no network or volume it made behind when the project
+ * has no container left (a first deploy that failed changes nothing). */
+static void undo_objects(const struct stacks_apply *a, json_t *nets, json_t *vols)
+{
+    json_t *cs = NULL;
+    struct sb_err e = {0};
+    if (stacks_containers(a->socket, a->project, &cs, &e) || json_array_size(cs)) {
+        json_decref(cs);
+        return;
+    }
+    json_decref(cs);
+    size_t i;
+    json_t *v;
+    char path[300];
+    json_array_foreach(nets, i, v)
+    {
+        snprintf(path, sizeof path, "/networks/%s", json_string_value(v));
+        docker_call(a->socket, "DELETE", path, NULL, 0, NULL, NULL, &e);
+    }
+    json_array_foreach(vols, i, v)
+    {
+        snprintf(path, sizeof path, "/volumes/%s", json_string_value(v));
+        docker_call(a->socket, "DELETE", path, NULL, 0, NULL, NULL, &e);
+    }
+    if (json_array_size(nets) || json_array_size(vols))
+        hook_log(a, "the networks and volumes this deploy made were removed");
+}
+
 int stacks_apply_run(const struct stacks_apply *a, json_t **result, struct sb_err *err)
 {
     json_t *services = json_object(), *digests = json_object();
+    json_t *made_nets = json_array(), *made_vols = json_array();
     bool rolled_back = false;
     const char *failed = NULL;
     int rc = 0;
     json_t *containers = NULL;
     if (a->hooks.progress)
         a->hooks.progress(a->hooks.ctx, 0, "networks and volumes");
-    if ((rc = ensure_networks(a, err)) || (rc = ensure_volumes(a, err)))
+    if ((rc = ensure_networks(a, made_nets, err)) || (rc = ensure_volumes(a, made_vols, err)))
         goto out;
     if ((rc = stacks_containers(a->socket, a->project, &containers, err)))
         goto out;
@@ -875,6 +944,10 @@ int stacks_apply_run(const struct stacks_apply *a, json_t **result, struct sb_er
     json_object_foreach(a->image_ids, name, id) json_object_set(digests, name, id);
 out:
     json_decref(containers);
+    if (rc)
+        undo_objects(a, made_nets, made_vols);
+    json_decref(made_nets);
+    json_decref(made_vols);
     if (rc == 0 && a->hooks.progress)
         a->hooks.progress(a->hooks.ctx, 100, "done");
     if (result) {

@@ -265,6 +265,14 @@ static void record(const struct stacks_env *e, struct job_ctx *job, const char *
         log_warn("stack event not recorded", "type=%s stack=%s detail=\"%s\"", type, id, err.msg);
 }
 
+/* record() with data stolen. */
+static void record_new(const struct stacks_env *e, struct job_ctx *job, const char *id, const char *type,
+                       const char *outcome, json_t *data)
+{
+    record(e, job, id, type, outcome, data);
+    json_decref(data);
+}
+
 static bool retryable(int rc)
 {
     return rc == SB_EUNAVAIL || rc == SB_ETIMEOUT;
@@ -315,6 +323,8 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
     int revision = (int)json_integer_value(json_object_get(args, "revision"));
     if (!id)
         return sb_error(err, SB_EINVAL, "stack.deploy needs a stack_id");
+    record_new(e, job, id, "stack.deploy_started", "success",
+               json_pack("{s:i,s:i}", "revision", revision, "attempt", job_attempt(job)));
     struct run r;
     json_t *plan = NULL, *res = NULL, *containers = NULL;
     int rc = run_load(e, job, id, revision, true, &r, err);
@@ -347,9 +357,9 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
         rc = stacks_apply_run(&a, &res, err);
     }
     if (rc == 0) {
-        record(e, job, id, "stack.deployed", "success",
-               json_pack("{s:i,s:O,s:O,s:O}", "revision", revision, "plan", plan, "digests", r.ids,
-                         "requested_by", json_object_get(args, "requested_by") ?: json_null()));
+        record_new(e, job, id, "stack.deployed", "success",
+                   json_pack("{s:i,s:O,s:O,s:O}", "revision", revision, "plan", plan, "digests", r.ids,
+                             "requested_by", json_object_get(args, "requested_by") ?: json_null()));
         *result = json_pack("{s:i,s:O,s:O}", "revision", revision, "plan", plan, "result", res);
     } else if (!retryable(rc) || job_attempt(job) >= DEPLOY_ATTEMPTS) {
         json_t *d = json_pack("{s:i,s:s,s:b,s:O}", "revision", revision, "reason", err->msg, "rolled_back",

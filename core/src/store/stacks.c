@@ -6,7 +6,8 @@
  *   stack.created          {id, name, node_id, revision, compose, variables, secret_names, env_files, by}
  *   stack.updated          {id, revision, compose, variables, secret_names, env_files, by,
  *                           pinned_digests?, rollback_of?}
- *   stack.deploy_requested {id, revision, job_id}
+ *   stack.deploy_requested {id, revision}            (by the API, before the job is queued)
+ *   stack.deploy_started   {id, revision, job_id}    (by the job, each attempt)
  *   stack.deployed         {id, revision, plan, digests, job_id}
  *   stack.deploy_failed    {id, revision, plan?, reason, rolled_back, job_id}   (outcome failure)
  *   stack.scaled           {id, service, replicas}
@@ -59,11 +60,12 @@ int project_stacks(struct store_tx *tx, const struct store_event *ev)
                                "UPDATE stacks SET revision = ($1::jsonb->>'revision')::int, scale = '{}', "
                                "updated_at = $2::timestamptz WHERE id = ($1::jsonb->>'id')::uuid",
                                2, p);
-    } else if (strcmp(type, "deploy_requested") == 0) {
+    } else if (strcmp(type, "deploy_requested") == 0 || strcmp(type, "deploy_started") == 0) {
         rc = store_tx_exec(
             tx,
             "UPDATE stacks SET status = 'deploying', status_reason = NULL, updated_at = $2::timestamptz, "
-            "pending_revision = ($1::jsonb->>'revision')::int, pending_job = $1::jsonb->>'job_id' "
+            "pending_revision = ($1::jsonb->>'revision')::int, "
+            "pending_job = coalesce($1::jsonb->>'job_id', pending_job) "
             "WHERE id = ($1::jsonb->>'id')::uuid",
             2, p);
     } else if (strcmp(type, "deployed") == 0) {
@@ -95,7 +97,7 @@ int project_stacks(struct store_tx *tx, const struct store_event *ev)
                 "'failed' END, "
                 "deploy_reason = $1::jsonb->>'reason' "
                 "WHERE stack_id = ($1::jsonb->>'id')::uuid AND revision = ($1::jsonb->>'revision')::int",
-                2, p);
+                1, p);
     } else if (strcmp(type, "scaled") == 0) {
         rc = store_tx_exec(tx,
                            "UPDATE stacks SET scale = scale || jsonb_build_object($1::jsonb->>'service', "
