@@ -152,7 +152,7 @@ test('a host port already taken: the deploy fails with the reason, nothing of th
     await core.request('POST', `/api/v1/stacks/${c.body.id}/deploy`, { json: {} });
     const rev = await waitDeploy(core, c.body.id, 1);
     assert.equal(rev.deploy_status, 'failed');
-    assert.match(rev.deploy_reason, /address already in use|port is already allocated/);
+    assert.match(rev.deploy_reason, new RegExp(`^web: a published host port is already in use on the node \\(127\\.0\\.0\\.1:${port}\\)`));
     nothingOnNode('taken');
     const g = await core.request('GET', `/api/v1/stacks/${c.body.id}`);
     assert.equal(g.body.status, 'failed');

@@ -670,6 +670,27 @@ static int start_new(const struct stacks_apply *a, const char *service, json_t *
             break;
         json_array_append_new(made, json_string(id));
         rc = container_op(a->socket, id, "start", err);
+        if (rc && err &&
+            (strstr(err->msg, "userland proxy") || strstr(err->msg, "already allocated") ||
+             strstr(err->msg, "address already in use"))) {
+            struct buf ports;
+            buf_init(&ports, 512);
+            size_t k;
+            json_t *p;
+            json_array_foreach(json_object_get(svc, "ports"), k,
+                               p) if (json_integer_value(json_object_get(p, "published")))
+                buf_printf(&ports, "%s%s%s%d", ports.len ? ", " : "",
+                           json_string_value(json_object_get(p, "host_ip")),
+                           json_string_value(json_object_get(p, "host_ip"))[0] ? ":" : "",
+                           (int)json_integer_value(json_object_get(p, "published")));
+            sb_error(err, rc, "%s: a published host port is already in use on the node (%s)", service,
+                     ports.data);
+            buf_release(&ports);
+        } else if (rc && err) {
+            char m[200];
+            sb_strlcpy(m, err->msg, sizeof m);
+            sb_error(err, rc, "%s: cannot start: %s", service, m);
+        }
     }
     size_t i;
     json_t *v;
