@@ -14,7 +14,8 @@ const PERMISSIONS = ['public', 'agent', 'authenticated', 'users:admin', 'tokens:
   'audit:read', 'events:read', 'annotations:create', 'nodes:read', 'nodes:write', 'nodes:delete', 'nodes:exec',
   'containers:read', 'containers:operate', 'containers:delete', 'logs:read', 'images:read', 'images:pull',
   'images:delete', 'volumes:read', 'volumes:write', 'volumes:delete', 'networks:read', 'networks:write',
-  'networks:delete', 'metrics:read', 'deployments:read', 'stacks:read', 'stacks:write', 'stacks:delete'];
+  'networks:delete', 'metrics:read', 'deployments:read', 'jobs:read', 'jobs:cancel', 'jobs:test',
+  'stacks:read', 'stacks:write', 'stacks:delete'];
 
 const GUEST_SCOPES = ['view:metrics', 'view:audit'];
 const SCOPE_PERMS = { 'view:metrics': ['metrics:read', 'nodes:read'], 'view:containers': ['containers:read', 'nodes:read'],

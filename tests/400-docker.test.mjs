@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { createDatabase, startCore, runCore, waitFor, ROOT } from './lib/harness.mjs';
+import { requestJob } from './lib/jobs.mjs';
 
 const DOCKERD = join(ROOT, 'scripts', 'dockerd.sh');
 let dir, sock, db, core;
@@ -129,13 +130,15 @@ test('create, list, logs, exec, stats, stop, start, remove — each checked with
   assert.equal(typeof st.body.memory_bytes, 'number');
   assert.equal(typeof st.body.cpu_percent, 'number');
 
-  // stop with a timeout, then the engine says it is stopped
-  const stop = await core.request('POST', '/api/v1/nodes/local/containers/web1/stop?timeout=1', {});
-  assert.equal(stop.status, 200, stop.text);
+  // stop with a timeout: a job (202); once it succeeded the engine says it is stopped
+  const stop = await requestJob(core, 'POST', '/api/v1/nodes/local/containers/web1/stop?timeout=1', {});
+  assert.equal(stop.accepted.kind, 'container.stop');
+  assert.equal(stop.job.state, 'succeeded', JSON.stringify(stop.job));
+  assert.equal(stop.job.result.changed, true);
   assert.equal(inspect('web1').State.Running, false);
-  const again = await core.request('POST', '/api/v1/nodes/local/containers/web1/stop', {});
-  assert.equal(again.status, 200);
-  assert.equal(again.body.changed, false);
+  const again = await requestJob(core, 'POST', '/api/v1/nodes/local/containers/web1/stop', {});
+  assert.equal(again.job.state, 'succeeded');
+  assert.equal(again.job.result.changed, false);
   // exec into a stopped container: Docker's 409 passes through
   const ex2 = await core.request('POST', '/api/v1/nodes/local/containers/web1/exec', { json: { command: ['true'] } });
   assert.equal(ex2.status, 409, ex2.text);
@@ -144,8 +147,14 @@ test('create, list, logs, exec, stats, stop, start, remove — each checked with
 
   for (const [action, running, paused] of [['start', true, false], ['pause', true, true], ['unpause', true, false],
     ['restart', true, false], ['kill', false, false]]) {
-    const r = await core.request('POST', `/api/v1/nodes/local/containers/web1/${action}${action === 'restart' ? '?timeout=1' : ''}`, {});
-    assert.equal(r.status, 200, `${action}: ${r.text}`);
+    const path = `/api/v1/nodes/local/containers/web1/${action}${action === 'restart' ? '?timeout=1' : ''}`;
+    if (action === 'restart') {
+      const r = await requestJob(core, 'POST', path, {});
+      assert.equal(r.job.state, 'succeeded', JSON.stringify(r.job));
+    } else {
+      const r = await core.request('POST', path, {});
+      assert.equal(r.status, 200, `${action}: ${r.text}`);
+    }
     const s = inspect('web1').State;
     assert.equal(s.Running, running, action);
     assert.equal(s.Paused, paused, action);
@@ -362,9 +371,12 @@ test('images, volumes and networks: list, create, remove, prune — checked with
 
   // pulls: there is no registry here, so a pull from a closed loopback port
   // fails; the engine's message passes through, as JSON or as the SSE end
-  const pull = await core.request('POST', '/api/v1/nodes/local/images/pull', { json: { image: '127.0.0.1:9/nothing', tag: '1' } });
-  assert.equal(pull.status, 502, pull.text);
-  assert.match(pull.body.error.message, /127\.0\.0\.1:9/);
+  const pull = await requestJob(core, 'POST', '/api/v1/nodes/local/images/pull', { json: { image: '127.0.0.1:9/nothing', tag: '1' } });
+  assert.equal(pull.accepted.kind, 'image.pull');
+  assert.equal(pull.job.state, 'failed', JSON.stringify(pull.job));
+  assert.equal(pull.job.attempt, 1, 'an upstream refusal is not retried');
+  assert.match(pull.job.error.code, /^upstream/);
+  assert.match(pull.job.error.message, /127\.0\.0\.1:9/);
   const res = await fetch(`${core.base}/api/v1/nodes/local/images/pull`, {
     method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', Authorization: `Bearer ${core.token}` },
     body: JSON.stringify({ image: '127.0.0.1:9/nothing', tag: '2' }),

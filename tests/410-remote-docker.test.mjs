@@ -12,6 +12,7 @@ import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createDatabase, startCore, waitFor, ROOT } from './lib/harness.mjs';
+import { requestJob } from './lib/jobs.mjs';
 import { startSshd } from './lib/sshd.mjs';
 import { openSse } from './lib/sse.mjs';
 
@@ -103,8 +104,10 @@ test('list, create, logs, stop, start, remove on a node reached over SSH, checke
   await follow.waitFor((x) => x.events.some((e) => e.event === 'log' && JSON.parse(e.data).line === 'hello-from-remote'), { what: 'followed line' });
   follow.close();
 
-  const stop = await core.request('POST', `/api/v1/nodes/${node.id}/containers/made-outside/stop?timeout=1`, {});
-  assert.equal(stop.status, 200, stop.text);
+  // a stop is a job (202); once it succeeded the container really is stopped
+  const stop = await requestJob(core, 'POST', `/api/v1/nodes/${node.id}/containers/made-outside/stop?timeout=1`, {});
+  assert.equal(stop.job.state, 'succeeded', JSON.stringify(stop.job));
+  assert.equal(stop.job.node_id, node.id);
   assert.equal(running('made-outside'), false);
   const start = await core.request('POST', `/api/v1/nodes/${node.id}/containers/made-outside/start`, {});
   assert.equal(start.status, 200, start.text);

@@ -1,6 +1,7 @@
 // The Containers page against a real Docker engine (scripts/dockerd.sh, the
 // offline busybox image): the list with its state, the live log tail over
-// SSE, stop / start / restart with a confirmation, each outcome checked
+// SSE, stop / start / restart with a confirmation (stop and restart are
+// jobs: "stopping…" while they run), each outcome checked
 // with the Docker CLI against the engine itself; a guest with
 // view:containers sees the list without any control.
 import { test, before, after } from 'node:test';
@@ -70,7 +71,12 @@ test('containers listed, logs tail live, stop/start/restart confirmed and done b
   assert.equal(state('ticker').Running, true);
   await row.getByRole('button', { name: 'Stop' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Stop' }).click();
-  await row.locator('.badge', { hasText: 'exited' }).waitFor({ timeout: 20000 });
+  // The stop is a job: the row says "stopping…" with its button disabled
+  // while the engine waits out the grace period (sh as PID 1 ignores TERM).
+  const busyButton = row.getByRole('button', { name: /stopping/ });
+  await busyButton.waitFor({ timeout: 5000 });
+  assert.equal(await busyButton.isDisabled(), true);
+  await row.locator('.badge', { hasText: 'exited' }).waitFor({ timeout: 30000 });
   assert.equal(state('ticker').Running, false);
   await page.locator('#log-state', { hasText: 'stream ended' }).waitFor({ timeout: 20000 });
 

@@ -68,6 +68,12 @@ static const struct config_option options[] = {
      "host directory under which operators may bind-mount into stacks (outside it: admins only)", false},
     {"stack-health-timeout", CONFIG_INT, "60",
      "seconds a stack's new container may take to become healthy before the update is rolled back", false},
+    {"job-workers", CONFIG_INT, "16", "job attempts run at once by this daemon (one thread each)", false},
+    {"job-lease-ms", CONFIG_INT, "5000",
+     "lease of a running job and of a singleton duty; a dead daemon's work moves after it", false},
+    {"job-retry-base-ms", CONFIG_INT, "1000", "delay before a job's first retry (doubled each attempt)",
+     false},
+    {"job-test-kinds", CONFIG_INT, "0", "1 registers the test job kinds (black-box tests only)", false},
     {"events-heartbeat-ms", CONFIG_INT, "15000", "comment line on idle event streams; finds dead clients", false},
 };
 static const char *const bool_flags[] = {"password-stdin", "if-no-users", NULL};

@@ -34,6 +34,8 @@ struct app {
     struct docker *docker;     /* Docker engines (docker/) */
     struct events_bus *events; /* live events (events/events.h) */
     struct metrics *metrics;   /* latest samples, node presence (metrics/metrics.h) */
+    struct jobs *jobs;         /* durable jobs and singleton duties (jobs/jobs.h) */
+    bool job_test_kinds;       /* --job-test-kinds: POST /api/v1/jobs/test enqueues test kinds */
     int64_t started_us;
     struct static_site *dashboard; /* --dashboard-dir in memory; NULL when absent */
 
@@ -57,8 +59,7 @@ struct app {
     /* secrets at rest (SSH keys): loaded by serve before any handler runs */
     bool master_key_loaded;
 
-    /* long-running work (jobs/) and compose stacks (stacks/) */
-    struct jobs *jobs;
+    /* compose stacks (stacks/), deployed as jobs */
     struct stacks_env stacks;
 
     /* nodes over SSH (api/nodes.c) */

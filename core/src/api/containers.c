@@ -6,6 +6,7 @@
  *   POST   /api/v1/nodes/{id}/containers           create (and start) from an image
  *   GET    /api/v1/nodes/{id}/containers/{cid}     inspect
  *   POST   /api/v1/nodes/{id}/containers/{cid}/{action}  start|stop|restart|kill|pause|unpause
+ *          (stop and restart run as jobs: 202 {"job"}; docker/jobs.c)
  *   DELETE /api/v1/nodes/{id}/containers/{cid}     ?force= &volumes=
  *   POST   /api/v1/nodes/{id}/containers/{cid}/exec {"command":[…]}
  *   GET    /api/v1/nodes/{id}/containers/{cid}/stats  one sample
@@ -17,6 +18,8 @@
  * docker/ watcher.
  */
 #include "docker_api.h"
+
+#include "../jobs/jobs.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -94,6 +97,29 @@ void api_docker_record(struct http_request *req, const char *kind, const struct 
     if (store_append(app->store, &ev, &seq, &err))
         log_warn("action event not recorded", "type=%s detail=\"%s\"", type, err.msg);
     json_decref(d);
+}
+
+void api_docker_enqueue(struct http_request *req, const char *kind, const struct api_node *node,
+                        const char *target, const char *concurrency_key, json_t *args)
+{
+    struct app *app = req->app;
+    struct jobs_new in = {.kind = kind,
+                          .target = target,
+                          .node_id = node->id,
+                          .concurrency_key = concurrency_key,
+                          .args = args};
+    api_actor(req, &in.actor);
+    json_object_set_new(args, "node_id", json_string(node->id));
+    json_object_set_new(args, "actor",
+                        json_pack("{s:s?, s:s?, s:s?, s:s?}", "kind", in.actor.kind, "id", in.actor.id,
+                                  "name", in.actor.name, "ip", in.actor.ip));
+    json_t *job = NULL;
+    struct sb_err err = {0};
+    if (jobs_enqueue(app->jobs, &in, &job, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    http_reply_json(req, 202, json_pack("{s:o}", "job", job));
 }
 
 int api_query_bool(struct http_request *req, const char *name, bool def, bool *out)
@@ -440,6 +466,18 @@ void api_container_action(struct http_request *req)
     char id[80];
     if (inspect_for(req, &node, cid, NULL, id, sizeof id, type))
         return;
+    if (!strcmp(action, "stop") || !strcmp(action, "restart")) {
+        /* Can take the whole grace period: a job (docker/jobs.c), 202. */
+        char kind[32], target[200];
+        snprintf(kind, sizeof kind, "container.%s", action);
+        snprintf(target, sizeof target, "container/%s/%s", node.id, id);
+        json_t *args = json_pack("{s:s, s:s}", "container_id", id, "action", action);
+        if (timeout >= 0)
+            json_object_set_new(args, "timeout", json_integer(timeout));
+        api_docker_enqueue(req, kind, &node, target, target, args);
+        json_decref(args);
+        return;
+    }
     char path[256];
     int n = snprintf(path, sizeof path, "/containers/%s/%s", id, action);
     if (timeout >= 0)

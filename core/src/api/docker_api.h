@@ -25,6 +25,10 @@ bool api_docker_ref_ok(const char *s, size_t max);
  * actor. `data` is borrowed; node and ref are added to it. */
 void api_docker_record(struct http_request *req, const char *kind, const struct api_node *node,
                        const char *ref, const char *type, json_t *data, const struct sb_err *failure);
+/* Enqueues a Docker job (kind, args with the caller added as "actor") for a
+ * node and answers 202 {"job"}; replies the error otherwise. */
+void api_docker_enqueue(struct http_request *req, const char *kind, const struct api_node *node,
+                        const char *target, const char *concurrency_key, json_t *args);
 /* A boolean query parameter (1/0/true/false); replies 400 and returns -1. */
 int api_query_bool(struct http_request *req, const char *name, bool def, bool *out);
 

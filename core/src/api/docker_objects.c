@@ -229,7 +229,6 @@ void api_image_pull(struct http_request *req)
     struct api_node node;
     if (api_docker_node(req, http_param(req, "id"), &node))
         return;
-    struct sb_err err = {0};
     const char *image = json_string_value(json_object_get(req->json, "image"));
     json_t *tagj = json_object_get(req->json, "tag");
     const char *tag = json_string_value(tagj);
@@ -255,62 +254,13 @@ void api_image_pull(struct http_request *req)
         buf_release(&path);
         return;
     }
-    struct docker_response r;
-    int rc = docker_request(node.socket, "POST", path.data, NULL, 600000, &r, &err);
     buf_release(&path);
-    json_t *data = json_pack("{s:s}", "image", ref);
-    if (rc) {
-        api_docker_record(req, "image", &node, ref, "image.pull_requested", data, &err);
-        json_decref(data);
-        api_fail(req, &err);
-        return;
-    }
-    /* The engine answers progress as JSON objects, one per line; an error
-     * can come as a status or as a final {"error": …} line. */
-    const char *failure = NULL;
-    char *last = NULL;
-    struct buf out;
-    buf_init(&out, (size_t)8 << 20);
-    for (char *line = r.body.data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
-        nl = strchr(line, '\n');
-        size_t len = nl ? (size_t)(nl - line) : strlen(line);
-        json_t *j = json_loadb(line, len, 0, NULL);
-        if (!j)
-            continue;
-        const char *e = json_string_value(json_object_get(j, "error"));
-        if (e) {
-            free(last);
-            last = strdup(e);
-            failure = last;
-        }
-        char *c = json_dumps(j, JSON_COMPACT);
-        if (c) {
-            buf_puts(&out, c);
-            buf_putc(&out, '\n');
-        }
-        free(c);
-        json_decref(j);
-    }
-    if (r.status != 200) {
-        json_t *j = json_loadb(r.body.data, r.body.len, 0, NULL);
-        const char *m = json_string_value(json_object_get(j, "message"));
-        sb_error(&err, r.status == 404 ? SB_ENOTFOUND : SB_EUPSTREAM, "%s", m ? m : "pull failed");
-        json_decref(j);
-    } else if (failure) {
-        sb_error(&err, SB_EUPSTREAM, "%s", failure);
-    }
-    bool failed = r.status != 200 || failure;
-    api_docker_record(req, "image", &node, ref, "image.pull_requested", data, failed ? &err : NULL);
-    json_decref(data);
-    docker_response_release(&r);
-    free(last);
-    if (failed) {
-        buf_release(&out);
-        api_fail(req, &err);
-        return;
-    }
-    http_reply_text(req, 200, "application/x-ndjson", out.data, out.len);
-    buf_release(&out);
+    /* Otherwise a job (docker/jobs.c): 202 {"job"}, progress on job/<id>. */
+    char target[400];
+    snprintf(target, sizeof target, "image/%s/%s", node.id, ref);
+    json_t *args = json_pack("{s:s, s:s}", "image", image, "tag", tag ? tag : "latest");
+    api_docker_enqueue(req, "image.pull", &node, target, target, args);
+    json_decref(args);
 }
 
 void api_image_remove(struct http_request *req)

@@ -81,6 +81,10 @@ void api_stack_service_restart(struct http_request *req);
 void api_stack_stop(struct http_request *req);
 void api_stack_start(struct http_request *req);
 void api_stack_down(struct http_request *req);
+void api_jobs_list(struct http_request *req);
+void api_job_get(struct http_request *req);
+void api_job_cancel(struct http_request *req);
+void api_job_test_create(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
@@ -215,6 +219,13 @@ const struct http_route api_routes[] = {
     {"POST", "/api/v1/stacks/{id}/down", api_stack_down, HTTP_ROUTE_BODY, "stacks:write",
      "remove the stack's containers and networks; volumes kept ({\"volumes\":true} removes them: admin "
      "only)"},
+    {"GET", "/api/v1/jobs", api_jobs_list, 0, "jobs:read",
+     "durable jobs, newest first (?kind= &state= &target= &before= &limit=)"},
+    {"POST", "/api/v1/jobs/test", api_job_test_create, HTTP_ROUTE_BODY, "jobs:test",
+     "enqueue a test job (only with --job-test-kinds 1; 404 otherwise)"},
+    {"GET", "/api/v1/jobs/{id}", api_job_get, 0, "jobs:read", "one job: state, attempt, result or error"},
+    {"POST", "/api/v1/jobs/{id}/cancel", api_job_cancel, 0, "jobs:cancel",
+     "cancel a queued job, or ask a running one to stop"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},

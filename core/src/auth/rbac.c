@@ -50,6 +50,9 @@ static const struct perm {
     {"stacks:read", R_ALL, API_SCOPE_STACKS},
     {"stacks:write", R_OPS, 0},
     {"stacks:delete", R_ADMIN, 0},
+    {"jobs:read", R_ALL, 0},
+    {"jobs:cancel", R_OPS, 0},
+    {"jobs:test", R_OPS, 0},
 };
 #define N_PERMS (sizeof perms / sizeof perms[0])
 

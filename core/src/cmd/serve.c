@@ -152,6 +152,21 @@ int cmd_serve(const struct config *cfg)
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
+    struct jobs_config jc = {.store = app.store,
+                             .events = app.events,
+                             .workers = (int)config_get_int(cfg, "job-workers"),
+                             .lease_ms = (int)config_get_int(cfg, "job-lease-ms"),
+                             .retry_base_ms = (int)config_get_int(cfg, "job-retry-base-ms")};
+    app.jobs = jobs_open(&jc, &err);
+    if (!app.jobs) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+    app.job_test_kinds = config_get_int(cfg, "job-test-kinds") == 1;
+    if (app.job_test_kinds && jobs_register_test_kinds(app.jobs, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
     if (api_nodes_start(&app, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
@@ -174,21 +189,20 @@ int cmd_serve(const struct config *cfg)
         goto out;
     }
     api_nodes_attach_docker(&app);
-
-    /* Jobs (the stand-in of jobs/jobs.c) and the stacks that run as jobs. */
+    if (docker_register_jobs(app.docker, app.jobs, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+    /* Compose stacks deploy and scale as jobs (stacks/service.c). */
     app.stacks = (struct stacks_env){.store = app.store,
                                      .docker = app.docker,
                                      .key = &app.master_key,
                                      .bind_base = config_get(cfg, "stack-bind-base"),
                                      .health_timeout_s = (int)config_get_int(cfg, "stack-health-timeout")};
-    struct jobs_config jc = {.store = app.store, .events = app.events, .workers = 2};
-    app.jobs = jobs_open(&jc, &err);
-    if (!app.jobs || stacks_jobs_register(app.jobs, &app.stacks, &err) || jobs_start(app.jobs, &err)) {
-        fprintf(stderr, "serverbox-core: jobs: %s\n", err.msg);
+    if (stacks_jobs_register(app.jobs, &app.stacks, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
-    if (stacks_recover(&app.stacks, app.jobs, &err))
-        log_warn("stacks not checked for interrupted deploys", "detail=\"%s\"", err.msg);
 
     struct metrics_config mc = {.store = app.store,
                                 .raw_days = (int)config_get_int(cfg, "metrics-raw-days"),
@@ -198,6 +212,11 @@ int cmd_serve(const struct config *cfg)
                                 .publish_ctx = &app};
     app.metrics = metrics_start(&mc, &err);
     if (!app.metrics) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+
+    if (jobs_start(app.jobs, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
@@ -237,10 +256,11 @@ out:
     docker_shutdown_streams(app.docker);
     atomic_store(&app.stopping, true);
     http_server_stop(app.http);
-    jobs_close(app.jobs);
+    jobs_stop(app.jobs);
     metrics_stop(app.metrics);
     events_free(app.events);
     api_nodes_stop(&app);
+    jobs_free(app.jobs);
     static_site_free(app.dashboard);
     auth_close(app.auth);
     docker_close(app.docker);

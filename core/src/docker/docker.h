@@ -64,6 +64,12 @@ void docker_set_resolver(struct docker *d, docker_resolver_fn fn, void *ctx);
 int docker_watch_node(struct docker *d, const char *node_id, struct sb_err *err);
 void docker_unwatch_node(struct docker *d, const char *node_id);
 
+/* Registers the job kinds container.stop, container.restart and image.pull
+ * (docker/jobs.c) with the jobs subsystem; the engine calls then run on jobs
+ * workers. Before jobs_start. */
+struct jobs;
+int docker_register_jobs(struct docker *d, struct jobs *j, struct sb_err *err);
+
 /* The unix socket of a node's engine and the node's name. */
 int docker_endpoint_for_node(struct docker *d, const char *node_id, char *socket_out, size_t len,
                              char *name_out, size_t name_len, struct sb_err *err);

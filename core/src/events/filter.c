@@ -37,6 +37,7 @@ static const struct family_rule families[] = {
     {"logs", "logs"},
     {"terminal", "terminal"},
     {"alert", "alerts"},
+    {"job", "jobs"},
     {"alerts", "alerts"},
     {"nodes", "nodes"},
     {"containers", "containers"},

@@ -1,15 +1,11 @@
 /*
- * jobs — a MINIMAL stand-in written on the stacks branch while the jobs
- * branch builds the real subsystem (contract: /work/contract/jobs.h). It
- * keeps the contract's calls and events (job.queued/started/succeeded/
- * failed on stream job/<id>, progress and log lines on the ephemeral topic
- * job/<id>), but jobs live in memory only: no table, no lease, no takeover.
- * A job queued or running when the daemon dies is lost; the stacks service
- * marks such deploys failed at start (stacks_recover). The jobs branch
- * replaces this file whole.
+ * jobs: durable work claimed from PostgreSQL under a lease, and singleton
+ * duties under a lease row. Design and guarantees: README.md beside this.
  *
- * Bounds: at most JOBS_QUEUE_MAX jobs queued or kept; finished jobs are
- * forgotten oldest first.
+ * Threads: `workers` worker threads (each runs at most one attempt: there is
+ * no in-memory queue, a worker claims a job only when it is free), one
+ * renewer (job leases and duty leases), and one thread per duty that has a
+ * `run`. Handlers run on worker threads.
  */
 #include "jobs.h"
 
@@ -17,322 +13,212 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <time.h>
 
-#define JOBS_KINDS_MAX   16
-#define JOBS_QUEUE_MAX   256
-#define JOBS_WORKERS_MAX 4
-
-struct job {
-    char id[37];
-    char kind[48];
-    char target[128];
-    char node_id[64];
-    char key[128];
-    json_t *args;
-    json_t *result;
-    char state[12]; /* queued running succeeded failed cancelled */
-    char error[256];
-    int attempt;
-    int64_t created_us, started_us, finished_us;
-    int64_t not_before_ms;
-    struct event_actor actor; /* strings below */
-    char actor_kind[16], actor_id[64], actor_name[128];
-    struct job *next;
-};
+#define MAX_KINDS      32
+#define MAX_DUTIES     16
+#define MAX_WORKERS    256
+#define MAX_ARGS_BYTES (16 * 1024)
+#define MAX_LOG_LINE   1000
+#define RETRY_CAP_MS   (10 * 60 * 1000)
 
 struct job_ctx {
     struct jobs *j;
-    struct job *job;
     const struct jobs_kind *kind;
-    int64_t deadline_ms;
+    char id[37];
+    char holder[80];
+    char node_id[64];
+    int attempt;
+    int64_t deadline_ms;         /* monotonic: the attempt's timeout */
+    _Atomic int64_t lease_ok_ms; /* monotonic: the lease is surely still ours before this */
+    atomic_bool cancel_asked;
+    atomic_bool lost;
+};
+
+struct duty {
+    struct jobs_duty d;
+    char name[64];
+    _Atomic int64_t held_until_ms; /* monotonic; 0 = not held */
+    pthread_t runner;
+    bool has_runner;
 };
 
 struct jobs {
-    struct store *store;
-    struct events_bus *events;
-    struct jobs_kind kinds[JOBS_KINDS_MAX];
-    size_t n_kinds;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    struct job *head; /* every job kept, newest last */
-    size_t count;
-    bool stopping;
-    pthread_t threads[JOBS_WORKERS_MAX];
-    int n_threads;
+    struct jobs_config cfg;
+    char daemon_id[37];
+    struct jobs_kind kinds[MAX_KINDS];
+    int n_kinds;
+    char *kinds_array; /* PostgreSQL array literal of the kinds */
+    struct duty duties[MAX_DUTIES];
+    int n_duties;
+
+    pthread_t *workers;
+    int n_started;
+    pthread_t renewer;
+    bool renewer_started;
+    struct job_ctx **running; /* one slot per worker */
+    atomic_bool stopping;
+    atomic_uint_fast64_t claims;
+    pthread_mutex_t lock; /* wake, stopping */
+    pthread_cond_t wake;
+    pthread_mutex_t run_lock; /* running[] */
 };
+
+/* ---- pure parts ------------------------------------------------------------ */
+
+int64_t jobs_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms)
+{
+    if (attempt < 1)
+        attempt = 1;
+    int64_t d = base_ms > 0 ? base_ms : 1;
+    for (int i = 1; i < attempt && d < cap_ms; i++)
+        d *= 2;
+    return d < cap_ms ? d : cap_ms;
+}
+
+enum jobs_outcome jobs_decide(int rc, int attempt, int max_attempts, bool cancel_asked)
+{
+    if (rc == 0)
+        return JOBS_SUCCEEDED;
+    if (cancel_asked)
+        return JOBS_CANCELLED;
+    if ((rc == SB_EUNAVAIL || rc == SB_ETIMEOUT) && attempt < max_attempts)
+        return JOBS_RETRY;
+    return JOBS_FAILED;
+}
+
+const char *jobs_next_state(const char *state, const char *event)
+{
+    if (!state || !event)
+        return NULL;
+    bool queued = strcmp(state, "queued") == 0, running = strcmp(state, "running") == 0;
+    if (strcmp(event, "started") == 0)
+        return queued || running ? "running" : NULL; /* running: a takeover */
+    if (strcmp(event, "retrying") == 0)
+        return running ? "queued" : NULL;
+    if (strcmp(event, "succeeded") == 0 || strcmp(event, "failed") == 0)
+        return running ? (event[0] == 's' ? "succeeded" : "failed") : NULL;
+    if (strcmp(event, "cancel_requested") == 0)
+        return running ? "running" : NULL;
+    if (strcmp(event, "cancelled") == 0)
+        return queued || running ? "cancelled" : NULL;
+    return NULL;
+}
+
+bool jobs_kind_valid(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 63)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-'))
+            return false;
+    return true;
+}
+
+/* ---- set-up ------------------------------------------------------------------ */
 
 struct jobs *jobs_open(const struct jobs_config *cfg, struct sb_err *err)
 {
+    if (!cfg || !cfg->store) {
+        sb_error(err, SB_EINVAL, "jobs need a store");
+        return NULL;
+    }
     struct jobs *j = calloc(1, sizeof *j);
     if (!j) {
         sb_error(err, SB_ENOMEM, "out of memory");
         return NULL;
     }
-    j->store = cfg->store;
-    j->events = cfg->events;
-    j->n_threads = cfg->workers > 0 && cfg->workers <= JOBS_WORKERS_MAX ? cfg->workers : 2;
+    j->cfg = *cfg;
+    if (j->cfg.workers <= 0)
+        j->cfg.workers = 8;
+    if (j->cfg.workers > MAX_WORKERS)
+        j->cfg.workers = MAX_WORKERS;
+    if (j->cfg.lease_ms < 600)
+        j->cfg.lease_ms = 5000;
+    if (j->cfg.poll_ms <= 0)
+        j->cfg.poll_ms = 500;
+    if (j->cfg.retry_base_ms <= 0)
+        j->cfg.retry_base_ms = 1000;
+    uuid_v4(j->daemon_id);
     pthread_mutex_init(&j->lock, NULL);
-    pthread_cond_init(&j->cond, NULL);
+    pthread_mutex_init(&j->run_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->wake, &ca);
+    pthread_condattr_destroy(&ca);
     return j;
+}
+
+const char *jobs_daemon_id(const struct jobs *j)
+{
+    return j->daemon_id;
 }
 
 int jobs_register(struct jobs *j, const struct jobs_kind *k, struct sb_err *err)
 {
-    if (j->n_kinds >= JOBS_KINDS_MAX)
-        return sb_error(err, SB_ENOMEM, "too many job kinds");
-    j->kinds[j->n_kinds++] = *k;
+    if (!k || !jobs_kind_valid(k->kind) || !k->run)
+        return sb_error(err, SB_EINVAL, "a job kind needs a valid name and a handler");
+    if (j->n_started)
+        return sb_error(err, SB_ECONFLICT, "kinds are registered before jobs_start");
+    if (j->n_kinds == MAX_KINDS)
+        return sb_error(err, SB_ETOOLARGE, "too many job kinds");
+    for (int i = 0; i < j->n_kinds; i++)
+        if (strcmp(j->kinds[i].kind, k->kind) == 0)
+            return sb_error(err, SB_ECONFLICT, "job kind %s registered twice", k->kind);
+    struct jobs_kind *slot = &j->kinds[j->n_kinds++];
+    *slot = *k;
+    if (slot->max_attempts <= 0)
+        slot->max_attempts = 3;
+    if (slot->timeout_s <= 0)
+        slot->timeout_s = 3600;
     return 0;
 }
 
-static const struct jobs_kind *kind_of(struct jobs *j, const char *kind)
+static const struct jobs_kind *kind_find(const struct jobs *j, const char *kind)
 {
-    for (size_t i = 0; i < j->n_kinds; i++)
+    for (int i = 0; i < j->n_kinds; i++)
         if (strcmp(j->kinds[i].kind, kind) == 0)
             return &j->kinds[i];
     return NULL;
 }
 
-static json_t *job_json(const struct job *jb)
+int jobs_duty_register(struct jobs *j, const struct jobs_duty *d, struct sb_err *err)
 {
-    char created[40], started[40] = "", finished[40] = "";
-    time_format_rfc3339(jb->created_us, created, sizeof created);
-    if (jb->started_us)
-        time_format_rfc3339(jb->started_us, started, sizeof started);
-    if (jb->finished_us)
-        time_format_rfc3339(jb->finished_us, finished, sizeof finished);
-    json_t *o =
-        json_pack("{s:s,s:s,s:s,s:s,s:O,s:i,s:s}", "id", jb->id, "kind", jb->kind, "target", jb->target,
-                  "state", jb->state, "args", jb->args, "attempt", jb->attempt, "created_at", created);
-    json_object_set_new(o, "node_id", jb->node_id[0] ? json_string(jb->node_id) : json_null());
-    json_object_set_new(o, "started_at", started[0] ? json_string(started) : json_null());
-    json_object_set_new(o, "finished_at", finished[0] ? json_string(finished) : json_null());
-    json_object_set_new(o, "error", jb->error[0] ? json_string(jb->error) : json_null());
-    json_object_set(o, "result", jb->result ? jb->result : json_null());
-    return o;
-}
-
-static void append(struct jobs *j, const struct job *jb, const char *type, json_t *extra)
-{
-    char stream[48];
-    snprintf(stream, sizeof stream, "job/%s", jb->id);
-    json_t *d = json_pack("{s:s,s:s,s:s,s:i}", "id", jb->id, "kind", jb->kind, "target", jb->target,
-                          "attempt", jb->attempt);
-    if (jb->node_id[0])
-        json_object_set_new(d, "node_id", json_string(jb->node_id));
-    if (extra)
-        json_object_update(d, extra);
-    struct event_new ev = {.stream = stream,
-                           .type = type,
-                           .data = d,
-                           .actor = jb->actor,
-                           .outcome = strcmp(type, "job.failed") == 0 ? "failure" : "success"};
-    int64_t seq;
-    struct sb_err err = {0};
-    if (store_append(j->store, &ev, &seq, &err))
-        log_warn("job event not recorded", "type=%s job=%s detail=\"%s\"", type, jb->id, err.msg);
-    json_decref(d);
-}
-
-static void forget_finished(struct jobs *j)
-{
-    /* keep at most JOBS_QUEUE_MAX: drop the oldest finished ones */
-    struct job **pp = &j->head;
-    while (j->count > JOBS_QUEUE_MAX && *pp) {
-        struct job *jb = *pp;
-        if (strcmp(jb->state, "queued") != 0 && strcmp(jb->state, "running") != 0) {
-            *pp = jb->next;
-            json_decref(jb->args);
-            json_decref(jb->result);
-            free(jb);
-            j->count--;
-        } else {
-            pp = &jb->next;
-        }
-    }
-}
-
-int jobs_enqueue(struct jobs *j, const struct jobs_new *in, json_t **job, struct sb_err *err)
-{
-    if (!kind_of(j, in->kind))
-        return sb_error(err, SB_EINTERNAL, "unknown job kind %s", in->kind);
-    struct job *jb = calloc(1, sizeof *jb);
-    if (!jb)
-        return sb_error(err, SB_ENOMEM, "out of memory");
-    uuid_v4(jb->id);
-    sb_strlcpy(jb->kind, in->kind, sizeof jb->kind);
-    sb_strlcpy(jb->target, in->target ? in->target : "", sizeof jb->target);
-    sb_strlcpy(jb->node_id, in->node_id ? in->node_id : "", sizeof jb->node_id);
-    sb_strlcpy(jb->key, in->concurrency_key ? in->concurrency_key : "", sizeof jb->key);
-    jb->args = json_deep_copy(in->args ? in->args : json_object());
-    sb_strlcpy(jb->state, "queued", sizeof jb->state);
-    jb->created_us = time_now_us();
-    sb_strlcpy(jb->actor_kind, in->actor.kind ? in->actor.kind : "system", sizeof jb->actor_kind);
-    sb_strlcpy(jb->actor_id, in->actor.id ? in->actor.id : "", sizeof jb->actor_id);
-    sb_strlcpy(jb->actor_name, in->actor.name ? in->actor.name : "", sizeof jb->actor_name);
-    jb->actor.kind = jb->actor_kind;
-    jb->actor.id = jb->actor_id[0] ? jb->actor_id : NULL;
-    jb->actor.name = jb->actor_name[0] ? jb->actor_name : NULL;
-    jb->actor.ip = NULL;
-    pthread_mutex_lock(&j->lock);
-    size_t active = 0;
-    for (struct job *x = j->head; x; x = x->next)
-        active += strcmp(x->state, "queued") == 0 || strcmp(x->state, "running") == 0;
-    if (active >= JOBS_QUEUE_MAX || j->stopping) {
-        pthread_mutex_unlock(&j->lock);
-        json_decref(jb->args);
-        free(jb);
-        return sb_error(err, SB_EUNAVAIL, "the job queue is full");
-    }
-    pthread_mutex_unlock(&j->lock);
-    json_t *extra = json_pack("{s:O}", "args", jb->args);
-    append(j, jb, "job.queued", extra);
-    json_decref(extra);
-    pthread_mutex_lock(&j->lock);
-    struct job **pp = &j->head;
-    while (*pp)
-        pp = &(*pp)->next;
-    *pp = jb;
-    j->count++;
-    forget_finished(j);
-    if (job)
-        *job = job_json(jb);
-    pthread_cond_broadcast(&j->cond);
-    pthread_mutex_unlock(&j->lock);
+    if (!d || !jobs_kind_valid(d->name) || (d->run && d->interval_ms <= 0))
+        return sb_error(err, SB_EINVAL, "a duty needs a valid name and, with run, an interval");
+    if (j->n_started)
+        return sb_error(err, SB_ECONFLICT, "duties are registered before jobs_start");
+    if (j->n_duties == MAX_DUTIES)
+        return sb_error(err, SB_ETOOLARGE, "too many duties");
+    struct duty *slot = &j->duties[j->n_duties++];
+    memset(slot, 0, sizeof *slot);
+    slot->d = *d;
+    sb_strlcpy(slot->name, d->name, sizeof slot->name);
+    slot->d.name = slot->name;
     return 0;
 }
 
-int jobs_get(struct jobs *j, const char *id, json_t **job, struct sb_err *err)
+bool jobs_duty_held(struct jobs *j, const char *name)
 {
-    pthread_mutex_lock(&j->lock);
-    for (struct job *x = j->head; x; x = x->next)
-        if (strcmp(x->id, id) == 0) {
-            *job = job_json(x);
-            pthread_mutex_unlock(&j->lock);
-            return 0;
-        }
-    pthread_mutex_unlock(&j->lock);
-    return sb_error(err, SB_ENOTFOUND, "no such job");
+    if (!j || !name)
+        return false;
+    for (int i = 0; i < j->n_duties; i++)
+        if (strcmp(j->duties[i].name, name) == 0)
+            return atomic_load(&j->duties[i].held_until_ms) > time_mono_ms();
+    return false;
 }
 
-/* A queued job whose key is free and whose backoff is over. Lock held. */
-static struct job *next_runnable(struct jobs *j)
-{
-    int64_t now = time_mono_ms();
-    for (struct job *x = j->head; x; x = x->next) {
-        if (strcmp(x->state, "queued") != 0 || x->not_before_ms > now)
-            continue;
-        bool busy = false;
-        for (struct job *y = j->head; y && x->key[0]; y = y->next)
-            if (y != x && strcmp(y->state, "running") == 0 && strcmp(y->key, x->key) == 0)
-                busy = true;
-        /* an earlier queued job with the same key goes first */
-        for (struct job *y = j->head; y && y != x && x->key[0]; y = y->next)
-            if (strcmp(y->state, "queued") == 0 && strcmp(y->key, x->key) == 0)
-                busy = true;
-        if (!busy)
-            return x;
-    }
-    return NULL;
-}
-
-static void *worker(void *arg)
-{
-    struct jobs *j = arg;
-    pthread_mutex_lock(&j->lock);
-    while (!j->stopping) {
-        struct job *jb = next_runnable(j);
-        if (!jb) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 200 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&j->cond, &j->lock, &ts);
-            continue;
-        }
-        sb_strlcpy(jb->state, "running", sizeof jb->state);
-        jb->attempt++;
-        jb->started_us = time_now_us();
-        const struct jobs_kind *k = kind_of(j, jb->kind);
-        pthread_mutex_unlock(&j->lock);
-
-        append(j, jb, "job.started", NULL);
-        struct job_ctx ctx = {.j = j, .job = jb, .kind = k};
-        ctx.deadline_ms = time_mono_ms() + (int64_t)(k->timeout_s > 0 ? k->timeout_s : 3600) * 1000;
-        json_t *result = NULL;
-        struct sb_err err = {0};
-        json_t *args = json_deep_copy(jb->args);
-        int rc = k->run(&ctx, args, &result, &err);
-        json_decref(args);
-        int max = k->max_attempts > 0 ? k->max_attempts : 3;
-        bool retry = rc && (rc == SB_EUNAVAIL || rc == SB_ETIMEOUT) && jb->attempt < max && !j->stopping;
-
-        pthread_mutex_lock(&j->lock);
-        json_decref(jb->result);
-        jb->result = result;
-        if (rc)
-            sb_strlcpy(jb->error, err.msg[0] ? err.msg : sb_errcode_name(rc), sizeof jb->error);
-        if (retry) {
-            sb_strlcpy(jb->state, "queued", sizeof jb->state);
-            jb->not_before_ms = time_mono_ms() + 1000LL * (1 << (jb->attempt > 5 ? 5 : jb->attempt));
-        } else {
-            sb_strlcpy(jb->state, rc ? "failed" : "succeeded", sizeof jb->state);
-            jb->finished_us = time_now_us();
-        }
-        pthread_mutex_unlock(&j->lock);
-        if (!retry) {
-            json_t *extra = rc ? json_pack("{s:s}", "error", jb->error) : NULL;
-            append(j, jb, rc ? "job.failed" : "job.succeeded", extra);
-            json_decref(extra);
-        }
-        pthread_mutex_lock(&j->lock);
-        pthread_cond_broadcast(&j->cond);
-    }
-    pthread_mutex_unlock(&j->lock);
-    return NULL;
-}
-
-int jobs_start(struct jobs *j, struct sb_err *err)
-{
-    for (int i = 0; i < j->n_threads; i++)
-        if (pthread_create(&j->threads[i], NULL, worker, j)) {
-            j->n_threads = i;
-            return sb_error(err, SB_EINTERNAL, "cannot start a jobs worker");
-        }
-    return 0;
-}
-
-void jobs_close(struct jobs *j)
-{
-    if (!j)
-        return;
-    pthread_mutex_lock(&j->lock);
-    j->stopping = true;
-    pthread_cond_broadcast(&j->cond);
-    pthread_mutex_unlock(&j->lock);
-    for (int i = 0; i < j->n_threads; i++)
-        pthread_join(j->threads[i], NULL);
-    for (struct job *x = j->head; x;) {
-        struct job *next = x->next;
-        json_decref(x->args);
-        json_decref(x->result);
-        free(x);
-        x = next;
-    }
-    pthread_cond_destroy(&j->cond);
-    pthread_mutex_destroy(&j->lock);
-    free(j);
-}
+/* ---- handler side -------------------------------------------------------------- */
 
 const char *job_id(const struct job_ctx *c)
 {
-    return c->job->id;
+    return c->id;
 }
 
 void *job_kind_ctx(const struct job_ctx *c)
@@ -342,51 +228,512 @@ void *job_kind_ctx(const struct job_ctx *c)
 
 int job_attempt(const struct job_ctx *c)
 {
-    return c->job->attempt;
-}
-
-static void publish(struct job_ctx *c, const char *type, json_t *data)
-{
-    if (!c->j->events)
-        return;
-    char topic[48];
-    snprintf(topic, sizeof topic, "job/%s", c->job->id);
-    struct sb_err err = {0};
-    events_publish_ephemeral(c->j->events, topic, type, data, &err);
-}
-
-void job_progress(struct job_ctx *c, int percent, const char *step)
-{
-    json_t *d =
-        json_pack("{s:s,s:i,s:s}", "job_id", c->job->id, "percent", percent, "step", step ? step : "");
-    publish(c, "job.progress", d);
-    json_decref(d);
-}
-
-void job_log(struct job_ctx *c, const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    json_t *d = json_pack("{s:s,s:s}", "job_id", c->job->id, "line", line);
-    if (d)
-        publish(c, "job.log", d);
-    json_decref(d);
+    return c->attempt;
 }
 
 bool job_cancelled(const struct job_ctx *c)
 {
-    return c->j->stopping || time_mono_ms() > c->deadline_ms;
+    int64_t now = time_mono_ms();
+    return atomic_load(&c->cancel_asked) || atomic_load(&c->lost) || atomic_load(&c->j->stopping) ||
+           now >= c->deadline_ms || now >= atomic_load(&c->lease_ok_ms);
 }
 
-int jobs_duty_register(struct jobs *j, const struct jobs_duty *d, struct sb_err *err)
+static void publish(struct job_ctx *c, const char *type, json_t *data)
 {
-    return sb_error(err, SB_EINTERNAL, "duties are not in the stand-in jobs");
+    if (!c->j->cfg.events || !data)
+        return;
+    char topic[64];
+    snprintf(topic, sizeof topic, "job/%s", c->id);
+    json_object_set_new(data, "job_id", json_string(c->id));
+    json_object_set_new(data, "attempt", json_integer(c->attempt));
+    if (c->node_id[0])
+        json_object_set_new(data, "node_id", json_string(c->node_id));
+    struct sb_err err = {0};
+    if (events_publish_ephemeral(c->j->cfg.events, topic, type, data, &err))
+        log_debug("job progress not published", "job=%s detail=\"%s\"", c->id, err.msg);
+    json_decref(data);
 }
 
-bool jobs_duty_held(struct jobs *j, const char *name)
+void job_progress(struct job_ctx *c, int percent, const char *step)
 {
-    return false;
+    if (percent > 100)
+        percent = 100;
+    json_t *d = json_object();
+    json_object_set_new(d, "percent", percent < 0 ? json_null() : json_integer(percent));
+    if (step) {
+        char s[200];
+        sb_strlcpy(s, step, sizeof s);
+        json_object_set_new(d, "step", json_string(s));
+    }
+    publish(c, "job.progress", d);
+}
+
+void job_log(struct job_ctx *c, const char *fmt, ...)
+{
+    char line[MAX_LOG_LINE + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    json_t *s = json_string(line);
+    if (!s) /* not UTF-8 */
+        return;
+    publish(c, "job.log", json_pack("{s:o}", "line", s));
+}
+
+/* ---- events --------------------------------------------------------------------- */
+
+static int append(struct jobs *j, const char *id, const char *type, json_t *data,
+                  const struct event_actor *actor, struct sb_err *err)
+{
+    char stream[48];
+    snprintf(stream, sizeof stream, "job/%s", id);
+    json_object_set_new(data, "id", json_string(id));
+    struct event_actor system = {.kind = "system", .id = j->daemon_id, .name = "jobs"};
+    struct event_new ev = {
+        .stream = stream, .type = type, .data = data, .actor = actor ? *actor : system, .outcome = "success"};
+    int64_t seq;
+    int rc = store_append(j->cfg.store, &ev, &seq, err);
+    json_decref(data);
+    return rc;
+}
+
+static json_t *error_json(int rc, const struct sb_err *err)
+{
+    json_t *e =
+        json_pack("{s:s, s:s}", "code", sb_errcode_name(rc), "message", err->msg[0] ? err->msg : "failed");
+    if (err->field[0])
+        json_object_set_new(e, "field", json_string(err->field));
+    return e;
+}
+
+static void wake_one(struct jobs *j)
+{
+    pthread_mutex_lock(&j->lock);
+    pthread_cond_signal(&j->wake);
+    pthread_mutex_unlock(&j->lock);
+}
+
+int jobs_enqueue(struct jobs *j, const struct jobs_new *in, json_t **job, struct sb_err *err)
+{
+    if (job)
+        *job = NULL;
+    const struct jobs_kind *k = in && in->kind ? kind_find(j, in->kind) : NULL;
+    if (!k)
+        return sb_error(err, SB_EINVAL, "unknown job kind");
+    if (in->args && !json_is_object(in->args))
+        return sb_error(err, SB_EINVAL, "job args must be an object");
+    char *text = in->args ? json_dumps(in->args, JSON_COMPACT) : NULL;
+    size_t n = text ? strlen(text) : 0;
+    free(text);
+    if (n > MAX_ARGS_BYTES)
+        return sb_error(err, SB_ETOOLARGE, "job args over %d bytes", MAX_ARGS_BYTES);
+    char id[37];
+    uuid_v4(id);
+    json_t *by =
+        json_pack("{s:s?, s:s?, s:s?}", "kind", in->actor.kind, "id", in->actor.id, "name", in->actor.name);
+    json_t *args = in->args ? json_incref(in->args) : json_object();
+    json_t *d = json_pack("{s:s, s:s?, s:s?, s:s?, s:o, s:i, s:i, s:o}", "kind", k->kind, "target",
+                          in->target, "node_id", in->node_id, "concurrency_key", in->concurrency_key, "args",
+                          args, "max_attempts", k->max_attempts, "timeout_s", k->timeout_s, "created_by", by);
+    if (!d)
+        return sb_error(err, SB_EINVAL, "job fields must be UTF-8");
+    int rc = append(j, id, "job.queued", d, &in->actor, err);
+    if (rc)
+        return rc;
+    wake_one(j);
+    return job ? store_job_get(j->cfg.store, id, job, err) : 0;
+}
+
+int jobs_get(struct jobs *j, const char *id, json_t **job, struct sb_err *err)
+{
+    return store_job_get(j->cfg.store, id, job, err);
+}
+
+int jobs_list(struct jobs *j, const struct store_jobs_filter *f, json_t **out, struct sb_err *err)
+{
+    return store_jobs_list(j->cfg.store, f, out, err);
+}
+
+static void local_cancel(struct jobs *j, const char *id)
+{
+    pthread_mutex_lock(&j->run_lock);
+    for (int i = 0; i < j->cfg.workers; i++)
+        if (j->running && j->running[i] && strcmp(j->running[i]->id, id) == 0)
+            atomic_store(&j->running[i]->cancel_asked, true);
+    pthread_mutex_unlock(&j->run_lock);
+}
+
+int jobs_cancel(struct jobs *j, const char *id, const struct event_actor *actor, json_t **job,
+                struct sb_err *err)
+{
+    *job = NULL;
+    for (int tries = 0; tries < 5; tries++) {
+        json_t *row = NULL;
+        int rc = store_job_get(j->cfg.store, id, &row, err);
+        if (rc)
+            return rc;
+        const char *state = json_string_value(json_object_get(row, "state"));
+        json_t *node = json_object_get(row, "node_id");
+        int attempt = (int)json_integer_value(json_object_get(row, "attempt"));
+        bool asked = json_is_true(json_object_get(row, "cancel_requested"));
+        if (strcmp(state, "cancelled") == 0 || (strcmp(state, "running") == 0 && asked)) {
+            if (asked)
+                local_cancel(j, id);
+            *job = row;
+            return 0;
+        }
+        if (!jobs_next_state(state, "cancelled")) {
+            sb_error(err, SB_ECONFLICT, "the job already %s", state);
+            json_decref(row);
+            return SB_ECONFLICT;
+        }
+        bool queued = strcmp(state, "queued") == 0;
+        json_t *d = queued ? json_pack("{s:i, s:s}", "attempt", attempt, "from", "queued") : json_object();
+        if (json_is_string(node))
+            json_object_set(d, "node_id", node);
+        json_decref(row);
+        rc = append(j, id, queued ? "job.cancelled" : "job.cancel_requested", d, actor, err);
+        if (rc == SB_ECONFLICT)
+            continue; /* its state changed meanwhile (claimed, finished): look again */
+        if (rc)
+            return rc;
+        if (!queued)
+            local_cancel(j, id);
+        return store_job_get(j->cfg.store, id, job, err);
+    }
+    return sb_error(err, SB_ECONFLICT, "the job keeps changing state; try again");
+}
+
+/* ---- workers ----------------------------------------------------------------------- */
+
+static void running_set(struct jobs *j, int slot, struct job_ctx *c)
+{
+    pthread_mutex_lock(&j->run_lock);
+    j->running[slot] = c;
+    pthread_mutex_unlock(&j->run_lock);
+}
+
+/* Records an attempt's outcome; the lease stays renewed meanwhile, and a
+ * database outage is waited out (the lease lapses only if we stay unable to
+ * renew, and then the job is someone else's). */
+static void record(struct jobs *j, struct job_ctx *c, const char *type, json_t *d)
+{
+    if (c->node_id[0])
+        json_object_set_new(d, "node_id", json_string(c->node_id));
+    json_object_set_new(d, "attempt", json_integer(c->attempt));
+    for (int tries = 0;; tries++) {
+        struct sb_err err = {0};
+        int rc = append(j, c->id, type, json_incref(d), NULL, &err);
+        if (rc == 0 || rc != SB_EUNAVAIL || atomic_load(&c->lost) ||
+            time_mono_ms() >= atomic_load(&c->lease_ok_ms) || tries > 100) {
+            if (rc)
+                log_warn("job outcome not recorded", "job=%s type=%s detail=\"%s\"", c->id, type, err.msg);
+            break;
+        }
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    json_decref(d);
+}
+
+static void *worker_main(void *arg);
+
+struct worker_arg {
+    struct jobs *j;
+    int slot;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker_arg *wa = arg;
+    struct jobs *j = wa->j;
+    int slot = wa->slot;
+    free(wa);
+    while (!atomic_load(&j->stopping)) {
+        struct store_job_claim cl;
+        bool found = false;
+        struct sb_err err = {0};
+        char holder[80];
+        unsigned long long n = (unsigned long long)atomic_fetch_add(&j->claims, 1) + 1;
+        snprintf(holder, sizeof holder, "%s#%llu", j->daemon_id, n);
+        int rc = j->n_kinds ? store_job_claim(j->cfg.store, holder, j->cfg.lease_ms, j->kinds_array, &cl,
+                                              &found, &err)
+                            : 0;
+        if (rc == 0 && found) {
+            const struct jobs_kind *k = kind_find(j, cl.kind);
+            struct job_ctx c = {.j = j, .kind = k, .attempt = cl.attempt + 1};
+            sb_strlcpy(c.id, cl.id, sizeof c.id);
+            sb_strlcpy(c.node_id, cl.node_id, sizeof c.node_id);
+            sb_strlcpy(c.holder, holder, sizeof c.holder);
+            int64_t now = time_mono_ms();
+            atomic_store(&c.lease_ok_ms, now + j->cfg.lease_ms * 4 / 5);
+            c.deadline_ms = now + (int64_t)cl.timeout_s * 1000;
+            running_set(j, slot, &c);
+            if (cl.was_running && cl.cancel_requested) {
+                c.attempt = cl.attempt;
+                record(j, &c, "job.cancelled", json_pack("{s:s}", "from", "running"));
+            } else if (c.attempt > cl.max_attempts) {
+                c.attempt = cl.attempt;
+                record(j, &c, "job.failed",
+                       json_pack("{s:{s:s, s:s}}", "error", "code", "lease_lost", "message",
+                                 "the daemon running it stopped and no attempts are left"));
+            } else {
+                json_t *sd = json_pack("{s:s, s:s, s:i, s:b}", "kind", cl.kind, "holder", holder, "attempt",
+                                       c.attempt, "takeover", cl.was_running);
+                if (c.node_id[0])
+                    json_object_set_new(sd, "node_id", json_string(c.node_id));
+                struct sb_err serr = {0};
+                if (append(j, c.id, "job.started", sd, NULL, &serr) == 0) {
+                    log_info("job started", "job=%s kind=%s attempt=%d", c.id, cl.kind, c.attempt);
+                    json_error_t je;
+                    json_t *args = json_loads(cl.args ? cl.args : "{}", 0, &je);
+                    if (!args)
+                        args = json_object();
+                    json_t *result = NULL;
+                    struct sb_err herr = {0};
+                    int hrc = k->run(&c, args, &result, &herr);
+                    json_decref(args);
+                    bool stopping = atomic_load(&j->stopping);
+                    bool timed_out = time_mono_ms() >= c.deadline_ms;
+                    if (atomic_load(&c.lost)) {
+                        log_warn("job lease lost; outcome dropped", "job=%s attempt=%d", c.id, c.attempt);
+                        json_decref(result);
+                    } else if (hrc != 0 && stopping) {
+                        /* Interrupted by our shutdown: hand it over at once. */
+                        store_job_release(j->cfg.store, c.id, holder, &herr);
+                        json_decref(result);
+                    } else {
+                        if (hrc != 0 && timed_out && !atomic_load(&c.cancel_asked)) {
+                            hrc = SB_ETIMEOUT;
+                            snprintf(herr.msg, sizeof herr.msg, "the attempt timed out after %d s",
+                                     cl.timeout_s);
+                        }
+                        enum jobs_outcome o =
+                            jobs_decide(hrc, c.attempt, cl.max_attempts, atomic_load(&c.cancel_asked));
+                        if (o == JOBS_SUCCEEDED) {
+                            record(j, &c, "job.succeeded",
+                                   json_pack("{s:o}", "result", result ? result : json_null()));
+                            result = NULL;
+                        } else if (o == JOBS_CANCELLED) {
+                            record(j, &c, "job.cancelled", json_pack("{s:s}", "from", "running"));
+                        } else if (o == JOBS_RETRY) {
+                            int64_t delay = jobs_backoff_ms(c.attempt, j->cfg.retry_base_ms, RETRY_CAP_MS);
+                            char at[40];
+                            time_format_rfc3339(time_now_us() + delay * 1000, at, sizeof at);
+                            record(j, &c, "job.retrying",
+                                   json_pack("{s:o, s:s, s:I}", "error", error_json(hrc, &herr), "run_at", at,
+                                             "delay_ms", (json_int_t)delay));
+                        } else {
+                            record(j, &c, "job.failed", json_pack("{s:o}", "error", error_json(hrc, &herr)));
+                        }
+                        json_decref(result);
+                        log_info("job attempt ended", "job=%s attempt=%d outcome=%d", c.id, c.attempt,
+                                 (int)o);
+                    }
+                } else {
+                    /* Cancelled or taken meanwhile: not ours to run. */
+                    store_job_release(j->cfg.store, c.id, holder, &serr);
+                }
+            }
+            running_set(j, slot, NULL);
+            free(cl.args);
+            continue; /* look for the next at once */
+        }
+        if (rc)
+            log_debug("job claim failed", "detail=\"%s\"", err.msg);
+        pthread_mutex_lock(&j->lock);
+        if (!atomic_load(&j->stopping)) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            int64_t ns = ts.tv_nsec + (int64_t)j->cfg.poll_ms * 1000000;
+            ts.tv_sec += ns / 1000000000;
+            ts.tv_nsec = ns % 1000000000;
+            pthread_cond_timedwait(&j->wake, &j->lock, &ts);
+        }
+        pthread_mutex_unlock(&j->lock);
+    }
+    return NULL;
+}
+
+/* ---- the renewer: job leases and duty leases ----------------------------------------- */
+
+static void renew_jobs(struct jobs *j)
+{
+    /* Renewed under the lock so a slot's context cannot end meanwhile; a
+     * worker finishing waits for at most one round. */
+    pthread_mutex_lock(&j->run_lock);
+    for (int i = 0; i < j->cfg.workers; i++) {
+        struct job_ctx *c = j->running[i];
+        if (!c || atomic_load(&c->lost))
+            continue;
+        int64_t t0 = time_mono_ms();
+        bool held = false, cancel = false;
+        struct sb_err err = {0};
+        if (store_job_renew(j->cfg.store, c->id, c->holder, j->cfg.lease_ms, &held, &cancel, &err) != 0)
+            continue; /* the lease_ok deadline runs out by itself */
+        if (!held) {
+            atomic_store(&c->lost, true);
+            log_warn("job lease lost", "job=%s attempt=%d", c->id, c->attempt);
+            continue;
+        }
+        atomic_store(&c->lease_ok_ms, t0 + j->cfg.lease_ms * 4 / 5);
+        if (cancel)
+            atomic_store(&c->cancel_asked, true);
+    }
+    pthread_mutex_unlock(&j->run_lock);
+}
+
+static void renew_duties(struct jobs *j)
+{
+    for (int i = 0; i < j->n_duties; i++) {
+        struct duty *d = &j->duties[i];
+        int64_t t0 = time_mono_ms();
+        bool held = false;
+        struct sb_err err = {0};
+        if (store_duty_acquire(j->cfg.store, d->name, j->daemon_id, j->cfg.lease_ms, &held, &err) != 0)
+            continue;
+        int64_t before = atomic_load(&d->held_until_ms);
+        if (held) {
+            if (before <= t0)
+                log_info("duty taken", "duty=%s", d->name);
+            atomic_store(&d->held_until_ms, t0 + j->cfg.lease_ms * 4 / 5);
+        } else {
+            if (before > t0)
+                log_info("duty lost", "duty=%s", d->name);
+            atomic_store(&d->held_until_ms, 0);
+        }
+    }
+}
+
+static bool sleep_unless_stopping(struct jobs *j, int ms)
+{
+    pthread_mutex_lock(&j->lock);
+    if (!atomic_load(&j->stopping)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t ns = ts.tv_nsec + (int64_t)ms * 1000000;
+        ts.tv_sec += ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&j->wake, &j->lock, &ts);
+    }
+    pthread_mutex_unlock(&j->lock);
+    return !atomic_load(&j->stopping);
+}
+
+static void *renewer_main(void *arg)
+{
+    struct jobs *j = arg;
+    int period = j->cfg.lease_ms / 4;
+    do {
+        renew_duties(j);
+        renew_jobs(j);
+    } while (sleep_unless_stopping(j, period));
+    return NULL;
+}
+
+struct duty_arg {
+    struct jobs *j;
+    struct duty *d;
+};
+
+static void *duty_runner(void *arg)
+{
+    struct duty_arg *da = arg;
+    struct jobs *j = da->j;
+    struct duty *d = da->d;
+    free(da);
+    while (sleep_unless_stopping(j, d->d.interval_ms)) {
+        if (atomic_load(&d->held_until_ms) > time_mono_ms())
+            d->d.run(d->d.ctx);
+    }
+    return NULL;
+}
+
+int jobs_start(struct jobs *j, struct sb_err *err)
+{
+    struct buf b;
+    buf_init(&b, 0);
+    buf_putc(&b, '{');
+    for (int i = 0; i < j->n_kinds; i++)
+        buf_printf(&b, "%s%s", i ? "," : "", j->kinds[i].kind); /* names are [a-z0-9_.-] */
+    buf_putc(&b, '}');
+    j->kinds_array = buf_detach(&b, NULL);
+    j->running = calloc((size_t)j->cfg.workers, sizeof *j->running);
+    j->workers = calloc((size_t)j->cfg.workers, sizeof *j->workers);
+    if (!j->running || !j->workers || !j->kinds_array)
+        return sb_error(err, SB_ENOMEM, "out of memory");
+    /* Duties first, so a duty is taken before the first handler runs. */
+    renew_duties(j);
+    if (pthread_create(&j->renewer, NULL, renewer_main, j) != 0)
+        return sb_error(err, SB_EINTERNAL, "cannot start the jobs renewer");
+    j->renewer_started = true;
+    for (int i = 0; i < j->n_duties; i++) {
+        if (!j->duties[i].d.run)
+            continue;
+        struct duty_arg *da = malloc(sizeof *da);
+        if (!da)
+            return sb_error(err, SB_ENOMEM, "out of memory");
+        *da = (struct duty_arg){.j = j, .d = &j->duties[i]};
+        if (pthread_create(&j->duties[i].runner, NULL, duty_runner, da) != 0) {
+            free(da);
+            return sb_error(err, SB_EINTERNAL, "cannot start a duty thread");
+        }
+        j->duties[i].has_runner = true;
+    }
+    for (int i = 0; i < j->cfg.workers; i++) {
+        struct worker_arg *wa = malloc(sizeof *wa);
+        if (!wa)
+            return sb_error(err, SB_ENOMEM, "out of memory");
+        *wa = (struct worker_arg){.j = j, .slot = i};
+        if (pthread_create(&j->workers[i], NULL, worker_main, wa) != 0) {
+            free(wa);
+            return sb_error(err, SB_EINTERNAL, "cannot start a jobs worker");
+        }
+        j->n_started = i + 1;
+    }
+    log_info("jobs started", "daemon=%s workers=%d kinds=%d duties=%d lease_ms=%d", j->daemon_id,
+             j->cfg.workers, j->n_kinds, j->n_duties, j->cfg.lease_ms);
+    return 0;
+}
+
+void jobs_stop(struct jobs *j)
+{
+    if (!j)
+        return;
+    pthread_mutex_lock(&j->lock);
+    atomic_store(&j->stopping, true);
+    pthread_cond_broadcast(&j->wake);
+    pthread_mutex_unlock(&j->lock);
+    for (int i = 0; i < j->n_started; i++)
+        pthread_join(j->workers[i], NULL);
+    j->n_started = 0;
+    for (int i = 0; i < j->n_duties; i++)
+        if (j->duties[i].has_runner) {
+            pthread_join(j->duties[i].runner, NULL);
+            j->duties[i].has_runner = false;
+        }
+    if (j->renewer_started) {
+        pthread_join(j->renewer, NULL);
+        j->renewer_started = false;
+    }
+    for (int i = 0; i < j->n_duties; i++) {
+        struct sb_err err = {0};
+        if (atomic_load(&j->duties[i].held_until_ms) > 0)
+            store_duty_release(j->cfg.store, j->duties[i].name, j->daemon_id, &err);
+        atomic_store(&j->duties[i].held_until_ms, 0);
+    }
+}
+
+void jobs_free(struct jobs *j)
+{
+    if (!j)
+        return;
+    free(j->kinds_array);
+    free(j->running);
+    free(j->workers);
+    pthread_mutex_destroy(&j->lock);
+    pthread_mutex_destroy(&j->run_lock);
+    pthread_cond_destroy(&j->wake);
+    free(j);
 }

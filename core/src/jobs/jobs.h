@@ -38,22 +38,6 @@ struct jobs_kind {
     int timeout_s;    /* the attempt is cancelled after this; 0 = 3600 */
 };
 
-/* ---- lifecycle (stacks branch stand-in; the jobs branch owns the real
- * one: durable rows, leases, takeover) ---------------------------------- */
-struct events_bus;
-struct jobs_config {
-    struct store *store;
-    struct events_bus *events; /* progress on job/<id>; may be NULL */
-    int workers;               /* 0 = 2 */
-};
-struct jobs *jobs_open(const struct jobs_config *cfg, struct sb_err *err);
-int jobs_start(struct jobs *j, struct sb_err *err);
-/* Asks running handlers to stop (job_cancelled), waits for them, frees. */
-void jobs_close(struct jobs *j);
-/* The job as GET /api/v1/jobs/{id} shows it (*job: caller decrefs);
- * SB_ENOTFOUND for an unknown id. */
-int jobs_get(struct jobs *j, const char *id, json_t **job, struct sb_err *err);
-
 /* Registers a kind before jobs_start (from serve). */
 int jobs_register(struct jobs *j, const struct jobs_kind *k, struct sb_err *err);
 
@@ -90,4 +74,57 @@ struct jobs_duty {
 int jobs_duty_register(struct jobs *j, const struct jobs_duty *d, struct sb_err *err);
 /* Whether this daemon holds the duty's lease now. */
 bool jobs_duty_held(struct jobs *j, const char *name);
+
+/* ---- the daemon's side (serve, the API; not part of the handlers' view) -- */
+
+struct events_bus;
+struct jobs_config {
+    struct store *store;
+    struct events_bus *events; /* progress and log lines; may be NULL */
+    int workers;               /* attempts run at once by this daemon (each a thread); default 8 */
+    int lease_ms;              /* job and duty leases; renewed every lease_ms / 3; default 5000 */
+    int poll_ms;               /* how often idle workers look for due jobs; default 500 */
+    int retry_base_ms;         /* first retry's delay, doubled each attempt; default 1000 */
+};
+/* Nothing runs until jobs_start. Returns NULL only for bad configuration. */
+struct jobs *jobs_open(const struct jobs_config *cfg, struct sb_err *err);
+/* Starts the workers, the lease renewer and the duties. Kinds and duties are
+ * registered before. */
+int jobs_start(struct jobs *j, struct sb_err *err);
+/* Asks handlers to stop (job_cancelled turns true), waits for them, hands
+ * unfinished jobs over (their leases lapse now, another daemon takes them)
+ * and gives up the duties. */
+void jobs_stop(struct jobs *j);
+void jobs_free(struct jobs *j); /* after jobs_stop; NULL is a no-op */
+/* This daemon's holder id (a fresh uuid per process). */
+const char *jobs_daemon_id(const struct jobs *j);
+
+/* GET /api/v1/jobs/{id}: *job is the caller's. SB_ENOTFOUND. */
+int jobs_get(struct jobs *j, const char *id, json_t **job, struct sb_err *err);
+/* GET /api/v1/jobs: newest first, *out a new array (caller decrefs). */
+int jobs_list(struct jobs *j, const struct store_jobs_filter *f, json_t **out, struct sb_err *err);
+/* Cancels a queued job at once (job.cancelled), or asks a running one to stop
+ * (job.cancel_requested; its handler sees job_cancelled and the worker
+ * records job.cancelled). A cancelled job is answered as it is; a finished
+ * one is SB_ECONFLICT. *job (the caller's) is the job afterwards. */
+int jobs_cancel(struct jobs *j, const char *id, const struct event_actor *actor, json_t **job,
+                struct sb_err *err);
+
+/* The kinds the black-box tests use (testkinds.c); serve registers them
+ * only with --job-test-kinds 1. */
+int jobs_register_test_kinds(struct jobs *j, struct sb_err *err);
+
+/* ---- pure parts (unit-tested) ---------------------------------------------- */
+
+/* Delay before attempt `attempt + 1` after attempt `attempt` (1, 2, …) failed:
+ * base * 2^(attempt-1), at most cap_ms. */
+int64_t jobs_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms);
+enum jobs_outcome { JOBS_SUCCEEDED, JOBS_RETRY, JOBS_FAILED, JOBS_CANCELLED };
+/* What the worker records after a handler returned rc for `attempt`. */
+enum jobs_outcome jobs_decide(int rc, int attempt, int max_attempts, bool cancel_asked);
+/* The state after `event` (a job.* type without "job.") in `state`, or NULL
+ * when the event does not apply there (the projection refuses it). */
+const char *jobs_next_state(const char *state, const char *event);
+/* Whether s is a valid kind name ([a-z0-9_.-], 1..63). */
+bool jobs_kind_valid(const char *s);
 #endif

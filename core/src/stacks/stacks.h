@@ -175,8 +175,5 @@ int stacks_dry_plan(const struct stacks_env *e, json_t *stack, json_t *model, js
  * requested_by}) and stack.scale ({stack_id, service, replicas,
  * requested_by}). `e` must outlive the jobs. */
 int stacks_jobs_register(struct jobs *j, struct stacks_env *e, struct sb_err *err);
-/* At start: queues again the deploy of every stack left "deploying" (see
- * service.c). */
-int stacks_recover(struct stacks_env *e, struct jobs *j, struct sb_err *err);
 
 #endif

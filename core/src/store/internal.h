@@ -77,6 +77,8 @@ extern const char *const projection_tables[];
 int project_containers(struct store_tx *tx, const struct store_event *ev);
 /* stacks.c */
 int project_stacks(struct store_tx *tx, const struct store_event *ev);
+/* jobs.c */
+int project_jobs(struct store_tx *tx, const struct store_event *ev);
 
 /* The follower (follow.c), owned by the store. follow_stop(NULL) is a no-op. */
 struct store_follow;

@@ -354,4 +354,46 @@ int store_stack_secret_put(struct store *st, const char *id, int revision, const
 int store_stack_secret_get(struct store *st, const char *id, int revision, char **sealed, struct sb_err *err);
 int store_stack_secret_delete(struct store *st, const char *id, int revision, struct sb_err *err);
 
+/* ---- jobs (store/jobs.c, core/src/jobs/README.md) ------------------------
+ * The `jobs` table is the projection of job.* events; the lease columns and
+ * the duties' lease rows are written directly (renewals are not events). */
+
+/* A job as GET /api/v1/jobs/{id} shows it (*out is the caller's);
+ * SB_ENOTFOUND for an unknown or malformed id. */
+int store_job_get(struct store *st, const char *id, json_t **out, struct sb_err *err);
+struct store_jobs_filter {
+    const char *kind, *state, *target; /* NULL = any */
+    json_t *node_ids;                  /* borrowed array of strings; NULL = every job */
+    int64_t before_seq;                /* 0 = from the newest */
+    int limit;
+};
+/* Newest first: a new JSON array of jobs (caller decrefs). */
+int store_jobs_list(struct store *st, const struct store_jobs_filter *f, json_t **out, struct sb_err *err);
+
+/* What a claim hands the daemon. args is malloc'd (free() it). attempt is
+ * the row's attempt before this claim (the new attempt is attempt + 1). */
+struct store_job_claim {
+    char id[37];
+    char kind[64];
+    char node_id[64];
+    char *args;
+    int attempt, max_attempts, timeout_s;
+    bool was_running; /* taken over from a holder whose lease lapsed */
+    bool cancel_requested;
+};
+/* Claims the next due job among kinds (a PostgreSQL array literal) under a
+ * lease of lease_ms for holder; *found false when none. */
+int store_job_claim(struct store *st, const char *holder, int lease_ms, const char *kinds_array,
+                    struct store_job_claim *out, bool *found, struct sb_err *err);
+/* Extends the lease if holder still has it (*held), with whether a cancel
+ * was asked. */
+int store_job_renew(struct store *st, const char *id, const char *holder, int lease_ms, bool *held,
+                    bool *cancel_requested, struct sb_err *err);
+/* Lets the lease lapse now (a stopping daemon hands the job over). */
+int store_job_release(struct store *st, const char *id, const char *holder, struct sb_err *err);
+/* Takes or renews a singleton duty's lease; *held says whether holder has it. */
+int store_duty_acquire(struct store *st, const char *name, const char *holder, int lease_ms, bool *held,
+                       struct sb_err *err);
+int store_duty_release(struct store *st, const char *name, const char *holder, struct sb_err *err);
+
 #endif

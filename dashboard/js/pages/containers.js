@@ -1,10 +1,14 @@
 // Containers of every node: filters map onto GET /api/v1/containers; start,
 // stop and restart are requests to the core (confirmed first), and the list
-// shows what the engine reports afterwards. Logs tail live over SSE
+// shows what the engine reports afterwards. Stop and restart answer 202 with
+// a job: the row's buttons stay disabled and say "stopping… 40%" while it
+// runs (progress from the job), then the outcome; a failure stays on the
+// page until dismissed. Logs tail live over SSE
 // (follow=1); guests, whose token EventSource cannot carry, get snapshots.
 import { api, qs, isGuest } from '../api.js';
 import { h, clear, errorBox, badge, confirmDialog, toast, fmtTime } from '../ui.js';
 import { onEvent } from '../live.js';
+import { followJob, progressText } from '../jobs.js';
 
 const STATES = ['', 'running', 'exited', 'paused', 'restarting', 'created', 'dead'];
 const MAX_LOG_LINES = 1000;
@@ -23,6 +27,7 @@ export function render(root, ctx) {
     node: h('input', { id: 'c-node', name: 'node', placeholder: 'node id' }),
   };
   const err = h('div');
+  const failures = h('div', { id: 'job-failures' });
   const unavailable = h('div');
   const count = h('p', { class: 'muted small', id: 'container-count' }, '\u00a0');
   const tbody = h('tbody', { id: 'container-rows' });
@@ -30,7 +35,7 @@ export function render(root, ctx) {
   const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter containers' },
     ...Object.entries({ Name: f.name, State: f.state, Label: f.label, Node: f.node }).map(([l, i]) => h('div', { class: 'field' }, h('label', { for: i.id }, l), i)),
     h('div', { class: 'filter-actions' }, h('button', { class: 'btn btn-primary', type: 'submit' }, 'Apply'), h('button', { class: 'btn btn-ghost', type: 'reset' }, 'Clear')));
-  clear(root, h('h1', {}, 'Containers'), err, unavailable,
+  clear(root, h('h1', {}, 'Containers'), err, failures, unavailable,
     h('section', { class: 'card' }, form),
     h('section', { class: 'card' }, count, h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', {}, 'Name'), h('th', {}, 'Image'), h('th', {}, 'State'), h('th', {}, 'Status'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
@@ -39,6 +44,39 @@ export function render(root, ctx) {
 
   let stopLogs = null;
   let busy = false;
+  // Jobs running for a container, by node/container id: {action, progress}.
+  const pending = new Map();
+  const VERB = { stop: 'stopping', restart: 'restarting' };
+
+  function showFailure(name, action, job) {
+    const msg = job.error?.message || job.state;
+    const box = h('div', { class: 'alert alert-error job-failure', role: 'alert' },
+      h('span', {}, `${name}: ${action} ${job.state === 'cancelled' ? 'was cancelled' : 'failed'}: ${msg}`), ' ',
+      h('button', { class: 'btn btn-small', onclick: () => box.remove() }, 'Dismiss'));
+    failures.append(box);
+  }
+
+  async function runJob(c, name, action, job) {
+    const key = `${c.node_id}/${c.id}`;
+    pending.set(key, { action, progress: { state: job.state } });
+    load();
+    try {
+      const end = await followJob(job, (p) => {
+        const cur = pending.get(key);
+        if (!cur) return;
+        cur.progress = p;
+        const el = tbody.querySelector(`tr[data-key="${CSS.escape(key)}"] .job-progress`);
+        if (el) el.textContent = progressText(VERB[action], p);
+      });
+      if (end.state === 'succeeded') toast(`${name}: ${action} done`);
+      else showFailure(name, action, end);
+    } catch (e) {
+      clear(err, errorBox(e));
+    } finally {
+      pending.delete(key);
+      load();
+    }
+  }
 
   async function load() {
     if (busy) return;
@@ -62,14 +100,28 @@ export function render(root, ctx) {
     const name = c.name || c.id.slice(0, 12);
     const act = (action, label, danger) => h('button', { class: `btn btn-small${danger ? ' btn-danger' : ''}`, onclick: async () => {
       if (!(await confirmDialog(`${label} ${name}?`, `The container on ${c.node_name || c.node_id} will be asked to ${action}.`, label, danger))) return;
+      let r;
       try {
-        await api('POST', `/api/v1/nodes/${encodeURIComponent(c.node_id)}/containers/${encodeURIComponent(c.id)}/${action}`);
-        toast(`${name}: ${action} requested`);
-      } catch (e) { clear(err, errorBox(e)); }
+        r = await api('POST', `/api/v1/nodes/${encodeURIComponent(c.node_id)}/containers/${encodeURIComponent(c.id)}/${action}`);
+      } catch (e) { clear(err, errorBox(e)); load(); return; }
+      if (r && r.job) { runJob(c, name, action, r.job); return; }
+      toast(`${name}: ${action} requested`);
       load();
     } }, label);
     const running = c.state === 'running';
-    return h('tr', { dataset: { name, state: c.state } },
+    const job = pending.get(`${c.node_id}/${c.id}`);
+    if (job) {
+      return h('tr', { dataset: { name, state: c.state, key: `${c.node_id}/${c.id}` } },
+        h('td', {}, c.node_name || c.node_id),
+        h('td', {}, name),
+        h('td', { class: 'ellipsis', title: c.image }, h('code', {}, c.image)),
+        h('td', {}, stateBadge(c.state)),
+        h('td', { class: 'nowrap muted' }, c.status || ''),
+        h('td', { class: 'actions' },
+          h('button', { class: 'btn btn-small', disabled: true, 'aria-busy': 'true' },
+            h('span', { class: 'job-progress' }, progressText(VERB[job.action], job.progress)))));
+    }
+    return h('tr', { dataset: { name, state: c.state, key: `${c.node_id}/${c.id}` } },
       h('td', {}, c.node_name || c.node_id),
       h('td', {}, name),
       h('td', { class: 'ellipsis', title: c.image }, h('code', {}, c.image)),
