@@ -5,7 +5,7 @@
 // is not made twice.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDatabase, startCore, waitFor } from './lib/harness.mjs';
+import { createDatabase, startCore, waitFor, runCore } from './lib/harness.mjs';
 import { startEngine, eventsOf } from './lib/stacks.mjs';
 
 let eng, db, core;
@@ -77,4 +77,18 @@ test('kill -9 mid-deploy, restart: the deploy is resumed and completes exactly o
     return j.body?.job?.state === 'succeeded' ? j.body.job : null;
   }, { timeout: 20000, what: 'job succeeded' });
   assert.ok(job.attempt >= 2, JSON.stringify(job));
+});
+
+test('rebuild-projections reproduces the stacks and their revisions from the log', async () => {
+  const dump = () => db.sql(`SELECT md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), '')) FROM (
+    SELECT id, name, node_id, revision, deployed_revision, pending_revision, pending_job, status, status_reason, scale,
+      created_by, created_at, updated_at FROM stacks) x`) + db.sql(`SELECT md5(coalesce(string_agg(x::text, ',' ORDER BY x::text), ''))
+    FROM (SELECT * FROM stack_revisions) x`);
+  const before = dump();
+  assert.equal(db.sql('SELECT count(*) FROM stack_revisions'), '1');
+  await core.stop();
+  core = null;
+  db.sql("UPDATE stacks SET status = 'down', revision = 9");
+  runCore(['rebuild-projections'], { SERVERBOX_DATABASE_URL: db.ownerUrl });
+  assert.equal(dump(), before);
 });
