@@ -15,11 +15,13 @@ const PERMISSIONS = ['public', 'agent', 'authenticated', 'self:read', 'users:adm
   'nodes:check',
   'containers:read', 'containers:operate', 'containers:delete', 'logs:read', 'images:read', 'images:pull',
   'images:delete', 'volumes:read', 'volumes:write', 'volumes:delete', 'networks:read', 'networks:write',
-  'networks:delete', 'metrics:read', 'deployments:read', 'jobs:read', 'jobs:cancel', 'jobs:test'];
+  'networks:delete', 'metrics:read', 'deployments:read', 'jobs:read', 'jobs:cancel', 'jobs:test',
+  'stacks:read', 'stacks:write', 'stacks:delete'];
 
 const GUEST_SCOPES = ['view:metrics', 'view:audit'];
 const SCOPE_PERMS = { 'view:metrics': ['metrics:read', 'nodes:read'], 'view:containers': ['containers:read', 'nodes:read'],
-  'view:logs': ['logs:read'], 'view:deployments': ['deployments:read'], 'view:audit': ['audit:read'] };
+  'view:logs': ['logs:read'], 'view:deployments': ['deployments:read'], 'view:audit': ['audit:read'],
+  'view:stacks': ['stacks:read'] };
 
 function allowed(role, perm) {
   if (role === 'admin') return true;

@@ -13,12 +13,14 @@ import * as login from './pages/login.js';
 import * as guestHome from './pages/guest-home.js';
 import * as containers from './pages/containers.js';
 import * as nodes from './pages/nodes.js';
+import * as stacks from './pages/stacks.js';
 
 // path, label, the permission that shows it, the page module.
 const PAGES = [
   { path: '/overview', label: 'Overview', perm: 'authenticated', mod: overview },
   { path: '/nodes', label: 'Nodes', perm: 'nodes:read', mod: nodes },
   { path: '/containers', label: 'Containers', perm: 'containers:read', mod: containers },
+  { path: '/stacks', label: 'Stacks', perm: 'stacks:read', mod: stacks },
   { path: '/audit', label: 'Audit', perm: 'audit:read', mod: audit },
   { path: '/users', label: 'Users', perm: 'users:admin', mod: users },
   { path: '/tokens', label: 'API tokens', perm: 'tokens:manage', mod: tokens },
@@ -134,6 +136,7 @@ const GUEST_PAGES = [
   { path: '', label: 'Overview', scope: null, mod: guestHome },
   { path: '/nodes', label: 'Nodes', scope: 'view:metrics', mod: nodes },
   { path: '/containers', label: 'Containers', scope: 'view:containers', mod: containers },
+  { path: '/stacks', label: 'Stacks', scope: 'view:stacks', mod: stacks },
   { path: '/audit', label: 'Audit', scope: 'view:audit', mod: audit },
 ];
 const scoped = (p, scopes) => !p.scope || [].concat(p.scope).some((s) => scopes.includes(s));

@@ -15,6 +15,8 @@
 #include "../util/util.h"
 
 struct docker;
+struct jobs;
+#include "../stacks/stacks.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -59,6 +61,9 @@ struct app {
 
     /* secrets at rest (SSH keys): loaded by serve before any handler runs */
     bool master_key_loaded;
+
+    /* compose stacks (stacks/), deployed as jobs */
+    struct stacks_env stacks;
 
     /* nodes over SSH (api/nodes.c) */
     struct ssh_pool *ssh_pool;

@@ -65,6 +65,22 @@ void api_agent_enroll(struct http_request *req);
 void api_agent_metrics(struct http_request *req);
 void api_node_metrics(struct http_request *req);
 void api_container_metrics(struct http_request *req);
+void api_stacks_list(struct http_request *req);
+void api_stack_create(struct http_request *req);
+void api_stack_get(struct http_request *req);
+void api_stack_update(struct http_request *req);
+void api_stack_delete(struct http_request *req);
+void api_stack_plan(struct http_request *req);
+void api_stack_deploy(struct http_request *req);
+void api_stack_revisions(struct http_request *req);
+void api_stack_revision(struct http_request *req);
+void api_stack_diff(struct http_request *req);
+void api_stack_rollback(struct http_request *req);
+void api_stack_scale(struct http_request *req);
+void api_stack_service_restart(struct http_request *req);
+void api_stack_stop(struct http_request *req);
+void api_stack_start(struct http_request *req);
+void api_stack_down(struct http_request *req);
 void api_jobs_list(struct http_request *req);
 void api_job_get(struct http_request *req);
 void api_job_cancel(struct http_request *req);
@@ -171,6 +187,39 @@ const struct http_route api_routes[] = {
      "a node's metric series, downsampled to at most 2000 points"},
     {"GET", "/api/v1/nodes/{id}/containers/{cid}/metrics", api_container_metrics, 0, "metrics:read",
      "one container's metric series on a node"},
+    {"GET", "/api/v1/stacks", api_stacks_list, 0, "stacks:read",
+     "compose stacks on the nodes you can see, with health per stack (?node_id=)"},
+    {"POST", "/api/v1/stacks", api_stack_create, HTTP_ROUTE_BODY, "stacks:write",
+     "create a stack (name, node_id, compose, variables, env_files): validated, not deployed"},
+    {"GET", "/api/v1/stacks/{id}", api_stack_get, 0, "stacks:read",
+     "a stack: compose, masked variables, per service desired vs running vs healthy"},
+    {"PATCH", "/api/v1/stacks/{id}", api_stack_update, HTTP_ROUTE_BODY, "stacks:write",
+     "change compose, variables or env files: a new revision (deploy to apply it)"},
+    {"DELETE", "/api/v1/stacks/{id}", api_stack_delete, 0, "stacks:delete",
+     "take the stack down on its node and delete it (volumes kept unless ?volumes=1)"},
+    {"POST", "/api/v1/stacks/{id}/plan", api_stack_plan, HTTP_ROUTE_BODY, "stacks:read",
+     "dry run: what a deploy would do per service (optionally of an edited compose)"},
+    {"POST", "/api/v1/stacks/{id}/deploy", api_stack_deploy, HTTP_ROUTE_BODY, "stacks:write",
+     "deploy the latest (or a given) revision as a job; 202 {job}"},
+    {"GET", "/api/v1/stacks/{id}/revisions", api_stack_revisions, 0, "stacks:read",
+     "the stack's revisions, newest first, with deploy outcome and image digests"},
+    {"GET", "/api/v1/stacks/{id}/revisions/{n}", api_stack_revision, 0, "stacks:read",
+     "one revision: compose, masked variables, plan and digests"},
+    {"GET", "/api/v1/stacks/{id}/diff", api_stack_diff, 0, "stacks:read",
+     "what changed between two revisions (?from= &to=): compose lines, variable names, digests"},
+    {"POST", "/api/v1/stacks/{id}/rollback", api_stack_rollback, HTTP_ROUTE_BODY, "stacks:write",
+     "re-apply a revision's compose and image digests (no pull) as a new revision; 202 {job}"},
+    {"POST", "/api/v1/stacks/{id}/services/{service}/scale", api_stack_scale, HTTP_ROUTE_BODY, "stacks:write",
+     "run N replicas of a service (a job; 202 {job})"},
+    {"POST", "/api/v1/stacks/{id}/services/{service}/restart", api_stack_service_restart, 0, "stacks:write",
+     "restart a service's containers"},
+    {"POST", "/api/v1/stacks/{id}/stop", api_stack_stop, 0, "stacks:write",
+     "stop every container of the stack"},
+    {"POST", "/api/v1/stacks/{id}/start", api_stack_start, 0, "stacks:write",
+     "start the stack's stopped containers"},
+    {"POST", "/api/v1/stacks/{id}/down", api_stack_down, HTTP_ROUTE_BODY, "stacks:write",
+     "remove the stack's containers and networks; volumes kept ({\"volumes\":true} removes them: admin "
+     "only)"},
     {"GET", "/api/v1/jobs", api_jobs_list, 0, "jobs:read",
      "durable jobs, newest first (?kind= &state= &target= &before= &limit=)"},
     {"POST", "/api/v1/jobs/test", api_job_test_create, HTTP_ROUTE_BODY, "jobs:test",

@@ -199,8 +199,8 @@ static json_t *caller_fields(const struct api_caller *c)
     if (strcmp(c->kind, "guest") == 0) {
         /* A guest's page asks /me whether its link still works. */
         json_t *scopes = json_array();
-        static const char *const names[] = {"view:metrics", "view:containers", "view:logs",
-                                            "view:deployments", "view:audit"};
+        static const char *const names[] = {"view:metrics",     "view:containers", "view:logs",
+                                            "view:deployments", "view:audit",      "view:stacks"};
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
             if (c->scopes & auth_scope_bit(names[i]))
                 json_array_append_new(scopes, json_string(names[i]));

@@ -33,6 +33,7 @@ enum api_guest_scope {
     API_SCOPE_LOGS = 1 << 2,        /* view:logs */
     API_SCOPE_DEPLOYMENTS = 1 << 3, /* view:deployments */
     API_SCOPE_AUDIT = 1 << 4,       /* view:audit */
+    API_SCOPE_STACKS = 1 << 5,      /* view:stacks */
 };
 
 struct api_caller {

@@ -54,6 +54,9 @@ static const struct perm {
     {"networks:delete", R_ADMIN, 0},
     {"metrics:read", R_ALL, API_SCOPE_METRICS},
     {"deployments:read", R_ALL, API_SCOPE_DEPLOYMENTS},
+    {"stacks:read", R_ALL, API_SCOPE_STACKS},
+    {"stacks:write", R_OPS, 0},
+    {"stacks:delete", R_ADMIN, 0},
     {"jobs:read", R_ALL, 0},
     {"jobs:cancel", R_OPS, 0},
     {"jobs:test", R_OPS, 0},
@@ -117,11 +120,9 @@ unsigned auth_scope_bit(const char *scope)
     static const struct {
         const char *name;
         unsigned bit;
-    } scopes[] = {{"view:metrics", API_SCOPE_METRICS},
-                  {"view:containers", API_SCOPE_CONTAINERS},
-                  {"view:logs", API_SCOPE_LOGS},
-                  {"view:deployments", API_SCOPE_DEPLOYMENTS},
-                  {"view:audit", API_SCOPE_AUDIT}};
+    } scopes[] = {{"view:metrics", API_SCOPE_METRICS}, {"view:containers", API_SCOPE_CONTAINERS},
+                  {"view:logs", API_SCOPE_LOGS},       {"view:deployments", API_SCOPE_DEPLOYMENTS},
+                  {"view:audit", API_SCOPE_AUDIT},     {"view:stacks", API_SCOPE_STACKS}};
     for (size_t i = 0; scope && i < sizeof scopes / sizeof scopes[0]; i++)
         if (strcmp(scopes[i].name, scope) == 0)
             return scopes[i].bit;
@@ -141,7 +142,7 @@ json_t *auth_permissions_of(const char *role, unsigned scopes)
 /* The permission lists as JSON text, per role and guest scope set, built
  * once: GET /api/v1/me answers on the hot path. */
 #define N_ROLES      4
-#define N_SCOPE_SETS 32
+#define N_SCOPE_SETS 64
 static char perm_text[N_ROLES][N_SCOPE_SETS][1024];
 static pthread_once_t perm_once = PTHREAD_ONCE_INIT;
 static const char *const role_names[N_ROLES] = {"admin", "operator", "viewer", "guest"};

@@ -225,6 +225,16 @@ int cmd_serve(const struct config *cfg)
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
+    /* Compose stacks deploy and scale as jobs (stacks/service.c). */
+    app.stacks = (struct stacks_env){.store = app.store,
+                                     .docker = app.docker,
+                                     .key = &app.master_key,
+                                     .bind_base = config_get(cfg, "stack-bind-base"),
+                                     .health_timeout_s = (int)config_get_int(cfg, "stack-health-timeout")};
+    if (stacks_jobs_register(app.jobs, &app.stacks, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
 
     struct metrics_config mc = {.store = app.store,
                                 .raw_days = (int)config_get_int(cfg, "metrics-raw-days"),

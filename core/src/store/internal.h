@@ -90,6 +90,8 @@ int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 extern const char *const projection_tables[];
 /* containers.c */
 int project_containers(struct store_tx *tx, const struct store_event *ev);
+/* stacks.c */
+int project_stacks(struct store_tx *tx, const struct store_event *ev);
 /* jobs.c */
 int project_jobs(struct store_tx *tx, const struct store_event *ev);
 

@@ -232,8 +232,9 @@ static int project_agent(struct store_tx *tx, const struct store_event *ev)
     return 0;
 }
 
-const char *const projection_tables[] = {"streams",    "users", "containers", "nodes", "agent_enroll_tokens",
-                                         "agent_keys", "jobs",  NULL};
+const char *const projection_tables[] = {
+    "streams",    "users", "containers", "nodes",           "agent_enroll_tokens",
+    "agent_keys", "jobs",  "stacks",     "stack_revisions", NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 {
@@ -247,6 +248,8 @@ int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
             rc = project_node(tx, &evs[i]);
         else if (strncmp(evs[i].type, "agent.", 6) == 0)
             rc = project_agent(tx, &evs[i]);
+        else if (strncmp(evs[i].type, "stack.", 6) == 0)
+            rc = project_stacks(tx, &evs[i]);
         else if (strncmp(evs[i].type, "job.", 4) == 0)
             rc = project_jobs(tx, &evs[i]);
         else

@@ -371,6 +371,21 @@ int store_node_agent_online(struct store *st, const char *node_id, bool *online,
 int store_nodes_agent_online(struct store *st,
                              void (*fn)(void *arg, const char *node_id, int64_t interval_ms), void *arg,
                              struct sb_err *err);
+/* ---- stacks (store/stacks.c) -------------------------------------------
+ * `stacks` and `stack_revisions` are projections of stack.* events; the
+ * sealed secret variables of each revision are not (secrets stay out of
+ * events). Every json_t ** is a new reference the caller decrefs. */
+int store_stack_get(struct store *st, const char *id, json_t **out, struct sb_err *err);
+int store_stack_list(struct store *st, json_t **out, struct sb_err *err);
+int store_stack_revision_get(struct store *st, const char *id, int revision, json_t **out,
+                             struct sb_err *err);
+/* Newest first, without the compose text. */
+int store_stack_revisions_list(struct store *st, const char *id, json_t **out, struct sb_err *err);
+/* `sealed` is crypto_seal output; *sealed from _get is malloc'd (free()), NULL when none. */
+int store_stack_secret_put(struct store *st, const char *id, int revision, const char *sealed,
+                           struct sb_err *err);
+int store_stack_secret_get(struct store *st, const char *id, int revision, char **sealed, struct sb_err *err);
+int store_stack_secret_delete(struct store *st, const char *id, int revision, struct sb_err *err);
 
 /* ---- jobs (store/jobs.c, core/src/jobs/README.md) ------------------------
  * The `jobs` table is the projection of job.* events; the lease columns and

@@ -1,0 +1,222 @@
+// Stacks: the list (GET /api/v1/stacks) with health per stack and the
+// new-stack form; /stacks/<id> is a stack's page: the compose editor (a
+// textarea), the plan preview (POST …/plan) before a deploy, the deploy's
+// live progress (topic job/<id>), services with desired / running / healthy
+// and scale controls, revisions with one-click rollback. The core decides
+// every outcome: this page only shows what it answers.
+import { api } from '../api.js';
+import { h, clear, errorBox, badge, fmtTime, confirmDialog, toast } from '../ui.js';
+import { onEvent, subscribe } from '../live.js';
+
+export function healthBadge(health) {
+  const kind = { healthy: 'ok', degraded: 'warn', down: 'err', unknown: 'neutral', empty: 'neutral' }[health] || 'neutral';
+  return badge(health || 'unknown', kind);
+}
+
+function statusBadge(status) {
+  const kind = { deployed: 'ok', failed: 'err', deploying: 'accent', stopped: 'warn', down: 'warn' }[status] || 'neutral';
+  return badge(status || 'created', kind);
+}
+
+export function render(root, ctx) {
+  const m = location.pathname.match(/\/stacks\/([^/]+)$/);
+  if (m) return renderStack(root, ctx, decodeURIComponent(m[1]));
+  return renderList(root, ctx);
+}
+
+const EXAMPLE = `services:
+  web:
+    image: local/busybox:1
+    command: ["sh", "-c", "mkdir -p /w && echo hello > /w/index.html && exec httpd -f -p 8080 -h /w"]
+    healthcheck:
+      test: ["CMD", "busybox", "wget", "-q", "-O-", "http://127.0.0.1:8080/"]
+      interval: 1s
+`;
+
+function base(ctx) { return ctx.guest ? ctx.guest.base : ''; }
+
+function renderList(root, ctx) {
+  const canWrite = !ctx.readOnly && ctx.can('stacks:write');
+  const err = h('div');
+  const tbody = h('tbody', { id: 'stack-rows' });
+  const formErr = h('div');
+  const name = h('input', { id: 'stack-name', name: 'name', required: true, placeholder: 'shop', autocomplete: 'off' });
+  const node = h('input', { id: 'stack-node', name: 'node_id', value: 'local', required: true });
+  const compose = h('textarea', { id: 'stack-compose', rows: 14, spellcheck: 'false', class: 'mono' }, EXAMPLE);
+  const form = canWrite ? h('form', { class: 'card', id: 'new-stack', onsubmit: async (e) => {
+    e.preventDefault();
+    clear(formErr);
+    try {
+      const s = await api('POST', '/api/v1/stacks', { name: name.value.trim(), node_id: node.value.trim(), compose: compose.value });
+      toast(`Stack ${s.name} created`);
+      ctx.navigate(`/stacks/${s.id}`);
+    } catch (ex) { clear(formErr, errorBox(ex)); }
+  } },
+  h('h2', {}, 'New stack'), formErr,
+  h('label', {}, 'Name', name), h('label', {}, 'Node id ("local" is the core\'s own engine)', node),
+  h('label', {}, 'Compose file', compose),
+  h('div', { class: 'row' }, h('button', { class: 'btn btn-primary', type: 'submit' }, 'Create'))) : null;
+
+  clear(root, h('div', { class: 'row between wrap' }, h('h1', {}, 'Stacks')), err,
+    h('section', { class: 'card' }, h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Node'), h('th', {}, 'Status'), h('th', {}, 'Health'),
+        h('th', { class: 'hide-sm' }, 'Revision'))), tbody))),
+    form);
+
+  async function load() {
+    try {
+      const r = await api('GET', '/api/v1/stacks');
+      clear(tbody, r.stacks.length ? r.stacks.map((s) => h('tr', { dataset: { stack: s.name, health: s.health } },
+        h('td', {}, h('a', { href: `${base(ctx)}/stacks/${s.id}`, 'data-nav': '', class: 'link strong' }, s.name)),
+        h('td', { class: 'muted' }, s.node_id),
+        h('td', {}, statusBadge(s.status)),
+        h('td', { class: 'health-cell' }, healthBadge(s.health)),
+        h('td', { class: 'hide-sm' }, `${s.deployed_revision ?? '—'} / ${s.revision}`)))
+        : h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No stacks yet.')));
+      clear(err);
+    } catch (e) { clear(err, errorBox(e)); }
+  }
+  load();
+  let t = null;
+  const off = onEvent((e) => {
+    if (typeof e.type === 'string' && (e.type.startsWith('stack.') || e.type.startsWith('container.'))) {
+      clearTimeout(t);
+      t = setTimeout(load, 200);
+    }
+  });
+  return () => { off(); clearTimeout(t); };
+}
+
+function planView(plan) {
+  return h('div', { id: 'plan-view' },
+    h('table', { class: 'table' }, h('thead', {}, h('tr', {}, h('th', {}, 'Service'), h('th', {}, 'Action'), h('th', {}, 'Why'))),
+      h('tbody', {}, plan.services.map((s) => h('tr', { dataset: { service: s.service, action: s.action } },
+        h('td', {}, s.service),
+        h('td', {}, badge(s.action + (s.strategy ? ` ${s.strategy}` : ''), s.action === 'unchanged' ? 'neutral' : 'accent')),
+        h('td', { class: 'muted small' }, s.note || s.reason))))),
+    plan.images_to_pull?.length ? h('p', { class: 'muted small' }, `Images to pull: ${plan.images_to_pull.join(', ')}`) : null);
+}
+
+function renderStack(root, ctx, id) {
+  const canWrite = !ctx.readOnly && ctx.can('stacks:write');
+  const err = h('div');
+  const head = h('div', { class: 'row between wrap' });
+  const services = h('tbody', { id: 'service-rows' });
+  const editor = h('textarea', { id: 'compose-editor', rows: 18, spellcheck: 'false', class: 'mono', readonly: !canWrite });
+  const planBox = h('div', { id: 'plan-box' });
+  const progress = h('div', { id: 'deploy-progress', role: 'status', 'aria-live': 'polite' });
+  const revisions = h('tbody', { id: 'revision-rows' });
+  let stack = null;
+  let unsub = null;
+
+  const actions = canWrite ? h('div', { class: 'row wrap' },
+    h('button', { class: 'btn', id: 'save-compose', onclick: () => save() }, 'Save as new revision'),
+    h('button', { class: 'btn', id: 'preview-plan', onclick: () => preview() }, 'Preview plan'),
+    h('button', { class: 'btn btn-primary', id: 'deploy', onclick: () => deploy() }, 'Deploy')) : null;
+
+  clear(root, head, err,
+    h('section', { class: 'card' }, h('h2', {}, 'Services'), h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Service'), h('th', {}, 'Desired'), h('th', {}, 'Running'), h('th', {}, 'Healthy'), canWrite && h('th', {}, 'Scale'))),
+      services))),
+    h('section', { class: 'card' }, h('h2', {}, 'Compose'), editor, actions, planBox, progress),
+    h('section', { class: 'card' }, h('h2', {}, 'Revisions'), h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Revision'), h('th', {}, 'Deploy'), h('th', { class: 'hide-sm' }, 'Created'), h('th', {}, ''))),
+      revisions))));
+
+  async function load({ keepEditor = false } = {}) {
+    try {
+      stack = await api('GET', `/api/v1/stacks/${encodeURIComponent(id)}`);
+      clear(head, h('h1', {}, stack.name), h('div', { class: 'row' }, statusBadge(stack.status), healthBadge(stack.health),
+        h('span', { class: 'muted small' }, `node ${stack.node_id} · revision ${stack.revision}, deployed ${stack.deployed_revision ?? '—'}`)));
+      if (!keepEditor) editor.value = stack.compose || '';
+      clear(services, Object.entries(stack.services || {}).map(([name, s]) => {
+        const n = h('input', { type: 'number', min: 0, max: 20, value: String(s.desired), class: 'narrow', 'aria-label': `replicas of ${name}` });
+        return h('tr', { dataset: { service: name } }, h('td', {}, name),
+          h('td', { class: 'desired' }, String(s.desired)), h('td', { class: 'running' }, String(s.running)),
+          h('td', { class: 'healthy' }, String(s.healthy)),
+          canWrite && h('td', {}, n, h('button', { class: 'btn btn-ghost', onclick: () => scale(name, Number(n.value)) }, 'Scale')));
+      }));
+      const rv = await api('GET', `/api/v1/stacks/${encodeURIComponent(id)}/revisions`);
+      clear(revisions, rv.revisions.map((r) => h('tr', { dataset: { revision: String(r.revision), status: r.deploy_status || '' } },
+        h('td', {}, `#${r.revision}${r.rollback_of ? ` (rollback of #${r.rollback_of})` : ''}`),
+        h('td', { title: r.deploy_reason || '' }, r.deploy_status ? badge(r.deploy_status, r.deploy_status === 'deployed' ? 'ok' : 'err') : h('span', { class: 'muted' }, '—')),
+        h('td', { class: 'hide-sm muted' }, fmtTime(r.created_at)),
+        h('td', {}, canWrite && r.digests && r.revision !== stack.deployed_revision
+          ? h('button', { class: 'btn btn-ghost', onclick: () => rollback(r.revision) }, 'Roll back') : null))));
+      clear(err);
+    } catch (e) { clear(err, errorBox(e)); }
+  }
+
+  async function save() {
+    clear(err);
+    try {
+      await api('PATCH', `/api/v1/stacks/${encodeURIComponent(id)}`, { compose: editor.value });
+      toast('Saved as a new revision');
+      await load();
+    } catch (e) { clear(err, errorBox(e)); }
+  }
+
+  async function preview() {
+    clear(err);
+    try {
+      const body = editor.value !== stack?.compose ? { compose: editor.value } : {};
+      const r = await api('POST', `/api/v1/stacks/${encodeURIComponent(id)}/plan`, body);
+      clear(planBox, h('h3', {}, 'Plan'), planView(r.plan));
+    } catch (e) { clear(err, errorBox(e)); }
+  }
+
+  function follow(job) {
+    if (unsub) unsub();
+    clear(progress, h('p', { class: 'muted' }, `Job ${job.id}: queued`));
+    const bar = h('progress', { max: 100, value: 0 });
+    const step = h('span', { id: 'deploy-step' }, 'queued');
+    const log = h('pre', { id: 'deploy-log', class: 'mono small' });
+    clear(progress, h('div', { class: 'row' }, bar, step), log);
+    unsub = subscribe(`job/${job.id}`, (m) => {
+      const d = m.data || {};
+      if (m.type === 'job.progress') {
+        if (d.percent >= 0) bar.value = d.percent;
+        step.textContent = d.step;
+      } else if (m.type === 'job.log') {
+        log.textContent += `${d.line}\n`;
+      }
+    });
+  }
+
+  async function deploy() {
+    clear(err);
+    try {
+      if (editor.value !== stack?.compose) await api('PATCH', `/api/v1/stacks/${encodeURIComponent(id)}`, { compose: editor.value });
+      const r = await api('POST', `/api/v1/stacks/${encodeURIComponent(id)}/deploy`, {});
+      follow(r.job);
+      await load({ keepEditor: true });
+    } catch (e) { clear(err, errorBox(e)); }
+  }
+
+  async function rollback(rev) {
+    if (!(await confirmDialog(`Roll back to revision ${rev}?`, 'Its compose file, variables and images are applied again as a new revision.', 'Roll back', false))) return;
+    try {
+      const r = await api('POST', `/api/v1/stacks/${encodeURIComponent(id)}/rollback`, { revision: rev });
+      follow(r.job);
+      await load();
+    } catch (e) { clear(err, errorBox(e)); }
+  }
+
+  async function scale(service, replicas) {
+    try {
+      const r = await api('POST', `/api/v1/stacks/${encodeURIComponent(id)}/services/${encodeURIComponent(service)}/scale`, { replicas });
+      follow(r.job);
+    } catch (e) { clear(err, errorBox(e)); }
+  }
+
+  load();
+  let t = null;
+  const off = onEvent((e) => {
+    if (typeof e.type !== 'string') return;
+    if (e.stream === `stack/${id}` || e.type.startsWith('container.')) {
+      clearTimeout(t);
+      t = setTimeout(() => load({ keepEditor: true }), 250);
+    }
+  });
+  return () => { off(); clearTimeout(t); if (unsub) unsub(); };
+}
