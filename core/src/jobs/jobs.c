@@ -727,8 +727,8 @@ int jobs_start(struct jobs *j, struct sb_err *err)
     j->workers = calloc((size_t)j->cfg.workers, sizeof *j->workers);
     if (!j->running || !j->workers || !j->kinds_array)
         return sb_error(err, SB_ENOMEM, "out of memory");
-    /* Duties first, so a duty is taken before the first handler runs. */
-    renew_duties(j);
+    /* The renewer takes the duties at once (not here: a database that is
+     * down at start must not hold the daemon's start-up). */
     if (pthread_create(&j->renewer, NULL, renewer_main, j) != 0)
         return sb_error(err, SB_EINTERNAL, "cannot start the jobs renewer");
     j->renewer_started = true;
