@@ -14,11 +14,12 @@ const PERMISSIONS = ['public', 'agent', 'authenticated', 'users:admin', 'tokens:
   'audit:read', 'events:read', 'annotations:create', 'nodes:read', 'nodes:write', 'nodes:delete', 'nodes:exec',
   'containers:read', 'containers:operate', 'containers:delete', 'logs:read', 'images:read', 'images:pull',
   'images:delete', 'volumes:read', 'volumes:write', 'volumes:delete', 'networks:read', 'networks:write',
-  'networks:delete', 'metrics:read', 'deployments:read'];
+  'networks:delete', 'metrics:read', 'deployments:read', 'terminal:node', 'terminal:container', 'recordings:replay'];
 
 const GUEST_SCOPES = ['view:metrics', 'view:audit'];
 const SCOPE_PERMS = { 'view:metrics': ['metrics:read', 'nodes:read'], 'view:containers': ['containers:read', 'nodes:read'],
-  'view:logs': ['logs:read'], 'view:deployments': ['deployments:read'], 'view:audit': ['audit:read'] };
+  'view:logs': ['logs:read'], 'view:deployments': ['deployments:read'], 'view:audit': ['audit:read'],
+  'view:recordings': ['recordings:replay'] };
 
 function allowed(role, perm) {
   if (role === 'admin') return true;

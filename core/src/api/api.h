@@ -58,6 +58,9 @@ struct app {
     /* nodes over SSH (api/nodes.c) */
     struct ssh_pool *ssh_pool;
     struct api_nodes *nodes;
+
+    /* browser terminals and their recordings (terminal/, api/terminals.c) */
+    struct terminals *terminals;
 };
 
 /* Who is calling. The auth guard fills one in (req->user, freed with the
@@ -69,6 +72,7 @@ enum api_guest_scope {
     API_SCOPE_LOGS = 1 << 2,        /* view:logs */
     API_SCOPE_DEPLOYMENTS = 1 << 3, /* view:deployments */
     API_SCOPE_AUDIT = 1 << 4,       /* view:audit */
+    API_SCOPE_RECORDINGS = 1 << 5,  /* view:recordings: list and replay terminal recordings, nothing else */
 };
 
 struct api_caller {
@@ -126,6 +130,15 @@ int api_fast_guard(struct http_request *req);
  * already covers it. */
 struct store_checkpoint;
 int api_audit_checkpoint(struct app *app, struct store_checkpoint *out, struct sb_err *err);
+
+/* Terminals (api/terminals.c): terminal_config.closed, recording the
+ * terminal.closed event of a terminal that ended by itself (ctx = app). */
+struct terminal_closed;
+void api_terminal_closed(void *ctx, const struct terminal_closed *c);
+/* Starts the terminals (after api_nodes_start) / stops them. */
+int api_terminals_start(struct app *app, struct sb_err *err);
+void api_terminals_shutdown(struct app *app);
+void api_terminals_stop(struct app *app);
 
 /* Starts the thread that checks the database and Redis every second. */
 int api_health_start(struct app *app);

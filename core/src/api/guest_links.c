@@ -41,10 +41,10 @@ void api_guest_link_create(struct http_request *req)
     json_t *note_v = json_object_get(req->json, "note");
     json_t *labels = json_object_get(req->json, "node_labels");
     const char *note = note_v ? json_string_value(note_v) : "";
-    if (!json_is_array(scopes) || json_array_size(scopes) == 0 || json_array_size(scopes) > 5) {
+    if (!json_is_array(scopes) || json_array_size(scopes) == 0 || json_array_size(scopes) > 6) {
         sb_field_error(&err, "scopes",
                        "scopes is a non-empty list of view:metrics, view:containers, view:logs, "
-                       "view:deployments, view:audit");
+                       "view:deployments, view:audit, view:recordings");
     } else {
         size_t i;
         json_t *s;
@@ -53,7 +53,7 @@ void api_guest_link_create(struct http_request *req)
             if (!auth_scope_bit(json_string_value(s))) {
                 sb_field_error(&err, "scopes",
                                "unknown scope; use view:metrics, view:containers, view:logs, "
-                               "view:deployments or view:audit");
+                               "view:deployments, view:audit or view:recordings");
                 break;
             }
         }

@@ -65,6 +65,16 @@ void api_agent_enroll(struct http_request *req);
 void api_agent_metrics(struct http_request *req);
 void api_node_metrics(struct http_request *req);
 void api_container_metrics(struct http_request *req);
+void api_terminal_open(struct http_request *req);
+void api_terminal_kill_session(struct http_request *req);
+void api_terminals_list(struct http_request *req);
+void api_terminal_get(struct http_request *req);
+void api_terminal_output(struct http_request *req);
+void api_terminal_input(struct http_request *req);
+void api_terminal_resize(struct http_request *req);
+void api_terminal_close(struct http_request *req);
+void api_recordings_list(struct http_request *req);
+void api_recording_get(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
@@ -166,6 +176,25 @@ const struct http_route api_routes[] = {
      "a node's metric series, downsampled to at most 2000 points"},
     {"GET", "/api/v1/nodes/{id}/containers/{cid}/metrics", api_container_metrics, 0, "metrics:read",
      "one container's metric series on a node"},
+    {"POST", "/api/v1/nodes/{id}/terminals", api_terminal_open, HTTP_ROUTE_BODY, "terminal:node",
+     "open a terminal on the node's tmux session (tmux new-session -A), or join the one open on it"},
+    {"DELETE", "/api/v1/nodes/{id}/terminals/{session}", api_terminal_kill_session, 0, "terminal:node",
+     "kill a tmux session of the node that no open terminal shows"},
+    {"GET", "/api/v1/terminals", api_terminals_list, 0, "terminal:node",
+     "open terminals on the nodes in the caller's scope (?node=)"},
+    {"GET", "/api/v1/terminals/{id}", api_terminal_get, 0, "terminal:node", "one open terminal"},
+    {"GET", "/api/v1/terminals/{id}/output", api_terminal_output, 0, "terminal:node",
+     "the terminal's output as Server-Sent Events of base64 chunks with byte offsets (?offset= resumes)"},
+    {"POST", "/api/v1/terminals/{id}/input", api_terminal_input, 0, "terminal:node",
+     "input for the terminal: raw bytes, or {\"data\": base64}"},
+    {"POST", "/api/v1/terminals/{id}/resize", api_terminal_resize, HTTP_ROUTE_BODY, "terminal:node",
+     "change the terminal's size {\"cols\",\"rows\"}"},
+    {"DELETE", "/api/v1/terminals/{id}", api_terminal_close, 0, "terminal:node",
+     "detach the terminal (tmux keeps the session), or with ?kill=1 end the tmux session too"},
+    {"GET", "/api/v1/recordings", api_recordings_list, 0, "recordings:replay",
+     "terminal recordings on the nodes in the caller's scope, newest first (?node= &limit=)"},
+    {"GET", "/api/v1/recordings/{id}", api_recording_get, 0, "recordings:replay",
+     "download a terminal recording (asciicast v2)"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},

@@ -26,7 +26,7 @@ static const struct perm {
     {"tokens:manage", R_OPS, 0},
     {"guest_links:admin", R_ADMIN, 0},
     {"audit:read", R_ALL, API_SCOPE_AUDIT},
-    {"events:read", R_ALL, G_ANY},
+    {"events:read", R_ALL, G_ANY & ~API_SCOPE_RECORDINGS},
     {"annotations:create", R_OPS, 0},
     {"nodes:read", R_ALL, API_SCOPE_METRICS | API_SCOPE_CONTAINERS},
     {"nodes:write", R_OPS, 0},
@@ -47,6 +47,9 @@ static const struct perm {
     {"networks:delete", R_ADMIN, 0},
     {"metrics:read", R_ALL, API_SCOPE_METRICS},
     {"deployments:read", R_ALL, API_SCOPE_DEPLOYMENTS},
+    {"terminal:node", R_OPS, 0},
+    {"terminal:container", R_OPS, 0},
+    {"recordings:replay", R_OPS, API_SCOPE_RECORDINGS},
 };
 #define N_PERMS (sizeof perms / sizeof perms[0])
 
@@ -107,11 +110,9 @@ unsigned auth_scope_bit(const char *scope)
     static const struct {
         const char *name;
         unsigned bit;
-    } scopes[] = {{"view:metrics", API_SCOPE_METRICS},
-                  {"view:containers", API_SCOPE_CONTAINERS},
-                  {"view:logs", API_SCOPE_LOGS},
-                  {"view:deployments", API_SCOPE_DEPLOYMENTS},
-                  {"view:audit", API_SCOPE_AUDIT}};
+    } scopes[] = {{"view:metrics", API_SCOPE_METRICS}, {"view:containers", API_SCOPE_CONTAINERS},
+                  {"view:logs", API_SCOPE_LOGS},       {"view:deployments", API_SCOPE_DEPLOYMENTS},
+                  {"view:audit", API_SCOPE_AUDIT},     {"view:recordings", API_SCOPE_RECORDINGS}};
     for (size_t i = 0; scope && i < sizeof scopes / sizeof scopes[0]; i++)
         if (strcmp(scopes[i].name, scope) == 0)
             return scopes[i].bit;
@@ -131,8 +132,8 @@ json_t *auth_permissions_of(const char *role, unsigned scopes)
 /* The permission lists as JSON text, per role and guest scope set, built
  * once: GET /api/v1/me answers on the hot path. */
 #define N_ROLES      4
-#define N_SCOPE_SETS 32
-static char perm_text[N_ROLES][N_SCOPE_SETS][1024];
+#define N_SCOPE_SETS 64
+static char perm_text[N_ROLES][N_SCOPE_SETS][2048];
 static pthread_once_t perm_once = PTHREAD_ONCE_INIT;
 static const char *const role_names[N_ROLES] = {"admin", "operator", "viewer", "guest"};
 

@@ -75,6 +75,8 @@ int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 extern const char *const projection_tables[];
 /* containers.c */
 int project_containers(struct store_tx *tx, const struct store_event *ev);
+/* recordings, from terminal.closed (terminals.c) */
+int project_terminal(struct store_tx *tx, const struct store_event *ev);
 
 /* The follower (follow.c), owned by the store. follow_stop(NULL) is a no-op. */
 struct store_follow;

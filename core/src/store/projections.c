@@ -232,8 +232,8 @@ static int project_agent(struct store_tx *tx, const struct store_event *ev)
     return 0;
 }
 
-const char *const projection_tables[] = {"streams",    "users", "containers", "nodes", "agent_enroll_tokens",
-                                         "agent_keys", NULL};
+const char *const projection_tables[] = {
+    "streams", "users", "containers", "nodes", "agent_enroll_tokens", "agent_keys", "recordings", NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 {
@@ -247,6 +247,8 @@ int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
             rc = project_node(tx, &evs[i]);
         else if (strncmp(evs[i].type, "agent.", 6) == 0)
             rc = project_agent(tx, &evs[i]);
+        else if (strncmp(evs[i].type, "terminal.", 9) == 0)
+            rc = project_terminal(tx, &evs[i]);
         else
             rc = project_containers(tx, &evs[i]);
     return rc;

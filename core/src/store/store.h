@@ -341,4 +341,13 @@ int store_nodes_agent_online(struct store *st,
                              void (*fn)(void *arg, const char *node_id, int64_t interval_ms), void *arg,
                              struct sb_err *err);
 
+/* ---- terminal recordings (store/terminals.c) -------------------------- */
+/* Recordings, newest first, of one node (node_id NULL = all), at most limit:
+ * a new JSON array of {id, terminal_id, node_id, node_name, node_labels,
+ * session, opened_by, opened_at, closed_at, reason, bytes, sha256,
+ * truncated, closed_seq} (the caller's). */
+int store_recordings_list(struct store *st, const char *node_id, int limit, json_t **out, struct sb_err *err);
+/* One recording as above; SB_ENOTFOUND. */
+int store_recording_get(struct store *st, const char *id, json_t **out, struct sb_err *err);
+
 #endif
