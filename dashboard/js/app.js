@@ -13,12 +13,16 @@ import * as login from './pages/login.js';
 import * as guestHome from './pages/guest-home.js';
 import * as containers from './pages/containers.js';
 import * as nodes from './pages/nodes.js';
+import * as terminal from './pages/terminal.js';
+import * as recordings from './pages/recordings.js';
 
 // path, label, the permission that shows it, the page module.
 const PAGES = [
   { path: '/overview', label: 'Overview', perm: 'authenticated', mod: overview },
   { path: '/nodes', label: 'Nodes', perm: 'nodes:read', mod: nodes },
   { path: '/containers', label: 'Containers', perm: 'containers:read', mod: containers },
+  { path: '/terminal', label: 'Terminal', perm: 'terminal:node', mod: terminal },
+  { path: '/recordings', label: 'Recordings', perm: 'recordings:replay', mod: recordings },
   { path: '/audit', label: 'Audit', perm: 'audit:read', mod: audit },
   { path: '/users', label: 'Users', perm: 'users:admin', mod: users },
   { path: '/tokens', label: 'API tokens', perm: 'tokens:manage', mod: tokens },
@@ -135,6 +139,7 @@ const GUEST_PAGES = [
   { path: '/nodes', label: 'Nodes', scope: 'view:metrics', mod: nodes },
   { path: '/containers', label: 'Containers', scope: 'view:containers', mod: containers },
   { path: '/audit', label: 'Audit', scope: 'view:audit', mod: audit },
+  { path: '/recordings', label: 'Recordings', scope: 'view:recordings', mod: recordings },
 ];
 const scoped = (p, scopes) => !p.scope || [].concat(p.scope).some((s) => scopes.includes(s));
 

@@ -243,8 +243,8 @@ void api_guest_landing(struct http_request *req)
     json_decref(data);
     json_t *scopes = json_array();
     static const char *const names[] = {"view:metrics", "view:containers", "view:logs", "view:deployments",
-                                        "view:audit"};
-    for (size_t i = 0; i < 5; i++)
+                                        "view:audit",   "view:recordings"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (c->scopes & auth_scope_bit(names[i]))
             json_array_append_new(scopes, json_string(names[i]));
     json_t *o = caller_json(c);
