@@ -72,7 +72,8 @@ static const struct config_option options[] = {
      "size cap of one terminal recording (then it stops, saying so)", false},
     {"terminal-idle-timeout", CONFIG_INT, "3600",
      "seconds without input or viewer before a terminal is detached (tmux keeps the session)", false},
-    {"terminal-max-per-node", CONFIG_INT, "16", "open terminals per node (256 in all)", false},
+    {"terminal-max-per-node", CONFIG_INT, "8",
+     "open terminals per node (256 in all); they share one SSH connection, so keep it under sshd's MaxSessions", false},
     {"terminal-ring-bytes", CONFIG_INT, "1048576",
      "output kept per terminal for reconnects (older offsets get a gap event)", false},
 };

@@ -554,7 +554,12 @@ int ssh_pty_open(struct ssh_session *s, const char *term, int cols, int rows, co
     LIBSSH2_CHANNEL *ch = libssh2_channel_open_session(s->s);
     if (!ch) {
         int rc = libssh2_session_last_errno(s->s);
-        s->broken = lost(rc) || rc == LIBSSH2_ERROR_CHANNEL_FAILURE;
+        s->broken = lost(rc);
+        if (rc == LIBSSH2_ERROR_CHANNEL_FAILURE && __atomic_load_n(&s->live_channels, __ATOMIC_RELAXED) > 0)
+            return sb_error(err, SB_ECONFLICT,
+                            "the node's sshd refuses more channels on one connection (%d terminals are open; "
+                            "its MaxSessions, 10 by default, is the limit): close a terminal or raise it",
+                            __atomic_load_n(&s->live_channels, __ATOMIC_RELAXED));
         return sb_error(err, SB_EUPSTREAM, "cannot open a channel on the node: %s", lerr(s->s));
     }
     int rc = libssh2_channel_request_pty_ex(ch, term, (unsigned)strlen(term), NULL, 0, cols, rows, 0, 0);

@@ -182,10 +182,13 @@ static int do_open(struct term_node *n, struct term *t, struct sb_err *err)
     int rc = session_get(n, err);
     if (rc)
         return rc;
+    /* tmux is known there while other terminals of the node run (and a
+     * check would take one of the connection's channels). */
     struct ssh_exec_result r;
-    rc = run_quick(n, "command -v tmux >/dev/null 2>&1", &r, err);
-    int code = r.exit_code;
-    ssh_exec_result_release(&r);
+    rc = n->terms ? 0 : run_quick(n, "command -v tmux >/dev/null 2>&1", &r, err);
+    int code = n->terms ? 0 : r.exit_code;
+    if (!n->terms)
+        ssh_exec_result_release(&r);
     if (rc) {
         if (ssh_session_broken(n->session) && !n->terms)
             session_release(n, true);
@@ -615,7 +618,7 @@ struct terminals *terminals_new(const struct terminal_config *cfg, struct sb_err
     if (!ts->cfg.idle_timeout_ms)
         ts->cfg.idle_timeout_ms = 3600 * 1000;
     if (ts->cfg.max_per_node <= 0)
-        ts->cfg.max_per_node = 16;
+        ts->cfg.max_per_node = 8;
     if (ts->cfg.max_total <= 0)
         ts->cfg.max_total = 256;
     sb_strlcpy(ts->dir, cfg->recordings_dir, sizeof ts->dir);

@@ -69,7 +69,7 @@ struct terminal_config {
     size_t recording_max_bytes; /* per recording (default 64 MiB) */
     size_t input_max_bytes;     /* input waiting for the node, per terminal (default 4 MiB) */
     int idle_timeout_ms;        /* without input or viewers, detach after (default 1 h; <0 never) */
-    int max_per_node;           /* default 16 */
+    int max_per_node;           /* default 8 (one SSH connection: sshd's MaxSessions is 10 by default) */
     int max_total;              /* default 256 */
     int retention_days;         /* recordings older are removed (hourly sweep); 0 = keep */
 };
