@@ -5,8 +5,9 @@
 CREATE TABLE recordings (
     id          uuid PRIMARY KEY,
     terminal_id uuid NOT NULL,
-    node_id     uuid NOT NULL,
+    node_id     text NOT NULL,  -- a node uuid, or 'local' (the core's own engine: container consoles)
     session     text NOT NULL,
+    container   text,           -- container consoles: the container id
     opened_by   text NOT NULL DEFAULT '',
     opened_at   timestamptz NOT NULL,
     closed_at   timestamptz NOT NULL,

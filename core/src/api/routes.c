@@ -66,6 +66,7 @@ void api_agent_metrics(struct http_request *req);
 void api_node_metrics(struct http_request *req);
 void api_container_metrics(struct http_request *req);
 void api_terminal_open(struct http_request *req);
+void api_container_console(struct http_request *req);
 void api_terminal_kill_session(struct http_request *req);
 void api_terminals_list(struct http_request *req);
 void api_terminal_get(struct http_request *req);
@@ -129,6 +130,8 @@ const struct http_route api_routes[] = {
      "one sample of a container's resource use"},
     {"GET", "/api/v1/nodes/{id}/containers/{cid}/logs", api_container_logs, 0, "logs:read",
      "a container's logs as JSON lines, or with follow=1 a Server-Sent Events stream"},
+    {"POST", "/api/v1/nodes/{id}/containers/{cid}/console", api_container_console, HTTP_ROUTE_BODY,
+     "terminal:container", "open a console in a running container (docker exec with a TTY: bash, else sh)"},
     {"POST", "/api/v1/nodes/{id}/containers/{cid}/{action}", api_container_action, 0, "containers:operate",
      "start, stop (?timeout=), restart, kill (?signal=), pause or unpause a container"},
     {"GET", "/api/v1/nodes/{id}/images", api_images_list, 0, "images:read", "a node's images"},

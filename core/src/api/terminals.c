@@ -11,12 +11,14 @@
  * POST   /api/v1/terminals/{id}/input            raw bytes, or {"data": base64}
  * POST   /api/v1/terminals/{id}/resize {"cols","rows"}
  * DELETE /api/v1/terminals/{id}?kill=1            detach (and kill the tmux session)
+ * POST   /api/v1/nodes/{id}/containers/{cid}/console {"cols"?,"rows"?}  a TTY exec (bash, else sh)
  * GET    /api/v1/recordings                       ?node= &limit=
  * GET    /api/v1/recordings/{id}                  the asciicast v2 file
  */
 #include "api.h"
 
 #include "../terminal/terminal.h"
+#include "docker_api.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -50,12 +52,15 @@ static json_t *closed_data(const struct terminal_closed *c)
 {
     char at[40];
     time_format_rfc3339(c->info.opened_us, at, sizeof at);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:{s:s, s:s, s:I, s:b}}", "terminal_id",
-                     c->info.id, "node_id", c->info.node_id, "session", c->info.session, "opened_by",
-                     c->info.opened_by, "opened_at", at, "reason", c->reason ? c->reason : "closed", "killed",
-                     c->killed, "bytes_out", (json_int_t)c->info.end_offset, "recording", "id",
-                     c->recording_id, "sha256", c->recording_sha256, "bytes", (json_int_t)c->recording_bytes,
-                     "truncated", c->recording_truncated);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:{s:s, s:s, s:I, s:b}}", "terminal_id",
+                          c->info.id, "node_id", c->info.node_id, "session", c->info.session, "opened_by",
+                          c->info.opened_by, "opened_at", at, "reason", c->reason ? c->reason : "closed",
+                          "killed", c->killed, "bytes_out", (json_int_t)c->info.end_offset, "recording", "id",
+                          c->recording_id, "sha256", c->recording_sha256, "bytes",
+                          (json_int_t)c->recording_bytes, "truncated", c->recording_truncated);
+    if (c->info.container[0])
+        json_object_set_new(o, "container", json_string(c->info.container));
+    return o;
 }
 
 /* terminal_config.closed: a terminal ended by itself. */
@@ -78,6 +83,12 @@ static int load_visible(struct http_request *req, struct terminal_info *info)
     struct sb_err err = {0};
     if (terminal_get(ts, http_param(req, "id"), info, &err))
         return api_fail(req, &err);
+    if (strcmp(info->node_id, DOCKER_LOCAL_NODE) == 0) {
+        if (api_node_visible(req, NULL))
+            return 0;
+        http_reply_error(req, 404, "not_found", "no such terminal");
+        return -1;
+    }
     json_t *node = NULL;
     if (api_node_load_visible(req, info->node_id, &node)) {
         /* out of scope: the terminal does not exist for this caller */
@@ -176,8 +187,9 @@ void api_terminals_list(struct http_request *req)
             continue;
         json_t *node = NULL;
         struct sb_err err = {0};
-        if (store_node_get(app->store, nid, &node, &err) == 0 &&
-            api_node_visible(req, json_object_get(node, "labels")))
+        if (strcmp(nid, DOCKER_LOCAL_NODE) == 0 ? api_node_visible(req, NULL)
+                                                : store_node_get(app->store, nid, &node, &err) == 0 &&
+                                                      api_node_visible(req, json_object_get(node, "labels")))
             json_array_append(items, t);
         json_decref(node);
     }
@@ -304,8 +316,6 @@ void api_terminal_resize(struct http_request *req)
         json_pack("{s:i, s:i}", "cols", (int)json_integer_value(cv), "rows", (int)json_integer_value(rv)));
 }
 
-int api_query_bool(struct http_request *req, const char *name, bool def, bool *out);
-
 void api_terminal_close(struct http_request *req)
 {
     struct terminal_info info;
@@ -354,6 +364,76 @@ void api_terminal_kill_session(struct http_request *req)
     http_reply_json(req, 204, NULL);
 }
 
+void api_container_console(struct http_request *req)
+{
+    static const char *const allowed[] = {"cols", "rows", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    struct terminals *ts = terms_of(req);
+    if (!ts)
+        return;
+    struct app *app = req->app;
+    struct api_node node;
+    if (api_docker_node(req, http_param(req, "id"), &node))
+        return;
+    const char *cid = http_param(req, "cid");
+    struct sb_err err = {0};
+    if (!api_docker_ref_ok(cid, 128)) {
+        http_reply_error(req, 404, "not_found", "no such container");
+        return;
+    }
+    json_t *cv = json_object_get(req->json, "cols"), *rv = json_object_get(req->json, "rows");
+    if (cv && (!json_is_integer(cv) || json_integer_value(cv) < 2 || json_integer_value(cv) > 1000))
+        sb_field_error(&err, "cols", "cols must be a whole number from 2 to 1000");
+    else if (rv && (!json_is_integer(rv) || json_integer_value(rv) < 1 || json_integer_value(rv) > 1000))
+        sb_field_error(&err, "rows", "rows must be a whole number from 1 to 1000");
+    if (err.code) {
+        api_fail(req, &err);
+        return;
+    }
+    char path[200];
+    snprintf(path, sizeof path, "/containers/%s/json", cid);
+    json_t *doc = NULL;
+    if (docker_call(node.socket, "GET", path, NULL, 0, &doc, NULL, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    char full[80];
+    sb_strlcpy(full, json_string_value(json_object_get(doc, "Id")) ?: cid, sizeof full);
+    bool running = json_is_true(json_object_get(json_object_get(doc, "State"), "Running"));
+    json_decref(doc);
+    if (!running) {
+        http_reply_error(req, 409, "not_running", "the container is not running; start it first");
+        return;
+    }
+    struct event_actor actor;
+    api_actor(req, &actor);
+    struct terminal_open_opts o = {.node_id = node.id,
+                                   .opened_by = actor.name,
+                                   .cols = cv ? (int)json_integer_value(cv) : 0,
+                                   .rows = rv ? (int)json_integer_value(rv) : 0};
+    struct terminal_info info;
+    if (terminal_console_open(ts, &o, full, &info, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    json_t *data = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:s}", "terminal_id", info.id, "node_id",
+                             info.node_id, "container", info.container, "session", info.session, "cols",
+                             info.cols, "rows", info.rows, "recording_id", info.id);
+    int rc = append_event(app, req, node.id, "terminal.opened", data, &err);
+    json_decref(data);
+    if (rc) {
+        struct terminal_closed c;
+        struct sb_err e2 = {0};
+        terminal_close(ts, info.id, false, &c, &e2);
+        api_fail(req, &err);
+        return;
+    }
+    json_t *body = terminal_info_json(&info);
+    json_object_set_new(body, "recording_id", json_string(info.id));
+    http_reply_json(req, 201, body);
+}
+
 /* ---- recordings ---------------------------------------------------------- */
 
 void api_recordings_list(struct http_request *req)
@@ -363,8 +443,8 @@ void api_recordings_list(struct http_request *req)
     if (http_query_int(req, "limit", 100, 1, 1000, &limit))
         return;
     const char *node = http_query(req, "node");
-    if (node && !uuid_valid(node)) {
-        http_reply_error(req, 400, "bad_parameter", "node is a node id");
+    if (node && !uuid_valid(node) && strcmp(node, DOCKER_LOCAL_NODE) != 0) {
+        http_reply_error(req, 400, "bad_parameter", "node is a node id (or local)");
         return;
     }
     json_t *rows = NULL;
@@ -449,6 +529,27 @@ static void target_release(void *ctx, void *handle)
     free(handle);
 }
 
+static int console_open(void *ctx, const char *node_id, const char *container, int cols, int rows, int *fd,
+                        char exec_id[80], struct buf *early, struct sb_err *err)
+{
+    struct app *app = ctx;
+    char sock[DOCKER_SOCKET_MAX], name[128];
+    int rc = app->docker
+                 ? docker_endpoint_for_node(app->docker, node_id, sock, sizeof sock, name, sizeof name, err)
+                 : sb_error(err, SB_EUNAVAIL, "docker is not available");
+    return rc ? rc : docker_console_open(sock, container, cols, rows, fd, exec_id, early, err);
+}
+
+static void console_resize(void *ctx, const char *node_id, const char *exec_id, int cols, int rows)
+{
+    struct app *app = ctx;
+    char sock[DOCKER_SOCKET_MAX], name[128];
+    struct sb_err err = {0};
+    if (app->docker &&
+        docker_endpoint_for_node(app->docker, node_id, sock, sizeof sock, name, sizeof name, &err) == 0)
+        docker_console_resize(sock, exec_id, cols, rows, &err);
+}
+
 int api_terminals_start(struct app *app, struct sb_err *err)
 {
     char dir[1024];
@@ -462,6 +563,8 @@ int api_terminals_start(struct app *app, struct sb_err *err)
         .target_load = target_load,
         .target_release = target_release,
         .closed = api_terminal_closed,
+        .console_open = console_open,
+        .console_resize = console_resize,
         .ctx = app,
         .recordings_dir = dir,
         .record_input = config_get_int(app->cfg, "record-input") != 0,

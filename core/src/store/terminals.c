@@ -12,18 +12,18 @@
 static struct store_stmt q_list = STORE_STMT(
     "SELECT coalesce(json_agg(json_build_object('id', r.id, 'terminal_id', r.terminal_id, 'node_id', "
     "r.node_id, "
-    "  'node_name', n.name, 'node_labels', coalesce(n.labels, '{}'::jsonb), 'session', r.session, "
+    "  'node_name', n.name, 'node_labels', coalesce(n.labels, '{}'::jsonb), 'session', r.session, 'container', r.container, "
     "  'opened_by', r.opened_by, 'opened_at', r.opened_at, 'closed_at', r.closed_at, 'reason', r.reason, "
     "  'bytes', r.bytes, 'sha256', r.sha256, 'truncated', r.truncated, 'closed_seq', r.closed_seq) "
     "  ORDER BY r.closed_at DESC), '[]'::json)::text "
-    "FROM (SELECT * FROM recordings WHERE ($1::uuid IS NULL OR node_id = $1::uuid) "
-    "      ORDER BY closed_at DESC LIMIT $2::int) r LEFT JOIN nodes n ON n.id = r.node_id");
+    "FROM (SELECT * FROM recordings WHERE ($1::text IS NULL OR node_id = $1) "
+    "      ORDER BY closed_at DESC LIMIT $2::int) r LEFT JOIN nodes n ON n.id::text = r.node_id");
 static struct store_stmt q_get = STORE_STMT(
     "SELECT json_build_object('id', r.id, 'terminal_id', r.terminal_id, 'node_id', r.node_id, "
-    "  'node_name', n.name, 'node_labels', coalesce(n.labels, '{}'::jsonb), 'session', r.session, "
+    "  'node_name', n.name, 'node_labels', coalesce(n.labels, '{}'::jsonb), 'session', r.session, 'container', r.container, "
     "  'opened_by', r.opened_by, 'opened_at', r.opened_at, 'closed_at', r.closed_at, 'reason', r.reason, "
     "  'bytes', r.bytes, 'sha256', r.sha256, 'truncated', r.truncated, 'closed_seq', r.closed_seq)::text "
-    "FROM recordings r LEFT JOIN nodes n ON n.id = r.node_id WHERE r.id = $1::uuid");
+    "FROM recordings r LEFT JOIN nodes n ON n.id::text = r.node_id WHERE r.id = $1::uuid");
 
 int project_terminal(struct store_tx *tx, const struct store_event *ev)
 {

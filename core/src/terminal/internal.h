@@ -71,6 +71,8 @@ struct term {
     int64_t last_activity_ms;
     /* node thread only */
     LIBSSH2_CHANNEL *ch;
+    int fd; /* a container console's stream, else -1 */
+    char exec_id[80];
     char inflight[16384]; /* a write the channel took only partly: retried as is */
     size_t inflight_len, inflight_off;
     struct term_recording rec;

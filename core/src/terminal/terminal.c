@@ -48,6 +48,7 @@ struct term_cmd {
 struct term_node {
     struct terminals *ts;
     char node_id[37];
+    bool console; /* container consoles of the node: plain fds, no SSH session */
     pthread_t thread;
     int wake[2];
     struct ssh_session *session;
@@ -92,10 +93,14 @@ json_t *terminal_info_json(const struct terminal_info *i)
 {
     char at[40];
     time_format_rfc3339(i->opened_us, at, sizeof at);
-    return json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:s, s:i}", "id", i->id, "node_id", i->node_id,
-                     "session", i->session, "opened_by", i->opened_by, "cols", i->cols, "rows", i->rows,
-                     "start_offset", (json_int_t)i->start_offset, "end_offset", (json_int_t)i->end_offset,
-                     "opened_at", at, "viewers", i->viewers);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:I, s:I, s:s, s:i}", "id", i->id, "node_id",
+                          i->node_id, "session", i->session, "opened_by", i->opened_by, "cols", i->cols,
+                          "rows", i->rows, "start_offset", (json_int_t)i->start_offset, "end_offset",
+                          (json_int_t)i->end_offset, "opened_at", at, "viewers", i->viewers);
+    json_object_set_new(o, "kind", json_string(i->container[0] ? "container" : "node"));
+    if (i->container[0])
+        json_object_set_new(o, "container", json_string(i->container));
+    return o;
 }
 
 int terminal_name_check(const char *name, struct sb_err *err)
@@ -177,8 +182,46 @@ static void recording_path(struct terminals *ts, const char *id, char *out, size
 }
 
 /* Opens the channel of t on the node's thread. */
+static int do_open_console(struct term_node *n, struct term *t, struct sb_err *err)
+{
+    struct terminals *ts = n->ts;
+    if (!ts->cfg.console_open)
+        return sb_error(err, SB_EUNAVAIL, "container consoles are not available");
+    char path[1100];
+    recording_path(ts, t->rec_id, path, sizeof path);
+    char title[200];
+    snprintf(title, sizeof title, "container %s on node %s", t->info.container, t->info.node_id);
+    int rc = term_recording_open(&t->rec, path, t->info.cols, t->info.rows, title,
+                                 ts->cfg.recording_max_bytes, err);
+    if (rc)
+        return rc;
+    struct buf early;
+    buf_init(&early, 65536);
+    rc = ts->cfg.console_open(ts->cfg.ctx, t->info.node_id, t->info.container, t->info.cols, t->info.rows,
+                              &t->fd, t->exec_id, &early, err);
+    if (rc) {
+        char sha[65];
+        term_recording_close(&t->rec, sha);
+        unlink(path);
+        buf_release(&early);
+        return rc;
+    }
+    if (early.len) {
+        term_recording_event(&t->rec, 'o', early.data, early.len);
+        pthread_mutex_lock(&t->lock);
+        term_ring_write(&t->ring, early.data, early.len);
+        pthread_mutex_unlock(&t->lock);
+    }
+    buf_release(&early);
+    t->next = n->terms;
+    n->terms = t;
+    return 0;
+}
+
 static int do_open(struct term_node *n, struct term *t, struct sb_err *err)
 {
+    if (n->console)
+        return do_open_console(n, t, err);
     int rc = session_get(n, err);
     if (rc)
         return rc;
@@ -241,6 +284,9 @@ static void do_close(struct term_node *n, struct term *t, const char *reason, bo
         libssh2_session_set_blocking(ssh_session_raw(n->session), 0);
     }
     t->ch = NULL;
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
     bool killed = false;
     if (kill && n->session && !ssh_session_broken(n->session)) {
         char cmd[128];
@@ -308,6 +354,65 @@ static bool lost(ssize_t rc)
            rc == LIBSSH2_ERROR_SOCKET_DISCONNECT || rc == LIBSSH2_ERROR_SOCKET_TIMEOUT ||
            rc == LIBSSH2_ERROR_TIMEOUT || rc == LIBSSH2_ERROR_KEX_FAILURE || rc == LIBSSH2_ERROR_DECRYPT ||
            rc == LIBSSH2_ERROR_PROTO;
+}
+
+/* A container console's pump: the same as pump() on a plain socket. */
+static int pump_fd(struct term_node *n, struct term *t)
+{
+    struct terminals *ts = n->ts;
+    int progress = 0;
+    char buf[16384];
+    size_t budget = READ_BUDGET;
+    while (budget) {
+        ssize_t r = read(t->fd, buf, sizeof buf);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (r <= 0)
+            return -1; /* the shell exited (or the engine went away) */
+        budget = (size_t)r < budget ? budget - (size_t)r : 0;
+        progress = 1;
+        term_recording_event(&t->rec, 'o', buf, (size_t)r);
+        atomic_fetch_add(&ts->bytes_out, (uint64_t)r);
+        struct MHD_Connection *conns[TERM_MAX_VIEWERS];
+        pthread_mutex_lock(&t->lock);
+        term_ring_write(&t->ring, buf, (size_t)r);
+        int nc = term_streams_wake_locked(t, false, conns);
+        pthread_mutex_unlock(&t->lock);
+        term_streams_resume(conns, nc);
+    }
+    pthread_mutex_lock(&t->lock);
+    bool resize = t->resize_pending;
+    int cols = t->info.cols, rows = t->info.rows;
+    t->resize_pending = false;
+    pthread_mutex_unlock(&t->lock);
+    if (resize && ts->cfg.console_resize) {
+        ts->cfg.console_resize(ts->cfg.ctx, t->info.node_id, t->exec_id, cols, rows);
+        term_recording_resize(&t->rec, cols, rows);
+    }
+    for (int rounds = 0; rounds < 64; rounds++) {
+        if (t->inflight_off == t->inflight_len) {
+            pthread_mutex_lock(&t->lock);
+            size_t k = t->input.len < sizeof t->inflight ? t->input.len : sizeof t->inflight;
+            memcpy(t->inflight, t->input.data, k);
+            buf_consume(&t->input, k);
+            pthread_mutex_unlock(&t->lock);
+            t->inflight_len = k;
+            t->inflight_off = 0;
+            if (!k)
+                break;
+            if (ts->cfg.record_input)
+                term_recording_event(&t->rec, 'i', t->inflight, k);
+            atomic_fetch_add(&ts->bytes_in, k);
+        }
+        ssize_t w = write(t->fd, t->inflight + t->inflight_off, t->inflight_len - t->inflight_off);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (w < 0)
+            return -1;
+        t->inflight_off += (size_t)w;
+        progress = 1;
+    }
+    return progress;
 }
 
 /* Moves bytes of one terminal. Returns 1 on progress, 0 without, -1 when
@@ -452,8 +557,13 @@ static void *node_main(void *arg)
         pthread_mutex_unlock(&ts->lock);
         if (stop)
             break;
-        struct pollfd pf[2] = {{.fd = n->wake[0], .events = POLLIN}};
+        struct pollfd pf[2 + 64] = {{.fd = n->wake[0], .events = POLLIN}};
         nfds_t np = 1;
+        for (struct term *t = n->terms; t && np < sizeof pf / sizeof pf[0]; t = t->next)
+            if (t->fd >= 0)
+                pf[np++] = (struct pollfd){
+                    .fd = t->fd,
+                    .events = (short)(POLLIN | (t->inflight_off < t->inflight_len ? POLLOUT : 0))};
         if (n->session) {
             int dirs = libssh2_session_block_directions(ssh_session_raw(n->session));
             pf[np++] = (struct pollfd){
@@ -472,7 +582,7 @@ static void *node_main(void *arg)
         int64_t now = time_mono_ms();
         for (struct term *t = n->terms, *next; t && !broken; t = next) {
             next = t->next;
-            int r = pump(n, t);
+            int r = t->fd >= 0 ? pump_fd(n, t) : pump(n, t);
             if (r > 0)
                 busy = true;
             else if (r == -1)
@@ -520,10 +630,11 @@ static void *node_main(void *arg)
 }
 
 /* The node's thread, started on first use. Called with ts->lock held. */
-static struct term_node *node_get_locked(struct terminals *ts, const char *node_id, struct sb_err *err)
+static struct term_node *node_get_locked(struct terminals *ts, const char *node_id, bool console,
+                                         struct sb_err *err)
 {
     for (struct term_node *n = ts->nodes; n; n = n->next)
-        if (strcmp(n->node_id, node_id) == 0)
+        if (strcmp(n->node_id, node_id) == 0 && n->console == console)
             return n;
     struct term_node *n = calloc(1, sizeof *n);
     if (!n) {
@@ -531,6 +642,7 @@ static struct term_node *node_get_locked(struct terminals *ts, const char *node_
         return NULL;
     }
     n->ts = ts;
+    n->console = console;
     sb_strlcpy(n->node_id, node_id, sizeof n->node_id);
     if (pipe2(n->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
         free(n);
@@ -692,8 +804,8 @@ static int size_check(int cols, int rows, struct sb_err *err)
     return 0;
 }
 
-int terminal_open(struct terminals *ts, const struct terminal_open_opts *o, struct terminal_info *out,
-                  bool *joined, struct sb_err *err)
+static int open_term(struct terminals *ts, const struct terminal_open_opts *o, const char *container,
+                     struct terminal_info *out, bool *joined, struct sb_err *err)
 {
     *joined = false;
     int rc = terminal_name_check(o->session, err);
@@ -709,13 +821,13 @@ int terminal_open(struct terminals *ts, const struct terminal_open_opts *o, stru
         pthread_mutex_unlock(&ts->lock);
         return sb_error(err, SB_EUNAVAIL, "the server is shutting down");
     }
-    struct term_node *n = node_get_locked(ts, o->node_id, err);
+    struct term_node *n = node_get_locked(ts, o->node_id, container != NULL, err);
     if (!n) {
         pthread_mutex_unlock(&ts->lock);
         return err ? err->code : SB_EINTERNAL;
     }
     /* Join the terminal already open on that tmux session. */
-    for (struct term *t = n->terms; t; t = t->next) {
+    for (struct term *t = container ? NULL : n->terms; t; t = t->next) {
         if (strcmp(t->info.session, o->session) != 0)
             continue;
         pthread_mutex_lock(&t->lock);
@@ -751,6 +863,9 @@ int terminal_open(struct terminals *ts, const struct terminal_open_opts *o, stru
     t->refs = 2; /* the registry's and the command's */
     t->ts = ts;
     t->node = n;
+    t->fd = -1;
+    if (container)
+        sb_strlcpy(t->info.container, container, sizeof t->info.container);
     buf_init(&t->input, ts->cfg.input_max_bytes);
     uuid_v4(t->info.id);
     sb_strlcpy(t->rec_id, t->info.id, sizeof t->rec_id);
@@ -788,6 +903,23 @@ int terminal_open(struct terminals *ts, const struct terminal_open_opts *o, stru
         term_unref(t); /* the registry never had it */
     term_unref(t);     /* the command's */
     return rc;
+}
+
+int terminal_open(struct terminals *ts, const struct terminal_open_opts *o, struct terminal_info *out,
+                  bool *joined, struct sb_err *err)
+{
+    return open_term(ts, o, NULL, out, joined, err);
+}
+
+int terminal_console_open(struct terminals *ts, const struct terminal_open_opts *o, const char *container,
+                          struct terminal_info *out, struct sb_err *err)
+{
+    if (!container || !*container || strlen(container) >= sizeof out->container)
+        return sb_field_error(err, "container", "no such container");
+    struct terminal_open_opts c = *o;
+    c.session = "console";
+    bool joined;
+    return open_term(ts, &c, container, out, &joined, err);
 }
 
 int terminal_get(struct terminals *ts, const char *id, struct terminal_info *out, struct sb_err *err)
@@ -905,7 +1037,7 @@ int terminal_kill_session(struct terminals *ts, const char *node_id, const char 
     if (!c)
         return sb_error(err, SB_ENOMEM, "out of memory");
     pthread_mutex_lock(&ts->lock);
-    struct term_node *n = ts->stopping ? NULL : node_get_locked(ts, node_id, err);
+    struct term_node *n = ts->stopping ? NULL : node_get_locked(ts, node_id, false, err);
     if (!n) {
         pthread_mutex_unlock(&ts->lock);
         free(c);

@@ -31,6 +31,7 @@ struct terminal_info {
     char node_id[37];
     char session[TERMINAL_NAME_MAX + 1];
     char opened_by[128]; /* actor name of whoever opened it */
+    char container[80];  /* a container console: the container; "" for a node terminal */
     int cols, rows;
     uint64_t start_offset; /* oldest byte still in the ring */
     uint64_t end_offset;   /* bytes of output so far */
@@ -62,6 +63,11 @@ struct terminal_config {
      * on the node's thread, once, so the owner appends terminal.closed. Not
      * called for terminal_close, whose caller gets the same report. */
     void (*closed)(void *ctx, const struct terminal_closed *c);
+    /* Container consoles (docker/console.c through the owner): a TTY exec's
+     * raw stream as a non-blocking fd, and its resize. */
+    int (*console_open)(void *ctx, const char *node_id, const char *container, int cols, int rows, int *fd,
+                        char exec_id[80], struct buf *early, struct sb_err *err);
+    void (*console_resize)(void *ctx, const char *node_id, const char *exec_id, int cols, int rows);
     void *ctx;
     const char *recordings_dir; /* made (0700) if missing */
     bool record_input;          /* asciicast "i" events too */
@@ -97,6 +103,12 @@ struct terminal_open_opts {
  * cannot be reached, SB_ECONFLICT over the limits. */
 int terminal_open(struct terminals *ts, const struct terminal_open_opts *o, struct terminal_info *out,
                   bool *joined, struct sb_err *err);
+/* A console in a container (docker exec with a TTY: bash, else sh) on a
+ * node ("local" or a node id); always a new one (an exec does not outlive
+ * its connection). The same output, input, resize, close and recording as
+ * node terminals; o->session names nothing ("console"). */
+int terminal_console_open(struct terminals *ts, const struct terminal_open_opts *o, const char *container,
+                          struct terminal_info *out, struct sb_err *err);
 /* SB_ENOTFOUND when no open terminal has this id. */
 int terminal_get(struct terminals *ts, const char *id, struct terminal_info *out, struct sb_err *err);
 /* Every open terminal, as a new JSON array of terminal_info_json. */
