@@ -11,6 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { createDatabase, createUser, login, startCore, ROOT } from './lib/harness.mjs';
 import { openSse } from './lib/sse.mjs';
+import { openBrowser, logIn } from './lib/browser.mjs';
 
 const DOCKERD = join(ROOT, 'scripts', 'dockerd.sh');
 let dir, sock, db, core;
@@ -20,7 +21,7 @@ before(async () => {
   dir = mkdtempSync('/tmp/sbxd.');
   sock = execFileSync(DOCKERD, ['start', dir], { encoding: 'utf8' }).match(/SBX_DOCKER_SOCKET=(.*)/)[1].trim();
   db = createDatabase('console');
-  core = await startCore({ db, admin: true, env: { SERVERBOX_DOCKER_SOCKET: sock, SERVERBOX_NODE_CHECK_INTERVAL: '0' } });
+  core = await startCore({ db, admin: true, env: { SERVERBOX_DOCKER_SOCKET: sock, SERVERBOX_NODE_CHECK_INTERVAL: '0', SERVERBOX_DASHBOARD_DIR: join(ROOT, 'dashboard') } });
 });
 after(async () => {
   try {
@@ -71,4 +72,34 @@ test('a console in a container: hostname, resize, recording; viewers 403; stoppe
   assert.equal((await core.request('POST', '/api/v1/nodes/local/containers/nope/console', { json: {} })).status, 404);
   assert.equal((await core.request('POST', '/api/v1/nodes/local/containers/cons1/console', { json: { cols: 0 } })).status, 422);
   docker('rm', 'cons1');
+});
+
+test('the dashboard: a Console button on a running container opens xterm on its shell', async () => {
+  const id = docker('run', '-d', '--name', 'cons2', 'local/busybox:1', 'sleep', '3600');
+  const br = await openBrowser();
+  try {
+    const { page } = br;
+    await logIn(page, core, createUser(db, { role: 'operator' }));
+    await page.goto(`${core.base}/containers`);
+    await page.locator('a[data-console="cons2"]').click({ timeout: 20000 });
+    await page.waitForURL('**/terminal?node=local&container=*');
+    await page.locator('.term-tab[data-state="live"]').waitFor({ timeout: 20000 });
+    await page.locator('.term-pane .xterm').click();
+    await page.keyboard.type('hostname');
+    await page.keyboard.press('Enter');
+    const screen = () => page.evaluate(() => {
+      const t = Object.values(window.__sbxTerminals)[0];
+      const b = t.buffer.active;
+      const out = [];
+      for (let i = 0; i < b.length; i++) out.push(b.getLine(i)?.translateToString(true) ?? '');
+      return out.join('\n');
+    });
+    let last = '';
+    for (let i = 0; i < 100 && !(last = await screen()).includes(id.slice(0, 12)); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(last.includes(id.slice(0, 12)), last);
+    assert.deepEqual(br.problems, []);
+  } finally {
+    await br.close();
+    docker('rm', '-f', 'cons2');
+  }
 });

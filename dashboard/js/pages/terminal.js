@@ -58,7 +58,8 @@ function savedTabs() {
   try { return JSON.parse(localStorage.getItem(TABS_KEY) || '[]').filter((t) => t && t.node && SESSION_RE.test(t.session)); } catch { return []; }
 }
 function saveTabs(tabs) {
-  localStorage.setItem(TABS_KEY, JSON.stringify(tabs.map((t) => ({ node: t.node, session: t.session, nodeName: t.nodeName }))));
+  // Container consoles are not kept: an exec ends with its connection.
+  localStorage.setItem(TABS_KEY, JSON.stringify(tabs.filter((t) => !t.container).map((t) => ({ node: t.node, session: t.session, nodeName: t.nodeName }))));
 }
 
 // For the browser tests and for debugging: the xterm of each open tab.
@@ -95,7 +96,8 @@ export function render(root, ctx) {
     if (tab) { tab.fit(); tab.term.focus(); }
   }
 
-  async function openTab(nodeId, sessionName, nodeName) {
+  // container: a console in that container (docker exec) instead of tmux.
+  async function openTab(nodeId, sessionName, nodeName, container) {
     const existing = tabs.find((t) => t.node === nodeId && t.session === sessionName);
     if (existing) { activate(existing); return existing; }
     const { Terminal, FitAddon } = await loadXterm();
@@ -112,15 +114,17 @@ export function render(root, ctx) {
     const screen = h('div', { class: 'term-screen' });
     const copyBtn = h('button', { class: 'btn btn-small', type: 'button' }, 'Copy selection');
     const pasteBtn = h('button', { class: 'btn btn-small', type: 'button' }, 'Paste');
-    const killBtn = h('button', { class: 'btn btn-small btn-danger', type: 'button' }, 'End tmux session');
+    const killBtn = h('button', { class: 'btn btn-small btn-danger', type: 'button', hidden: Boolean(container) }, 'End tmux session');
     const pane = h('div', { class: 'term-pane', role: 'tabpanel', dataset: { node: nodeId, session: sessionName } },
-      h('div', { class: 'row between' }, h('span', { class: 'muted small' }, 'tmux session ', h('code', {}, sessionName), ' on ', nodeName || nodeId),
+      h('div', { class: 'row between' }, container
+        ? h('span', { class: 'muted small' }, 'console (docker exec) in container ', h('code', {}, container.slice(0, 12)), ' on ', nodeName || nodeId)
+        : h('span', { class: 'muted small' }, 'tmux session ', h('code', {}, sessionName), ' on ', nodeName || nodeId),
         h('div', { class: 'row' }, copyBtn, pasteBtn, killBtn)),
       screen);
     tabBar.append(tabEl);
     panes.append(pane);
     term.open(screen);
-    const tab = { node: nodeId, session: sessionName, nodeName, term, tabEl, pane, id: null, offset: 0, es: null, closed: false,
+    const tab = { node: nodeId, session: sessionName, nodeName, container, term, tabEl, pane, id: null, offset: 0, es: null, closed: false,
       fit: () => { try { fit.fit(); } catch { /* hidden */ } } };
     tabs.push(tab);
     saveTabs(tabs);
@@ -179,7 +183,9 @@ export function render(root, ctx) {
       if (tab.closed || disposed) return;
       setState('connecting', tab.id ? 're-attaching…' : 'connecting…');
       try {
-        const r = await api('POST', `/api/v1/nodes/${encodeURIComponent(nodeId)}/terminals`, { session: sessionName, cols: term.cols, rows: term.rows });
+        const r = container
+          ? await api('POST', `/api/v1/nodes/${encodeURIComponent(nodeId)}/containers/${encodeURIComponent(container)}/console`, { cols: term.cols, rows: term.rows })
+          : await api('POST', `/api/v1/nodes/${encodeURIComponent(nodeId)}/terminals`, { session: sessionName, cols: term.cols, rows: term.rows });
         if (r.id !== tab.id) { tab.id = r.id; tab.offset = r.start_offset || 0; term.reset(); }
         tab.catchUp = r.end_offset || 0;
         tabEl.dataset.terminal = r.id;
@@ -211,7 +217,11 @@ export function render(root, ctx) {
         tabEl.dataset.offset = String(tab.offset);
       });
       es.addEventListener('gap', (ev) => { const d = JSON.parse(ev.data); tab.offset = d.offset; });
-      es.addEventListener('end', () => { es.close(); tab.es = null; if (!tab.closed) { setState('reconnecting', 'reconnecting…'); setTimeout(attach, 300); } });
+      es.addEventListener('end', () => {
+        es.close();
+        tab.es = null;
+        if (container) { setState('ended', 'ended'); return; } // the shell is gone; Detach closes the tab
+        if (!tab.closed) { setState('reconnecting', 'reconnecting…'); setTimeout(attach, 300); } });
       es.onerror = async () => {
         es.close();
         tab.es = null;
@@ -274,6 +284,12 @@ export function render(root, ctx) {
     } catch (e) { clear(err, errorBox(e)); }
     for (const t of savedTabs()) await openTab(t.node, t.session, t.nodeName).catch((x) => clear(err, errorBox(x)));
     const want = params.get('node');
+    const ctr = params.get('container');
+    if (want && ctr && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(ctr)) {
+      const nm = params.get('name') || ctr.slice(0, 12);
+      await openTab(want, `ct-${ctr.slice(0, 12)}`, `${nm} @ ${want === 'local' ? 'local' : ([...nodeSel.options].find((o) => o.value === want)?.textContent || want.slice(0, 8))}`, ctr)
+        .catch((x) => clear(err, errorBox(x)));
+    }
     if (want && params.get('session') && SESSION_RE.test(params.get('session'))) {
       const opt = [...nodeSel.options].find((o) => o.value === want);
       await openTab(want, params.get('session'), opt?.textContent).catch((x) => clear(err, errorBox(x)));
