@@ -27,7 +27,7 @@ rule "libssh2 outside ssh/" '#include *<libssh2' '^ssh/'
 rule "libcurl outside docker/" '#include *<curl/' '^docker/' main.c
 # Streams still build their own MHD response; the shared SSE writer in http/
 # is to replace these (issue #12 item 3).
-rule "<microhttpd.h> outside http/" '#include *<microhttpd.h>' '^http/' docker/stream.c events/bus.c
+rule "<microhttpd.h> outside http/" '#include *<microhttpd.h>' '^http/' docker/stream.c events/bus.c terminal/sse.c terminal/terminal.c
 # rbac.c reads the route table's rows (permission, flags) to check them
 # against the RBAC table at start.
 rule "http/ outside api/ and cmd/" '#include *"\.\./http/http\.h"|#include *"http/http\.h"' '^(api|cmd|http)/' auth/rbac.c

@@ -95,8 +95,21 @@ static const struct config_option options[] = {
     {"job-retry-base-ms", CONFIG_INT, "1000", "delay before a job's first retry (doubled each attempt)",
      false},
     {"job-test-kinds", CONFIG_INT, "0", "1 registers the test job kinds (black-box tests only)", false},
+    {"record-input", CONFIG_INT, "0", "terminal recordings hold the input too (asciicast \"i\" events)",
+     false},
+    {"recording-retention-days", CONFIG_INT, "90", "days terminal recordings are kept (0 = forever)", false},
+    {"recording-max-bytes", CONFIG_INT, "67108864",
+     "size cap of one terminal recording (then it stops, saying so)", false},
+    {"terminal-idle-timeout", CONFIG_INT, "3600",
+     "seconds without input or viewer before a terminal is detached (tmux keeps the session)", false},
+    {"terminal-max-per-node", CONFIG_INT, "8",
+     "open terminals per node (256 in all); they share one SSH connection, so keep it under sshd's "
+     "MaxSessions",
+     false},
+    {"terminal-ring-bytes", CONFIG_INT, "1048576",
+     "output kept per terminal for reconnects (older offsets get a gap event)", false},
 };
-static const char *const bool_flags[] = {"password-stdin", "if-no-users", NULL};
+static const char *const bool_flags[] = {"password-stdin", "if-no-users", "record-input", NULL};
 
 static const char usage[] =
     "usage: serverbox-core [options] [command]\n"

@@ -15,9 +15,15 @@ const CSRF_KEY = 'sbx.csrf';
 let guestToken = null;
 let onUnauthorized = null;
 
+// The CSRF token goes with the session cookie, which every tab of the
+// browser shares: kept in localStorage so that a tab opened later (a
+// terminal page reopened) can act too; a new login replaces both.
 export const session = {
-  get csrf() { return sessionStorage.getItem(CSRF_KEY); },
-  set csrf(v) { if (v) sessionStorage.setItem(CSRF_KEY, v); else sessionStorage.removeItem(CSRF_KEY); },
+  get csrf() { return localStorage.getItem(CSRF_KEY) || sessionStorage.getItem(CSRF_KEY); },
+  set csrf(v) {
+    sessionStorage.removeItem(CSRF_KEY);
+    if (v) localStorage.setItem(CSRF_KEY, v); else localStorage.removeItem(CSRF_KEY);
+  },
 };
 
 // Guest mode: every call carries the link's token instead of the session cookie.

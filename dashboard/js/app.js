@@ -14,6 +14,8 @@ import * as guestHome from './pages/guest-home.js';
 import * as containers from './pages/containers.js';
 import * as nodes from './pages/nodes.js';
 import * as stacks from './pages/stacks.js';
+import * as terminal from './pages/terminal.js';
+import * as recordings from './pages/recordings.js';
 
 // path, label, the permission that shows it, the page module.
 const PAGES = [
@@ -21,6 +23,8 @@ const PAGES = [
   { path: '/nodes', label: 'Nodes', perm: 'nodes:read', mod: nodes },
   { path: '/containers', label: 'Containers', perm: 'containers:read', mod: containers },
   { path: '/stacks', label: 'Stacks', perm: 'stacks:read', mod: stacks },
+  { path: '/terminal', label: 'Terminal', perm: 'terminal:node', mod: terminal },
+  { path: '/recordings', label: 'Recordings', perm: 'recordings:replay', mod: recordings },
   { path: '/audit', label: 'Audit', perm: 'audit:read', mod: audit },
   { path: '/users', label: 'Users', perm: 'users:admin', mod: users },
   { path: '/tokens', label: 'API tokens', perm: 'tokens:manage', mod: tokens },
@@ -138,6 +142,7 @@ const GUEST_PAGES = [
   { path: '/containers', label: 'Containers', scope: 'view:containers', mod: containers },
   { path: '/stacks', label: 'Stacks', scope: 'view:stacks', mod: stacks },
   { path: '/audit', label: 'Audit', scope: 'view:audit', mod: audit },
+  { path: '/recordings', label: 'Recordings', scope: 'view:recordings', mod: recordings },
 ];
 const scoped = (p, scopes) => !p.scope || [].concat(p.scope).some((s) => scopes.includes(s));
 

@@ -68,6 +68,9 @@ struct app {
     /* nodes over SSH (api/nodes.c) */
     struct ssh_pool *ssh_pool;
     struct api_nodes *nodes;
+
+    /* browser terminals and their recordings (terminal/, api/terminals.c) */
+    struct terminals *terminals;
 };
 
 /* Whether the caller may see a node with these labels (a JSON object of
@@ -119,6 +122,15 @@ int api_fast_guard(struct http_request *req);
  * already covers it. */
 struct store_checkpoint;
 int api_audit_checkpoint(struct app *app, struct store_checkpoint *out, struct sb_err *err);
+
+/* Terminals (api/terminals.c): terminal_config.closed, recording the
+ * terminal.closed event of a terminal that ended by itself (ctx = app). */
+struct terminal_closed;
+void api_terminal_closed(void *ctx, const struct terminal_closed *c);
+/* Starts the terminals (after api_nodes_start) / stops them. */
+int api_terminals_start(struct app *app, struct sb_err *err);
+void api_terminals_shutdown(struct app *app);
+void api_terminals_stop(struct app *app);
 
 /* Starts the thread that checks the database and Redis every second. */
 int api_health_start(struct app *app);

@@ -13,13 +13,17 @@
 
 #include <string.h>
 
+/* 'wasm-unsafe-eval' lets asciinema-player compile its terminal emulator
+ * (WebAssembly served from 'self'); it allows no JavaScript eval. */
 #define CSP                                                                                                  \
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "    \
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; "     \
+    "connect-src 'self'; "                                                                                   \
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 /* First path segments the app routes itself (dashboard/js/app.js). */
-static const char *const client_routes[] = {"login", "overview",   "audit",  "users", "tokens", "guest-links",
-                                            "nodes", "containers", "stacks", "g",     NULL};
+static const char *const client_routes[] = {"login",       "overview",   "audit",      "users",  "tokens",
+                                            "guest-links", "nodes",      "containers", "stacks", "g",
+                                            "terminal",    "recordings", NULL};
 
 static bool is_client_route(const char *path)
 {

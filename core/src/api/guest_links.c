@@ -45,7 +45,7 @@ void api_guest_link_create(struct http_request *req)
     if (!json_is_array(scopes) || json_array_size(scopes) == 0 || json_array_size(scopes) > 6) {
         sb_field_error(&err, "scopes",
                        "scopes is a non-empty list of view:metrics, view:containers, view:logs, "
-                       "view:deployments, view:audit, view:stacks");
+                       "view:deployments, view:audit, view:stacks, view:recordings");
     } else {
         size_t i;
         json_t *s;
@@ -54,7 +54,7 @@ void api_guest_link_create(struct http_request *req)
             if (!auth_scope_bit(json_string_value(s))) {
                 sb_field_error(&err, "scopes",
                                "unknown scope; use view:metrics, view:containers, view:logs, "
-                               "view:deployments, view:audit or view:stacks");
+                               "view:deployments, view:audit, view:stacks or view:recordings");
                 break;
             }
         }

@@ -311,10 +311,11 @@ static void add_pool(struct app *app, json_t *node)
     struct ssh_pool_stats st;
     ssh_pool_stats(app->ssh_pool, json_string_value(json_object_get(node, "id")), &st);
     json_object_set_new(node, "pool",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "open", (json_int_t)st.open, "busy",
-                                  (json_int_t)st.busy, "hits", (json_int_t)st.hits, "misses",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "open", (json_int_t)st.open,
+                                  "busy", (json_int_t)st.busy, "hits", (json_int_t)st.hits, "misses",
                                   (json_int_t)st.misses, "failures", (json_int_t)st.failures, "waits",
-                                  (json_int_t)st.waits, "timeouts", (json_int_t)st.timeouts));
+                                  (json_int_t)st.waits, "timeouts", (json_int_t)st.timeouts, "channels",
+                                  (json_int_t)st.channels));
 }
 
 static json_t *check_json(const struct check_result *c)

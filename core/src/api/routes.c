@@ -85,6 +85,17 @@ void api_jobs_list(struct http_request *req);
 void api_job_get(struct http_request *req);
 void api_job_cancel(struct http_request *req);
 void api_job_test_create(struct http_request *req);
+void api_terminal_open(struct http_request *req);
+void api_container_console(struct http_request *req);
+void api_terminal_kill_session(struct http_request *req);
+void api_terminals_list(struct http_request *req);
+void api_terminal_get(struct http_request *req);
+void api_terminal_output(struct http_request *req);
+void api_terminal_input(struct http_request *req);
+void api_terminal_resize(struct http_request *req);
+void api_terminal_close(struct http_request *req);
+void api_recordings_list(struct http_request *req);
+void api_recording_get(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
@@ -139,6 +150,8 @@ const struct http_route api_routes[] = {
      "one sample of a container's resource use"},
     {"GET", "/api/v1/nodes/{id}/containers/{cid}/logs", api_container_logs, 0, "logs:read",
      "a container's logs as JSON lines, or with follow=1 a Server-Sent Events stream"},
+    {"POST", "/api/v1/nodes/{id}/containers/{cid}/console", api_container_console, HTTP_ROUTE_BODY,
+     "terminal:container", "open a console in a running container (docker exec with a TTY: bash, else sh)"},
     {"POST", "/api/v1/nodes/{id}/containers/{cid}/{action}", api_container_action, 0, "containers:operate",
      "start, stop (?timeout=), restart, kill (?signal=), pause or unpause a container"},
     {"GET", "/api/v1/nodes/{id}/images", api_images_list, 0, "images:read", "a node's images"},
@@ -227,6 +240,25 @@ const struct http_route api_routes[] = {
     {"GET", "/api/v1/jobs/{id}", api_job_get, 0, "jobs:read", "one job: state, attempt, result or error"},
     {"POST", "/api/v1/jobs/{id}/cancel", api_job_cancel, 0, "jobs:cancel",
      "cancel a queued job, or ask a running one to stop"},
+    {"POST", "/api/v1/nodes/{id}/terminals", api_terminal_open, HTTP_ROUTE_BODY, "terminal:node",
+     "open a terminal on the node's tmux session (tmux new-session -A), or join the one open on it"},
+    {"DELETE", "/api/v1/nodes/{id}/terminals/{session}", api_terminal_kill_session, 0, "terminal:node",
+     "kill a tmux session of the node that no open terminal shows"},
+    {"GET", "/api/v1/terminals", api_terminals_list, 0, "terminal:node",
+     "open terminals on the nodes in the caller's scope (?node=)"},
+    {"GET", "/api/v1/terminals/{id}", api_terminal_get, 0, "terminal:node", "one open terminal"},
+    {"GET", "/api/v1/terminals/{id}/output", api_terminal_output, 0, "terminal:node",
+     "the terminal's output as Server-Sent Events of base64 chunks with byte offsets (?offset= resumes)"},
+    {"POST", "/api/v1/terminals/{id}/input", api_terminal_input, 0, "terminal:node",
+     "input for the terminal: raw bytes, or {\"data\": base64}"},
+    {"POST", "/api/v1/terminals/{id}/resize", api_terminal_resize, HTTP_ROUTE_BODY, "terminal:node",
+     "change the terminal's size {\"cols\",\"rows\"}"},
+    {"DELETE", "/api/v1/terminals/{id}", api_terminal_close, 0, "terminal:node",
+     "detach the terminal (tmux keeps the session), or with ?kill=1 end the tmux session too"},
+    {"GET", "/api/v1/recordings", api_recordings_list, 0, "recordings:replay",
+     "terminal recordings on the nodes in the caller's scope, newest first (?node= &limit=)"},
+    {"GET", "/api/v1/recordings/{id}", api_recording_get, 0, "recordings:replay",
+     "download a terminal recording (asciicast v2)"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},

@@ -200,7 +200,8 @@ static json_t *caller_fields(const struct api_caller *c)
         /* A guest's page asks /me whether its link still works. */
         json_t *scopes = json_array();
         static const char *const names[] = {"view:metrics",     "view:containers", "view:logs",
-                                            "view:deployments", "view:audit",      "view:stacks"};
+                                            "view:deployments", "view:audit",      "view:stacks",
+                                            "view:recordings"};
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
             if (c->scopes & auth_scope_bit(names[i]))
                 json_array_append_new(scopes, json_string(names[i]));

@@ -34,6 +34,7 @@ enum api_guest_scope {
     API_SCOPE_DEPLOYMENTS = 1 << 3, /* view:deployments */
     API_SCOPE_AUDIT = 1 << 4,       /* view:audit */
     API_SCOPE_STACKS = 1 << 5,      /* view:stacks */
+    API_SCOPE_RECORDINGS = 1 << 6,  /* view:recordings: list and replay terminal recordings, nothing else */
 };
 
 struct api_caller {

@@ -30,7 +30,7 @@ static const struct perm {
     {"guest_links:admin", R_ADMIN, 0},
     {"audit:read", R_ALL, API_SCOPE_AUDIT},
     {"audit:checkpoint", R_OPS, 0}, /* GET /audit/checkpoint may store a new one */
-    {"events:read", R_ALL, G_ANY},
+    {"events:read", R_ALL, G_ANY & ~API_SCOPE_RECORDINGS},
     {"annotations:create", R_OPS, 0},
     {"nodes:read", R_ALL, API_SCOPE_METRICS | API_SCOPE_CONTAINERS},
     {"nodes:connection", R_ALL, 0}, /* a node's SSH host, port, user, host key; not for guests */
@@ -60,6 +60,9 @@ static const struct perm {
     {"jobs:read", R_ALL, 0},
     {"jobs:cancel", R_OPS, 0},
     {"jobs:test", R_OPS, 0},
+    {"terminal:node", R_OPS, 0},
+    {"terminal:container", R_OPS, 0},
+    {"recordings:replay", R_OPS, API_SCOPE_RECORDINGS},
 };
 #define N_PERMS (sizeof perms / sizeof perms[0])
 
@@ -120,9 +123,13 @@ unsigned auth_scope_bit(const char *scope)
     static const struct {
         const char *name;
         unsigned bit;
-    } scopes[] = {{"view:metrics", API_SCOPE_METRICS}, {"view:containers", API_SCOPE_CONTAINERS},
-                  {"view:logs", API_SCOPE_LOGS},       {"view:deployments", API_SCOPE_DEPLOYMENTS},
-                  {"view:audit", API_SCOPE_AUDIT},     {"view:stacks", API_SCOPE_STACKS}};
+    } scopes[] = {{"view:metrics", API_SCOPE_METRICS},
+                  {"view:containers", API_SCOPE_CONTAINERS},
+                  {"view:logs", API_SCOPE_LOGS},
+                  {"view:deployments", API_SCOPE_DEPLOYMENTS},
+                  {"view:audit", API_SCOPE_AUDIT},
+                  {"view:stacks", API_SCOPE_STACKS},
+                  {"view:recordings", API_SCOPE_RECORDINGS}};
     for (size_t i = 0; scope && i < sizeof scopes / sizeof scopes[0]; i++)
         if (strcmp(scopes[i].name, scope) == 0)
             return scopes[i].bit;
@@ -142,8 +149,8 @@ json_t *auth_permissions_of(const char *role, unsigned scopes)
 /* The permission lists as JSON text, per role and guest scope set, built
  * once: GET /api/v1/me answers on the hot path. */
 #define N_ROLES      4
-#define N_SCOPE_SETS 64
-static char perm_text[N_ROLES][N_SCOPE_SETS][1024];
+#define N_SCOPE_SETS 128
+static char perm_text[N_ROLES][N_SCOPE_SETS][2048];
 static pthread_once_t perm_once = PTHREAD_ONCE_INIT;
 static const char *const role_names[N_ROLES] = {"admin", "operator", "viewer", "guest"};
 

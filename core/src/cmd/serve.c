@@ -202,6 +202,10 @@ int cmd_serve(const struct config *cfg)
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
+    if (api_terminals_start(&app, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
     /* Without a dashboard the API still serves; "/" answers 404. */
     const char *dash = config_get(cfg, "dashboard-dir");
     if (dash && *dash) {
@@ -294,12 +298,16 @@ out:
      * threads and the bus go after the last handler that could use them. */
     events_shutdown(app.events);
     docker_shutdown_streams(app.docker);
+    /* Terminals detach (tmux keeps the sessions) and record terminal.closed
+     * while the store is up; their streams end before the server stops. */
+    api_terminals_shutdown(&app);
     atomic_store(&app.stopping, true);
     http_server_stop(app.http);
     audit_close(app.audit); /* the open windows' summaries, while the store is up */
     jobs_stop(app.jobs);
     metrics_stop(app.metrics);
     events_free(app.events);
+    api_terminals_stop(&app);
     api_nodes_stop(&app);
     jobs_free(app.jobs);
     static_site_free(app.dashboard);

@@ -120,6 +120,15 @@ void docker_exec_result_release(struct docker_exec_result *r);
 int docker_exec(const char *socket, const char *container, json_t *argv, long timeout_ms, size_t max_output,
                 struct docker_exec_result *res, struct sb_err *err);
 
+/* ---- container consoles (console.c) ----------------------------------------
+ * A TTY exec (bash if the image has it, else sh) started attached with an
+ * HTTP Upgrade: *fd_out is a non-blocking socket carrying the raw terminal
+ * both ways (the caller's: close it to end the console); bytes the engine
+ * sent with the 101 go to `early`. */
+int docker_console_open(const char *socket, const char *container, int cols, int rows, int *fd_out,
+                        char exec_id[80], struct buf *early, struct sb_err *err);
+int docker_console_resize(const char *socket, const char *exec_id, int cols, int rows, struct sb_err *err);
+
 /* ---- the multiplexed stream decoder ---------------------------------------
  * Docker's non-TTY attach/logs/exec streams are frames: 8-byte header
  * (stream 0/1/2, three zero bytes, big-endian uint32 size) + payload. The

@@ -20,7 +20,8 @@ struct ssh_session {
     uint8_t gen[16]; /* hash of the target it was opened for */
     int64_t idle_since_ms;
     int64_t keepalive_at_ms;
-    bool in_use; /* acquired by a caller or by the timer */
+    bool in_use;       /* acquired by a caller or by the timer */
+    int live_channels; /* long-lived channels (terminals) on it: never released, closed or reused meanwhile */
 };
 
 void ssh_fingerprint_of(LIBSSH2_SESSION *s, char *out, size_t outlen);

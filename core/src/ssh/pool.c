@@ -288,6 +288,14 @@ void ssh_pool_release(struct ssh_pool *p, struct ssh_session *s, bool broken)
         return;
     struct ssh_node *n = s->node;
     pthread_mutex_lock(&p->lock);
+    if (s->live_channels > 0) {
+        /* A terminal still runs on it: closing or reusing it would cut the
+         * user off. A caller bug; keep the session busy rather than do that. */
+        pthread_mutex_unlock(&p->lock);
+        log_error("ssh session released with live channels; kept", "node=%s channels=%d", n->id,
+                  s->live_channels);
+        return;
+    }
     s->in_use = false;
     n->busy--;
     bool drop = broken || s->broken || memcmp(s->gen, n->gen, 16) != 0 || p->stopping;
@@ -345,6 +353,8 @@ void ssh_pool_stats(struct ssh_pool *p, const char *node_id, struct ssh_pool_sta
         out->failures += n->stats.failures;
         out->waits += n->stats.waits;
         out->timeouts += n->stats.timeouts;
+        for (struct ssh_session *s = n->sessions; s; s = s->next)
+            out->channels += (uint64_t)__atomic_load_n(&s->live_channels, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&p->lock);
 }

@@ -585,3 +585,61 @@ LIBSSH2_CHANNEL *ssh_channel_open_streamlocal(struct ssh_session *s, const char 
     }
     return ch;
 }
+
+/* ---- PTY channels -------------------------------------------------------- */
+
+int ssh_pty_open(struct ssh_session *s, const char *term, int cols, int rows, const char *command,
+                 LIBSSH2_CHANNEL **out, struct sb_err *err)
+{
+    *out = NULL;
+    libssh2_session_set_blocking(s->s, 1);
+    libssh2_session_set_timeout(s->s, SSH_OP_TIMEOUT_MS);
+    LIBSSH2_CHANNEL *ch = libssh2_channel_open_session(s->s);
+    if (!ch) {
+        int rc = libssh2_session_last_errno(s->s);
+        s->broken = lost(rc);
+        if (rc == LIBSSH2_ERROR_CHANNEL_FAILURE && __atomic_load_n(&s->live_channels, __ATOMIC_RELAXED) > 0)
+            return sb_error(err, SB_ECONFLICT,
+                            "the node's sshd refuses more channels on one connection (%d terminals are open; "
+                            "its MaxSessions, 10 by default, is the limit): close a terminal or raise it",
+                            __atomic_load_n(&s->live_channels, __ATOMIC_RELAXED));
+        return sb_error(err, SB_EUPSTREAM, "cannot open a channel on the node: %s", lerr(s->s));
+    }
+    int rc = libssh2_channel_request_pty_ex(ch, term, (unsigned)strlen(term), NULL, 0, cols, rows, 0, 0);
+    if (rc == 0)
+        rc = libssh2_channel_exec(ch, command);
+    if (rc) {
+        s->broken = lost(rc);
+        char why[160];
+        snprintf(why, sizeof why, "%s", lerr(s->s));
+        libssh2_session_set_timeout(s->s, 2000);
+        libssh2_channel_free(ch);
+        libssh2_session_set_timeout(s->s, SSH_OP_TIMEOUT_MS);
+        return sb_error(err, SB_EUPSTREAM, "the node refused the terminal: %s", why);
+    }
+    __atomic_add_fetch(&s->live_channels, 1, __ATOMIC_RELAXED);
+    *out = ch;
+    return 0;
+}
+
+void ssh_pty_close(struct ssh_session *s, LIBSSH2_CHANNEL *ch, int timeout_ms)
+{
+    if (!ch)
+        return;
+    libssh2_session_set_blocking(s->s, 1);
+    libssh2_session_set_timeout(s->s, s->broken ? 200 : timeout_ms);
+    libssh2_channel_close(ch);
+    libssh2_channel_free(ch);
+    libssh2_session_set_timeout(s->s, SSH_OP_TIMEOUT_MS);
+    __atomic_sub_fetch(&s->live_channels, 1, __ATOMIC_RELAXED);
+}
+
+bool ssh_session_broken(const struct ssh_session *s)
+{
+    return s->broken;
+}
+
+void ssh_session_mark_broken(struct ssh_session *s)
+{
+    s->broken = true;
+}

@@ -116,6 +116,7 @@ void ssh_pool_forget(struct ssh_pool *p, const char *node_id);
 
 struct ssh_pool_stats {
     uint64_t open, busy, hits, misses, failures, waits, timeouts;
+    uint64_t channels; /* live long-lived channels (terminals) on busy sessions */
 };
 /* Figures for one node (zeros for an unknown node), or all when node_id is NULL. */
 void ssh_pool_stats(struct ssh_pool *p, const char *node_id, struct ssh_pool_stats *out);
@@ -155,6 +156,24 @@ int ssh_pool_exec(struct ssh_pool *p, const struct ssh_target *t, const struct s
  * "/var/run/docker.sock"). The channel is the caller's until it frees it
  * with libssh2_channel_free, before releasing the session. */
 LIBSSH2_CHANNEL *ssh_channel_open_streamlocal(struct ssh_session *s, const char *path, struct sb_err *err);
+
+/* ---- PTY channels (terminals) -------------------------------------------
+ * A long-lived interactive channel: a PTY of type `term` and size
+ * cols x rows, then `command` run by the login shell. The channel counts as
+ * live on its session: the pool refuses to release (and so never closes,
+ * evicts or hands out) a session that still carries one, and its figures
+ * report it. The session must be acquired and used by one thread (the
+ * caller's) for the channel's whole life; the session is left in blocking
+ * mode with its timeout. Close it with ssh_pty_close before releasing. */
+int ssh_pty_open(struct ssh_session *s, const char *term, int cols, int rows, const char *command,
+                 LIBSSH2_CHANNEL **out, struct sb_err *err);
+/* Closes the channel (waits at most timeout_ms for the peer) and stops
+ * counting it. */
+void ssh_pty_close(struct ssh_session *s, LIBSSH2_CHANNEL *ch, int timeout_ms);
+/* Whether the session saw an I/O error (then release it as broken). */
+bool ssh_session_broken(const struct ssh_session *s);
+/* Marks the session broken (an I/O error seen by the caller). */
+void ssh_session_mark_broken(struct ssh_session *s);
 
 /* ---- unix-socket bridges (the remote Docker engine) ----------------------
  * A local unix socket per node whose connections are carried, each on its

@@ -429,4 +429,13 @@ int store_duty_acquire(struct store *st, const char *name, const char *holder, i
                        struct sb_err *err);
 int store_duty_release(struct store *st, const char *name, const char *holder, struct sb_err *err);
 
+/* ---- terminal recordings (store/terminals.c) -------------------------- */
+/* Recordings, newest first, of one node (node_id NULL = all), at most limit:
+ * a new JSON array of {id, terminal_id, node_id, node_name, node_labels,
+ * session, opened_by, opened_at, closed_at, reason, bytes, sha256,
+ * truncated, closed_seq} (the caller's). */
+int store_recordings_list(struct store *st, const char *node_id, int limit, json_t **out, struct sb_err *err);
+/* One recording as above; SB_ENOTFOUND. */
+int store_recording_get(struct store *st, const char *id, json_t **out, struct sb_err *err);
+
 #endif

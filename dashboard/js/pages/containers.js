@@ -19,6 +19,7 @@ function stateBadge(s) {
 
 export function render(root, ctx) {
   const canOperate = !ctx.readOnly && ctx.can('containers:operate');
+  const canConsole = !ctx.readOnly && ctx.can('terminal:container');
   const canLogs = ctx.can('logs:read');
   const f = {
     name: h('input', { id: 'c-name', name: 'name', placeholder: 'part of the name' }),
@@ -129,6 +130,8 @@ export function render(root, ctx) {
       h('td', { class: 'nowrap muted' }, c.status || ''),
       h('td', { class: 'actions' },
         canLogs ? h('button', { class: 'btn btn-small', onclick: () => openLogs(c, name) }, 'Logs') : null,
+        canConsole && running ? h('a', { class: 'btn btn-small', 'data-nav': '', 'data-console': name,
+          href: `/terminal?node=${encodeURIComponent(c.node_id)}&container=${encodeURIComponent(c.id)}&name=${encodeURIComponent(name)}` }, 'Console') : null,
         canOperate && !running ? act('start', 'Start', false) : null,
         canOperate && running ? act('restart', 'Restart', true) : null,
         canOperate && running ? act('stop', 'Stop', true) : null));

@@ -4,6 +4,7 @@ import { h, clear, fmtTime, badge } from '../ui.js';
 const LABELS = {
   'view:metrics': 'Node metrics', 'view:containers': 'Containers', 'view:logs': 'Container logs',
   'view:deployments': 'Deployments', 'view:audit': 'Audit log', 'view:stacks': 'Stacks',
+  'view:recordings': 'Terminal recordings',
 };
 
 export function render(root, ctx) {

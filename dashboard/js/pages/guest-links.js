@@ -6,6 +6,7 @@ import { h, clear, errorBox, fmtTime, badge, confirmDialog, copyText, toast } fr
 const SCOPES = [
   ['view:audit', 'Audit log'], ['view:metrics', 'Node metrics'], ['view:containers', 'Containers'],
   ['view:logs', 'Container logs'], ['view:deployments', 'Deployments'], ['view:stacks', 'Stacks'],
+  ['view:recordings', 'Terminal recordings'],
 ];
 const TTLS = [[900, '15 minutes'], [3600, '1 hour'], [86400, '1 day'], [604800, '7 days']];
 

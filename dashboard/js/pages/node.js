@@ -67,6 +67,8 @@ export function render(root, ctx, id) {
   const info = h('dl', { class: 'kv', id: 'node-info' });
   const checkBtn = h('button', { class: 'btn', type: 'button', id: 'node-check' }, 'Check now');
   const checkOut = h('span', { class: 'muted small', id: 'node-check-out', role: 'status', 'aria-live': 'polite' }, '\u00a0');
+  const termBtn = !ctx.readOnly && ctx.can('terminal:node')
+    ? h('a', { class: 'btn', href: `/terminal?node=${encodeURIComponent(id)}`, 'data-nav': '', id: 'node-terminal' }, 'Terminal') : null;
   const delBtn = canDelete ? h('button', { class: 'btn btn-danger', type: 'button', id: 'node-delete' }, 'Delete') : null;
   const chartsCard = canMetrics ? h('section', { class: 'card', id: 'node-charts', 'aria-labelledby': 'charts-title' }) : null;
   const ctrBody = h('tbody', { id: 'node-containers' });
@@ -80,7 +82,7 @@ export function render(root, ctx, id) {
   clear(root,
     h('p', { class: 'crumbs' }, h('a', { href: `${base}/nodes`, 'data-nav': '', class: 'link' }, '← Nodes')),
     h('div', { class: 'row between wrap' }, h('div', { class: 'row' }, title, status),
-      h('div', { class: 'row' }, checkOut, ctx.readOnly ? null : checkBtn, delBtn)),
+      h('div', { class: 'row' }, checkOut, termBtn, ctx.readOnly ? null : checkBtn, delBtn)),
     err, alerts,
     h('section', { class: 'card' }, info),
     chartsCard, ctrCard);
