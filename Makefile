@@ -153,3 +153,9 @@ clean:
 	rm -rf build dashboard/vendor
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# Opt-in, not part of `make test`: the production compose stack for real
+# (scripts/test-compose.sh: debootstrap base, docker import, build, up, log in).
+.PHONY: test-compose
+test-compose:
+	scripts/test-compose.sh
