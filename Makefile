@@ -159,3 +159,8 @@ clean:
 .PHONY: test-compose
 test-compose:
 	scripts/test-compose.sh
+
+# Debian packages of the core and the collector into build/deb/ (scripts/make-deb.sh).
+.PHONY: deb
+deb: build/serverbox-core build/serverbox-collector dashboard
+	scripts/make-deb.sh
