@@ -164,3 +164,9 @@ test-compose:
 .PHONY: deb
 deb: build/serverbox-core build/serverbox-collector dashboard
 	scripts/make-deb.sh
+
+# Opt-in, not part of `make test`: the .debs installed, upgraded, removed and
+# purged with dpkg in a debootstrapped Debian 12 chroot (scripts/test-deb.sh).
+.PHONY: test-deb
+test-deb: build/serverbox-core build/serverbox-collector dashboard
+	scripts/test-deb.sh
