@@ -12,7 +12,7 @@ PACKAGES=(
     iproute2 procps curl wrk valgrind
     chromium prometheus prometheus-node-exporter
     libyaml-dev caddy
-    ansible-core ansible-lint docker-compose debootstrap
+    ansible-core ansible-lint docker-compose debootstrap nftables file
 )
 
 missing=()

@@ -6,10 +6,13 @@
 // enrolls the installed collector; a second run changes nothing (and so does
 // a --check --diff run); the installed collector, started here from its
 // installed path and config (no systemd here), reports to the core.
-// hardening.yml is only syntax-checked and linted (it would change the host).
+// hardening.yml is syntax-checked and linted, and its sshd and nftables
+// templates are rendered by Ansible and checked with `sshd -T` and `nft -c`
+// (check only: this machine's sshd and ruleset are not touched); the play
+// itself is not run (it would change the host).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync, spawn } from 'node:child_process';
+import { spawnSync, spawn, execFileSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, tempDir, createDatabase, startCore, waitFor, apiToken } from './lib/harness.mjs';
@@ -88,6 +91,43 @@ test('ansible-lint --offline is clean; every playbook passes --syntax-check', ()
       { cwd: ANSIBLE, env: ansibleEnv(), encoding: 'utf8' });
     assert.equal(r.status, 0, r.stdout + r.stderr);
   }
+});
+
+function render(template, vars) {
+  const dir = tempDir('sbx-render-');
+  const dest = join(dir, 'out');
+  const r = spawnSync('ansible', ['localhost', '-c', 'local', '-i', 'localhost,', '-m', 'template', '-a', `src=${join(ANSIBLE, 'templates', template)} dest=${dest}`,
+    '-e', JSON.stringify(vars)], { cwd: ANSIBLE, env: ansibleEnv(), encoding: 'utf8', timeout: 120000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  return dest;
+}
+
+test('hardening.yml templates: sshd accepts the drop-in (keys only, modern algorithms); nft -c accepts the ruleset', () => {
+  const hk = join(tempDir('sbx-hk-'), 'hk');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hk]);
+  // sshd -T spells prohibit-password by its older name.
+  for (const [byKey, root] of [[false, 'no'], [true, 'without-password']]) {
+    const conf = render('sshd-serverbox.conf.j2', { sbx_root_login_by_key: byKey });
+    const t = spawnSync('/usr/sbin/sshd', ['-T', '-f', conf, '-o', `HostKey=${hk}`], { encoding: 'utf8' });
+    assert.equal(t.status, 0, t.stderr);
+    const eff = Object.fromEntries(t.stdout.trim().split('\n').map((l) => l.split(/ (.*)/s).slice(0, 2)));
+    assert.equal(eff.passwordauthentication, 'no');
+    assert.equal(eff.kbdinteractiveauthentication, 'no');
+    assert.equal(eff.permitrootlogin, root);
+    assert.equal(eff.ciphers, 'chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com');
+    assert.doesNotMatch(eff.kexalgorithms, /sha1|group14|nistp/);
+    assert.doesNotMatch(eff.macs, /sha1|md5|umac-64/);
+  }
+  const nft = render('nftables.conf.j2', { sbx_ssh_port: 2222, sbx_app_ports: [80, 443, 8443] });
+  const text = readFileSync(nft, 'utf8');
+  assert.match(text, /policy drop;/);
+  assert.match(text, /tcp dport 2222 ct state new limit rate/);
+  assert.deepEqual([...text.matchAll(/^\s+tcp dport (\d+) accept$/gm)].map((m) => m[1]), ['80', '443', '8443']);
+  const c = spawnSync('nft', ['-c', '-f', nft], { encoding: 'utf8' });
+  assert.equal(c.status, 0, c.stderr);
+  // The check can fail: a port nft cannot take is refused.
+  const bad = spawnSync('nft', ['-c', '-f', render('nftables.conf.j2', { sbx_ssh_port: 22, sbx_app_ports: [70000] })], { encoding: 'utf8' });
+  assert.notEqual(bad.status, 0);
 });
 
 test('without a node id the collector role stops with its own message, and installs nothing', () => {
