@@ -1,5 +1,9 @@
-# Production image for serverbox-core (used by docker-compose.yml).
-FROM debian:12 AS build
+# Production image for serverbox-core (used by docker-compose.yml). Runs as
+# the serverbox user and works with a read-only root filesystem (state only
+# in /var/lib/serverbox). `make test-compose` builds it from a local Debian
+# base: SERVERBOX_BASE_IMAGE=serverbox-debian:12.
+ARG SERVERBOX_BASE_IMAGE=debian:12
+FROM ${SERVERBOX_BASE_IMAGE} AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       build-essential pkg-config libmicrohttpd-dev libpq-dev libcurl4-openssl-dev libssh2-1-dev \
       libhiredis-dev libjansson-dev libsodium-dev nodejs npm git ca-certificates \
@@ -8,18 +12,19 @@ WORKDIR /src
 COPY . .
 RUN make build/serverbox-core dashboard
 
-FROM debian:12-slim
+FROM ${SERVERBOX_BASE_IMAGE}
 RUN apt-get update && apt-get install -y --no-install-recommends \
-      libmicrohttpd12 libpq5 libcurl4 libssh2-1 libhiredis0.14 libjansson4 libsodium23 ca-certificates \
+      libmicrohttpd12 libpq5 libcurl4 libssh2-1 libhiredis0.14 libjansson4 libsodium23 ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* && useradd --system --home /var/lib/serverbox serverbox \
     && mkdir -p /var/lib/serverbox && chown serverbox /var/lib/serverbox
 COPY --from=build /src/build/serverbox-core /usr/local/bin/serverbox-core
 COPY --from=build /src/dashboard /usr/share/serverbox/dashboard
+COPY scripts/docker-entrypoint.sh /usr/local/bin/serverbox-entrypoint
 USER serverbox
 ENV SERVERBOX_LISTEN=0.0.0.0:8080 SERVERBOX_DATA_DIR=/var/lib/serverbox \
     SERVERBOX_DASHBOARD_DIR=/usr/share/serverbox/dashboard \
     SERVERBOX_MASTER_KEY_FILE=/var/lib/serverbox/master.key
 EXPOSE 8080
-HEALTHCHECK CMD ["/usr/local/bin/serverbox-core", "version"]
-ENTRYPOINT ["/usr/local/bin/serverbox-core"]
+HEALTHCHECK CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/health/ready"]
+ENTRYPOINT ["/usr/local/bin/serverbox-entrypoint"]
 CMD ["serve"]

@@ -200,3 +200,20 @@ clean:
 	rm -rf build dashboard/vendor
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# Opt-in, not part of `make test`: the production compose stack for real
+# (scripts/test-compose.sh: debootstrap base, docker import, build, up, log in).
+.PHONY: test-compose
+test-compose:
+	scripts/test-compose.sh
+
+# Debian packages of the core and the collector into build/deb/ (scripts/make-deb.sh).
+.PHONY: deb
+deb: build/serverbox-core build/serverbox-collector dashboard
+	scripts/make-deb.sh
+
+# Opt-in, not part of `make test`: the .debs installed, upgraded, removed and
+# purged with dpkg in a debootstrapped Debian 12 chroot (scripts/test-deb.sh).
+.PHONY: test-deb
+test-deb: build/serverbox-core build/serverbox-collector dashboard
+	scripts/test-deb.sh

@@ -11,7 +11,8 @@ PACKAGES=(
     docker.io busybox-static openssh-server openssh-client tmux git
     iproute2 procps curl wrk valgrind
     chromium prometheus prometheus-node-exporter
-    libyaml-dev caddy docker-compose
+    libyaml-dev caddy
+    ansible-core ansible-lint docker-compose debootstrap nftables file
 )
 
 missing=()

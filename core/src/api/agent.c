@@ -4,6 +4,7 @@
  * the wire format.
  *
  *   POST /api/v1/nodes/{id}/enroll-token   {"ttl_seconds": 3600}        nodes:write
+ *   POST /api/v1/nodes/{id}/provision-command {"ttl_seconds"?, "core_url"?} nodes:write
  *   POST /api/v1/agent/enroll              {"token": …, "public_key": hex}  public
  *   POST /api/v1/agent/metrics             signed batch                  agent
  *   GET  /api/v1/nodes/{id}/metrics?from=&to=&step=                      metrics:read
@@ -79,14 +80,14 @@ static int require_node(struct http_request *req, const char *id)
     return 0;
 }
 
-void api_agent_enroll_token(struct http_request *req)
+/* Issues a one-time enroll token for the node in the path (404 unless
+ * visible): reads "ttl_seconds" from the body, appends
+ * agent.enroll_token_issued (digest only). 0 with token and expires filled
+ * (the caller wipes token), or -1 after replying. */
+static int issue_enroll_token(struct http_request *req, const char *node_id, char token[72], char expires[40])
 {
-    static const char *const allowed[] = {"ttl_seconds", NULL};
-    if (api_check_fields(req, allowed))
-        return;
-    const char *node_id = http_param(req, "id");
     if (require_node(req, node_id))
-        return;
+        return -1;
     struct sb_err err = {0};
     json_t *ttl = json_object_get(req->json, "ttl_seconds");
     json_int_t ttl_s = TOKEN_TTL_DEFAULT;
@@ -95,18 +96,18 @@ void api_agent_enroll_token(struct http_request *req)
             json_integer_value(ttl) > TOKEN_TTL_MAX) {
             sb_field_error(&err, "ttl_seconds", "ttl_seconds is an integer from 60 to %d", TOKEN_TTL_MAX);
             api_fail(req, &err);
-            return;
+            return -1;
         }
         ttl_s = json_integer_value(ttl);
     }
-    char secret[65], token[72], digest[65], expires[40], stream[96];
+    char secret[65], digest[65], stream[96];
     random_hex(secret, 32);
-    snprintf(token, sizeof token, "sbe_%s", secret);
+    snprintf(token, 72, "sbe_%s", secret);
     auth_token_sha256(token, digest);
-    time_format_rfc3339(time_now_us() + (int64_t)ttl_s * 1000000, expires, sizeof expires);
+    time_format_rfc3339(time_now_us() + (int64_t)ttl_s * 1000000, expires, 40);
     snprintf(stream, sizeof stream, "node/%s", node_id);
     /* The event names the token by its digest only; the token itself is
-     * shown once, in this reply. */
+     * shown once, in the reply. */
     json_t *data =
         json_pack("{s:s, s:s, s:s}", "node_id", node_id, "token_sha256", digest, "expires_at", expires);
     struct event_new ev = {
@@ -117,13 +118,103 @@ void api_agent_enroll_token(struct http_request *req)
     json_decref(data);
     sodium_memzero(secret, sizeof secret);
     if (rc) {
-        sodium_memzero(token, sizeof token);
+        sodium_memzero(token, 72);
         api_fail(req, &err);
-        return;
+        return -1;
     }
+    return 0;
+}
+
+void api_agent_enroll_token(struct http_request *req)
+{
+    static const char *const allowed[] = {"ttl_seconds", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    const char *node_id = http_param(req, "id");
+    char token[72], expires[40];
+    if (issue_enroll_token(req, node_id, token, expires))
+        return;
     http_reply_json(req, 201,
                     json_pack("{s:s, s:s, s:s}", "node_id", node_id, "token", token, "expires_at", expires));
     sodium_memzero(token, sizeof token);
+}
+
+/* A URL that can be written inside single quotes in a shell command and as
+ * an inventory value: http(s)://, then letters, digits and ".-_:/[]%",
+ * at most 200 characters, no trailing '/'. */
+static bool core_url_ok(const char *s, size_t len)
+{
+    if (len > 200 || strlen(s) != len)
+        return false;
+    size_t skip = strncmp(s, "https://", 8) == 0 ? 8 : strncmp(s, "http://", 7) == 0 ? 7 : 0;
+    if (!skip || len == skip || s[len - 1] == '/')
+        return false;
+    for (size_t i = skip; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+              strchr(".-_:/[]%", s[i])))
+            return false;
+    return true;
+}
+
+void api_node_provision_command(struct http_request *req)
+{
+    static const char *const allowed[] = {"ttl_seconds", "core_url", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    struct sb_err err = {0};
+    char url[256];
+    json_t *cu = json_object_get(req->json, "core_url");
+    if (cu) {
+        if (!json_is_string(cu) || !core_url_ok(json_string_value(cu), json_string_length(cu))) {
+            sb_field_error(&err, "core_url",
+                           "core_url is http:// or https:// then a host, port and path (letters, digits, "
+                           "'.-_:/[]%%'), without a trailing '/', at most 200 characters");
+            api_fail(req, &err);
+            return;
+        }
+        sb_strlcpy(url, json_string_value(cu), sizeof url);
+    } else {
+        /* The address the caller reached the core at. */
+        const char *host = http_header(req, "Host");
+        snprintf(url, sizeof url, "http://%s", host ? host : "");
+        if (!host || !core_url_ok(url, strlen(url))) {
+            sb_field_error(&err, "core_url", "core_url is required (the request's Host cannot be used)");
+            api_fail(req, &err);
+            return;
+        }
+    }
+    const char *node_id = http_param(req, "id");
+    json_t *node = NULL;
+    if (api_node_load_visible(req, node_id, &node))
+        return;
+    char token[72], expires[40];
+    if (issue_enroll_token(req, node_id, token, expires)) {
+        json_decref(node);
+        return;
+    }
+    /* name, host and ssh_user were checked at registration: letters,
+     * digits and ".-_:" only, so they need no quoting in the line or in
+     * the shell's single quotes. */
+    const char *name = json_string_value(json_object_get(node, "name"));
+    char line[1024], cmd[2048];
+    snprintf(line, sizeof line,
+             "%s ansible_host=%s ansible_port=%lld ansible_user=%s sbx_node_id=%s sbx_core_url=%s "
+             "sbx_enroll_token=%s",
+             name, json_string_value(json_object_get(node, "host")),
+             (long long)json_integer_value(json_object_get(node, "port")),
+             json_string_value(json_object_get(node, "ssh_user")), node_id, url, token);
+    snprintf(cmd, sizeof cmd,
+             "cd ansible && printf '%%s\\n' '[serverbox_nodes]' '%s' > inventory-%s.ini && "
+             "ansible-playbook -i inventory-%s.ini nodes.yml",
+             line, name, name);
+    http_reply_json(req, 201,
+                    json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "node_id", node_id, "token", token,
+                              "expires_at", expires, "core_url", url, "inventory_line", line, "command",
+                              cmd));
+    json_decref(node);
+    sodium_memzero(token, sizeof token);
+    sodium_memzero(line, sizeof line);
+    sodium_memzero(cmd, sizeof cmd);
 }
 
 /* Denied agent requests are events, but a flood of forged batches must not

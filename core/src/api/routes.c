@@ -61,6 +61,7 @@ void api_node_check(struct http_request *req);
 void api_events_stream(struct http_request *req);
 void api_events_history(struct http_request *req);
 void api_agent_enroll_token(struct http_request *req);
+void api_node_provision_command(struct http_request *req);
 void api_agent_enroll(struct http_request *req);
 void api_agent_metrics(struct http_request *req);
 void api_node_metrics(struct http_request *req);
@@ -192,6 +193,10 @@ const struct http_route api_routes[] = {
      "pages of the event log after a seq, as JSON"},
     {"POST", "/api/v1/nodes/{id}/enroll-token", api_agent_enroll_token, HTTP_ROUTE_BODY, "nodes:write",
      "issue a one-time, expiring token that enrolls a collector for this node"},
+    {"POST", "/api/v1/nodes/{id}/provision-command", api_node_provision_command, HTTP_ROUTE_BODY,
+     "nodes:write",
+     "an inventory line and ansible-playbook command, with a fresh one-time enroll token, that provision "
+     "this node"},
     {"POST", "/api/v1/agent/enroll", api_agent_enroll, HTTP_ROUTE_BODY, "public",
      "a collector registers its Ed25519 public key, consuming an enrollment token"},
     {"POST", "/api/v1/agent/metrics", api_agent_metrics, HTTP_ROUTE_BODY, "agent",

@@ -3,7 +3,7 @@
 // memory, disk and network (GET /api/v1/nodes/{id}/metrics for the range,
 // then the live topic metrics/node/<id>), and the containers on the node.
 import { api } from '../api.js';
-import { h, clear, errorBox, badge, fmtTime, fmtBytes, fmtRate, fmtPct, confirmDialog, toast } from '../ui.js';
+import { h, clear, errorBox, badge, fmtTime, fmtBytes, fmtRate, fmtPct, confirmDialog, toast, copyText } from '../ui.js';
 import { onEvent, subscribe } from '../live.js';
 import { toPoint, liveNodePoint, memPct, diskPct } from '../metrics.js';
 import { statusBadge, agentBadge, publicKeyPanel } from './nodes.js';
@@ -69,6 +69,8 @@ export function render(root, ctx, id) {
   const checkOut = h('span', { class: 'muted small', id: 'node-check-out', role: 'status', 'aria-live': 'polite' }, '\u00a0');
   const termBtn = !ctx.readOnly && ctx.can('terminal:node')
     ? h('a', { class: 'btn', href: `/terminal?node=${encodeURIComponent(id)}`, 'data-nav': '', id: 'node-terminal' }, 'Terminal') : null;
+  const provBtn = canWrite ? h('button', { class: 'btn', type: 'button', id: 'node-provision' }, 'Provision command') : null;
+  const provOut = h('div', { id: 'node-provision-out' });
   const delBtn = canDelete ? h('button', { class: 'btn btn-danger', type: 'button', id: 'node-delete' }, 'Delete') : null;
   const chartsCard = canMetrics ? h('section', { class: 'card', id: 'node-charts', 'aria-labelledby': 'charts-title' }) : null;
   const ctrBody = h('tbody', { id: 'node-containers' });
@@ -82,8 +84,8 @@ export function render(root, ctx, id) {
   clear(root,
     h('p', { class: 'crumbs' }, h('a', { href: `${base}/nodes`, 'data-nav': '', class: 'link' }, '← Nodes')),
     h('div', { class: 'row between wrap' }, h('div', { class: 'row' }, title, status),
-      h('div', { class: 'row' }, checkOut, termBtn, ctx.readOnly ? null : checkBtn, delBtn)),
-    err, alerts,
+      h('div', { class: 'row' }, checkOut, termBtn, ctx.readOnly ? null : checkBtn, provBtn, delBtn)),
+    err, alerts, provOut,
     h('section', { class: 'card' }, info),
     chartsCard, ctrCard);
 
@@ -172,6 +174,21 @@ export function render(root, ctx, id) {
       checkOut.textContent = '\u00a0';
       clear(err, errorBox(e));
     } finally { checkBtn.disabled = false; }
+  });
+  // The exact command that provisions this node with Ansible (ansible/nodes.yml),
+  // holding a fresh one-time enroll token: shown once, with a copy button.
+  provBtn?.addEventListener('click', async () => {
+    provBtn.disabled = true;
+    try {
+      const r = await api('POST', `/api/v1/nodes/${encodeURIComponent(id)}/provision-command`, { core_url: location.origin });
+      const copy = h('button', { class: 'btn btn-small', type: 'button', id: 'node-provision-copy', onclick: () => copyText(r.command, copy) }, 'Copy');
+      clear(provOut, h('section', { class: 'card', 'aria-labelledby': 'prov-title' },
+        h('h2', { id: 'prov-title' }, 'Provision this node'),
+        h('p', { class: 'small' }, 'Run in a clone of the Serverbox repository (after ', h('code', {}, 'make'), '); it installs Docker, tmux, Caddy and the collector, which enrolls with a one-time token valid until ', fmtTime(r.expires_at), '. Shown once.'),
+        h('div', { class: 'row' }, h('code', { class: 'secret', id: 'node-provision-command' }, r.command), copy)));
+    } catch (e) {
+      clear(err, errorBox(e));
+    } finally { provBtn.disabled = false; }
   });
   delBtn?.addEventListener('click', async () => {
     if (!node || !(await confirmDialog(`Delete ${node.name}?`, 'The node and its stored key are removed from Serverbox. Nothing on the node itself is changed.', 'Delete'))) return;
