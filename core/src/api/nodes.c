@@ -818,7 +818,7 @@ void api_node_update(struct http_request *req)
         if (vals[i] && !json_equal(vals[i], json_object_get(node, plain[i])))
             json_object_set(changes, plain[i], vals[i]);
     bool reconnect = in.host || in.port || in.user || in.key || in.fp;
-    struct api_node_target cur;
+    struct api_node_target cur = {0}; /* node NULL: api_node_target_load loads it */
     char *sealed_key = NULL, *sealed_pass = NULL;
     json_t *data = NULL;
     int rc = 0;
