@@ -259,9 +259,9 @@ void audit_prometheus(struct audit *a, struct buf *out)
         "# HELP serverbox_audit_overflow_total Occurrences folded into overflow keys (table full).\n"
         "# TYPE serverbox_audit_overflow_total counter\n"
         "serverbox_audit_overflow_total %llu\n"
-        "# HELP serverbox_audit_summary_failures_total Summaries the store did not take (logged).\n"
-        "# TYPE serverbox_audit_summary_failures_total counter\n"
-        "serverbox_audit_summary_failures_total %llu\n"
+        "# HELP serverbox_audit_rollup_append_failures_total Summaries the store did not take (logged).\n"
+        "# TYPE serverbox_audit_rollup_append_failures_total counter\n"
+        "serverbox_audit_rollup_append_failures_total %llu\n"
         "# HELP serverbox_audit_keys Keys with an open window.\n"
         "# TYPE serverbox_audit_keys gauge\n"
         "serverbox_audit_keys %zu\n",
