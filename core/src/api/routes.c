@@ -215,7 +215,7 @@ const struct http_route api_routes[] = {
      "change compose, variables or env files: a new revision (deploy to apply it)"},
     {"DELETE", "/api/v1/stacks/{id}", api_stack_delete, 0, "stacks:delete",
      "take the stack down on its node and delete it (volumes kept unless ?volumes=1)"},
-    {"POST", "/api/v1/stacks/{id}/plan", api_stack_plan, HTTP_ROUTE_BODY, "stacks:read",
+    {"POST", "/api/v1/stacks/{id}/plan", api_stack_plan, HTTP_ROUTE_BODY, "stacks:write",
      "dry run: what a deploy would do per service (optionally of an edited compose)"},
     {"POST", "/api/v1/stacks/{id}/deploy", api_stack_deploy, HTTP_ROUTE_BODY, "stacks:write",
      "deploy the latest (or a given) revision as a job; 202 {job}"},
