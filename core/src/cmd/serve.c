@@ -192,6 +192,11 @@ int cmd_serve(const struct config *cfg)
         goto out;
     }
     for (size_t i = 0; i < sizeof duties / sizeof duties[0]; i++) {
+        /* A daemon that has a duty's work turned off does not compete for
+         * it: the lease would leave the duty undone on every daemon. */
+        if ((strcmp(duties[i], "node-checks") == 0 && config_get_int(cfg, "node-check-interval") <= 0) ||
+            (strcmp(duties[i], "audit-checkpoint") == 0 && config_get_int(cfg, "checkpoint-interval") <= 0))
+            continue;
         struct jobs_duty d = {.name = duties[i]};
         if (jobs_duty_register(app.jobs, &d, &err)) {
             fprintf(stderr, "serverbox-core: %s\n", err.msg);

@@ -227,9 +227,16 @@ void jobs_prometheus(struct jobs *j, struct buf *out)
     for (int i = 0; j->running && i < j->cfg.workers; i++)
         running += j->running[i] != NULL;
     pthread_mutex_unlock(&j->run_lock);
-    buf_printf(out, "# TYPE serverbox_jobs_running gauge\nserverbox_jobs_running %d\n", running);
-    buf_printf(out, "# TYPE serverbox_jobs_workers gauge\nserverbox_jobs_workers %d\n", j->cfg.workers);
-    buf_puts(out, "# TYPE serverbox_duty_held gauge\n");
+    buf_printf(out,
+               "# HELP serverbox_jobs_running Job attempts running on this daemon.\n# TYPE "
+               "serverbox_jobs_running gauge\nserverbox_jobs_running %d\n",
+               running);
+    buf_printf(out,
+               "# HELP serverbox_jobs_workers Job attempts this daemon runs at once at most.\n# TYPE "
+               "serverbox_jobs_workers gauge\nserverbox_jobs_workers %d\n",
+               j->cfg.workers);
+    buf_puts(out, "# HELP serverbox_duty_held 1 while this daemon holds the singleton duty.\n# TYPE "
+                  "serverbox_duty_held gauge\n");
     for (int i = 0; i < j->n_duties; i++) /* names are [a-z0-9_.-]: no escaping */
         buf_printf(out, "serverbox_duty_held{duty=\"%s\"} %d\n", j->duties[i].name,
                    jobs_duty_held(j, j->duties[i].name) ? 1 : 0);
