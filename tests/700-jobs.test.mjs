@@ -96,7 +96,7 @@ test('attempts are bounded, and a permanent error fails at once', async () => {
   const b = await enqueue({ args: { ms: 10, fail_times: 1, fail_code: 'invalid' } });
   const fb = await until(b.id, 'failed');
   assert.equal(fb.attempt, 1);
-  assert.equal(fb.error.code, 'invalid');
+  assert.equal(fb.error.code, 'validation_failed'); // SB_EINVAL in the error vocabulary
   assert.deepEqual((await history(b.id)).map((e) => e.type), ['job.queued', 'job.started', 'job.failed']);
 });
 
