@@ -335,10 +335,14 @@ test('recordings: asciicast v2 whose SHA-256 is in terminal.closed; a guest with
   assert.equal(gd.status, 200);
   assert.equal(createHash('sha256').update(gd.text).digest('hex'), ev.data.recording.sha256);
   for (const [m, p] of [['GET', '/api/v1/nodes'], ['GET', `/api/v1/nodes/${prodNode.id}`], ['GET', '/api/v1/terminals'], ['GET', '/api/v1/containers'],
-    ['GET', '/api/v1/audit'], ['GET', '/api/v1/events'], ['GET', '/api/v1/events/history'], ['GET', `/api/v1/nodes/${prodNode.id}/metrics`], ['GET', '/api/v1/me'], ['GET', '/api/v1/users']]) {
+    ['GET', '/api/v1/audit'], ['GET', '/api/v1/events'], ['GET', '/api/v1/events/history'], ['GET', `/api/v1/nodes/${prodNode.id}/metrics`], ['GET', '/api/v1/users']]) {
     const x = await core.request(m, p, { token: guest });
     assert.ok(x.status === 403 || x.status === 404, `${m} ${p}: ${x.status}`);
   }
+  // A guest reads its own grant (self:read), which names this scope alone.
+  const me = await core.request('GET', '/api/v1/me', { token: guest });
+  assert.equal(me.status, 200, me.text);
+  assert.deepEqual(me.body.scopes, ['view:recordings']);
   const x = await core.request('POST', `/api/v1/nodes/${prodNode.id}/terminals`, { token: guest, json: { session: 'g' } });
   assert.equal(x.status, 403);
   assert.equal((await core.request('GET', '/api/v1/recordings/00000000-0000-4000-8000-000000000000', { token: guest })).status, 404);
