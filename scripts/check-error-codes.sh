@@ -24,7 +24,7 @@ if [ -n "$missing" ]; then
     fail=1
 fi
 if [ "$table" != "$docs" ]; then
-    echo "check-error-codes: docs/openapi.yaml (components.schemas.Error code enum) differs from core/src/http/errors.c:" >&2
+    echo "check-error-codes: docs/openapi.yaml (components.schemas.Error code enum) differs from core/src/http/errors.c (python3 tools/error-codes-doc.py . rewrites it):" >&2
     diff <(echo "$table") <(echo "$docs") >&2 || true
     fail=1
 fi
