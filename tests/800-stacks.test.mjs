@@ -158,17 +158,25 @@ function pollWeb() {
     const ids = eng.docker('ps', '-q', '--filter', 'label=com.docker.compose.project=shop',
       '--filter', 'label=com.docker.compose.service=web', '--filter', 'health=healthy');
     if (!ids) return null;
-    const cs = ids.split('\n').map((id) => eng.inspect(id)).filter((c) => c.NetworkSettings.Networks.shop_default);
+    // A container listed by ps may be gone by the time it is inspected (the
+    // old one, removed after the new one turned healthy): it is no target.
+    const cs = ids.split('\n').map((id) => { try { return eng.inspect(id); } catch { return null; } })
+      .filter((c) => c && c.NetworkSettings.Networks.shop_default);
     cs.sort((a, b) => Number(b.Config.Labels['com.docker.compose.container-number']) - Number(a.Config.Labels['com.docker.compose.container-number']));
     return cs[0] ? cs[0].NetworkSettings.Networks.shop_default.IPAddress : null;
   };
   const loop = (async () => {
     while (!stopped) {
       let good = false, ip = null;
-      try {
-        ip = target();
-        good = !!ip && /^v\d+$/.test(eng.docker('exec', 'shop_worker_1', 'busybox', 'wget', '-q', '-O-', `http://${ip}:8080/`));
-      } catch (e) { log.push(String(e.message).slice(0, 120)); }
+      // One immediate second try: the target picked may leave the network
+      // between the pick and the request (the drain). A gap in serving
+      // fails both tries; a stale pick only the first.
+      for (let attempt = 0; attempt < 2 && !good; attempt++) {
+        try {
+          ip = target();
+          good = !!ip && /^v\d+$/.test(eng.docker('exec', 'shop_worker_1', 'busybox', 'wget', '-q', '-T', '2', '-O-', `http://${ip}:8080/`));
+        } catch (e) { log.push(String(e.message).slice(0, 120)); }
+      }
       if (good) ok++; else { fail++; log.push(`fail ${ip}`); }
       await new Promise((r) => setTimeout(r, 50));
     }
