@@ -206,7 +206,9 @@ test('open windows are flushed to the chain at shutdown', async () => {
   for (let i = 0; i < 7; i++) await other.request('GET', '/api/v1/tokens', { token: null, headers: { 'X-Forwarded-For': '198.51.100.17' } });
   assert.equal(eventsAfter(seq0).length, 0);
   await other.stop();
-  const evs = eventsAfter(seq0, "type = 'access.denied_summary'");
-  assert.equal(evs.length, 1);
+  // The first daemon shares the database and may close a window of an
+  // earlier test's address meanwhile: count this address's summaries.
+  const evs = eventsAfter(seq0, "type = 'access.denied_summary'").filter((e) => JSON.stringify(e.data).includes('198.51.100.17'));
+  assert.equal(evs.length, 1, JSON.stringify(eventsAfter(seq0)));
   assert.equal(evs[0].data.count, 7);
 });

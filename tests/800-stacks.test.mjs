@@ -174,7 +174,7 @@ function pollWeb() {
       for (let attempt = 0; attempt < 2 && !good; attempt++) {
         try {
           ip = target();
-          good = !!ip && /^v\d+$/.test(eng.docker('exec', 'shop_worker_1', 'busybox', 'wget', '-q', '-T', '2', '-O-', `http://${ip}:8080/`));
+          good = !!ip && /^v\d+$/.test(eng.docker('exec', 'shop_worker_1', 'busybox', 'wget', '-q', '-O-', `http://${ip}:8080/`));
         } catch (e) { log.push(String(e.message).slice(0, 120)); }
       }
       if (good) ok++; else { fail++; log.push(`fail ${ip}`); }

@@ -223,86 +223,88 @@ int stacks_resolve_images(const char *socket, json_t *model, json_t *pinned, boo
 
 /* ---- networks and volumes ---------------------------------------------- */
 
-static int ensure_networks(const struct stacks_apply *a, json_t *created, struct sb_err *err)
+/* The two kinds of project objects a stack creates when absent. */
+struct object_kind {
+    const char *plural;   /* plan and model key, Engine API path */
+    const char *singular; /* plan entry key naming the compose-level name */
+    const char *label;    /* compose's label naming it */
+};
+static const struct object_kind NETWORKS = {"networks", "network", LABEL_NETWORK};
+static const struct object_kind VOLUMES = {"volumes", "volume", LABEL_VOLUME};
+
+/* 0 when the object exists, SB_ENOTFOUND when it is to be created; an
+ * absent external one is an error the user must fix. */
+static int object_lookup(const struct stacks_apply *a, const struct object_kind *k, json_t *entry,
+                         struct sb_err *err)
+{
+    const char *full = json_string_value(json_object_get(entry, "name"));
+    char path[300];
+    snprintf(path, sizeof path, "/%s/%s", k->plural, full);
+    json_t *got = NULL;
+    struct sb_err e = {0};
+    int rc = docker_call(a->socket, "GET", path, NULL, 0, &got, NULL, &e);
+    json_decref(got);
+    if (rc == 0 || (rc == SB_ENOTFOUND && !json_is_true(json_object_get(entry, "external"))))
+        return rc;
+    if (rc == SB_ENOTFOUND)
+        return sb_error(err, SB_ENOTFOUND, "external %s %s does not exist", k->singular, full);
+    if (err)
+        *err = e;
+    return rc;
+}
+
+/* The object's compose-file labels plus the ones docker-compose sets. */
+static json_t *object_labels(const struct stacks_apply *a, const struct object_kind *k,
+                             const char *short_name)
+{
+    json_t *labels = json_deep_copy(
+        json_object_get(json_object_get(json_object_get(a->model, k->plural), short_name), "labels"));
+    if (!labels)
+        labels = json_object();
+    json_object_set_new(labels, LABEL_PROJECT, json_string(a->project));
+    json_object_set_new(labels, k->label, json_string(short_name));
+    json_object_set_new(labels, LABEL_VERSION, json_string(COMPOSE_VERSION));
+    return labels;
+}
+
+static int ensure_objects(const struct stacks_apply *a, const struct object_kind *k, json_t *created,
+                          struct sb_err *err)
 {
     size_t i;
-    json_t *n;
-    json_array_foreach(json_object_get(a->plan, "networks"), i, n)
+    json_t *entry;
+    json_array_foreach(json_object_get(a->plan, k->plural), i, entry)
     {
-        const char *full = json_string_value(json_object_get(n, "name"));
-        const char *short_name = json_string_value(json_object_get(n, "network"));
-        char path[300];
-        snprintf(path, sizeof path, "/networks/%s", full);
-        json_t *got = NULL;
-        struct sb_err e = {0};
-        int rc = docker_call(a->socket, "GET", path, NULL, 0, &got, NULL, &e);
-        json_decref(got);
+        int rc = object_lookup(a, k, entry, err);
         if (rc == 0)
             continue;
-        if (rc != SB_ENOTFOUND || json_is_true(json_object_get(n, "external"))) {
-            if (err)
-                *err = e;
-            return rc == SB_ENOTFOUND
-                       ? sb_error(err, SB_ENOTFOUND, "external network %s does not exist", full)
-                       : rc;
-        }
-        json_t *labels = json_deep_copy(
-            json_object_get(json_object_get(json_object_get(a->model, "networks"), short_name), "labels"));
-        if (!labels)
-            labels = json_object();
-        json_object_set_new(labels, LABEL_PROJECT, json_string(a->project));
-        json_object_set_new(labels, LABEL_NETWORK, json_string(short_name));
-        json_object_set_new(labels, LABEL_VERSION, json_string(COMPOSE_VERSION));
-        json_t *body = json_pack("{s:s,s:s,s:b,s:o}", "Name", full, "Driver", "bridge", "CheckDuplicate", 1,
-                                 "Labels", labels);
-        rc = docker_call(a->socket, "POST", "/networks/create", body, 0, NULL, NULL, err);
+        if (rc != SB_ENOTFOUND || json_is_true(json_object_get(entry, "external")))
+            return rc;
+        const char *full = json_string_value(json_object_get(entry, "name"));
+        json_t *labels = object_labels(a, k, json_string_value(json_object_get(entry, k->singular)));
+        json_t *body = k == &NETWORKS
+                           ? json_pack("{s:s,s:s,s:b,s:o}", "Name", full, "Driver", "bridge",
+                                       "CheckDuplicate", 1, "Labels", labels)
+                           : json_pack("{s:s,s:s,s:o}", "Name", full, "Driver", "local", "Labels", labels);
+        char path[64];
+        snprintf(path, sizeof path, "/%s/create", k->plural);
+        rc = docker_call(a->socket, "POST", path, body, 0, NULL, NULL, err);
         json_decref(body);
         if (rc)
             return rc;
         json_array_append_new(created, json_string(full));
-        hook_log(a, "network %s created", full);
+        hook_log(a, "%s %s created", k->singular, full);
     }
     return 0;
 }
 
+static int ensure_networks(const struct stacks_apply *a, json_t *created, struct sb_err *err)
+{
+    return ensure_objects(a, &NETWORKS, created, err);
+}
+
 static int ensure_volumes(const struct stacks_apply *a, json_t *created, struct sb_err *err)
 {
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(a->plan, "volumes"), i, v)
-    {
-        const char *full = json_string_value(json_object_get(v, "name"));
-        const char *short_name = json_string_value(json_object_get(v, "volume"));
-        char path[300];
-        snprintf(path, sizeof path, "/volumes/%s", full);
-        json_t *got = NULL;
-        struct sb_err e = {0};
-        int rc = docker_call(a->socket, "GET", path, NULL, 0, &got, NULL, &e);
-        json_decref(got);
-        if (rc == 0)
-            continue;
-        if (rc != SB_ENOTFOUND || json_is_true(json_object_get(v, "external"))) {
-            if (err)
-                *err = e;
-            return rc == SB_ENOTFOUND ? sb_error(err, SB_ENOTFOUND, "external volume %s does not exist", full)
-                                      : rc;
-        }
-        json_t *labels = json_deep_copy(
-            json_object_get(json_object_get(json_object_get(a->model, "volumes"), short_name), "labels"));
-        if (!labels)
-            labels = json_object();
-        json_object_set_new(labels, LABEL_PROJECT, json_string(a->project));
-        json_object_set_new(labels, LABEL_VOLUME, json_string(short_name));
-        json_object_set_new(labels, LABEL_VERSION, json_string(COMPOSE_VERSION));
-        json_t *body = json_pack("{s:s,s:s,s:o}", "Name", full, "Driver", "local", "Labels", labels);
-        rc = docker_call(a->socket, "POST", "/volumes/create", body, 0, NULL, NULL, err);
-        json_decref(body);
-        if (rc)
-            return rc;
-        json_array_append_new(created, json_string(full));
-        hook_log(a, "volume %s created", full);
-    }
-    return 0;
+    return ensure_objects(a, &VOLUMES, created, err);
 }
 
 /* ---- containers ---------------------------------------------------------- */

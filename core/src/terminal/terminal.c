@@ -357,6 +357,26 @@ static bool lost(ssize_t rc)
 }
 
 /* A container console's pump: the same as pump() on a plain socket. */
+/* Takes the next piece of queued input into the in-flight buffer, which is
+ * written (and retried) as is until the channel or pty takes all of it.
+ * False when nothing is queued. */
+static bool input_refill(struct terminals *ts, struct term *t)
+{
+    pthread_mutex_lock(&t->lock);
+    size_t k = t->input.len < sizeof t->inflight ? t->input.len : sizeof t->inflight;
+    memcpy(t->inflight, t->input.data, k);
+    buf_consume(&t->input, k);
+    pthread_mutex_unlock(&t->lock);
+    t->inflight_len = k;
+    t->inflight_off = 0;
+    if (!k)
+        return false;
+    if (ts->cfg.record_input)
+        term_recording_event(&t->rec, 'i', t->inflight, k);
+    atomic_fetch_add(&ts->bytes_in, k);
+    return true;
+}
+
 static int pump_fd(struct term_node *n, struct term *t)
 {
     struct terminals *ts = n->ts;
@@ -390,20 +410,8 @@ static int pump_fd(struct term_node *n, struct term *t)
         term_recording_resize(&t->rec, cols, rows);
     }
     for (int rounds = 0; rounds < 64; rounds++) {
-        if (t->inflight_off == t->inflight_len) {
-            pthread_mutex_lock(&t->lock);
-            size_t k = t->input.len < sizeof t->inflight ? t->input.len : sizeof t->inflight;
-            memcpy(t->inflight, t->input.data, k);
-            buf_consume(&t->input, k);
-            pthread_mutex_unlock(&t->lock);
-            t->inflight_len = k;
-            t->inflight_off = 0;
-            if (!k)
-                break;
-            if (ts->cfg.record_input)
-                term_recording_event(&t->rec, 'i', t->inflight, k);
-            atomic_fetch_add(&ts->bytes_in, k);
-        }
+        if (t->inflight_off == t->inflight_len && !input_refill(ts, t))
+            break;
         ssize_t w = write(t->fd, t->inflight + t->inflight_off, t->inflight_len - t->inflight_off);
         if (w < 0 && (errno == EAGAIN || errno == EINTR))
             break;
@@ -464,20 +472,8 @@ static int pump(struct term_node *n, struct term *t)
     }
     /* input: one piece in flight, retried as is until the channel takes it */
     for (int rounds = 0; rounds < 64; rounds++) {
-        if (t->inflight_off == t->inflight_len) {
-            pthread_mutex_lock(&t->lock);
-            size_t k = t->input.len < sizeof t->inflight ? t->input.len : sizeof t->inflight;
-            memcpy(t->inflight, t->input.data, k);
-            buf_consume(&t->input, k);
-            pthread_mutex_unlock(&t->lock);
-            t->inflight_len = k;
-            t->inflight_off = 0;
-            if (!k)
-                break;
-            if (ts->cfg.record_input)
-                term_recording_event(&t->rec, 'i', t->inflight, k);
-            atomic_fetch_add(&ts->bytes_in, k);
-        }
+        if (t->inflight_off == t->inflight_len && !input_refill(ts, t))
+            break;
         ssize_t w =
             libssh2_channel_write(t->ch, t->inflight + t->inflight_off, t->inflight_len - t->inflight_off);
         if (w == LIBSSH2_ERROR_EAGAIN)
