@@ -31,7 +31,7 @@ UNIT_BIN  := $(UNIT_SRC:core/tests/%.c=build/asan/tests/%)
 COLLECTOR_SRC := $(sort $(wildcard collector/src/*.c))
 
 .PHONY: all run test unit blackbox bench fuzz clean format check deps dashboard
-all: dashboard/vendor/uplot.js dashboard/vendor/xterm.js dashboard/vendor/asciinema.js build/serverbox-core build/asan/serverbox-core build/tools/append-load build/tools/ssh-bench build/tools/sse-load $(if $(COLLECTOR_SRC),build/serverbox-collector)
+all: dashboard/vendor/uplot.js dashboard/vendor/xterm.js dashboard/vendor/asciinema.js build/serverbox-core build/asan/serverbox-core build/tools/append-load build/tools/ssh-bench build/tools/sse-load build/tools/bare-mhd $(if $(COLLECTOR_SRC),build/serverbox-collector)
 
 deps:
 	@scripts/bootstrap.sh
@@ -151,6 +151,12 @@ build/tools/sse-load: core/tools/sse_load.c
 	@mkdir -p $(@D)
 	@echo "  CC      $<"
 	@$(CC) -std=gnu11 $(WARN) $(BANNED) -O2 -g -pthread -o $@ $< -pthread
+
+# The bench's physical limit: libmicrohttpd alone, with the core's flags.
+build/tools/bare-mhd: core/tools/bare_mhd.c
+	@mkdir -p $(@D)
+	@echo "  CC      $<"
+	@$(CC) -std=gnu11 $(WARN) $(BANNED) -O2 -g -pthread -o $@ $< $$(pkg-config --cflags --libs libmicrohttpd)
 
 build/asan/tests/%: core/tests/%.c $(ASAN_OBJ) $(GEN_ASAN)
 	@mkdir -p $(@D)

@@ -670,24 +670,33 @@ out:
  * node: what it is and how it is doing, never how to reach it (no SSH host,
  * port, user, host key or key, no check error text, which names the
  * address, and no uname, which names the host). */
-static void node_without_connection(const struct http_request *req, json_t *node)
+/* What a caller without nodes:connection sees of a node: no SSH host, port,
+ * user or host key. */
+static const char *const PUBLIC_FIELDS[] = {"id",
+                                            "name",
+                                            "labels",
+                                            "docker",
+                                            "status",
+                                            "status_changed_at",
+                                            "agent_status",
+                                            "agent_status_changed_at",
+                                            "agent_interval_ms",
+                                            "created_at",
+                                            "updated_at",
+                                            "last_check",
+                                            NULL};
+
+static bool sees_connection(const struct http_request *req)
 {
     const struct api_caller *c = req->user;
-    if (c && auth_allows(c->role, c->scopes, "nodes:connection"))
+    return c && auth_allows(c->role, c->scopes, "nodes:connection");
+}
+
+static void node_without_connection(const struct http_request *req, json_t *node)
+{
+    if (sees_connection(req))
         return;
-    static const char *const keep[] = {"id",
-                                       "name",
-                                       "labels",
-                                       "docker",
-                                       "status",
-                                       "status_changed_at",
-                                       "agent_status",
-                                       "agent_status_changed_at",
-                                       "agent_interval_ms",
-                                       "created_at",
-                                       "updated_at",
-                                       "last_check",
-                                       NULL};
+    const char *const *keep = PUBLIC_FIELDS;
     const char *k;
     json_t *v;
     void *tmp;
@@ -705,25 +714,31 @@ static void node_without_connection(const struct http_request *req, json_t *node
 }
 
 /* ?label=k=v[,k2=v2]: every pair must match. */
-static bool label_match(json_t *labels, const char *filter)
+/* ?label=k=v,k2 as the two filters of store_node_list_view: the pairs that
+ * must be contained (each its own object, so a key given twice with two
+ * values matches nothing) and the keys that must be present. New
+ * references. */
+static void label_filter_parse(const char *filter, json_t **pairs, json_t **keys)
 {
-    if (!filter || !*filter)
-        return true;
+    *pairs = json_array();
+    *keys = json_array();
     char tmp[512];
-    sb_strlcpy(tmp, filter, sizeof tmp);
+    sb_strlcpy(tmp, filter ? filter : "", sizeof tmp);
     char *save = NULL;
     for (char *pair = strtok_r(tmp, ",", &save); pair; pair = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(pair, '=');
-        const char *want = eq ? eq + 1 : NULL;
-        if (eq)
-            *eq = '\0';
-        json_t *have = json_object_get(labels, pair);
-        if (!json_is_string(have) || (want && strcmp(json_string_value(have), want) != 0))
-            return false;
+        if (!eq) {
+            json_array_append_new(*keys, json_string(pair));
+            continue;
+        }
+        *eq = '\0';
+        json_array_append_new(*pairs, json_pack("{s:s}", pair, eq + 1));
     }
-    return true;
 }
 
+/* The list is PostgreSQL's JSON passed through: the scope, the filter and
+ * the fields a caller may see are all applied in the query (issue #23: the
+ * parse and re-serialization were most of the cost). */
 void api_node_list(struct http_request *req)
 {
     struct app *app = req->app;
@@ -733,24 +748,33 @@ void api_node_list(struct http_request *req)
         http_reply_error(req, 400, "bad_parameter", "label filter is too long");
         return;
     }
-    json_t *all = NULL;
-    if (store_node_list(app->store, &all, &err)) {
+    const struct api_caller *c = req->user;
+    char *scope = c && c->node_labels ? json_dumps(c->node_labels, JSON_COMPACT) : NULL;
+    json_t *pairs, *keys, *fields = NULL;
+    label_filter_parse(filter, &pairs, &keys);
+    char *pairs_text = json_array_size(pairs) ? json_dumps(pairs, JSON_COMPACT) : NULL;
+    char *keys_text = json_array_size(keys) ? json_dumps(keys, JSON_COMPACT) : NULL;
+    if (!sees_connection(req)) {
+        fields = json_array();
+        for (size_t i = 0; PUBLIC_FIELDS[i]; i++)
+            json_array_append_new(fields, json_string(PUBLIC_FIELDS[i]));
+    }
+    char *fields_text = fields ? json_dumps(fields, JSON_COMPACT) : NULL;
+    char *body = NULL;
+    size_t len = 0;
+    int rc = store_node_list_view(app->store, scope, pairs_text, keys_text, fields_text, &body, &len, &err);
+    free(scope);
+    free(pairs_text);
+    free(keys_text);
+    free(fields_text);
+    json_decref(pairs);
+    json_decref(keys);
+    json_decref(fields);
+    if (rc) {
         api_fail(req, &err);
         return;
     }
-    json_t *items = json_array();
-    size_t i;
-    json_t *n;
-    json_array_foreach(all, i, n)
-    {
-        json_t *labels = json_object_get(n, "labels");
-        if (api_node_visible(req, labels) && label_match(labels, filter)) {
-            node_without_connection(req, n);
-            json_array_append(items, n);
-        }
-    }
-    json_decref(all);
-    http_reply_json(req, 200, json_pack("{s:o}", "items", items));
+    http_reply_take(req, 200, "application/json", body, len);
 }
 
 void api_node_get(struct http_request *req)

@@ -178,6 +178,9 @@ const struct http_error_code *http_error_code_find(const char *code);
 void http_reply_json(struct http_request *req, int status, json_t *body);
 void http_reply_text(struct http_request *req, int status, const char *content_type, const char *data,
                      size_t len);
+/* As http_reply_text, taking ownership of a malloc'd body (freed with the
+ * request, or at once if the reply cannot be set). */
+void http_reply_take(struct http_request *req, int status, const char *content_type, char *body, size_t len);
 /* {"error":{"code":code,"message":…}} */
 void http_reply_error(struct http_request *req, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

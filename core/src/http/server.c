@@ -136,6 +136,16 @@ static void reply_clear(struct http_request *req)
     req->reply_len = 0;
 }
 
+void http_reply_take(struct http_request *req, int status, const char *content_type, char *body, size_t len)
+{
+    reply_clear(req);
+    req->status = status;
+    req->content_type = content_type;
+    req->reply_body = body;
+    req->reply_len = body ? len : 0;
+    req->replied = true;
+}
+
 void http_reply_text(struct http_request *req, int status, const char *content_type, const char *data,
                      size_t len)
 {

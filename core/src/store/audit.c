@@ -8,29 +8,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-int store_audit_query(struct store *st, const struct store_audit_filter *f, json_t **out, struct sb_err *err)
+/* Every filter is a parameter; NULL disables it. A type ending in '.' or
+ * '*' is a prefix. */
+static struct store_stmt q_audit =
+    STORE_STMT("SELECT seq, body, encode(hash, 'hex') FROM events WHERE seq > $1::bigint "
+               "AND ($2::text IS NULL OR (body::jsonb -> 'actor' ->> 'id') = $2 OR (body::jsonb -> "
+               "'actor' ->> 'name') = $2) "
+               "AND ($3::text IS NULL OR type = $3 OR (right($3, 1) IN ('.', '*') AND "
+               "     left(type, length($3) - (right($3, 1) = '*')::int) = rtrim($3, '*'))) "
+               "AND ($4::text IS NULL OR stream = $4) "
+               "AND ($5::text IS NULL OR outcome = $5) "
+               "AND ($6::timestamptz IS NULL OR occurred_at >= $6::timestamptz) "
+               "AND ($7::timestamptz IS NULL OR occurred_at < $7::timestamptz) "
+               "AND ($8::text IS NULL OR actor_kind = $8) "
+               "ORDER BY seq LIMIT $9::int");
+
+static int audit_page(struct store *st, const struct store_audit_filter *f, PGresult **r, struct sb_err *err)
 {
-    /* Every filter is a parameter; NULL disables it. A type ending in '.' or
-     * '*' is a prefix. */
-    static struct store_stmt q =
-        STORE_STMT("SELECT seq, body, encode(hash, 'hex') FROM events WHERE seq > $1::bigint "
-                   "AND ($2::text IS NULL OR (body::jsonb -> 'actor' ->> 'id') = $2 OR (body::jsonb -> "
-                   "'actor' ->> 'name') = $2) "
-                   "AND ($3::text IS NULL OR type = $3 OR (right($3, 1) IN ('.', '*') AND "
-                   "     left(type, length($3) - (right($3, 1) = '*')::int) = rtrim($3, '*'))) "
-                   "AND ($4::text IS NULL OR stream = $4) "
-                   "AND ($5::text IS NULL OR outcome = $5) "
-                   "AND ($6::timestamptz IS NULL OR occurred_at >= $6::timestamptz) "
-                   "AND ($7::timestamptz IS NULL OR occurred_at < $7::timestamptz) "
-                   "AND ($8::text IS NULL OR actor_kind = $8) "
-                   "ORDER BY seq LIMIT $9::int");
     char after[24], limit[16];
     snprintf(after, sizeof after, "%lld", (long long)f->after_seq);
     snprintf(limit, sizeof limit, "%d", f->limit);
     const char *p[9] = {after,   f->actor, f->type,       f->stream, f->outcome,
                         f->from, f->to,    f->actor_kind, limit};
+    return store_query(st, &q_audit, 9, p, r, err);
+}
+
+int store_audit_query(struct store *st, const struct store_audit_filter *f, json_t **out, struct sb_err *err)
+{
+
     PGresult *r;
-    int rc = store_query(st, &q, 9, p, &r, err);
+    int rc = audit_page(st, f, &r, err);
     if (rc)
         return rc;
     json_t *arr = json_array();
@@ -44,6 +51,35 @@ int store_audit_query(struct store *st, const struct store_audit_filter *f, json
     PQclear(r);
     *out = arr;
     return 0;
+}
+
+int store_audit_query_raw(struct store *st, const struct store_audit_filter *f, struct buf *out, int *count,
+                          int64_t *last_seq, struct sb_err *err)
+{
+    *count = 0;
+    PGresult *r;
+    int rc = audit_page(st, f, &r, err);
+    if (rc)
+        return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        /* A stored body is one compact JSON object (it is what was hashed):
+         * the hash goes in before its closing brace. */
+        const char *body = PQgetvalue(r, i, 1);
+        size_t len = (size_t)PQgetlength(r, i, 1);
+        if (len < 2 || body[0] != '{' || body[len - 1] != '}') {
+            rc = sb_error(err, SB_EINTERNAL, "event %s has a malformed body", PQgetvalue(r, i, 0));
+            break;
+        }
+        if ((*count && buf_putc(out, ',')) || buf_append(out, body, len - 1) ||
+            buf_printf(out, "%s\"hash\":\"%s\"}", len > 2 ? "," : "", PQgetvalue(r, i, 2))) {
+            rc = sb_error(err, SB_ENOMEM, "out of memory");
+            break;
+        }
+        (*count)++;
+        *last_seq = sb_int64(PQgetvalue(r, i, 0));
+    }
+    PQclear(r);
+    return rc;
 }
 
 int store_head(struct store *st, int64_t *seq, uint8_t hash[32], struct sb_err *err)

@@ -12,6 +12,17 @@ static struct store_stmt q_get = STORE_STMT("SELECT row_to_json(n)::text FROM no
 static struct store_stmt q_by_name = STORE_STMT("SELECT id::text FROM nodes WHERE name = $1");
 static struct store_stmt q_list =
     STORE_STMT("SELECT coalesce(json_agg(n ORDER BY n.name), '[]'::json)::text FROM nodes n");
+/* jsonb containment is labels_match (util/labels.c) for string-valued
+ * selectors; json_each keeps the row's column order for the kept fields. */
+static struct store_stmt q_list_view = STORE_STMT(
+    "SELECT '{\"items\":' || coalesce(json_agg(CASE WHEN $4::jsonb IS NULL THEN row_to_json(n) ELSE "
+    "(SELECT json_object_agg(e.key, e.value ORDER BY e.ord) FROM json_each(row_to_json(n)) WITH ORDINALITY "
+    "AS e(key, value, ord) WHERE $4::jsonb ? e.key) END ORDER BY n.name), '[]'::json)::text || '}' "
+    "FROM nodes n WHERE ($1::jsonb IS NULL OR n.labels @> $1::jsonb) "
+    "AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce($2::jsonb, '[]'::jsonb)) f "
+    "WHERE NOT n.labels @> f) "
+    "AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce($3::jsonb, '[]'::jsonb)) k "
+    "WHERE NOT n.labels ? k)");
 static struct store_stmt q_cred_put =
     STORE_STMT("INSERT INTO node_credentials (node_id, private_key, passphrase, updated_at) "
                "VALUES ($1::uuid, $2, $3, now()) ON CONFLICT (node_id) DO UPDATE SET "
@@ -65,6 +76,26 @@ int store_node_list(struct store *st, json_t **out, struct sb_err *err)
     int rc = store_query(st, &q_list, 0, NULL, &r, err);
     if (rc == 0)
         rc = parse_one(r, out, err);
+    PQclear(r);
+    return rc;
+}
+
+int store_node_list_view(struct store *st, const char *scope, const char *pairs, const char *keys,
+                         const char *fields, char **out, size_t *len, struct sb_err *err)
+{
+    *out = NULL;
+    *len = 0;
+    const char *p[4] = {scope, pairs, keys, fields};
+    PGresult *r;
+    int rc = store_query(st, &q_list_view, 4, p, &r, err);
+    if (rc == 0) {
+        *len = (size_t)PQgetlength(r, 0, 0);
+        *out = malloc(*len + 1);
+        if (*out)
+            memcpy(*out, PQgetvalue(r, 0, 0), *len + 1);
+        else
+            rc = sb_error(err, SB_ENOMEM, "out of memory");
+    }
     PQclear(r);
     return rc;
 }

@@ -267,6 +267,12 @@ struct store_audit_filter {
 };
 /* A JSON array of event bodies (as objects) plus each row's hash (hex). */
 int store_audit_query(struct store *st, const struct store_audit_filter *f, json_t **out, struct sb_err *err);
+/* The same page for a caller who may see every entry, written straight into
+ * `out` as the API's JSON array elements (each stored body with its "hash"
+ * added, comma-separated, no brackets) without parsing a body. *count is
+ * the number of entries, *last_seq the seq of the last (unchanged if none). */
+int store_audit_query_raw(struct store *st, const struct store_audit_filter *f, struct buf *out, int *count,
+                          int64_t *last_seq, struct sb_err *err);
 /* store_verify_chain through the pool. */
 int store_verify_chain_pool(struct store *st, struct store_verify_result *out, struct sb_err *err);
 /* The head of the chain (0 and zeros for an empty log). */
@@ -295,6 +301,16 @@ int store_node_get(struct store *st, const char *id, json_t **out, struct sb_err
 int store_node_find_name(struct store *st, const char *name, char id[37], struct sb_err *err);
 /* Every node, by name, as a JSON array (the caller's). */
 int store_node_list(struct store *st, json_t **out, struct sb_err *err);
+/* The node list as the API answers it, built by PostgreSQL and passed
+ * through untouched (no parse, no re-serialization): `{"items":[...]}`
+ * ordered by name. Filters, each NULL for none: `scope` a label selector
+ * (JSON object; a node matches when its labels contain it), `pairs` a JSON
+ * array of one-pair objects that must all be contained, `keys` a JSON array
+ * of label names that must all be present. `fields` (a JSON array of column
+ * names) keeps only those columns; NULL keeps every column. On success *out
+ * is a NUL-terminated string the caller frees, *len its length. */
+int store_node_list_view(struct store *st, const char *scope, const char *pairs, const char *keys,
+                         const char *fields, char **out, size_t *len, struct sb_err *err);
 /* The sealed private key and passphrase (crypto_seal output; pass may be
  * NULL). Not a projection: secrets stay out of events. */
 int store_node_credentials_put(struct store *st, const char *id, const char *sealed_key,
