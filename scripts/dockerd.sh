@@ -59,6 +59,9 @@ stop)
     if [ -S "$sock" ]; then
         ids=$(docker -H "unix://$sock" ps -aq 2>/dev/null || true)
         if [ -n "$ids" ]; then docker -H "unix://$sock" rm -f $ids >/dev/null 2>&1 || true; fi
+        # A project network's bridge outlives the engine and its data dir:
+        # left behind, they use up Docker's address pools (about 31 runs).
+        docker -H "unix://$sock" network prune -f >/dev/null 2>&1 || true
     fi
     pid=""
     if [ -f "$dir/docker.pid" ]; then pid=$(cat "$dir/docker.pid"); fi
