@@ -509,10 +509,10 @@ static int target_load(void *ctx, const char *node_id, struct ssh_target *t, voi
                        struct sb_err *err)
 {
     struct app *app = ctx;
-    struct api_node_target *nt = calloc(1, sizeof *nt);
+    struct nodes_target *nt = calloc(1, sizeof *nt);
     if (!nt)
         return sb_error(err, SB_ENOMEM, "out of memory");
-    int rc = api_node_target_load(app, node_id, nt, err);
+    int rc = nodes_target_load(app->nodes, node_id, nt, err);
     if (rc) {
         free(nt);
         return rc;
@@ -525,7 +525,7 @@ static int target_load(void *ctx, const char *node_id, struct ssh_target *t, voi
 static void target_release(void *ctx, void *handle)
 {
     (void)ctx;
-    api_node_target_release(handle);
+    nodes_target_release(handle);
     free(handle);
 }
 
