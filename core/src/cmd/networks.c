@@ -67,4 +67,3 @@ int cmd_node_networks_load(const struct config *cfg, struct sb_err *err)
     ssh_set_address_policy(node_address_allowed);
     return 0;
 }
-

@@ -181,7 +181,9 @@ int cmd_serve(const struct config *cfg)
                              .events = app.events,
                              .workers = (int)config_get_int(cfg, "job-workers"),
                              .lease_ms = (int)config_get_int(cfg, "job-lease-ms"),
-                             .retry_base_ms = (int)config_get_int(cfg, "job-retry-base-ms")};
+                             .retry_base_ms = (int)config_get_int(cfg, "job-retry-base-ms"),
+                             .retention_days = (int)config_get_int(cfg, "job-retention-days"),
+                             .prune_interval_ms = (int)config_get_int(cfg, "job-prune-interval") * 1000};
     app.jobs = jobs_open(&jc, &err);
     if (!app.jobs) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);

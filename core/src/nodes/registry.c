@@ -186,7 +186,8 @@ static int record_with_key(struct nodes *n, const char *id, const char *type, js
 {
     char stream[64];
     snprintf(stream, sizeof stream, "node/%s", id);
-    struct event_new ev = {.stream = stream, .type = type, .data = data, .outcome = "success", .actor = *actor};
+    struct event_new ev = {
+        .stream = stream, .type = type, .data = data, .outcome = "success", .actor = *actor};
     return store_node_append_with_credentials(n->store, &ev, id, sealed_key, sealed_pass, err);
 }
 
@@ -241,7 +242,6 @@ void nodes_note_hostkey_mismatch(struct nodes *n, json_t *node, const struct ssh
         log_warn("host key mismatch; node refused", "node=%s presented=%s", id, d->fingerprint);
     json_decref(data);
 }
-
 
 static char *seal_json_string(struct nodes *n, json_t *v)
 {
@@ -311,9 +311,9 @@ int nodes_register(struct nodes *n, const struct nodes_input *in, const struct e
     char key_type[24];
     ssh_key_type(key.data, key.len, key_type, sizeof key_type);
     data = json_pack("{s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:s}", "id", id, "name",
-                     json_string_value(in->name), "host", t.host, "port", t.port, "ssh_user", t.user, "docker",
-                     in->docker ? json_string_value(in->docker) : "ssh", "host_key_fingerprint", fingerprint,
-                     "fingerprint_source", in->fp ? "given" : "seen_at_registration", "status",
+                     json_string_value(in->name), "host", t.host, "port", t.port, "ssh_user", t.user,
+                     "docker", in->docker ? json_string_value(in->docker) : "ssh", "host_key_fingerprint",
+                     fingerprint, "fingerprint_source", in->fp ? "given" : "seen_at_registration", "status",
                      generate ? "offline" : "online");
     json_object_set_new(data, "labels", in->labels ? json_incref(in->labels) : json_object());
     if (key_type[0])
@@ -329,7 +329,8 @@ int nodes_register(struct nodes *n, const struct nodes_input *in, const struct e
             sb_error(err, SB_ECONFLICT, "a node named '%s' exists", json_string_value(in->name));
         goto out;
     }
-    log_info("node registered", "node=%s name=%s fingerprint=%s", id, json_string_value(in->name), fingerprint);
+    log_info("node registered", "node=%s name=%s fingerprint=%s", id, json_string_value(in->name),
+             fingerprint);
     rc = store_node_get(n->store, id, node_out, err);
     if (rc == 0)
         nodes_docker_follow(n, id, *node_out);
@@ -351,7 +352,8 @@ int nodes_update(struct nodes *n, json_t *node, const struct nodes_input *in, co
     memset(d, 0, sizeof *d);
     char idc[37];
     sb_strlcpy(idc, json_string_value(json_object_get(node, "id")), sizeof idc);
-    if (in->name && strcmp(json_string_value(in->name), json_string_value(json_object_get(node, "name"))) != 0) {
+    if (in->name &&
+        strcmp(json_string_value(in->name), json_string_value(json_object_get(node, "name"))) != 0) {
         char other[37];
         struct sb_err e2 = {0};
         if (store_node_find_name(n->store, json_string_value(in->name), other, &e2) == 0)
@@ -470,7 +472,8 @@ int nodes_exec_run(struct nodes *n, json_t *node, const struct nodes_exec *x, co
         nodes_target_release(&t);
         return rc;
     }
-    struct ssh_exec_opts o = {.command = x->command, .timeout_ms = x->timeout_ms, .max_output = n->max_output};
+    struct ssh_exec_opts o = {
+        .command = x->command, .timeout_ms = x->timeout_ms, .max_output = n->max_output};
     struct ssh_exec_result r;
     ssh_exec_result_init(&r);
     rc = ssh_pool_exec(n->pool, &t.t, &o, &r, d, err);
@@ -496,9 +499,10 @@ int nodes_exec_run(struct nodes *n, json_t *node, const struct nodes_exec *x, co
         if (d->failure == SSH_FAIL_HOSTKEY)
             nodes_note_hostkey_mismatch(n, t.node, d);
     } else {
-        json_t *out = json_pack("{s:o, s:o, s:I, s:b, s:b}", "stdout", nodes_json_bytes(r.out.data, r.out.len),
-                                "stderr", nodes_json_bytes(r.err.data, r.err.len), "duration_ms",
-                                (json_int_t)r.duration_ms, "truncated", r.truncated, "timed_out", r.timed_out);
+        json_t *out =
+            json_pack("{s:o, s:o, s:I, s:b, s:b}", "stdout", nodes_json_bytes(r.out.data, r.out.len),
+                      "stderr", nodes_json_bytes(r.err.data, r.err.len), "duration_ms",
+                      (json_int_t)r.duration_ms, "truncated", r.truncated, "timed_out", r.timed_out);
         json_object_set_new(out, "exit_code",
                             r.timed_out || r.exit_signal[0] ? json_null() : json_integer(r.exit_code));
         if (r.exit_signal[0])

@@ -163,8 +163,10 @@ static void docker_detach(struct nodes *n)
 int nodes_bridges_open(struct nodes *n, struct sb_err *err)
 {
     n->watched = json_object();
-    struct ssh_bridge_config bc = {
-        .pool = n->pool, .target_load = bridge_target_load, .target_release = bridge_target_release, .ctx = n};
+    struct ssh_bridge_config bc = {.pool = n->pool,
+                                   .target_load = bridge_target_load,
+                                   .target_release = bridge_target_release,
+                                   .ctx = n};
     n->bridges = ssh_bridges_new(&bc, err);
     return n->bridges ? 0 : (err ? err->code : SB_EINTERNAL);
 }
