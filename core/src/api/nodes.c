@@ -163,6 +163,8 @@ static void node_without_connection(const struct http_request *req, json_t *node
                                        "agent_status",
                                        "agent_status_changed_at",
                                        "agent_interval_ms",
+                                       "docker_status",
+                                       "docker_status_changed_at",
                                        "created_at",
                                        "updated_at",
                                        "last_check",
@@ -181,6 +183,7 @@ static void node_without_connection(const struct http_request *req, json_t *node
     json_t *check = json_object_get(node, "last_check");
     json_object_del(check, "reason");
     json_object_del(check, "uname");
+    json_object_del(json_object_get(check, "docker"), "reason");
 }
 
 void api_node_list(struct http_request *req)

@@ -7,11 +7,13 @@
  */
 #include "internal.h"
 
+#include "../docker/docker.h"
 #include "../jobs/jobs.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 void nodes_add_pool(struct nodes *n, json_t *node)
 {
@@ -37,6 +39,12 @@ static json_t *check_json(const struct check_result *c)
         json_object_set_new(o, "uname", nodes_json_bytes(c->uname, strlen(c->uname)));
     if (c->uptime[0])
         json_object_set_new(o, "uptime", nodes_json_bytes(c->uptime, strlen(c->uptime)));
+    if (c->docker_status[0]) {
+        json_t *d = json_pack("{s:s}", "status", c->docker_status);
+        if (c->docker_reason[0])
+            json_object_set_new(d, "reason", nodes_json_bytes(c->docker_reason, strlen(c->docker_reason)));
+        json_object_set_new(o, "docker", d);
+    }
     return o;
 }
 
@@ -52,8 +60,107 @@ void nodes_add_last_check(struct nodes *an, json_t *node)
     pthread_mutex_unlock(&an->lock);
 }
 
-/* Checks one node (given its row, borrowed) and records a status event
- * when the status changed. Fills *out. */
+/* The node's Docker engine: its /_ping through the node's endpoint (the SSH
+ * bridge, whose refusals say in words what is wrong, or the local socket).
+ * Fills status ("reachable"/"unreachable") and reason. */
+static void check_docker(struct nodes *n, json_t *node, bool ssh_ok, struct check_result *out)
+{
+    const char *id = json_string_value(json_object_get(node, "id"));
+    const char *docker = json_string_value(json_object_get(node, "docker"));
+    bool local = docker && strcmp(docker, "local") == 0;
+    if (!n->docker) {
+        out->docker_status[0] = '\0'; /* no Docker client: not judged */
+        return;
+    }
+    if (!local && !ssh_ok) {
+        sb_strlcpy(out->docker_status, "unreachable", sizeof out->docker_status);
+        sb_strlcpy(out->docker_reason, "the node is not reachable over SSH", sizeof out->docker_reason);
+        return;
+    }
+    char sock[DOCKER_SOCKET_MAX], name[128];
+    struct sb_err err = {0};
+    int rc;
+    if (local && access(n->local_docker, F_OK) != 0) {
+        rc = sb_error(&err, SB_EUNAVAIL, "Docker socket %s not found on this server (the core's machine)",
+                      n->local_docker);
+    } else {
+        rc = docker_endpoint_for_node(n->docker, id, sock, sizeof sock, name, sizeof name, &err);
+        struct docker_response r = {0};
+        if (rc == 0)
+            rc = docker_request(sock, "GET", "/_ping", NULL, CHECK_DOCKER_TIMEOUT_MS, &r, &err);
+        if (rc == 0 && r.status != 200) {
+            /* The bridge's refusals carry the cause in words. */
+            json_t *m = r.body.len ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
+            const char *msg = json_string_value(json_object_get(m, "message"));
+            rc = msg ? sb_error(&err, SB_EUPSTREAM, "%s", msg)
+                     : sb_error(&err, SB_EUPSTREAM, "the Docker engine answered its ping with status %ld",
+                                r.status);
+            json_decref(m);
+        }
+        docker_response_release(&r);
+    }
+    if (rc == 0) {
+        sb_strlcpy(out->docker_status, "reachable", sizeof out->docker_status);
+    } else {
+        sb_strlcpy(out->docker_status, "unreachable", sizeof out->docker_status);
+        sb_strlcpy(out->docker_reason, err.msg, sizeof out->docker_reason);
+    }
+}
+
+/* Records the status events of a check that changed something. */
+static void record_changes(struct nodes *an, json_t *node, const struct ssh_diag *d, const char *type,
+                           const struct check_result *out)
+{
+    const char *id = out->id;
+    const char *prev = json_string_value(json_object_get(node, "status"));
+    if (!prev || strcmp(prev, out->status) != 0) {
+        if (d->failure == SSH_FAIL_HOSTKEY) {
+            nodes_note_hostkey_mismatch(an, node, d);
+        } else {
+            json_t *data = json_pack("{s:s, s:s}", "id", id, "previous", prev ? prev : "unknown");
+            if (out->reason[0])
+                json_object_set_new(data, "reason", json_string(out->reason));
+            if (out->uname[0])
+                json_object_set_new(data, "uname", nodes_json_bytes(out->uname, strlen(out->uname)));
+            struct sb_err e2 = {0};
+            if (nodes_record(an, id, type, data, "success", NULL, &e2))
+                log_warn("cannot record node status", "node=%s detail=\"%s\"", id, e2.msg);
+            else
+                log_info("node status changed", "node=%s status=%s", id, out->status);
+            json_decref(data);
+        }
+    }
+    if (!out->docker_status[0])
+        return;
+    const char *dprev = json_string_value(json_object_get(node, "docker_status"));
+    const char *dreason = json_string_value(json_object_get(node, "docker_reason"));
+    bool changed = !dprev || strcmp(dprev, out->docker_status) != 0 ||
+                   (out->docker_reason[0] && (!dreason || strcmp(dreason, out->docker_reason) != 0));
+    if (!changed)
+        return;
+    json_t *data = json_pack("{s:s, s:s}", "id", id, "previous", dprev ? dprev : "unknown");
+    if (out->docker_reason[0])
+        json_object_set_new(data, "reason", nodes_json_bytes(out->docker_reason, strlen(out->docker_reason)));
+    char dtype[40];
+    snprintf(dtype, sizeof dtype, "node.docker_%s", out->docker_status);
+    struct sb_err e2 = {0};
+    if (nodes_record(an, id, dtype, data, "success", NULL, &e2))
+        log_warn("cannot record the node's docker status", "node=%s detail=\"%s\"", id, e2.msg);
+    else
+        log_info("node docker status changed", "node=%s docker=%s reason=\"%s\"", id, out->docker_status,
+                 out->docker_reason);
+    json_decref(data);
+}
+
+/* Checks one node (given its row, borrowed) and records the status events
+ * when something changed. Fills *out.
+ *
+ * The check opens a connection of its own rather than a pooled session: a
+ * pooled session outlives a node that stopped accepting connections (its
+ * sshd stopped while the session's own process runs on, a firewall that
+ * keeps established flows), and would keep a dead node "online". So a node
+ * is online exactly when a new login works now, and a node found offline
+ * has its pooled sessions forgotten. */
 static void check_node(struct nodes *an, json_t *node, struct check_result *out)
 {
     memset(out, 0, sizeof *out);
@@ -67,13 +174,17 @@ static void check_node(struct nodes *an, json_t *node, struct check_result *out)
     struct ssh_exec_result r;
     ssh_exec_result_init(&r);
     if (rc == 0) {
-        struct ssh_exec_opts o = {.command = "uname -a; uptime", .timeout_ms = 15000, .max_output = 4096};
-        rc = ssh_pool_exec(an->pool, &t.t, &o, &r, &d, &err);
-        if (rc == 0 && (r.timed_out || r.exit_code != 0))
-            rc = sb_error(&err, SB_EUPSTREAM, "the check command %s",
-                          r.timed_out ? "timed out" : "failed on the node");
+        struct ssh_session *s = NULL;
+        rc = ssh_connect(&t.t, an->check_timeout_ms, &s, &d, &err);
+        if (rc == 0) {
+            struct ssh_exec_opts o = {.command = "uname -a; uptime", .timeout_ms = 15000, .max_output = 4096};
+            rc = ssh_exec(s, &o, &r, &err);
+            if (rc == 0 && (r.timed_out || r.exit_code != 0))
+                rc = sb_error(&err, SB_EUPSTREAM, "the check command %s",
+                              r.timed_out ? "timed out" : "failed on the node");
+        }
+        ssh_session_close(s);
     }
-    out->duration_ms = (time_now_us() - out->checked_us) / 1000;
     const char *type;
     if (rc == 0) {
         sb_strlcpy(out->status, "online", sizeof out->status);
@@ -99,25 +210,15 @@ static void check_node(struct nodes *an, json_t *node, struct check_result *out)
         type = "node.offline";
     }
     ssh_exec_result_release(&r);
-    const char *prev = json_string_value(json_object_get(node, "status"));
-    if (!prev || strcmp(prev, out->status) != 0) {
-        if (d.failure == SSH_FAIL_HOSTKEY) {
-            nodes_note_hostkey_mismatch(an, node, &d);
-        } else {
-            json_t *data = json_pack("{s:s, s:s}", "id", id, "previous", prev ? prev : "unknown");
-            if (out->reason[0])
-                json_object_set_new(data, "reason", json_string(out->reason));
-            if (out->uname[0])
-                json_object_set_new(data, "uname", nodes_json_bytes(out->uname, strlen(out->uname)));
-            struct sb_err e2 = {0};
-            if (nodes_record(an, id, type, data, "success", NULL, &e2))
-                log_warn("cannot record node status", "node=%s detail=\"%s\"", id, e2.msg);
-            else
-                log_info("node status changed", "node=%s status=%s", id, out->status);
-            json_decref(data);
-        }
-    }
     nodes_target_release(&t);
+    if (rc) {
+        /* No stale session answers for a node that does not. */
+        ssh_pool_forget(an->pool, id);
+        ssh_bridge_forget(an->bridges, id);
+    }
+    check_docker(an, node, rc == 0, out);
+    out->duration_ms = (time_now_us() - out->checked_us) / 1000;
+    record_changes(an, node, &d, type, out);
     pthread_mutex_lock(&an->lock);
     struct check_result *c = an->checks;
     while (c && strcmp(c->id, id) != 0)
@@ -191,6 +292,20 @@ static void queue_checks(struct nodes *an, json_t *all)
         an->queue_tail = j;
     }
     pthread_cond_broadcast(&an->work_cond);
+}
+
+void nodes_check_soon(struct nodes *an, json_t *node)
+{
+    /* With several daemons only the duty's holder checks (status events once). */
+    if (!node || an->n_workers == 0 || !jobs_duty_held(an->jobs, "node-checks"))
+        return;
+    json_t *one = json_array();
+    json_array_append(one, node);
+    pthread_mutex_lock(&an->lock);
+    if (!an->stopping)
+        queue_checks(an, one);
+    pthread_mutex_unlock(&an->lock);
+    json_decref(one);
 }
 
 static void *checker_main(void *arg)

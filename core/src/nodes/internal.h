@@ -6,9 +6,10 @@
 
 #include <pthread.h>
 
-#define NODES_KEY_MAX        16384
-#define NODES_PASSPHRASE_MAX 1024
-#define CHECK_WORKERS        8 /* node health checks at once */
+#define NODES_KEY_MAX           16384
+#define NODES_PASSPHRASE_MAX    1024
+#define CHECK_WORKERS           8 /* node health checks at once */
+#define CHECK_DOCKER_TIMEOUT_MS 5000
 
 /* The last health check of each node, in memory (checks record events
  * only on a change of status, so the details live here). */
@@ -18,6 +19,8 @@ struct check_result {
     char reason[256];
     char uname[256];
     char uptime[128];
+    char docker_status[16]; /* reachable | unreachable; empty when not judged */
+    char docker_reason[384];
     int64_t checked_us;
     int64_t duration_ms;
     struct check_result *next;
@@ -42,6 +45,7 @@ struct nodes {
     pthread_t checker;
     bool checker_running;
     int interval_s;
+    int check_timeout_ms; /* a check's connect: at most 10 s, and below the interval */
     /* Checks run on CHECK_WORKERS threads fed by the checker's ticks, so a
      * node that hangs until its connect timeout holds one worker, not the
      * other nodes' checks; a node still being checked is not queued again. */
@@ -87,6 +91,9 @@ void nodes_bridges_close(struct nodes *n);
 int nodes_checker_start(struct nodes *n, struct sb_err *err);
 void nodes_checker_stop(struct nodes *n);
 void nodes_checks_forget(struct nodes *n, const char *id);
+/* Queues a check of a node (its row, borrowed) now rather than at the next
+ * tick: a new or changed node gets its SSH and Docker status at once. */
+void nodes_check_soon(struct nodes *n, json_t *node);
 
 /* labels.c */
 void nodes_labels_start(struct nodes *n);

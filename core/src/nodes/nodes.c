@@ -27,6 +27,14 @@ int nodes_open(const struct nodes_config *cfg, struct nodes **out, struct sb_err
     pthread_condattr_destroy(&ca);
     pthread_cond_init(&n->work_cond, NULL);
     n->interval_s = (int)config_get_int(cfg->cfg, "node-check-interval");
+    /* A check must end before the next one is due, so a black-holed node is
+     * offline within two intervals: connect + handshake + login within half
+     * the interval (2 to 10 s). */
+    n->check_timeout_ms = n->interval_s * 500;
+    if (n->check_timeout_ms > 10000)
+        n->check_timeout_ms = 10000;
+    if (n->check_timeout_ms < 2000)
+        n->check_timeout_ms = 2000;
     n->max_output = (size_t)config_get_int(cfg->cfg, "exec-max-output");
     struct ssh_pool_config pc = {
         .per_node = (int)config_get_int(cfg->cfg, "ssh-pool-size"),

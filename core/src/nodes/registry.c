@@ -332,8 +332,10 @@ int nodes_register(struct nodes *n, const struct nodes_input *in, const struct e
     log_info("node registered", "node=%s name=%s fingerprint=%s", id, json_string_value(in->name),
              fingerprint);
     rc = store_node_get(n->store, id, node_out, err);
-    if (rc == 0)
+    if (rc == 0) {
         nodes_docker_follow(n, id, *node_out);
+        nodes_check_soon(n, *node_out);
+    }
 out:
     crypto_buf_wipe(&key);
     buf_release(&pub);
@@ -431,8 +433,11 @@ int nodes_update(struct nodes *n, json_t *node, const struct nodes_input *in, co
     if (reconnect)
         ssh_bridge_forget(n->bridges, idc);
     rc = store_node_get(n->store, idc, node_out, err);
-    if (rc == 0)
+    if (rc == 0) {
         nodes_docker_follow(n, idc, *node_out);
+        if (reconnect || in->docker)
+            nodes_check_soon(n, *node_out);
+    }
 out:
     free(sealed_key);
     free(sealed_pass);
