@@ -98,9 +98,9 @@ function renderList(root, ctx) {
       h('td', {}, h('a', { href: `${ctx.guest ? ctx.guest.base : ''}/nodes/${encodeURIComponent(n.id)}`, 'data-nav': '', class: 'link strong' }, n.name)),
       h('td', { class: 'hide-sm nowrap muted' }, n.host ? `${n.ssh_user}@${n.host}:${n.port}` : '—'), // guests see no SSH address
       h('td', { class: 'status-cell', title: n.status_reason || '' }, statusBadge(n.status)),
-      h('td', { class: 'docker-cell', id: `docker-${n.id}`, dataset: { docker: n.docker_status || 'none' } },
+      h('td', { class: 'docker-cell', id: `docker-${n.id}`, title: n.docker_reason || '', dataset: { docker: n.docker_status || 'none' } },
         dockerBadge(n), n.docker_status === 'unreachable' && n.docker_reason
-          ? h('div', { class: 'muted small', id: `docker-reason-${n.id}` }, n.docker_reason) : null),
+          ? h('div', { class: 'muted small hide-sm', id: `docker-reason-${n.id}` }, n.docker_reason) : null),
       canMetrics && h('td', { class: 'gauge-cell' }, g.cpu.el),
       canMetrics && h('td', { class: 'gauge-cell' }, g.mem.el),
       h('td', { class: 'hide-sm agent-cell', id: `agent-${n.id}`, dataset: { agent: n.agent_status || 'none' },

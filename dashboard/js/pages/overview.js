@@ -10,7 +10,7 @@ const MAX_ROWS = 25;
 
 function stat(id, label) {
   const value = h('div', { class: 'stat-value', id }, '—');
-  const sub = h('div', { class: 'stat-sub' }, '\u00a0');
+  const sub = h('div', { class: 'stat-sub', id: `${id}-sub` }, '\u00a0');
   return { el: h('div', { class: 'card stat' }, h('div', { class: 'stat-label' }, label), value, sub), value, sub };
 }
 
