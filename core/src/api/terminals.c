@@ -494,13 +494,18 @@ void api_recording_get(struct http_request *req)
     struct terminals *ts = terms_of(req);
     if (!ts)
         return;
-    struct MHD_Response *resp = NULL;
-    if (terminal_recording_response(ts, http_param(req, "id"), &resp, &err)) {
+    int fd = -1;
+    uint64_t size = 0;
+    if (terminal_recording_open(ts, http_param(req, "id"), &fd, &size, &err)) {
         api_fail(req, &err);
         return;
     }
+    char cd[96];
+    snprintf(cd, sizeof cd, "attachment; filename=\"%s.cast\"", http_param(req, "id"));
     http_add_header(req, "X-Recording-SHA256", sha);
-    http_reply_response(req, 200, resp);
+    http_add_header(req, "Cache-Control", "no-store");
+    http_add_header(req, "Content-Disposition", cd);
+    http_reply_file(req, 200, fd, size, "application/x-asciicast");
 }
 
 /* ---- start and stop ------------------------------------------------------- */
