@@ -73,13 +73,15 @@ struct http_sse *http_sse_open(const struct http_sse_config *cfg, struct MHD_Res
     w->cfg = *cfg;
     if (!w->cfg.block)
         w->cfg.block = 4096;
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, w->cfg.block, sse_read, w, sse_free);
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, w->cfg.block, sse_read, w, sse_free);
     if (!r) {
         free(w);
         return NULL;
     }
     if (cfg->sndbuf > 0) {
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(cfg->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(cfg->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (ci) {
             int sndbuf = cfg->sndbuf;
             setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);

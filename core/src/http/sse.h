@@ -32,7 +32,7 @@ struct MHD_Response;
 struct http_sse;
 
 /* What `fill` returns when the stream is complete (after its last bytes). */
-#define HTTP_SSE_END ((ssize_t)-1)
+#define HTTP_SSE_END       ((ssize_t)-1)
 #define HTTP_SSE_HEARTBEAT ": heartbeat\n\n"
 
 enum http_sse_close {

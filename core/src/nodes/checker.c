@@ -80,9 +80,9 @@ static void check_docker(struct nodes *n, json_t *node, bool ssh_ok, struct chec
     char sock[DOCKER_SOCKET_MAX], name[128];
     struct sb_err err = {0};
     int rc;
-    if (local && access(n->local_docker, F_OK) != 0) {
+    if (local && (!n->local_docker || access(n->local_docker, F_OK) != 0)) {
         rc = sb_error(&err, SB_EUNAVAIL, "Docker socket %s not found on this server (the core's machine)",
-                      n->local_docker);
+                      n->local_docker ? n->local_docker : "(none)");
     } else {
         rc = docker_endpoint_for_node(n->docker, id, sock, sizeof sock, name, sizeof name, &err);
         struct docker_response r = {0};
