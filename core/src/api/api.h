@@ -14,64 +14,8 @@
 #include "../store/store.h"
 #include "../util/util.h"
 
-struct docker;
-struct jobs;
-#include "../stacks/stacks.h"
-
-#include <pthread.h>
-#include <stdatomic.h>
-
-struct auth;
-struct auth_signer;
-struct static_site;
-struct events_bus;
-
-/* Everything a handler can reach, built by `serve`. */
-struct app {
-    const struct config *cfg;
-    struct store *store;
-    struct redis_client *redis;
-    struct http_server *http;
-    struct docker *docker;     /* Docker engines (docker/) */
-    struct events_bus *events; /* live events (events/events.h) */
-    struct metrics *metrics;   /* latest samples, node presence (metrics/metrics.h) */
-    struct audit *audit;       /* denials and guest requests, windowed (audit/audit.h) */
-    int anon_ip_limit;         /* unauthenticated requests per minute per address; 0 = none */
-    struct jobs *jobs;         /* durable jobs and singleton duties (jobs/jobs.h) */
-    bool job_test_kinds;       /* --job-test-kinds: POST /api/v1/jobs/test enqueues test kinds */
-    int64_t started_us;
-    struct static_site *dashboard; /* --dashboard-dir in memory; NULL when absent */
-
-    /* identity and access (auth/) */
-    struct auth *auth;
-    struct auth_signer *signer;     /* signs audit checkpoints */
-    int64_t checkpoint_interval_ms; /* 0 = only on demand */
-    int64_t last_checkpoint_ms;     /* monitor thread only */
-    /* secrets at rest: the key that seals node SSH keys and other secrets */
-    struct crypto_master_key master_key;
-
-    /* readiness, kept current by the health monitor thread */
-    atomic_int db_up;        /* 1 when the last check reached the database */
-    atomic_int schema_state; /* enum store_schema_state */
-    atomic_int redis_up;
-    pthread_t monitor;
-    atomic_bool stopping;
-    pthread_mutex_t monitor_lock;
-    pthread_cond_t monitor_cond;
-
-    /* secrets at rest (SSH keys): loaded by serve before any handler runs */
-    bool master_key_loaded;
-
-    /* compose stacks (stacks/), deployed as jobs */
-    struct stacks_env stacks;
-
-    /* nodes over SSH (api/nodes.c) */
-    struct ssh_pool *ssh_pool;
-    struct api_nodes *nodes;
-
-    /* browser terminals and their recordings (terminal/, api/terminals.c) */
-    struct terminals *terminals;
-};
+#include "../app/app.h"
+#include "../nodes/nodes.h"
 
 /* Whether the caller may see a node with these labels (a JSON object of
  * strings): every label of the caller's selector must be present and equal.
@@ -127,7 +71,7 @@ int api_audit_checkpoint(struct app *app, struct store_checkpoint *out, struct s
  * terminal.closed event of a terminal that ended by itself (ctx = app). */
 struct terminal_closed;
 void api_terminal_closed(void *ctx, const struct terminal_closed *c);
-/* Starts the terminals (after api_nodes_start) / stops them. */
+/* Starts the terminals (after nodes_open) / stops them. */
 int api_terminals_start(struct app *app, struct sb_err *err);
 void api_terminals_shutdown(struct app *app);
 void api_terminals_stop(struct app *app);
@@ -137,26 +81,6 @@ int api_health_start(struct app *app);
 void api_health_stop(struct app *app);
 /* One check now, synchronously (used at start-up). */
 void api_health_check_now(struct app *app);
-
-/* Nodes: the SSH pool and the health checker (api/nodes.c). */
-int api_nodes_start(struct app *app, struct sb_err *err);
-void api_nodes_stop(struct app *app);
-/* Lets the Docker client reach registered nodes (after docker_open). */
-void api_nodes_attach_docker(struct app *app);
-
-/* A node's row and its decrypted login, for anything that talks to the node
- * (exec, the docker bridge): `t` points into this struct. The key and
- * passphrase buffers are wiped by api_node_target_release. Set `node` to a
- * row already loaded (ownership passes) or leave it NULL to load it. The
- * caller checks api_node_visible itself. */
-struct api_node_target {
-    json_t *node;
-    struct ssh_target t;
-    struct buf key;
-    struct buf passphrase;
-};
-int api_node_target_load(struct app *app, const char *id, struct api_node_target *out, struct sb_err *err);
-void api_node_target_release(struct api_node_target *t);
 
 /* The OpenAPI document built into the binary (docs/openapi.yaml as JSON). */
 extern const char api_openapi_json[];

@@ -494,13 +494,18 @@ void api_recording_get(struct http_request *req)
     struct terminals *ts = terms_of(req);
     if (!ts)
         return;
-    struct MHD_Response *resp = NULL;
-    if (terminal_recording_response(ts, http_param(req, "id"), &resp, &err)) {
+    int fd = -1;
+    uint64_t size = 0;
+    if (terminal_recording_open(ts, http_param(req, "id"), &fd, &size, &err)) {
         api_fail(req, &err);
         return;
     }
+    char cd[96];
+    snprintf(cd, sizeof cd, "attachment; filename=\"%s.cast\"", http_param(req, "id"));
     http_add_header(req, "X-Recording-SHA256", sha);
-    http_reply_response(req, 200, resp);
+    http_add_header(req, "Cache-Control", "no-store");
+    http_add_header(req, "Content-Disposition", cd);
+    http_reply_file(req, 200, fd, size, "application/x-asciicast");
 }
 
 /* ---- start and stop ------------------------------------------------------- */
@@ -509,10 +514,10 @@ static int target_load(void *ctx, const char *node_id, struct ssh_target *t, voi
                        struct sb_err *err)
 {
     struct app *app = ctx;
-    struct api_node_target *nt = calloc(1, sizeof *nt);
+    struct nodes_target *nt = calloc(1, sizeof *nt);
     if (!nt)
         return sb_error(err, SB_ENOMEM, "out of memory");
-    int rc = api_node_target_load(app, node_id, nt, err);
+    int rc = nodes_target_load(app->nodes, node_id, nt, err);
     if (rc) {
         free(nt);
         return rc;
@@ -525,7 +530,7 @@ static int target_load(void *ctx, const char *node_id, struct ssh_target *t, voi
 static void target_release(void *ctx, void *handle)
 {
     (void)ctx;
-    api_node_target_release(handle);
+    nodes_target_release(handle);
     free(handle);
 }
 

@@ -18,4 +18,8 @@ int cmd_create_user(const struct config *cfg);
 /* The URL administration commands use: --migrate-database-url, else --database-url. */
 const char *cmd_admin_database_url(const struct config *cfg);
 
+/* Sets the addresses nodes may have (--node-allowed-networks) into ssh/
+ * (cmd/networks.c); before any node connection. */
+int cmd_node_networks_load(const struct config *cfg, struct sb_err *err);
+
 #endif

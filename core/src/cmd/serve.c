@@ -13,6 +13,7 @@
 #include "../events/events.h"
 #include "../jobs/jobs.h"
 #include "../metrics/metrics.h"
+#include "../nodes/nodes.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -180,7 +181,9 @@ int cmd_serve(const struct config *cfg)
                              .events = app.events,
                              .workers = (int)config_get_int(cfg, "job-workers"),
                              .lease_ms = (int)config_get_int(cfg, "job-lease-ms"),
-                             .retry_base_ms = (int)config_get_int(cfg, "job-retry-base-ms")};
+                             .retry_base_ms = (int)config_get_int(cfg, "job-retry-base-ms"),
+                             .retention_days = (int)config_get_int(cfg, "job-retention-days"),
+                             .prune_interval_ms = (int)config_get_int(cfg, "job-prune-interval") * 1000};
     app.jobs = jobs_open(&jc, &err);
     if (!app.jobs) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
@@ -203,7 +206,18 @@ int cmd_serve(const struct config *cfg)
             goto out;
         }
     }
-    if (api_nodes_start(&app, &err)) {
+    if (cmd_node_networks_load(cfg, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+    struct nodes_config nc = {.cfg = cfg,
+                              .store = app.store,
+                              .master_key = &app.master_key,
+                              .events = app.events,
+                              .jobs = app.jobs};
+    int nodes_rc = nodes_open(&nc, &app.nodes, &err);
+    app.ssh_pool = nodes_ssh_pool(app.nodes);
+    if (nodes_rc) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
@@ -229,7 +243,7 @@ int cmd_serve(const struct config *cfg)
         goto out;
     }
     docker_set_remote_watch_gate(app.docker, holds_node_docker_events, app.jobs);
-    api_nodes_attach_docker(&app);
+    nodes_attach_docker(app.nodes, app.docker);
     if (docker_register_jobs(app.docker, app.jobs, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
@@ -313,7 +327,9 @@ out:
     metrics_stop(app.metrics);
     events_free(app.events);
     api_terminals_stop(&app);
-    api_nodes_stop(&app);
+    nodes_close(app.nodes);
+    app.nodes = NULL;
+    app.ssh_pool = NULL;
     jobs_free(app.jobs);
     static_site_free(app.dashboard);
     auth_close(app.auth);

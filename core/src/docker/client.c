@@ -75,8 +75,39 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
     return size * nmemb;
 }
 
+/* The SSH bridge (ssh/bridge.c) answers a connection it cannot carry with
+ * a 502 whose body is {"message": …, "serverbox_bridge": true}: the engine
+ * is unreachable (SB_EUNAVAIL, as a transport failure), and the message
+ * says why in words. Returns 0 for any other response. */
+static int bridge_refusal(struct docker_response *r, struct sb_err *err)
+{
+    if (r->status != 502 || !r->body.len)
+        return 0;
+    json_t *m = json_loadb(r->body.data, r->body.len, 0, NULL);
+    const char *msg = json_string_value(json_object_get(m, "message"));
+    int rc = 0;
+    if (msg && json_is_true(json_object_get(m, "serverbox_bridge")))
+        rc = sb_error(err, SB_EUNAVAIL, "%s", msg);
+    json_decref(m);
+    if (rc) {
+        docker_response_release(r);
+        r->status = 0;
+    }
+    return rc;
+}
+
+static int raw_request_once(const char *socket, const char *method, const char *url_path, json_t *body,
+                            long timeout_ms, struct docker_response *out, struct sb_err *err);
+
 static int raw_request(const char *socket, const char *method, const char *url_path, json_t *body,
                        long timeout_ms, struct docker_response *out, struct sb_err *err)
+{
+    int rc = raw_request_once(socket, method, url_path, body, timeout_ms, out, err);
+    return rc ? rc : bridge_refusal(out, err);
+}
+
+static int raw_request_once(const char *socket, const char *method, const char *url_path, json_t *body,
+                            long timeout_ms, struct docker_response *out, struct sb_err *err)
 {
     out->status = 0;
     buf_init(&out->body, RESPONSE_MAX);
@@ -161,9 +192,18 @@ int docker_api_prefix(const char *socket, char *out, size_t len, struct sb_err *
     int rc = raw_request(socket, "GET", "/_ping", NULL, 5000, &r, err);
     if (rc)
         return rc;
+    if (r.status != 200) {
+        /* An error in words (the SSH bridge's "Docker socket … not found on
+         * the node") is passed on as it is. */
+        json_t *m = r.body.len ? json_loadb(r.body.data, r.body.len, 0, NULL) : NULL;
+        const char *msg = json_string_value(json_object_get(m, "message"));
+        rc = msg ? sb_error(err, SB_EUNAVAIL, "%s", msg)
+                 : sb_error(err, SB_EUNAVAIL, "the docker engine is not ready (ping answered %ld)", r.status);
+        json_decref(m);
+        docker_response_release(&r);
+        return rc;
+    }
     docker_response_release(&r);
-    if (r.status != 200)
-        return sb_error(err, SB_EUNAVAIL, "the docker engine is not ready (ping answered %ld)", r.status);
     rc = raw_request(socket, "GET", "/version", NULL, 5000, &r, err);
     if (rc)
         return rc;

@@ -3,20 +3,21 @@
  *
  * One I/O thread drives every stream's curl easy handle through a multi
  * handle. Its write callback decodes frames into lines and appends SSE text
- * to the stream's capped queue, resuming the client's connection if the
- * reader had suspended it. The reader (MHD's content callback, on MHD's
- * thread) drains the queue; when it is empty it suspends the connection.
- * Backpressure: over QUEUE_HIGH the write callback pauses the transfer; the
- * reader asks the I/O thread to unpause once it has drained below QUEUE_LOW.
+ * to the stream's capped queue, waking the client's stream if it was
+ * suspended. The shared SSE writer (http/sse.h) drains the queue through
+ * fill, under the stream's lock; when it is empty the writer suspends the
+ * stream. Backpressure: over QUEUE_HIGH the write callback pauses the
+ * transfer; fill asks the I/O thread to unpause once it has drained below
+ * QUEUE_LOW.
  *
- * A stream is shared by the I/O thread and MHD's response, each holding a
- * reference. The client going away (MHD frees the response) or the engine
- * ending the stream each drop one. Self-contained on purpose: it can move
- * onto the shared events bus later.
+ * A stream is shared by the I/O thread and the writer, each holding a
+ * reference. The client going away (the writer is done) or the engine
+ * ending the stream each drop one.
  */
 #include "internal.h"
 
-#include <microhttpd.h>
+#include "../http/sse.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +37,8 @@ struct docker_follow {
     struct docker_lines lines;
     bool timestamps;
     struct buf out;
-    bool paused, want_unpause, done, client_gone, suspended, timeout_off, in_multi;
-    struct MHD_Connection *conn;
+    bool paused, want_unpause, done, client_gone, in_multi;
+    struct http_sse *w; /* under lock; NULL once the writer is done */
     int64_t last_ms;
     struct docker_follow *next;
 
@@ -66,14 +67,10 @@ static void follow_unref(struct docker_follow *f)
     free(f);
 }
 
-/* Called with f->lock held: wakes the reader if it is waiting. Returns
- * whether the caller must resume the connection (outside the lock). */
-static bool follow_wake_locked(struct docker_follow *f)
+/* Called with f->lock held: wakes the client's stream if it is waiting. */
+static void follow_wake_locked(struct docker_follow *f)
 {
-    if (!f->suspended)
-        return false;
-    f->suspended = false;
-    return true;
+    http_sse_wake_locked(f->w);
 }
 
 static int on_progress(struct docker_follow *f, const char *line, size_t len)
@@ -140,7 +137,6 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     struct docker_follow *f = ud;
     size_t n = size * nmemb;
-    bool resume = false;
     pthread_mutex_lock(&f->lock);
     if (f->client_gone) {
         pthread_mutex_unlock(&f->lock);
@@ -161,17 +157,14 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *ud)
         buf_puts(&f->out, "event: error\ndata: {\"message\":\"the engine sent a malformed log stream\"}\n\n");
         n = 0;
     }
-    resume = follow_wake_locked(f);
+    follow_wake_locked(f);
     f->last_ms = time_mono_ms();
     pthread_mutex_unlock(&f->lock);
-    if (resume)
-        MHD_resume_connection(f->conn);
     return n;
 }
 
 static void follow_end_msg(struct docker_follow *f, const char *why, const char *message)
 {
-    bool resume;
     pthread_mutex_lock(&f->lock);
     if (!f->done) {
         docker_lines_flush(&f->lines);
@@ -187,10 +180,8 @@ static void follow_end_msg(struct docker_follow *f, const char *why, const char 
         free(c);
         f->done = true;
     }
-    resume = follow_wake_locked(f);
+    follow_wake_locked(f);
     pthread_mutex_unlock(&f->lock);
-    if (resume)
-        MHD_resume_connection(f->conn);
 }
 
 static void follow_end(struct docker_follow *f, const char *why)
@@ -208,46 +199,29 @@ static void pull_finished(struct docker_follow *f, bool ok, const char *message)
     cb(f->done_ctx, ok, message);
 }
 
-static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
+/* http_sse fill, f->lock held. */
+static ssize_t fill(void *ctx, char *out, size_t max)
 {
-    struct docker_follow *f = cls;
-    (void)pos;
-    bool wake = false;
-    pthread_mutex_lock(&f->lock);
-    if (!f->timeout_off) {
-        /* heartbeats keep the stream alive; the idle timeout must not cut it */
-        MHD_set_connection_option(f->conn, MHD_CONNECTION_OPTION_TIMEOUT, 0);
-        f->timeout_off = true;
-    }
+    struct docker_follow *f = ctx;
     if (f->out.len) {
         size_t n = f->out.len < max ? f->out.len : max;
         memcpy(out, f->out.data, n);
         buf_consume(&f->out, n);
         if (f->paused && f->out.len < QUEUE_LOW && !f->want_unpause) {
             f->want_unpause = true;
-            wake = true;
-        }
-        pthread_mutex_unlock(&f->lock);
-        if (wake)
             curl_multi_wakeup(f->d->multi);
+        }
         return (ssize_t)n;
     }
-    if (f->done) {
-        pthread_mutex_unlock(&f->lock);
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    /* Nothing to send: suspend while holding the lock, so a writer's resume
-     * always comes after this suspend. */
-    f->suspended = true;
-    MHD_suspend_connection(f->conn);
-    pthread_mutex_unlock(&f->lock);
-    return 0;
+    return f->done ? HTTP_SSE_END : 0;
 }
 
-static void reader_free(void *cls)
+static void stream_done(void *ctx, enum http_sse_close why)
 {
-    struct docker_follow *f = cls;
+    (void)why;
+    struct docker_follow *f = ctx;
     pthread_mutex_lock(&f->lock);
+    f->w = NULL;
     f->client_gone = true;
     bool wake = !f->done;
     pthread_mutex_unlock(&f->lock);
@@ -271,7 +245,6 @@ static int stream_open(struct docker *d, const char *socket, const char *method,
     pthread_mutex_init(&f->lock, NULL);
     f->refs = 2; /* the I/O thread's and the response's */
     f->d = d;
-    f->conn = conn;
     f->timestamps = timestamps;
     f->pull = pull;
     f->done_cb = done;
@@ -298,16 +271,20 @@ static int stream_open(struct docker *d, const char *socket, const char *method,
     curl_easy_setopt(f->easy, CURLOPT_PRIVATE, f);
     buf_release(&url);
 
-    *out = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader, f, reader_free);
-    if (!*out) {
+    struct http_sse_config sc = {.conn = conn,
+                                 .lock = &f->lock,
+                                 .fill = fill,
+                                 .done = stream_done,
+                                 .ctx = f,
+                                 .block = 4096,
+                                 .no_idle_timeout = true};
+    f->w = http_sse_open(&sc, out);
+    if (!f->w) {
         f->refs = 1;
         f->done_cb = NULL; /* the caller still owns done_ctx */
         follow_unref(f);
         return sb_error(err, SB_ENOMEM, "out of memory");
     }
-    MHD_add_response_header(*out, "Content-Type", "text/event-stream");
-    MHD_add_response_header(*out, "Cache-Control", "no-store");
-    MHD_add_response_header(*out, "X-Accel-Buffering", "no");
     atomic_fetch_add(&d->follow_streams, 1);
     /* A comment first, so the client sees the stream open at once. */
     buf_puts(&f->out, ": following\n\n");
@@ -410,14 +387,9 @@ static void *io_main(void *arg)
             f->want_unpause = false;
             if (unpause)
                 f->paused = false;
-            bool resume = false;
-            if (beat && !f->done && !gone) {
-                buf_puts(&f->out, ": heartbeat\n\n");
-                resume = follow_wake_locked(f);
-            }
+            if (beat && !f->done && !gone)
+                http_sse_heartbeat_locked(f->w);
             pthread_mutex_unlock(&f->lock);
-            if (resume)
-                MHD_resume_connection(f->conn);
             if (gone || closed) {
                 if (closed)
                     follow_end(f, "shutdown");

@@ -6,13 +6,13 @@
  * (struct sub) is a cursor into the ring plus a little state, so an idle
  * subscriber costs its libmicrohttpd connection and a few hundred bytes.
  *
- * Each stream has its own MHD response from a callback (sub_read). When the
- * cursor has caught up, sub_read suspends the connection; a publisher, after
+ * Each stream has its own writer (http/sse.h) whose fill is sub_read. When
+ * the cursor has caught up, the writer suspends the stream; a publisher, after
  * putting an item in the ring, resumes every suspended stream that may want
  * it (and just moves the cursor of a caught-up stream whose topics do not
  * match, so it is not woken for nothing). The check "nothing to send" and the
- * flag "suspended" are under the stream's lock, and publishers set the ring
- * head before taking it, so a wake-up is never lost.
+ * writer's "suspended" are under the stream's lock, and publishers set the
+ * ring head before taking it, so a wake-up is never lost.
  *
  * A stream that falls more than MAX_LAG items behind the head (it reads too
  * slowly) gets a final `event: resync` whose `id:` and data name the seq to
@@ -33,13 +33,13 @@
 #include "../redis/redis.h"
 #include "../store/store.h"
 
-#include <microhttpd.h>
+#include "../http/sse.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #define RING_SIZE   4096
 #define MAX_LAG     2048
@@ -47,7 +47,6 @@
 /* One replay is at most this much SSE text; beyond it the stream ends with
  * resync and the client continues from there (EventSource does by itself). */
 #define REPLAY_MAX_BYTES ((size_t)1 << 20)
-#define HEARTBEAT_TEXT   ": heartbeat\n\n"
 /* The kernel's send buffer of a stream socket (it doubles it). Left alone,
  * Linux grows it to megabytes for a client that does not read, which hides
  * the lag from us and costs memory; fixed, a stalled client holds at most
@@ -76,7 +75,7 @@ enum sub_close { CLOSE_NONE, CLOSE_RESYNC, CLOSE_CLOSED };
 struct sub {
     struct events_bus *bus;
     struct sub *prev, *next;
-    struct MHD_Connection *conn;
+    struct http_sse *w; /* under lock; NULL before the response exists and after it is done */
     pthread_mutex_t lock;
     bool has_caller;
     struct api_caller caller;
@@ -90,7 +89,7 @@ struct sub {
     size_t cur_off;
 
     uint64_t swept_cursor; /* the cursor at the timer's last sweep */
-    bool suspended, heartbeat_due, final_queued, ended, dead;
+    bool final_queued, ended, dead;
     enum sub_close close;
     const char *close_reason;
     struct sub *next_dead;
@@ -210,14 +209,13 @@ static void queue_final(struct sub *s)
         s->ended = true;
 }
 
-static ssize_t sub_read(void *cls, uint64_t pos, char *buf, size_t max)
+/* http_sse fill, s->lock held. */
+static ssize_t sub_read(void *cls, char *buf, size_t max)
 {
     struct sub *s = cls;
     struct events_bus *b = s->bus;
     size_t out = 0;
     int64_t now = 0;
-    (void)pos;
-    pthread_mutex_lock(&s->lock);
     while (out < max) {
         if (s->cur) {
             size_t n = s->cur->len - s->cur_off;
@@ -280,26 +278,10 @@ static ssize_t sub_read(void *cls, uint64_t pos, char *buf, size_t max)
             item_unref(it);
         }
     }
-    if (out == 0) {
-        if (s->ended) {
-            pthread_mutex_unlock(&s->lock);
-            return MHD_CONTENT_READER_END_OF_STREAM;
-        }
-        if (s->heartbeat_due && max >= strlen(HEARTBEAT_TEXT)) {
-            s->heartbeat_due = false;
-            memcpy(buf, HEARTBEAT_TEXT, strlen(HEARTBEAT_TEXT));
-            pthread_mutex_unlock(&s->lock);
-            return (ssize_t)strlen(HEARTBEAT_TEXT);
-        }
-        /* Nothing to send: sleep until a publisher, the heartbeat or a close
-         * resumes us (returning 0 without suspending would spin). */
-        s->suspended = true;
-        MHD_suspend_connection(s->conn);
-        pthread_mutex_unlock(&s->lock);
-        return 0;
-    }
-    s->heartbeat_due = false;
-    pthread_mutex_unlock(&s->lock);
+    /* Nothing to send: the writer sends a due heartbeat or suspends the
+     * stream until a publisher, the heartbeat or a close wakes it. */
+    if (out == 0 && s->ended)
+        return HTTP_SSE_END;
     return (ssize_t)out;
 }
 
@@ -312,6 +294,7 @@ static void sub_done(void *cls)
     struct events_bus *b = s->bus;
     pthread_mutex_lock(&s->lock);
     s->dead = true;
+    s->w = NULL;
     pthread_mutex_unlock(&s->lock);
     pthread_mutex_lock(&b->dead_lock);
     s->next_dead = b->dead;
@@ -330,13 +313,24 @@ static void sub_free(struct sub *s)
     free(s);
 }
 
+/* http_sse done: the writer is gone. */
+static void sub_writer_done(void *cls, enum http_sse_close why)
+{
+    (void)why;
+    sub_done(cls);
+}
+
+/* Whether the stream sleeps, waiting for data. Called with s->lock held. */
+static bool sub_suspended(const struct sub *s)
+{
+    return !s->dead && http_sse_suspended_locked(s->w);
+}
+
 /* Called with s->lock held. */
 static void sub_wake(struct sub *s)
 {
-    if (s->suspended && !s->dead) {
-        s->suspended = false;
-        MHD_resume_connection(s->conn);
-    }
+    if (!s->dead)
+        http_sse_wake_locked(s->w);
 }
 
 static void reap_dead(struct events_bus *b)
@@ -384,7 +378,7 @@ static void publish(struct events_bus *b, struct item *it)
     pthread_mutex_lock(&b->subs_lock);
     for (struct sub *s = b->subs; s; s = s->next) {
         pthread_mutex_lock(&s->lock);
-        if (s->suspended && !s->dead) {
+        if (sub_suspended(s)) {
             /* A caught-up stream that does not want this: step over it
              * without waking the connection. */
             if (s->cursor == pos && !s->cur && !s->pre && s->close == CLOSE_NONE &&
@@ -631,7 +625,6 @@ int events_stream_open(struct events_bus *b, const struct events_stream_params *
     if (!s)
         return sb_error(err, SB_ENOMEM, "out of memory");
     s->bus = b;
-    s->conn = p->conn;
     pthread_mutex_init(&s->lock, NULL);
     if (p->caller) {
         s->has_caller = true;
@@ -692,21 +685,21 @@ int events_stream_open(struct events_bus *b, const struct events_stream_params *
         rc = replay(b, s, p->last_event_id, upto, err);
     /* A 256-byte block keeps the response small; the data goes through the
      * connection's own write buffer (chunked). */
-    struct MHD_Response *r =
-        rc ? NULL : MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, sub_read, s, sub_done);
-    if (!r) {
+    struct http_sse_config c = {.conn = p->conn,
+                                .lock = &s->lock,
+                                .fill = sub_read,
+                                .done = sub_writer_done,
+                                .ctx = s,
+                                .block = 256,
+                                .sndbuf = STREAM_SNDBUF};
+    struct http_sse *w = rc ? NULL : http_sse_open(&c, out);
+    if (!w) {
         sub_done(s); /* unlinked and freed by the timer */
         return rc ? rc : sb_error(err, SB_ENOMEM, "out of memory");
     }
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(p->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (ci) {
-        int sndbuf = STREAM_SNDBUF;
-        setsockopt(ci->connect_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-    }
-    MHD_add_response_header(r, "Content-Type", "text/event-stream");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    MHD_add_response_header(r, "X-Accel-Buffering", "no");
-    *out = r;
+    pthread_mutex_lock(&s->lock);
+    s->w = w;
+    pthread_mutex_unlock(&s->lock);
     return 0;
 }
 
@@ -761,7 +754,7 @@ static void *timer_main(void *arg)
             pthread_mutex_lock(&s->lock);
             /* Safety net: a stream asleep while the ring is ahead of it is
              * woken within a second, whatever lost the wake-up. */
-            if (s->cursor < head && s->suspended)
+            if (s->cursor < head && sub_suspended(s))
                 sub_wake(s);
             /* A stream awake, behind, and without progress for a second
              * is waiting inside 0.9.75's epoll loop, which can sit on a
@@ -779,8 +772,8 @@ static void *timer_main(void *arg)
             if (hb) {
                 /* Writing is how a dead client is found: suspended
                  * connections do not notice a hang-up. */
-                s->heartbeat_due = true;
-                sub_wake(s);
+                if (!s->dead)
+                    http_sse_heartbeat_locked(s->w);
             }
             pthread_mutex_unlock(&s->lock);
         }

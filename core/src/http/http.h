@@ -188,6 +188,9 @@ void http_reply_error(struct http_request *req, int status, const char *code, co
 void http_reply_sb_err(struct http_request *req, const struct sb_err *err);
 /* Hands a response built by the caller to the server (for streams). */
 void http_reply_response(struct http_request *req, int status, struct MHD_Response *response);
+/* Replies with `size` bytes of the open file `fd` (ownership passes: it is
+ * closed when sent or on failure), with that Content-Type. */
+void http_reply_file(struct http_request *req, int status, int fd, uint64_t size, const char *content_type);
 /* Adds a header to the reply (copied). */
 void http_add_header(struct http_request *req, const char *name, const char *value);
 int http_status_for(int sb_code);

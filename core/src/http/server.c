@@ -240,6 +240,19 @@ void http_reply_response(struct http_request *req, int status, struct MHD_Respon
     req->replied = true;
 }
 
+void http_reply_file(struct http_request *req, int status, int fd, uint64_t size, const char *content_type)
+{
+    struct MHD_Response *r = MHD_create_response_from_fd(size, fd);
+    if (!r) {
+        close(fd);
+        http_reply_error(req, 500, "internal", "out of memory");
+        return;
+    }
+    if (content_type)
+        MHD_add_response_header(r, "Content-Type", content_type);
+    http_reply_response(req, status, r);
+}
+
 void http_add_header(struct http_request *req, const char *name, const char *value)
 {
     if (req->n_headers >= HTTP_MAX_HEADERS)

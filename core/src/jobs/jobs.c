@@ -25,6 +25,9 @@
 #define MAX_ARGS_BYTES (16 * 1024)
 #define MAX_LOG_LINE   1000
 #define RETRY_CAP_MS   (10 * 60 * 1000)
+#define PRUNE_BATCH    500 /* job ids per job.pruned event */
+#define PRUNE_BATCHES  20  /* events per round: at most 10,000 rows */
+#define PRUNE_TICK_MS  60000
 
 struct job_ctx {
     struct jobs *j;
@@ -55,6 +58,7 @@ struct jobs {
     char *kinds_array; /* PostgreSQL array literal of the kinds */
     struct duty duties[MAX_DUTIES];
     int n_duties;
+    int64_t last_prune_ms; /* monotonic; the prune duty's thread only */
 
     pthread_t *workers;
     int n_started;
@@ -125,6 +129,56 @@ bool jobs_kind_valid(const char *s)
 
 /* ---- set-up ------------------------------------------------------------------ */
 
+/* ---- retention: finished jobs older than --job-retention-days ---------------- */
+
+/* The "job-prune" duty, every prune_interval_ms on its holder (checked every
+ * minute at most, so a daemon restarted more often than the interval still
+ * prunes): finished jobs go in job.pruned events naming their ids, which the
+ * projection deletes (store/jobs.c). Bounded per round; the rest next round. */
+static void prune_run(void *ctx)
+{
+    struct jobs *j = ctx;
+    int64_t now = time_mono_ms();
+    if (j->last_prune_ms && now - j->last_prune_ms < j->cfg.prune_interval_ms)
+        return;
+    j->last_prune_ms = now;
+    char before[40];
+    time_format_rfc3339(time_now_us() - (int64_t)j->cfg.retention_days * 86400 * 1000000, before,
+                        sizeof before);
+    for (int b = 0; b < PRUNE_BATCHES && !atomic_load(&j->stopping); b++) {
+        json_t *ids = NULL;
+        struct sb_err err = {0};
+        if (store_jobs_prunable(j->cfg.store, before, PRUNE_BATCH, &ids, &err)) {
+            log_warn("cannot list finished jobs to prune", "detail=\"%s\"", err.msg);
+            j->last_prune_ms = 0; /* again at the next tick */
+            return;
+        }
+        size_t n = json_array_size(ids);
+        if (n == 0) {
+            json_decref(ids);
+            return;
+        }
+        json_t *data = json_pack("{s:o, s:I, s:s, s:i}", "ids", ids, "count", (json_int_t)n,
+                                 "finished_before", before, "retention_days", j->cfg.retention_days);
+        struct event_new ev = {.stream = "jobs",
+                               .type = "job.pruned",
+                               .data = data,
+                               .outcome = "success",
+                               .actor = {.kind = "system", .name = "job-pruner"}};
+        int64_t seq;
+        int rc = data ? store_append(j->cfg.store, &ev, &seq, &err) : SB_ENOMEM;
+        json_decref(data);
+        if (rc) {
+            log_warn("cannot prune finished jobs", "detail=\"%s\"", err.msg);
+            j->last_prune_ms = 0;
+            return;
+        }
+        log_info("finished jobs pruned", "count=%zu finished_before=%s", n, before);
+        if (n < PRUNE_BATCH)
+            return;
+    }
+}
+
 struct jobs *jobs_open(const struct jobs_config *cfg, struct sb_err *err)
 {
     if (!cfg || !cfg->store) {
@@ -147,6 +201,8 @@ struct jobs *jobs_open(const struct jobs_config *cfg, struct sb_err *err)
         j->cfg.poll_ms = 500;
     if (j->cfg.retry_base_ms <= 0)
         j->cfg.retry_base_ms = 1000;
+    if (j->cfg.prune_interval_ms <= 0)
+        j->cfg.prune_interval_ms = 3600 * 1000;
     uuid_v4(j->daemon_id);
     pthread_mutex_init(&j->lock, NULL);
     pthread_mutex_init(&j->run_lock, NULL);
@@ -156,6 +212,14 @@ struct jobs *jobs_open(const struct jobs_config *cfg, struct sb_err *err)
     pthread_cond_init(&j->wake, &ca);
     pthread_cond_init(&j->work, &ca);
     pthread_condattr_destroy(&ca);
+    if (j->cfg.retention_days > 0) {
+        int tick = j->cfg.prune_interval_ms < PRUNE_TICK_MS ? j->cfg.prune_interval_ms : PRUNE_TICK_MS;
+        struct jobs_duty d = {.name = "job-prune", .interval_ms = tick, .run = prune_run, .ctx = j};
+        if (jobs_duty_register(j, &d, err)) {
+            jobs_free(j);
+            return NULL;
+        }
+    }
     return j;
 }
 

@@ -87,6 +87,8 @@ struct jobs_config {
     int lease_ms;              /* job and duty leases; renewed every lease_ms / 3; default 5000 */
     int poll_ms;               /* how often idle workers look for due jobs; default 500 */
     int retry_base_ms;         /* first retry's delay, doubled each attempt; default 1000 */
+    int retention_days;        /* finished jobs older than this are pruned ("job-prune" duty); 0 = kept */
+    int prune_interval_ms;     /* how often the duty's holder prunes; default 1 hour */
 };
 /* Nothing runs until jobs_start. Returns NULL only for bad configuration. */
 struct jobs *jobs_open(const struct jobs_config *cfg, struct sb_err *err);

@@ -8,8 +8,12 @@
  * (and BRIDGE_IDLE_MS after the last one) and multiplexes in non-blocking
  * mode: a libssh2 session and its channels belong to one thread, which is
  * why the channels of a node share the bridge thread rather than one
- * thread per connection. A failure to reach the node closes the local
- * connection at once, so the Docker client reports the engine unreachable.
+ * thread per connection. A failure to reach the node or its socket is
+ * answered at once with a 502 whose JSON "message" says in words what is
+ * wrong ("Docker socket /var/run/docker.sock not found on the node") and
+ * "serverbox_bridge": true, which the Docker client turns into "engine
+ * unreachable" with that message (rather than a bare transport error);
+ * then the local connection is closed.
  *
  * libssh2 reads packets of every channel when any channel is read, so data
  * can wait in its queues while the socket is quiet: the loop keeps going
@@ -28,6 +32,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -62,6 +67,7 @@ struct bridge {
     struct ssh_session *session;
     int64_t idle_since_ms;
     int64_t retry_at_ms;
+    char last_error[300]; /* why the node could not be reached (for the retry window) */
     struct bridge_conn *conns;
     int n_conns;
     struct bridge *next;
@@ -131,10 +137,76 @@ static int session_get(struct bridge *b)
     }
     if (rc) {
         log_warn("docker bridge cannot reach the node", "node=%s detail=\"%s\"", b->node_id, err.msg);
+        snprintf(b->last_error, sizeof b->last_error, "cannot reach the node over SSH: %s", err.msg);
         b->session = NULL;
         return rc;
     }
     return 0;
+}
+
+/* Answers a local connection with the error an engine would give (a 502
+ * with {"message": msg}) and closes it. The request is read first (briefly:
+ * libcurl sends it at once), so closing does not reset the connection
+ * before the client reads the answer. */
+static void refuse(int fd, const char *msg)
+{
+    char req[8192];
+    size_t got = 0;
+    int64_t until = time_mono_ms() + 500;
+    while (got < sizeof req - 1) {
+        int64_t left = until - time_mono_ms();
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+            break;
+        ssize_t n = read(fd, req + got, sizeof req - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        req[got] = '\0';
+        if (strstr(req, "\r\n\r\n"))
+            until = time_mono_ms() + 20; /* the headers are in: drain a body already sent, then answer */
+    }
+    json_t *body = json_pack("{s:s, s:b}", "message", msg, "serverbox_bridge", 1);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    char head[256];
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n",
+                      text ? strlen(text) : 0);
+    struct iovec iov[2] = {{head, (size_t)hl}, {text, text ? strlen(text) : 0}};
+    ssize_t w = writev(fd, iov, 2);
+    (void)w;
+    free(text);
+    shutdown(fd, SHUT_WR);
+    close(fd);
+}
+
+/* Why a channel to the node's socket was refused, in words: the node's
+ * sshd says only "connect failed", so ask the node whether the socket is
+ * there (on the same session, blocking, a few seconds at most). */
+static void channel_failure_words(struct bridge *b, char *out, size_t len)
+{
+    snprintf(out, len, "Docker socket %s on the node refused the connection", b->remote);
+    if (b->session->broken || strchr(b->remote, '\''))
+        return;
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "test -S '%s'", b->remote);
+    struct ssh_exec_opts o = {.command = cmd, .timeout_ms = 3000, .max_output = 256};
+    struct ssh_exec_result r;
+    ssh_exec_result_init(&r);
+    struct sb_err err = {0};
+    if (ssh_exec(b->session, &o, &r, &err) == 0 && !r.timed_out) {
+        if (r.exit_code == 0)
+            snprintf(
+                out, len,
+                "Docker socket %s on the node refused the connection (is the Docker daemon running, and may "
+                "the SSH user use the socket?)",
+                b->remote);
+        else
+            snprintf(out, len, "Docker socket %s not found on the node", b->remote);
+    }
+    ssh_exec_result_release(&r);
 }
 
 static void accept_one(struct bridge *b)
@@ -143,25 +215,28 @@ static void accept_one(struct bridge *b)
     if (fd < 0)
         return;
     if (!b->session && time_mono_ms() < b->retry_at_ms) {
-        close(fd);
+        refuse(fd, b->last_error[0] ? b->last_error : "cannot reach the node over SSH");
         return;
     }
     if (session_get(b)) {
-        close(fd); /* the client sees the engine unreachable */
+        refuse(fd, b->last_error); /* the client sees why the engine is unreachable */
         b->retry_at_ms = time_mono_ms() + BRIDGE_RETRY_MS;
         return;
     }
     struct sb_err err = {0};
     LIBSSH2_CHANNEL *ch = ssh_channel_open_streamlocal(b->session, b->remote, &err);
-    libssh2_session_set_blocking(b->session->s, 0);
     if (!ch) {
-        log_warn("docker bridge: no channel to the node's socket", "node=%s detail=\"%s\"", b->node_id,
-                 err.msg);
-        close(fd);
+        char words[384];
+        channel_failure_words(b, words, sizeof words);
+        libssh2_session_set_blocking(b->session->s, 0);
+        log_warn("docker bridge: no channel to the node's socket", "node=%s detail=\"%s\" said=\"%s\"",
+                 b->node_id, err.msg, words);
+        refuse(fd, words);
         if (b->session->broken)
             session_drop(b, true);
         return;
     }
+    libssh2_session_set_blocking(b->session->s, 0);
     struct bridge_conn *c = calloc(1, sizeof *c);
     if (!c) {
         libssh2_session_set_blocking(b->session->s, 1);

@@ -49,10 +49,23 @@ int project_jobs(struct store_tx *tx, const struct store_event *ev)
 {
     if (strcmp(ev->outcome, "success") != 0)
         return 0;
+    const char *t = ev->type + 4;
+    if (strcmp(t, "pruned") == 0) {
+        /* Retention (jobs/README.md): the finished jobs the event names go,
+         * by id, so a rebuild deletes exactly the same rows. */
+        char *ids = djson(ev, "ids");
+        const char *p[1] = {ids ? ids : "[]"};
+        int rc = store_tx_exec(
+            tx,
+            "DELETE FROM jobs WHERE id IN (SELECT x::uuid FROM json_array_elements_text($1::json) x) "
+            "  AND state IN ('succeeded', 'failed', 'cancelled')",
+            1, p);
+        free(ids);
+        return rc;
+    }
     const char *id = dstr(ev, "id");
     if (!id)
         return 0;
-    const char *t = ev->type + 4;
     char attempt[24], seq[24];
     dint(ev, "attempt", attempt);
     snprintf(seq, sizeof seq, "%lld", (long long)ev->seq);
@@ -325,6 +338,30 @@ static struct store_stmt q_duty = STORE_STMT(
     "ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, lease_until = EXCLUDED.lease_until, "
     "  acquired_at = CASE WHEN d.holder = EXCLUDED.holder THEN d.acquired_at ELSE now() END "
     "WHERE d.holder = EXCLUDED.holder OR d.lease_until < now() RETURNING 1");
+static struct store_stmt q_prunable =
+    STORE_STMT("SELECT coalesce(json_agg(x.id ORDER BY x.finished_at, x.id), '[]'::json)::text FROM ("
+               "  SELECT id, finished_at FROM jobs WHERE state IN ('succeeded', 'failed', 'cancelled') "
+               "    AND finished_at < $1::timestamptz ORDER BY finished_at, id LIMIT $2::int) x");
+
+int store_jobs_prunable(struct store *st, const char *finished_before, int limit, json_t **ids,
+                        struct sb_err *err)
+{
+    *ids = NULL;
+    char lim[24];
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *p[2] = {finished_before, lim};
+    PGresult *r;
+    int rc = store_query(st, &q_prunable, 2, p, &r, err);
+    if (rc == 0) {
+        json_error_t je;
+        *ids = json_loads(PQgetvalue(r, 0, 0), 0, &je);
+        if (!*ids)
+            rc = sb_error(err, SB_EINTERNAL, "cannot parse the prunable jobs");
+    }
+    PQclear(r);
+    return rc;
+}
+
 static struct store_stmt q_duty_release =
     STORE_STMT("DELETE FROM job_duties WHERE name = $1 AND holder = $2");
 

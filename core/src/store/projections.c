@@ -104,7 +104,8 @@ static int project_user(struct store_tx *tx, const struct store_event *ev)
  * node.deleted removes the row (and the sealed credentials beside it, which
  * are not a projection but must not outlive the node) and revokes the node's
  * collector keys, and the health events set the status (the collector's
- * presence events, "source":"collector", set agent_status instead). Only
+ * presence events, "source":"collector", set agent_status instead; the
+ * engine's, node.docker_reachable/unreachable, docker_status). Only
  * successful events count. */
 static int project_node(struct store_tx *tx, const struct store_event *ev)
 {
@@ -169,6 +170,14 @@ static int project_node(struct store_tx *tx, const struct store_event *ev)
                                   "UPDATE agent_keys SET revoked_at = $2::timestamptz "
                                   "WHERE node_id = $1 AND revoked_at IS NULL",
                                   2, r);
+    }
+    if (strcmp(type, "docker_reachable") == 0 || strcmp(type, "docker_unreachable") == 0) {
+        const char *d[4] = {id, type + 7, json_string_value(json_object_get(ev->data, "reason")),
+                            ev->occurred_at};
+        return store_tx_exec(tx,
+                             "UPDATE nodes SET docker_status = $2, docker_reason = $3, "
+                             "docker_status_changed_at = $4::timestamptz WHERE id = $1::uuid",
+                             4, d);
     }
     const char *status = strcmp(type, "online") == 0             ? "online"
                          : strcmp(type, "offline") == 0          ? "offline"

@@ -440,6 +440,11 @@ int store_job_renew(struct store *st, const char *id, const char *holder, int le
                     bool *cancel_requested, struct sb_err *err);
 /* Lets the lease lapse now (a stopping daemon hands the job over). */
 int store_job_release(struct store *st, const char *id, const char *holder, struct sb_err *err);
+/* The ids of finished jobs (succeeded, failed, cancelled) that finished
+ * before finished_before (RFC 3339), oldest first, at most limit: a new JSON
+ * array (caller decrefs). Their rows go with a job.pruned {ids} event. */
+int store_jobs_prunable(struct store *st, const char *finished_before, int limit, json_t **ids,
+                        struct sb_err *err);
 /* Takes or renews a singleton duty's lease; *held says whether holder has it. */
 int store_duty_acquire(struct store *st, const char *name, const char *holder, int lease_ms, bool *held,
                        struct sb_err *err);

@@ -92,7 +92,6 @@ int term_stream_open(struct term *t, uint64_t offset, struct MHD_Connection *con
 /* Called with t->lock held after new output, a close or a heartbeat: wakes
  * the streams waiting; returns the connections to resume after unlocking
  * (at most TERM_MAX_VIEWERS into conns). */
-int term_streams_wake_locked(struct term *t, bool heartbeat, struct MHD_Connection **conns);
-void term_streams_resume(struct MHD_Connection **conns, int n);
+void term_streams_wake_locked(struct term *t, bool heartbeat);
 
 #endif

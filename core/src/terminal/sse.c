@@ -1,21 +1,18 @@
 /*
  * Output streams of a terminal as Server-Sent Events.
  *
- * Each stream has its own absolute offset into the terminal's ring. MHD's
- * content callback (on MHD's thread) turns the next bytes into an `output`
- * event (base64, at most CHUNK bytes each), or suspends the connection when
- * there is nothing new, holding the terminal's lock so that the node
- * thread's wake-up (new output, a close, a heartbeat) always comes after the
- * suspend. The stream holds a reference on the terminal until MHD frees the
- * response (client gone, or the end sent).
- *
- * Self-contained in the way of docker/stream.c: when the shared SSE writer
- * lands in http/, this file is what moves onto it (term_stream_open and
- * term_streams_wake_locked are the interface the rest of terminal/ uses).
+ * Each stream has its own absolute offset into the terminal's ring. The
+ * shared SSE writer (http/sse.h) calls fill with the terminal's lock held,
+ * which turns the next bytes into an `output` event (base64, at most CHUNK
+ * bytes each); with nothing new the writer suspends the stream under that
+ * lock, so the node thread's wake-up (new output, a close, a heartbeat)
+ * always comes after the suspend. The stream holds a reference on the
+ * terminal until the writer is done (client gone, or the end sent).
  */
 #include "internal.h"
 
-#include <microhttpd.h>
+#include "../http/sse.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,9 +20,9 @@
 
 struct term_stream {
     struct term *t;
-    struct MHD_Connection *conn;
+    struct http_sse *w; /* under t->lock; NULL once the writer is done */
     uint64_t offset;
-    bool suspended, ended, timeout_off, heartbeat;
+    bool ended;
     struct buf pending; /* SSE text not yet taken by MHD */
     struct term_stream *next;
 };
@@ -51,11 +48,6 @@ static bool produce(struct term_stream *s)
         s->offset += n;
         return true;
     }
-    if (s->heartbeat) {
-        s->heartbeat = false;
-        buf_puts(&s->pending, ": heartbeat\n\n");
-        return true;
-    }
     if (t->closed && !s->ended) {
         s->ended = true;
         buf_printf(&s->pending, "event: end\ndata: {\"reason\":\"%s\",\"offset\":%llu}\n\n",
@@ -65,41 +57,28 @@ static bool produce(struct term_stream *s)
     return false;
 }
 
-static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
+/* http_sse fill, t->lock held. */
+static ssize_t fill(void *ctx, char *out, size_t max)
 {
-    struct term_stream *s = cls;
-    struct term *t = s->t;
-    (void)pos;
-    pthread_mutex_lock(&t->lock);
-    if (!s->timeout_off) {
-        /* heartbeats keep the stream alive; the idle timeout must not cut it */
-        MHD_set_connection_option(s->conn, MHD_CONNECTION_OPTION_TIMEOUT, 0);
-        s->timeout_off = true;
-    }
+    struct term_stream *s = ctx;
     if (!s->pending.len)
         produce(s);
     if (s->pending.len) {
         size_t n = s->pending.len < max ? s->pending.len : max;
         memcpy(out, s->pending.data, n);
         buf_consume(&s->pending, n);
-        pthread_mutex_unlock(&t->lock);
         return (ssize_t)n;
     }
-    if (s->ended) {
-        pthread_mutex_unlock(&t->lock);
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    s->suspended = true;
-    MHD_suspend_connection(s->conn);
-    pthread_mutex_unlock(&t->lock);
-    return 0;
+    return s->ended ? HTTP_SSE_END : 0;
 }
 
-static void reader_free(void *cls)
+static void stream_done(void *ctx, enum http_sse_close why)
 {
-    struct term_stream *s = cls;
+    (void)why;
+    struct term_stream *s = ctx;
     struct term *t = s->t;
     pthread_mutex_lock(&t->lock);
+    s->w = NULL;
     for (struct term_stream **pp = &t->streams; *pp; pp = &(*pp)->next)
         if (*pp == s) {
             *pp = s->next;
@@ -120,7 +99,6 @@ int term_stream_open(struct term *t, uint64_t offset, struct MHD_Connection *con
     struct term_stream *s = calloc(1, sizeof *s);
     if (!s)
         return sb_error(err, SB_ENOMEM, "out of memory");
-    s->conn = conn;
     s->offset = offset;
     s->t = t;
     buf_init(&s->pending, (size_t)1 << 20);
@@ -136,17 +114,22 @@ int term_stream_open(struct term *t, uint64_t offset, struct MHD_Connection *con
         s->offset = t->ring.end;
     buf_puts(&s->pending, ": terminal\n\n");
     pthread_mutex_unlock(&t->lock);
-    *out = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, s, reader_free);
-    if (!*out) {
+    struct http_sse_config c = {.conn = conn,
+                                .lock = &t->lock,
+                                .fill = fill,
+                                .done = stream_done,
+                                .ctx = s,
+                                .block = 16384,
+                                .no_idle_timeout = true};
+    struct http_sse *w = http_sse_open(&c, out);
+    if (!w) {
         buf_release(&s->pending);
         free(s);
         return sb_error(err, SB_ENOMEM, "out of memory");
     }
-    MHD_add_response_header(*out, "Content-Type", "text/event-stream");
-    MHD_add_response_header(*out, "Cache-Control", "no-store");
-    MHD_add_response_header(*out, "X-Accel-Buffering", "no");
     term_ref(t);
     pthread_mutex_lock(&t->lock);
+    s->w = w;
     s->next = t->streams;
     t->streams = s;
     t->n_streams++;
@@ -155,22 +138,12 @@ int term_stream_open(struct term *t, uint64_t offset, struct MHD_Connection *con
     return 0;
 }
 
-int term_streams_wake_locked(struct term *t, bool heartbeat, struct MHD_Connection **conns)
+void term_streams_wake_locked(struct term *t, bool heartbeat)
 {
-    int n = 0;
     for (struct term_stream *s = t->streams; s; s = s->next) {
         if (heartbeat)
-            s->heartbeat = true;
-        if (s->suspended && n < TERM_MAX_VIEWERS) {
-            s->suspended = false;
-            conns[n++] = s->conn;
-        }
+            http_sse_heartbeat_locked(s->w);
+        else
+            http_sse_wake_locked(s->w);
     }
-    return n;
-}
-
-void term_streams_resume(struct MHD_Connection **conns, int n)
-{
-    for (int i = 0; i < n; i++)
-        MHD_resume_connection(conns[i]);
 }

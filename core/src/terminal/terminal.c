@@ -10,8 +10,8 @@
  *   every PTY channel on it is counted live by the pool (ssh_pty_open), so
  *   the pool never closes, evicts or reuses it. With no terminal left the
  *   session goes back to the pool.
- * - Lock order: ts->lock, then a terminal's lock. MHD resumes happen after
- *   unlocking.
+ * - Lock order: ts->lock, then a terminal's lock. Streams are woken under
+ *   the terminal's lock (http/sse.h).
  */
 #include "internal.h"
 
@@ -24,7 +24,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <dirent.h>
-#include <microhttpd.h>
 
 #define TICK_MS      100
 #define HEARTBEAT_MS 15000
@@ -304,7 +303,6 @@ static void do_close(struct term_node *n, struct term *t, const char *reason, bo
     out->reason = reason;
     out->killed = killed;
     out->closed_us = time_now_us();
-    struct MHD_Connection *conns[TERM_MAX_VIEWERS];
     pthread_mutex_lock(&ts->lock);
     n->n_terms--;
     ts->n_open--;
@@ -312,10 +310,9 @@ static void do_close(struct term_node *n, struct term *t, const char *reason, bo
     t->closed = true;
     t->end_reason = reason;
     snapshot_locked(t, &out->info);
-    int nc = term_streams_wake_locked(t, false, conns);
+    term_streams_wake_locked(t, false);
     pthread_mutex_unlock(&t->lock);
     pthread_mutex_unlock(&ts->lock);
-    term_streams_resume(conns, nc);
     atomic_fetch_add(&ts->closed, 1);
     term_unref(t); /* the registry's */
 }
@@ -393,12 +390,10 @@ static int pump_fd(struct term_node *n, struct term *t)
         progress = 1;
         term_recording_event(&t->rec, 'o', buf, (size_t)r);
         atomic_fetch_add(&ts->bytes_out, (uint64_t)r);
-        struct MHD_Connection *conns[TERM_MAX_VIEWERS];
         pthread_mutex_lock(&t->lock);
         term_ring_write(&t->ring, buf, (size_t)r);
-        int nc = term_streams_wake_locked(t, false, conns);
+        term_streams_wake_locked(t, false);
         pthread_mutex_unlock(&t->lock);
-        term_streams_resume(conns, nc);
     }
     pthread_mutex_lock(&t->lock);
     bool resize = t->resize_pending;
@@ -442,12 +437,10 @@ static int pump(struct term_node *n, struct term *t)
         progress = 1;
         term_recording_event(&t->rec, 'o', buf, (size_t)r);
         atomic_fetch_add(&ts->bytes_out, (uint64_t)r);
-        struct MHD_Connection *conns[TERM_MAX_VIEWERS];
         pthread_mutex_lock(&t->lock);
         term_ring_write(&t->ring, buf, (size_t)r);
-        int nc = term_streams_wake_locked(t, false, conns);
+        term_streams_wake_locked(t, false);
         pthread_mutex_unlock(&t->lock);
-        term_streams_resume(conns, nc);
     }
     /* stderr of a PTY channel is empty; drain it anyway so the window moves */
     while (libssh2_channel_read_stderr(t->ch, buf, sizeof buf) > 0) {
@@ -603,11 +596,9 @@ static void *node_main(void *arg)
         if (now - n->last_beat_ms >= HEARTBEAT_MS) {
             n->last_beat_ms = now;
             for (struct term *t = n->terms; t; t = t->next) {
-                struct MHD_Connection *conns[TERM_MAX_VIEWERS];
                 pthread_mutex_lock(&t->lock);
-                int nc = term_streams_wake_locked(t, true, conns);
+                term_streams_wake_locked(t, true);
                 pthread_mutex_unlock(&t->lock);
-                term_streams_resume(conns, nc);
             }
         }
         if (n->session && !n->terms)
@@ -1121,9 +1112,10 @@ void terminals_stats(struct terminals *ts, struct terminal_stats *out)
     out->bytes_in = atomic_load(&ts->bytes_in);
 }
 
-int terminal_recording_response(struct terminals *ts, const char *id, struct MHD_Response **out,
-                                struct sb_err *err)
+int terminal_recording_open(struct terminals *ts, const char *id, int *fd_out, uint64_t *size,
+                            struct sb_err *err)
 {
+    *fd_out = -1;
     char path[1100];
     int rc = terminal_recording_path(ts, id, path, sizeof path, err);
     if (rc)
@@ -1135,15 +1127,7 @@ int terminal_recording_response(struct terminals *ts, const char *id, struct MHD
             close(fd);
         return sb_error(err, SB_ENOTFOUND, "the recording's file is gone (removed by retention)");
     }
-    *out = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
-    if (!*out) {
-        close(fd);
-        return sb_error(err, SB_ENOMEM, "out of memory");
-    }
-    MHD_add_response_header(*out, "Content-Type", "application/x-asciicast");
-    MHD_add_response_header(*out, "Cache-Control", "no-store");
-    char cd[96];
-    snprintf(cd, sizeof cd, "attachment; filename=\"%s.cast\"", id);
-    MHD_add_response_header(*out, "Content-Disposition", cd);
+    *fd_out = fd;
+    *size = (uint64_t)st.st_size;
     return 0;
 }

@@ -139,10 +139,10 @@ int terminal_stream(struct terminals *ts, const char *id, uint64_t offset, struc
 int terminal_recording_path(struct terminals *ts, const char *id, char *out, size_t len, struct sb_err *err);
 /* Removes recordings older than days (0 = keep all); returns how many. */
 int terminal_recordings_expire(struct terminals *ts, int days);
-/* A response streaming the recording file (application/x-asciicast), for
- * http_reply_response; SB_ENOTFOUND when the file is gone. */
-int terminal_recording_response(struct terminals *ts, const char *id, struct MHD_Response **out,
-                                struct sb_err *err);
+/* The recording file, open for reading (*fd is the caller's) with its
+ * size; SB_ENOTFOUND when the file is gone. */
+int terminal_recording_open(struct terminals *ts, const char *id, int *fd, uint64_t *size,
+                            struct sb_err *err);
 
 /* Counters for the benchmark and /metrics. */
 struct terminal_stats {

@@ -16,6 +16,14 @@ export function statusBadge(status) {
   return badge(status || 'unknown', status === 'offline' ? 'warn' : 'neutral');
 }
 
+// The node's Docker engine, apart from SSH (status) and the collector: the
+// core's check says whether it answers and, when not, why in words.
+export function dockerBadge(n) {
+  if (n.docker_status === 'reachable') return badge('reachable', 'ok');
+  if (n.docker_status === 'unreachable') return badge('unreachable', 'warn');
+  return badge('not checked', 'neutral');
+}
+
 // The collector's presence, apart from SSH reachability (status).
 export function agentBadge(n) {
   if (n.agent_status === 'online') return badge('reporting', 'ok');
@@ -52,7 +60,7 @@ function renderList(root, ctx) {
       canWrite ? h('a', { class: 'btn btn-primary', href: '#add-node', onclick: (e) => { e.preventDefault(); formCard.querySelector('input')?.focus(); formCard.scrollIntoView({ block: 'start' }); } }, 'Add node') : null),
     err,
     h('section', { class: 'card' }, count, h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', { class: 'hide-sm' }, 'Address'), h('th', {}, 'Status'),
+      h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', { class: 'hide-sm' }, 'Address'), h('th', {}, 'SSH'), h('th', {}, 'Docker'),
         canMetrics && h('th', {}, 'CPU'), canMetrics && h('th', {}, 'Memory'), h('th', { class: 'hide-sm' }, 'Collector'), h('th', { class: 'hide-sm' }, 'Labels'))),
       tbody))),
     formCard);
@@ -90,6 +98,9 @@ function renderList(root, ctx) {
       h('td', {}, h('a', { href: `${ctx.guest ? ctx.guest.base : ''}/nodes/${encodeURIComponent(n.id)}`, 'data-nav': '', class: 'link strong' }, n.name)),
       h('td', { class: 'hide-sm nowrap muted' }, n.host ? `${n.ssh_user}@${n.host}:${n.port}` : '—'), // guests see no SSH address
       h('td', { class: 'status-cell', title: n.status_reason || '' }, statusBadge(n.status)),
+      h('td', { class: 'docker-cell', id: `docker-${n.id}`, title: n.docker_reason || '', dataset: { docker: n.docker_status || 'none' } },
+        dockerBadge(n), n.docker_status === 'unreachable' && n.docker_reason
+          ? h('div', { class: 'muted small hide-sm', id: `docker-reason-${n.id}` }, n.docker_reason) : null),
       canMetrics && h('td', { class: 'gauge-cell' }, g.cpu.el),
       canMetrics && h('td', { class: 'gauge-cell' }, g.mem.el),
       h('td', { class: 'hide-sm agent-cell', id: `agent-${n.id}`, dataset: { agent: n.agent_status || 'none' },
@@ -105,7 +116,7 @@ function renderList(root, ctx) {
       const nodes = r.items || [];
       count.textContent = `${nodes.length} node${nodes.length === 1 ? '' : 's'}`;
       clear(tbody, nodes.length ? nodes.map(row)
-        : h('tr', {}, h('td', { colspan: 7, class: 'muted' }, canWrite ? 'No nodes yet: add one below.' : 'No nodes.')));
+        : h('tr', {}, h('td', { colspan: 8, class: 'muted' }, canWrite ? 'No nodes yet: add one below.' : 'No nodes.')));
       clear(err);
       if (canMetrics) for (const n of nodes) if (!latest.has(n.id)) loadLatest(n.id);
     } catch (e) {
@@ -286,14 +297,23 @@ export function publicKeyPanel(n, { onChecked } = {}) {
 }
 
 function addedPanel(n, sent) {
+  // The status shown is the core's: the node's row at registration, then
+  // the result of each check asked from this panel (the same answer the
+  // check result line shows), never one of them stale beside the other.
+  const statusDd = h('dd', { id: 'node-added-status', dataset: { status: n.status } }, statusBadge(n.status),
+    n.status_reason ? h('span', { class: 'muted small' }, ` ${n.status_reason}`) : null);
+  const onChecked = (c) => {
+    statusDd.dataset.status = c.status;
+    statusDd.replaceChildren(statusBadge(c.status), c.status !== 'online' && c.reason ? h('span', { class: 'muted small' }, ` ${c.reason}`) : '');
+  };
   return h('div', { class: 'alert alert-ok', role: 'status' },
     h('h3', { tabindex: '-1' }, `Node ${n.name} added`),
     h('dl', { class: 'kv' },
-      h('dt', {}, 'Status'), h('dd', {}, statusBadge(n.status)),
+      h('dt', {}, 'SSH'), statusDd,
       h('dt', {}, 'Pinned host key'), h('dd', {}, h('code', { id: 'node-added-fp' }, n.host_key_fingerprint)),
       h('dt', {}, 'Pinned because'), h('dd', { class: 'muted' }, sent.host_key_fingerprint ? 'it matched the fingerprint you gave' : 'the node presented it now (check it against the node if you can)'),
       n.key_type ? [h('dt', {}, 'Key type'), h('dd', {}, n.key_type)] : null,
       h('dt', {}, 'Added'), h('dd', {}, fmtTime(n.created_at))),
-    n.public_key ? publicKeyPanel(n) : null,
+    n.public_key ? publicKeyPanel(n, { onChecked }) : null,
     h('p', {}, h('a', { href: `/nodes/${encodeURIComponent(n.id)}`, 'data-nav': '', class: 'link' }, `Open ${n.name} →`)));
 }

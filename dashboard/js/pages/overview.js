@@ -10,7 +10,7 @@ const MAX_ROWS = 25;
 
 function stat(id, label) {
   const value = h('div', { class: 'stat-value', id }, '—');
-  const sub = h('div', { class: 'stat-sub' }, '\u00a0');
+  const sub = h('div', { class: 'stat-sub', id: `${id}-sub` }, '\u00a0');
   return { el: h('div', { class: 'card stat' }, h('div', { class: 'stat-label' }, label), value, sub), value, sub };
 }
 
@@ -109,11 +109,18 @@ export function render(root, ctx) {
       const by = (st) => all.filter((n) => n.status === st).length;
       nodesStat.value.textContent = `${by('online')} / ${all.length}`;
       nodesStat.value.className = `stat-value${all.length && by('online') < all.length ? ' warn' : ''}`;
+      // SSH, Docker and the collector are told apart, as the core reports
+      // them: "all online" only when nothing is down, Docker included.
+      const dockerDown = all.filter((n) => n.docker_status === 'unreachable');
+      const silent = all.filter((n) => n.agent_status === 'offline').length;
       const parts = [];
       if (by('offline')) parts.push(`${by('offline')} offline`);
       if (by('hostkey_mismatch')) parts.push(`${by('hostkey_mismatch')} host key mismatch`);
+      if (dockerDown.length) parts.push(`Docker unreachable on ${dockerDown.length}`);
+      if (silent) parts.push(`${silent} collector${silent === 1 ? '' : 's'} silent`);
       nodesStat.sub.textContent = parts.length ? parts.join(' · ') : all.length ? 'all online' : 'no nodes yet';
-      nodesStat.sub.className = `stat-sub${by('hostkey_mismatch') ? ' err' : by('offline') ? ' warn' : ''}`;
+      nodesStat.sub.className = `stat-sub${by('hostkey_mismatch') ? ' err' : parts.length ? ' warn' : ''}`;
+      nodesStat.sub.title = dockerDown.map((n) => `${n.name}: ${n.docker_reason || 'Docker unreachable'}`).join('\n');
     } catch (e) {
       nodesStat.value.textContent = '—';
       nodesStat.sub.textContent = e.message;
@@ -127,7 +134,8 @@ export function render(root, ctx) {
       const all = r.containers || [];
       ctr.value.textContent = String(all.filter((c) => c.state === 'running').length);
       const down = (r.unavailable || []).length;
-      ctr.sub.textContent = `of ${all.length}${down ? ` · ${down} node${down === 1 ? '' : 's'} down` : ''}`;
+      // The same words as the nodes' card: these are engines not answering.
+      ctr.sub.textContent = `of ${all.length}${down ? ` · Docker unreachable on ${down} node${down === 1 ? '' : 's'}` : ''}`;
       ctr.sub.className = `stat-sub${down ? ' warn' : ''}`;
       ctr.sub.title = (r.unavailable || []).map((u) => `${u.node_name || u.node_id}: ${u.message}`).join('\n');
     } catch (e) {
