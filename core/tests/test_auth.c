@@ -46,6 +46,54 @@ static void test_roles(void **state)
     assert_int_equal(auth_scope_bit("view:everything"), 0);
 }
 
+static void test_custom_roles(void **state)
+{
+    (void)state;
+    struct sb_err err = {0};
+    assert_int_equal(auth_role_name_valid("log-reader_2", "name", &err), 0);
+    assert_int_not_equal(auth_role_name_valid("admin", "name", &err), 0);
+    assert_int_not_equal(auth_role_name_valid("guest", "name", &err), 0);
+    assert_int_not_equal(auth_role_name_valid("2fa", "name", &err), 0);
+    assert_int_not_equal(auth_role_name_valid("", "name", &err), 0);
+    assert_int_not_equal(auth_role_name_valid("abcdefghijklmnopqrstuvwxyzabcdefg", "name", &err), 0);
+    assert_true(auth_permission_assignable("logs:read"));
+    assert_false(auth_permission_assignable("public"));
+    assert_false(auth_permission_assignable("authenticated"));
+    assert_false(auth_permission_assignable("logs:write"));
+
+    json_t *names = json_pack("[s, s, s]", "containers:read", "logs:read", "bogus:x");
+    struct auth_perms lr, viewer, op, none;
+    auth_perms_custom(names, &lr);
+    auth_perms_builtin("viewer", 0, &viewer);
+    auth_perms_builtin("operator", 0, &op);
+    auth_perms_custom(NULL, &none);
+    assert_true(auth_perms_has(&lr, "logs:read"));
+    assert_true(auth_perms_has(&lr, "authenticated"));
+    assert_true(auth_perms_has(&lr, "self:read"));
+    assert_false(auth_perms_has(&lr, "images:read"));
+    assert_false(auth_perms_has(&none, "authenticated"));
+    assert_true(auth_perms_within(&lr, &viewer));
+    assert_false(auth_perms_within(&viewer, &lr));
+    assert_true(auth_perms_within(&viewer, &op));
+    json_t *list = auth_perms_names(&lr);
+    assert_int_equal(json_array_size(list), 4);
+    json_decref(list);
+
+    struct api_caller c = {.role = "lr"};
+    c.perms = lr;
+    assert_true(auth_caller_allows(&c, "containers:read"));
+    assert_true(auth_caller_allows(&c, "public"));
+    assert_false(auth_caller_allows(&c, "containers:operate"));
+    assert_false(auth_caller_allows(&c, "nope:x"));
+    auth_perms_and(&c.perms, &none);
+    assert_false(auth_caller_allows(&c, "containers:read"));
+    json_decref(names);
+
+    json_t *cat = auth_permission_catalog();
+    assert_true(json_array_size(cat) > 30);
+    json_decref(cat);
+}
+
 static void noop(struct http_request *req)
 {
     (void)req;
@@ -112,11 +160,9 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roles),
-        cmocka_unit_test(test_route_check),
-        cmocka_unit_test(test_names_and_passwords),
-        cmocka_unit_test(test_tokens),
-        cmocka_unit_test(test_checkpoint_message),
+        cmocka_unit_test(test_roles),       cmocka_unit_test(test_custom_roles),
+        cmocka_unit_test(test_route_check), cmocka_unit_test(test_names_and_passwords),
+        cmocka_unit_test(test_tokens),      cmocka_unit_test(test_checkpoint_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

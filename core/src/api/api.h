@@ -96,6 +96,12 @@ int api_check_node_labels(json_t *labels, struct sb_err *err);
 /* Replies with err mapped to its status; always returns -1. */
 int api_fail(struct http_request *req, const struct sb_err *err);
 
+/* The permissions of a role a user or token may be given (api/roles.c): a
+ * built-in one but guest, or a custom role that exists. SB_EINVAL naming
+ * `field` otherwise. */
+int api_role_perms(struct http_request *req, const char *role, const char *field, struct auth_perms *out,
+                   struct sb_err *err);
+
 /* The dashboard (api/dashboard.c). A route whose path a browser also opens
  * as a page (/g/<token>) answers with the app when the client asks for HTML. */
 bool api_dashboard_wants_page(const struct http_request *req);

@@ -97,6 +97,12 @@ void api_terminal_resize(struct http_request *req);
 void api_terminal_close(struct http_request *req);
 void api_recordings_list(struct http_request *req);
 void api_recording_get(struct http_request *req);
+void api_permissions_list(struct http_request *req);
+void api_roles_list(struct http_request *req);
+void api_role_create(struct http_request *req);
+void api_role_get(struct http_request *req);
+void api_role_update(struct http_request *req);
+void api_role_delete(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
@@ -264,6 +270,16 @@ const struct http_route api_routes[] = {
      "terminal recordings on the nodes in the caller's scope, newest first (?node= &limit=)"},
     {"GET", "/api/v1/recordings/{id}", api_recording_get, 0, "recordings:replay",
      "download a terminal recording (asciicast v2)"},
+    {"GET", "/api/v1/permissions", api_permissions_list, 0, "roles:read",
+     "the permissions a custom role may hold, with what each allows and the routes that need it"},
+    {"GET", "/api/v1/roles", api_roles_list, 0, "roles:read", "the built-in and custom roles"},
+    {"POST", "/api/v1/roles", api_role_create, HTTP_ROUTE_BODY, "users:admin",
+     "define a custom role: a name and a set of permissions"},
+    {"GET", "/api/v1/roles/{name}", api_role_get, 0, "roles:read", "one role and its permissions"},
+    {"PATCH", "/api/v1/roles/{name}", api_role_update, HTTP_ROUTE_BODY, "users:admin",
+     "change a custom role's description or permissions (built-in roles cannot be changed)"},
+    {"DELETE", "/api/v1/roles/{name}", api_role_delete, 0, "users:admin",
+     "delete a custom role that no user or live token holds"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},

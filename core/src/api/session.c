@@ -12,6 +12,7 @@
 #include "../events/events.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -214,7 +215,7 @@ static json_t *caller_json(const struct api_caller *c)
 {
     json_t *o = caller_fields(c);
     if (o)
-        json_object_set_new(o, "permissions", auth_permissions_of(c->role, c->scopes));
+        json_object_set_new(o, "permissions", auth_perms_names(&c->perms));
     return o;
 }
 
@@ -233,7 +234,18 @@ void api_me(struct http_request *req)
     struct buf b;
     buf_init(&b, 1 << 16);
     buf_append(&b, head, strlen(head) - 1); /* without the closing brace */
-    buf_printf(&b, ",\"permissions\":%s}", auth_permissions_json(c->role, c->scopes));
+    /* A custom role's (or a token capped by one) is listed from its set. */
+    struct auth_perms builtin;
+    auth_perms_builtin(c->role, c->scopes, &builtin);
+    if (auth_role_builtin(c->role) && auth_perms_equal(&builtin, &c->perms)) {
+        buf_printf(&b, ",\"permissions\":%s}", auth_permissions_json(c->role, c->scopes));
+    } else {
+        json_t *names = auth_perms_names(&c->perms);
+        char *t = json_dumps(names, JSON_COMPACT);
+        json_decref(names);
+        buf_printf(&b, ",\"permissions\":%s}", t ? t : "[]");
+        free(t);
+    }
     free(head);
     http_reply_text(req, 200, "application/json", b.data, b.len);
     buf_release(&b);

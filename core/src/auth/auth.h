@@ -37,16 +37,26 @@ enum api_guest_scope {
     API_SCOPE_RECORDINGS = 1 << 6,  /* view:recordings: list and replay terminal recordings, nothing else */
 };
 
+/* A set of permissions of the RBAC table (bit i = its row i). */
+#define AUTH_PERM_WORDS 2
+struct auth_perms {
+    uint64_t w[AUTH_PERM_WORDS];
+};
+
+/* Role names: built-in (admin, operator, viewer, guest) or custom. */
+#define AUTH_ROLE_MAX 32
+
 struct api_caller {
-    char kind[16];       /* user | token | guest | agent | system */
-    char id[64];         /* user, token, guest link or node id */
-    char name[128];      /* username, token name, guest note */
-    char role[16];       /* admin | operator | viewer | guest */
-    char user_id[64];    /* the user a token or session belongs to; empty for guests */
-    char session_id[37]; /* the session this caller came from; empty for tokens and guests */
-    unsigned scopes;     /* enum api_guest_scope, for guests */
-    json_t *node_labels; /* owned; label selector {"env":"staging"} limiting visible nodes, NULL = all */
-    int64_t expires_us;  /* when this credential stops working (0 = never) */
+    char kind[16];                /* user | token | guest | agent | system */
+    char id[64];                  /* user, token, guest link or node id */
+    char name[128];               /* username, token name, guest note */
+    char role[AUTH_ROLE_MAX + 8]; /* admin | operator | viewer | guest | a custom role's name */
+    char user_id[64];             /* the user a token or session belongs to; empty for guests */
+    char session_id[37];          /* the session this caller came from; empty for tokens and guests */
+    unsigned scopes;              /* enum api_guest_scope, for guests */
+    json_t *node_labels;     /* owned; label selector {"env":"staging"} limiting visible nodes, NULL = all */
+    int64_t expires_us;      /* when this credential stops working (0 = never) */
+    struct auth_perms perms; /* what it may do now (auth_caller_allows); filled by auth */
 };
 
 /* Frees a caller (for req->user_free). */
@@ -94,6 +104,38 @@ unsigned auth_scope_bit(const char *scope);
 json_t *auth_permissions_of(const char *role, unsigned scopes);
 /* The same as compact JSON text, computed once (static storage). */
 const char *auth_permissions_json(const char *role, unsigned scopes);
+/* ---- custom roles --------------------------------------------------------- */
+/* Built-in roles (admin, operator, viewer, guest) cannot be edited. */
+bool auth_role_builtin(const char *role);
+/* A custom role's name: 1-32 of [a-z0-9_-] starting with a letter, not a
+ * built-in one; SB_EINVAL naming `field`. */
+int auth_role_name_valid(const char *name, const char *field, struct sb_err *err);
+/* Whether a permission may be put in a custom role: known, and not one of
+ * the pseudo-permissions (public, agent) or the implicit ones
+ * (authenticated, self:read: every custom role holds them). */
+bool auth_permission_assignable(const char *permission);
+/* The permissions of a built-in role (with guest scopes for "guest"). */
+void auth_perms_builtin(const char *role, unsigned scopes, struct auth_perms *out);
+/* The permissions of a custom role from its stored list (a JSON array of
+ * names; unknown names are ignored), plus the implicit ones. A NULL list
+ * (the role does not exist) holds nothing. */
+void auth_perms_custom(json_t *names, struct auth_perms *out);
+/* The permissions of a role: built-in by name, otherwise the stored list. */
+void auth_perms_of_role(const char *role, json_t *custom_names, struct auth_perms *out);
+bool auth_perms_has(const struct auth_perms *p, const char *permission);
+/* Whether every permission of a is in b. */
+bool auth_perms_within(const struct auth_perms *a, const struct auth_perms *b);
+void auth_perms_and(struct auth_perms *a, const struct auth_perms *b);
+bool auth_perms_equal(const struct auth_perms *a, const struct auth_perms *b);
+/* The names in a set (without public and agent), in table order (caller owns). */
+json_t *auth_perms_names(const struct auth_perms *p);
+/* Whether the caller holds a permission now: the guard's question, and the
+ * one handlers ask for finer decisions. */
+bool auth_caller_allows(const struct api_caller *c, const char *permission);
+/* Every permission a custom role may hold, in table order, as
+ * [{"name","description","builtin_roles":[...]}] (caller owns). */
+json_t *auth_permission_catalog(void);
+
 /* Refuses a route table with an unknown permission, or a non-public inline
  * route (the guard would block an epoll thread). */
 int auth_check_routes(const struct http_route *routes, size_t n, struct sb_err *err);

@@ -160,7 +160,7 @@ int store_rebuild_projections(const char *database_url, int64_t *replayed, struc
 struct store_user {
     char id[37];
     char username[64];
-    char role[16];
+    char role[40];
     bool disabled;
     json_t *node_labels; /* owned by the struct (store_user_release) or NULL */
 };
@@ -187,13 +187,15 @@ struct store_credential {
     char user_id[37]; /* empty for guests */
     char name[128];   /* username, token name or guest note */
     char username[64];
-    char role[16];      /* the token's own role; the user's role for sessions */
-    char user_role[16]; /* the owning user's current role */
+    char role[40];      /* the token's own role; the user's role for sessions */
+    char user_role[40]; /* the owning user's current role */
     char csrf_sha256[65];
-    char scopes[160];         /* guests: comma-separated */
-    json_t *node_labels;      /* owned; NULL = all nodes (tokens: the token's own selector) */
-    json_t *user_node_labels; /* owned; tokens: the owning user's current selector; NULL = all */
-    int64_t expires_us;       /* 0 = never */
+    char scopes[160];              /* guests: comma-separated */
+    json_t *node_labels;           /* owned; NULL = all nodes (tokens: the token's own selector) */
+    json_t *user_node_labels;      /* owned; tokens: the owning user's current selector; NULL = all */
+    json_t *role_permissions;      /* owned; a custom `role`'s permission names, NULL otherwise */
+    json_t *user_role_permissions; /* owned; the same for `user_role` */
+    int64_t expires_us;            /* 0 = never */
     int64_t last_seen_us;
 };
 void store_credential_release(struct store_credential *c);
@@ -252,6 +254,21 @@ int store_guests_list(struct store *st, json_t **out, struct sb_err *err);
  * transaction; its hash goes to `hashes`. SB_ENOTFOUND. */
 int store_guest_revoke(struct store *st, const struct event_new *ev, const char *id, json_t *hashes,
                        struct sb_err *err);
+
+/* ---- custom roles (store/roles.c) ---------------------------------------
+ * A projection of role.created {name, description, permissions},
+ * role.updated {name, description?, permissions?} and role.deleted {name}
+ * (stream role/<name>). Built-in roles are not stored. */
+/* {"name","description","permissions":[…],"created_at","updated_at"};
+ * SB_ENOTFOUND. */
+int store_role_get(struct store *st, const char *name, json_t **out, struct sb_err *err);
+/* Every custom role, by name (caller owns the array). */
+int store_roles_list(struct store *st, json_t **out, struct sb_err *err);
+/* Who holds a role: the number of users and of live tokens, the ids of
+ * the users (with their tokens') to `user_ids`, the hashes of their live
+ * credentials to `hashes` (both may be NULL). */
+int store_role_usage(struct store *st, const char *name, int64_t *users, int64_t *tokens, json_t *user_ids,
+                     json_t *hashes, struct sb_err *err);
 
 /* ---- audit (store/audit.c) ----------------------------------------------- */
 struct store_audit_filter {
