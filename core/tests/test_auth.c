@@ -94,6 +94,47 @@ static void test_custom_roles(void **state)
     json_decref(cat);
 }
 
+static void test_totp(void **state)
+{
+    (void)state;
+    /* RFC 6238 appendix B, SHA-1 (the last 6 of the 8 digits). */
+    const uint8_t *key = (const uint8_t *)"12345678901234567890";
+    int64_t ctr = 0;
+    assert_int_equal(auth_totp_check(key, 20, "287082", 59, &ctr), 0);
+    assert_int_equal(ctr, 1);
+    assert_int_equal(auth_totp_check(key, 20, "081804", 1111111109, &ctr), 0);
+    assert_int_equal(ctr, 37037036);
+    /* one step of drift either way, not two */
+    assert_int_equal(auth_totp_check(key, 20, "081804", 1111111109 + 30, &ctr), 0);
+    assert_int_equal(ctr, 37037036);
+    assert_int_equal(auth_totp_check(key, 20, "081804", 1111111109 + 70, &ctr), SB_EAUTH);
+    /* exactly six digits */
+    assert_int_equal(auth_totp_check(key, 20, "07081804", 1111111109, &ctr), SB_EINVAL);
+    assert_int_equal(auth_totp_check(key, 20, "81804", 1111111109, &ctr), SB_EINVAL);
+    assert_int_equal(auth_totp_check(key, 20, "08180a", 1111111109, &ctr), SB_EINVAL);
+    assert_int_equal(auth_totp_check(key, 20, "081805", 1111111109, &ctr), SB_EAUTH);
+
+    char b32[64];
+    struct sb_err err = {0};
+    assert_int_equal(auth_totp_base32(key, 20, b32, sizeof b32, &err), 0);
+    assert_string_equal(b32, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+    struct buf uri;
+    buf_init(&uri, 256);
+    auth_totp_uri("Serverbox", "ann.b", b32, &uri);
+    assert_string_equal(uri.data, "otpauth://totp/Serverbox%3Aann.b?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+                                  "&issuer=Serverbox&algorithm=SHA1&digits=6&period=30");
+    buf_release(&uri);
+
+    char code[AUTH_RECOVERY_CODE_LEN + 1], h1[65], h2[65];
+    auth_recovery_code_new(code, h1);
+    assert_int_equal(strlen(code), AUTH_RECOVERY_CODE_LEN);
+    for (char *c = code; *c; c++)
+        if (*c >= 'a' && *c <= 'z')
+            *c = (char)(*c - 'a' + 'A');
+    auth_recovery_code_hash(code, h2);
+    assert_string_equal(h1, h2);
+}
+
 static void noop(struct http_request *req)
 {
     (void)req;
@@ -163,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_roles),       cmocka_unit_test(test_custom_roles),
         cmocka_unit_test(test_route_check), cmocka_unit_test(test_names_and_passwords),
         cmocka_unit_test(test_tokens),      cmocka_unit_test(test_checkpoint_message),
+        cmocka_unit_test(test_totp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -86,8 +86,8 @@ static int check_permissions(json_t *v, const struct api_caller *me, json_t **ou
         if (strcmp(name, "authenticated") == 0 || strcmp(name, "self:read") == 0)
             continue; /* every custom role holds them */
         if (!auth_permission_assignable(name))
-            return sb_field_error(err, "permissions", "unknown permission '%.80s' (see GET /api/v1/permissions)",
-                                  name);
+            return sb_field_error(err, "permissions",
+                                  "unknown permission '%.80s' (see GET /api/v1/permissions)", name);
     }
     struct auth_perms set;
     auth_perms_custom(v, &set);
@@ -243,8 +243,8 @@ void api_role_create(struct http_request *req)
         api_fail(req, &err);
         return;
     }
-    json_t *data = json_pack("{s:s, s:s, s:O}", "name", name, "description", desc ? json_string_value(desc) : "",
-                             "permissions", perms);
+    json_t *data = json_pack("{s:s, s:s, s:O}", "name", name, "description",
+                             desc ? json_string_value(desc) : "", "permissions", perms);
     int rc = role_event(req, name, "role.created", data, &err);
     json_decref(data);
     json_decref(perms);

@@ -54,9 +54,11 @@ struct api_caller {
     char user_id[64];             /* the user a token or session belongs to; empty for guests */
     char session_id[37];          /* the session this caller came from; empty for tokens and guests */
     unsigned scopes;              /* enum api_guest_scope, for guests */
-    json_t *node_labels;     /* owned; label selector {"env":"staging"} limiting visible nodes, NULL = all */
-    int64_t expires_us;      /* when this credential stops working (0 = never) */
-    struct auth_perms perms; /* what it may do now (auth_caller_allows); filled by auth */
+    json_t *node_labels;      /* owned; label selector {"env":"staging"} limiting visible nodes, NULL = all */
+    int64_t expires_us;       /* when this credential stops working (0 = never) */
+    struct auth_perms perms;  /* what it may do now (auth_caller_allows); filled by auth */
+    bool totp_setup_required; /* a session whose role needs 2FA the user has not set up: only
+                                 authenticated and self:read until they do */
 };
 
 /* Frees a caller (for req->user_free). */
@@ -164,6 +166,27 @@ int auth_resolve_cached(struct auth *a, const char *token, struct api_caller **o
 void auth_forget(struct auth *a, json_t *hashes);
 /* Revokes the session a token belongs to (logout). */
 int auth_logout(struct auth *a, const char *token, char *session_id, struct sb_err *err);
+
+/* ---- two-factor authentication (TOTP, RFC 6238; auth/totp.c) --------------- */
+#define AUTH_TOTP_SECRET_BYTES 20
+#define AUTH_TOTP_DIGITS       6
+#define AUTH_RECOVERY_CODES    10
+#define AUTH_RECOVERY_CODE_LEN 19 /* xxxx-xxxx-xxxx-xxxx */
+void auth_totp_secret_new(uint8_t out[AUTH_TOTP_SECRET_BYTES]);
+/* The secret in unpadded base32 (what authenticator apps take). */
+int auth_totp_base32(const uint8_t *secret, size_t len, char *out, size_t outlen, struct sb_err *err);
+/* Exactly AUTH_TOTP_DIGITS digits. */
+bool auth_totp_code_valid(const char *code);
+/* Checks a code at now_s (one step of drift either way): 0 with the
+ * matched time step in *counter (refuse it if at or below the last one
+ * used), SB_EINVAL for a code that is not 6 digits, SB_EAUTH when wrong. */
+int auth_totp_check(const uint8_t *secret, size_t len, const char *code, int64_t now_s, int64_t *counter);
+/* otpauth://totp/<issuer>:<account>?secret=…&issuer=…&algorithm=SHA1&digits=6&period=30 */
+void auth_totp_uri(const char *issuer, const char *account, const char *base32, struct buf *out);
+/* A fresh recovery code and its hash; the hash of a code as typed (case,
+ * spaces and dashes ignored). */
+void auth_recovery_code_new(char out[AUTH_RECOVERY_CODE_LEN + 1], char hash_hex[65]);
+void auth_recovery_code_hash(const char *code, char hash_hex[65]);
 
 /* ---- rate limits ------------------------------------------------------------ */
 /* Whether `key` has reached `limit` hits in the current window (without

@@ -168,6 +168,8 @@ static void redis_put(struct auth *a, const char *hash, const struct store_crede
                           c->username, "role", c->role, "user_role", c->user_role, "csrf", c->csrf_sha256,
                           "scopes", c->scopes, "labels", c->node_labels, "user_labels", c->user_node_labels,
                           "exp", (json_int_t)c->expires_us, "seen", (json_int_t)c->last_seen_us);
+    if (o && c->totp_setup_required)
+        json_object_set_new(o, "totp_setup", json_true());
     if (o && c->role_permissions)
         json_object_set(o, "perms", c->role_permissions);
     if (o && c->user_role_permissions)
@@ -218,6 +220,7 @@ static int redis_fetch(struct auth *a, const char *hash, struct store_credential
     json_t *perms = json_object_get(o, "perms"), *user_perms = json_object_get(o, "user_perms");
     c->role_permissions = json_is_array(perms) ? json_deep_copy(perms) : NULL;
     c->user_role_permissions = json_is_array(user_perms) ? json_deep_copy(user_perms) : NULL;
+    c->totp_setup_required = json_is_true(json_object_get(o, "totp_setup"));
     c->expires_us = json_integer_value(json_object_get(o, "exp"));
     c->last_seen_us = json_integer_value(json_object_get(o, "seen"));
     json_decref(o);
@@ -261,6 +264,15 @@ static struct api_caller *caller_from(const struct store_credential *c)
         sb_strlcpy(k->user_id, c->user_id, sizeof k->user_id);
         sb_strlcpy(k->session_id, c->id, sizeof k->session_id);
         auth_perms_of_role(c->user_role, c->user_role_permissions, &k->perms);
+        if (c->totp_setup_required) {
+            /* Until they set up 2FA: their own credential and /me only. */
+            json_t *none = json_array();
+            struct auth_perms implicit_only;
+            auth_perms_custom(none, &implicit_only);
+            auth_perms_and(&k->perms, &implicit_only);
+            json_decref(none);
+            k->totp_setup_required = true;
+        }
     } else if (strcmp(c->kind, "token") == 0) {
         sb_strlcpy(k->kind, "token", sizeof k->kind);
         sb_strlcpy(k->id, c->id, sizeof k->id);

@@ -233,9 +233,8 @@ static int project_agent(struct store_tx *tx, const struct store_event *ev)
 }
 
 const char *const projection_tables[] = {
-    "streams",    "users", "containers", "nodes",           "agent_enroll_tokens",
-    "agent_keys", "jobs",  "stacks",     "stack_revisions", "recordings",
-    "roles",      NULL};
+    "streams", "users",           "containers", "nodes", "agent_enroll_tokens", "agent_keys", "jobs",
+    "stacks",  "stack_revisions", "recordings", "roles", "role_policies",       NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 {

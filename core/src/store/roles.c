@@ -13,6 +13,18 @@ int project_role(struct store_tx *tx, const struct store_event *ev)
 {
     if (strcmp(ev->outcome, "success") != 0)
         return 0;
+    if (strcmp(ev->type, "role.policy_set") == 0) {
+        const char *p[3] = {json_string_value(json_object_get(ev->data, "role")),
+                            json_is_true(json_object_get(ev->data, "require_totp")) ? "true" : "false",
+                            ev->occurred_at};
+        if (!p[0])
+            return 0;
+        return store_tx_exec(tx,
+                             "INSERT INTO role_policies (role, require_totp, updated_at) "
+                             "VALUES ($1, $2::boolean, $3::timestamptz) ON CONFLICT (role) DO UPDATE SET "
+                             "require_totp = EXCLUDED.require_totp, updated_at = EXCLUDED.updated_at",
+                             3, p);
+    }
     const char *name = json_string_value(json_object_get(ev->data, "name"));
     if (!name)
         return 0;
@@ -30,24 +42,29 @@ int project_role(struct store_tx *tx, const struct store_event *ev)
                            4, p);
     } else if (strcmp(ev->type, "role.updated") == 0) {
         const char *p[4] = {name, desc, perms_text, ev->occurred_at};
-        rc = store_tx_exec(tx,
-                           "UPDATE roles SET description = coalesce($2, description), "
-                           "permissions = CASE WHEN $3::jsonb IS NULL THEN permissions ELSE "
-                           "coalesce((SELECT array_agg(x ORDER BY o) FROM jsonb_array_elements_text($3::jsonb) "
-                           "WITH ORDINALITY AS a(x, o)), '{}') END, "
-                           "updated_at = $4::timestamptz WHERE name = $1",
-                           4, p);
+        rc = store_tx_exec(
+            tx,
+            "UPDATE roles SET description = coalesce($2, description), "
+            "permissions = CASE WHEN $3::jsonb IS NULL THEN permissions ELSE "
+            "coalesce((SELECT array_agg(x ORDER BY o) FROM jsonb_array_elements_text($3::jsonb) "
+            "WITH ORDINALITY AS a(x, o)), '{}') END, "
+            "updated_at = $4::timestamptz WHERE name = $1",
+            4, p);
     } else if (strcmp(ev->type, "role.deleted") == 0) {
         const char *p[1] = {name};
         rc = store_tx_exec(tx, "DELETE FROM roles WHERE name = $1", 1, p);
+        if (rc == 0)
+            rc = store_tx_exec(tx, "DELETE FROM role_policies WHERE role = $1", 1, p);
     }
     free(perms_text);
     return rc;
 }
 
-#define ROLE_JSON                                                                                          \
-    "json_build_object('name', name, 'description', description, 'permissions', array_to_json(permissions), " \
-    "'created_at', created_at, 'updated_at', updated_at)"
+#define ROLE_JSON                                                                                            \
+    "json_build_object('name', name, 'description', description, 'permissions', "                            \
+    "array_to_json(permissions), "                                                                           \
+    "'created_at', created_at, 'updated_at', updated_at, 'require_totp', "                                   \
+    "coalesce((SELECT p.require_totp FROM role_policies p WHERE p.role = roles.name), false))"
 
 static int one_json(struct store *st, struct store_stmt *q, int n, const char *const *p, json_t **out,
                     struct sb_err *err)

@@ -195,6 +195,7 @@ struct store_credential {
     json_t *user_node_labels;      /* owned; tokens: the owning user's current selector; NULL = all */
     json_t *role_permissions;      /* owned; a custom `role`'s permission names, NULL otherwise */
     json_t *user_role_permissions; /* owned; the same for `user_role` */
+    bool totp_setup_required;      /* sessions: the user's role needs 2FA and the user has none */
     int64_t expires_us;            /* 0 = never */
     int64_t last_seen_us;
 };
@@ -269,6 +270,55 @@ int store_roles_list(struct store *st, json_t **out, struct sb_err *err);
  * credentials to `hashes` (both may be NULL). */
 int store_role_usage(struct store *st, const char *name, int64_t *users, int64_t *tokens, json_t *user_ids,
                      json_t *hashes, struct sb_err *err);
+
+/* ---- two-factor authentication (store/totp.c) ---------------------------
+ * Credential tables, written beside their events (never in them): a user's
+ * TOTP secret as the caller sealed it, recovery code SHA-256s (hex), and
+ * the login challenges between password and code. Which roles must use
+ * 2FA is a projection of role.policy_set {role, require_totp}. */
+struct store_totp {
+    char *sealed_secret; /* owned (store_totp_release) */
+    bool confirmed;
+    int64_t last_counter; /* the last accepted TOTP time step */
+    char confirmed_at[32];
+    int64_t recovery_codes_left;
+};
+void store_totp_release(struct store_totp *t);
+/* SB_ENOTFOUND when the user has no (pending or confirmed) 2FA. */
+int store_totp_get(struct store *st, const char *user_id, struct store_totp *out, struct sb_err *err);
+/* Stores a pending secret (replacing a pending one, never a confirmed one)
+ * with `ev`. */
+int store_totp_begin(struct store *st, const struct event_new *ev, const char *user_id,
+                     const char *sealed_secret, struct sb_err *err);
+/* Confirms the pending secret at `counter` and replaces the recovery codes
+ * (a JSON array of sha256 hex) with `ev`. */
+int store_totp_confirm(struct store *st, const struct event_new *ev, const char *user_id, int64_t counter,
+                       json_t *code_hashes, struct sb_err *err);
+/* Accepts time step `counter` if it is after the last accepted one (one
+ * statement: a code is accepted once); SB_ECONFLICT otherwise. */
+int store_totp_use_counter(struct store *st, const char *user_id, int64_t counter, struct sb_err *err);
+/* Uses an unused recovery code; SB_ENOTFOUND when there is none such. */
+int store_recovery_code_use(struct store *st, const char *user_id, const char *code_sha256,
+                            struct sb_err *err);
+/* Removes a user's 2FA (secret and codes) with `ev`. */
+int store_totp_delete(struct store *st, const struct event_new *ev, const char *user_id, struct sb_err *err);
+
+struct store_challenge {
+    char id[37];
+    char user_id[37];
+    char username[64];
+};
+int store_challenge_insert(struct store *st, const struct event_new *ev, const char *id, const char *user_id,
+                           const char *token_sha256, const char *client_ip, int64_t expires_us,
+                           struct sb_err *err);
+/* A live challenge (unused, unexpired, under max_attempts, user enabled);
+ * SB_ENOTFOUND. */
+int store_challenge_get(struct store *st, const char *token_sha256, int max_attempts,
+                        struct store_challenge *out, struct sb_err *err);
+int store_challenge_fail(struct store *st, const char *id, struct sb_err *err);
+/* Marks it used; SB_ENOTFOUND when it was used (or expired) meanwhile. */
+int store_challenge_consume(struct store *st, const char *id, struct sb_err *err);
+int store_role_requires_totp(struct store *st, const char *role, bool *required, struct sb_err *err);
 
 /* ---- audit (store/audit.c) ----------------------------------------------- */
 struct store_audit_filter {
