@@ -24,6 +24,7 @@ struct jobs;
 struct auth;
 struct auth_signer;
 struct static_site;
+struct oidc;
 struct events_bus;
 
 /* Everything a handler can reach, built by `serve`. */
@@ -71,6 +72,12 @@ struct app {
 
     /* browser terminals and their recordings (terminal/, api/terminals.c) */
     struct terminals *terminals;
+
+    /* single sign-on (oidc/); NULL when not configured */
+    struct oidc *oidc;
+    const char *oidc_redirect_uri; /* NULL: from the request's Host */
+    bool password_login;           /* false: only SSO and the break-glass user */
+    const char *break_glass_user;
 };
 
 /* Whether the caller may see a node with these labels (a JSON object of
@@ -101,6 +108,18 @@ int api_fail(struct http_request *req, const struct sb_err *err);
  * `field` otherwise. */
 int api_role_perms(struct http_request *req, const char *role, const char *field, struct auth_perms *out,
                    struct sb_err *err);
+
+/* Opens a session for u after every factor passed (api/session.c): the
+ * session row and its auth.login event (factor: password, totp,
+ * recovery_code, oidc), the session cookie; the bearer token (>= 80 bytes,
+ * may be NULL) and CSRF token (65 bytes). */
+int api_session_open(struct http_request *req, const struct store_user *u, const char *factor,
+                     char token_out[80], char csrf[65], int64_t *expires_us, struct sb_err *err);
+
+/* A login challenge (sbc_…) for a user with 2FA whose first factor passed:
+ * POST /api/v1/auth/login/totp exchanges it with a code for the session. */
+int api_login_challenge_new(struct http_request *req, const struct store_user *u, char token[80],
+                            int64_t *expires_us, struct sb_err *err);
 
 /* The dashboard (api/dashboard.c). A route whose path a browser also opens
  * as a page (/g/<token>) answers with the app when the client asks for HTML. */

@@ -99,6 +99,9 @@ void api_recordings_list(struct http_request *req);
 void api_recording_get(struct http_request *req);
 void api_permissions_list(struct http_request *req);
 void api_login_totp(struct http_request *req);
+void api_oidc_info(struct http_request *req);
+void api_oidc_start(struct http_request *req);
+void api_oidc_callback(struct http_request *req);
 void api_totp_status(struct http_request *req);
 void api_totp_begin(struct http_request *req);
 void api_totp_confirm(struct http_request *req);
@@ -125,6 +128,12 @@ const struct http_route api_routes[] = {
     {"POST", "/api/v1/auth/login/totp", api_login_totp, HTTP_ROUTE_BODY, "public",
      "the second step of a login with 2FA: the password step's challenge and a 6-digit code (or a recovery "
      "code) for the session"},
+    {"GET", "/api/v1/auth/oidc", api_oidc_info, 0, "public",
+     "whether single sign-on is on, the provider's name, whether password login works"},
+    {"GET", "/api/v1/auth/oidc/start", api_oidc_start, 0, "public",
+     "begin single sign-on: 302 to the OpenID Connect provider (code flow with PKCE)"},
+    {"GET", "/api/v1/auth/oidc/callback", api_oidc_callback, 0, "public",
+     "the provider's redirect back: verifies the ID token, makes or updates the user, opens a session"},
     {"POST", "/api/v1/auth/logout", api_logout, 0, "authenticated", "end the current session"},
     {"GET", "/api/v1/auth/totp", api_totp_status, 0, "authenticated",
      "whether your 2FA is on, pending or required by your role"},

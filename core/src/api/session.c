@@ -10,6 +10,7 @@
 
 #include "../auth/auth.h"
 #include "../events/events.h"
+#include "../oidc/oidc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,9 @@ static int login_event(struct http_request *req, const char *user_id, const char
         json_object_set_new(data, "reason", json_string(reason));
     if (session_id)
         json_object_set_new(data, "session_id", json_string(session_id));
-    if (session && session->factor && strcmp(session->factor, "password") != 0)
+    if (session && session->factor && strcmp(session->factor, "oidc") == 0)
+        json_object_set_new(data, "method", json_string("oidc"));
+    else if (session && session->factor && strcmp(session->factor, "password") != 0)
         json_object_set_new(data, "second_factor", json_string(session->factor));
     struct event_new ev = {.stream = stream, .type = "auth.login", .data = data, .outcome = outcome};
     /* The actor of a successful login is the user; of a failed one, nobody
@@ -76,13 +79,12 @@ static void set_cookie(struct http_request *req, const char *token, int64_t max_
     http_add_header(req, "Set-Cookie", c);
 }
 
-/* Makes the session of a login that passed every factor, and answers it. */
-static void login_finish(struct http_request *req, const struct store_user *u, const char *factor)
+int api_session_open(struct http_request *req, const struct store_user *u, const char *factor,
+                     char token_out[80], char csrf[65], int64_t *expires_us, struct sb_err *err)
 {
     struct app *app = req->app;
     const struct auth_config *ac = auth_config(app->auth);
-    struct sb_err err = {0};
-    char token[80], token_hash[65], csrf[65], csrf_hash[65], session_id[37];
+    char token[80], token_hash[65], csrf_hash[65], session_id[37];
     auth_token_new("sbs_", token, sizeof token, token_hash);
     random_hex(csrf, 32);
     auth_token_sha256(csrf, csrf_hash);
@@ -94,9 +96,25 @@ static void login_finish(struct http_request *req, const struct store_user *u, c
                              .csrf_sha256 = csrf_hash,
                              .expires_us = expires,
                              .factor = factor};
-    int rc = login_event(req, u->id, u->username, "success", NULL, &ns, &err);
-    if (rc) {
-        sodium_memzero(token, sizeof token);
+    int rc = login_event(req, u->id, u->username, "success", NULL, &ns, err);
+    if (rc == 0)
+        set_cookie(req, token, ac->session_max_s);
+    if (expires_us)
+        *expires_us = expires;
+    if (token_out)
+        sb_strlcpy(token_out, rc == 0 ? token : "", 80);
+    sodium_memzero(token, sizeof token);
+    return rc;
+}
+
+/* Makes the session of a login that passed every factor, and answers it. */
+static void login_finish(struct http_request *req, const struct store_user *u, const char *factor)
+{
+    struct app *app = req->app;
+    struct sb_err err = {0};
+    char csrf[65], token[80];
+    int64_t expires = 0;
+    if (api_session_open(req, u, factor, token, csrf, &expires, &err)) {
         api_fail(req, &err);
         return;
     }
@@ -107,25 +125,24 @@ static void login_finish(struct http_request *req, const struct store_user *u, c
     store_totp_release(&totp);
     char exp_text[40];
     time_format_rfc3339(expires, exp_text, sizeof exp_text);
-    set_cookie(req, token, ac->session_max_s);
     json_t *o =
         json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}}", "token", token, "csrf_token", csrf, "expires_at",
                   exp_text, "user", "id", u->id, "username", u->username, "role", u->role);
+    sodium_memzero(token, sizeof token);
     if (setup_required)
         json_object_set_new(o, "totp_setup_required", json_true());
     http_reply_json(req, 200, o);
-    sodium_memzero(token, sizeof token);
 }
 
 /* The password was right and the user has 2FA: a challenge (sbc_…, five
  * minutes, a few attempts) that POST /api/v1/auth/login/totp exchanges with
  * a code for the session. */
-static void login_challenge(struct http_request *req, const struct store_user *u)
+int api_login_challenge_new(struct http_request *req, const struct store_user *u, char token[80],
+                            int64_t *expires_us, struct sb_err *err)
 {
     struct app *app = req->app;
-    struct sb_err err = {0};
-    char token[80], hash[65], id[37];
-    auth_token_new("sbc_", token, sizeof token, hash);
+    char hash[65], id[37];
+    auth_token_new("sbc_", token, 80, hash);
     uuid_v4(id);
     int64_t expires = time_now_us() + CHALLENGE_TTL_S * 1000000;
     char stream[64];
@@ -138,10 +155,21 @@ static void login_challenge(struct http_request *req, const struct store_user *u
     ev.actor.id = u->id;
     ev.actor.name = u->username;
     ev.actor.ip = req->client_ip;
-    int rc = store_challenge_insert(app->store, &ev, id, u->id, hash, req->client_ip, expires, &err);
+    int rc = store_challenge_insert(app->store, &ev, id, u->id, hash, req->client_ip, expires, err);
     json_decref(data);
-    if (rc) {
-        sodium_memzero(token, sizeof token);
+    if (rc)
+        sodium_memzero(token, 80);
+    if (expires_us)
+        *expires_us = expires;
+    return rc;
+}
+
+static void login_challenge(struct http_request *req, const struct store_user *u)
+{
+    struct sb_err err = {0};
+    char token[80];
+    int64_t expires = 0;
+    if (api_login_challenge_new(req, u, token, &expires, &err)) {
         api_fail(req, &err);
         return;
     }
@@ -171,6 +199,11 @@ void api_login(struct http_request *req)
     if (!password || !*password || strlen(password) > AUTH_PASSWORD_MAX) {
         sb_field_error(&err, "password", "password is required (at most %d characters)", AUTH_PASSWORD_MAX);
         api_fail(req, &err);
+        return;
+    }
+    if (!app->password_login && (!app->break_glass_user || strcmp(username, app->break_glass_user) != 0)) {
+        http_reply_error(req, 403, "forbidden", "password login is off here: sign in with %s",
+                         app->oidc ? oidc_name(app->oidc) : "single sign-on");
         return;
     }
     bool name_ok = auth_username_valid(username, NULL) == 0;

@@ -34,8 +34,8 @@ static const struct api_caller *session_user(struct http_request *req)
     return me;
 }
 
-static struct event_new user_event(struct http_request *req, const char *user_id, const char *type, json_t *data,
-                                   char *stream)
+static struct event_new user_event(struct http_request *req, const char *user_id, const char *type,
+                                   json_t *data, char *stream)
 {
     snprintf(stream, 96, "user/%s", user_id);
     struct event_new ev = {.stream = stream, .type = type, .data = data, .outcome = "success"};
@@ -68,7 +68,8 @@ static int verify(struct http_request *req, const char *user_id, const struct st
     buf_init(&secret, 256);
     int rc = crypto_open(&app->master_key, t->sealed_secret, &secret, NULL);
     if (rc == 0)
-        rc = auth_totp_check((const uint8_t *)secret.data, secret.len, code, time_now_us() / 1000000, counter);
+        rc =
+            auth_totp_check((const uint8_t *)secret.data, secret.len, code, time_now_us() / 1000000, counter);
     crypto_buf_wipe(&secret);
     buf_release(&secret);
     if (rc == 0 && *counter <= t->last_counter)
@@ -99,8 +100,8 @@ static json_t *status_json(struct app *app, const struct api_caller *me)
     int rc = store_totp_get(app->store, me->user_id, &t, NULL);
     bool required = false;
     (void)store_role_requires_totp(app->store, me->role, &required, NULL);
-    json_t *o = json_pack("{s:b, s:b, s:b}", "enabled", rc == 0 && t.confirmed, "pending", rc == 0 && !t.confirmed,
-                          "required", required);
+    json_t *o = json_pack("{s:b, s:b, s:b}", "enabled", rc == 0 && t.confirmed, "pending",
+                          rc == 0 && !t.confirmed, "required", required);
     if (rc == 0 && t.confirmed) {
         json_object_set_new(o, "confirmed_at", json_string(t.confirmed_at));
         json_object_set_new(o, "recovery_codes_left", json_integer(t.recovery_codes_left));
@@ -132,7 +133,8 @@ void api_totp_begin(struct http_request *req)
         return;
     }
     if (on) {
-        http_reply_error(req, 409, "conflict", "2FA is already on: turn it off first to enroll another device");
+        http_reply_error(req, 409, "conflict",
+                         "2FA is already on: turn it off first to enroll another device");
         return;
     }
     uint8_t secret[AUTH_TOTP_SECRET_BYTES];
@@ -159,8 +161,8 @@ void api_totp_begin(struct http_request *req)
     buf_init(&uri, 1024);
     auth_totp_uri(ISSUER, me->name, b32, &uri);
     http_reply_json(req, 201,
-                    json_pack("{s:s, s:s%, s:s, s:i, s:i, s:s}", "secret", b32, "otpauth_uri", uri.data, uri.len,
-                              "algorithm", "SHA1", "digits", AUTH_TOTP_DIGITS, "period", 30, "next",
+                    json_pack("{s:s, s:s%, s:s, s:i, s:i, s:s}", "secret", b32, "otpauth_uri", uri.data,
+                              uri.len, "algorithm", "SHA1", "digits", AUTH_TOTP_DIGITS, "period", 30, "next",
                               "POST /api/v1/auth/totp/confirm {code}"));
     sodium_memzero(b32, sizeof b32);
     sodium_memzero(uri.data, uri.len);
@@ -201,7 +203,8 @@ void api_totp_confirm(struct http_request *req)
         store_totp_release(&t);
         if (rc == SB_ENOTFOUND || rc == 0)
             http_reply_error(req, 409, "conflict",
-                             rc ? "no enrollment in progress: POST /api/v1/auth/totp first" : "2FA is already on");
+                             rc ? "no enrollment in progress: POST /api/v1/auth/totp first"
+                                : "2FA is already on");
         else
             api_fail(req, &err);
         return;
@@ -258,7 +261,8 @@ void api_totp_disable(struct http_request *req)
         return;
     }
     if (required) {
-        http_reply_error(req, 409, "conflict", "your role (%s) requires 2FA: an admin can reset it", me->role);
+        http_reply_error(req, 409, "conflict", "your role (%s) requires 2FA: an admin can reset it",
+                         me->role);
         return;
     }
     struct store_totp t = {0};

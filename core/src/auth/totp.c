@@ -67,8 +67,8 @@ int auth_totp_check(const uint8_t *secret, size_t len, const char *code, int64_t
         return SB_EINVAL;
     int pos = 0;
     uint64_t ctr = 0;
-    int rc = oath_totp_validate4((const char *)secret, len, (time_t)now_s, TOTP_STEP_S, 0, TOTP_WINDOW, &pos, &ctr,
-                                 0, code);
+    int rc = oath_totp_validate4((const char *)secret, len, (time_t)now_s, TOTP_STEP_S, 0, TOTP_WINDOW, &pos,
+                                 &ctr, 0, code);
     if (rc < 0)
         return SB_EAUTH;
     *counter = (int64_t)ctr;
@@ -84,8 +84,8 @@ void auth_totp_uri(const char *issuer, const char *account, const char *base32, 
     buf_append(out, "otpauth://totp/", 15);
     for (int k = 0; k < 2; k++) {
         for (const unsigned char *c = (const unsigned char *)parts[k]; *c; c++) {
-            if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
-                *c == '_' || *c == '-')
+            if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                *c == '.' || *c == '_' || *c == '-')
                 buf_putc(out, (char)*c);
             else
                 buf_printf(out, "%%%c%c", hex[*c >> 4], hex[*c & 15]);

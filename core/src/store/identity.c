@@ -476,3 +476,22 @@ int store_guest_revoke(struct store *st, const struct event_new *ev, const char 
         "UPDATE guest_links SET revoked_at = now() WHERE id = $1::uuid AND revoked_at IS NULL", 1, p};
     return store_append_with(st, ev, &w, NULL, err);
 }
+
+int store_user_created_data(struct store *st, const char *user_id, json_t **data, struct sb_err *err)
+{
+    static struct store_stmt q =
+        STORE_STMT("SELECT data::text FROM events WHERE stream = 'user/' || $1 AND type = 'user.created' "
+                   "AND outcome = 'success' ORDER BY seq LIMIT 1");
+    *data = NULL;
+    const char *p[1] = {user_id};
+    PGresult *r = run(st, &q, 1, p, err);
+    if (!r)
+        return err ? err->code : SB_EINTERNAL;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return sb_error(err, SB_ENOTFOUND, "no such user");
+    }
+    *data = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    PQclear(r);
+    return *data ? 0 : sb_error(err, SB_EINTERNAL, "unreadable event");
+}

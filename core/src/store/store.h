@@ -172,6 +172,9 @@ int store_user_count(struct store *st, int64_t *n, struct sb_err *err);
 int store_user_by_name(struct store *st, const char *username, struct store_user *u, char *password_hash,
                        size_t hash_len, struct sb_err *err);
 int store_user_by_id(struct store *st, const char *id, struct store_user *u, struct sb_err *err);
+/* The data of the user.created event of a user (caller owns it): how and
+ * by whom it was made (e.g. single sign-on's subject). SB_ENOTFOUND. */
+int store_user_created_data(struct store *st, const char *user_id, json_t **data, struct sb_err *err);
 /* A JSON array of users (caller owns it). */
 int store_users_list(struct store *st, json_t **out, struct sb_err *err);
 /* Stores a user's password hash and appends `ev` (user.created,

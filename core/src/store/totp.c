@@ -60,8 +60,8 @@ int store_totp_get(struct store *st, const char *user_id, struct store_totp *out
     return out->sealed_secret ? 0 : sb_error(err, SB_ENOMEM, "out of memory");
 }
 
-int store_totp_begin(struct store *st, const struct event_new *ev, const char *user_id, const char *sealed_secret,
-                     struct sb_err *err)
+int store_totp_begin(struct store *st, const struct event_new *ev, const char *user_id,
+                     const char *sealed_secret, struct sb_err *err)
 {
     const char *p[2] = {user_id, sealed_secret};
     struct store_side_write w = {
@@ -87,7 +87,8 @@ int store_totp_confirm(struct store *st, const struct event_new *ev, const char 
     const char *p[3] = {user_id, ctr, arr.data};
     struct store_side_write w = {
         "WITH t AS (UPDATE user_totp SET confirmed_at = now(), last_counter = $2::bigint "
-        "  WHERE user_id = $1::uuid AND confirmed_at IS NULL AND last_counter < $2::bigint RETURNING user_id), "
+        "  WHERE user_id = $1::uuid AND confirmed_at IS NULL AND last_counter < $2::bigint RETURNING "
+        "user_id), "
         "d AS (DELETE FROM user_recovery_codes WHERE user_id = $1::uuid) "
         "INSERT INTO user_recovery_codes (user_id, code_sha256) "
         "SELECT t.user_id, decode(c, 'hex') FROM t, unnest($3::text[]) AS c",
@@ -111,12 +112,13 @@ int store_totp_use_counter(struct store *st, const char *user_id, int64_t counte
     return rc == SB_ENOTFOUND ? sb_error(err, SB_ECONFLICT, "code already used") : rc;
 }
 
-int store_recovery_code_use(struct store *st, const char *user_id, const char *code_sha256, struct sb_err *err)
+int store_recovery_code_use(struct store *st, const char *user_id, const char *code_sha256,
+                            struct sb_err *err)
 {
-    static struct store_stmt q =
-        STORE_STMT("UPDATE user_recovery_codes SET used_at = now() WHERE user_id = $1::uuid "
-                   "AND code_sha256 = decode($2, 'hex') AND used_at IS NULL "
-                   "AND EXISTS (SELECT 1 FROM user_totp t WHERE t.user_id = $1::uuid AND t.confirmed_at IS NOT NULL)");
+    static struct store_stmt q = STORE_STMT(
+        "UPDATE user_recovery_codes SET used_at = now() WHERE user_id = $1::uuid "
+        "AND code_sha256 = decode($2, 'hex') AND used_at IS NULL "
+        "AND EXISTS (SELECT 1 FROM user_totp t WHERE t.user_id = $1::uuid AND t.confirmed_at IS NOT NULL)");
     const char *p[2] = {user_id, code_sha256};
     return run_rows(st, &q, 2, p, err);
 }
@@ -144,8 +146,8 @@ int store_challenge_insert(struct store *st, const struct event_new *ev, const c
     return store_append_with(st, ev, &w, NULL, err);
 }
 
-int store_challenge_get(struct store *st, const char *token_sha256, int max_attempts, struct store_challenge *out,
-                        struct sb_err *err)
+int store_challenge_get(struct store *st, const char *token_sha256, int max_attempts,
+                        struct store_challenge *out, struct sb_err *err)
 {
     static struct store_stmt q = STORE_STMT(
         "SELECT c.id, c.user_id, u.username FROM login_challenges c JOIN users u ON u.id = c.user_id "
@@ -171,15 +173,16 @@ int store_challenge_get(struct store *st, const char *token_sha256, int max_atte
 
 int store_challenge_fail(struct store *st, const char *id, struct sb_err *err)
 {
-    static struct store_stmt q = STORE_STMT("UPDATE login_challenges SET attempts = attempts + 1 WHERE id = $1::uuid");
+    static struct store_stmt q =
+        STORE_STMT("UPDATE login_challenges SET attempts = attempts + 1 WHERE id = $1::uuid");
     const char *p[1] = {id};
     return run_rows(st, &q, 1, p, err);
 }
 
 int store_challenge_consume(struct store *st, const char *id, struct sb_err *err)
 {
-    static struct store_stmt q = STORE_STMT(
-        "UPDATE login_challenges SET used_at = now() WHERE id = $1::uuid AND used_at IS NULL AND expires_at > now()");
+    static struct store_stmt q = STORE_STMT("UPDATE login_challenges SET used_at = now() WHERE id = $1::uuid "
+                                            "AND used_at IS NULL AND expires_at > now()");
     const char *p[1] = {id};
     return run_rows(st, &q, 1, p, err);
 }

@@ -33,6 +33,24 @@ export function render(root, { onLoggedIn }) {
   document.title = 'Log in · Serverbox';
   user.focus();
 
+  // Single sign-on: the core's callback sends the browser back here with
+  // the session's CSRF token (#sso=…) or the reason it refused (#sso_error=…).
+  const frag = new URLSearchParams(location.hash.slice(1));
+  if (frag.has('sso') || frag.has('sso_error') || frag.has('totp')) history.replaceState(null, '', '/login');
+  if (frag.has('totp')) return secondStep({ challenge: frag.get('totp') });
+  if (frag.has('sso')) {
+    session.csrf = frag.get('sso');
+    onLoggedIn({});
+    return;
+  }
+  if (frag.has('sso_error')) clear(msg, h('div', { class: 'alert alert-error', role: 'alert', id: 'sso-error' }, frag.get('sso_error')));
+  api('GET', '/api/v1/auth/oidc').then((o) => {
+    if (!o?.enabled) return;
+    const sso = h('a', { class: 'btn wide', id: 'sso-login', href: o.start }, `Sign in with ${o.name}`);
+    form.append(h('p', { class: 'muted center-text' }, 'or'), sso);
+    if (!o.password_login) msg.append(h('p', { class: 'muted', id: 'password-login-off' }, 'Password login is off here; only the break-glass account may use it.'));
+  }).catch(() => { /* no SSO offered */ });
+
   // With 2FA the password step answers a challenge: a code from the app (or
   // a recovery code) exchanges it for the session.
   function secondStep(first) {
