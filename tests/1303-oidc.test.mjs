@@ -21,7 +21,7 @@ const MAPPING = JSON.stringify({ claim: 'groups', rules: [{ match: 'sbx-admins',
 before(async () => {
   db = createDatabase('oidc');
   fake = await startFakeIdp({ port: await freePort(), clientId: 'sbx-fake' });
-  fakeCore = await startCore({ db, env: { SERVERBOX_OIDC_ISSUER: fake.issuer, SERVERBOX_OIDC_CLIENT_ID: 'sbx-fake', SERVERBOX_OIDC_CLIENT_SECRET: 'fake-secret', SERVERBOX_OIDC_MAPPING: MAPPING, SERVERBOX_LOGIN_IP_LIMIT: '1000' } });
+  fakeCore = await startCore({ db, env: { SERVERBOX_DASHBOARD_DIR: join(ROOT, 'dashboard'), SERVERBOX_OIDC_ISSUER: fake.issuer, SERVERBOX_OIDC_CLIENT_ID: 'sbx-fake', SERVERBOX_OIDC_CLIENT_SECRET: 'fake-secret', SERVERBOX_OIDC_MAPPING: MAPPING, SERVERBOX_LOGIN_IP_LIMIT: '1000' } });
   const idpPort = await freePort();
   const db2 = createDatabase('oidcreal');
   core = await startCore({ db: db2, env: {
@@ -143,6 +143,21 @@ test('"Sign in with" the local provider in a browser creates the user with the m
   await screenshot(page, '1303-signed-in');
   const login = JSON.parse(core.db.sql("SELECT body FROM events WHERE type = 'auth.login' AND outcome = 'success' ORDER BY seq DESC LIMIT 1"));
   assert.equal(login.data.method, 'oidc');
+  assert.deepEqual(problems, []);
+});
+
+test('in the browser, a refused ID token comes back to the login page with its reason', async () => {
+  const { page, problems } = br;
+  for (const [kind, why] of [['expired', /expired/], ['wrongAudience', /another audience/], ['badSignature', /signature does not verify/]]) {
+    fake.state.mint = kind;
+    await page.goto(`${fakeCore.base}/login`);
+    await page.locator('#sso-login').click();
+    const alert = page.locator('#sso-error');
+    await alert.waitFor();
+    assert.match(await alert.textContent(), why, kind);
+    assert.equal(new URL(page.url()).hash, '');
+  }
+  await screenshot(page, '1303-sso-refused');
   assert.deepEqual(problems, []);
 });
 
