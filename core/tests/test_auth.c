@@ -46,6 +46,95 @@ static void test_roles(void **state)
     assert_int_equal(auth_scope_bit("view:everything"), 0);
 }
 
+static void test_custom_roles(void **state)
+{
+    (void)state;
+    struct sb_err err = {0};
+    assert_int_equal(auth_role_name_valid("log-reader_2", "name", &err), 0);
+    assert_int_not_equal(auth_role_name_valid("admin", "name", &err), 0);
+    assert_int_not_equal(auth_role_name_valid("guest", "name", &err), 0);
+    assert_int_not_equal(auth_role_name_valid("2fa", "name", &err), 0);
+    assert_int_not_equal(auth_role_name_valid("", "name", &err), 0);
+    assert_int_not_equal(auth_role_name_valid("abcdefghijklmnopqrstuvwxyzabcdefg", "name", &err), 0);
+    assert_true(auth_permission_assignable("logs:read"));
+    assert_false(auth_permission_assignable("public"));
+    assert_false(auth_permission_assignable("authenticated"));
+    assert_false(auth_permission_assignable("logs:write"));
+
+    json_t *names = json_pack("[s, s, s]", "containers:read", "logs:read", "bogus:x");
+    struct auth_perms lr, viewer, op, none;
+    auth_perms_custom(names, &lr);
+    auth_perms_builtin("viewer", 0, &viewer);
+    auth_perms_builtin("operator", 0, &op);
+    auth_perms_custom(NULL, &none);
+    assert_true(auth_perms_has(&lr, "logs:read"));
+    assert_true(auth_perms_has(&lr, "authenticated"));
+    assert_true(auth_perms_has(&lr, "self:read"));
+    assert_false(auth_perms_has(&lr, "images:read"));
+    assert_false(auth_perms_has(&none, "authenticated"));
+    assert_true(auth_perms_within(&lr, &viewer));
+    assert_false(auth_perms_within(&viewer, &lr));
+    assert_true(auth_perms_within(&viewer, &op));
+    json_t *list = auth_perms_names(&lr);
+    assert_int_equal(json_array_size(list), 4);
+    json_decref(list);
+
+    struct api_caller c = {.role = "lr"};
+    c.perms = lr;
+    assert_true(auth_caller_allows(&c, "containers:read"));
+    assert_true(auth_caller_allows(&c, "public"));
+    assert_false(auth_caller_allows(&c, "containers:operate"));
+    assert_false(auth_caller_allows(&c, "nope:x"));
+    auth_perms_and(&c.perms, &none);
+    assert_false(auth_caller_allows(&c, "containers:read"));
+    json_decref(names);
+
+    json_t *cat = auth_permission_catalog();
+    assert_true(json_array_size(cat) > 30);
+    json_decref(cat);
+}
+
+static void test_totp(void **state)
+{
+    (void)state;
+    /* RFC 6238 appendix B, SHA-1 (the last 6 of the 8 digits). */
+    const uint8_t *key = (const uint8_t *)"12345678901234567890";
+    int64_t ctr = 0;
+    assert_int_equal(auth_totp_check(key, 20, "287082", 59, &ctr), 0);
+    assert_int_equal(ctr, 1);
+    assert_int_equal(auth_totp_check(key, 20, "081804", 1111111109, &ctr), 0);
+    assert_int_equal(ctr, 37037036);
+    /* one step of drift either way, not two */
+    assert_int_equal(auth_totp_check(key, 20, "081804", 1111111109 + 30, &ctr), 0);
+    assert_int_equal(ctr, 37037036);
+    assert_int_equal(auth_totp_check(key, 20, "081804", 1111111109 + 70, &ctr), SB_EAUTH);
+    /* exactly six digits */
+    assert_int_equal(auth_totp_check(key, 20, "07081804", 1111111109, &ctr), SB_EINVAL);
+    assert_int_equal(auth_totp_check(key, 20, "81804", 1111111109, &ctr), SB_EINVAL);
+    assert_int_equal(auth_totp_check(key, 20, "08180a", 1111111109, &ctr), SB_EINVAL);
+    assert_int_equal(auth_totp_check(key, 20, "081805", 1111111109, &ctr), SB_EAUTH);
+
+    char b32[64];
+    struct sb_err err = {0};
+    assert_int_equal(auth_totp_base32(key, 20, b32, sizeof b32, &err), 0);
+    assert_string_equal(b32, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+    struct buf uri;
+    buf_init(&uri, 256);
+    auth_totp_uri("Serverbox", "ann.b", b32, &uri);
+    assert_string_equal(uri.data, "otpauth://totp/Serverbox%3Aann.b?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+                                  "&issuer=Serverbox&algorithm=SHA1&digits=6&period=30");
+    buf_release(&uri);
+
+    char code[AUTH_RECOVERY_CODE_LEN + 1], h1[65], h2[65];
+    auth_recovery_code_new(code, h1);
+    assert_int_equal(strlen(code), AUTH_RECOVERY_CODE_LEN);
+    for (char *c = code; *c; c++)
+        if (*c >= 'a' && *c <= 'z')
+            *c = (char)(*c - 'a' + 'A');
+    auth_recovery_code_hash(code, h2);
+    assert_string_equal(h1, h2);
+}
+
 static void noop(struct http_request *req)
 {
     (void)req;
@@ -112,11 +201,10 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roles),
-        cmocka_unit_test(test_route_check),
-        cmocka_unit_test(test_names_and_passwords),
-        cmocka_unit_test(test_tokens),
-        cmocka_unit_test(test_checkpoint_message),
+        cmocka_unit_test(test_roles),       cmocka_unit_test(test_custom_roles),
+        cmocka_unit_test(test_route_check), cmocka_unit_test(test_names_and_passwords),
+        cmocka_unit_test(test_tokens),      cmocka_unit_test(test_checkpoint_message),
+        cmocka_unit_test(test_totp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,8 @@ import * as nodes from './pages/nodes.js';
 import * as stacks from './pages/stacks.js';
 import * as terminal from './pages/terminal.js';
 import * as recordings from './pages/recordings.js';
+import * as settingsSecurity from './pages/settings-security.js';
+import * as roles from './pages/roles.js';
 
 // path, label, the permission that shows it, the page module.
 const PAGES = [
@@ -29,6 +31,8 @@ const PAGES = [
   { path: '/users', label: 'Users', perm: 'users:admin', mod: users },
   { path: '/tokens', label: 'API tokens', perm: 'tokens:manage', mod: tokens },
   { path: '/guest-links', label: 'Guest links', perm: 'guest_links:admin', mod: guestLinks },
+  { path: '/roles', label: 'Roles', perm: 'users:admin', mod: roles },
+  { path: '/settings/security', label: 'Security', perm: 'authenticated', mod: settingsSecurity },
 ];
 
 const root = document.getElementById('app');
@@ -119,7 +123,7 @@ async function route() {
   if (!ctx) {
     try {
       const me = await api('GET', '/api/v1/me');
-      ctx = { me, can, navigate };
+      ctx = { me, can, navigate, refresh: () => { ctx = null; route(); } };
       startLive();
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) return navigate('/login', { replace: true });
@@ -127,8 +131,10 @@ async function route() {
       return;
     }
   }
-  const pages = PAGES.filter((p) => can(p.perm));
+  // A role that requires 2FA the user has not set up: only that, until they do.
+  const pages = PAGES.filter((p) => can(p.perm) && (!ctx.me.totp_setup_required || p.mod === settingsSecurity));
   const page = pages.find((p) => path === p.path || path.startsWith(`${p.path}/`));
+  if (!page && ctx.me.totp_setup_required) return navigate('/settings/security', { replace: true });
   if (!page) return navigate('/overview', { replace: true });
   const main = shell(pages, page);
   document.title = `${page.label} · Serverbox`;

@@ -40,6 +40,24 @@ int api_check_node_labels(json_t *labels, struct sb_err *err);
 /* Replies with err mapped to its status; always returns -1. */
 int api_fail(struct http_request *req, const struct sb_err *err);
 
+/* The permissions of a role a user or token may be given (api/roles.c): a
+ * built-in one but guest, or a custom role that exists. SB_EINVAL naming
+ * `field` otherwise. */
+int api_role_perms(struct http_request *req, const char *role, const char *field, struct auth_perms *out,
+                   struct sb_err *err);
+
+/* Opens a session for u after every factor passed (api/session.c): the
+ * session row and its auth.login event (factor: password, totp,
+ * recovery_code, oidc), the session cookie; the bearer token (>= 80 bytes,
+ * may be NULL) and CSRF token (65 bytes). */
+int api_session_open(struct http_request *req, const struct store_user *u, const char *factor,
+                     char token_out[80], char csrf[65], int64_t *expires_us, struct sb_err *err);
+
+/* A login challenge (sbc_…) for a user with 2FA whose first factor passed:
+ * POST /api/v1/auth/login/totp exchanges it with a code for the session. */
+int api_login_challenge_new(struct http_request *req, const struct store_user *u, char token[80],
+                            int64_t *expires_us, struct sb_err *err);
+
 /* The dashboard (api/dashboard.c). A route whose path a browser also opens
  * as a page (/g/<token>) answers with the app when the client asks for HTML. */
 bool api_dashboard_wants_page(const struct http_request *req);

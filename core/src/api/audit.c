@@ -191,7 +191,7 @@ void api_audit_checkpoint_get(struct http_request *req)
     /* Read-only callers (viewers, guests) never write: they get the latest
      * stored checkpoint, or one signed for them and not stored. */
     const struct api_caller *c = req->user;
-    bool keep = c && auth_allows(c->role, c->scopes, "audit:checkpoint");
+    bool keep = c && auth_caller_allows(c, "audit:checkpoint");
     if (checkpoint_make(app, &cp, keep, &err)) {
         api_fail(req, &err);
         return;

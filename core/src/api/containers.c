@@ -38,7 +38,7 @@
 static bool may_operate(const struct http_request *req)
 {
     const struct api_caller *c = req->user;
-    return c && auth_allows(c->role, c->scopes, "containers:operate");
+    return c && auth_caller_allows(c, "containers:operate");
 }
 
 bool api_docker_ref_ok(const char *s, size_t max)

@@ -2,7 +2,7 @@
  * The guard: every non-public route passes here before its handler. One
  * place decides who the caller is (Authorization: Bearer, or the session
  * cookie with X-CSRF-Token for mutations) and whether the route's declared
- * permission is theirs (auth_allows over the RBAC table). Denials (401, 403,
+ * permission is theirs (auth_caller_allows over the RBAC table). Denials (401, 403,
  * 429) and guest requests are audited through the windowed summarizer
  * (audit/audit.h): every one is counted, the first few per key and window
  * are events of their own, the rest end up in one summary event.
@@ -235,7 +235,7 @@ int api_guard(struct http_request *req)
                         "a cookie-authenticated change needs a valid X-CSRF-Token header", "csrf",
                         KEY_CREDENTIAL_FAMILY, 3);
     }
-    if (!auth_allows(caller->role, caller->scopes, perm))
+    if (!auth_caller_allows(caller, perm))
         return deny(req, 403, "forbidden", "this credential does not allow that", "permission",
                     KEY_CREDENTIAL_FAMILY, 3);
     if (strcmp(caller->kind, "guest") == 0 && guest_audited(req->route))
@@ -260,7 +260,7 @@ int api_fast_guard(struct http_request *req)
     if (auth_resolve_cached(app->auth, token, &caller))
         return 0;
     /* A guest request that is audited takes the worker path. */
-    if (!auth_allows(caller->role, caller->scopes, perm) ||
+    if (!auth_caller_allows(caller, perm) ||
         (strcmp(caller->kind, "guest") == 0 && guest_audited(req->route))) {
         api_caller_free(caller);
         return 0;

@@ -91,7 +91,7 @@ static int check_engine_allowed(struct http_request *req, json_t *docker, json_t
     if (have && strcmp(have, "local") == 0)
         return 0; /* unchanged */
     const struct api_caller *c = req->user;
-    if (c && auth_allows(c->role, c->scopes, "nodes:local_engine"))
+    if (c && auth_caller_allows(c, "nodes:local_engine"))
         return 0;
     http_reply_error(req, 403, "forbidden",
                      "only an admin may point a node at the core's local Docker engine (docker: \"local\")");
@@ -168,7 +168,7 @@ static const char *const PUBLIC_FIELDS[] = {"id",
 static bool sees_connection(const struct http_request *req)
 {
     const struct api_caller *c = req->user;
-    return c && auth_allows(c->role, c->scopes, "nodes:connection");
+    return c && auth_caller_allows(c, "nodes:connection");
 }
 
 static void node_without_connection(const struct http_request *req, json_t *node)

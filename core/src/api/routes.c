@@ -97,6 +97,22 @@ void api_terminal_resize(struct http_request *req);
 void api_terminal_close(struct http_request *req);
 void api_recordings_list(struct http_request *req);
 void api_recording_get(struct http_request *req);
+void api_permissions_list(struct http_request *req);
+void api_login_totp(struct http_request *req);
+void api_oidc_info(struct http_request *req);
+void api_oidc_start(struct http_request *req);
+void api_oidc_callback(struct http_request *req);
+void api_totp_status(struct http_request *req);
+void api_totp_begin(struct http_request *req);
+void api_totp_confirm(struct http_request *req);
+void api_totp_disable(struct http_request *req);
+void api_user_totp_reset(struct http_request *req);
+void api_role_policy_set(struct http_request *req);
+void api_roles_list(struct http_request *req);
+void api_role_create(struct http_request *req);
+void api_role_get(struct http_request *req);
+void api_role_update(struct http_request *req);
+void api_role_delete(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
@@ -109,7 +125,24 @@ const struct http_route api_routes[] = {
      "write a marker (deploy started, maintenance) into the audit log"},
     {"POST", "/api/v1/auth/login", api_login, HTTP_ROUTE_BODY, "public",
      "exchange a username and password for a session token and cookie"},
+    {"POST", "/api/v1/auth/login/totp", api_login_totp, HTTP_ROUTE_BODY, "public",
+     "the second step of a login with 2FA: the password step's challenge and a 6-digit code (or a recovery "
+     "code) for the session"},
+    {"GET", "/api/v1/auth/oidc", api_oidc_info, 0, "public",
+     "whether single sign-on is on, the provider's name, whether password login works"},
+    {"GET", "/api/v1/auth/oidc/start", api_oidc_start, 0, "public",
+     "begin single sign-on: 302 to the OpenID Connect provider (code flow with PKCE)"},
+    {"GET", "/api/v1/auth/oidc/callback", api_oidc_callback, 0, "public",
+     "the provider's redirect back: verifies the ID token, makes or updates the user, opens a session"},
     {"POST", "/api/v1/auth/logout", api_logout, 0, "authenticated", "end the current session"},
+    {"GET", "/api/v1/auth/totp", api_totp_status, 0, "authenticated",
+     "whether your 2FA is on, pending or required by your role"},
+    {"POST", "/api/v1/auth/totp", api_totp_begin, 0, "authenticated",
+     "begin 2FA enrollment: a new TOTP secret and its otpauth:// URI (shown once)"},
+    {"POST", "/api/v1/auth/totp/confirm", api_totp_confirm, HTTP_ROUTE_BODY, "authenticated",
+     "turn 2FA on with a code from the app; answers the ten recovery codes (shown once)"},
+    {"POST", "/api/v1/auth/totp/disable", api_totp_disable, HTTP_ROUTE_BODY, "authenticated",
+     "turn your 2FA off with a code or recovery code (not when your role requires it)"},
     {"POST", "/api/v1/auth/password", api_password_change, HTTP_ROUTE_BODY, "authenticated",
      "change your own password (ends your other sessions)"},
     {"GET", "/api/v1/me", api_me, HTTP_ROUTE_INLINE_IF_ADMITTED, "self:read",
@@ -122,6 +155,8 @@ const struct http_route api_routes[] = {
      "change a user's role, labels or password, or disable them"},
     {"DELETE", "/api/v1/users/{id}", api_user_delete, 0, "users:admin",
      "delete a user and revoke their credentials"},
+    {"DELETE", "/api/v1/users/{id}/totp", api_user_totp_reset, 0, "users:admin",
+     "reset a user's 2FA (they can log in with their password and enroll again)"},
     {"GET", "/api/v1/tokens", api_tokens_list, 0, "tokens:manage", "list API tokens (never their secrets)"},
     {"POST", "/api/v1/tokens", api_token_create, HTTP_ROUTE_BODY, "tokens:manage",
      "create an API token; the secret is shown once"},
@@ -264,6 +299,18 @@ const struct http_route api_routes[] = {
      "terminal recordings on the nodes in the caller's scope, newest first (?node= &limit=)"},
     {"GET", "/api/v1/recordings/{id}", api_recording_get, 0, "recordings:replay",
      "download a terminal recording (asciicast v2)"},
+    {"GET", "/api/v1/permissions", api_permissions_list, 0, "roles:read",
+     "the permissions a custom role may hold, with what each allows and the routes that need it"},
+    {"GET", "/api/v1/roles", api_roles_list, 0, "roles:read", "the built-in and custom roles"},
+    {"POST", "/api/v1/roles", api_role_create, HTTP_ROUTE_BODY, "users:admin",
+     "define a custom role: a name and a set of permissions"},
+    {"GET", "/api/v1/roles/{name}", api_role_get, 0, "roles:read", "one role and its permissions"},
+    {"PATCH", "/api/v1/roles/{name}", api_role_update, HTTP_ROUTE_BODY, "users:admin",
+     "change a custom role's description or permissions (built-in roles cannot be changed)"},
+    {"DELETE", "/api/v1/roles/{name}", api_role_delete, 0, "users:admin",
+     "delete a custom role that no user or live token holds"},
+    {"PUT", "/api/v1/roles/{name}/policy", api_role_policy_set, HTTP_ROUTE_BODY, "users:admin",
+     "require 2FA for a role's users (built-in or custom): until they enroll, their sessions may only do so"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},

@@ -49,12 +49,13 @@ void api_token_create(struct http_request *req)
     const char *role = role_v ? json_string_value(role_v) : me->role;
     json_t *expires_in = json_object_get(req->json, "expires_in");
     json_t *labels = json_object_get(req->json, "node_labels");
+    struct auth_perms role_perms;
     if (!name || !*name || strlen(name) > 100 || !printable(name))
         sb_field_error(&err, "name", "name is required: 1 to 100 printable characters");
-    else if (!auth_role_valid(role))
-        sb_field_error(&err, "role", "role must be admin, operator or viewer");
-    else if (!auth_role_within(role, me->role))
-        sb_field_error(&err, "role", "a token cannot have a higher role than its creator (%s)", me->role);
+    else if (api_role_perms(req, role, "role", &role_perms, &err)) {
+        /* named by the check */
+    } else if (!auth_perms_within(&role_perms, &me->perms))
+        sb_field_error(&err, "role", "a token cannot hold more than its creator (%s)", me->role);
     else if (expires_in && !json_is_null(expires_in) &&
              (!json_is_integer(expires_in) || json_integer_value(expires_in) < 1 ||
               json_integer_value(expires_in) > EXPIRES_MAX_S))
@@ -114,7 +115,7 @@ void api_tokens_list(struct http_request *req)
     const struct api_caller *me = req->user;
     struct sb_err err = {0};
     json_t *list = NULL;
-    bool all = auth_allows(me->role, me->scopes, "users:admin");
+    bool all = auth_caller_allows(me, "users:admin");
     if (store_tokens_list(app->store, all ? NULL : me->user_id, &list, &err)) {
         api_fail(req, &err);
         return;
@@ -128,7 +129,7 @@ void api_token_revoke(struct http_request *req)
     const struct api_caller *me = req->user;
     struct sb_err err = {0};
     const char *id = http_param(req, "id");
-    bool all = auth_allows(me->role, me->scopes, "users:admin");
+    bool all = auth_caller_allows(me, "users:admin");
     json_t *hashes = json_array(), *descendants = json_array();
     int rc = store_token_revoke_plan(app->store, id, all ? NULL : me->user_id, hashes, descendants, &err);
     if (rc == 0) {

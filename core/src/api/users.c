@@ -86,8 +86,10 @@ void api_user_create(struct http_request *req)
         api_fail(req, &err);
         return;
     }
-    if (!auth_role_valid(role)) {
-        sb_field_error(&err, "role", "role must be admin, operator or viewer");
+    struct auth_perms role_perms;
+    if (api_role_perms(req, role, "role", &role_perms, &err) ||
+        (!auth_perms_within(&role_perms, &((const struct api_caller *)req->user)->perms) &&
+         sb_field_error(&err, "role", "you cannot give a role that holds more than yours"))) {
         api_fail(req, &err);
         return;
     }
@@ -137,8 +139,11 @@ void api_user_update(struct http_request *req)
     json_t *password = json_object_get(req->json, "password");
     json_t *labels = json_object_get(req->json, "node_labels");
     bool self = strcmp(me->user_id, u.id) == 0;
-    if (role && !auth_role_valid(json_string_value(role)))
-        sb_field_error(&err, "role", "role must be admin, operator or viewer");
+    struct auth_perms role_perms;
+    if (role && api_role_perms(req, json_string_value(role), "role", &role_perms, &err)) {
+        /* named by the check */
+    } else if (role && !auth_perms_within(&role_perms, &me->perms))
+        sb_field_error(&err, "role", "you cannot give a role that holds more than yours");
     else if (disabled && !json_is_boolean(disabled))
         sb_field_error(&err, "disabled", "disabled must be true or false");
     else if ((password && auth_password_policy(json_string_value(password), &err)) ||

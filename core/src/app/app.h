@@ -26,6 +26,7 @@ struct http_server;
 struct jobs;
 struct metrics;
 struct nodes;
+struct oidc;
 struct redis_client;
 struct ssh_pool;
 struct static_site;
@@ -77,6 +78,12 @@ struct app {
 
     /* browser terminals and their recordings (terminal/, api/terminals.c) */
     struct terminals *terminals;
+
+    /* single sign-on (oidc/); NULL when not configured */
+    struct oidc *oidc;
+    const char *oidc_redirect_uri; /* NULL: from the request's Host */
+    bool password_login;           /* false: only SSO and the break-glass user */
+    const char *break_glass_user;
 };
 
 #endif

@@ -37,16 +37,28 @@ enum api_guest_scope {
     API_SCOPE_RECORDINGS = 1 << 6,  /* view:recordings: list and replay terminal recordings, nothing else */
 };
 
+/* A set of permissions of the RBAC table (bit i = its row i). */
+#define AUTH_PERM_WORDS 2
+struct auth_perms {
+    uint64_t w[AUTH_PERM_WORDS];
+};
+
+/* Role names: built-in (admin, operator, viewer, guest) or custom. */
+#define AUTH_ROLE_MAX 32
+
 struct api_caller {
-    char kind[16];       /* user | token | guest | agent | system */
-    char id[64];         /* user, token, guest link or node id */
-    char name[128];      /* username, token name, guest note */
-    char role[16];       /* admin | operator | viewer | guest */
-    char user_id[64];    /* the user a token or session belongs to; empty for guests */
-    char session_id[37]; /* the session this caller came from; empty for tokens and guests */
-    unsigned scopes;     /* enum api_guest_scope, for guests */
-    json_t *node_labels; /* owned; label selector {"env":"staging"} limiting visible nodes, NULL = all */
-    int64_t expires_us;  /* when this credential stops working (0 = never) */
+    char kind[16];                /* user | token | guest | agent | system */
+    char id[64];                  /* user, token, guest link or node id */
+    char name[128];               /* username, token name, guest note */
+    char role[AUTH_ROLE_MAX + 8]; /* admin | operator | viewer | guest | a custom role's name */
+    char user_id[64];             /* the user a token or session belongs to; empty for guests */
+    char session_id[37];          /* the session this caller came from; empty for tokens and guests */
+    unsigned scopes;              /* enum api_guest_scope, for guests */
+    json_t *node_labels;      /* owned; label selector {"env":"staging"} limiting visible nodes, NULL = all */
+    int64_t expires_us;       /* when this credential stops working (0 = never) */
+    struct auth_perms perms;  /* what it may do now (auth_caller_allows); filled by auth */
+    bool totp_setup_required; /* a session whose role needs 2FA the user has not set up: only
+                                 authenticated and self:read until they do */
 };
 
 /* Frees a caller (for req->user_free). */
@@ -94,6 +106,38 @@ unsigned auth_scope_bit(const char *scope);
 json_t *auth_permissions_of(const char *role, unsigned scopes);
 /* The same as compact JSON text, computed once (static storage). */
 const char *auth_permissions_json(const char *role, unsigned scopes);
+/* ---- custom roles --------------------------------------------------------- */
+/* Built-in roles (admin, operator, viewer, guest) cannot be edited. */
+bool auth_role_builtin(const char *role);
+/* A custom role's name: 1-32 of [a-z0-9_-] starting with a letter, not a
+ * built-in one; SB_EINVAL naming `field`. */
+int auth_role_name_valid(const char *name, const char *field, struct sb_err *err);
+/* Whether a permission may be put in a custom role: known, and not one of
+ * the pseudo-permissions (public, agent) or the implicit ones
+ * (authenticated, self:read: every custom role holds them). */
+bool auth_permission_assignable(const char *permission);
+/* The permissions of a built-in role (with guest scopes for "guest"). */
+void auth_perms_builtin(const char *role, unsigned scopes, struct auth_perms *out);
+/* The permissions of a custom role from its stored list (a JSON array of
+ * names; unknown names are ignored), plus the implicit ones. A NULL list
+ * (the role does not exist) holds nothing. */
+void auth_perms_custom(json_t *names, struct auth_perms *out);
+/* The permissions of a role: built-in by name, otherwise the stored list. */
+void auth_perms_of_role(const char *role, json_t *custom_names, struct auth_perms *out);
+bool auth_perms_has(const struct auth_perms *p, const char *permission);
+/* Whether every permission of a is in b. */
+bool auth_perms_within(const struct auth_perms *a, const struct auth_perms *b);
+void auth_perms_and(struct auth_perms *a, const struct auth_perms *b);
+bool auth_perms_equal(const struct auth_perms *a, const struct auth_perms *b);
+/* The names in a set (without public and agent), in table order (caller owns). */
+json_t *auth_perms_names(const struct auth_perms *p);
+/* Whether the caller holds a permission now: the guard's question, and the
+ * one handlers ask for finer decisions. */
+bool auth_caller_allows(const struct api_caller *c, const char *permission);
+/* Every permission a custom role may hold, in table order, as
+ * [{"name","description","builtin_roles":[...]}] (caller owns). */
+json_t *auth_permission_catalog(void);
+
 /* Refuses a route table with an unknown permission, or a non-public inline
  * route (the guard would block an epoll thread). */
 int auth_check_routes(const struct http_route *routes, size_t n, struct sb_err *err);
@@ -122,6 +166,27 @@ int auth_resolve_cached(struct auth *a, const char *token, struct api_caller **o
 void auth_forget(struct auth *a, json_t *hashes);
 /* Revokes the session a token belongs to (logout). */
 int auth_logout(struct auth *a, const char *token, char *session_id, struct sb_err *err);
+
+/* ---- two-factor authentication (TOTP, RFC 6238; auth/totp.c) --------------- */
+#define AUTH_TOTP_SECRET_BYTES 20
+#define AUTH_TOTP_DIGITS       6
+#define AUTH_RECOVERY_CODES    10
+#define AUTH_RECOVERY_CODE_LEN 19 /* xxxx-xxxx-xxxx-xxxx */
+void auth_totp_secret_new(uint8_t out[AUTH_TOTP_SECRET_BYTES]);
+/* The secret in unpadded base32 (what authenticator apps take). */
+int auth_totp_base32(const uint8_t *secret, size_t len, char *out, size_t outlen, struct sb_err *err);
+/* Exactly AUTH_TOTP_DIGITS digits. */
+bool auth_totp_code_valid(const char *code);
+/* Checks a code at now_s (one step of drift either way): 0 with the
+ * matched time step in *counter (refuse it if at or below the last one
+ * used), SB_EINVAL for a code that is not 6 digits, SB_EAUTH when wrong. */
+int auth_totp_check(const uint8_t *secret, size_t len, const char *code, int64_t now_s, int64_t *counter);
+/* otpauth://totp/<issuer>:<account>?secret=…&issuer=…&algorithm=SHA1&digits=6&period=30 */
+void auth_totp_uri(const char *issuer, const char *account, const char *base32, struct buf *out);
+/* A fresh recovery code and its hash; the hash of a code as typed (case,
+ * spaces and dashes ignored). */
+void auth_recovery_code_new(char out[AUTH_RECOVERY_CODE_LEN + 1], char hash_hex[65]);
+void auth_recovery_code_hash(const char *code, char hash_hex[65]);
 
 /* ---- rate limits ------------------------------------------------------------ */
 /* Whether `key` has reached `limit` hits in the current window (without

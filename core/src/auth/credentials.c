@@ -133,6 +133,9 @@ static void cache_put(struct auth *a, const char *hash, const struct store_crede
     e->cred = *c;
     e->cred.node_labels = c->node_labels ? json_deep_copy(c->node_labels) : NULL;
     e->cred.user_node_labels = c->user_node_labels ? json_deep_copy(c->user_node_labels) : NULL;
+    e->cred.role_permissions = c->role_permissions ? json_deep_copy(c->role_permissions) : NULL;
+    e->cred.user_role_permissions =
+        c->user_role_permissions ? json_deep_copy(c->user_role_permissions) : NULL;
     e->cached_ms = time_mono_ms();
     e->touched_ms = e->cached_ms;
     e->bucket_ms = e->cached_ms;
@@ -165,6 +168,12 @@ static void redis_put(struct auth *a, const char *hash, const struct store_crede
                           c->username, "role", c->role, "user_role", c->user_role, "csrf", c->csrf_sha256,
                           "scopes", c->scopes, "labels", c->node_labels, "user_labels", c->user_node_labels,
                           "exp", (json_int_t)c->expires_us, "seen", (json_int_t)c->last_seen_us);
+    if (o && c->totp_setup_required)
+        json_object_set_new(o, "totp_setup", json_true());
+    if (o && c->role_permissions)
+        json_object_set(o, "perms", c->role_permissions);
+    if (o && c->user_role_permissions)
+        json_object_set(o, "user_perms", c->user_role_permissions);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     if (!text)
@@ -208,6 +217,10 @@ static int redis_fetch(struct auth *a, const char *hash, struct store_credential
     c->node_labels = json_is_object(labels) ? json_deep_copy(labels) : NULL;
     json_t *user_labels = json_object_get(o, "user_labels");
     c->user_node_labels = json_is_object(user_labels) ? json_deep_copy(user_labels) : NULL;
+    json_t *perms = json_object_get(o, "perms"), *user_perms = json_object_get(o, "user_perms");
+    c->role_permissions = json_is_array(perms) ? json_deep_copy(perms) : NULL;
+    c->user_role_permissions = json_is_array(user_perms) ? json_deep_copy(user_perms) : NULL;
+    c->totp_setup_required = json_is_true(json_object_get(o, "totp_setup"));
     c->expires_us = json_integer_value(json_object_get(o, "exp"));
     c->last_seen_us = json_integer_value(json_object_get(o, "seen"));
     json_decref(o);
@@ -250,12 +263,29 @@ static struct api_caller *caller_from(const struct store_credential *c)
         sb_strlcpy(k->role, c->user_role, sizeof k->role);
         sb_strlcpy(k->user_id, c->user_id, sizeof k->user_id);
         sb_strlcpy(k->session_id, c->id, sizeof k->session_id);
+        auth_perms_of_role(c->user_role, c->user_role_permissions, &k->perms);
+        if (c->totp_setup_required) {
+            /* Until they set up 2FA: their own credential and /me only. */
+            json_t *none = json_array();
+            struct auth_perms implicit_only;
+            auth_perms_custom(none, &implicit_only);
+            auth_perms_and(&k->perms, &implicit_only);
+            json_decref(none);
+            k->totp_setup_required = true;
+        }
     } else if (strcmp(c->kind, "token") == 0) {
         sb_strlcpy(k->kind, "token", sizeof k->kind);
         sb_strlcpy(k->id, c->id, sizeof k->id);
         sb_strlcpy(k->name, c->name, sizeof k->name);
-        /* A token never holds more than its owner holds now. */
-        sb_strlcpy(k->role, auth_role_within(c->role, c->user_role) ? c->role : c->user_role, sizeof k->role);
+        /* A token never holds more than its owner holds now: its role's
+         * permissions and the owner's role's, both. It is named by its own
+         * role when that is within the owner's, else by the owner's. */
+        struct auth_perms owner;
+        auth_perms_of_role(c->role, c->role_permissions, &k->perms);
+        auth_perms_of_role(c->user_role, c->user_role_permissions, &owner);
+        bool within = auth_perms_within(&k->perms, &owner);
+        auth_perms_and(&k->perms, &owner);
+        sb_strlcpy(k->role, within ? c->role : c->user_role, sizeof k->role);
         sb_strlcpy(k->user_id, c->user_id, sizeof k->user_id);
     } else {
         sb_strlcpy(k->kind, "guest", sizeof k->kind);
@@ -267,6 +297,7 @@ static struct api_caller *caller_from(const struct store_credential *c)
         char *save = NULL;
         for (char *s = strtok_r(scopes, ",", &save); s; s = strtok_r(NULL, ",", &save))
             k->scopes |= auth_scope_bit(s);
+        auth_perms_builtin("guest", k->scopes, &k->perms);
     }
     /* A token never sees more nodes than its owner sees now: its own
      * selector and the owner's current one, both. */

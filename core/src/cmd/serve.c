@@ -14,6 +14,7 @@
 #include "../jobs/jobs.h"
 #include "../metrics/metrics.h"
 #include "../nodes/nodes.h"
+#include "../oidc/oidc.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -140,6 +141,27 @@ int cmd_serve(const struct config *cfg)
     app.auth = auth_open(&ac, &err);
     if (!app.auth) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+    /* Single sign-on, when configured; discovery is fetched at the first login. */
+    struct oidc_config oc = {.issuer = config_get(cfg, "oidc-issuer"),
+                             .client_id = config_get(cfg, "oidc-client-id"),
+                             .client_secret = config_get(cfg, "oidc-client-secret"),
+                             .algorithm = config_get(cfg, "oidc-algorithm"),
+                             .scopes = config_get(cfg, "oidc-scopes"),
+                             .name = config_get(cfg, "oidc-name"),
+                             .mapping_json = config_get(cfg, "oidc-mapping")};
+    app.oidc = oidc_open(&oc, &err);
+    if (!app.oidc && err.code) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+    app.oidc_redirect_uri = config_get(cfg, "oidc-redirect-uri");
+    const char *pl = config_get(cfg, "password-login");
+    app.password_login = !pl || strcmp(pl, "off") != 0;
+    app.break_glass_user = config_get(cfg, "break-glass-user");
+    if (!app.password_login && !app.oidc) {
+        fprintf(stderr, "serverbox-core: --password-login off needs --oidc-issuer\n");
         goto out;
     }
     /* Denials and guest requests reach the chain through windows. */
@@ -333,6 +355,7 @@ out:
     jobs_free(app.jobs);
     static_site_free(app.dashboard);
     auth_close(app.auth);
+    oidc_close(app.oidc);
     docker_close(app.docker);
     redis_close(app.redis);
     store_close(app.store);

@@ -433,6 +433,13 @@ static void close_revoked(struct events_bus *b, const char *type, json_t *body)
         /* A changed role or scope: the streams of the user (and of their
          * tokens) were opened under the old one; they reconnect under the new. */
         events_close_streams_of(b, "user", id);
+    else if (strcmp(type, "role.updated") == 0) {
+        /* A custom role's permissions changed: its holders reconnect. */
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(d, "users"), i, v)
+            events_close_streams_of(b, "user", json_string_value(v));
+    }
 }
 
 static void on_log_event(void *ctx, const struct store_event_row *row)

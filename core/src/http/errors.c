@@ -15,6 +15,7 @@ const struct http_error_code http_error_codes[] = {
     {"session_required", 400, "only a session can do this (not an API token or guest link)"},
     {"unauthenticated", 401, "no credential, or an invalid, expired or revoked one"},
     {"invalid_credentials", 401, "wrong username or password"},
+    {"invalid_second_factor", 401, "a wrong or used 2FA code, or an unknown or expired login challenge"},
     {"invalid_token", 401, "a collector enrollment token that is unknown, used or expired"},
     {"unsigned", 401, "a collector batch without its key and signature headers"},
     {"unknown_key", 401, "a collector batch signed by a key the core does not know"},

@@ -11,6 +11,12 @@
 #include <string.h>
 
 #define US_OF(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
+/* A custom role's permission names as JSON text (NULL for built-in roles). */
+/* Whether the user's role needs 2FA and the user has none confirmed. */
+#define TOTP_SETUP                                                                                           \
+    "(coalesce((SELECT p.require_totp FROM role_policies p WHERE p.role = u.role), false) AND NOT EXISTS "   \
+    "(SELECT 1 FROM user_totp z WHERE z.user_id = u.id AND z.confirmed_at IS NOT NULL))"
+#define ROLE_PERMS(col) "(SELECT array_to_json(r.permissions)::text FROM roles r WHERE r.name = " col ")"
 
 /* Runs one statement on a pooled connection. Returns the result or NULL. */
 static PGresult *run(struct store *st, struct store_stmt *stmt, int n, const char *const *p,
@@ -59,8 +65,12 @@ void store_credential_release(struct store_credential *c)
 {
     json_decref(c->node_labels);
     json_decref(c->user_node_labels);
+    json_decref(c->role_permissions);
+    json_decref(c->user_role_permissions);
     c->node_labels = NULL;
     c->user_node_labels = NULL;
+    c->role_permissions = NULL;
+    c->user_role_permissions = NULL;
 }
 
 int store_user_count(struct store *st, int64_t *n, struct sb_err *err)
@@ -145,11 +155,14 @@ static int list_json(struct store *st, struct store_stmt *q, int n, const char *
 
 int store_users_list(struct store *st, json_t **out, struct sb_err *err)
 {
-    static struct store_stmt q = STORE_STMT("SELECT json_agg(json_build_object('id', id, 'username', "
-                                            "username, 'role', role, 'disabled', disabled, "
-                                            "'node_labels', node_labels, 'created_at', created_at, "
-                                            "'updated_at', updated_at) ORDER BY username)::text "
-                                            "FROM users");
+    static struct store_stmt q =
+        STORE_STMT("SELECT json_agg(json_build_object('id', id, 'username', "
+                   "username, 'role', role, 'disabled', disabled, "
+                   "'node_labels', node_labels, 'created_at', created_at, "
+                   "'updated_at', updated_at, 'totp_enabled', EXISTS (SELECT 1 FROM "
+                   "user_totp t WHERE t.user_id = users.id AND t.confirmed_at IS NOT "
+                   "NULL)) ORDER BY username)::text "
+                   "FROM users");
     return list_json(st, &q, 0, NULL, out, err);
 }
 
@@ -167,34 +180,30 @@ int store_password_set(struct store *st, const struct event_new *ev, const char 
 int store_credential_lookup(struct store *st, const char *kind, const char *token_sha256,
                             struct store_credential *out, struct sb_err *err)
 {
+    /* clang-format off */
     static struct store_stmt qs = STORE_STMT(
         "SELECT s.id, s.user_id, u.username, u.username, u.role, u.role, encode(s.csrf_sha256, 'hex'), '', "
-        "u.node_labels::text, " US_OF("s.expires_at") ", " US_OF(
-            "s.last_seen_at") " "
-                              "FROM sessions s JOIN users u ON u.id = s.user_id "
-                              "WHERE s.token_sha256 = decode($1, 'hex') AND s.revoked_at IS NULL AND NOT "
-                              "u.disabled "
-                              "AND s.expires_at > now()");
+        "u.node_labels::text, " US_OF("s.expires_at") ", " US_OF("s.last_seen_at") ", NULL::text, "
+        ROLE_PERMS("u.role") ", " ROLE_PERMS("u.role") ", " TOTP_SETUP " "
+        "FROM sessions s JOIN users u ON u.id = s.user_id "
+        "WHERE s.token_sha256 = decode($1, 'hex') AND s.revoked_at IS NULL AND NOT u.disabled "
+        "AND s.expires_at > now()");
     /* A token: its own role and selector, and its owner's current ones
      * (auth/ caps the role and intersects the selectors). */
     static struct store_stmt qt = STORE_STMT(
         "SELECT t.id, t.user_id, t.name, u.username, t.role, u.role, '', '', t.node_labels::text, "
-        "coalesce(" US_OF("t.expires_at") ", 0), coalesce(" US_OF(
-            "t.last_used_at") ", 0), "
-                              "u.node_labels::text "
-                              "FROM api_tokens t JOIN users u ON u.id = t.user_id "
-                              "WHERE t.token_sha256 = decode($1, 'hex') AND t.revoked_at IS NULL "
-                              "AND NOT u.disabled "
-                              "AND (t.expires_at IS NULL OR t.expires_at > now()) "
-                              "AND (t.parent_id IS NULL OR NOT EXISTS ("
-                              "  WITH RECURSIVE up(id, parent_id, revoked_at, expires_at, depth) AS ("
-                              "    SELECT p.id, p.parent_id, p.revoked_at, p.expires_at, 1 FROM api_tokens p "
-                              "WHERE p.id = t.parent_id "
-                              "    UNION ALL SELECT p.id, p.parent_id, p.revoked_at, p.expires_at, up.depth "
-                              "+ 1 "
-                              "    FROM api_tokens p JOIN up ON p.id = up.parent_id WHERE up.depth < 64) "
-                              "  SELECT 1 FROM up WHERE up.revoked_at IS NOT NULL OR up.expires_at <= "
-                              "now()))");
+        "coalesce(" US_OF("t.expires_at") ", 0), coalesce(" US_OF("t.last_used_at") ", 0), "
+        "u.node_labels::text, " ROLE_PERMS("t.role") ", " ROLE_PERMS("u.role") ", false "
+        "FROM api_tokens t JOIN users u ON u.id = t.user_id "
+        "WHERE t.token_sha256 = decode($1, 'hex') AND t.revoked_at IS NULL AND NOT u.disabled "
+        "AND (t.expires_at IS NULL OR t.expires_at > now()) "
+        "AND (t.parent_id IS NULL OR NOT EXISTS ("
+        "  WITH RECURSIVE up(id, parent_id, revoked_at, expires_at, depth) AS ("
+        "    SELECT p.id, p.parent_id, p.revoked_at, p.expires_at, 1 FROM api_tokens p WHERE p.id = t.parent_id "
+        "    UNION ALL SELECT p.id, p.parent_id, p.revoked_at, p.expires_at, up.depth + 1 "
+        "    FROM api_tokens p JOIN up ON p.id = up.parent_id WHERE up.depth < 64) "
+        "  SELECT 1 FROM up WHERE up.revoked_at IS NOT NULL OR up.expires_at <= now()))");
+    /* clang-format on */
     static struct store_stmt qg = STORE_STMT(
         "SELECT g.id, '', g.note, '', 'guest', 'guest', '', array_to_string(g.scopes, ','), "
         "g.node_labels::text, " US_OF("g.expires_at") ", 0 FROM guest_links g "
@@ -222,8 +231,13 @@ int store_credential_lookup(struct store *st, const char *kind, const char *toke
     out->node_labels = labels_of(r, 0, 8);
     out->expires_us = sb_int64(PQgetvalue(r, 0, 9));
     out->last_seen_us = sb_int64(PQgetvalue(r, 0, 10));
-    if (PQnfields(r) > 11)
+    if (PQnfields(r) > 13) {
         out->user_node_labels = labels_of(r, 0, 11);
+        out->role_permissions = PQgetisnull(r, 0, 12) ? NULL : json_loads(PQgetvalue(r, 0, 12), 0, NULL);
+        out->user_role_permissions = PQgetisnull(r, 0, 13) ? NULL : json_loads(PQgetvalue(r, 0, 13), 0, NULL);
+    }
+    if (PQnfields(r) > 14)
+        out->totp_setup_required = PQgetvalue(r, 0, 14)[0] == 't';
     PQclear(r);
     return 0;
 }
@@ -461,4 +475,23 @@ int store_guest_revoke(struct store *st, const struct event_new *ev, const char 
     struct store_side_write w = {
         "UPDATE guest_links SET revoked_at = now() WHERE id = $1::uuid AND revoked_at IS NULL", 1, p};
     return store_append_with(st, ev, &w, NULL, err);
+}
+
+int store_user_created_data(struct store *st, const char *user_id, json_t **data, struct sb_err *err)
+{
+    static struct store_stmt q =
+        STORE_STMT("SELECT data::text FROM events WHERE stream = 'user/' || $1 AND type = 'user.created' "
+                   "AND outcome = 'success' ORDER BY seq LIMIT 1");
+    *data = NULL;
+    const char *p[1] = {user_id};
+    PGresult *r = run(st, &q, 1, p, err);
+    if (!r)
+        return err ? err->code : SB_EINTERNAL;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return sb_error(err, SB_ENOTFOUND, "no such user");
+    }
+    *data = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+    PQclear(r);
+    return *data ? 0 : sb_error(err, SB_EINTERNAL, "unreadable event");
 }

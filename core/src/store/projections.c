@@ -243,7 +243,7 @@ static int project_agent(struct store_tx *tx, const struct store_event *ev)
 
 const char *const projection_tables[] = {
     "streams", "users",           "containers", "nodes", "agent_enroll_tokens", "agent_keys", "jobs",
-    "stacks",  "stack_revisions", "recordings", NULL};
+    "stacks",  "stack_revisions", "recordings", "roles", "role_policies",       NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 {
@@ -263,6 +263,8 @@ int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
             rc = project_jobs(tx, &evs[i]);
         else if (strncmp(evs[i].type, "terminal.", 9) == 0)
             rc = project_terminal(tx, &evs[i]);
+        else if (strncmp(evs[i].type, "role.", 5) == 0)
+            rc = project_role(tx, &evs[i]);
         else
             rc = project_containers(tx, &evs[i]);
     return rc;

@@ -160,7 +160,7 @@ int store_rebuild_projections(const char *database_url, int64_t *replayed, struc
 struct store_user {
     char id[37];
     char username[64];
-    char role[16];
+    char role[40];
     bool disabled;
     json_t *node_labels; /* owned by the struct (store_user_release) or NULL */
 };
@@ -172,6 +172,9 @@ int store_user_count(struct store *st, int64_t *n, struct sb_err *err);
 int store_user_by_name(struct store *st, const char *username, struct store_user *u, char *password_hash,
                        size_t hash_len, struct sb_err *err);
 int store_user_by_id(struct store *st, const char *id, struct store_user *u, struct sb_err *err);
+/* The data of the user.created event of a user (caller owns it): how and
+ * by whom it was made (e.g. single sign-on's subject). SB_ENOTFOUND. */
+int store_user_created_data(struct store *st, const char *user_id, json_t **data, struct sb_err *err);
 /* A JSON array of users (caller owns it). */
 int store_users_list(struct store *st, json_t **out, struct sb_err *err);
 /* Stores a user's password hash and appends `ev` (user.created,
@@ -187,13 +190,16 @@ struct store_credential {
     char user_id[37]; /* empty for guests */
     char name[128];   /* username, token name or guest note */
     char username[64];
-    char role[16];      /* the token's own role; the user's role for sessions */
-    char user_role[16]; /* the owning user's current role */
+    char role[40];      /* the token's own role; the user's role for sessions */
+    char user_role[40]; /* the owning user's current role */
     char csrf_sha256[65];
-    char scopes[160];         /* guests: comma-separated */
-    json_t *node_labels;      /* owned; NULL = all nodes (tokens: the token's own selector) */
-    json_t *user_node_labels; /* owned; tokens: the owning user's current selector; NULL = all */
-    int64_t expires_us;       /* 0 = never */
+    char scopes[160];              /* guests: comma-separated */
+    json_t *node_labels;           /* owned; NULL = all nodes (tokens: the token's own selector) */
+    json_t *user_node_labels;      /* owned; tokens: the owning user's current selector; NULL = all */
+    json_t *role_permissions;      /* owned; a custom `role`'s permission names, NULL otherwise */
+    json_t *user_role_permissions; /* owned; the same for `user_role` */
+    bool totp_setup_required;      /* sessions: the user's role needs 2FA and the user has none */
+    int64_t expires_us;            /* 0 = never */
     int64_t last_seen_us;
 };
 void store_credential_release(struct store_credential *c);
@@ -252,6 +258,70 @@ int store_guests_list(struct store *st, json_t **out, struct sb_err *err);
  * transaction; its hash goes to `hashes`. SB_ENOTFOUND. */
 int store_guest_revoke(struct store *st, const struct event_new *ev, const char *id, json_t *hashes,
                        struct sb_err *err);
+
+/* ---- custom roles (store/roles.c) ---------------------------------------
+ * A projection of role.created {name, description, permissions},
+ * role.updated {name, description?, permissions?} and role.deleted {name}
+ * (stream role/<name>). Built-in roles are not stored. */
+/* {"name","description","permissions":[…],"created_at","updated_at"};
+ * SB_ENOTFOUND. */
+int store_role_get(struct store *st, const char *name, json_t **out, struct sb_err *err);
+/* Every custom role, by name (caller owns the array). */
+int store_roles_list(struct store *st, json_t **out, struct sb_err *err);
+/* Who holds a role: the number of users and of live tokens, the ids of
+ * the users (with their tokens') to `user_ids`, the hashes of their live
+ * credentials to `hashes` (both may be NULL). */
+int store_role_usage(struct store *st, const char *name, int64_t *users, int64_t *tokens, json_t *user_ids,
+                     json_t *hashes, struct sb_err *err);
+
+/* ---- two-factor authentication (store/totp.c) ---------------------------
+ * Credential tables, written beside their events (never in them): a user's
+ * TOTP secret as the caller sealed it, recovery code SHA-256s (hex), and
+ * the login challenges between password and code. Which roles must use
+ * 2FA is a projection of role.policy_set {role, require_totp}. */
+struct store_totp {
+    char *sealed_secret; /* owned (store_totp_release) */
+    bool confirmed;
+    int64_t last_counter; /* the last accepted TOTP time step */
+    char confirmed_at[32];
+    int64_t recovery_codes_left;
+};
+void store_totp_release(struct store_totp *t);
+/* SB_ENOTFOUND when the user has no (pending or confirmed) 2FA. */
+int store_totp_get(struct store *st, const char *user_id, struct store_totp *out, struct sb_err *err);
+/* Stores a pending secret (replacing a pending one, never a confirmed one)
+ * with `ev`. */
+int store_totp_begin(struct store *st, const struct event_new *ev, const char *user_id,
+                     const char *sealed_secret, struct sb_err *err);
+/* Confirms the pending secret at `counter` and replaces the recovery codes
+ * (a JSON array of sha256 hex) with `ev`. */
+int store_totp_confirm(struct store *st, const struct event_new *ev, const char *user_id, int64_t counter,
+                       json_t *code_hashes, struct sb_err *err);
+/* Accepts time step `counter` if it is after the last accepted one (one
+ * statement: a code is accepted once); SB_ECONFLICT otherwise. */
+int store_totp_use_counter(struct store *st, const char *user_id, int64_t counter, struct sb_err *err);
+/* Uses an unused recovery code; SB_ENOTFOUND when there is none such. */
+int store_recovery_code_use(struct store *st, const char *user_id, const char *code_sha256,
+                            struct sb_err *err);
+/* Removes a user's 2FA (secret and codes) with `ev`. */
+int store_totp_delete(struct store *st, const struct event_new *ev, const char *user_id, struct sb_err *err);
+
+struct store_challenge {
+    char id[37];
+    char user_id[37];
+    char username[64];
+};
+int store_challenge_insert(struct store *st, const struct event_new *ev, const char *id, const char *user_id,
+                           const char *token_sha256, const char *client_ip, int64_t expires_us,
+                           struct sb_err *err);
+/* A live challenge (unused, unexpired, under max_attempts, user enabled);
+ * SB_ENOTFOUND. */
+int store_challenge_get(struct store *st, const char *token_sha256, int max_attempts,
+                        struct store_challenge *out, struct sb_err *err);
+int store_challenge_fail(struct store *st, const char *id, struct sb_err *err);
+/* Marks it used; SB_ENOTFOUND when it was used (or expired) meanwhile. */
+int store_challenge_consume(struct store *st, const char *id, struct sb_err *err);
+int store_role_requires_totp(struct store *st, const char *role, bool *required, struct sb_err *err);
 
 /* ---- audit (store/audit.c) ----------------------------------------------- */
 struct store_audit_filter {

@@ -8,7 +8,9 @@ export function render(root, ctx) {
   const secret = h('div', { id: 'token-secret' });
   const tbody = h('tbody', { id: 'token-rows' });
   const name = h('input', { id: 't-name', required: true, maxlength: 100, autocomplete: 'off' });
-  const roles = ['admin', 'operator', 'viewer'].filter((r) => ctx.me.role === 'admin' || r !== 'admin');
+  const builtin = ['admin', 'operator', 'viewer'].filter((r) => ctx.me.role === 'admin' || r !== 'admin');
+  // A custom role's holder makes tokens of that role (the core refuses more).
+  const roles = builtin.includes(ctx.me.role) ? builtin : [ctx.me.role, ...builtin];
   const role = h('select', { id: 't-role' }, roles.map((r) => h('option', { value: r, selected: r === ctx.me.role }, r)));
   const expires = h('select', { id: 't-exp' }, [['', 'never'], [3600, '1 hour'], [86400, '1 day'], [2592000, '30 days'], [31536000, '1 year']].map(([v, l]) => h('option', { value: v, selected: v === 2592000 }, l)));
   const form = h('form', { class: 'inline-form' },

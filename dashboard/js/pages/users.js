@@ -3,7 +3,7 @@
 import { api } from '../api.js';
 import { h, clear, errorBox, fmtTime, badge, confirmDialog, toast } from '../ui.js';
 
-const ROLES = ['admin', 'operator', 'viewer'];
+let ROLES = ['admin', 'operator', 'viewer'];
 
 export function render(root, ctx) {
   const err = h('div');
@@ -25,6 +25,9 @@ export function render(root, ctx) {
 
   async function load() {
     try {
+      // Custom roles too, when the caller may read them.
+      try { ROLES = (await api('GET', '/api/v1/roles')).roles.map((x) => x.name); } catch { /* the built-in ones */ }
+      if (role.options.length !== ROLES.length) clear(role, ROLES.map((r) => h('option', { value: r, selected: r === 'viewer' }, r)));
       const r = await api('GET', '/api/v1/users');
       clear(tbody, r.users.map(row));
       clear(err);
@@ -40,6 +43,11 @@ export function render(root, ctx) {
       h('td', {}, u.disabled ? badge('disabled', 'warn') : badge('active', 'ok')),
       h('td', { class: 'nowrap' }, fmtTime(u.created_at)),
       h('td', { class: 'actions' },
+        u.totp_enabled ? h('button', { class: 'btn btn-small totp-reset', onclick: async () => {
+          if (!(await confirmDialog(`Reset ${u.username}'s 2FA?`, 'They log in with their password alone and can enroll a new device.', 'Reset 2FA'))) return;
+          try { await api('DELETE', `/api/v1/users/${u.id}/totp`); toast(`${u.username}'s 2FA reset`); } catch (e) { clear(err, errorBox(e)); }
+          load();
+        } }, 'Reset 2FA') : null,
         h('button', { class: 'btn btn-small', onclick: () => patch(u, { disabled: !u.disabled }, `${u.username} ${u.disabled ? 'enabled' : 'disabled'}`) }, u.disabled ? 'Enable' : 'Disable'),
         h('button', { class: 'btn btn-small btn-danger', onclick: async () => {
           if (!(await confirmDialog(`Delete ${u.username}?`, 'Their sessions and API tokens stop working at once. This cannot be undone.', 'Delete user'))) return;
