@@ -24,7 +24,8 @@ rule() {
 rule "libpq outside store/" '#include *<(libpq-fe|libpq/)' '^store/'
 rule "libssh2 outside ssh/" '#include *<libssh2' '^ssh/'
 # main.c: curl_global_init must run once before any thread (LIBRARY-NOTES.md).
-rule "libcurl outside docker/" '#include *<curl/' '^docker/' main.c
+# alerts/ sends notifications (webhooks over HTTP(S), mail over SMTP).
+rule "libcurl outside docker/ and alerts/" '#include *<curl/' '^(docker|alerts)/' main.c
 # Streams still build their own MHD response; the shared SSE writer in http/
 # is to replace these (issue #12 item 3).
 rule "<microhttpd.h> outside http/" '#include *<microhttpd.h>' '^http/' docker/stream.c events/bus.c terminal/sse.c terminal/terminal.c

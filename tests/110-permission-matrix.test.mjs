@@ -16,7 +16,8 @@ const PERMISSIONS = ['public', 'agent', 'authenticated', 'self:read', 'users:adm
   'containers:read', 'containers:operate', 'containers:delete', 'logs:read', 'images:read', 'images:pull',
   'images:delete', 'volumes:read', 'volumes:write', 'volumes:delete', 'networks:read', 'networks:write',
   'networks:delete', 'metrics:read', 'deployments:read', 'jobs:read', 'jobs:cancel', 'jobs:test',
-  'stacks:read', 'stacks:write', 'stacks:delete', 'terminal:node', 'terminal:container', 'recordings:replay'];
+  'stacks:read', 'stacks:write', 'stacks:delete', 'terminal:node', 'terminal:container', 'recordings:replay',
+  'alerts:read', 'alerts:write'];
 
 const GUEST_SCOPES = ['view:metrics', 'view:audit'];
 const SCOPE_PERMS = { 'view:metrics': ['metrics:read', 'nodes:read'], 'view:containers': ['containers:read', 'nodes:read'],

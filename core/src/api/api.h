@@ -69,6 +69,9 @@ struct app {
     struct ssh_pool *ssh_pool;
     struct api_nodes *nodes;
 
+    /* alert rules, alerts and notifications (alerts/) */
+    struct alerts *alerts;
+
     /* browser terminals and their recordings (terminal/, api/terminals.c) */
     struct terminals *terminals;
 };

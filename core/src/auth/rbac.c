@@ -63,6 +63,8 @@ static const struct perm {
     {"terminal:node", R_OPS, 0},
     {"terminal:container", R_OPS, 0},
     {"recordings:replay", R_OPS, API_SCOPE_RECORDINGS},
+    {"alerts:read", R_ALL, 0},
+    {"alerts:write", R_OPS, 0}, /* rules, silences, channels (their secrets), acknowledgement */
 };
 #define N_PERMS (sizeof perms / sizeof perms[0])
 
