@@ -42,13 +42,15 @@ static void test_rules(void **state)
     (void)state;
     expect_rule_error("{\"kind\":\"node_offline\"}", "name");
     expect_rule_error("{\"name\":\"x\",\"kind\":\"nope\"}", "kind");
-    expect_rule_error("{\"name\":\"x\",\"kind\":\"metric\",\"metric\":\"node.temp\",\"threshold\":1}", "metric");
+    expect_rule_error("{\"name\":\"x\",\"kind\":\"metric\",\"metric\":\"node.temp\",\"threshold\":1}",
+                      "metric");
     expect_rule_error("{\"name\":\"x\",\"kind\":\"metric\",\"metric\":\"node.cpu\"}", "threshold");
-    expect_rule_error("{\"name\":\"x\",\"kind\":\"metric\",\"metric\":\"node.cpu\",\"threshold\":-1}", "threshold");
-    expect_rule_error("{\"name\":\"x\",\"kind\":\"metric\",\"metric\":\"node.cpu\",\"threshold\":5,\"for_s\":-1}",
-                      "for_s");
-    expect_rule_error("{\"name\":\"x\",\"kind\":\"metric\",\"metric\":\"node.cpu\",\"threshold\":5,\"op\":\"==\"}",
-                      "op");
+    expect_rule_error("{\"name\":\"x\",\"kind\":\"metric\",\"metric\":\"node.cpu\",\"threshold\":-1}",
+                      "threshold");
+    expect_rule_error(
+        "{\"name\":\"x\",\"kind\":\"metric\",\"metric\":\"node.cpu\",\"threshold\":5,\"for_s\":-1}", "for_s");
+    expect_rule_error(
+        "{\"name\":\"x\",\"kind\":\"metric\",\"metric\":\"node.cpu\",\"threshold\":5,\"op\":\"==\"}", "op");
     expect_rule_error("{\"name\":\"x\",\"kind\":\"node_offline\",\"threshold\":5}", "threshold");
     expect_rule_error("{\"name\":\"x\",\"kind\":\"node_offline\",\"repeat_s\":5}", "repeat_s");
     expect_rule_error("{\"name\":\"x\",\"kind\":\"node_offline\",\"severity\":\"meh\"}", "severity");
@@ -58,8 +60,9 @@ static void test_rules(void **state)
     expect_rule_error("{\"name\":\"x\",\"kind\":\"container_restart_loop\",\"count\":1}", "count");
     expect_rule_error("{\"name\":\"a\\u0001b\",\"kind\":\"node_offline\"}", "name");
 
-    json_t *in = J("{\"name\":\"cpu\",\"kind\":\"metric\",\"metric\":\"node.cpu\",\"threshold\":90,\"for_s\":300,"
-                   "\"node_labels\":{\"env\":\"lab\"}}");
+    json_t *in =
+        J("{\"name\":\"cpu\",\"kind\":\"metric\",\"metric\":\"node.cpu\",\"threshold\":90,\"for_s\":300,"
+          "\"node_labels\":{\"env\":\"lab\"}}");
     json_t *rule = NULL;
     assert_int_equal(alerts_rule_normalize(in, NULL, &rule, NULL), 0);
     assert_string_equal(json_string_value(json_object_get(rule, "severity")), "warning");
@@ -102,7 +105,8 @@ static void expect_signal(const char *kind, const char *type, const char *data, 
     json_t *s = alerts_event_signal(rule, type, d);
     if (!action) {
         if (s)
-            fail_msg("%s %s: want nothing, got %s", kind, type, json_string_value(json_object_get(s, "action")));
+            fail_msg("%s %s: want nothing, got %s", kind, type,
+                     json_string_value(json_object_get(s, "action")));
     } else {
         if (!s || strcmp(json_string_value(json_object_get(s, "action")), action) != 0)
             fail_msg("%s %s: want %s", kind, type, action);
@@ -121,25 +125,27 @@ static void test_signals(void **state)
     expect_signal("container_oom", "container.destroyed", c, "resolve");
     expect_signal("container_oom", "container.died", c, NULL);
     expect_signal("container_died", "container.died", c, "fire");
-    expect_signal("container_died", "container.died", "{\"node_id\":\"n\",\"container_id\":\"c\",\"exit_code\":0}",
-                  NULL);
+    expect_signal("container_died", "container.died",
+                  "{\"node_id\":\"n\",\"container_id\":\"c\",\"exit_code\":0}", NULL);
     expect_signal("container_unhealthy", "container.health_status",
                   "{\"node_id\":\"n\",\"container_id\":\"c\",\"health\":\"unhealthy\"}", "fire");
     expect_signal("container_unhealthy", "container.health_status",
                   "{\"node_id\":\"n\",\"container_id\":\"c\",\"health\":\"healthy\"}", "resolve");
     expect_signal("container_restart_loop", "container.died", c, "count");
-    expect_signal("stack_deploy_failed", "stack.deploy_failed", "{\"id\":\"s1\",\"reason\":\"boom\"}", "fire");
+    expect_signal("stack_deploy_failed", "stack.deploy_failed", "{\"id\":\"s1\",\"reason\":\"boom\"}",
+                  "fire");
     expect_signal("stack_rolled_back", "stack.deploy_failed", "{\"id\":\"s1\",\"rolled_back\":false}", NULL);
     expect_signal("stack_rolled_back", "stack.deploy_failed", "{\"id\":\"s1\",\"rolled_back\":true}", "fire");
     expect_signal("stack_deploy_failed", "stack.deployed", "{\"id\":\"s1\"}", "resolve");
-    expect_signal("node_offline", "node.offline", "{\"id\":\"n\"}", NULL); /* a state rule */
-    expect_signal("container_oom", "container.oom", "{\"node_id\":\"n\"}", NULL);  /* malformed */
+    expect_signal("node_offline", "node.offline", "{\"id\":\"n\"}", NULL);        /* a state rule */
+    expect_signal("container_oom", "container.oom", "{\"node_id\":\"n\"}", NULL); /* malformed */
 }
 
 static void test_windows(void **state)
 {
     (void)state;
-    json_t *in = J("{\"name\":\"d\",\"kind\":\"metric\",\"metric\":\"node.disk\",\"threshold\":90,\"for_s\":300}");
+    json_t *in =
+        J("{\"name\":\"d\",\"kind\":\"metric\",\"metric\":\"node.disk\",\"threshold\":90,\"for_s\":300}");
     json_t *rule = NULL;
     assert_int_equal(alerts_rule_normalize(in, NULL, &rule, NULL), 0);
     json_t *w = J("{\"min\":91,\"max\":99,\"last\":95,\"age_s\":299,\"n\":60}");
@@ -194,9 +200,14 @@ static void test_silences(void **state)
     assert_string_equal(json_string_value(json_object_get(out, "until")), "2023-11-14T22:14:20.000000Z");
     json_decref(out);
     json_decref(in);
-    const char *bad[] = {"{\"matchers\":{\"kind\":\"x\"}}", "{\"duration_s\":0}", "{\"until\":\"yesterday\"}",
-                         "{\"until\":\"2001-01-01T00:00:00Z\"}", "{\"matchers\":{\"colour\":\"x\"},\"duration_s\":5}",
-                         "{\"matchers\":[],\"duration_s\":5}", "{\"duration_s\":5,\"extra\":1}", NULL};
+    const char *bad[] = {"{\"matchers\":{\"kind\":\"x\"}}",
+                         "{\"duration_s\":0}",
+                         "{\"until\":\"yesterday\"}",
+                         "{\"until\":\"2001-01-01T00:00:00Z\"}",
+                         "{\"matchers\":{\"colour\":\"x\"},\"duration_s\":5}",
+                         "{\"matchers\":[],\"duration_s\":5}",
+                         "{\"duration_s\":5,\"extra\":1}",
+                         NULL};
     for (size_t i = 0; bad[i]; i++) {
         in = J(bad[i]);
         out = NULL;
@@ -255,7 +266,8 @@ static void test_channels(void **state)
     assert_string_equal(json_string_value(json_object_get(secret, "secret")), "0123456789abcdef");
     assert_null(json_object_get(clear, "secret"));
     /* The mask keeps the old secret. */
-    json_t *patch = J("{\"secret\":\"********\",\"url\":\"http://127.0.0.1:1/********\"}"), *c2 = NULL, *s2 = NULL;
+    json_t *patch = J("{\"secret\":\"********\",\"url\":\"http://127.0.0.1:1/********\"}"), *c2 = NULL,
+           *s2 = NULL;
     assert_int_equal(alerts_channel_normalize(patch, clear, secret, true, &c2, &s2, NULL), 0);
     assert_true(json_equal(s2, secret));
     json_decref(c2);
@@ -264,13 +276,14 @@ static void test_channels(void **state)
     json_decref(clear);
     json_decref(secret);
     json_decref(in);
-    const char *bad[] = {"{\"name\":\"h\",\"kind\":\"webhook\",\"url\":\"http://127.0.0.1/\"}",
-                         "{\"name\":\"h\",\"kind\":\"slack\",\"url\":\"http://127.0.0.1/\",\"secret\":\"0123456789abcdefg\"}",
-                         "{\"name\":\"h\",\"kind\":\"email\",\"url\":\"smtp://127.0.0.1\",\"from\":\"a@b\",\"to\":[]}",
-                         "{\"name\":\"h\",\"kind\":\"email\",\"url\":\"smtp://127.0.0.1\",\"from\":\"a@b\","
-                         "\"to\":\"x@y\",\"starttls\":\"never\"}",
-                         "{\"name\":\"h\",\"kind\":\"sms\",\"url\":\"http://127.0.0.1/\"}",
-                         NULL};
+    const char *bad[] = {
+        "{\"name\":\"h\",\"kind\":\"webhook\",\"url\":\"http://127.0.0.1/\"}",
+        "{\"name\":\"h\",\"kind\":\"slack\",\"url\":\"http://127.0.0.1/\",\"secret\":\"0123456789abcdefg\"}",
+        "{\"name\":\"h\",\"kind\":\"email\",\"url\":\"smtp://127.0.0.1\",\"from\":\"a@b\",\"to\":[]}",
+        "{\"name\":\"h\",\"kind\":\"email\",\"url\":\"smtp://127.0.0.1\",\"from\":\"a@b\","
+        "\"to\":\"x@y\",\"starttls\":\"never\"}",
+        "{\"name\":\"h\",\"kind\":\"sms\",\"url\":\"http://127.0.0.1/\"}",
+        NULL};
     for (size_t i = 0; bad[i]; i++) {
         in = J(bad[i]);
         if (alerts_channel_normalize(in, NULL, NULL, true, &clear, &secret, NULL) != SB_EINVAL)
@@ -288,10 +301,11 @@ static void test_signature_and_text(void **state)
     alerts_signature("key", "1700000000", "{\"a\":1}", 7, sig);
     assert_string_equal(sig, "sha256=a438e398bfafc57e4396bb7fc2304422f0f768e965d073ca313cb52e22e6ad03");
 
-    json_t *alert = J("{\"id\":\"a1\",\"rule_name\":\"OOM\",\"severity\":\"critical\",\"summary\":\"container web "
-                      "killed\",\"node_id\":\"n1\",\"node_name\":\"lab-1\",\"container_id\":\"0123456789abcdef\","
-                      "\"container_name\":\"web\",\"target\":\"container/n1/0123456789abcdef\","
-                      "\"fired_at\":\"2026-01-01T00:00:00Z\"}");
+    json_t *alert =
+        J("{\"id\":\"a1\",\"rule_name\":\"OOM\",\"severity\":\"critical\",\"summary\":\"container web "
+          "killed\",\"node_id\":\"n1\",\"node_name\":\"lab-1\",\"container_id\":\"0123456789abcdef\","
+          "\"container_name\":\"web\",\"target\":\"container/n1/0123456789abcdef\","
+          "\"fired_at\":\"2026-01-01T00:00:00Z\"}");
     struct buf b;
     buf_init(&b, 0);
     alerts_text(alert, "firing", &b);
@@ -302,7 +316,8 @@ static void test_signature_and_text(void **state)
     buf_release(&b);
     json_t *p = alerts_payload(alert, "resolved", "d1");
     assert_string_equal(json_string_value(json_object_get(p, "notification")), "resolved");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(p, "alert"), "node_name")), "lab-1");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(p, "alert"), "node_name")),
+                        "lab-1");
     assert_non_null(strstr(json_string_value(json_object_get(p, "text")), "[RESOLVED]"));
     json_decref(p);
     json_decref(alert);
@@ -314,8 +329,12 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rules),    cmocka_unit_test(test_signals),           cmocka_unit_test(test_windows),
-        cmocka_unit_test(test_silences), cmocka_unit_test(test_addresses_and_urls), cmocka_unit_test(test_channels),
+        cmocka_unit_test(test_rules),
+        cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_windows),
+        cmocka_unit_test(test_silences),
+        cmocka_unit_test(test_addresses_and_urls),
+        cmocka_unit_test(test_channels),
         cmocka_unit_test(test_signature_and_text),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -101,10 +101,10 @@ struct alerts_config {
     struct store *store;
     struct jobs *jobs;
     const struct crypto_master_key *key;
-    int interval_ms;      /* evaluation period (--alerts-interval, seconds * 1000) */
-    bool allow_loopback;  /* --alerts-allow-loopback: channels may send to loopback */
-    const char *ca_file;  /* --alerts-ca-file: CA bundle for HTTPS and SMTP STARTTLS; NULL = system */
-    bool run_evaluation;  /* competes for the alerts-eval duty (false: never evaluates here) */
+    int interval_ms;     /* evaluation period (--alerts-interval, seconds * 1000) */
+    bool allow_loopback; /* --alerts-allow-loopback: channels may send to loopback */
+    const char *ca_file; /* --alerts-ca-file: CA bundle for HTTPS and SMTP STARTTLS; NULL = system */
+    bool run_evaluation; /* competes for the alerts-eval duty (false: never evaluates here) */
 };
 /* Registers the job kind and the duty (before jobs_start) and starts the
  * thread that keeps the firing count for /metrics. NULL on bad config. */
@@ -117,8 +117,8 @@ void alerts_prometheus(struct alerts *a, struct buf *out);
  * made without node_labels takes it; one wider than it is SB_EDENIED. */
 int alerts_rule_create(struct alerts *a, json_t *in, json_t *scope, const struct event_actor *actor,
                        json_t **out, struct sb_err *err);
-int alerts_rule_update(struct alerts *a, json_t *old, json_t *in, json_t *scope, const struct event_actor *actor,
-                       json_t **out, struct sb_err *err);
+int alerts_rule_update(struct alerts *a, json_t *old, json_t *in, json_t *scope,
+                       const struct event_actor *actor, json_t **out, struct sb_err *err);
 int alerts_rule_delete(struct alerts *a, json_t *old, const struct event_actor *actor, struct sb_err *err);
 
 /* Channels: answers are alerts_channel_view (secrets masked). */

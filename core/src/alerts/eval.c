@@ -107,7 +107,8 @@ static void fire(struct round *r, json_t *rule, const char *target, json_t *info
         if (name)
             json_object_set_new(d, "node_name", json_string(name));
     }
-    for (const char *const *k = (const char *const[]){"container_id", "container_name", "summary", "value", NULL};
+    for (const char *const *k =
+             (const char *const[]){"container_id", "container_name", "summary", "value", NULL};
          *k; k++) {
         json_t *v = json_object_get(info, *k);
         if (v && !json_is_null(v))
@@ -193,7 +194,8 @@ static void judge_nodes(struct round *r, json_t *rule, json_t *desired)
             snprintf(summary, sizeof summary, "node %s presented another SSH host key", jstr(n, "name"));
         else
             snprintf(summary, sizeof summary, "node %s is offline%s%.300s", jstr(n, "name"),
-                     jstr(n, "status_reason") ? ": " : "", jstr(n, "status_reason") ? jstr(n, "status_reason") : "");
+                     jstr(n, "status_reason") ? ": " : "",
+                     jstr(n, "status_reason") ? jstr(n, "status_reason") : "");
         json_object_set_new(desired, target, json_pack("{s:s, s:s}", "node_id", k, "summary", summary));
     }
 }
@@ -205,7 +207,8 @@ static void judge_metric(struct round *r, json_t *rule, json_t *desired, bool *j
     json_int_t for_s = json_integer_value(json_object_get(p, "for_s"));
     json_t *windows = NULL;
     struct sb_err err = {0};
-    if (!metric || store_metric_windows(r->a->cfg.store, metric, for_s > 0 ? (int)for_s : 300, &windows, &err)) {
+    if (!metric ||
+        store_metric_windows(r->a->cfg.store, metric, for_s > 0 ? (int)for_s : 300, &windows, &err)) {
         log_warn("metric rule not evaluated", "rule=\"%s\" detail=\"%s\"", jstr(rule, "name"), err.msg);
         return;
     }
@@ -235,8 +238,9 @@ static void judge_metric(struct round *r, json_t *rule, json_t *desired, bool *j
         const char *what = strchr(metric, '.') + 1;
         if (container) {
             snprintf(target, sizeof target, "container/%s/%s", node, cid);
-            snprintf(summary, sizeof summary, "container %s: %s %.1f %% %s %g %%", jstr(w, "name") ? jstr(w, "name") : cid,
-                     what, last, jstr(p, "op"), json_number_value(json_object_get(p, "threshold")));
+            snprintf(summary, sizeof summary, "container %s: %s %.1f %% %s %g %%",
+                     jstr(w, "name") ? jstr(w, "name") : cid, what, last, jstr(p, "op"),
+                     json_number_value(json_object_get(p, "threshold")));
         } else {
             snprintf(target, sizeof target, "node/%s", node);
             snprintf(summary, sizeof summary, "node %s: %s %.1f %% %s %g %%",
@@ -274,7 +278,8 @@ static void judge_chain(struct round *r, json_t *desired, bool *judged)
         return;
     *judged = true;
     if (a->chain_broken)
-        json_object_set_new(desired, "audit", json_pack("{s:s}", "summary", "the audit chain does not verify"));
+        json_object_set_new(desired, "audit",
+                            json_pack("{s:s}", "summary", "the audit chain does not verify"));
 }
 
 static void judge_state_rules(struct round *r)
@@ -389,7 +394,8 @@ static void apply_event(struct round *r, int64_t seq, const char *type, json_t *
             if (strcmp(action, "count") == 0 && !open) {
                 json_t *p = json_object_get(rule, "params");
                 char stream[220];
-                snprintf(stream, sizeof stream, "container/%s/%s", jstr(sig, "node_id"), jstr(sig, "container_id"));
+                snprintf(stream, sizeof stream, "container/%s/%s", jstr(sig, "node_id"),
+                         jstr(sig, "container_id"));
                 int64_t n = 0;
                 struct sb_err err = {0};
                 if (store_events_count_recent(r->a->cfg.store, stream, "container.died",
@@ -407,7 +413,8 @@ static void apply_event(struct round *r, int64_t seq, const char *type, json_t *
                 if (jstr(sig, "container_id") && jstr(sig, "summary")) {
                     char what[600];
                     snprintf(what, sizeof what, "container %s %s",
-                             jstr(sig, "container_name") ? jstr(sig, "container_name") : jstr(sig, "container_id"),
+                             jstr(sig, "container_name") ? jstr(sig, "container_name")
+                                                         : jstr(sig, "container_id"),
                              jstr(sig, "summary"));
                     json_object_set_new(sig, "summary", json_string(what));
                 }
@@ -444,8 +451,9 @@ static void read_events(struct round *r)
         }
         size_t i;
         json_t *row;
-        json_array_foreach(b.rows, i, row) apply_event(r, (int64_t)json_integer_value(json_object_get(row, "seq")),
-                                                        jstr(row, "type"), json_object_get(row, "data"));
+        json_array_foreach(b.rows, i, row)
+            apply_event(r, (int64_t)json_integer_value(json_object_get(row, "seq")), jstr(row, "type"),
+                        json_object_get(row, "data"));
         json_decref(b.rows);
         if (last == cursor)
             break;
@@ -479,7 +487,8 @@ static void judge_restart_loops(struct round *r)
         int64_t n = 0;
         struct sb_err err = {0};
         if (store_events_count_recent(r->a->cfg.store, jstr(alert, "target"), "container.died",
-                                      (int)json_integer_value(json_object_get(p, "window_s")), &n, &err) == 0 &&
+                                      (int)json_integer_value(json_object_get(p, "window_s")), &n,
+                                      &err) == 0 &&
             n < json_integer_value(json_object_get(p, "count")))
             resolve(r, json_string_value(kv), alert, "no longer restarting");
     }
@@ -541,8 +550,9 @@ static void silences_and_repeats(struct round *r)
                 char at[40];
                 now_text(at, sizeof at);
                 json_object_set_new(alert, "last_notified_at", json_string(at));
-                json_object_set_new(alert, "notifications",
-                                    json_integer(json_integer_value(json_object_get(alert, "notifications")) + 1));
+                json_object_set_new(
+                    alert, "notifications",
+                    json_integer(json_integer_value(json_object_get(alert, "notifications")) + 1));
                 alerts_notify(r->a, rule, alert, "unsilenced");
             }
             continue;
@@ -608,8 +618,10 @@ void alerts_evaluate(struct alerts *a)
                       .now_us = time_now_us()};
     json_t *rules = NULL, *open = NULL, *nodes = NULL, *sil = NULL;
     struct sb_err err = {0};
-    if (store_alert_rules_list(a->cfg.store, &rules, &err) || store_alerts_list(a->cfg.store, "open", 5000, &open, &err) ||
-        store_node_list(a->cfg.store, &nodes, &err) || store_alert_silences_list(a->cfg.store, "active", &sil, &err)) {
+    if (store_alert_rules_list(a->cfg.store, &rules, &err) ||
+        store_alerts_list(a->cfg.store, "open", 5000, &open, &err) ||
+        store_node_list(a->cfg.store, &nodes, &err) ||
+        store_alert_silences_list(a->cfg.store, "active", &sil, &err)) {
         log_debug("alert evaluation skipped", "detail=\"%s\"", err.msg);
         goto out;
     }

@@ -16,10 +16,10 @@ struct alerts {
     struct alerts_config cfg;
     pthread_mutex_t eval_lock; /* one evaluation round at a time in this daemon */
     int64_t last_chain_check_ms;
-    bool chain_broken;           /* the last verification's outcome */
-    bool chain_checked;          /* there was one */
-    atomic_llong firing[3];      /* open alerts per severity: info, warning, critical */
-    pthread_t counter;           /* refreshes `firing` for /metrics */
+    bool chain_broken;      /* the last verification's outcome */
+    bool chain_checked;     /* there was one */
+    atomic_llong firing[3]; /* open alerts per severity: info, warning, critical */
+    pthread_t counter;      /* refreshes `firing` for /metrics */
     bool counter_started;
     pthread_mutex_t lock;
     pthread_cond_t cond;

@@ -54,8 +54,8 @@ void alerts_notify(struct alerts *a, json_t *rule, json_t *alert, const char *no
             if (!named)
                 continue;
         }
-        json_t *args = json_pack("{s:s, s:s, s:s}", "alert_id", jstr(alert, "id"), "channel_id", jstr(c, "id"),
-                                 "notification", notification);
+        json_t *args = json_pack("{s:s, s:s, s:s}", "alert_id", jstr(alert, "id"), "channel_id",
+                                 jstr(c, "id"), "notification", notification);
         struct jobs_new jn = {.kind = "alert.deliver",
                               .target = target,
                               .node_id = node && uuid_valid(node) ? node : NULL,
@@ -146,8 +146,8 @@ static void common_options(CURL *h, struct send *s, const char *url)
 }
 
 /* 0 and *status for an answer (any status), SB_EUNAVAIL for no answer. */
-static int http_post(struct send *s, const char *url, struct curl_slist *headers, const char *body, size_t len,
-                     long *status, struct sb_err *err)
+static int http_post(struct send *s, const char *url, struct curl_slist *headers, const char *body,
+                     size_t len, long *status, struct sb_err *err)
 {
     CURL *h = curl_easy_init();
     if (!h)
@@ -248,8 +248,8 @@ static int smtp_send(struct send *s, json_t *config, json_t *secret, const char 
         if (*status >= 500 && *status < 600)
             out = sb_error(err, SB_EUPSTREAM, "the SMTP server refused: %s", s->last_line);
         else
-            out = sb_error(err, SB_EUNAVAIL, "%s%s%.200s", curl_easy_strerror(rc), s->last_line[0] ? ": " : "",
-                           s->last_line);
+            out = sb_error(err, SB_EUNAVAIL, "%s%s%.200s", curl_easy_strerror(rc),
+                           s->last_line[0] ? ": " : "", s->last_line);
     }
     buf_reset(&s->answer);
     buf_puts(&s->answer, s->last_line);
@@ -259,8 +259,8 @@ static int smtp_send(struct send *s, json_t *config, json_t *secret, const char 
     return out;
 }
 
-static int send_http(struct send *s, const char *kind, json_t *secret, json_t *alert, const char *notification,
-                     const char *delivery, long *status, struct sb_err *err)
+static int send_http(struct send *s, const char *kind, json_t *secret, json_t *alert,
+                     const char *notification, const char *delivery, long *status, struct sb_err *err)
 {
     struct buf text;
     buf_init(&text, 1 << 16);
@@ -306,7 +306,10 @@ static int send_http(struct send *s, const char *kind, json_t *secret, json_t *a
         const char *sev = jstr(alert, "severity");
         bool resolved = strcmp(notification, "resolved") == 0;
         snprintf(line, sizeof line, "Priority: %s",
-                 resolved ? "default" : sev && strcmp(sev, "critical") == 0 ? "urgent" : sev && strcmp(sev, "info") == 0 ? "default" : "high");
+                 resolved                              ? "default"
+                 : sev && strcmp(sev, "critical") == 0 ? "urgent"
+                 : sev && strcmp(sev, "info") == 0     ? "default"
+                                                       : "high");
         h = curl_slist_append(h, line);
         h = curl_slist_append(h, resolved ? "Tags: white_check_mark" : "Tags: rotating_light");
         h = curl_slist_append(h, "Content-Type: text/plain; charset=utf-8");
@@ -325,16 +328,16 @@ static int send_http(struct send *s, const char *kind, json_t *secret, json_t *a
 
 /* ---- the job --------------------------------------------------------------------- */
 
-static void record(struct alerts *a, struct job_ctx *c, json_t *alert, json_t *channel, const char *notification,
-                   bool ok, long status, const char *answer)
+static void record(struct alerts *a, struct job_ctx *c, json_t *alert, json_t *channel,
+                   const char *notification, bool ok, long status, const char *answer)
 {
     bool test = !alert;
     const char *id = test ? jstr(channel, "id") : jstr(alert, "id");
     char stream[96];
     snprintf(stream, sizeof stream, "%s/%s", test ? "alert_channel" : "alert", id);
-    json_t *d = json_pack("{s:s, s:O, s:O, s:s, s:i, s:s}", "id", id, "channel_id", json_object_get(channel, "id"),
-                          "channel_name", json_object_get(channel, "name"), "notification", notification, "attempt",
-                          job_attempt(c), "job_id", job_id(c));
+    json_t *d = json_pack("{s:s, s:O, s:O, s:s, s:i, s:s}", "id", id, "channel_id",
+                          json_object_get(channel, "id"), "channel_name", json_object_get(channel, "name"),
+                          "notification", notification, "attempt", job_attempt(c), "job_id", job_id(c));
     /* The receiver's answer is text the log can hold only as valid UTF-8. */
     json_t *ans = json_string(answer ? answer : "");
     json_object_set_new(d, "answer", ans ? ans : json_string("(an answer that is not UTF-8)"));

@@ -28,8 +28,8 @@ static const char *const rule_kinds[] = {"metric",
                                          "stack_rolled_back",
                                          "audit_chain_broken",
                                          NULL};
-static const char *const metrics[] = {"node.cpu", "node.memory", "node.disk", "container.cpu", "container.memory",
-                                      NULL};
+static const char *const metrics[] = {"node.cpu",      "node.memory",      "node.disk",
+                                      "container.cpu", "container.memory", NULL};
 static const char *const severities[] = {"info", "warning", "critical", NULL};
 static const char *const ops[] = {">", ">=", "<", "<=", NULL};
 
@@ -82,8 +82,8 @@ static json_t *pick_param(json_t *in, json_t *old, const char *key)
     return v ? v : old ? json_object_get(json_object_get(old, "params"), key) : NULL;
 }
 
-static int int_field(json_t *v, const char *name, json_int_t min, json_int_t max, json_int_t def, json_int_t *out,
-                     struct sb_err *err)
+static int int_field(json_t *v, const char *name, json_int_t min, json_int_t max, json_int_t def,
+                     json_int_t *out, struct sb_err *err)
 {
     if (!v || json_is_null(v)) {
         *out = def;
@@ -122,14 +122,16 @@ int alerts_rule_normalize(json_t *in, json_t *old, json_t **rule, struct sb_err 
     json_t *name = pick(in, old, "name");
     if (!text_ok(name, 100, false))
         return sb_field_error(err, "name", "name must be 1 to 100 characters without control characters");
-    if (old && json_object_get(in, "kind") && !json_equal(json_object_get(in, "kind"), json_object_get(old, "kind")))
+    if (old && json_object_get(in, "kind") &&
+        !json_equal(json_object_get(in, "kind"), json_object_get(old, "kind")))
         return sb_field_error(err, "kind", "a rule's kind cannot change (make a new rule)");
     const char *kind = json_string_value(pick(in, old, "kind"));
     if (!alerts_rule_kind_known(kind))
-        return sb_field_error(err, "kind",
-                              "kind must be one of metric, node_offline, node_hostkey_mismatch, collector_silent, "
-                              "container_died, container_oom, container_unhealthy, container_restart_loop, "
-                              "stack_deploy_failed, stack_rolled_back, audit_chain_broken");
+        return sb_field_error(
+            err, "kind",
+            "kind must be one of metric, node_offline, node_hostkey_mismatch, collector_silent, "
+            "container_died, container_oom, container_unhealthy, container_restart_loop, "
+            "stack_deploy_failed, stack_rolled_back, audit_chain_broken");
     json_t *params = json_object();
     json_int_t n;
     if (strcmp(kind, "metric") == 0) {
@@ -161,7 +163,8 @@ int alerts_rule_normalize(json_t *in, json_t *old, json_t **rule, struct sb_err 
         json_object_set_new(params, "threshold", json_real(json_number_value(th)));
         json_object_set_new(params, "for_s", json_integer(n));
     } else {
-        for (const char *const *f = (const char *const[]){"metric", "op", "threshold", "for_s", NULL}; *f; f++)
+        for (const char *const *f = (const char *const[]){"metric", "op", "threshold", "for_s", NULL}; *f;
+             f++)
             if (json_object_get(in, *f)) {
                 json_decref(params);
                 return sb_field_error(err, *f, "%s applies to metric rules only", *f);
@@ -219,11 +222,11 @@ int alerts_rule_normalize(json_t *in, json_t *old, json_t **rule, struct sb_err 
         json_decref(params);
         return sb_field_error(err, "enabled", "enabled must be true or false");
     }
-    *rule = json_pack("{s:O, s:s, s:o, s:s, s:O, s:o, s:I, s:b}", "name", name, "kind", kind, "params", params,
-                      "severity", severity, "node_labels",
+    *rule = json_pack("{s:O, s:s, s:o, s:s, s:O, s:o, s:I, s:b}", "name", name, "kind", kind, "params",
+                      params, "severity", severity, "node_labels",
                       labels && !json_is_null(labels) && json_object_size(labels) ? labels : json_null(),
-                      "channels", channels && !json_is_null(channels) ? json_incref(channels) : json_array(), "repeat_s",
-                      (json_int_t)repeat, "enabled", en ? json_is_true(en) : true);
+                      "channels", channels && !json_is_null(channels) ? json_incref(channels) : json_array(),
+                      "repeat_s", (json_int_t)repeat, "enabled", en ? json_is_true(en) : true);
     if (!*rule)
         return sb_error(err, SB_ENOMEM, "out of memory");
     return 0;
@@ -236,8 +239,7 @@ json_t *alerts_default_rules(void)
         "{\"name\":\"Container killed: out of memory\",\"kind\":\"container_oom\"}",
         "{\"name\":\"Disk over 90 %\",\"kind\":\"metric\",\"metric\":\"node.disk\",\"op\":\">\","
         "\"threshold\":90,\"for_s\":300}",
-        "{\"name\":\"Audit chain broken\",\"kind\":\"audit_chain_broken\"}",
-        NULL};
+        "{\"name\":\"Audit chain broken\",\"kind\":\"audit_chain_broken\"}", NULL};
     json_t *out = json_array();
     for (size_t i = 0; defaults[i]; i++) {
         json_t *in = json_loads(defaults[i], 0, NULL), *r = NULL;
@@ -319,8 +321,8 @@ json_t *alerts_event_signal(json_t *rule, const char *type, json_t *data)
             char what[300];
             snprintf(what, sizeof what, "%s: %.240s", rolled ? "deploy rolled back" : "deploy failed",
                      dstr(data, "reason") ? dstr(data, "reason") : "no reason given");
-            return json_pack("{s:s, s:s, s:s, s:s}", "action", "fire", "target", target, "stack_id", id, "summary",
-                             what);
+            return json_pack("{s:s, s:s, s:s, s:s}", "action", "fire", "target", target, "stack_id", id,
+                             "summary", what);
         }
         if (strcmp(t, "deployed") == 0 || strcmp(t, "deleted") == 0)
             return json_pack("{s:s, s:s, s:s, s:s}", "action", "resolve", "target", target, "stack_id", id,
@@ -369,8 +371,8 @@ bool alerts_window_met(json_t *rule, json_t *window)
 
 /* ---- silences --------------------------------------------------------------- */
 
-static const char *const silence_fields[] = {"rule_id",   "rule_name", "kind",           "severity", "target",
-                                             "node_id",   "node_name", "container_name", NULL};
+static const char *const silence_fields[] = {"rule_id", "rule_name", "kind",           "severity", "target",
+                                             "node_id", "node_name", "container_name", NULL};
 
 bool alerts_silence_matches(json_t *silence, json_t *alert, json_t *node_labels)
 {
@@ -420,8 +422,8 @@ int alerts_silence_normalize(json_t *in, int64_t now_us, json_t **silence, struc
                                       "target, node_id, node_name, container_name",
                                       k);
             if (!text_ok(v, 200, false))
-                return sb_field_error(err, "matchers", "matchers.%.40s must be a string of 1 to 200 characters",
-                                      k);
+                return sb_field_error(err, "matchers",
+                                      "matchers.%.40s must be a string of 1 to 200 characters", k);
         }
     }
     json_t *labels = json_object_get(in, "node_labels");
@@ -450,9 +452,10 @@ int alerts_silence_normalize(json_t *in, int64_t now_us, json_t **silence, struc
         return sb_field_error(err, "comment", "comment must be a string of at most 500 characters");
     char at[40];
     time_format_rfc3339(until_us, at, sizeof at);
-    *silence = json_pack("{s:o, s:s, s:o, s:O}", "matchers", m && !json_is_null(m) ? json_incref(m) : json_object(),
-                         "until", at, "comment", comment ? json_incref(comment) : json_string(""), "node_labels",
-                         labels && !json_is_null(labels) && json_object_size(labels) ? labels : json_null());
+    *silence =
+        json_pack("{s:o, s:s, s:o, s:O}", "matchers", m && !json_is_null(m) ? json_incref(m) : json_object(),
+                  "until", at, "comment", comment ? json_incref(comment) : json_string(""), "node_labels",
+                  labels && !json_is_null(labels) && json_object_size(labels) ? labels : json_null());
     return *silence ? 0 : sb_error(err, SB_ENOMEM, "out of memory");
 }
 
@@ -510,8 +513,8 @@ int alerts_url_check(const char *kind, const char *url, bool allow_loopback, str
     bool scheme_ok = email ? (strcmp(scheme, "smtp") == 0 || strcmp(scheme, "smtps") == 0)
                            : (strcmp(scheme, "https") == 0 || strcmp(scheme, "http") == 0);
     if (!scheme_ok) {
-        rc = sb_field_error(err, "url", "url must be %s, not %.20s://", email ? "smtp:// or smtps://" : "http(s)://",
-                            scheme);
+        rc = sb_field_error(err, "url", "url must be %s, not %.20s://",
+                            email ? "smtp:// or smtps://" : "http(s)://", scheme);
         goto out;
     }
     if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user) {
@@ -580,7 +583,7 @@ static bool email_ok(json_t *v)
 int alerts_channel_normalize(json_t *in, json_t *old_clear, json_t *old_secret, bool allow_loopback,
                              json_t **clear, json_t **secret, struct sb_err *err)
 {
-    static const char *const allowed[] = {"name", "kind",     "url",      "secret",   "to",      "from",
+    static const char *const allowed[] = {"name",     "kind",     "url",   "secret",   "to",      "from",
                                           "username", "password", "token", "starttls", "enabled", NULL};
     *clear = *secret = NULL;
     const char *k;
@@ -719,10 +722,25 @@ void alerts_signature(const char *secret, const char *timestamp, const char *bod
 
 json_t *alerts_payload(json_t *alert, const char *notification, const char *delivery_id)
 {
-    static const char *const keys[] = {"id",        "rule_id",      "rule_name",      "kind",       "severity",
-                                       "state",     "target",       "node_id",        "node_name",  "container_id",
-                                       "container_name", "summary", "value",          "fired_at",   "acknowledged_at",
-                                       "acknowledged_by", "resolved_at", "resolved_reason", NULL};
+    static const char *const keys[] = {"id",
+                                       "rule_id",
+                                       "rule_name",
+                                       "kind",
+                                       "severity",
+                                       "state",
+                                       "target",
+                                       "node_id",
+                                       "node_name",
+                                       "container_id",
+                                       "container_name",
+                                       "summary",
+                                       "value",
+                                       "fired_at",
+                                       "acknowledged_at",
+                                       "acknowledged_by",
+                                       "resolved_at",
+                                       "resolved_reason",
+                                       NULL};
     json_t *a = json_object();
     for (size_t i = 0; keys[i]; i++) {
         json_t *v = json_object_get(alert, keys[i]);
@@ -731,8 +749,9 @@ json_t *alerts_payload(json_t *alert, const char *notification, const char *deli
     struct buf t;
     buf_init(&t, 8192);
     alerts_text(alert, notification, &t);
-    json_t *p = json_pack("{s:i, s:s, s:s, s:o, s:s}", "version", 1, "delivery", delivery_id ? delivery_id : "",
-                          "notification", notification, "alert", a, "text", t.data);
+    json_t *p =
+        json_pack("{s:i, s:s, s:s, s:o, s:s}", "version", 1, "delivery", delivery_id ? delivery_id : "",
+                  "notification", notification, "alert", a, "text", t.data);
     buf_release(&t);
     return p;
 }
@@ -757,7 +776,8 @@ void alerts_text(json_t *alert, const char *notification, struct buf *out)
                    dstr(alert, "node_id"));
     if (dstr(alert, "container_id"))
         buf_printf(out, "Container: %s (%.12s)\n",
-                   dstr(alert, "container_name") ? dstr(alert, "container_name") : "?", dstr(alert, "container_id"));
+                   dstr(alert, "container_name") ? dstr(alert, "container_name") : "?",
+                   dstr(alert, "container_id"));
     json_t *value = json_object_get(alert, "value");
     if (json_is_number(value))
         buf_printf(out, "Value: %.1f\n", json_number_value(value));

@@ -27,7 +27,8 @@ static int append_as(struct alerts *a, const char *prefix, const char *id, const
     char stream[96];
     snprintf(stream, sizeof stream, "%s/%s", prefix, id);
     json_object_set_new(data, "id", json_string(id));
-    struct event_new ev = {.stream = stream, .type = type, .data = data, .actor = *actor, .outcome = "success"};
+    struct event_new ev = {
+        .stream = stream, .type = type, .data = data, .actor = *actor, .outcome = "success"};
     int64_t seq;
     return store_append(a->cfg.store, &ev, &seq, err);
 }
@@ -46,7 +47,8 @@ static void *counter_main(void *arg)
         struct sb_err err = {0};
         if (store_alerts_open_counts(a->cfg.store, &counts, &err) == 0) {
             for (int i = 0; i < 3; i++)
-                atomic_store(&a->firing[i], (long long)json_integer_value(json_object_get(counts, severity_names[i])));
+                atomic_store(&a->firing[i],
+                             (long long)json_integer_value(json_object_get(counts, severity_names[i])));
         }
         json_decref(counts);
         pthread_mutex_lock(&a->lock);
@@ -86,13 +88,13 @@ struct alerts *alerts_open(const struct alerts_config *cfg, struct sb_err *err)
     pthread_mutex_init(&a->eval_lock, NULL);
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->cond, NULL);
-    struct jobs_kind k = {.kind = "alert.deliver", .run = alerts_deliver_job, .ctx = a, .max_attempts = 12,
-                          .timeout_s = 60};
+    struct jobs_kind k = {
+        .kind = "alert.deliver", .run = alerts_deliver_job, .ctx = a, .max_attempts = 12, .timeout_s = 60};
     if (jobs_register(cfg->jobs, &k, err))
         goto fail;
     if (cfg->run_evaluation) {
-        struct jobs_duty d = {.name = "alerts-eval", .interval_ms = a->cfg.interval_ms, .run = alerts_eval_run,
-                              .ctx = a};
+        struct jobs_duty d = {
+            .name = "alerts-eval", .interval_ms = a->cfg.interval_ms, .run = alerts_eval_run, .ctx = a};
         if (jobs_duty_register(cfg->jobs, &d, err))
             goto fail;
     }
@@ -158,8 +160,8 @@ static int check_channels(struct alerts *a, json_t *rule, struct sb_err *err)
     return 0;
 }
 
-int alerts_rule_create(struct alerts *a, json_t *in, json_t *scope, const struct event_actor *actor, json_t **out,
-                       struct sb_err *err)
+int alerts_rule_create(struct alerts *a, json_t *in, json_t *scope, const struct event_actor *actor,
+                       json_t **out, struct sb_err *err)
 {
     *out = NULL;
     json_t *rule = NULL;
@@ -180,8 +182,8 @@ int alerts_rule_create(struct alerts *a, json_t *in, json_t *scope, const struct
     return rc ? rc : store_alert_rule_get(a->cfg.store, id, out, err);
 }
 
-int alerts_rule_update(struct alerts *a, json_t *old, json_t *in, json_t *scope, const struct event_actor *actor,
-                       json_t **out, struct sb_err *err)
+int alerts_rule_update(struct alerts *a, json_t *old, json_t *in, json_t *scope,
+                       const struct event_actor *actor, json_t **out, struct sb_err *err)
 {
     *out = NULL;
     json_t *rule = NULL;
@@ -204,8 +206,8 @@ int alerts_rule_update(struct alerts *a, json_t *old, json_t *in, json_t *scope,
 int alerts_rule_delete(struct alerts *a, json_t *old, const struct event_actor *actor, struct sb_err *err)
 {
     json_t *d = json_object();
-    int rc = append_as(a, "alert_rule", json_string_value(json_object_get(old, "id")), "alert_rule.deleted", d,
-                       actor, err);
+    int rc = append_as(a, "alert_rule", json_string_value(json_object_get(old, "id")), "alert_rule.deleted",
+                       d, actor, err);
     json_decref(d);
     return rc;
 }
@@ -252,12 +254,12 @@ static json_t *channel_clear(json_t *row)
 
 json_t *alerts_channel_view(json_t *row)
 {
-    json_t *v = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "id", json_object_get(row, "id"), "name",
-                          json_object_get(row, "name"), "kind", json_object_get(row, "kind"), "enabled",
-                          json_object_get(row, "enabled"), "created_by",
-                          json_object_get(row, "created_by") ? json_object_get(row, "created_by") : json_null(),
-                          "created_at", json_object_get(row, "created_at"), "updated_at",
-                          json_object_get(row, "updated_at"));
+    json_t *v = json_pack(
+        "{s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "id", json_object_get(row, "id"), "name",
+        json_object_get(row, "name"), "kind", json_object_get(row, "kind"), "enabled",
+        json_object_get(row, "enabled"), "created_by",
+        json_object_get(row, "created_by") ? json_object_get(row, "created_by") : json_null(), "created_at",
+        json_object_get(row, "created_at"), "updated_at", json_object_get(row, "updated_at"));
     json_object_update(v, json_object_get(row, "config"));
     size_t i;
     json_t *n;
@@ -290,10 +292,12 @@ static int channel_write(struct alerts *a, const char *id, const char *type, jso
     json_object_foreach(secret, k, v) json_array_append_new(names, json_string(k));
     char stream[96];
     snprintf(stream, sizeof stream, "alert_channel/%s", id);
-    json_t *data = json_pack("{s:s, s:O, s:O, s:O, s:o, s:o, s:s}", "id", id, "name", json_object_get(clear, "name"),
-                             "kind", json_object_get(clear, "kind"), "enabled", json_object_get(clear, "enabled"),
-                             "config", config, "secret_names", names, "by", actor->name ? actor->name : "");
-    struct event_new ev = {.stream = stream, .type = type, .data = data, .actor = *actor, .outcome = "success"};
+    json_t *data =
+        json_pack("{s:s, s:O, s:O, s:O, s:o, s:o, s:s}", "id", id, "name", json_object_get(clear, "name"),
+                  "kind", json_object_get(clear, "kind"), "enabled", json_object_get(clear, "enabled"),
+                  "config", config, "secret_names", names, "by", actor->name ? actor->name : "");
+    struct event_new ev = {
+        .stream = stream, .type = type, .data = data, .actor = *actor, .outcome = "success"};
     int rc = store_alert_channel_append(a->cfg.store, &ev, id, sealed, err);
     json_decref(data);
     free(sealed);
@@ -322,8 +326,8 @@ int alerts_channel_create(struct alerts *a, json_t *in, const struct event_actor
     return rc;
 }
 
-int alerts_channel_update(struct alerts *a, json_t *old, json_t *in, const struct event_actor *actor, json_t **out,
-                          struct sb_err *err)
+int alerts_channel_update(struct alerts *a, json_t *old, json_t *in, const struct event_actor *actor,
+                          json_t **out, struct sb_err *err)
 {
     *out = NULL;
     const char *id = json_string_value(json_object_get(old, "id"));
@@ -352,7 +356,10 @@ int alerts_channel_delete(struct alerts *a, json_t *old, const struct event_acto
     char stream[96];
     snprintf(stream, sizeof stream, "alert_channel/%s", id);
     json_t *data = json_pack("{s:s}", "id", id);
-    struct event_new ev = {.stream = stream, .type = "alert_channel.deleted", .data = data, .actor = *actor,
+    struct event_new ev = {.stream = stream,
+                           .type = "alert_channel.deleted",
+                           .data = data,
+                           .actor = *actor,
                            .outcome = "success"};
     int rc = store_alert_channel_append(a->cfg.store, &ev, id, NULL, err);
     json_decref(data);
@@ -398,13 +405,14 @@ int alerts_silence_delete(struct alerts *a, json_t *old, const struct event_acto
     if (!state || strcmp(state, "active") != 0)
         return sb_error(err, SB_ECONFLICT, "the silence has ended already");
     json_t *d = json_object();
-    int rc = append_as(a, "alert_silence", json_string_value(json_object_get(old, "id")), "alert_silence.deleted",
-                       d, actor, err);
+    int rc = append_as(a, "alert_silence", json_string_value(json_object_get(old, "id")),
+                       "alert_silence.deleted", d, actor, err);
     json_decref(d);
     return rc;
 }
 
-int alerts_ack(struct alerts *a, json_t *alert, const struct event_actor *actor, json_t **out, struct sb_err *err)
+int alerts_ack(struct alerts *a, json_t *alert, const struct event_actor *actor, json_t **out,
+               struct sb_err *err)
 {
     *out = NULL;
     const char *id = json_string_value(json_object_get(alert, "id"));

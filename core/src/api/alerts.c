@@ -294,7 +294,8 @@ void api_alert_silences_list(struct http_request *req)
 {
     struct app *app = req->app;
     const char *state = http_query(req, "state");
-    if (state && strcmp(state, "active") != 0 && strcmp(state, "ended") != 0 && strcmp(state, "deleted") != 0) {
+    if (state && strcmp(state, "active") != 0 && strcmp(state, "ended") != 0 &&
+        strcmp(state, "deleted") != 0) {
         http_reply_error(req, 400, "bad_parameter", "state must be active, ended or deleted");
         return;
     }
@@ -384,8 +385,9 @@ static int unscoped_only(struct http_request *req)
 {
     if (!scope_of(req))
         return 0;
-    http_reply_error(req, 403, "forbidden", "channels are shared by every node scope: only an unscoped caller "
-                                            "changes them");
+    http_reply_error(req, 403, "forbidden",
+                     "channels are shared by every node scope: only an unscoped caller "
+                     "changes them");
     return -1;
 }
 
@@ -427,7 +429,8 @@ void api_alert_channel_get(struct http_request *req)
         return;
     json_t *v = alerts_channel_view(c), *tests = NULL;
     struct sb_err err = {0};
-    if (store_alert_deliveries(app->store, NULL, json_string_value(json_object_get(c, "id")), &tests, &err) == 0)
+    if (store_alert_deliveries(app->store, NULL, json_string_value(json_object_get(c, "id")), &tests, &err) ==
+        0)
         json_object_set_new(v, "tests", tests);
     json_decref(c);
     http_reply_json(req, 200, v);

@@ -11,13 +11,11 @@
  *   alert_rule.deleted         {id}
  *   alert_channel.created/updated {id, name, kind, enabled, config, secret_names, by}  (+ sealed secrets)
  *   alert_channel.deleted      {id}
- *   alert_channel.test_delivered / test_failed {id, channel_id, channel_name, attempt, status, answer, job_id}
- *   alert_silence.created      {id, matchers, node_labels, until, comment, by}
- *   alert_silence.ended / deleted {id}
- *   alert.fired        {id, rule_id, rule_name, kind, severity, target, node_id?, node_name?, container_id?,
- *                       container_name?, summary, value?, silenced, source_seq?}
- *   alert.acknowledged {id, node_id?, by}          (refused unless firing)
- *   alert.resolved     {id, node_id?, reason}      (refused when resolved)
+ *   alert_channel.test_delivered / test_failed {id, channel_id, channel_name, attempt, status, answer,
+ * job_id} alert_silence.created      {id, matchers, node_labels, until, comment, by} alert_silence.ended /
+ * deleted {id} alert.fired        {id, rule_id, rule_name, kind, severity, target, node_id?, node_name?,
+ * container_id?, container_name?, summary, value?, silenced, source_seq?} alert.acknowledged {id, node_id?,
+ * by}          (refused unless firing) alert.resolved     {id, node_id?, reason}      (refused when resolved)
  *   alert.silenced / unsilenced {id, node_id?}
  *   alert.renotified   {id, node_id?, reason}      (a repeat)
  *   alert.delivered / delivery_failed {id, node_id?, channel_id, channel_name, notification, attempt, status,
@@ -36,12 +34,14 @@ static const char *dstr(const struct store_event *ev, const char *key)
     return json_string_value(json_object_get(ev->data, key));
 }
 
-static int project_rule(struct store_tx *tx, const struct store_event *ev, const char *t, const char *const *p)
+static int project_rule(struct store_tx *tx, const struct store_event *ev, const char *t,
+                        const char *const *p)
 {
     if (strcmp(t, "created") == 0)
         return store_tx_exec(
             tx,
-            "INSERT INTO alert_rules (id, name, kind, params, severity, node_labels, channels, repeat_s, enabled, "
+            "INSERT INTO alert_rules (id, name, kind, params, severity, node_labels, channels, repeat_s, "
+            "enabled, "
             "builtin, created_by, created_at, updated_at) "
             "SELECT (d->>'id')::uuid, d->>'name', d->>'kind', coalesce(d->'params', '{}'), d->>'severity', "
             "CASE WHEN jsonb_typeof(d->'node_labels') = 'object' THEN d->'node_labels' END, "
@@ -72,7 +72,8 @@ static int project_delivery(struct store_tx *tx, const struct store_event *ev, b
     const char *p[5] = {doc, ev->occurred_at, seq, test ? NULL : dstr(ev, "id"), ok ? "delivered" : "failed"};
     int rc = store_tx_exec(
         tx,
-        "INSERT INTO alert_deliveries (seq, alert_id, channel_id, channel_name, notification, attempt, outcome, "
+        "INSERT INTO alert_deliveries (seq, alert_id, channel_id, channel_name, notification, attempt, "
+        "outcome, "
         "status, answer, job_id, at) "
         "SELECT $3::bigint, $4::uuid, (d->>'channel_id')::uuid, coalesce(d->>'channel_name', ''), "
         "coalesce(d->>'notification', 'test'), coalesce((d->>'attempt')::int, 1), $5, (d->>'status')::int, "
@@ -89,7 +90,8 @@ static int project_delivery(struct store_tx *tx, const struct store_event *ev, b
     return rc;
 }
 
-static int project_alert(struct store_tx *tx, const struct store_event *ev, const char *t, const char *const *p)
+static int project_alert(struct store_tx *tx, const struct store_event *ev, const char *t,
+                         const char *const *p)
 {
     if (strcmp(t, "fired") == 0) {
         char seq[24];
@@ -97,7 +99,8 @@ static int project_alert(struct store_tx *tx, const struct store_event *ev, cons
         const char *q[3] = {p[0], p[1], seq};
         return store_tx_exec(
             tx,
-            "INSERT INTO alerts (id, rule_id, rule_name, kind, severity, target, node_id, node_name, container_id, "
+            "INSERT INTO alerts (id, rule_id, rule_name, kind, severity, target, node_id, node_name, "
+            "container_id, "
             "container_name, summary, value, state, silenced, source_seq, fired_at, fired_seq, "
             "last_notified_at, notifications, updated_at) "
             "SELECT (d->>'id')::uuid, (d->>'rule_id')::uuid, d->>'rule_name', d->>'kind', d->>'severity', "
@@ -109,31 +112,35 @@ static int project_alert(struct store_tx *tx, const struct store_event *ev, cons
             3, q);
     }
     if (strcmp(t, "acknowledged") == 0)
-        return store_tx_exec(tx,
-                             "WITH u AS (UPDATE alerts SET state = 'acknowledged', acknowledged_at = $2::timestamptz, "
-                             "acknowledged_by = $1::jsonb->>'by', updated_at = $2::timestamptz "
-                             "WHERE id = ($1::jsonb->>'id')::uuid AND state = 'firing' RETURNING 1)" REFUSE_UNLESS_UPDATED,
-                             2, p);
+        return store_tx_exec(
+            tx,
+            "WITH u AS (UPDATE alerts SET state = 'acknowledged', acknowledged_at = $2::timestamptz, "
+            "acknowledged_by = $1::jsonb->>'by', updated_at = $2::timestamptz "
+            "WHERE id = ($1::jsonb->>'id')::uuid AND state = 'firing' RETURNING 1)" REFUSE_UNLESS_UPDATED,
+            2, p);
     if (strcmp(t, "resolved") == 0)
-        return store_tx_exec(tx,
-                             "WITH u AS (UPDATE alerts SET state = 'resolved', resolved_at = $2::timestamptz, "
-                             "resolved_reason = $1::jsonb->>'reason', updated_at = $2::timestamptz "
-                             "WHERE id = ($1::jsonb->>'id')::uuid AND state <> 'resolved' RETURNING 1)" REFUSE_UNLESS_UPDATED,
-                             2, p);
+        return store_tx_exec(
+            tx,
+            "WITH u AS (UPDATE alerts SET state = 'resolved', resolved_at = $2::timestamptz, "
+            "resolved_reason = $1::jsonb->>'reason', updated_at = $2::timestamptz "
+            "WHERE id = ($1::jsonb->>'id')::uuid AND state <> 'resolved' RETURNING 1)" REFUSE_UNLESS_UPDATED,
+            2, p);
     if (strcmp(t, "silenced") == 0 || strcmp(t, "unsilenced") == 0) {
         const char *q[3] = {p[0], p[1], strcmp(t, "silenced") == 0 ? "true" : "false"};
-        return store_tx_exec(tx,
-                             "WITH u AS (UPDATE alerts SET silenced = $3::boolean, updated_at = $2::timestamptz, "
-                             "notifications = notifications + CASE WHEN $3::boolean THEN 0 ELSE 1 END "
-                             "WHERE id = ($1::jsonb->>'id')::uuid AND state <> 'resolved' AND silenced <> $3::boolean "
-                             "RETURNING 1)" REFUSE_UNLESS_UPDATED,
-                             3, q);
+        return store_tx_exec(
+            tx,
+            "WITH u AS (UPDATE alerts SET silenced = $3::boolean, updated_at = $2::timestamptz, "
+            "notifications = notifications + CASE WHEN $3::boolean THEN 0 ELSE 1 END "
+            "WHERE id = ($1::jsonb->>'id')::uuid AND state <> 'resolved' AND silenced <> $3::boolean "
+            "RETURNING 1)" REFUSE_UNLESS_UPDATED,
+            3, q);
     }
     if (strcmp(t, "renotified") == 0)
-        return store_tx_exec(tx,
-                             "UPDATE alerts SET notifications = notifications + 1, last_notified_at = $2::timestamptz, "
-                             "updated_at = $2::timestamptz WHERE id = ($1::jsonb->>'id')::uuid",
-                             2, p);
+        return store_tx_exec(
+            tx,
+            "UPDATE alerts SET notifications = notifications + 1, last_notified_at = $2::timestamptz, "
+            "updated_at = $2::timestamptz WHERE id = ($1::jsonb->>'id')::uuid",
+            2, p);
     if (strcmp(t, "delivered") == 0 || strcmp(t, "delivery_failed") == 0)
         return project_delivery(tx, ev, false, strcmp(t, "delivered") == 0);
     return 0;
@@ -154,7 +161,8 @@ int project_alerts(struct store_tx *tx, const struct store_event *ev)
         if (strcmp(t, "created") == 0)
             rc = store_tx_exec(
                 tx,
-                "INSERT INTO alert_channels (id, name, kind, config, secret_names, enabled, created_by, created_at, "
+                "INSERT INTO alert_channels (id, name, kind, config, secret_names, enabled, created_by, "
+                "created_at, "
                 "updated_at) SELECT (d->>'id')::uuid, d->>'name', d->>'kind', coalesce(d->'config', '{}'), "
                 "coalesce(d->'secret_names', '[]'), coalesce((d->>'enabled')::boolean, true), d->>'by', "
                 "$2::timestamptz, $2::timestamptz FROM (SELECT $1::jsonb AS d) x",
@@ -178,8 +186,10 @@ int project_alerts(struct store_tx *tx, const struct store_event *ev)
                 tx,
                 "INSERT INTO alert_silences (id, matchers, node_labels, starts_at, until, comment, state, "
                 "created_by, created_at) SELECT (d->>'id')::uuid, coalesce(d->'matchers', '{}'), "
-                "CASE WHEN jsonb_typeof(d->'node_labels') = 'object' THEN d->'node_labels' END, $2::timestamptz, "
-                "(d->>'until')::timestamptz, coalesce(d->>'comment', ''), 'active', d->>'by', $2::timestamptz "
+                "CASE WHEN jsonb_typeof(d->'node_labels') = 'object' THEN d->'node_labels' END, "
+                "$2::timestamptz, "
+                "(d->>'until')::timestamptz, coalesce(d->>'comment', ''), 'active', d->>'by', "
+                "$2::timestamptz "
                 "FROM (SELECT $1::jsonb AS d) x",
                 2, p);
         else if (strcmp(t, "ended") == 0 || strcmp(t, "deleted") == 0) {
@@ -218,7 +228,8 @@ static int one_json(struct store *st, struct store_stmt *q, int n, const char *c
 
 static struct store_stmt q_rules =
     STORE_STMT("SELECT coalesce(json_agg(r ORDER BY r.name), '[]'::json)::text FROM alert_rules r");
-static struct store_stmt q_rule = STORE_STMT("SELECT row_to_json(r)::text FROM alert_rules r WHERE id = $1::uuid");
+static struct store_stmt q_rule =
+    STORE_STMT("SELECT row_to_json(r)::text FROM alert_rules r WHERE id = $1::uuid");
 static struct store_stmt q_seeded =
     STORE_STMT("SELECT EXISTS (SELECT 1 FROM streams WHERE stream LIKE 'alert\\_rule/%')::text");
 static struct store_stmt q_channels =
@@ -231,48 +242,50 @@ static struct store_stmt q_silences = STORE_STMT(
     "SELECT coalesce(json_agg(s ORDER BY s.created_at DESC), '[]'::json)::text FROM "
     "(SELECT *, until <= now() AS expired FROM alert_silences WHERE ($1::text IS NULL OR state = $1) "
     " ORDER BY created_at DESC LIMIT 500) s");
-static struct store_stmt q_silence = STORE_STMT(
-    "SELECT row_to_json(s)::text FROM (SELECT *, until <= now() AS expired FROM alert_silences "
-    "WHERE id = $1::uuid) s");
+static struct store_stmt q_silence =
+    STORE_STMT("SELECT row_to_json(s)::text FROM (SELECT *, until <= now() AS expired FROM alert_silences "
+               "WHERE id = $1::uuid) s");
 static struct store_stmt q_alerts = STORE_STMT(
     "SELECT coalesce(json_agg(a ORDER BY a.fired_seq DESC), '[]'::json)::text FROM "
     "(SELECT * FROM alerts WHERE ($1::text IS NULL OR state = $1 OR ($1 = 'open' AND state <> 'resolved')) "
     " ORDER BY fired_seq DESC LIMIT $2::int) a");
-static struct store_stmt q_alert = STORE_STMT("SELECT row_to_json(a)::text FROM alerts a WHERE id = $1::uuid");
+static struct store_stmt q_alert =
+    STORE_STMT("SELECT row_to_json(a)::text FROM alerts a WHERE id = $1::uuid");
 static struct store_stmt q_deliveries = STORE_STMT(
     "SELECT coalesce(json_agg(d ORDER BY d.seq), '[]'::json)::text FROM "
     "(SELECT * FROM alert_deliveries WHERE ($1::uuid IS NULL AND alert_id IS NULL AND channel_id = $2::uuid) "
     " OR alert_id = $1::uuid ORDER BY seq DESC LIMIT 200) d");
-static struct store_stmt q_counts = STORE_STMT(
-    "SELECT coalesce(json_object_agg(severity, n), '{}'::json)::text FROM "
-    "(SELECT severity, count(*) AS n FROM alerts WHERE state <> 'resolved' GROUP BY severity) x");
+static struct store_stmt q_counts =
+    STORE_STMT("SELECT coalesce(json_object_agg(severity, n), '{}'::json)::text FROM "
+               "(SELECT severity, count(*) AS n FROM alerts WHERE state <> 'resolved' GROUP BY severity) x");
 static struct store_stmt q_cursor_get = STORE_STMT("SELECT seq FROM alert_eval_state WHERE name = $1");
 static struct store_stmt q_cursor_set =
     STORE_STMT("INSERT INTO alert_eval_state (name, seq) VALUES ($1, $2::bigint) "
                "ON CONFLICT (name) DO UPDATE SET seq = greatest(alert_eval_state.seq, EXCLUDED.seq)");
-static struct store_stmt q_count_events = STORE_STMT(
-    "SELECT count(*) FROM events WHERE stream = $1 AND type = $2 "
-    "AND occurred_at > now() - make_interval(secs => $3::int)");
+static struct store_stmt q_count_events =
+    STORE_STMT("SELECT count(*) FROM events WHERE stream = $1 AND type = $2 "
+               "AND occurred_at > now() - make_interval(secs => $3::int)");
 
 /* The metric windows: one row per node (or container) with samples in the
  * last window_s seconds. */
 #define WINDOW_SQL(expr, table, key, name)                                                                   \
-    "SELECT coalesce(json_agg(w), '[]'::json)::text FROM (SELECT " key " AS key, " name                    \
-    " AS name, min(v) AS min, max(v) AS max, (array_agg(v ORDER BY ts DESC))[1] AS last, "                  \
-    "extract(epoch FROM now() - min(ts))::double precision AS age_s, count(*) AS n FROM (SELECT *, " expr \
-    " AS v FROM " table " WHERE ts > now() - make_interval(secs => $1::int)) s WHERE v IS NOT NULL "      \
+    "SELECT coalesce(json_agg(w), '[]'::json)::text FROM (SELECT " key " AS key, " name                      \
+    " AS name, min(v) AS min, max(v) AS max, (array_agg(v ORDER BY ts DESC))[1] AS last, "                   \
+    "extract(epoch FROM now() - min(ts))::double precision AS age_s, count(*) AS n FROM (SELECT *, " expr    \
+    " AS v FROM " table " WHERE ts > now() - make_interval(secs => $1::int)) s WHERE v IS NOT NULL "         \
     "GROUP BY " key ") w"
 static struct store_stmt q_win_cpu =
     STORE_STMT(WINDOW_SQL("cpu_pct::double precision", "metrics_raw", "node_id", "NULL::text"));
 static struct store_stmt q_win_mem = STORE_STMT(WINDOW_SQL(
     "CASE WHEN mem_total > 0 THEN mem_used * 100.0 / mem_total END", "metrics_raw", "node_id", "NULL::text"));
-static struct store_stmt q_win_disk = STORE_STMT(WINDOW_SQL(
-    "CASE WHEN disk_total > 0 THEN disk_used * 100.0 / disk_total END", "metrics_raw", "node_id", "NULL::text"));
-static struct store_stmt q_win_ccpu = STORE_STMT(WINDOW_SQL("cpu_pct::double precision", "metrics_container_raw",
-                                                            "node_id || '/' || container_id", "max(name)"));
+static struct store_stmt q_win_disk =
+    STORE_STMT(WINDOW_SQL("CASE WHEN disk_total > 0 THEN disk_used * 100.0 / disk_total END", "metrics_raw",
+                          "node_id", "NULL::text"));
+static struct store_stmt q_win_ccpu = STORE_STMT(WINDOW_SQL(
+    "cpu_pct::double precision", "metrics_container_raw", "node_id || '/' || container_id", "max(name)"));
 static struct store_stmt q_win_cmem =
-    STORE_STMT(WINDOW_SQL("CASE WHEN mem_limit > 0 THEN mem_used * 100.0 / mem_limit END", "metrics_container_raw",
-                          "node_id || '/' || container_id", "max(name)"));
+    STORE_STMT(WINDOW_SQL("CASE WHEN mem_limit > 0 THEN mem_used * 100.0 / mem_limit END",
+                          "metrics_container_raw", "node_id || '/' || container_id", "max(name)"));
 
 int store_alert_rules_list(struct store *st, json_t **out, struct sb_err *err)
 {
@@ -324,8 +337,8 @@ int store_alert_channel_secret_get(struct store *st, const char *id, char **seal
     return rc;
 }
 
-int store_alert_channel_append(struct store *st, const struct event_new *ev, const char *id, const char *sealed,
-                               struct sb_err *err)
+int store_alert_channel_append(struct store *st, const struct event_new *ev, const char *id,
+                               const char *sealed, struct sb_err *err)
 {
     const char *p[2] = {id, sealed};
     struct store_side_write w = {
@@ -405,8 +418,8 @@ int store_alert_cursor_set(struct store *st, const char *name, int64_t seq, stru
     return rc;
 }
 
-int store_events_count_recent(struct store *st, const char *stream, const char *type, int within_s, int64_t *n,
-                              struct sb_err *err)
+int store_events_count_recent(struct store *st, const char *stream, const char *type, int within_s,
+                              int64_t *n, struct sb_err *err)
 {
     char w[16];
     snprintf(w, sizeof w, "%d", within_s);
