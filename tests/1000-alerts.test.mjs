@@ -108,6 +108,7 @@ test('bad rules, silences and channels are refused with 422 and nothing is store
     assert.equal(r.status, 422, `${path} ${JSON.stringify(json)}: ${r.text}`);
     assert.equal(r.body.error.code, 'validation_failed');
     assert.equal(r.body.error.field, field, r.text);
+    if (/^(file|gopher):/.test(json.url || '')) assert.match(r.body.error.message, /^url must be http\(s\):\/\/, not (file|gopher):\/\//);
   }
   const m = await core.request('POST', '/api/v1/alerts/rules', { body: '{"name":', headers: { 'Content-Type': 'application/json' } });
   assert.equal(m.status, 400);

@@ -16,6 +16,7 @@ import * as nodes from './pages/nodes.js';
 import * as stacks from './pages/stacks.js';
 import * as terminal from './pages/terminal.js';
 import * as recordings from './pages/recordings.js';
+import * as settings from './pages/settings.js';
 
 // path, label, the permission that shows it, the page module.
 const PAGES = [
@@ -29,6 +30,7 @@ const PAGES = [
   { path: '/users', label: 'Users', perm: 'users:admin', mod: users },
   { path: '/tokens', label: 'API tokens', perm: 'tokens:manage', mod: tokens },
   { path: '/guest-links', label: 'Guest links', perm: 'guest_links:admin', mod: guestLinks },
+  { path: '/settings', label: 'Settings', perm: 'authenticated', mod: settings },
 ];
 
 const root = document.getElementById('app');

@@ -504,8 +504,7 @@ int alerts_url_check(const char *kind, const char *url, bool allow_loopback, str
     char *scheme = NULL, *host = NULL, *user = NULL, *port = NULL;
     int rc = 0;
     if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
         rc = sb_field_error(err, "url", "url is not an absolute URL");
         goto out;
     }
@@ -515,6 +514,10 @@ int alerts_url_check(const char *kind, const char *url, bool allow_loopback, str
     if (!scheme_ok) {
         rc = sb_field_error(err, "url", "url must be %s, not %.20s://",
                             email ? "smtp:// or smtps://" : "http(s)://", scheme);
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host || !*host) {
+        rc = sb_field_error(err, "url", "url has no host");
         goto out;
     }
     if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user) {
