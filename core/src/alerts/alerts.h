@@ -53,8 +53,8 @@ bool alerts_rule_event_driven(const char *kind);
 bool alerts_threshold_met(const char *op, double value, double threshold);
 /* A metric window {min, max, last, age_s, n} meets the rule's condition:
  * every sample in the last for_s seconds does (the window covers them: its
- * oldest sample is at most 30 s younger than for_s), or with for_s 0 the
- * last one. */
+ * oldest sample is at most for_s/4, and 30 s, younger than for_s), or with
+ * for_s 0 the last one. */
 bool alerts_window_met(json_t *rule, json_t *window);
 
 /* Silences: {matchers:{field:value}, node_labels} match an alert (the

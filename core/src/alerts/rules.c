@@ -361,9 +361,10 @@ bool alerts_window_met(json_t *rule, json_t *window)
         return json_is_number(last) && alerts_threshold_met(op, json_number_value(last), th);
     }
     /* The window must reach back (nearly) for_s: its oldest sample at most
-     * 30 s younger than the window's start. */
+     * a quarter of it (30 s at most) younger than the window's start. */
+    double slack = (double)for_s / 4 < 30 ? (double)for_s / 4 : 30;
     json_t *age = json_object_get(window, "age_s");
-    if (!json_is_number(age) || json_number_value(age) < (double)for_s - 30)
+    if (!json_is_number(age) || json_number_value(age) < (double)for_s - slack)
         return false;
     json_t *worst = json_object_get(window, op[0] == '>' ? "min" : "max");
     return json_is_number(worst) && alerts_threshold_met(op, json_number_value(worst), th);
