@@ -98,10 +98,17 @@ CREATE TABLE alert_deliveries (
 );
 CREATE INDEX alert_deliveries_alert ON alert_deliveries (alert_id, seq);
 
+-- The evaluator looks for transitions whose delivery jobs were never
+-- queued (a crash between the two appends): by the jobs' target.
+CREATE INDEX jobs_alert_target ON jobs (target) WHERE kind = 'alert.deliver';
+
 CREATE TABLE alert_eval_state (
     name text PRIMARY KEY,
     seq  bigint NOT NULL
 );
+-- Event rules judge what is appended from now on: the log before this
+-- migration (all of it on an upgrade, nothing on a fresh install) does not alert.
+INSERT INTO alert_eval_state (name, seq) SELECT 'events', coalesce(max(seq), 0) FROM events;
 
 CREATE FUNCTION alerts_refuse() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN

@@ -435,7 +435,7 @@ static void read_events(struct round *r)
     if (store_alert_cursor_get(st, "events", &cursor, &found, &err))
         return;
     if (!found) {
-        /* First round ever: from the head on (history does not alert). */
+        /* Set by the migration; if the row went missing, from the head on. */
         uint8_t hash[32];
         if (store_head(st, &cursor, hash, &err) == 0)
             store_alert_cursor_set(st, "events", cursor, &err);
@@ -579,6 +579,29 @@ static void silences_and_repeats(struct round *r)
     }
 }
 
+/* A transition is one append and its delivery jobs others: a daemon that
+ * died between them left a notification unqueued. Queue it now (alerts
+ * that changed at least 10 s ago, so this round's own are not doubled). */
+static void recover_notifications(struct round *r)
+{
+    json_t *rows = NULL;
+    struct sb_err err = {0};
+    if (store_alerts_unnotified(r->a->cfg.store, 10, &rows, &err))
+        return;
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        json_t *rule = json_object_get(r->rule_ix, jstr(row, "rule_id"));
+        if (!rule || !json_is_true(json_object_get(rule, "enabled")))
+            continue;
+        if (alerts_notify(r->a, rule, row, jstr(row, "notification")) > 0)
+            log_warn("notification was never queued: queued it now", "alert=%s notification=%s",
+                     jstr(row, "id"), jstr(row, "notification"));
+    }
+    json_decref(rows);
+}
+
 /* ---- the round ------------------------------------------------------------------------ */
 
 static void seed_defaults(struct alerts *a)
@@ -662,6 +685,7 @@ void alerts_evaluate(struct alerts *a)
     read_events(&r);
     judge_restart_loops(&r);
     silences_and_repeats(&r);
+    recover_notifications(&r);
 out:
     json_decref(rules);
     json_decref(open);

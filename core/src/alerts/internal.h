@@ -29,8 +29,8 @@ struct alerts {
 /* Appends an event as the system actor "alerts". */
 int alerts_append(struct alerts *a, const char *stream, const char *type, json_t *data, struct sb_err *err);
 /* Queues one delivery job per channel of the rule (every enabled channel
- * when the rule names none) for an alert's notification. */
-void alerts_notify(struct alerts *a, json_t *rule, json_t *alert, const char *notification);
+ * when the rule names none) for an alert's notification; returns how many. */
+int alerts_notify(struct alerts *a, json_t *rule, json_t *alert, const char *notification);
 /* The alert.deliver job handler (notify.c). */
 int alerts_deliver_job(struct job_ctx *c, json_t *args, json_t **result, struct sb_err *err);
 /* A channel's secrets, opened (an empty object when none). */

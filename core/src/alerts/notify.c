@@ -28,14 +28,15 @@ static const char *jstr(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-void alerts_notify(struct alerts *a, json_t *rule, json_t *alert, const char *notification)
+int alerts_notify(struct alerts *a, json_t *rule, json_t *alert, const char *notification)
 {
+    int queued = 0;
     json_t *wanted = json_object_get(rule, "channels");
     json_t *channels = NULL;
     struct sb_err err = {0};
     if (store_alert_channels_list(a->cfg.store, &channels, &err)) {
         log_warn("notification not queued", "alert=%s detail=\"%s\"", jstr(alert, "id"), err.msg);
-        return;
+        return 0;
     }
     char target[64];
     snprintf(target, sizeof target, "alert/%s", jstr(alert, "id"));
@@ -65,10 +66,13 @@ void alerts_notify(struct alerts *a, json_t *rule, json_t *alert, const char *no
         if (jobs_enqueue(a->cfg.jobs, &jn, &job, &err))
             log_warn("notification not queued", "alert=%s channel=%s detail=\"%s\"", jstr(alert, "id"),
                      jstr(c, "id"), err.msg);
+        else
+            queued++;
         json_decref(job);
         json_decref(args);
     }
     json_decref(channels);
+    return queued;
 }
 
 /* ---- sending ------------------------------------------------------------------ */

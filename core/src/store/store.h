@@ -465,6 +465,10 @@ int store_alert_deliveries(struct store *st, const char *alert_id, const char *c
                            struct sb_err *err);
 /* {severity: count} of the open alerts. */
 int store_alerts_open_counts(struct store *st, json_t **out, struct sb_err *err);
+/* Alerts whose last notifying transition (fired, or resolved after being
+ * notified) has no delivery job, changed in the last hour but more than
+ * older_than_s ago: each row with "notification" firing or resolved. */
+int store_alerts_unnotified(struct store *st, int older_than_s, json_t **out, struct sb_err *err);
 /* The evaluator's cursor into the log (not an event); set never moves back. */
 int store_alert_cursor_get(struct store *st, const char *name, int64_t *seq, bool *found, struct sb_err *err);
 int store_alert_cursor_set(struct store *st, const char *name, int64_t seq, struct sb_err *err);
