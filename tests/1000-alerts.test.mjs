@@ -243,3 +243,27 @@ test('a silence suppresses the notification; its end re-notifies while the alert
   const late = await core.request('POST', `/api/v1/alerts/${alert.id}/ack`);
   assert.equal(late.status, 409, late.text);
 });
+
+test('a container that dies fires container_died; one that keeps restarting fires container_restart_loop, resolved when it stays up', async () => {
+  let r = await core.request('POST', '/api/v1/alerts/rules', { json: { name: 'died', kind: 'container_died', channels: [webhookId] } });
+  assert.equal(r.status, 201, r.text);
+  const died = r.body;
+  r = await core.request('POST', '/api/v1/alerts/rules', { json: { name: 'loop', kind: 'container_restart_loop', count: 3, window_s: 10, channels: [webhookId] } });
+  assert.equal(r.status, 201, r.text);
+  const loop = r.body;
+  const c = await core.request('POST', '/api/v1/nodes/local/containers', { json: { name: 'crash1', image: 'local/busybox:1', command: ['sh', '-c', 'exit 3'] } });
+  assert.equal(c.status, 201, c.text);
+  const byRule = (rule, n = 'firing') => hook.posts('/hook').filter((p) => p.json?.alert?.rule_id === rule.id && p.json.notification === n);
+  await waitFor(() => byRule(died).some((p) => p.json.alert.container_id === c.body.id), { timeout: 60000, what: 'died' });
+  assert.match(byRule(died).find((p) => p.json.alert.container_id === c.body.id).json.alert.summary, /crash1 died with exit code 3/);
+  // Dies three times (restart policy), then stays up.
+  const THRICE = 'if [ -f /tmp/n3 ]; then exec sleep 100000; fi; if [ -f /tmp/n2 ]; then touch /tmp/n3; elif [ -f /tmp/n1 ]; then touch /tmp/n2; else touch /tmp/n1; fi; exit 2';
+  const l = await core.request('POST', '/api/v1/nodes/local/containers', {
+    json: { name: 'loopy', image: 'local/busybox:1', command: ['sh', '-c', THRICE], restart_policy: { name: 'always' } },
+  });
+  assert.equal(l.status, 201, l.text);
+  await waitFor(() => byRule(loop).some((p) => p.json.alert.container_id === l.body.id), { timeout: 60000, what: 'restart loop' });
+  assert.match(byRule(loop).find((p) => p.json.alert.container_id === l.body.id).json.alert.summary, /loopy died 3 times in 10 s/);
+  await waitFor(() => byRule(loop, 'resolved').some((p) => p.json.alert.container_id === l.body.id), { timeout: 60000, what: 'loop resolved' });
+  assert.equal(byRule(loop).filter((p) => p.json.alert.container_id === l.body.id).length, 1, 'one loop alert');
+});
