@@ -604,7 +604,7 @@ static void recover_notifications(struct round *r)
 
 /* ---- the round ------------------------------------------------------------------------ */
 
-static void seed_defaults(struct alerts *a)
+void alerts_seed_defaults(struct alerts *a)
 {
     bool seeded = true;
     struct sb_err err = {0};
@@ -621,7 +621,10 @@ static void seed_defaults(struct alerts *a)
         json_object_set_new(rule, "id", json_string(id));
         json_object_set_new(rule, "builtin", json_true());
         json_object_set_new(rule, "by", json_string("serverbox"));
-        if (alerts_append(a, stream, "alert_rule.created", rule, &err))
+        int rc = alerts_append(a, stream, "alert_rule.created", rule, &err);
+        if (rc == SB_ECONFLICT) /* another daemon made it at the same moment */
+            log_debug("default alert rule exists", "detail=\"%s\"", err.msg);
+        else if (rc)
             log_warn("default alert rule not recorded", "detail=\"%s\"", err.msg);
     }
     log_info("default alert rules made", "count=%zu", json_array_size(defs));
@@ -631,7 +634,7 @@ static void seed_defaults(struct alerts *a)
 void alerts_evaluate(struct alerts *a)
 {
     pthread_mutex_lock(&a->eval_lock);
-    seed_defaults(a);
+    alerts_seed_defaults(a);
     struct round r = {.a = a,
                       .rules = json_array(),
                       .rule_ix = json_object(),

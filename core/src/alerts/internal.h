@@ -35,6 +35,9 @@ int alerts_notify(struct alerts *a, json_t *rule, json_t *alert, const char *not
 int alerts_deliver_job(struct job_ctx *c, json_t *args, json_t **result, struct sb_err *err);
 /* A channel's secrets, opened (an empty object when none). */
 int alerts_channel_secrets(struct alerts *a, const char *id, json_t **secret, struct sb_err *err);
+/* Makes the default rules unless a rule was ever recorded (eval.c). Two
+ * daemons doing it at once make one set: rule names are unique. */
+void alerts_seed_defaults(struct alerts *a);
 /* The duty's round (eval.c). */
 void alerts_eval_run(void *ctx);
 

@@ -98,6 +98,11 @@ struct alerts *alerts_open(const struct alerts_config *cfg, struct sb_err *err)
         if (jobs_duty_register(cfg->jobs, &d, err))
             goto fail;
     }
+    /* The defaults of a fresh install, before the daemon serves (so they are
+     * there from the first request); each round retries if the database was
+     * down now. */
+    if (cfg->run_evaluation)
+        alerts_seed_defaults(a);
     if (pthread_create(&a->counter, NULL, counter_main, a) == 0)
         a->counter_started = true;
     return a;
