@@ -267,3 +267,26 @@ test('a container that dies fires container_died; one that keeps restarting fire
   await waitFor(() => byRule(loop, 'resolved').some((p) => p.json.alert.container_id === l.body.id), { timeout: 60000, what: 'loop resolved' });
   assert.equal(byRule(loop).filter((p) => p.json.alert.container_id === l.body.id).length, 1, 'one loop alert');
 });
+
+test('Slack, Discord and ntfy channels: their own formats, the ntfy token as a bearer', async () => {
+  const made = {};
+  for (const [kind, extra] of [['slack', {}], ['discord', {}], ['ntfy', { token: 'tk_ntfy_secret_1' }]]) {
+    const r = await core.request('POST', '/api/v1/alerts/channels', { json: { name: kind, kind, url: hook.url(`/${kind}`), ...extra } });
+    assert.equal(r.status, 201, r.text);
+    if (kind === 'ntfy') assert.equal(r.body.token, '********');
+    made[kind] = r.body.id;
+    const t = await core.request('POST', `/api/v1/alerts/channels/${r.body.id}/test`);
+    assert.equal(t.status, 202, t.text);
+  }
+  await waitFor(() => ['slack', 'discord', 'ntfy'].every((k) => hook.requests.some((q) => q.url === `/${k}`)), { timeout: 30000, what: 'three tests' });
+  const get = (k) => hook.requests.find((q) => q.url === `/${k}`);
+  assert.match(JSON.parse(get('slack').body).text, /^\[TEST\] Serverbox test notification/);
+  assert.match(JSON.parse(get('discord').body).content, /^\[TEST\]/);
+  const n = get('ntfy');
+  assert.equal(n.headers.title, '[TEST] Serverbox test notification');
+  assert.equal(n.headers.authorization, 'Bearer tk_ntfy_secret_1');
+  assert.match(n.body, /This channel works/);
+  assert.equal(db.sql("SELECT count(*) FROM events WHERE body LIKE '%tk_ntfy_secret_1%'"), '0');
+  for (const id of Object.values(made)) assert.equal((await core.request('DELETE', `/api/v1/alerts/channels/${id}`)).status, 204);
+  assert.equal(db.sql(`SELECT count(*) FROM alert_channel_secrets WHERE channel_id = '${made.ntfy}'`), '0', 'secrets go with the channel');
+});

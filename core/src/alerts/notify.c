@@ -189,7 +189,7 @@ static int smtp_send(struct send *s, json_t *config, json_t *secret, const char 
     char subject[300];
     snprintf(subject, sizeof subject, "%.*s", nl ? (int)(nl - text) : (int)strlen(text), text);
     for (char *p = subject; *p; p++)
-        if ((unsigned char)*p < 0x20)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = ' ';
     struct buf msg;
     buf_init(&msg, 1 << 20);
@@ -303,6 +303,9 @@ static int send_http(struct send *s, const char *kind, json_t *secret, json_t *a
         char *nl = strchr(text.data, '\n');
         char title[300], line[400];
         snprintf(title, sizeof title, "%.*s", nl ? (int)(nl - text.data) : (int)text.len, text.data);
+        for (char *q = title; *q; q++) /* a header line: no CR, LF or other controls */
+            if ((unsigned char)*q < 0x20 || *q == 0x7f)
+                *q = ' ';
         body = strdup(nl ? nl + 1 : text.data);
         len = body ? strlen(body) : 0;
         snprintf(line, sizeof line, "Title: %s", title);
