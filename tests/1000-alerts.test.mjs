@@ -290,3 +290,17 @@ test('Slack, Discord and ntfy channels: their own formats, the ntfy token as a b
   for (const id of Object.values(made)) assert.equal((await core.request('DELETE', `/api/v1/alerts/channels/${id}`)).status, 204);
   assert.equal(db.sql(`SELECT count(*) FROM alert_channel_secrets WHERE channel_id = '${made.ntfy}'`), '0', 'secrets go with the channel');
 });
+
+test('a container whose health check fails fires container_unhealthy; healthy again resolves it', async () => {
+  const r = await core.request('POST', '/api/v1/alerts/rules', { json: { name: 'unhealthy', kind: 'container_unhealthy', channels: [webhookId] } });
+  assert.equal(r.status, 201, r.text);
+  const rule = r.body;
+  const id = engine.docker('run', '-d', '--name', 'sick', '--health-cmd', 'test -f /tmp/well', '--health-interval', '1s',
+    '--health-retries', '1', 'local/busybox:1', 'sleep', '100000');
+  const of = (n) => hook.posts('/hook').filter((p) => p.json?.alert?.rule_id === rule.id && p.json.notification === n && p.json.alert.container_id === id);
+  await waitFor(() => of('firing').length >= 1, { timeout: 60000, what: 'unhealthy' });
+  assert.match(of('firing')[0].json.alert.summary, /sick unhealthy/);
+  engine.docker('exec', 'sick', 'sh', '-c', 'echo ok > /tmp/well');
+  await waitFor(() => of('resolved').length >= 1, { timeout: 60000, what: 'healthy again' });
+  assert.equal(of('resolved')[0].json.alert.resolved_reason, 'healthy again');
+});
