@@ -17,7 +17,7 @@
  * container_id?, container_name?, summary, value?, silenced, source_seq?} alert.acknowledged {id, node_id?,
  * by}          (refused unless firing) alert.resolved     {id, node_id?, reason}      (refused when resolved)
  *   alert.silenced / unsilenced {id, node_id?}
- *   alert.renotified   {id, node_id?, reason}      (a repeat)
+ *   alert.renotified   {id, node_id?, reason}      (a repeat; refused unless firing)
  *   alert.delivered / delivery_failed {id, node_id?, channel_id, channel_name, notification, attempt, status,
  *                       answer, job_id}
  */
@@ -138,8 +138,9 @@ static int project_alert(struct store_tx *tx, const struct store_event *ev, cons
     if (strcmp(t, "renotified") == 0)
         return store_tx_exec(
             tx,
-            "UPDATE alerts SET notifications = notifications + 1, last_notified_at = $2::timestamptz, "
-            "updated_at = $2::timestamptz WHERE id = ($1::jsonb->>'id')::uuid",
+            "WITH u AS (UPDATE alerts SET notifications = notifications + 1, "
+            "last_notified_at = $2::timestamptz, updated_at = $2::timestamptz "
+            "WHERE id = ($1::jsonb->>'id')::uuid AND state = 'firing' RETURNING 1)" REFUSE_UNLESS_UPDATED,
             2, p);
     if (strcmp(t, "delivered") == 0 || strcmp(t, "delivery_failed") == 0)
         return project_delivery(tx, ev, false, strcmp(t, "delivered") == 0);
