@@ -63,7 +63,7 @@ after(async () => {
 test('two daemons: a node whose sshd stops fires one offline alert, notified once; resolved once when it is back', async () => {
   const rule = await builtinOffline();
   lab.stop();
-  await waitFor(() => posts(labNode.id, 'firing', rule.id).length >= 1, { timeout: 60000, what: 'the offline notification' });
+  await waitFor(() => posts(labNode.id, 'firing', rule.id).length >= 1, { timeout: 120000, what: 'the offline notification' });
   const p = posts(labNode.id, 'firing', rule.id)[0];
   assert.equal(p.json.alert.node_name, 'alert-lab');
   assert.equal(p.json.alert.kind, 'node_offline');
@@ -83,7 +83,7 @@ test('two daemons: a node whose sshd stops fires one offline alert, notified onc
 });
 
 test('repeats every repeat_s until acknowledged', async () => {
-  await waitFor(() => posts(labNode.id, 'repeat', repeatRule.id).length >= 1, { timeout: 60000, what: 'a repeat' });
+  await waitFor(() => posts(labNode.id, 'repeat', repeatRule.id).length >= 1, { timeout: 120000, what: 'a repeat' });
   const open = (await a.request('GET', '/api/v1/alerts?state=firing')).body.alerts.find((x) => x.rule_id === repeatRule.id);
   assert.ok(open);
   const ack = await b.request('POST', `/api/v1/alerts/${open.id}/ack`);
@@ -97,7 +97,7 @@ test('repeats every repeat_s until acknowledged', async () => {
 test('a label-scoped caller sees only the alerts of its nodes', async () => {
   prod.stop();
   const rule = await builtinOffline();
-  await waitFor(() => posts(prodNode.id, 'firing', rule.id).length >= 1, { timeout: 60000, what: 'prod offline' });
+  await waitFor(() => posts(prodNode.id, 'firing', rule.id).length >= 1, { timeout: 120000, what: 'prod offline' });
   const u = { username: `scoped${randomUUID().slice(0, 6)}`, password: `pw-${randomUUID()}`, role: 'viewer' };
   const r = await a.request('POST', '/api/v1/users', { json: { ...u, node_labels: { env: 'lab' } } });
   assert.equal(r.status, 201, r.text);
@@ -126,8 +126,8 @@ test('a label-scoped caller sees only the alerts of its nodes', async () => {
 test('sshd back: the alerts resolve, notified once', async () => {
   const rule = await builtinOffline();
   lab.start();
-  await waitFor(() => posts(labNode.id, 'resolved', rule.id).length >= 1, { timeout: 60000, what: 'resolved' });
-  await waitFor(() => posts(prodNode.id, 'resolved', rule.id).length >= 1, { timeout: 60000, what: 'prod resolved' });
+  await waitFor(() => posts(labNode.id, 'resolved', rule.id).length >= 1, { timeout: 120000, what: 'resolved' });
+  await waitFor(() => posts(prodNode.id, 'resolved', rule.id).length >= 1, { timeout: 120000, what: 'prod resolved' });
   await new Promise((r) => setTimeout(r, 3000));
   assert.equal(posts(labNode.id, 'resolved', rule.id).length, 1);
   assert.equal(eventsOf(db, 'alert.resolved').filter((e) => e.data.node_id === labNode.id).length, 2);
