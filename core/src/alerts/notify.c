@@ -57,8 +57,13 @@ int alerts_notify(struct alerts *a, json_t *rule, json_t *alert, const char *not
         }
         json_t *args = json_pack("{s:s, s:s, s:s}", "alert_id", jstr(alert, "id"), "channel_id",
                                  jstr(c, "id"), "notification", notification);
+        /* One delivery at a time per channel, in order: a resolution never
+         * overtakes its firing, and a receiver that hangs holds one worker. */
+        char key[80];
+        snprintf(key, sizeof key, "alert-channel/%s", jstr(c, "id"));
         struct jobs_new jn = {.kind = "alert.deliver",
                               .target = target,
+                              .concurrency_key = key,
                               .node_id = node && uuid_valid(node) ? node : NULL,
                               .args = args,
                               .actor = {.kind = "system", .name = "alerts"}};

@@ -378,7 +378,10 @@ int alerts_channel_test(struct alerts *a, json_t *channel, const struct event_ac
     char target[96];
     snprintf(target, sizeof target, "alert_channel/%s", id);
     json_t *args = json_pack("{s:s, s:s}", "channel_id", id, "notification", "test");
-    struct jobs_new jn = {.kind = "alert.deliver", .target = target, .args = args, .actor = *actor};
+    char key[80];
+    snprintf(key, sizeof key, "alert-channel/%s", id);
+    struct jobs_new jn = {
+        .kind = "alert.deliver", .target = target, .concurrency_key = key, .args = args, .actor = *actor};
     int rc = jobs_enqueue(a->cfg.jobs, &jn, job, err);
     json_decref(args);
     return rc;
