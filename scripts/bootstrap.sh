@@ -13,6 +13,7 @@ PACKAGES=(
     chromium prometheus prometheus-node-exporter
     libyaml-dev caddy liboath-dev libssl-dev
     ansible-core ansible-lint docker-compose debootstrap nftables file
+    python3-aiosmtpd
 )
 
 missing=()

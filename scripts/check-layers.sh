@@ -24,8 +24,9 @@ rule() {
 rule "libpq outside store/" '#include *<(libpq-fe|libpq/)' '^store/'
 rule "libssh2 outside ssh/" '#include *<libssh2' '^ssh/'
 # main.c: curl_global_init must run once before any thread (LIBRARY-NOTES.md).
-# oidc/: discovery, JWKS and the token endpoint of the identity provider.
-rule "libcurl outside docker/ and oidc/" '#include *<curl/' '^(docker|oidc)/' main.c
+# oidc/: discovery, JWKS and the token endpoint of the identity provider;
+# alerts/ sends notifications (webhooks over HTTP(S), mail over SMTP).
+rule "libcurl outside docker/, oidc/ and alerts/" '#include *<curl/' '^(docker|oidc|alerts)/' main.c
 # Streams go through the shared SSE writer, http/sse.h, which subsystems
 # that stream (events/, docker/, terminal/) may include: it is not http.h
 # (the rule below), and nothing but http/ speaks to libmicrohttpd.

@@ -17,7 +17,7 @@ const PERMISSIONS = ['public', 'agent', 'authenticated', 'self:read', 'users:adm
   'images:delete', 'volumes:read', 'volumes:write', 'volumes:delete', 'networks:read', 'networks:write',
   'networks:delete', 'metrics:read', 'deployments:read', 'jobs:read', 'jobs:cancel', 'jobs:test',
   'stacks:read', 'stacks:write', 'stacks:delete', 'terminal:node', 'terminal:container', 'recordings:replay',
-  'roles:read'];
+  'roles:read', 'alerts:read', 'alerts:write'];
 
 const GUEST_SCOPES = ['view:metrics', 'view:audit'];
 const SCOPE_PERMS = { 'view:metrics': ['metrics:read', 'nodes:read'], 'view:containers': ['containers:read', 'nodes:read'],

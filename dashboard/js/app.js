@@ -18,6 +18,7 @@ import * as terminal from './pages/terminal.js';
 import * as recordings from './pages/recordings.js';
 import * as settingsSecurity from './pages/settings-security.js';
 import * as roles from './pages/roles.js';
+import * as settings from './pages/settings.js';
 
 // path, label, the permission that shows it, the page module.
 const PAGES = [
@@ -32,6 +33,7 @@ const PAGES = [
   { path: '/tokens', label: 'API tokens', perm: 'tokens:manage', mod: tokens },
   { path: '/guest-links', label: 'Guest links', perm: 'guest_links:admin', mod: guestLinks },
   { path: '/roles', label: 'Roles', perm: 'users:admin', mod: roles },
+  { path: '/settings', label: 'Settings', perm: 'authenticated', mod: settings },
   { path: '/settings/security', label: 'Security', perm: 'authenticated', mod: settingsSecurity },
 ];
 

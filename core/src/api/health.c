@@ -6,6 +6,7 @@
  */
 #include "api.h"
 
+#include "../alerts/alerts.h"
 #include "../audit/audit.h"
 #include "../jobs/jobs.h"
 
@@ -204,6 +205,7 @@ void api_metrics(struct http_request *req)
     }
     metrics_prometheus(app->metrics, &b);
     jobs_prometheus(app->jobs, &b);
+    alerts_prometheus(app->alerts, &b);
     http_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
     buf_release(&b);
 }

@@ -114,6 +114,25 @@ void api_role_get(struct http_request *req);
 void api_role_update(struct http_request *req);
 void api_role_delete(struct http_request *req);
 
+void api_alerts_list(struct http_request *req);
+void api_alert_get(struct http_request *req);
+void api_alert_ack(struct http_request *req);
+void api_alert_rules_list(struct http_request *req);
+void api_alert_rule_create(struct http_request *req);
+void api_alert_rule_get(struct http_request *req);
+void api_alert_rule_update(struct http_request *req);
+void api_alert_rule_delete(struct http_request *req);
+void api_alert_silences_list(struct http_request *req);
+void api_alert_silence_create(struct http_request *req);
+void api_alert_silence_get(struct http_request *req);
+void api_alert_silence_delete(struct http_request *req);
+void api_alert_channels_list(struct http_request *req);
+void api_alert_channel_create(struct http_request *req);
+void api_alert_channel_get(struct http_request *req);
+void api_alert_channel_update(struct http_request *req);
+void api_alert_channel_delete(struct http_request *req);
+void api_alert_channel_test(struct http_request *req);
+
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
     {"GET", "/health/ready", api_health_ready, HTTP_ROUTE_INLINE, "public",
@@ -311,6 +330,40 @@ const struct http_route api_routes[] = {
      "delete a custom role that no user or live token holds"},
     {"PUT", "/api/v1/roles/{name}/policy", api_role_policy_set, HTTP_ROUTE_BODY, "users:admin",
      "require 2FA for a role's users (built-in or custom): until they enroll, their sessions may only do so"},
+    {"GET", "/api/v1/alerts/rules", api_alert_rules_list, 0, "alerts:read",
+     "alert rules (those of the caller's node scope, and those for every node)"},
+    {"POST", "/api/v1/alerts/rules", api_alert_rule_create, HTTP_ROUTE_BODY, "alerts:write",
+     "create an alert rule (metric threshold over a duration, node offline, container OOM, ...)"},
+    {"GET", "/api/v1/alerts/rules/{id}", api_alert_rule_get, 0, "alerts:read", "one alert rule"},
+    {"PATCH", "/api/v1/alerts/rules/{id}", api_alert_rule_update, HTTP_ROUTE_BODY, "alerts:write",
+     "change an alert rule (its kind stays)"},
+    {"DELETE", "/api/v1/alerts/rules/{id}", api_alert_rule_delete, 0, "alerts:write",
+     "delete an alert rule (its open alerts resolve)"},
+    {"GET", "/api/v1/alerts/silences", api_alert_silences_list, 0, "alerts:read",
+     "silences, newest first (?state=active|ended|deleted)"},
+    {"POST", "/api/v1/alerts/silences", api_alert_silence_create, HTTP_ROUTE_BODY, "alerts:write",
+     "silence matching alerts until a time (matchers, node_labels, until or duration_s)"},
+    {"GET", "/api/v1/alerts/silences/{id}", api_alert_silence_get, 0, "alerts:read", "one silence"},
+    {"DELETE", "/api/v1/alerts/silences/{id}", api_alert_silence_delete, 0, "alerts:write",
+     "end a silence now (alerts still firing notify again)"},
+    {"GET", "/api/v1/alerts/channels", api_alert_channels_list, 0, "alerts:read",
+     "notification channels, secrets masked"},
+    {"POST", "/api/v1/alerts/channels", api_alert_channel_create, HTTP_ROUTE_BODY, "alerts:write",
+     "create a notification channel: webhook (signed), slack, discord, email (SMTP) or ntfy"},
+    {"GET", "/api/v1/alerts/channels/{id}", api_alert_channel_get, 0, "alerts:read",
+     "one channel, secrets masked, with its test deliveries"},
+    {"PATCH", "/api/v1/alerts/channels/{id}", api_alert_channel_update, HTTP_ROUTE_BODY, "alerts:write",
+     "change a channel (a masked secret keeps its value)"},
+    {"DELETE", "/api/v1/alerts/channels/{id}", api_alert_channel_delete, 0, "alerts:write",
+     "delete a channel and its sealed secrets"},
+    {"POST", "/api/v1/alerts/channels/{id}/test", api_alert_channel_test, 0, "alerts:write",
+     "send a test notification through the channel (a job; 202 {job})"},
+    {"GET", "/api/v1/alerts", api_alerts_list, 0, "alerts:read",
+     "alerts on the nodes in the caller's scope, newest first (?state=firing|acknowledged|resolved|open "
+     "&limit=)"},
+    {"GET", "/api/v1/alerts/{id}", api_alert_get, 0, "alerts:read", "one alert with its delivery log"},
+    {"POST", "/api/v1/alerts/{id}/ack", api_alert_ack, 0, "alerts:write",
+     "acknowledge a firing alert (no more repeats; it still resolves)"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct alerts;
 struct audit;
 struct auth;
 struct auth_signer;
@@ -78,6 +79,9 @@ struct app {
 
     /* browser terminals and their recordings (terminal/, api/terminals.c) */
     struct terminals *terminals;
+
+    /* alert rules, alerts and notifications (alerts/) */
+    struct alerts *alerts;
 
     /* single sign-on (oidc/); NULL when not configured */
     struct oidc *oidc;

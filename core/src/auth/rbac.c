@@ -64,6 +64,8 @@ static const struct perm {
     {"terminal:container", R_OPS, 0},
     {"recordings:replay", R_OPS, API_SCOPE_RECORDINGS},
     {"roles:read", R_ALL, 0}, /* the roles and the permissions they may hold */
+    {"alerts:read", R_ALL, 0},
+    {"alerts:write", R_OPS, 0}, /* rules, silences, channels (their secrets), acknowledgement */
 };
 #define N_PERMS (sizeof perms / sizeof perms[0])
 _Static_assert(N_PERMS <= AUTH_PERM_WORDS * 64, "grow AUTH_PERM_WORDS");

@@ -5,6 +5,7 @@
  */
 #include "cmd.h"
 
+#include "../alerts/alerts.h"
 #include "../api/api.h"
 #include "../audit/audit.h"
 #include "../auth/auth.h"
@@ -295,6 +296,20 @@ int cmd_serve(const struct config *cfg)
         goto out;
     }
 
+    /* Alerts: the evaluation duty and the delivery jobs (alerts/). */
+    struct alerts_config alc = {.store = app.store,
+                                .jobs = app.jobs,
+                                .key = &app.master_key,
+                                .interval_ms = (int)config_get_int(cfg, "alerts-interval") * 1000,
+                                .allow_loopback = config_get_int(cfg, "alerts-allow-loopback") == 1,
+                                .ca_file = config_get(cfg, "alerts-ca-file"),
+                                .run_evaluation = config_get_int(cfg, "alerts-interval") > 0};
+    app.alerts = alerts_open(&alc, &err);
+    if (!app.alerts) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+
     if (jobs_start(app.jobs, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
@@ -353,6 +368,7 @@ out:
     app.nodes = NULL;
     app.ssh_pool = NULL;
     jobs_free(app.jobs);
+    alerts_close(app.alerts);
     static_site_free(app.dashboard);
     auth_close(app.auth);
     oidc_close(app.oidc);

@@ -96,6 +96,8 @@ int project_stacks(struct store_tx *tx, const struct store_event *ev);
 int project_jobs(struct store_tx *tx, const struct store_event *ev);
 /* roles, from role.* (roles.c) */
 int project_role(struct store_tx *tx, const struct store_event *ev);
+/* alert rules, channels, silences, alerts, deliveries (alerts.c) */
+int project_alerts(struct store_tx *tx, const struct store_event *ev);
 /* recordings, from terminal.closed (terminals.c) */
 int project_terminal(struct store_tx *tx, const struct store_event *ev);
 

@@ -241,9 +241,24 @@ static int project_agent(struct store_tx *tx, const struct store_event *ev)
     return 0;
 }
 
-const char *const projection_tables[] = {
-    "streams", "users",           "containers", "nodes", "agent_enroll_tokens", "agent_keys", "jobs",
-    "stacks",  "stack_revisions", "recordings", "roles", "role_policies",       NULL};
+const char *const projection_tables[] = {"streams",
+                                         "users",
+                                         "containers",
+                                         "nodes",
+                                         "agent_enroll_tokens",
+                                         "agent_keys",
+                                         "jobs",
+                                         "stacks",
+                                         "stack_revisions",
+                                         "recordings",
+                                         "roles",
+                                         "role_policies",
+                                         "alert_rules",
+                                         "alert_channels",
+                                         "alert_silences",
+                                         "alerts",
+                                         "alert_deliveries",
+                                         NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 {
@@ -265,6 +280,8 @@ int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
             rc = project_terminal(tx, &evs[i]);
         else if (strncmp(evs[i].type, "role.", 5) == 0)
             rc = project_role(tx, &evs[i]);
+        else if (strncmp(evs[i].type, "alert", 5) == 0)
+            rc = project_alerts(tx, &evs[i]);
         else
             rc = project_containers(tx, &evs[i]);
     return rc;

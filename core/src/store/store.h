@@ -529,4 +529,47 @@ int store_recordings_list(struct store *st, const char *node_id, int limit, json
 /* One recording as above; SB_ENOTFOUND. */
 int store_recording_get(struct store *st, const char *id, json_t **out, struct sb_err *err);
 
+/* ---- alerts (store/alerts.c) ---------------------------------------------
+ * alert_rules, alert_channels, alert_silences, alerts and alert_deliveries
+ * are projections of the alert* events; each channel's secrets are sealed
+ * beside it (never in events). Every json_t ** is the caller's. */
+int store_alert_rules_list(struct store *st, json_t **out, struct sb_err *err);
+int store_alert_rule_get(struct store *st, const char *id, json_t **out, struct sb_err *err);
+/* Whether any rule was ever recorded (the defaults are made once). */
+int store_alert_rules_seeded(struct store *st, bool *seeded, struct sb_err *err);
+int store_alert_channels_list(struct store *st, json_t **out, struct sb_err *err);
+int store_alert_channel_get(struct store *st, const char *id, json_t **out, struct sb_err *err);
+/* *sealed malloc'd (free()), NULL when none. */
+int store_alert_channel_secret_get(struct store *st, const char *id, char **sealed, struct sb_err *err);
+/* Appends `ev` (alert_channel.*) and stores the sealed secrets of channel id
+ * (sealed NULL removes them) in the same transaction. */
+int store_alert_channel_append(struct store *st, const struct event_new *ev, const char *id,
+                               const char *sealed, struct sb_err *err);
+/* state NULL = all; each row has "expired" (until has passed). */
+int store_alert_silences_list(struct store *st, const char *state, json_t **out, struct sb_err *err);
+int store_alert_silence_get(struct store *st, const char *id, json_t **out, struct sb_err *err);
+/* Newest first; state NULL = all, "open" = firing or acknowledged. */
+int store_alerts_list(struct store *st, const char *state, int limit, json_t **out, struct sb_err *err);
+int store_alert_get(struct store *st, const char *id, json_t **out, struct sb_err *err);
+/* The delivery log of an alert, or (alert_id NULL) a channel's tests. */
+int store_alert_deliveries(struct store *st, const char *alert_id, const char *channel_id, json_t **out,
+                           struct sb_err *err);
+/* {severity: count} of the open alerts. */
+int store_alerts_open_counts(struct store *st, json_t **out, struct sb_err *err);
+/* Alerts whose last notifying transition (fired, or resolved after being
+ * notified) has no delivery job, changed in the last hour but more than
+ * older_than_s ago: each row with "notification" firing or resolved. */
+int store_alerts_unnotified(struct store *st, int older_than_s, json_t **out, struct sb_err *err);
+/* The evaluator's cursor into the log (not an event); set never moves back. */
+int store_alert_cursor_get(struct store *st, const char *name, int64_t *seq, bool *found, struct sb_err *err);
+int store_alert_cursor_set(struct store *st, const char *name, int64_t seq, struct sb_err *err);
+/* Events of a type in a stream within the last within_s seconds. */
+int store_events_count_recent(struct store *st, const char *stream, const char *type, int within_s,
+                              int64_t *n, struct sb_err *err);
+/* Per node (metric node.*) or node/container (container.*) with samples in
+ * the last window_s seconds: [{key, name, min, max, last, age_s, n}] of the
+ * metric in percent. */
+int store_metric_windows(struct store *st, const char *metric, int window_s, json_t **out,
+                         struct sb_err *err);
+
 #endif

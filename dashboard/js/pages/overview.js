@@ -35,10 +35,22 @@ export function render(root, ctx) {
   const err = h('div');
   const tbody = h('tbody', { id: 'recent-events' });
   const canAudit = ctx.can('audit:read');
+  const canAlerts = ctx.can('alerts:read');
+  const canAck = ctx.can('alerts:write');
+  // A placeholder row of the same height as the answer's, so the page does not move when it arrives.
+  const alertRows = h('tbody', { id: 'firing-alerts' }, h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'Loading…')));
+  const alertErr = h('div');
   clear(root,
     h('h1', {}, 'Overview'),
     err,
     h('div', { class: 'grid stats' }, health.el, db.el, redis.el, canAudit && head.el, canNodes && nodesStat.el, canContainers && ctr.el),
+    canAlerts && h('section', { class: 'card', id: 'alerts' },
+      h('div', { class: 'row between' }, h('h2', {}, 'Firing alerts'), h('a', { href: '/settings', 'data-nav': '', class: 'link' }, 'Rules, channels and silences →')),
+      alertErr,
+      h('div', { class: 'table-wrap' },
+        h('table', { class: 'table' },
+          h('thead', {}, h('tr', {}, h('th', {}, 'Severity'), h('th', {}, 'Alert'), h('th', {}, 'Node'), h('th', { class: 'hide-sm' }, 'Since'), h('th', {}, 'State'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
+          alertRows))),
     canAudit && h('section', { class: 'card' },
       h('div', { class: 'row between' }, h('h2', {}, 'Recent events'), h('a', { href: '/audit', 'data-nav': '', class: 'link' }, 'Open the audit log →')),
       h('div', { class: 'table-wrap fixed-rows' },
@@ -144,14 +156,36 @@ export function render(root, ctx) {
     }
   }
 
+  async function refreshAlerts() {
+    if (!canAlerts) return;
+    try {
+      const r = await api('GET', '/api/v1/alerts?state=open&limit=100');
+      clear(alertRows, r.alerts.length ? r.alerts.map((a) => h('tr', { dataset: { alert: a.id, state: a.state, rule: a.rule_name } },
+        h('td', {}, badge(a.severity, a.severity === 'critical' ? 'err' : a.severity === 'warning' ? 'warn' : 'neutral')),
+        h('td', {}, h('strong', {}, a.rule_name), h('div', { class: 'muted' }, a.summary), a.silenced ? badge('silenced', 'neutral') : null),
+        h('td', {}, a.node_name || a.node_id || '—'),
+        h('td', { class: 'nowrap hide-sm' }, fmtTime(a.fired_at)),
+        h('td', {}, a.state === 'acknowledged' ? badge(`acknowledged by ${a.acknowledged_by || '?'}`, 'neutral') : badge('firing', 'err')),
+        h('td', { class: 'actions' }, canAck && a.state === 'firing' && h('button', { class: 'btn btn-small', type: 'button', onclick: async (ev) => {
+          ev.currentTarget.disabled = true;
+          try { await api('POST', `/api/v1/alerts/${a.id}/ack`); } catch (e) { clear(alertErr, errorBox(e)); }
+          refreshAlerts();
+        } }, 'Acknowledge')))) : h('tr', {}, h('td', { colspan: 6, class: 'muted', id: 'no-alerts' }, 'Nothing is firing.')));
+      clear(alertErr);
+    } catch (e) { clear(alertErr, errorBox(e)); }
+  }
+
   refreshHealth();
+  refreshAlerts();
   refreshEvents();
   refreshContainers();
   refreshNodes();
   let nodesTimer = null;
+  let alertsTimer = null;
   const off = onEvent((e) => {
     if (canAudit) addEvents([e]);
     if (typeof e.type === 'string' && e.type.startsWith('node.')) { clearTimeout(nodesTimer); nodesTimer = setTimeout(refreshNodes, 150); }
+    if (typeof e.type === 'string' && e.type.startsWith('alert.') && !e.type.startsWith('alert.deliver')) { clearTimeout(alertsTimer); alertsTimer = setTimeout(refreshAlerts, 150); }
   });
   // Live: events arrive over SSE and a slow poll is only a safety net (for
   // event types the stream subscription does not name). Otherwise poll.
@@ -159,8 +193,8 @@ export function render(root, ctx) {
   const timer = setInterval(() => {
     refreshHealth();
     refreshContainers();
-    if (liveState() !== 'live') refreshNodes();
+    if (liveState() !== 'live') { refreshNodes(); refreshAlerts(); }
     if (liveState() !== 'live' || ++n % 6 === 0) refreshEvents();
   }, 5000);
-  return () => { clearInterval(timer); clearTimeout(nodesTimer); off(); };
+  return () => { clearInterval(timer); clearTimeout(nodesTimer); clearTimeout(alertsTimer); off(); };
 }
