@@ -13,6 +13,7 @@ PACKAGES=(
     chromium prometheus prometheus-node-exporter
     libyaml-dev caddy
     ansible-core ansible-lint docker-compose debootstrap nftables file
+    restic
 )
 
 missing=()

@@ -16,6 +16,7 @@
 
 struct docker;
 struct jobs;
+#include "../backups/backups.h"
 #include "../stacks/stacks.h"
 
 #include <pthread.h>
@@ -64,6 +65,9 @@ struct app {
 
     /* compose stacks (stacks/), deployed as jobs */
     struct stacks_env stacks;
+
+    /* backups (backups/): repositories, plans, runs and restores as jobs */
+    struct backups_env backups;
 
     /* nodes over SSH (api/nodes.c) */
     struct ssh_pool *ssh_pool;

@@ -63,6 +63,9 @@ static const struct perm {
     {"terminal:node", R_OPS, 0},
     {"terminal:container", R_OPS, 0},
     {"recordings:replay", R_OPS, API_SCOPE_RECORDINGS},
+    {"backups:read", R_ALL, 0},
+    {"backups:write", R_OPS, 0},
+    {"backups:restore", R_ADMIN, 0}, /* a restore overwrites a volume */
 };
 #define N_PERMS (sizeof perms / sizeof perms[0])
 

@@ -233,8 +233,9 @@ static int project_agent(struct store_tx *tx, const struct store_event *ev)
 }
 
 const char *const projection_tables[] = {
-    "streams", "users",           "containers", "nodes", "agent_enroll_tokens", "agent_keys", "jobs",
-    "stacks",  "stack_revisions", "recordings", NULL};
+    "streams",     "users",  "containers",      "nodes",      "agent_enroll_tokens", "agent_keys",
+    "jobs",        "stacks", "stack_revisions", "recordings", "backup_repositories", "backup_plans",
+    "backup_runs", NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 {
@@ -252,6 +253,8 @@ int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
             rc = project_stacks(tx, &evs[i]);
         else if (strncmp(evs[i].type, "job.", 4) == 0)
             rc = project_jobs(tx, &evs[i]);
+        else if (strncmp(evs[i].type, "backup.", 7) == 0)
+            rc = project_backups(tx, &evs[i]);
         else if (strncmp(evs[i].type, "terminal.", 9) == 0)
             rc = project_terminal(tx, &evs[i]);
         else
