@@ -40,9 +40,9 @@ static void test_cron_next(void **state)
     next_is("@hourly", "2026-12-02T18:10:00Z", "2026-12-02T19:00:00.000000Z");
     next_is("*/15 * * * *", "2026-12-02T18:16:00Z", "2026-12-02T18:30:00.000000Z");
     next_is("5-10/5 * * * *", "2026-12-02T18:06:00Z", "2026-12-02T18:10:00.000000Z");
-    next_is("0 0 29 2 *", "2026-03-01T00:00:00Z", "2028-02-29T00:00:00.000000Z"); /* leap day */
+    next_is("0 0 29 2 *", "2026-03-01T00:00:00Z", "2028-02-29T00:00:00.000000Z");       /* leap day */
     next_is("30 4 * * mon-fri", "2026-12-04T05:00:00Z", "2026-12-07T04:30:00.000000Z"); /* Fri → Mon */
-    next_is("0 0 * * 7", "2026-12-02T00:00:00Z", "2026-12-06T00:00:00.000000Z");       /* 7 = Sunday */
+    next_is("0 0 * * 7", "2026-12-02T00:00:00Z", "2026-12-06T00:00:00.000000Z");        /* 7 = Sunday */
     /* both day fields restricted: either matches (1st of the month or a Monday) */
     next_is("0 0 1 * 1", "2026-12-02T00:00:00Z", "2026-12-07T00:00:00.000000Z");
     next_is("0 12 1,15 jan,jul *", "2026-12-02T00:00:00Z", "2027-01-01T12:00:00.000000Z");
@@ -55,9 +55,20 @@ static void test_cron_next(void **state)
 static void test_cron_errors(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"",          "* * * *",    "* * * * * *", "60 * * * *", "* 24 * * *",
-                                      "* * 0 * *", "* * * 13 *", "* * * * 8",   "*/0 * * * *", "a * * * *",
-                                      "1-0 * * * *", "@often",   "1,,2 * * * *", "99999 * * * *"};
+    static const char *const bad[] = {"",
+                                      "* * * *",
+                                      "* * * * * *",
+                                      "60 * * * *",
+                                      "* 24 * * *",
+                                      "* * 0 * *",
+                                      "* * * 13 *",
+                                      "* * * * 8",
+                                      "*/0 * * * *",
+                                      "a * * * *",
+                                      "1-0 * * * *",
+                                      "@often",
+                                      "1,,2 * * * *",
+                                      "99999 * * * *"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct backups_cron c;
         struct sb_err err = {0};

@@ -48,7 +48,8 @@ static bool node_visible(struct http_request *req, const char *node_id)
         return api_node_visible(req, NULL);
     json_t *n = NULL;
     struct sb_err err = {0};
-    bool ok = store_node_get(app->store, node_id, &n, &err) == 0 && api_node_visible(req, json_object_get(n, "labels"));
+    bool ok = store_node_get(app->store, node_id, &n, &err) == 0 &&
+              api_node_visible(req, json_object_get(n, "labels"));
     json_decref(n);
     return ok;
 }
@@ -62,9 +63,10 @@ static bool fleet_only(struct http_request *req)
 {
     if (!scoped(req))
         return true;
-    http_reply_error(req, 403, "forbidden",
-                     "repositories and the control plane are the whole fleet's: a caller limited to some nodes "
-                     "cannot change them");
+    http_reply_error(
+        req, 403, "forbidden",
+        "repositories and the control plane are the whole fleet's: a caller limited to some nodes "
+        "cannot change them");
     return false;
 }
 
@@ -103,7 +105,7 @@ void api_backup_repos_list(struct http_request *req)
 
 void api_backup_repo_create(struct http_request *req)
 {
-    static const char *const allowed[] = {"name", "kind",        "path",        "host", "port",
+    static const char *const allowed[] = {"name", "kind",        "path",        "host",     "port",
                                           "user", "private_key", "known_hosts", "password", NULL};
     if (api_check_fields(req, allowed) || !fleet_only(req))
         return;
@@ -207,8 +209,8 @@ void api_backup_plans_list(struct http_request *req)
 
 void api_backup_plan_create(struct http_request *req)
 {
-    static const char *const allowed[] = {"name",     "repository_id", "control_plane", "stack_id",
-                                          "volumes",  "schedule",      "retention",     NULL};
+    static const char *const allowed[] = {"name",    "repository_id", "control_plane", "stack_id",
+                                          "volumes", "schedule",      "retention",     NULL};
     if (api_check_fields(req, allowed))
         return;
     struct app *app = req->app;
@@ -346,14 +348,16 @@ void api_backup_restore(struct http_request *req)
         return;
     }
     json_decref(repo);
-    if (!snap_id || strlen(snap_id) < 8 || strlen(snap_id) > 64 || strspn(snap_id, "0123456789abcdef") != strlen(snap_id)) {
+    if (!snap_id || strlen(snap_id) < 8 || strlen(snap_id) > 64 ||
+        strspn(snap_id, "0123456789abcdef") != strlen(snap_id)) {
         http_reply_error(req, 422, "validation_failed", "snapshot_id is a snapshot's id (hex)");
         return;
     }
-    if (json_object_get(req->json, "volume") && (!volume || !*volume || strlen(volume) > 200 ||
-                                                 strspn(volume, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                                "0123456789_.-") != strlen(volume) ||
-                                                 volume[0] == '.' || volume[0] == '-')) {
+    if (json_object_get(req->json, "volume") &&
+        (!volume || !*volume || strlen(volume) > 200 ||
+         strspn(volume, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                        "0123456789_.-") != strlen(volume) ||
+         volume[0] == '.' || volume[0] == '-')) {
         http_reply_error(req, 422, "validation_failed", "volume is a volume name");
         return;
     }
@@ -366,7 +370,8 @@ void api_backup_restore(struct http_request *req)
     size_t i;
     json_t *s;
     json_array_foreach(all, i, s) if (!snap && (strcmp(str(s, "id"), snap_id) == 0 ||
-                                                 strncmp(str(s, "id"), snap_id, strlen(snap_id)) == 0)) snap = s;
+                                                strncmp(str(s, "id"), snap_id, strlen(snap_id)) == 0)) snap =
+        s;
     if (!snap || !node_visible(req, str(snap, "node_id"))) {
         json_decref(all);
         http_reply_error(req, 404, "not_found", "no such snapshot");
@@ -380,7 +385,8 @@ void api_backup_restore(struct http_request *req)
         return;
     }
     const char *target_node = node_id ? node_id : str(snap, "node_id");
-    if (!node_visible(req, target_node) || (strcmp(target_node, DOCKER_LOCAL_NODE) != 0 && !uuid_valid(target_node))) {
+    if (!node_visible(req, target_node) ||
+        (strcmp(target_node, DOCKER_LOCAL_NODE) != 0 && !uuid_valid(target_node))) {
         json_decref(all);
         http_reply_error(req, 422, "validation_failed", "node_id names no node");
         return;
@@ -388,8 +394,8 @@ void api_backup_restore(struct http_request *req)
     struct event_actor a;
     api_actor(req, &a);
     json_t *job = NULL;
-    int rc = backups_restore(&app->backups, repo_id, str(snap, "id"), target_node, volume ? volume : str(snap, "volume"),
-                             &a, &job, &err);
+    int rc = backups_restore(&app->backups, repo_id, str(snap, "id"), target_node,
+                             volume ? volume : str(snap, "volume"), &a, &job, &err);
     json_decref(all);
     if (rc) {
         api_fail(req, &err);

@@ -83,7 +83,7 @@ struct restic_io {
     int timeout_s;                             /* 0 = 24 h */
 };
 struct restic_result {
-    int exit_code;      /* restic's status; -1 when it did not exit by itself */
+    int exit_code; /* restic's status; -1 when it did not exit by itself */
     int feed_rc, drain_rc;
     struct sb_err feed_err, drain_err;
     struct buf out;     /* stdout (capped at 8 MiB) unless drained */
@@ -101,8 +101,8 @@ void restic_error_line(const struct restic_result *r, char *out, size_t len);
 /* Spawns argv[0] (a PATH lookup) with env (NULL-terminated "K=V" strings)
  * and stdin/stdout set to the given fds (-1 = /dev/null) and stderr to
  * err_fd (-1 = /dev/null); every other fd closed. */
-int backups_spawn(const char *const *argv, const char *const *env, int in_fd, int out_fd, int err_fd, pid_t *pid,
-                  struct sb_err *err);
+int backups_spawn(const char *const *argv, const char *const *env, int in_fd, int out_fd, int err_fd,
+                  pid_t *pid, struct sb_err *err);
 /* waitpid; the exit status, or 128 + signal. */
 int backups_wait(pid_t pid);
 
@@ -155,8 +155,8 @@ int backups_plan_delete(struct backups_env *e, const char *id, const struct even
 /* The plan as answered, with next_run (RFC 3339 or null). */
 json_t *backups_plan_view(json_t *plan);
 /* Enqueues a run of the plan (trigger "manual" or "schedule"); *job for 202. */
-int backups_plan_run(struct backups_env *e, json_t *plan, const char *trigger, const struct event_actor *actor,
-                     json_t **job, struct sb_err *err);
+int backups_plan_run(struct backups_env *e, json_t *plan, const char *trigger,
+                     const struct event_actor *actor, json_t **job, struct sb_err *err);
 /* Enqueues a volume restore: snapshot `snapshot_id` of repository into
  * `volume` on `node_id` (both default to the snapshot's own). */
 int backups_restore(struct backups_env *e, const char *repo_id, const char *snapshot_id, const char *node_id,
@@ -167,12 +167,12 @@ int backups_check(struct backups_env *e, const char *repo_id, const struct event
 
 /* ---- the control plane, for `serverbox-core restore` (controlplane.c) ---- */
 struct backups_restore_cli {
-    const char *repo;         /* path or sftp:user@host:/path */
-    const char *password;     /* the repository's password */
-    const char *sftp_command; /* or NULL */
-    const char *snapshot;     /* a database snapshot id, or "latest" */
-    const char *database_url; /* an empty database (the schema owner) */
-    const char *data_dir;     /* where the key files go (refuses to overwrite) */
+    const char *repo;            /* path or sftp:user@host:/path */
+    const char *password;        /* the repository's password */
+    const char *sftp_command;    /* or NULL */
+    const char *snapshot;        /* a database snapshot id, or "latest" */
+    const char *database_url;    /* an empty database (the schema owner) */
+    const char *data_dir;        /* where the key files go (refuses to overwrite) */
     const char *master_key_file; /* where master.key goes; NULL = data_dir/master.key */
 };
 /* restic dump | pg_restore into the database, and the key files of the same

@@ -26,7 +26,8 @@ static const char *str(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-static int run_simple(const struct restic_target *t, const char *const *args, struct buf *out, struct sb_err *err)
+static int run_simple(const struct restic_target *t, const char *const *args, struct buf *out,
+                      struct sb_err *err)
 {
     struct restic_io io = {.timeout_s = 600};
     struct restic_result r;
@@ -43,7 +44,8 @@ static int run_simple(const struct restic_target *t, const char *const *args, st
 }
 
 /* The newest snapshot of the list matching the tag filter (or the id). */
-static int pick(const struct restic_target *t, const char *tag, const char *id, json_t **snap, struct sb_err *err)
+static int pick(const struct restic_target *t, const char *tag, const char *id, json_t **snap,
+                struct sb_err *err)
 {
     const char *args[8] = {"snapshots", "--json"};
     int n = 2;
@@ -106,8 +108,8 @@ static int drain_pg_restore(void *ctx, int fd, struct sb_err *err)
     env[n] = NULL;
     char dbopt[300];
     snprintf(dbopt, sizeof dbopt, "--dbname=%s", str(x->env, "PGDATABASE") ? str(x->env, "PGDATABASE") : "");
-    const char *argv[] = {"pg_restore", "--no-owner", "--exit-on-error", "--single-transaction", "--no-password",
-                          dbopt, NULL};
+    const char *argv[] = {
+        "pg_restore", "--no-owner", "--exit-on-error", "--single-transaction", "--no-password", dbopt, NULL};
     int efd = memfd_create("pg_restore-stderr", MFD_CLOEXEC);
     pid_t pid;
     int rc = backups_spawn(argv, env, fd, -1, efd, &pid, err);
@@ -151,8 +153,9 @@ static int write_key(void *ctx, const char *name, const char *data, size_t len, 
         snprintf(path, sizeof path, "%s/%s", k->c->data_dir, name);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        fprintf(stderr, "serverbox-core: restore: cannot create %s: %s (the key files are never overwritten)\n",
-                path, strerror(errno));
+        fprintf(stderr,
+                "serverbox-core: restore: cannot create %s: %s (the key files are never overwritten)\n", path,
+                strerror(errno));
         return SB_ECONFLICT;
     }
     ssize_t w = write(fd, data, len);
@@ -214,8 +217,8 @@ int backups_restore_control_plane(const struct backups_restore_cli *c, struct sb
         restic_result_release(&r);
     }
     if (rc == 0)
-        printf("restored the database from snapshot %s (%s, run %s) and %d key file(s)\n", str(db, "short_id"),
-               str(db, "time"), run ? run : "?", k.written);
+        printf("restored the database from snapshot %s (%s, run %s) and %d key file(s)\n",
+               str(db, "short_id"), str(db, "time"), run ? run : "?", k.written);
     json_decref(env);
     json_decref(db);
     json_decref(keys);

@@ -88,41 +88,49 @@ int backups_cron_parse(const char *text, struct backups_cron *out, struct sb_err
         return sb_field_error(err, "schedule", "schedule is a cron expression of at most 120 characters");
     static const struct {
         const char *name, *expr;
-    } macros[] = {{"@hourly", "0 * * * *"},
-                  {"@daily", "0 0 * * *"},
-                  {"@midnight", "0 0 * * *"},
-                  {"@weekly", "0 0 * * 0"},
-                  {"@monthly", "0 0 1 * *"},
-                  {"@yearly", "0 0 1 1 *"},
+    } macros[] = {{"@hourly", "0 * * * *"},  {"@daily", "0 0 * * *"},   {"@midnight", "0 0 * * *"},
+                  {"@weekly", "0 0 * * 0"},  {"@monthly", "0 0 1 * *"}, {"@yearly", "0 0 1 1 *"},
                   {"@annually", "0 0 1 1 *"}};
     for (size_t i = 0; i < sizeof macros / sizeof macros[0]; i++)
         if (strcmp(text, macros[i].name) == 0)
             text = macros[i].expr;
     if (text[0] == '@')
-        return sb_field_error(err, "schedule", "schedule: unknown macro %.20s (@hourly, @daily, @weekly, "
-                                               "@monthly, @yearly)", text);
+        return sb_field_error(err, "schedule",
+                              "schedule: unknown macro %.20s (@hourly, @daily, @weekly, "
+                              "@monthly, @yearly)",
+                              text);
     char copy[128], *f[6];
     sb_strlcpy(copy, text, sizeof copy);
     int n = 0;
     char *save = NULL;
     for (char *t = strtok_r(copy, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
         if (n == 5)
-            return sb_field_error(err, "schedule", "schedule has more than 5 fields (minute hour "
-                                                   "day-of-month month day-of-week)");
+            return sb_field_error(err, "schedule",
+                                  "schedule has more than 5 fields (minute hour "
+                                  "day-of-month month day-of-week)");
         f[n++] = t;
     }
     if (n != 5)
         return sb_field_error(err, "schedule",
-                              "schedule needs 5 fields (minute hour day-of-month month day-of-week), got %d", n);
+                              "schedule needs 5 fields (minute hour day-of-month month day-of-week), got %d",
+                              n);
     static const char *const what[] = {"minute", "hour", "day of month", "month", "day of week"};
     static const int lo[] = {0, 0, 1, 1, 0}, hi[] = {59, 23, 31, 12, 7};
     uint64_t bits[5];
     bool star[5];
     for (int i = 0; i < 5; i++)
-        if (field(f[i], lo[i], hi[i], i == 3 ? months : i == 4 ? days : NULL, i == 3 ? 12 : i == 4 ? 7 : 0,
+        if (field(f[i], lo[i], hi[i],
+                  i == 3   ? months
+                  : i == 4 ? days
+                           : NULL,
+                  i == 3   ? 12
+                  : i == 4 ? 7
+                           : 0,
                   &bits[i], &star[i]))
-            return sb_field_error(err, "schedule", "schedule: bad %s field '%.20s' (%d-%d, *, lists, ranges, "
-                                                   "steps)", what[i], f[i], lo[i], hi[i]);
+            return sb_field_error(err, "schedule",
+                                  "schedule: bad %s field '%.20s' (%d-%d, *, lists, ranges, "
+                                  "steps)",
+                                  what[i], f[i], lo[i], hi[i]);
     if (bits[4] & (1u << 7))
         bits[4] = (bits[4] | 1u) & 0x7f;
     out->minute = bits[0];

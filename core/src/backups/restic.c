@@ -23,11 +23,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define OUT_MAX ((size_t)8 << 20)
+#define OUT_MAX  ((size_t)8 << 20)
 #define ERR_KEEP 16384
 
-int backups_spawn(const char *const *argv, const char *const *env, int in_fd, int out_fd, int err_fd, pid_t *pid,
-                  struct sb_err *err)
+int backups_spawn(const char *const *argv, const char *const *env, int in_fd, int out_fd, int err_fd,
+                  pid_t *pid, struct sb_err *err)
 {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -138,11 +138,8 @@ int restic_run(const struct restic_target *t, const char *const *args, const str
     }
     /* fd 3 of the child is the password pipe: posix_spawn's dup2 can only
      * target it after the others, so hand it over through a fixed fd. */
-    const char *env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                         "HOME=/root",
-                         "LANG=C.UTF-8",
-                         "RESTIC_PROGRESS_FPS=2",
-                         NULL};
+    const char *env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
+                         "LANG=C.UTF-8", "RESTIC_PROGRESS_FPS=2", NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     if (in[0] >= 0)

@@ -89,8 +89,8 @@ static bool path_ok(const char *s)
 
 static bool volume_name_ok(const char *s)
 {
-    if (!s || !*s || strlen(s) > 200 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') ||
-                                         (s[0] >= '0' && s[0] <= '9')))
+    if (!s || !*s || strlen(s) > 200 ||
+        !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= '0' && s[0] <= '9')))
         return false;
     for (const char *p = s; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
@@ -155,8 +155,8 @@ static int write_file(const char *path, const char *data, size_t len, struct sb_
 /* Builds the target from the location and clear secrets (password, and
  * for SFTP the private key, written to a private temp dir with the pinned
  * known_hosts for the run). */
-static int open_with(struct backups_env *e, const char *kind, json_t *loc, const char *password, const char *key,
-                     struct opened *o, struct sb_err *err)
+static int open_with(struct backups_env *e, const char *kind, json_t *loc, const char *password,
+                     const char *key, struct opened *o, struct sb_err *err)
 {
     memset(o, 0, sizeof *o);
     buf_init(&o->password, PASSWORD_MAX + 1);
@@ -213,8 +213,8 @@ static int open_repo(struct backups_env *e, json_t *repo, struct opened *o, stru
     if (rc == 0 && sk)
         rc = crypto_open(e->key, sk, &key, err);
     if (rc == 0)
-        rc = open_with(e, str(repo, "kind"), json_object_get(repo, "location"), pw.data, sk ? key.data : NULL, o,
-                       err);
+        rc = open_with(e, str(repo, "kind"), json_object_get(repo, "location"), pw.data, sk ? key.data : NULL,
+                       o, err);
     else
         memset(o, 0, sizeof *o);
     crypto_buf_wipe(&pw);
@@ -226,8 +226,8 @@ static int open_repo(struct backups_env *e, json_t *repo, struct opened *o, stru
 
 /* Runs restic with no stdin; 0 when it exited 0, else SB_EUPSTREAM with its
  * last stderr line. */
-static int restic_simple(struct opened *o, const char *const *args, const struct restic_io *io, struct buf *out,
-                         struct sb_err *err)
+static int restic_simple(struct opened *o, const char *const *args, const struct restic_io *io,
+                         struct buf *out, struct sb_err *err)
 {
     struct restic_result r;
     int rc = restic_run(&o->t, args, io, &r, err);
@@ -300,8 +300,9 @@ int backups_repo_create(struct backups_env *e, json_t *b, const struct event_act
         return sb_field_error(err, "path", "path is an absolute path (no spaces, quotes or '..')");
     if (!json_is_string(json_object_get(b, "password")) || strlen(password) < PASSWORD_MIN ||
         !printable(password, PASSWORD_MAX))
-        return sb_field_error(err, "password", "password is %d to %d printable characters (keep a copy: "
-                                               "restoring onto a new machine needs it)",
+        return sb_field_error(err, "password",
+                              "password is %d to %d printable characters (keep a copy: "
+                              "restoring onto a new machine needs it)",
                               PASSWORD_MIN, PASSWORD_MAX);
     json_t *loc = json_pack("{s:s}", "path", path);
     const char *key = NULL;
@@ -349,15 +350,17 @@ int backups_repo_create(struct backups_env *e, json_t *b, const struct event_act
         struct restic_result r;
         rc = restic_run(&o.t, init, &io, &r, err);
         if (rc == 0 && r.exit_code != 0) {
-            bool exists = strstr(r.errtext.data, "already exists") || strstr(r.errtext.data, "already initialized");
+            bool exists =
+                strstr(r.errtext.data, "already exists") || strstr(r.errtext.data, "already initialized");
             char line[300];
             restic_error_line(&r, line, sizeof line);
             if (exists) {
                 const char *cat[] = {"cat", "config", NULL};
                 rc = restic_simple(&o, cat, &io, NULL, err);
                 if (rc)
-                    rc = sb_field_error(err, "password", "a repository exists at that path and does not open "
-                                                         "with this password");
+                    rc = sb_field_error(err, "password",
+                                        "a repository exists at that path and does not open "
+                                        "with this password");
             } else {
                 rc = sb_error(err, SB_EUPSTREAM, "restic init failed: %s", line);
             }
@@ -374,8 +377,8 @@ int backups_repo_create(struct backups_env *e, json_t *b, const struct event_act
     uuid_v4(id);
     char *sealed_pw = crypto_seal(e->key, password, strlen(password));
     char *sealed_key = key ? crypto_seal(e->key, key, strlen(key)) : NULL;
-    json_t *data = json_pack("{s:s,s:s,s:s,s:O,s:s}", "id", id, "name", name, "kind", kind, "location", loc, "by",
-                             actor->name ? actor->name : "");
+    json_t *data = json_pack("{s:s,s:s,s:s,s:O,s:s}", "id", id, "name", name, "kind", kind, "location", loc,
+                             "by", actor->name ? actor->name : "");
     char stream[64];
     snprintf(stream, sizeof stream, "backup_repository/%s", id);
     struct event_new ev = {.stream = stream,
@@ -411,8 +414,9 @@ int backups_repo_delete(struct backups_env *e, const char *id, const struct even
         rc = store_backup_list(e->store, "plan", NULL, 0, &plans, err);
     size_t i;
     json_t *p;
-    json_array_foreach(plans, i, p) if (rc == 0 && str(p, "repository_id") && strcmp(str(p, "repository_id"), id) == 0)
-        rc = sb_error(err, SB_ECONFLICT, "plan %s backs up to this repository: delete it first", str(p, "name"));
+    json_array_foreach(plans, i, p) if (rc == 0 && str(p, "repository_id") &&
+                                        strcmp(str(p, "repository_id"), id) == 0) rc =
+        sb_error(err, SB_ECONFLICT, "plan %s backs up to this repository: delete it first", str(p, "name"));
     json_decref(plans);
     json_decref(repo);
     if (rc)
@@ -439,8 +443,8 @@ static json_t *snapshot_view(json_t *s)
             continue;
         static const struct {
             const char *prefix, *key;
-        } map[] = {{"plan:", "plan_id"},     {"run:", "run_id"},   {"node:", "node_id"},
-                   {"stack:", "stack_id"},   {"volume:", "volume"}, {"part:", "part"}};
+        } map[] = {{"plan:", "plan_id"},   {"run:", "run_id"},    {"node:", "node_id"},
+                   {"stack:", "stack_id"}, {"volume:", "volume"}, {"part:", "part"}};
         for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
             if (strncmp(x, map[k].prefix, strlen(map[k].prefix)) == 0)
                 json_object_set_new(v, map[k].key, json_string(x + strlen(map[k].prefix)));
@@ -519,7 +523,8 @@ int backups_plan_create(struct backups_env *e, json_t *b, json_t *stack, const s
     if (cp && !json_is_boolean(cp))
         return sb_field_error(err, "control_plane", "control_plane is true or false");
     if (!json_is_true(cp) && !stack)
-        return sb_field_error(err, "stack_id", "a plan backs up the control plane, a stack's volumes, or both");
+        return sb_field_error(err, "stack_id",
+                              "a plan backs up the control plane, a stack's volumes, or both");
     if (vols && !json_is_null(vols)) {
         if (!stack)
             return sb_field_error(err, "volumes", "volumes name volumes of the plan's stack_id");
@@ -554,8 +559,8 @@ int backups_plan_create(struct backups_env *e, json_t *b, json_t *stack, const s
     }
     char id[37];
     uuid_v4(id);
-    json_t *data = json_pack("{s:s,s:s,s:s,s:o,s:s}", "id", id, "name", name, "repository_id", repo_id, "what",
-                             what, "by", actor->name ? actor->name : "");
+    json_t *data = json_pack("{s:s,s:s,s:s,s:o,s:s}", "id", id, "name", name, "repository_id", repo_id,
+                             "what", what, "by", actor->name ? actor->name : "");
     json_object_set_new(data, "retention", json_is_object(ret) ? json_deep_copy(ret) : json_object());
     if (stack)
         json_object_set(data, "node_id", json_object_get(stack, "node_id"));
@@ -589,8 +594,8 @@ int backups_plan_delete(struct backups_env *e, const char *id, const struct even
     return rc;
 }
 
-int backups_plan_run(struct backups_env *e, json_t *plan, const char *trigger, const struct event_actor *actor,
-                     json_t **job, struct sb_err *err)
+int backups_plan_run(struct backups_env *e, json_t *plan, const char *trigger,
+                     const struct event_actor *actor, json_t **job, struct sb_err *err)
 {
     char target[64], key[64];
     snprintf(target, sizeof target, "backup_plan/%s", str(plan, "id"));
@@ -635,8 +640,8 @@ int backups_restore(struct backups_env *e, const char *repo_id, const char *snap
         return rc;
     char target[64];
     snprintf(target, sizeof target, "backup_repository/%s", repo_id);
-    json_t *args = json_pack("{s:s,s:s,s:s,s:s}", "repository_id", repo_id, "snapshot_id", snapshot_id, "node_id",
-                             node_id, "volume", volume);
+    json_t *args = json_pack("{s:s,s:s,s:s,s:s}", "repository_id", repo_id, "snapshot_id", snapshot_id,
+                             "node_id", node_id, "volume", volume);
     struct jobs_new in = {.kind = "backup.restore",
                           .target = target,
                           .node_id = node_id,
@@ -690,7 +695,8 @@ static void run_line(void *ctx, const char *line)
         json_int_t bytes = json_integer_value(json_object_get(j, "bytes_done"));
         char step[160];
         snprintf(step, sizeof step, "%s: %.1f MB read", r->step, (double)bytes / 1e6);
-        int pct = r->parts ? (int)((100.0 * r->part + 100.0 * (done > 0 && done <= 1 ? done : 0)) / r->parts) : -1;
+        int pct =
+            r->parts ? (int)((100.0 * r->part + 100.0 * (done > 0 && done <= 1 ? done : 0)) / r->parts) : -1;
         job_progress(r->job, pct > 95 ? 95 : pct, step);
     }
     json_decref(j);
@@ -796,8 +802,8 @@ static int backup_part(struct run *r, const char *filename, const char *part, co
     snprintf(run_tag, sizeof run_tag, "run:%s", r->job ? job_id(r->job) : "none");
     snprintf(part_tag, sizeof part_tag, "part:%s", part);
     snprintf(fname, sizeof fname, "--stdin-filename=%s", filename);
-    const char *args[32] = {"backup", "--json", "--stdin", fname, "--tag", "serverbox", "--tag", plan_tag,
-                            "--tag", run_tag, "--tag", part_tag};
+    const char *args[32] = {"backup", "--json", "--stdin", fname,   "--tag", "serverbox",
+                            "--tag",  plan_tag, "--tag",   run_tag, "--tag", part_tag};
     int n = 12;
     for (int i = 0; extra_tags && extra_tags[i] && n < 30; i++) {
         args[n++] = "--tag";
@@ -824,8 +830,8 @@ static int backup_part(struct run *r, const char *filename, const char *part, co
     if (snap) {
         json_int_t bytes = json_integer_value(json_object_get(r->summary, "total_bytes_processed"));
         json_int_t added = json_integer_value(json_object_get(r->summary, "data_added"));
-        json_array_append_new(r->snapshots,
-                              json_pack("{s:s,s:s,s:I,s:I}", "id", snap, "part", part, "bytes", bytes, "added", added));
+        json_array_append_new(r->snapshots, json_pack("{s:s,s:s,s:I,s:I}", "id", snap, "part", part, "bytes",
+                                                      bytes, "added", added));
         r->bytes += bytes;
         r->added += added;
     }
@@ -902,7 +908,8 @@ static json_t *stack_volumes(const char *socket, json_t *stack, struct sb_err *e
         const char *full = str(v, "Name");
         const char *short_name = str(json_object_get(v, "Labels"), "com.docker.compose.volume");
         if (full)
-            json_array_append_new(out, json_pack("{s:s,s:s}", "name", full, "short", short_name ? short_name : full));
+            json_array_append_new(
+                out, json_pack("{s:s,s:s}", "name", full, "short", short_name ? short_name : full));
     }
     json_decref(res);
     return out;
@@ -910,8 +917,8 @@ static json_t *stack_volumes(const char *socket, json_t *stack, struct sb_err *e
 
 /* A created (never started) helper container with the binds; its id into
  * id_out. The archive API reads and writes its mounts. */
-static int helper_create(struct backups_env *e, const char *socket, json_t *binds, json_t *cmd, const char *why,
-                         char *id_out, size_t len, struct sb_err *err)
+static int helper_create(struct backups_env *e, const char *socket, json_t *binds, json_t *cmd,
+                         const char *why, char *id_out, size_t len, struct sb_err *err)
 {
     json_t *body = json_pack("{s:s,s:o,s:b,s:{s:s},s:{s:o}}", "Image", e->helper_image, "Cmd",
                              cmd ? cmd : json_pack("[s]", "true"), "NetworkDisabled", 1, "Labels",
@@ -920,7 +927,8 @@ static int helper_create(struct backups_env *e, const char *socket, json_t *bind
     int rc = docker_call(socket, "POST", "/containers/create", body, 0, &res, NULL, err);
     json_decref(body);
     if (rc == SB_ENOTFOUND)
-        rc = sb_error(err, SB_ENOTFOUND, "the backup helper image %s is not on the node (--backup-helper-image)",
+        rc = sb_error(err, SB_ENOTFOUND,
+                      "the backup helper image %s is not on the node (--backup-helper-image)",
                       e->helper_image);
     if (rc == 0)
         sb_strlcpy(id_out, str(res, "Id") ? str(res, "Id") : "", len);
@@ -951,8 +959,8 @@ static int backup_volumes(struct run *r, json_t *stack, json_t *vols, const char
             bool want = false;
             size_t k;
             json_t *w;
-            json_array_foreach(wanted, k, w) want =
-                want || strcmp(json_string_value(w), short_name) == 0 || strcmp(json_string_value(w), full) == 0;
+            json_array_foreach(wanted, k, w) want = want || strcmp(json_string_value(w), short_name) == 0 ||
+                                                    strcmp(json_string_value(w), full) == 0;
             if (!want)
                 continue;
         }
@@ -996,6 +1004,45 @@ static void forget_ids(struct run *r, json_t *snaps)
         log_warn("backup: cannot forget the snapshots of a failed run", "detail=\"%s\"", e.msg);
 }
 
+/* Snapshots a failed run made but could not forget (the target went away
+ * after restic saved them) are forgotten by the plan's next run. */
+static void sweep_failed(struct run *r, const char *plan_id)
+{
+    json_t *runs = NULL;
+    struct sb_err e = {0};
+    if (store_backup_list(r->e->store, "run", plan_id, 500, &runs, &e))
+        return;
+    char tag[80];
+    snprintf(tag, sizeof tag, "plan:%s", plan_id);
+    const char *args[] = {"snapshots", "--json", "--tag", tag, NULL};
+    struct restic_io io = {.timeout_s = 300};
+    struct buf b;
+    buf_init(&b, 0);
+    json_t *snaps = restic_simple(&r->o, args, &io, &b, &e) == 0 ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+    buf_release(&b);
+    json_t *stale = json_array();
+    size_t i, k;
+    json_t *s, *x;
+    json_array_foreach(snaps, i, s)
+    {
+        json_t *v = snapshot_view(s);
+        const char *run = str(v, "run_id");
+        json_array_foreach(runs, k, x) if (run && str(x, "status") &&
+                                           strcmp(str(x, "status"), "failed") == 0 &&
+                                           strcmp(str(x, "id"), run) == 0)
+            json_array_append_new(stale, json_pack("{s:s}", "id", str(s, "id")));
+        json_decref(v);
+    }
+    if (json_array_size(stale)) {
+        log_info("backup: forgetting the snapshots of failed runs", "plan=%s count=%zu", plan_id,
+                 json_array_size(stale));
+        forget_ids(r, stale);
+    }
+    json_decref(stale);
+    json_decref(snaps);
+    json_decref(runs);
+}
+
 static int run_handler(struct job_ctx *job, json_t *args, json_t **result, struct sb_err *err)
 {
     struct backups_env *e = job_kind_ctx(job);
@@ -1011,9 +1058,10 @@ static int run_handler(struct job_ctx *job, json_t *args, json_t **result, struc
         return rc == SB_ENOTFOUND ? sb_error(err, SB_EINVAL, "the plan was deleted") : rc;
     }
     json_t *what = json_object_get(r.plan, "what");
-    json_t *started = json_pack("{s:s,s:s,s:s,s:s,s:i}", "id", job_id(job), "plan_id", plan_id, "repository_id",
-                                str(r.plan, "repository_id"), "trigger",
-                                str(args, "trigger") ? str(args, "trigger") : "manual", "attempt", job_attempt(job));
+    json_t *started =
+        json_pack("{s:s,s:s,s:s,s:s,s:i}", "id", job_id(job), "plan_id", plan_id, "repository_id",
+                  str(r.plan, "repository_id"), "trigger",
+                  str(args, "trigger") ? str(args, "trigger") : "manual", "attempt", job_attempt(job));
     if (str(r.plan, "node_id"))
         json_object_set(started, "node_id", json_object_get(r.plan, "node_id"));
     rc = append(e, "backup_plan", plan_id, "backup.run_started", started, "success", &sys, err);
@@ -1046,6 +1094,8 @@ static int run_handler(struct job_ctx *job, json_t *args, json_t **result, struc
         struct restic_io io = {.timeout_s = 120, .cancelled = run_cancelled, .ctx = &r};
         rc = restic_simple(&r.o, unlock, &io, NULL, err);
     }
+    if (rc == 0)
+        sweep_failed(&r, plan_id);
     if (rc == 0 && json_is_true(json_object_get(what, "control_plane")))
         rc = backup_control_plane(&r, err);
     if (rc == 0 && stack)
@@ -1078,8 +1128,8 @@ static int run_handler(struct job_ctx *job, json_t *args, json_t **result, struc
     json_t *data;
     if (rc == 0) {
         data = json_pack("{s:s,s:s,s:O,s:I,s:I,s:I,s:b}", "id", job_id(job), "plan_id", plan_id, "snapshots",
-                         r.snapshots, "bytes", (json_int_t)r.bytes, "added", (json_int_t)r.added, "duration_ms",
-                         (json_int_t)ms, "checked", checked);
+                         r.snapshots, "bytes", (json_int_t)r.bytes, "added", (json_int_t)r.added,
+                         "duration_ms", (json_int_t)ms, "checked", checked);
     } else {
         if (opened && json_array_size(r.snapshots))
             forget_ids(&r, r.snapshots);
@@ -1092,7 +1142,8 @@ static int run_handler(struct job_ctx *job, json_t *args, json_t **result, struc
     if (job_cancelled(job) && rc)
         ; /* a lost or stopped attempt records nothing more */
     else if (append(e, "backup_plan", plan_id, rc ? "backup.run_failed" : "backup.run_succeeded", data,
-                    rc ? "failure" : "success", &sys, &e2) && rc == 0)
+                    rc ? "failure" : "success", &sys, &e2) &&
+             rc == 0)
         rc = e2.code, *err = e2;
     if (rc == 0)
         *result = json_deep_copy(data);
@@ -1185,8 +1236,8 @@ static int restore_handler(struct job_ctx *job, json_t *args, json_t **result, s
         snprintf(bind, sizeof bind, "%s:/restore/%s", volume, src);
         snprintf(script, sizeof script, "cd /restore/%s && rm -rf -- * .[!.]* ..?*; true", src);
         job_progress(job, 20, "emptying the volume");
-        rc = helper_create(e, socket, json_pack("[s]", bind), json_pack("[s,s,s]", "sh", "-c", script), "restore",
-                           cid, sizeof cid, err);
+        rc = helper_create(e, socket, json_pack("[s]", bind), json_pack("[s,s,s]", "sh", "-c", script),
+                           "restore", cid, sizeof cid, err);
         char p[300];
         if (rc == 0) {
             snprintf(p, sizeof p, "/containers/%s/start", cid);
@@ -1223,8 +1274,8 @@ static int restore_handler(struct job_ctx *job, json_t *args, json_t **result, s
     }
     if (cid[0])
         helper_remove(socket, cid);
-    json_t *data = json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", job_id(job), "repository_id", repo_id, "snapshot_id",
-                             snap_id, "node_id", node_id, "volume", volume);
+    json_t *data = json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", job_id(job), "repository_id", repo_id,
+                             "snapshot_id", snap_id, "node_id", node_id, "volume", volume);
     if (rc)
         json_object_set_new(data, "reason", json_string(err->msg));
     struct sb_err e2 = {0};
@@ -1304,7 +1355,8 @@ static void schedule_tick(void *ctx)
         json_decref(data);
         json_t *job = NULL;
         if (rc == 0 && backups_plan_run(e, p, "schedule", &sys, &job, &err))
-            log_warn("backup: a scheduled run was not queued", "plan=%s detail=\"%s\"", str(p, "id"), err.msg);
+            log_warn("backup: a scheduled run was not queued", "plan=%s detail=\"%s\"", str(p, "id"),
+                     err.msg);
         json_decref(job);
     }
     json_decref(plans);
@@ -1312,12 +1364,12 @@ static void schedule_tick(void *ctx)
 
 int backups_register(struct jobs *j, struct backups_env *e, struct sb_err *err)
 {
-    struct jobs_kind run = {.kind = "backup.run", .run = run_handler, .ctx = e, .max_attempts = 1,
-                            .timeout_s = 6 * 3600};
-    struct jobs_kind restore = {.kind = "backup.restore", .run = restore_handler, .ctx = e, .max_attempts = 1,
-                                .timeout_s = 6 * 3600};
-    struct jobs_kind check = {.kind = "backup.check", .run = check_handler, .ctx = e, .max_attempts = 1,
-                              .timeout_s = 6 * 3600};
+    struct jobs_kind run = {
+        .kind = "backup.run", .run = run_handler, .ctx = e, .max_attempts = 1, .timeout_s = 6 * 3600};
+    struct jobs_kind restore = {
+        .kind = "backup.restore", .run = restore_handler, .ctx = e, .max_attempts = 1, .timeout_s = 6 * 3600};
+    struct jobs_kind check = {
+        .kind = "backup.check", .run = check_handler, .ctx = e, .max_attempts = 1, .timeout_s = 6 * 3600};
     struct jobs_duty duty = {.name = "backup-schedule", .interval_ms = 5000, .run = schedule_tick, .ctx = e};
     int rc = jobs_register(j, &run, err);
     if (rc == 0)

@@ -33,21 +33,25 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
     const char *p[2] = {doc, ev->occurred_at};
     int rc = 0;
     if (strcmp(type, "repository_created") == 0) {
-        rc = store_tx_exec(tx,
-                           "INSERT INTO backup_repositories (id, name, kind, location, created_by, created_at) "
-                           "SELECT (d->>'id')::uuid, d->>'name', d->>'kind', d->'location', d->>'by', "
-                           "$2::timestamptz FROM (SELECT $1::jsonb AS d) x",
-                           2, p);
+        rc = store_tx_exec(
+            tx,
+            "INSERT INTO backup_repositories (id, name, kind, location, created_by, created_at) "
+            "SELECT (d->>'id')::uuid, d->>'name', d->>'kind', d->'location', d->>'by', "
+            "$2::timestamptz FROM (SELECT $1::jsonb AS d) x",
+            2, p);
     } else if (strcmp(type, "repository_deleted") == 0) {
         const char *q[1] = {id};
         rc = store_tx_exec(tx, "DELETE FROM backup_repositories WHERE id = $1::uuid", 1, q);
         if (rc == 0)
-            rc = store_tx_exec(tx, "DELETE FROM backup_repository_secrets WHERE repository_id = $1::uuid", 1, q);
+            rc = store_tx_exec(tx, "DELETE FROM backup_repository_secrets WHERE repository_id = $1::uuid", 1,
+                               q);
     } else if (strcmp(type, "plan_created") == 0) {
         rc = store_tx_exec(
             tx,
-            "INSERT INTO backup_plans (id, name, repository_id, what, node_id, schedule, retention, created_by, "
-            "created_at, updated_at) SELECT (d->>'id')::uuid, d->>'name', (d->>'repository_id')::uuid, d->'what', "
+            "INSERT INTO backup_plans (id, name, repository_id, what, node_id, schedule, retention, "
+            "created_by, "
+            "created_at, updated_at) SELECT (d->>'id')::uuid, d->>'name', (d->>'repository_id')::uuid, "
+            "d->'what', "
             "d->>'node_id', d->>'schedule', coalesce(d->'retention', '{}'), d->>'by', $2::timestamptz, "
             "$2::timestamptz FROM (SELECT $1::jsonb AS d) x",
             2, p);
@@ -62,9 +66,11 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
     } else if (strcmp(type, "run_started") == 0) {
         rc = store_tx_exec(
             tx,
-            "INSERT INTO backup_runs (id, plan_id, repository_id, node_id, trigger, status, attempt, started_at) "
+            "INSERT INTO backup_runs (id, plan_id, repository_id, node_id, trigger, status, attempt, "
+            "started_at) "
             "SELECT (d->>'id')::uuid, (d->>'plan_id')::uuid, (d->>'repository_id')::uuid, d->>'node_id', "
-            "coalesce(d->>'trigger', 'manual'), 'running', coalesce((d->>'attempt')::int, 1), $2::timestamptz "
+            "coalesce(d->>'trigger', 'manual'), 'running', coalesce((d->>'attempt')::int, 1), "
+            "$2::timestamptz "
             "FROM (SELECT $1::jsonb AS d) x ON CONFLICT (id) DO UPDATE SET status = 'running', "
             "attempt = EXCLUDED.attempt, started_at = EXCLUDED.started_at, finished_at = NULL, reason = NULL",
             2, p);
@@ -84,11 +90,12 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
             "WHERE id = ($1::jsonb->>'id')::uuid",
             3, q);
         if (rc == 0)
-            rc = store_tx_exec(tx,
-                               "UPDATE backup_plans SET last_run_id = ($1::jsonb->>'id')::uuid, last_status = $3, "
-                               "last_bytes = coalesce(($1::jsonb->>'bytes')::bigint, last_bytes), "
-                               "last_finished_at = $2::timestamptz WHERE id = ($1::jsonb->>'plan_id')::uuid",
-                               3, q);
+            rc = store_tx_exec(
+                tx,
+                "UPDATE backup_plans SET last_run_id = ($1::jsonb->>'id')::uuid, last_status = $3, "
+                "last_bytes = coalesce(($1::jsonb->>'bytes')::bigint, last_bytes), "
+                "last_finished_at = $2::timestamptz WHERE id = ($1::jsonb->>'plan_id')::uuid",
+                3, q);
     }
     free(doc);
     return rc;
@@ -96,15 +103,18 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
 
 static struct store_stmt q_repo_get =
     STORE_STMT("SELECT row_to_json(r)::text FROM backup_repositories r WHERE id = $1::uuid");
-static struct store_stmt q_repo_list = STORE_STMT(
-    "SELECT coalesce(json_agg(r ORDER BY r.name), '[]'::json)::text FROM backup_repositories r");
-static struct store_stmt q_plan_get = STORE_STMT("SELECT row_to_json(p)::text FROM backup_plans p WHERE id = $1::uuid");
+static struct store_stmt q_repo_list =
+    STORE_STMT("SELECT coalesce(json_agg(r ORDER BY r.name), '[]'::json)::text FROM backup_repositories r");
+static struct store_stmt q_plan_get =
+    STORE_STMT("SELECT row_to_json(p)::text FROM backup_plans p WHERE id = $1::uuid");
 static struct store_stmt q_plan_list =
     STORE_STMT("SELECT coalesce(json_agg(p ORDER BY p.name), '[]'::json)::text FROM backup_plans p");
-static struct store_stmt q_run_get = STORE_STMT("SELECT row_to_json(r)::text FROM backup_runs r WHERE id = $1::uuid");
-static struct store_stmt q_run_list = STORE_STMT(
-    "SELECT coalesce(json_agg(r ORDER BY r.started_at DESC), '[]'::json)::text FROM (SELECT * FROM backup_runs "
-    "WHERE $1::uuid IS NULL OR plan_id = $1::uuid ORDER BY started_at DESC LIMIT $2::int) r");
+static struct store_stmt q_run_get =
+    STORE_STMT("SELECT row_to_json(r)::text FROM backup_runs r WHERE id = $1::uuid");
+static struct store_stmt q_run_list =
+    STORE_STMT("SELECT coalesce(json_agg(r ORDER BY r.started_at DESC), '[]'::json)::text FROM (SELECT * "
+               "FROM backup_runs "
+               "WHERE $1::uuid IS NULL OR plan_id = $1::uuid ORDER BY started_at DESC LIMIT $2::int) r");
 static struct store_stmt q_secrets_get = STORE_STMT(
     "SELECT sealed_password, sealed_key FROM backup_repository_secrets WHERE repository_id = $1::uuid");
 
@@ -195,11 +205,12 @@ int store_url_env(const char *url, json_t **env, struct sb_err *err)
     }
     static const struct {
         const char *key, *var;
-    } map[] = {{"host", "PGHOST"},         {"hostaddr", "PGHOSTADDR"},   {"port", "PGPORT"},
-               {"user", "PGUSER"},         {"password", "PGPASSWORD"},   {"dbname", "PGDATABASE"},
-               {"sslmode", "PGSSLMODE"},   {"sslrootcert", "PGSSLROOTCERT"}, {"sslcert", "PGSSLCERT"},
-               {"sslkey", "PGSSLKEY"},     {"passfile", "PGPASSFILE"},   {"connect_timeout", "PGCONNECT_TIMEOUT"},
-               {"options", "PGOPTIONS"}};
+    } map[] = {
+        {"host", "PGHOST"},       {"hostaddr", "PGHOSTADDR"},       {"port", "PGPORT"},
+        {"user", "PGUSER"},       {"password", "PGPASSWORD"},       {"dbname", "PGDATABASE"},
+        {"sslmode", "PGSSLMODE"}, {"sslrootcert", "PGSSLROOTCERT"}, {"sslcert", "PGSSLCERT"},
+        {"sslkey", "PGSSLKEY"},   {"passfile", "PGPASSFILE"},       {"connect_timeout", "PGCONNECT_TIMEOUT"},
+        {"options", "PGOPTIONS"}};
     *env = json_object();
     for (PQconninfoOption *o = opts; o->keyword; o++)
         for (size_t i = 0; o->val && i < sizeof map / sizeof map[0]; i++)
