@@ -23,7 +23,7 @@
 /* First path segments the app routes itself (dashboard/js/app.js). */
 static const char *const client_routes[] = {"login",       "overview",   "audit",      "users",  "tokens",
                                             "guest-links", "nodes",      "containers", "stacks", "g",
-                                            "terminal",    "recordings", "backups", NULL};
+                                            "terminal",    "recordings", "backups",    NULL};
 
 static bool is_client_route(const char *path)
 {
