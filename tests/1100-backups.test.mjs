@@ -164,15 +164,17 @@ test('runs: snapshots of the database, the key files and the volume; the passwor
     assert.equal(plan.body.last_bytes, run.bytes);
   }
   // restic itself, with the password, lists both repositories' snapshots.
-  const local = JSON.parse(restic(join(repoDir, 'r'), PW_LOCAL, 'snapshots', '--json'));
+  // (Checkpoint snapshots may be there too: the daemon's periodic one.)
+  const noCp = (l) => l.filter((x) => !(x.tags || []).includes('part:checkpoint') && x.part !== 'checkpoint');
+  const local = noCp(JSON.parse(restic(join(repoDir, 'r'), PW_LOCAL, 'snapshots', '--json')));
   assert.equal(local.length, 3);
-  const remote = JSON.parse(restic(`sftp:root@127.0.0.1:${join(sftpDir, 'r')}`, PW_SFTP, 'snapshots', '--json'));
+  const remote = noCp(JSON.parse(restic(`sftp:root@127.0.0.1:${join(sftpDir, 'r')}`, PW_SFTP, 'snapshots', '--json')));
   assert.equal(remote.length, 3);
   assert.ok(remote.some((s) => s.paths[0] === '/serverbox.dump'));
   // The API lists them with their parts.
   const snaps = await core.request('GET', `/api/v1/backups/repositories/${repos.local.id}/snapshots`);
   assert.equal(snaps.status, 200, snaps.text);
-  assert.deepEqual(snaps.body.snapshots.map((s) => s.part).sort(), ['database', 'keys', 'volume:data']);
+  assert.deepEqual(noCp(snaps.body.snapshots).map((s) => s.part).sort(), ['database', 'keys', 'volume:data']);
   const vol = snaps.body.snapshots.find((s) => s.part === 'volume:data');
   assert.equal(vol.volume, 'vault_data');
   assert.equal(vol.node_id, 'local');
@@ -212,6 +214,21 @@ test('volume: wiped, restored from the snapshot (same volume, and a new one): ch
   assert.ok(eventsOf(db, 'backup.restored').length === 2);
   // No helper container is left behind.
   assert.equal(eng.docker('ps', '-aq', '--filter', 'label=serverbox.backup'), '');
+});
+
+test('checkpoints off the box: each new signed checkpoint is written to every repository', async () => {
+  await core.request('POST', '/api/v1/annotations', { json: { message: 'before a checkpoint' } });
+  const cp = await core.request('GET', '/api/v1/audit/checkpoint');
+  assert.equal(cp.status, 200, cp.text);
+  const written = await waitFor(() => {
+    const evs = eventsOf(db, 'backup.checkpoint_written').filter((e) => e.data.seq === cp.body.seq);
+    return evs.length === 2 ? evs : null;
+  }, { timeout: 60000, interval: 250, what: 'the checkpoint in both repositories' });
+  assert.deepEqual(written.map((e) => e.data.id).sort(), [repos.local.id, repos.sftp.id].sort());
+  const dumped = restic(join(repoDir, 'r'), PW_LOCAL, 'dump', '--tag', 'part:checkpoint', 'latest', `/checkpoint-${cp.body.seq}.json`);
+  assert.deepEqual(JSON.parse(dumped), cp.body);
+  const snaps = await core.request('GET', `/api/v1/backups/repositories/${repos.sftp.id}/snapshots`);
+  assert.ok(snaps.body.snapshots.some((s) => s.part === 'checkpoint' && s.seq === String(cp.body.seq)));
 });
 
 test('control plane: restored into a fresh database, verify-audit passes, nodes and stacks are back', async () => {

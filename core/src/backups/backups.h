@@ -165,6 +165,12 @@ int backups_restore(struct backups_env *e, const char *repo_id, const char *snap
 int backups_check(struct backups_env *e, const char *repo_id, const struct event_actor *actor, json_t **job,
                   struct sb_err *err);
 
+/* Checkpoints off the box: queues a backup.checkpoint job per repository
+ * that writes the signed checkpoint `doc` (as GET /api/v1/audit/checkpoint
+ * answers it; public) as a snapshot /checkpoint-<seq>.json tagged
+ * part:checkpoint. */
+int backups_checkpoint_publish(struct backups_env *e, json_t *doc, struct sb_err *err);
+
 /* ---- the control plane, for `serverbox-core restore` (controlplane.c) ---- */
 struct backups_restore_cli {
     const char *repo;            /* path or sftp:user@host:/path */

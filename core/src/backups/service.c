@@ -443,8 +443,8 @@ static json_t *snapshot_view(json_t *s)
             continue;
         static const struct {
             const char *prefix, *key;
-        } map[] = {{"plan:", "plan_id"},   {"run:", "run_id"},    {"node:", "node_id"},
-                   {"stack:", "stack_id"}, {"volume:", "volume"}, {"part:", "part"}};
+        } map[] = {{"plan:", "plan_id"},  {"run:", "run_id"}, {"node:", "node_id"}, {"stack:", "stack_id"},
+                   {"volume:", "volume"}, {"part:", "part"},  {"seq:", "seq"}};
         for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
             if (strncmp(x, map[k].prefix, strlen(map[k].prefix)) == 0)
                 json_object_set_new(v, map[k].key, json_string(x + strlen(map[k].prefix)));
@@ -1328,6 +1328,107 @@ static int check_handler(struct job_ctx *job, json_t *args, json_t **result, str
     return rc == SB_EUNAVAIL || rc == SB_ETIMEOUT ? SB_EUPSTREAM : rc;
 }
 
+/* ---- checkpoints off the box ---------------------------------------------------- */
+
+int backups_checkpoint_publish(struct backups_env *e, json_t *doc, struct sb_err *err)
+{
+    json_t *repos = NULL;
+    int rc = store_backup_list(e->store, "repository", NULL, 0, &repos, err);
+    size_t i;
+    json_t *r;
+    struct event_actor sys = {.kind = "system", .name = "audit-checkpoint"};
+    json_array_foreach(repos, i, r)
+    {
+        char target[64];
+        snprintf(target, sizeof target, "backup_repository/%s", str(r, "id"));
+        json_t *args = json_pack("{s:s,s:O}", "repository_id", str(r, "id"), "checkpoint", doc);
+        struct jobs_new in = {.kind = "backup.checkpoint",
+                              .target = target,
+                              .concurrency_key = target,
+                              .args = args,
+                              .actor = sys};
+        json_t *job = NULL;
+        if (jobs_enqueue(e->jobs, &in, &job, err))
+            rc = err->code;
+        json_decref(job);
+        json_decref(args);
+    }
+    json_decref(repos);
+    return rc;
+}
+
+struct text_feed {
+    struct run r;
+    char *text;
+};
+
+static int feed_text(void *ctx, int fd, struct sb_err *err)
+{
+    struct text_feed *t = ctx;
+    if (write_all(fd, t->text, strlen(t->text)))
+        return sb_error(err, SB_EUPSTREAM, "restic stopped reading");
+    return 0;
+}
+
+static int checkpoint_handler(struct job_ctx *job, json_t *args, json_t **result, struct sb_err *err)
+{
+    struct backups_env *e = job_kind_ctx(job);
+    struct text_feed t = {.r = {.e = e, .job = job}};
+    struct event_actor sys = {.kind = "system", .id = job_id(job), .name = "backups"};
+    const char *repo_id = str(args, "repository_id");
+    json_t *cp = json_object_get(args, "checkpoint");
+    json_int_t seq = json_integer_value(json_object_get(cp, "seq"));
+    json_t *repo = NULL;
+    int rc = store_backup_get(e->store, "repository", repo_id, &repo, err);
+    if (rc == SB_ENOTFOUND) {
+        json_decref(repo);
+        return 0; /* the repository went: nothing to write */
+    }
+    bool opened = false;
+    if (rc == 0)
+        opened = (rc = open_repo(e, repo, &t.r.o, err)) == 0;
+    json_t *snap = NULL;
+    if (rc == 0) {
+        t.text = json_dumps(cp, JSON_COMPACT | JSON_SORT_KEYS);
+        char fname[80], seqtag[40];
+        snprintf(fname, sizeof fname, "--stdin-filename=checkpoint-%lld.json", (long long)seq);
+        snprintf(seqtag, sizeof seqtag, "seq:%lld", (long long)seq);
+        const char *ba[] = {"backup", "--json",          "--stdin", fname,  "--tag", "serverbox",
+                            "--tag",  "part:checkpoint", "--tag",   seqtag, NULL};
+        struct restic_io io = {
+            .feed = feed_text, .ctx = &t, .line = run_line, .cancelled = run_cancelled, .timeout_s = 600};
+        struct restic_result res;
+        t.r.step = "checkpoint";
+        rc = restic_run(&t.r.o.t, ba, &io, &res, err);
+        if (rc == 0 && res.exit_code != 0) {
+            char line[300];
+            restic_error_line(&res, line, sizeof line);
+            rc = sb_error(err, SB_EUPSTREAM, "restic backup of the checkpoint: %s", line);
+        }
+        restic_result_release(&res);
+        free(t.text);
+        snap = json_incref(json_object_get(t.r.summary, "snapshot_id"));
+    }
+    json_t *data = json_pack("{s:s,s:I}", "id", repo_id, "seq", seq);
+    if (snap)
+        json_object_set(data, "snapshot_id", snap);
+    if (rc)
+        json_object_set_new(data, "reason", json_string(err->msg));
+    struct sb_err e2 = {0};
+    append(e, "backup_repository", repo_id, rc ? "backup.checkpoint_failed" : "backup.checkpoint_written",
+           data, rc ? "failure" : "success", &sys, &e2);
+    if (rc == 0)
+        *result = json_deep_copy(data);
+    json_decref(data);
+    json_decref(snap);
+    json_decref(t.r.summary);
+    if (opened)
+        opened_release(&t.r.o);
+    json_decref(repo);
+    /* A repository down for a while gets the checkpoint on a retry. */
+    return rc == SB_EUPSTREAM ? SB_EUNAVAIL : rc;
+}
+
 /* ---- the schedule ------------------------------------------------------------------ */
 
 static void schedule_tick(void *ctx)
@@ -1370,12 +1471,19 @@ int backups_register(struct jobs *j, struct backups_env *e, struct sb_err *err)
         .kind = "backup.restore", .run = restore_handler, .ctx = e, .max_attempts = 1, .timeout_s = 6 * 3600};
     struct jobs_kind check = {
         .kind = "backup.check", .run = check_handler, .ctx = e, .max_attempts = 1, .timeout_s = 6 * 3600};
+    struct jobs_kind checkpoint = {.kind = "backup.checkpoint",
+                                   .run = checkpoint_handler,
+                                   .ctx = e,
+                                   .max_attempts = 5,
+                                   .timeout_s = 900};
     struct jobs_duty duty = {.name = "backup-schedule", .interval_ms = 5000, .run = schedule_tick, .ctx = e};
     int rc = jobs_register(j, &run, err);
     if (rc == 0)
         rc = jobs_register(j, &restore, err);
     if (rc == 0)
         rc = jobs_register(j, &check, err);
+    if (rc == 0)
+        rc = jobs_register(j, &checkpoint, err);
     if (rc == 0)
         rc = jobs_duty_register(j, &duty, err);
     return rc;

@@ -150,7 +150,7 @@ export function render(root, ctx) {
         h('td', {}, h('code', { class: 'small', title: s.id }, s.short_id)),
         h('td', { class: 'actions' }, s.volume
           ? (canRestore ? h('button', { class: 'btn btn-small restore', type: 'button', onclick: () => restore(repo, s) }, 'Restore…') : null)
-          : h('span', { class: 'muted small' }, 'serverbox-core restore')))) : h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No snapshots yet.')));
+          : h('span', { class: 'muted small' }, s.part === 'checkpoint' ? `audit checkpoint, seq ${s.seq}` : 'serverbox-core restore')))) : h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No snapshots yet.')));
     } catch (e) { clear(snapErr, errorBox(e)); clear(snapRows); }
   }
 
