@@ -1139,11 +1139,10 @@ static int run_handler(struct job_ctx *job, json_t *args, json_t **result, struc
     if (str(r.plan, "node_id"))
         json_object_set(data, "node_id", json_object_get(r.plan, "node_id"));
     struct sb_err e2 = {0};
-    if (job_cancelled(job) && rc)
-        ; /* a lost or stopped attempt records nothing more */
-    else if (append(e, "backup_plan", plan_id, rc ? "backup.run_failed" : "backup.run_succeeded", data,
-                    rc ? "failure" : "success", &sys, &e2) &&
-             rc == 0)
+    /* One attempt only: even a cancelled or stopped run says how it ended. */
+    if (append(e, "backup_plan", plan_id, rc ? "backup.run_failed" : "backup.run_succeeded", data,
+               rc ? "failure" : "success", &sys, &e2) &&
+        rc == 0)
         rc = e2.code, *err = e2;
     if (rc == 0)
         *result = json_deep_copy(data);
