@@ -1,3 +1,5 @@
+// (The stacks here run with network_mode: none: no bridge is made, so the
+// tests do not depend on free address pools on a shared machine.)
 // Backups (issue #19) with real restic, PostgreSQL and a private engine: a
 // plan backs up the control plane and a stack's volume to a local
 // repository and to one over the test sshd (SFTP); `restic snapshots` with
@@ -29,6 +31,7 @@ const COMPOSE = `version: "3.8"
 services:
   app:
     image: local/busybox:1
+    network_mode: none
     command: ["sh", "-c", "mkdir -p /data/sub && [ -f /data/a.txt ] || { seq 1 30000 > /data/a.txt; echo hello > /data/sub/b; echo dot > /data/.hidden; }; exec sleep 3600"]
     volumes:
       - data:/data

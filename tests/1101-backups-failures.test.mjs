@@ -29,6 +29,7 @@ const COMPOSE = `version: "3.8"
 services:
   big:
     image: local/busybox:1
+    network_mode: none
     command: ["sh", "-c", "[ -f /data/big ] || busybox head -c 160000000 /dev/urandom > /data/big.tmp && busybox mv /data/big.tmp /data/big; exec sleep 3600"]
     volumes:
       - data:/data
@@ -54,7 +55,8 @@ before(async () => {
   assert.equal(s.status, 201, s.text);
   stack = s.body;
   await core.request('POST', `/api/v1/stacks/${stack.id}/deploy`, { json: {} });
-  assert.equal((await waitDeploy(core, stack.id, 1)).deploy_status, 'deployed');
+  const dep = await waitDeploy(core, stack.id, 1);
+  assert.equal(dep.deploy_status, 'deployed', JSON.stringify(dep));
   await waitFor(() => { try { eng.docker('exec', 'bulk_big_1', 'sh', '-c', '[ -f /data/big ]'); return true; } catch { return false; } },
     { timeout: 120000, what: 'the big file' });
   let r = await core.request('POST', '/api/v1/backups/repositories', {
@@ -67,8 +69,11 @@ before(async () => {
   localRepo = r.body;
 });
 
+const killed = new Set();
 after(async () => {
-  try { await core2?.stop(); await core?.stop(); } finally { eng?.stop(); sshd?.stop(); }
+  try {
+    for (const c of [core2, core]) if (c) await c.stop({ expectClean: !killed.has(c) });
+  } finally { eng?.stop(); sshd?.stop(); }
 });
 
 function resticCheck() {
@@ -211,4 +216,27 @@ test('scope and roles: scoped callers see only their nodes; viewers read; operat
   assert.equal((await core.request('POST', `/api/v1/backups/plans/${all[0].id}/run`, { token: viewer })).status, 403);
   r = await core.request('POST', '/api/v1/backups/restore', { token: operator, json: { repository_id: localRepo.id, snapshot_id: 'abcdef12' } });
   assert.equal(r.status, 403, r.text);
+});
+
+test('kill -9 of the daemon running a backup: the run is recorded failed (lease lost), never left running', async () => {
+  const daemonId = (c) => c.log().match(/msg="jobs started" daemon=([0-9a-f-]{36})/)[1];
+  const p = await core.request('POST', '/api/v1/backups/plans', { json: { name: 'bulk-local', repository_id: localRepo.id, stack_id: stack.id } });
+  assert.equal(p.status, 201, p.text);
+  const r = await core.request('POST', `/api/v1/backups/plans/${p.body.id}/run`);
+  assert.equal(r.status, 202, r.text);
+  const id = r.body.job.id;
+  const job = await waitFor(async () => {
+    const j = (await core.request('GET', `/api/v1/jobs/${id}`)).body.job;
+    return j.state === 'running' && j.lease?.holder ? j : null;
+  }, { timeout: 60000, interval: 100, what: 'the run to start' });
+  const holder = [core, core2].find((c) => job.lease.holder.startsWith(daemonId(c)));
+  const other = holder === core ? core2 : core;
+  holder.proc.kill('SIGKILL');
+  killed.add(holder);
+  await holder.exited;
+  const done = await awaitJob(other, id, { token: core.token, timeout: 60000 });
+  assert.equal(done.state, 'failed');
+  const run = (await other.request('GET', `/api/v1/backups/runs/${id}`, { token: core.token })).body;
+  assert.equal(run.status, 'failed', JSON.stringify(run));
+  assert.ok(run.reason, JSON.stringify(run));
 });

@@ -16,6 +16,7 @@ const COMPOSE = `version: "3.8"
 services:
   app:
     image: local/busybox:1
+    network_mode: none
     command: ["sh", "-c", "[ -f /data/a ] || { seq 1 5000 > /data/a; echo x > /data/b; }; exec sleep 3600"]
     volumes:
       - files:/data

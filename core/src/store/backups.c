@@ -219,3 +219,26 @@ int store_url_env(const char *url, json_t **env, struct sb_err *err)
     PQconninfoFree(opts);
     return 0;
 }
+
+/* job.failed / job.cancelled: a run whose daemon died (lease_lost) never
+ * recorded its end; its job's does. A run that recorded it is not running. */
+int project_backup_job_end(struct store_tx *tx, const struct store_event *ev)
+{
+    const char *id = json_string_value(json_object_get(ev->data, "id"));
+    if (!id || !uuid_valid(id))
+        return 0;
+    json_t *e = json_object_get(ev->data, "error");
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    const char *p[3] = {id, ev->occurred_at, msg ? msg : "the run's job ended without it"};
+    int rc = store_tx_exec(tx,
+                           "UPDATE backup_runs SET status = 'failed', finished_at = $2::timestamptz, "
+                           "reason = coalesce(reason, $3) WHERE id = $1::uuid AND status = 'running'",
+                           3, p);
+    if (rc == 0)
+        rc = store_tx_exec(
+            tx,
+            "UPDATE backup_plans SET last_status = 'failed', last_finished_at = $2::timestamptz "
+            "WHERE last_run_id = $1::uuid AND last_status = 'running'",
+            2, p);
+    return rc;
+}
