@@ -240,3 +240,14 @@ test('kill -9 of the daemon running a backup: the run is recorded failed (lease 
   assert.equal(run.status, 'failed', JSON.stringify(run));
   assert.ok(run.reason, JSON.stringify(run));
 });
+
+test('a plan naming no volume of its stack fails its run saying so', async () => {
+  const live = [core, core2].find((c) => !killed.has(c));
+  const p = await live.request('POST', '/api/v1/backups/plans', { token: core.token, json: { name: 'nothing', repository_id: localRepo.id, stack_id: stack.id, volumes: ['nope'] } });
+  assert.equal(p.status, 201, p.text);
+  const r = await live.request('POST', `/api/v1/backups/plans/${p.body.id}/run`, { token: core.token });
+  const job = await awaitJob(live, r.body.job, { token: core.token, timeout: 60000 });
+  assert.equal(job.state, 'failed');
+  const run = (await live.request('GET', `/api/v1/backups/runs/${r.body.job.id}`, { token: core.token })).body;
+  assert.match(run.reason, /no named volume/);
+});

@@ -949,7 +949,7 @@ static int backup_volumes(struct run *r, json_t *stack, json_t *vols, const char
     json_t *wanted = json_object_get(json_object_get(r->plan, "what"), "volumes");
     size_t i;
     json_t *v;
-    int rc = 0;
+    int rc = 0, done = 0;
     json_array_foreach(vols, i, v)
     {
         if (rc)
@@ -984,7 +984,11 @@ static int backup_volumes(struct run *r, json_t *stack, json_t *vols, const char
         rc = backup_part(r, fname, part, tags, feed_volume, err);
         helper_remove(socket, cid);
         r->part++;
+        done++;
     }
+    if (rc == 0 && done == 0)
+        rc = sb_error(err, SB_ENOTFOUND, "stack %s has no named volume%s on its node", str(stack, "name"),
+                      json_is_array(wanted) ? " of those the plan names" : "");
     return rc;
 }
 
