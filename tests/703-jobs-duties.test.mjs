@@ -10,7 +10,7 @@ import { createDatabase, startCore, createUser, login, waitFor, env } from './li
 import { startSshd } from './lib/sshd.mjs';
 
 const LEASE = 1500;
-const DUTIES = ['node-checks', 'metrics-rollup', 'audit-checkpoint', 'node-docker-events'];
+const DUTIES = ['node-checks', 'metrics-rollup', 'audit-checkpoint', 'node-docker-events', 'backup-schedule'];
 const all = [];
 const sshds = [];
 after(async () => {
