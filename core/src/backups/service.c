@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <dirent.h>
 
@@ -1466,8 +1467,37 @@ static void schedule_tick(void *ctx)
     json_decref(plans);
 }
 
+/* SFTP keys written for a restic call are removed after it; a daemon
+ * killed meanwhile leaves them: remove those older than the longest run. */
+static void sweep_tmp(const struct backups_env *e)
+{
+    char base[1024];
+    snprintf(base, sizeof base, "%s/backups-tmp", e->data_dir);
+    DIR *d = opendir(base);
+    struct dirent *de;
+    time_t limit = time(NULL) - 7 * 3600;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char dir[1300], f[1400];
+        snprintf(dir, sizeof dir, "%s/%s", base, de->d_name);
+        struct stat st;
+        if (stat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_mtime > limit)
+            continue;
+        snprintf(f, sizeof f, "%s/key", dir);
+        unlink(f);
+        snprintf(f, sizeof f, "%s/known_hosts", dir);
+        unlink(f);
+        if (rmdir(dir) == 0)
+            log_info("backup: removed a stale SFTP key directory", "dir=\"%s\"", dir);
+    }
+    if (d)
+        closedir(d);
+}
+
 int backups_register(struct jobs *j, struct backups_env *e, struct sb_err *err)
 {
+    sweep_tmp(e);
     struct jobs_kind run = {
         .kind = "backup.run", .run = run_handler, .ctx = e, .max_attempts = 1, .timeout_s = 6 * 3600};
     struct jobs_kind restore = {
