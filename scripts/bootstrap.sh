@@ -14,6 +14,7 @@ PACKAGES=(
     libyaml-dev caddy liboath-dev libssl-dev
     ansible-core ansible-lint docker-compose debootstrap nftables file
     python3-aiosmtpd
+    restic
 )
 
 missing=()

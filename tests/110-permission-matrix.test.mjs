@@ -17,7 +17,7 @@ const PERMISSIONS = ['public', 'agent', 'authenticated', 'self:read', 'users:adm
   'images:delete', 'volumes:read', 'volumes:write', 'volumes:delete', 'networks:read', 'networks:write',
   'networks:delete', 'metrics:read', 'deployments:read', 'jobs:read', 'jobs:cancel', 'jobs:test',
   'stacks:read', 'stacks:write', 'stacks:delete', 'terminal:node', 'terminal:container', 'recordings:replay',
-  'roles:read', 'alerts:read', 'alerts:write'];
+  'roles:read', 'alerts:read', 'alerts:write', 'backups:read', 'backups:write', 'backups:restore'];
 
 const GUEST_SCOPES = ['view:metrics', 'view:audit'];
 const SCOPE_PERMS = { 'view:metrics': ['metrics:read', 'nodes:read'], 'view:containers': ['containers:read', 'nodes:read'],
@@ -26,7 +26,8 @@ const SCOPE_PERMS = { 'view:metrics': ['metrics:read', 'nodes:read'], 'view:cont
 
 function allowed(role, perm) {
   if (role === 'admin') return true;
-  if (role === 'operator') return !['users:admin', 'guest_links:admin'].includes(perm) && !perm.endsWith(':delete');
+  // backups:restore overwrites a volume: admins only.
+  if (role === 'operator') return !['users:admin', 'guest_links:admin', 'backups:restore'].includes(perm) && !perm.endsWith(':delete');
   if (role === 'viewer') return perm.endsWith(':read') || perm === 'authenticated';
   if (role === 'guest') return perm === 'events:read' || perm === 'self:read' || GUEST_SCOPES.some((s) => SCOPE_PERMS[s].includes(perm));
   return false;

@@ -10,7 +10,7 @@ import { createDatabase, startCore, createUser, login, waitFor, env } from './li
 import { startSshd } from './lib/sshd.mjs';
 
 const LEASE = 1500;
-const DUTIES = ['node-checks', 'metrics-rollup', 'audit-checkpoint', 'node-docker-events', 'job-prune', 'alerts-eval'];
+const DUTIES = ['node-checks', 'metrics-rollup', 'audit-checkpoint', 'node-docker-events', 'job-prune', 'alerts-eval', 'backup-schedule'];
 const all = [];
 const sshds = [];
 after(async () => {

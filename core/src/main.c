@@ -80,6 +80,18 @@ static const struct config_option options[] = {
      "off: only SSO logs in, except the --break-glass-user (needs --oidc-issuer)", false},
     {"break-glass-user", CONFIG_STRING, NULL,
      "with --password-login off: the one user who may log in with a password", false},
+    {"backup-helper-image", CONFIG_STRING, "busybox:stable",
+     "image of the short-lived container that mounts a stack's volumes for backup and restore (needs sh)",
+     false},
+    {"backup-check-percent", CONFIG_INT, "5",
+     "after each backup run, restic check reads this share of the repository's data (0 = structure only)",
+     false},
+    {"repository", CONFIG_STRING, NULL, "restore: the restic repository (a path, or sftp:user@host:/path)",
+     false},
+    {"repository-password-file", CONFIG_STRING, NULL,
+     "restore: a file holding the repository's password (never give it on the command line)", false},
+    {"snapshot", CONFIG_STRING, "latest", "restore: the control-plane database snapshot (id or latest)",
+     false},
     {"username", CONFIG_STRING, NULL, "create-user: the new user's name", false},
     {"role", CONFIG_STRING, "admin", "create-user: admin, operator or viewer", false},
     {"password-stdin", CONFIG_STRING, NULL, "create-user: read the password from standard input", false},
@@ -150,6 +162,8 @@ static const char usage[] =
     "  verify-audit          recompute the event hash chain; non-zero exit names the first bad seq\n"
     "  rebuild-projections   truncate projection tables and replay them from the event log\n"
     "  routes                print the route table as JSON\n"
+    "  restore               --repository R --repository-password-file F [--snapshot ID]: the control\n"
+    "                        plane from a backup into an empty database and a new data dir\n"
     "  create-user           --username NAME --role ROLE --password-stdin [--if-no-users]\n"
     "  version               print the version";
 
@@ -202,6 +216,8 @@ int main(int argc, char **argv)
         rc = cmd_routes(&cfg);
     else if (strcmp(command, "create-user") == 0)
         rc = cmd_create_user(&cfg);
+    else if (strcmp(command, "restore") == 0)
+        rc = cmd_restore(&cfg);
     else {
         fprintf(stderr, "serverbox-core: unknown command '%s' (see --help)\n", command);
         rc = 2;

@@ -19,6 +19,7 @@ import * as recordings from './pages/recordings.js';
 import * as settingsSecurity from './pages/settings-security.js';
 import * as roles from './pages/roles.js';
 import * as settings from './pages/settings.js';
+import * as backups from './pages/backups.js';
 
 // path, label, the permission that shows it, the page module.
 const PAGES = [
@@ -28,6 +29,7 @@ const PAGES = [
   { path: '/stacks', label: 'Stacks', perm: 'stacks:read', mod: stacks },
   { path: '/terminal', label: 'Terminal', perm: 'terminal:node', mod: terminal },
   { path: '/recordings', label: 'Recordings', perm: 'recordings:replay', mod: recordings },
+  { path: '/backups', label: 'Backups', perm: 'backups:read', mod: backups },
   { path: '/audit', label: 'Audit', perm: 'audit:read', mod: audit },
   { path: '/users', label: 'Users', perm: 'users:admin', mod: users },
   { path: '/tokens', label: 'API tokens', perm: 'tokens:manage', mod: tokens },

@@ -147,8 +147,29 @@ void api_audit_verify(struct http_request *req)
     http_reply_json(req, 200, o);
 }
 
+/* A checkpoint as GET /audit/checkpoint answers it (and as backup
+ * repositories keep it). */
+static json_t *checkpoint_json(const struct store_checkpoint *cp)
+{
+    char hash[65], at[40], sig[sodium_base64_ENCODED_LEN(64, sodium_base64_VARIANT_ORIGINAL)],
+        pk[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+    hex_encode(cp->hash, 32, hash);
+    time_format_rfc3339(cp->signed_us, at, sizeof at);
+    sodium_bin2base64(sig, sizeof sig, cp->signature, 64, sodium_base64_VARIANT_ORIGINAL);
+    sodium_bin2base64(pk, sizeof pk, cp->public_key, 32, sodium_base64_VARIANT_ORIGINAL);
+    struct buf msg;
+    buf_init(&msg, 512);
+    auth_checkpoint_message(cp->seq, cp->hash, at, &msg);
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "seq", (json_int_t)cp->seq, "hash", hash,
+                          "signed_at", at, "signature", sig, "public_key", pk, "algorithm", "ed25519",
+                          "message", msg.data);
+    buf_release(&msg);
+    return o;
+}
+
 /* A signed checkpoint of the head: the latest stored one when it covers
- * the head, else a new one, stored when `keep`. */
+ * the head, else a new one, stored when `keep` (and then written to every
+ * backup repository too: checkpoints off the box, backups/README.md). */
 static int checkpoint_make(struct app *app, struct store_checkpoint *out, bool keep, struct sb_err *err);
 
 int api_audit_checkpoint(struct app *app, struct store_checkpoint *out, struct sb_err *err)
@@ -180,7 +201,17 @@ static int checkpoint_make(struct app *app, struct store_checkpoint *out, bool k
     crypto_sign_detached(out->signature, NULL, (const unsigned char *)msg.data, msg.len, app->signer->sk);
     memcpy(out->public_key, app->signer->pk, 32);
     buf_release(&msg);
-    return keep ? store_checkpoint_insert(app->store, out, err) : 0;
+    if (!keep)
+        return 0;
+    rc = store_checkpoint_insert(app->store, out, err);
+    if (rc == 0 && app->backups.jobs) {
+        json_t *doc = checkpoint_json(out);
+        struct sb_err e2 = {0};
+        if (backups_checkpoint_publish(&app->backups, doc, &e2))
+            log_warn("audit checkpoint not queued for the backup repositories", "detail=\"%s\"", e2.msg);
+        json_decref(doc);
+    }
+    return rc;
 }
 
 void api_audit_checkpoint_get(struct http_request *req)
@@ -196,18 +227,5 @@ void api_audit_checkpoint_get(struct http_request *req)
         api_fail(req, &err);
         return;
     }
-    char hash[65], at[40], sig[sodium_base64_ENCODED_LEN(64, sodium_base64_VARIANT_ORIGINAL)],
-        pk[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
-    hex_encode(cp.hash, 32, hash);
-    time_format_rfc3339(cp.signed_us, at, sizeof at);
-    sodium_bin2base64(sig, sizeof sig, cp.signature, 64, sodium_base64_VARIANT_ORIGINAL);
-    sodium_bin2base64(pk, sizeof pk, cp.public_key, 32, sodium_base64_VARIANT_ORIGINAL);
-    struct buf msg;
-    buf_init(&msg, 512);
-    auth_checkpoint_message(cp.seq, cp.hash, at, &msg);
-    http_reply_json(req, 200,
-                    json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "seq", (json_int_t)cp.seq, "hash", hash,
-                              "signed_at", at, "signature", sig, "public_key", pk, "algorithm", "ed25519",
-                              "message", msg.data));
-    buf_release(&msg);
+    http_reply_json(req, 200, checkpoint_json(&cp));
 }

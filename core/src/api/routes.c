@@ -133,6 +133,20 @@ void api_alert_channel_update(struct http_request *req);
 void api_alert_channel_delete(struct http_request *req);
 void api_alert_channel_test(struct http_request *req);
 
+void api_backup_repos_list(struct http_request *req);
+void api_backup_repo_create(struct http_request *req);
+void api_backup_repo_delete(struct http_request *req);
+void api_backup_repo_check(struct http_request *req);
+void api_backup_snapshots(struct http_request *req);
+void api_backup_plans_list(struct http_request *req);
+void api_backup_plan_create(struct http_request *req);
+void api_backup_plan_get(struct http_request *req);
+void api_backup_plan_delete(struct http_request *req);
+void api_backup_plan_run(struct http_request *req);
+void api_backup_runs_list(struct http_request *req);
+void api_backup_run_get(struct http_request *req);
+void api_backup_restore(struct http_request *req);
+
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
     {"GET", "/health/ready", api_health_ready, HTTP_ROUTE_INLINE, "public",
@@ -364,6 +378,33 @@ const struct http_route api_routes[] = {
     {"GET", "/api/v1/alerts/{id}", api_alert_get, 0, "alerts:read", "one alert with its delivery log"},
     {"POST", "/api/v1/alerts/{id}/ack", api_alert_ack, 0, "alerts:write",
      "acknowledge a firing alert (no more repeats; it still resolves)"},
+    {"GET", "/api/v1/backups/repositories", api_backup_repos_list, 0, "backups:read",
+     "restic repositories backups go to (the password is never answered)"},
+    {"POST", "/api/v1/backups/repositories", api_backup_repo_create, HTTP_ROUTE_BODY, "backups:write",
+     "add a local or SFTP restic repository: initialized (or opened) with the password, which is sealed"},
+    {"DELETE", "/api/v1/backups/repositories/{id}", api_backup_repo_delete, 0, "backups:write",
+     "forget a repository no plan uses (its data stays where it is)"},
+    {"POST", "/api/v1/backups/repositories/{id}/check", api_backup_repo_check, 0, "backups:write",
+     "run restic check on the repository as a job; 202 {job}"},
+    {"GET", "/api/v1/backups/repositories/{id}/snapshots", api_backup_snapshots, 0, "backups:read",
+     "the repository's snapshots you may see, with plan, run, part, node and volume"},
+    {"GET", "/api/v1/backups/plans", api_backup_plans_list, 0, "backups:read",
+     "backup plans with last run, size and next run"},
+    {"POST", "/api/v1/backups/plans", api_backup_plan_create, HTTP_ROUTE_BODY, "backups:write",
+     "a plan: the control plane and/or a stack's named volumes to a repository, on a cron schedule, with "
+     "retention"},
+    {"GET", "/api/v1/backups/plans/{id}", api_backup_plan_get, 0, "backups:read",
+     "one plan with its recent runs"},
+    {"DELETE", "/api/v1/backups/plans/{id}", api_backup_plan_delete, 0, "backups:write",
+     "delete a plan (its snapshots stay in the repository)"},
+    {"POST", "/api/v1/backups/plans/{id}/run", api_backup_plan_run, 0, "backups:write",
+     "run the plan now as a job; 202 {job}"},
+    {"GET", "/api/v1/backups/runs", api_backup_runs_list, 0, "backups:read",
+     "backup runs, newest first (?plan_id= &limit=)"},
+    {"GET", "/api/v1/backups/runs/{id}", api_backup_run_get, 0, "backups:read",
+     "one run: status, snapshots, bytes, duration, check"},
+    {"POST", "/api/v1/backups/restore", api_backup_restore, HTTP_ROUTE_BODY, "backups:restore",
+     "restore a volume snapshot into the same or another volume (emptied first) as a job; 202 {job}"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},

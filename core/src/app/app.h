@@ -9,6 +9,7 @@
 #define SB_APP_H
 
 #include "../crypto/crypto.h"
+#include "../backups/backups.h"
 #include "../stacks/stacks.h"
 #include "../util/util.h"
 
@@ -79,6 +80,9 @@ struct app {
 
     /* browser terminals and their recordings (terminal/, api/terminals.c) */
     struct terminals *terminals;
+
+    /* backups (backups/): repositories, plans, runs and restores as jobs */
+    struct backups_env backups;
 
     /* alert rules, alerts and notifications (alerts/) */
     struct alerts *alerts;

@@ -66,6 +66,9 @@ static const struct perm {
     {"roles:read", R_ALL, 0}, /* the roles and the permissions they may hold */
     {"alerts:read", R_ALL, 0},
     {"alerts:write", R_OPS, 0}, /* rules, silences, channels (their secrets), acknowledgement */
+    {"backups:read", R_ALL, 0},
+    {"backups:write", R_OPS, 0},
+    {"backups:restore", R_ADMIN, 0}, /* a restore overwrites a volume */
 };
 #define N_PERMS (sizeof perms / sizeof perms[0])
 _Static_assert(N_PERMS <= AUTH_PERM_WORDS * 64, "grow AUTH_PERM_WORDS");

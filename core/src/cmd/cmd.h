@@ -14,6 +14,7 @@ int cmd_verify_audit(const struct config *cfg);
 int cmd_rebuild_projections(const struct config *cfg);
 int cmd_routes(const struct config *cfg);
 int cmd_create_user(const struct config *cfg);
+int cmd_restore(const struct config *cfg);
 
 /* The URL administration commands use: --migrate-database-url, else --database-url. */
 const char *cmd_admin_database_url(const struct config *cfg);

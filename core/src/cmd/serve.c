@@ -282,6 +282,21 @@ int cmd_serve(const struct config *cfg)
         goto out;
     }
 
+    /* Backups run, restore and check as jobs; the schedule is a duty. */
+    app.backups = (struct backups_env){.store = app.store,
+                                       .docker = app.docker,
+                                       .jobs = app.jobs,
+                                       .key = &app.master_key,
+                                       .data_dir = data_dir,
+                                       .master_key_file = key_file,
+                                       .database_url = cmd_admin_database_url(cfg),
+                                       .helper_image = config_get(cfg, "backup-helper-image"),
+                                       .check_percent = (int)config_get_int(cfg, "backup-check-percent")};
+    if (backups_register(app.jobs, &app.backups, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+
     struct metrics_config mc = {.store = app.store,
                                 .raw_days = (int)config_get_int(cfg, "metrics-raw-days"),
                                 .rollup_days = (int)config_get_int(cfg, "metrics-rollup-days"),

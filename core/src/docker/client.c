@@ -7,10 +7,12 @@
 #include "docker.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DEFAULT_TIMEOUT_MS 30000L
 #define CONNECT_TIMEOUT_MS 3000L
@@ -417,4 +419,126 @@ int docker_exec(const char *socket, const char *container, json_t *argv, long ti
     res->exit_code = json_is_integer(code) ? (int)json_integer_value(code) : -1;
     json_decref(info);
     return 0;
+}
+
+/* ---- streaming a body to or from a file descriptor (backups/) --------------- */
+
+struct fd_stream {
+    int fd;
+    long status;
+    CURL *c;
+    struct buf errbody; /* a non-2xx answer's body, for its message */
+    bool write_failed;
+};
+
+static size_t on_body_fd(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct fd_stream *s = ud;
+    size_t n = size * nmemb;
+    if (s->status == 0)
+        curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &s->status);
+    if (s->status < 200 || s->status >= 300) {
+        buf_append(&s->errbody, ptr, n < 4096 ? n : 4096);
+        return n;
+    }
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(s->fd, ptr + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            s->write_failed = true;
+            return 0;
+        }
+        off += (size_t)w;
+    }
+    return n;
+}
+
+static size_t on_read_fd(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    struct fd_stream *s = ud;
+    for (;;) {
+        ssize_t r = read(s->fd, ptr, size * nmemb);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            s->write_failed = true;
+            return CURL_READFUNC_ABORT;
+        }
+        return (size_t)r;
+    }
+}
+
+static int fd_transfer(const char *socket, const char *method, const char *path, const char *content_type,
+                       int fd, long *status, struct sb_err *err)
+{
+    *status = 0;
+    char prefix[16];
+    int rc = docker_api_prefix(socket, prefix, sizeof prefix, err);
+    if (rc)
+        return rc;
+    struct buf url;
+    buf_init(&url, 8192);
+    if (buf_printf(&url, "http://localhost%s%s", prefix, path)) {
+        buf_release(&url);
+        return sb_error(err, SB_EINVAL, "docker request path is too long");
+    }
+    CURL *c = thread_curl();
+    if (!c) {
+        buf_release(&url);
+        return sb_error(err, SB_ENOMEM, "out of memory");
+    }
+    struct fd_stream s = {.fd = fd, .c = c};
+    buf_init(&s.errbody, 8192);
+    struct curl_slist *hdrs = NULL;
+    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket);
+    curl_easy_setopt(c, CURLOPT_URL, url.data);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+    /* No total timeout: a volume may take long. Stalls end the transfer. */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 120L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body_fd);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+    if (strcmp(method, "PUT") == 0) {
+        char ct[128];
+        snprintf(ct, sizeof ct, "Content-Type: %s", content_type ? content_type : "application/octet-stream");
+        hdrs = curl_slist_append(hdrs, ct);
+        hdrs = curl_slist_append(hdrs, "Expect:");
+        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read_fd);
+        curl_easy_setopt(c, CURLOPT_READDATA, &s);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    }
+    CURLcode cc = curl_easy_perform(c);
+    if (s.status == 0)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &s.status);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(hdrs);
+    buf_release(&url);
+    *status = s.status;
+    if (cc != CURLE_OK) {
+        rc = s.write_failed
+                 ? sb_error(err, SB_EUPSTREAM, "the stream to or from the engine was cut")
+                 : sb_error(err, SB_EUNAVAIL, "the docker engine is unreachable: %s", curl_easy_strerror(cc));
+    } else if (s.status < 200 || s.status >= 300) {
+        json_t *j = json_loadb(s.errbody.data, s.errbody.len, 0, NULL);
+        const char *m = json_string_value(json_object_get(j, "message"));
+        rc = sb_error(err, s.status == 404 ? SB_ENOTFOUND : SB_EUPSTREAM, "docker engine: %.200s",
+                      m ? m : s.errbody.data);
+        json_decref(j);
+    }
+    buf_release(&s.errbody);
+    return rc;
+}
+
+int docker_get_to_fd(const char *socket, const char *path, int fd, long *status, struct sb_err *err)
+{
+    return fd_transfer(socket, "GET", path, NULL, fd, status, err);
+}
+
+int docker_put_from_fd(const char *socket, const char *path, const char *content_type, int fd, long *status,
+                       struct sb_err *err)
+{
+    return fd_transfer(socket, "PUT", path, content_type, fd, status, err);
 }

@@ -105,6 +105,15 @@ int docker_call(const char *socket, const char *method, const char *path, json_t
  * /_ping and /version and cached by socket path. */
 int docker_api_prefix(const char *socket, char *out, size_t len, struct sb_err *err);
 
+/* Streams a GET's body (below the version prefix, e.g.
+ * "/containers/<id>/archive?path=/backup") into fd, or a PUT's body from fd
+ * until EOF, without holding it in memory; no total timeout (a transfer
+ * stalled for 2 minutes ends). Non-2xx → the engine's message, SB_ENOTFOUND
+ * for 404, else SB_EUPSTREAM; *status the engine's status. */
+int docker_get_to_fd(const char *socket, const char *path, int fd, long *status, struct sb_err *err);
+int docker_put_from_fd(const char *socket, const char *path, const char *content_type, int fd, long *status,
+                       struct sb_err *err);
+
 /* Percent-encodes s into out for a query string. */
 void docker_urlencode(const char *s, struct buf *out);
 

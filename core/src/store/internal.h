@@ -98,6 +98,9 @@ int project_jobs(struct store_tx *tx, const struct store_event *ev);
 int project_role(struct store_tx *tx, const struct store_event *ev);
 /* alert rules, channels, silences, alerts, deliveries (alerts.c) */
 int project_alerts(struct store_tx *tx, const struct store_event *ev);
+/* backups.c */
+int project_backups(struct store_tx *tx, const struct store_event *ev);
+int project_backup_job_end(struct store_tx *tx, const struct store_event *ev);
 /* recordings, from terminal.closed (terminals.c) */
 int project_terminal(struct store_tx *tx, const struct store_event *ev);
 

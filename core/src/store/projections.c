@@ -258,6 +258,9 @@ const char *const projection_tables[] = {"streams",
                                          "alert_silences",
                                          "alerts",
                                          "alert_deliveries",
+                                         "backup_repositories",
+                                         "backup_plans",
+                                         "backup_runs",
                                          NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
@@ -274,8 +277,13 @@ int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
             rc = project_agent(tx, &evs[i]);
         else if (strncmp(evs[i].type, "stack.", 6) == 0)
             rc = project_stacks(tx, &evs[i]);
-        else if (strncmp(evs[i].type, "job.", 4) == 0)
+        else if (strncmp(evs[i].type, "job.", 4) == 0) {
             rc = project_jobs(tx, &evs[i]);
+            if (rc == 0 &&
+                (strcmp(evs[i].type, "job.failed") == 0 || strcmp(evs[i].type, "job.cancelled") == 0))
+                rc = project_backup_job_end(tx, &evs[i]);
+        } else if (strncmp(evs[i].type, "backup.", 7) == 0)
+            rc = project_backups(tx, &evs[i]);
         else if (strncmp(evs[i].type, "terminal.", 9) == 0)
             rc = project_terminal(tx, &evs[i]);
         else if (strncmp(evs[i].type, "role.", 5) == 0)

@@ -571,5 +571,26 @@ int store_events_count_recent(struct store *st, const char *stream, const char *
  * metric in percent. */
 int store_metric_windows(struct store *st, const char *metric, int window_s, json_t **out,
                          struct sb_err *err);
+/* ---- backups (store/backups.c) -----------------------------------------
+ * backup_repositories, backup_plans and backup_runs are projections of the
+ * backup.* events; the sealed restic password and SFTP key of each
+ * repository are not (secrets stay out of events). `what` is "repository",
+ * "plan" or "run". Every json_t ** is a new reference the caller decrefs. */
+int store_backup_get(struct store *st, const char *what, const char *id, json_t **out, struct sb_err *err);
+/* All repositories or plans (by name); runs newest first, of one plan
+ * (plan_id NULL = all), at most limit. */
+int store_backup_list(struct store *st, const char *what, const char *plan_id, int limit, json_t **out,
+                      struct sb_err *err);
+/* Appends `ev` (backup.repository_created) and stores the sealed secrets
+ * (sealed_key may be NULL) in one transaction. */
+int store_backup_repo_create(struct store *st, const struct event_new *ev, const char *id,
+                             const char *sealed_password, const char *sealed_key, struct sb_err *err);
+/* *sealed_password and *sealed_key (NULL when none) are malloc'd: free(). */
+int store_backup_repo_secrets(struct store *st, const char *id, char **sealed_password, char **sealed_key,
+                              struct sb_err *err);
+/* A libpq URL or key=value string as the PG* environment variables that
+ * say the same (pg_dump and pg_restore get it so, never in argv): a new
+ * object name -> value. SB_EINVAL for an unparseable URL. */
+int store_url_env(const char *url, json_t **env, struct sb_err *err);
 
 #endif

@@ -110,7 +110,7 @@ struct config_option {
     bool secret; /* never printed back */
 };
 
-#define CONFIG_MAX_OPTIONS 96
+#define CONFIG_MAX_OPTIONS 160
 #define CONFIG_MAX_LIST    16
 
 struct config {

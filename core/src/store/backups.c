@@ -1,0 +1,244 @@
+/*
+ * Backups: the projection of the backup.* events
+ * (migrations/0014_backups.sql), its queries, and the sealed repository
+ * secrets beside it (never in events).
+ *
+ * Events (data):
+ *   backup.repository_created {id, name, kind, location, by}   (+ sealed secrets, side write)
+ *   backup.repository_deleted {id}
+ *   backup.plan_created       {id, name, repository_id, what, node_id?, schedule?, retention, by}
+ *   backup.plan_deleted       {id}
+ *   backup.plan_fired         {id, at, job_id}                  (the schedule fired)
+ *   backup.run_started        {id, plan_id, repository_id, node_id?, trigger, attempt}
+ *   backup.run_succeeded      {id, plan_id, snapshots, bytes, added, duration_ms, checked}
+ *   backup.run_failed         {id, plan_id, reason, duration_ms}   (outcome failure)
+ *   backup.restore_*, backup.checked: no projection (the job and the log hold them)
+ */
+#include "internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int project_backups(struct store_tx *tx, const struct store_event *ev)
+{
+    const char *id = json_string_value(json_object_get(ev->data, "id"));
+    if (!id || !uuid_valid(id))
+        return 0;
+    const char *type = ev->type + 7;
+    bool failed = strcmp(type, "run_failed") == 0;
+    if (strcmp(ev->outcome, "success") != 0 && !(failed && strcmp(ev->outcome, "failure") == 0))
+        return 0;
+    char *doc = json_dumps(ev->data, JSON_COMPACT);
+    const char *p[2] = {doc, ev->occurred_at};
+    int rc = 0;
+    if (strcmp(type, "repository_created") == 0) {
+        rc = store_tx_exec(
+            tx,
+            "INSERT INTO backup_repositories (id, name, kind, location, created_by, created_at) "
+            "SELECT (d->>'id')::uuid, d->>'name', d->>'kind', d->'location', d->>'by', "
+            "$2::timestamptz FROM (SELECT $1::jsonb AS d) x",
+            2, p);
+    } else if (strcmp(type, "repository_deleted") == 0) {
+        const char *q[1] = {id};
+        rc = store_tx_exec(tx, "DELETE FROM backup_repositories WHERE id = $1::uuid", 1, q);
+        if (rc == 0)
+            rc = store_tx_exec(tx, "DELETE FROM backup_repository_secrets WHERE repository_id = $1::uuid", 1,
+                               q);
+    } else if (strcmp(type, "plan_created") == 0) {
+        rc = store_tx_exec(
+            tx,
+            "INSERT INTO backup_plans (id, name, repository_id, what, node_id, schedule, retention, "
+            "created_by, "
+            "created_at, updated_at) SELECT (d->>'id')::uuid, d->>'name', (d->>'repository_id')::uuid, "
+            "d->'what', "
+            "d->>'node_id', d->>'schedule', coalesce(d->'retention', '{}'), d->>'by', $2::timestamptz, "
+            "$2::timestamptz FROM (SELECT $1::jsonb AS d) x",
+            2, p);
+    } else if (strcmp(type, "plan_deleted") == 0) {
+        const char *q[1] = {id};
+        rc = store_tx_exec(tx, "DELETE FROM backup_plans WHERE id = $1::uuid", 1, q);
+    } else if (strcmp(type, "plan_fired") == 0) {
+        rc = store_tx_exec(tx,
+                           "UPDATE backup_plans SET last_fired_at = ($1::jsonb->>'at')::timestamptz "
+                           "WHERE id = ($1::jsonb->>'id')::uuid",
+                           1, p);
+    } else if (strcmp(type, "run_started") == 0) {
+        rc = store_tx_exec(
+            tx,
+            "INSERT INTO backup_runs (id, plan_id, repository_id, node_id, trigger, status, attempt, "
+            "started_at) "
+            "SELECT (d->>'id')::uuid, (d->>'plan_id')::uuid, (d->>'repository_id')::uuid, d->>'node_id', "
+            "coalesce(d->>'trigger', 'manual'), 'running', coalesce((d->>'attempt')::int, 1), "
+            "$2::timestamptz "
+            "FROM (SELECT $1::jsonb AS d) x ON CONFLICT (id) DO UPDATE SET status = 'running', "
+            "attempt = EXCLUDED.attempt, started_at = EXCLUDED.started_at, finished_at = NULL, reason = NULL",
+            2, p);
+        if (rc == 0)
+            rc = store_tx_exec(tx,
+                               "UPDATE backup_plans SET last_run_id = ($1::jsonb->>'id')::uuid, "
+                               "last_status = 'running' WHERE id = ($1::jsonb->>'plan_id')::uuid",
+                               1, p);
+    } else if (strcmp(type, "run_succeeded") == 0 || failed) {
+        const char *q[3] = {doc, ev->occurred_at, failed ? "failed" : "succeeded"};
+        rc = store_tx_exec(
+            tx,
+            "UPDATE backup_runs SET status = $3, finished_at = $2::timestamptz, "
+            "snapshots = coalesce($1::jsonb->'snapshots', snapshots), bytes = ($1::jsonb->>'bytes')::bigint, "
+            "added = ($1::jsonb->>'added')::bigint, duration_ms = ($1::jsonb->>'duration_ms')::bigint, "
+            "checked = ($1::jsonb->>'checked')::boolean, reason = $1::jsonb->>'reason' "
+            "WHERE id = ($1::jsonb->>'id')::uuid",
+            3, q);
+        if (rc == 0)
+            rc = store_tx_exec(
+                tx,
+                "UPDATE backup_plans SET last_run_id = ($1::jsonb->>'id')::uuid, last_status = $3, "
+                "last_bytes = coalesce(($1::jsonb->>'bytes')::bigint, last_bytes), "
+                "last_finished_at = $2::timestamptz WHERE id = ($1::jsonb->>'plan_id')::uuid",
+                3, q);
+    }
+    free(doc);
+    return rc;
+}
+
+static struct store_stmt q_repo_get =
+    STORE_STMT("SELECT row_to_json(r)::text FROM backup_repositories r WHERE id = $1::uuid");
+static struct store_stmt q_repo_list =
+    STORE_STMT("SELECT coalesce(json_agg(r ORDER BY r.name), '[]'::json)::text FROM backup_repositories r");
+static struct store_stmt q_plan_get =
+    STORE_STMT("SELECT row_to_json(p)::text FROM backup_plans p WHERE id = $1::uuid");
+static struct store_stmt q_plan_list =
+    STORE_STMT("SELECT coalesce(json_agg(p ORDER BY p.name), '[]'::json)::text FROM backup_plans p");
+static struct store_stmt q_run_get =
+    STORE_STMT("SELECT row_to_json(r)::text FROM backup_runs r WHERE id = $1::uuid");
+static struct store_stmt q_run_list =
+    STORE_STMT("SELECT coalesce(json_agg(r ORDER BY r.started_at DESC), '[]'::json)::text FROM (SELECT * "
+               "FROM backup_runs "
+               "WHERE $1::uuid IS NULL OR plan_id = $1::uuid ORDER BY started_at DESC LIMIT $2::int) r");
+static struct store_stmt q_secrets_get = STORE_STMT(
+    "SELECT sealed_password, sealed_key FROM backup_repository_secrets WHERE repository_id = $1::uuid");
+
+static int one_json(struct store *st, struct store_stmt *q, int n, const char *const *p, json_t **out,
+                    const char *what, struct sb_err *err)
+{
+    *out = NULL;
+    PGresult *r;
+    int rc = store_query(st, q, n, p, &r, err);
+    if (rc == 0 && PQntuples(r) == 0)
+        rc = sb_error(err, SB_ENOTFOUND, "no such %s", what);
+    else if (rc == 0) {
+        *out = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+        if (!*out)
+            rc = sb_error(err, SB_EINTERNAL, "cannot parse a %s row", what);
+    }
+    PQclear(r);
+    return rc;
+}
+
+int store_backup_get(struct store *st, const char *what, const char *id, json_t **out, struct sb_err *err)
+{
+    *out = NULL;
+    bool repo = strcmp(what, "repository") == 0, plan = strcmp(what, "plan") == 0;
+    if (!id || !uuid_valid(id))
+        return sb_error(err, SB_ENOTFOUND, "no such %s", what);
+    const char *p[1] = {id};
+    return one_json(st, repo ? &q_repo_get : plan ? &q_plan_get : &q_run_get, 1, p, out, what, err);
+}
+
+int store_backup_list(struct store *st, const char *what, const char *plan_id, int limit, json_t **out,
+                      struct sb_err *err)
+{
+    if (strcmp(what, "repository") == 0)
+        return one_json(st, &q_repo_list, 0, NULL, out, what, err);
+    if (strcmp(what, "plan") == 0)
+        return one_json(st, &q_plan_list, 0, NULL, out, what, err);
+    if (plan_id && !uuid_valid(plan_id)) {
+        *out = json_array();
+        return 0;
+    }
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit > 0 ? limit : 50);
+    const char *p[2] = {plan_id, lim};
+    return one_json(st, &q_run_list, 2, p, out, what, err);
+}
+
+int store_backup_repo_create(struct store *st, const struct event_new *ev, const char *id,
+                             const char *sealed_password, const char *sealed_key, struct sb_err *err)
+{
+    const char *p[3] = {id, sealed_password, sealed_key};
+    struct store_side_write w = {
+        .sql = "INSERT INTO backup_repository_secrets (repository_id, sealed_password, sealed_key) "
+               "VALUES ($1::uuid, $2, $3)",
+        .n = 3,
+        .params = p};
+    int64_t seq;
+    return store_append_with(st, ev, &w, &seq, err);
+}
+
+int store_backup_repo_secrets(struct store *st, const char *id, char **sealed_password, char **sealed_key,
+                              struct sb_err *err)
+{
+    *sealed_password = *sealed_key = NULL;
+    const char *p[1] = {id};
+    PGresult *r;
+    int rc = store_query(st, &q_secrets_get, 1, p, &r, err);
+    if (rc == 0 && PQntuples(r) == 0)
+        rc = sb_error(err, SB_ENOTFOUND, "the repository's password is not stored");
+    else if (rc == 0) {
+        *sealed_password = strdup(PQgetvalue(r, 0, 0));
+        if (!PQgetisnull(r, 0, 1))
+            *sealed_key = strdup(PQgetvalue(r, 0, 1));
+    }
+    PQclear(r);
+    return rc;
+}
+
+int store_url_env(const char *url, json_t **env, struct sb_err *err)
+{
+    *env = NULL;
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url ? url : "", &msg);
+    if (!opts) {
+        int rc = sb_error(err, SB_EINVAL, "bad database URL: %s", msg ? msg : "unparseable");
+        PQfreemem(msg);
+        return rc;
+    }
+    static const struct {
+        const char *key, *var;
+    } map[] = {
+        {"host", "PGHOST"},       {"hostaddr", "PGHOSTADDR"},       {"port", "PGPORT"},
+        {"user", "PGUSER"},       {"password", "PGPASSWORD"},       {"dbname", "PGDATABASE"},
+        {"sslmode", "PGSSLMODE"}, {"sslrootcert", "PGSSLROOTCERT"}, {"sslcert", "PGSSLCERT"},
+        {"sslkey", "PGSSLKEY"},   {"passfile", "PGPASSFILE"},       {"connect_timeout", "PGCONNECT_TIMEOUT"},
+        {"options", "PGOPTIONS"}};
+    *env = json_object();
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        for (size_t i = 0; o->val && i < sizeof map / sizeof map[0]; i++)
+            if (strcmp(o->keyword, map[i].key) == 0)
+                json_object_set_new(*env, map[i].var, json_string(o->val));
+    PQconninfoFree(opts);
+    return 0;
+}
+
+/* job.failed / job.cancelled: a run whose daemon died (lease_lost) never
+ * recorded its end; its job's does. A run that recorded it is not running. */
+int project_backup_job_end(struct store_tx *tx, const struct store_event *ev)
+{
+    const char *id = json_string_value(json_object_get(ev->data, "id"));
+    if (!id || !uuid_valid(id))
+        return 0;
+    json_t *e = json_object_get(ev->data, "error");
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    const char *p[3] = {id, ev->occurred_at, msg ? msg : "the run's job ended without it"};
+    int rc = store_tx_exec(tx,
+                           "UPDATE backup_runs SET status = 'failed', finished_at = $2::timestamptz, "
+                           "reason = coalesce(reason, $3) WHERE id = $1::uuid AND status = 'running'",
+                           3, p);
+    if (rc == 0)
+        rc = store_tx_exec(
+            tx,
+            "UPDATE backup_plans SET last_status = 'failed', last_finished_at = $2::timestamptz "
+            "WHERE last_run_id = $1::uuid AND last_status = 'running'",
+            2, p);
+    return rc;
+}
