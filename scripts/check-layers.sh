@@ -23,6 +23,8 @@ rule() {
 
 rule "libpq outside store/" '#include *<(libpq-fe|libpq/)' '^store/'
 rule "libssh2 outside ssh/" '#include *<libssh2' '^ssh/'
+# GnuTLS holds the server's certificate for libmicrohttpd (http/tls.c).
+rule "GnuTLS outside http/" '#include *<gnutls/' '^http/'
 # main.c: curl_global_init must run once before any thread (LIBRARY-NOTES.md).
 rule "libcurl outside docker/" '#include *<curl/' '^docker/' main.c
 # Streams still build their own MHD response; the shared SSE writer in http/
