@@ -11,12 +11,28 @@ import { tempDir } from './harness.mjs';
 // dir/name.crt and dir/name.key. Returns {cert, key, certPem, spkiSha256
 // (hex), spkiBase64 (Chromium's --ignore-certificate-errors-spki-list),
 // fingerprint (SHA-256 of the DER, hex)}.
-export function makeCert({ dir = tempDir('sbx-tls-'), name = 'server', cn = '127.0.0.1', days = 2 } = {}) {
+export function makeCert({ dir = tempDir('sbx-tls-'), name = 'server', cn = '127.0.0.1', days = 2,
+  san = 'IP:127.0.0.1,DNS:localhost' } = {}) {
   const cert = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
     '-keyout', key, '-out', cert, '-days', String(days), '-subj', `/CN=${cn}`,
-    '-addext', `subjectAltName=IP:127.0.0.1,DNS:localhost`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    '-addext', `subjectAltName=${san}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return describeCert(cert, key);
+}
+
+// A leaf signed by `ca` (a makeCert result used as a CA), RSA 2048 so both
+// key types are exercised: {cert, key, ...} as makeCert.
+export function makeSignedCert(ca, { dir = tempDir('sbx-tls-'), name = 'leaf', san = 'IP:127.0.0.1' } = {}) {
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  const csr = join(dir, `${name}.csr`);
+  const ext = join(dir, `${name}.ext`);
+  writeFileSync(ext, `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`);
+  const q = { stdio: ['ignore', 'ignore', 'pipe'] };
+  execFileSync('openssl', ['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${name}`], q);
+  execFileSync('openssl', ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial',
+    '-out', cert, '-days', '2', '-extfile', ext], q);
   return describeCert(cert, key);
 }
 

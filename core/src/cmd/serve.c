@@ -42,12 +42,12 @@ static void serve_signals(sigset_t *set)
 
 static void log_tls(const struct http_server *http, const char *msg)
 {
-    char fp[65];
+    char fp[65], spki[65];
     int64_t not_after;
-    http_server_tls_describe(http, fp, sizeof fp, &not_after);
+    http_server_tls_describe(http, fp, sizeof fp, spki, sizeof spki, &not_after);
     char when[32] = "";
     time_format_rfc3339(not_after * 1000000, when, sizeof when);
-    log_info(msg, "sha256=%s not_after=%s", fp, when);
+    log_info(msg, "sha256=%s spki_sha256=%s not_after=%s", fp, spki, when);
 }
 
 /* Waits for SIGINT or SIGTERM; a SIGHUP meanwhile reloads the certificate. */

@@ -121,10 +121,11 @@ bool http_server_tls(const struct http_server *s);
 /* Reads the certificate and key files again (SIGHUP): new handshakes get the
  * new pair; on failure the old one stays and err says why. */
 int http_server_reload_tls(struct http_server *s, struct sb_err *err);
-/* The served leaf certificate's SHA-256 (hex) and expiry (unix seconds);
- * empty and 0 without TLS. */
-void http_server_tls_describe(const struct http_server *s, char *fingerprint, size_t flen,
-                              int64_t *not_after);
+/* The served leaf certificate's SHA-256, its public key's (SPKI) SHA-256
+ * (what collectors pin), both hex, and its expiry (unix seconds); empty and
+ * 0 without TLS. */
+void http_server_tls_describe(const struct http_server *s, char *fingerprint, size_t flen, char *spki,
+                              size_t slen, int64_t *not_after);
 /* Whether a --listen value names only loopback addresses (127/8, ::1,
  * localhost). Pure. */
 bool http_listen_is_loopback(const char *listen);

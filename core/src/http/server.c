@@ -822,12 +822,13 @@ int http_server_reload_tls(struct http_server *s, struct sb_err *err)
     return http_tls_reload(s->tls, err);
 }
 
-void http_server_tls_describe(const struct http_server *s, char *fingerprint, size_t flen, int64_t *not_after)
+void http_server_tls_describe(const struct http_server *s, char *fingerprint, size_t flen, char *spki,
+                              size_t slen, int64_t *not_after)
 {
-    fingerprint[0] = '\0';
+    fingerprint[0] = spki[0] = '\0';
     *not_after = 0;
     if (s->tls)
-        http_tls_describe(s->tls, fingerprint, flen, not_after);
+        http_tls_describe(s->tls, fingerprint, flen, spki, slen, not_after);
 }
 
 void http_server_stats(const struct http_server *s, struct http_stats *out)

@@ -13,6 +13,7 @@
 #include "internal.h"
 
 #include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <pthread.h>
@@ -26,6 +27,7 @@ struct tls_gen {
     unsigned n_certs;
     gnutls_privkey_t key;
     char fingerprint[65];
+    char spki_sha256[65];
     int64_t not_after;
     struct tls_gen *older;
 };
@@ -76,7 +78,8 @@ static struct tls_gen *gen_load(const char *cert_file, const char *key_file, str
                  key_file, gnutls_strerror(r));
         goto fail;
     }
-    if ((r = gnutls_x509_crt_list_import2(&crts, &n_crts, &cert, GNUTLS_X509_FMT_PEM, 0)) < 0 || n_crts == 0) {
+    if ((r = gnutls_x509_crt_list_import2(&crts, &n_crts, &cert, GNUTLS_X509_FMT_PEM, 0)) < 0 ||
+        n_crts == 0) {
         sb_error(err, SB_EINVAL, "--tls-cert '%s' holds no PEM certificate: %s", cert_file,
                  r < 0 ? gnutls_strerror(r) : "empty");
         goto fail;
@@ -102,6 +105,12 @@ static struct tls_gen *gen_load(const char *cert_file, const char *key_file, str
     if (gnutls_x509_crt_get_fingerprint(crts[0], GNUTLS_DIG_SHA256, fp, &fpl) == 0 && fpl == 32)
         hex_encode(fp, 32, g->fingerprint);
     g->not_after = (int64_t)gnutls_x509_crt_get_expiration_time(crts[0]);
+    /* What a collector pins (--core-pin): the hash of the public key alone. */
+    gnutls_datum_t spki = {0};
+    if (gnutls_pubkey_export2(g->certs[0].pubkey, GNUTLS_X509_FMT_DER, &spki) == 0 &&
+        gnutls_hash_fast(GNUTLS_DIG_SHA256, spki.data, spki.size, fp) == 0)
+        hex_encode(fp, 32, g->spki_sha256);
+    gnutls_free(spki.data);
     goto out;
 fail:
     gen_free(g);
@@ -167,17 +176,19 @@ int http_tls_reload(struct http_tls *t, struct sb_err *err)
     return 0;
 }
 
-void http_tls_describe(struct http_tls *t, char *fingerprint, size_t flen, int64_t *not_after)
+void http_tls_describe(struct http_tls *t, char *fingerprint, size_t flen, char *spki, size_t slen,
+                       int64_t *not_after)
 {
     pthread_mutex_lock(&t->lock);
     sb_strlcpy(fingerprint, t->current->fingerprint, flen);
+    sb_strlcpy(spki, t->current->spki_sha256, slen);
     *not_after = t->current->not_after;
     pthread_mutex_unlock(&t->lock);
 }
 
 int http_tls_cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
-                         const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length, gnutls_pcert_st **pcert,
-                         unsigned int *pcert_length, gnutls_privkey_t *privkey)
+                           const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                           gnutls_pcert_st **pcert, unsigned int *pcert_length, gnutls_privkey_t *privkey)
 {
     (void)session, (void)req_ca_dn, (void)nreqs, (void)pk_algos, (void)pk_algos_length;
     pthread_mutex_lock(&holder_lock);
