@@ -66,8 +66,8 @@ static const uint8_t *der_next(const uint8_t *p, const uint8_t *end, uint8_t *ta
 
 /* The TBSCertificate's members from subjectPublicKeyInfo on: *spki is the
  * whole SPKI TLV, *rest what follows it inside the TBS. */
-static int cert_walk(const uint8_t *der, size_t len, const uint8_t **spki, size_t *spki_len, const uint8_t **rest,
-                     const uint8_t **tbs_end)
+static int cert_walk(const uint8_t *der, size_t len, const uint8_t **spki, size_t *spki_len,
+                     const uint8_t **rest, const uint8_t **tbs_end)
 {
     uint8_t tag;
     const uint8_t *v, *end = der + len;
@@ -432,7 +432,8 @@ int tls_configure(const char *ca_file, const char *pin, char *err, size_t errlen
         if (strncmp(pin, "sha256/", 7) == 0)
             pin += 7;
         if (strlen(pin) != 64 || hex_decode(pin, conf.pin, sizeof conf.pin)) {
-            snprintf(err, errlen, "--core-pin must be the 64 hex digits of the SHA-256 of the core's public key");
+            snprintf(err, errlen,
+                     "--core-pin must be the 64 hex digits of the SHA-256 of the core's public key");
             return -1;
         }
         conf.have_pin = true;

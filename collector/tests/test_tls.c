@@ -85,13 +85,14 @@ static void test_configure(void **state)
 {
     (void)state;
     char err[256];
-    assert_int_equal(tls_configure(NULL, "sha256/e550833b2f241dc632bd684fd067c4d8c4cee015247c3cdac95b70b54126afea",
+    assert_int_equal(tls_configure(NULL,
+                                   "sha256/e550833b2f241dc632bd684fd067c4d8c4cee015247c3cdac95b70b54126afea",
                                    err, sizeof err),
                      0);
     assert_int_equal(tls_configure(NULL, "e550833b", err, sizeof err), -1);
     assert_non_null(strstr(err, "--core-pin"));
-    assert_int_equal(tls_configure(NULL, "zz50833b2f241dc632bd684fd067c4d8c4cee015247c3cdac95b70b54126afea", err,
-                                   sizeof err),
+    assert_int_equal(tls_configure(NULL, "zz50833b2f241dc632bd684fd067c4d8c4cee015247c3cdac95b70b54126afea",
+                                   err, sizeof err),
                      -1);
     assert_int_equal(tls_configure("", NULL, err, sizeof err), 0);
 }
