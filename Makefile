@@ -185,6 +185,13 @@ bench: deps
 
 fuzz: deps
 	@scripts/fuzz.sh
+# Opt-in, not part of `make test`: SOAK_MINUTES (default 30) of mixed load
+# and faults on two daemons, then the checks (tests/soak/soak.mjs).
+.PHONY: soak
+soak: deps
+	@$(MAKE) --no-print-directory all node_modules/.installed
+	@scripts/soak.sh
+
 # A CI-sized run: 10 s per target. Not in `make test`: building the five
 # targets (the whole core under clang's sanitizers) takes ~2 min on 2 cores,
 # plus 50 s of fuzzing.
