@@ -90,8 +90,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *body = http_parse_json_object((const char *)data + 1, size - 1, &err);
     if (!body)
         return 0;
-    static const char *const common[] = {"name", "labels", "node_labels", "role", "username", "password",
-                                         "message", "compose", "variables", "samples", NULL};
+    static const char *const common[] = {"name",      "labels",   "node_labels", "role",
+                                         "username",  "password", "message",     "compose",
+                                         "variables", "samples",  NULL};
     http_json_check_fields(body, common, &err);
     if (strstr(route->pattern, "/agent/")) {
         struct api_batch b;

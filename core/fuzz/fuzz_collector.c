@@ -19,7 +19,7 @@
 
 static char root[64];
 
-static const char *const files[] = {"/proc/stat",     "/proc/meminfo", "/proc/loadavg", "/proc/uptime",
+static const char *const files[] = {"/proc/stat",      "/proc/meminfo", "/proc/loadavg", "/proc/uptime",
                                     "/proc/diskstats", "/proc/net/dev", "/proc/mounts"};
 #define N_FILES (sizeof files / sizeof files[0])
 
