@@ -77,7 +77,11 @@ for t in $TARGETS; do
     grep -E '^#[0-9]+.*(DONE|pulse|NEW)' "$log" | tail -1 || true
     grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$log" | tr '\n' ' ' || true
     echo
-    if [ $rc -ne 0 ] || ls "$crashes" | grep -q .; then
+    # A slow unit is reported (a loaded machine makes some), not a failure.
+    if ls "$crashes" | grep -q '^slow-unit-'; then
+        echo "fuzz: $t: slow units kept in $crashes/ (rerun them: $OUT/$t <file>)"
+    fi
+    if [ $rc -ne 0 ] || ls "$crashes" | grep -vq '^slow-unit-'; then
         echo "fuzz: $t FAILED (exit $rc); see $log and $crashes/" >&2
         grep -E 'ERROR: |SUMMARY: |runtime error' "$log" | head -5 >&2 || true
         status=1

@@ -419,7 +419,7 @@ void json_put_num(struct buf *b, double v)
 {
     if (!isfinite(v))
         buf_puts(b, "null");
-    else if (v == (double)(int64_t)v && fabs(v) < 9e15)
+    else if (fabs(v) < 9e15 && v == (double)(int64_t)v) /* range first: the cast of 1.5e19 is undefined */
         buf_printf(b, "%lld", (long long)v);
     else
         buf_printf(b, "%.2f", v);

@@ -78,6 +78,26 @@ static void test_absurd_numbers_left_out(void **state)
     proc_state_release(&st);
 }
 
+/* Found by fuzz_collector: a rate of 1.47e19 (counters from a fuzzed
+ * /proc/diskstats) was cast to an integer before the range was checked. */
+static void test_json_numbers_huge_and_odd(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b, 4096);
+    json_put_num(&b, 1.4757395258967641e19);
+    buf_putc(&b, ',');
+    json_put_num(&b, -9.3e18);
+    buf_putc(&b, ',');
+    json_put_num(&b, 42);
+    buf_putc(&b, ',');
+    json_put_num(&b, 0.125);
+    buf_putc(&b, ',');
+    json_put_num(&b, NAN);
+    assert_string_equal(b.data, "14757395258967640064.00,-9300000000000000000.00,42,0.12,null");
+    buf_release(&b);
+}
+
 static void test_meminfo_no_swap_no_available(void **state)
 {
     (void)state;
@@ -238,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_stat_basic_and_many_cores),
         cmocka_unit_test(test_stat_cores_without_total),
         cmocka_unit_test(test_absurd_numbers_left_out),
+        cmocka_unit_test(test_json_numbers_huge_and_odd),
         cmocka_unit_test(test_meminfo_no_swap_no_available),
         cmocka_unit_test(test_diskstats_partitions_and_loops_skipped),
         cmocka_unit_test(test_netdev_long_names_and_glued_colon),
