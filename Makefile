@@ -3,11 +3,11 @@
 #   make run      install what is missing, start local services, migrate, serve
 #   make test     unit tests and black-box tests under ASan+UBSan, real services
 #   make bench    benchmarks, printed as a table
-#   make fuzz     run the libFuzzer targets for a while
+#   make fuzz     run the libFuzzer targets for FUZZ_SECONDS each (make fuzz-ci: 10 s)
 
 CC       ?= cc
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
-PKGS     := libmicrohttpd libpq libcurl libssh2 hiredis jansson libsodium yaml-0.1 liboath libcrypto
+PKGS     := libmicrohttpd libpq libcurl libssh2 hiredis jansson libsodium yaml-0.1 liboath libcrypto gnutls
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
@@ -203,6 +203,19 @@ bench: deps
 
 fuzz: deps
 	@scripts/fuzz.sh
+# Opt-in, not part of `make test`: SOAK_MINUTES (default 30) of mixed load
+# and faults on two daemons, then the checks (tests/soak/soak.mjs).
+.PHONY: soak
+soak: deps
+	@$(MAKE) --no-print-directory all node_modules/.installed
+	@scripts/soak.sh
+
+# A CI-sized run: 10 s per target. Not in `make test`: building the five
+# targets (the whole core under clang's sanitizers) takes ~2 min on 2 cores,
+# plus 50 s of fuzzing.
+.PHONY: fuzz-ci
+fuzz-ci: deps
+	@FUZZ_SECONDS=10 scripts/fuzz.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

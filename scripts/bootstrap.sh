@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config clang libclang-rt-14-dev clang-format
     libmicrohttpd-dev libpq-dev libcurl4-openssl-dev libssh2-1-dev
-    libhiredis-dev libjansson-dev libsodium-dev libcmocka-dev
+    libhiredis-dev libjansson-dev libsodium-dev libcmocka-dev libgnutls28-dev libbearssl-dev
     postgresql-15 postgresql-client-15 redis-server
     docker.io busybox-static openssh-server openssh-client tmux git
     iproute2 procps curl wrk valgrind

@@ -23,6 +23,8 @@ rule() {
 
 rule "libpq outside store/" '#include *<(libpq-fe|libpq/)' '^store/'
 rule "libssh2 outside ssh/" '#include *<libssh2' '^ssh/'
+# GnuTLS holds the server's certificate for libmicrohttpd (http/tls.c).
+rule "GnuTLS outside http/" '#include *<gnutls/' '^http/'
 # main.c: curl_global_init must run once before any thread (LIBRARY-NOTES.md).
 # oidc/: discovery, JWKS and the token endpoint of the identity provider;
 # alerts/ sends notifications (webhooks over HTTP(S), mail over SMTP).

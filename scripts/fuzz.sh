@@ -1,22 +1,90 @@
 #!/usr/bin/env bash
 # `make fuzz`: builds the libFuzzer targets with clang (ASan + UBSan) and runs
-# each for FUZZ_SECONDS (default 60). Crashes are kept in build/fuzz/.
+# each for FUZZ_SECONDS (default 60). `make fuzz-ci` is the short run of
+# `make test` (FUZZ_SECONDS=10).
+#
+#   fuzz_request    routing, client addresses, the body parser
+#   fuzz_bodies     JSON bodies per route family, into their pure validators
+#   fuzz_compose    the compose parser, policy, order, hash and plan
+#   fuzz_frames     Docker frame decoder, line splitter, engine events
+#   fuzz_collector  the collector's /proc readers and its TLS DER/PEM helpers
+#
+# Seeds are committed in core/fuzz/corpus/<target>/; the working corpus
+# grows in build/fuzz/corpus/<target>/ (kept between runs). A crash is kept
+# in build/fuzz/crashes/<target>/ and fails the run; minimise it with
+#   build/fuzz/<target> -minimize_crash=1 <file>
+# and add it as a regression unit test. FUZZ_TARGETS="a b" runs a subset;
+# FUZZ_JOBS=N runs N processes per target (libFuzzer -fork).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
+TARGETS=${FUZZ_TARGETS:-"fuzz_request fuzz_bodies fuzz_compose fuzz_frames fuzz_collector"}
 OUT=build/fuzz
-mkdir -p "$OUT/corpus-request"
+mkdir -p "$OUT/obj"
 make --no-print-directory build/gen/migrations.c build/gen/openapi.c >/dev/null
-PKGS="libmicrohttpd libpq libcurl libssh2 hiredis jansson libsodium"
-# Every subsystem the route table reaches is linked; main() is libFuzzer's.
-SRC=$(ls core/src/*/*.c | grep -v '^core/src/cmd/')
-clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icore/src -Ibuild/gen \
-    $(pkg-config --cflags $PKGS) -o "$OUT/fuzz_request" core/fuzz/fuzz_request.c $SRC \
-    build/gen/migrations.c build/gen/openapi.c $(pkg-config --libs $PKGS) -lm -pthread
-# Seeds: a few real requests.
-printf '\x01/api/v1/annotations\n\n{"message":"deploy","labels":{"env":"prod"}}' >"$OUT/corpus-request/seed1"
-printf '\x00/api/v1/nodes/abc/containers/x/logs\n203.0.113.1, 10.0.0.2\n' >"$OUT/corpus-request/seed2"
-printf '\x04/health/live\n\n{"a":1,"a":2}' >"$OUT/corpus-request/seed3"
-echo "fuzz: running fuzz_request for ${SECONDS_PER_TARGET}s"
-"$OUT/fuzz_request" -max_total_time="$SECONDS_PER_TARGET" -max_len=8192 -artifact_prefix="$OUT/" \
-    "$OUT/corpus-request" 2>&1 | tail -5
+PKGS="libmicrohttpd libpq libcurl libssh2 hiredis jansson libsodium yaml-0.1 gnutls liboath libcrypto"
+CFLAGS=(-std=gnu11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+    -D_GNU_SOURCE -include core/src/util/banned.h -Icore/src -Ibuild/gen $(pkg-config --cflags $PKGS))
+LIBS=($(pkg-config --libs $PKGS) -lm -pthread)
+
+# Objects, rebuilt when their source is newer (headers: `make clean` or rm -r build/fuzz/obj).
+compile() {
+    local src=$1 obj="$OUT/obj/${1//\//_}.o"
+    if [ ! -e "$obj" ] || [ "$src" -nt "$obj" ]; then
+        clang "${CFLAGS[@]}" "${@:2}" -c -o "$obj" "$src"
+    fi
+    echo "$obj"
+}
+CORE_OBJ=()
+for f in $(ls core/src/*/*.c | grep -v '^core/src/cmd/') build/gen/migrations.c build/gen/openapi.c; do
+    CORE_OBJ+=("$(compile "$f")")
+done
+COLL_OBJ=()
+for f in $(ls collector/src/*.c | grep -v main.c) core/src/util/buf.c core/src/util/error.c \
+    core/src/util/log.c core/src/util/misc.c; do
+    COLL_OBJ+=("$(compile "$f" -Icollector/src)")
+done
+
+build_target() {
+    local t=$1
+    case $t in
+    fuzz_collector)
+        clang "${CFLAGS[@]/fuzzer-no-link/fuzzer}" -Icollector/src -o "$OUT/$t" "core/fuzz/$t.c" \
+            "${COLL_OBJ[@]}" -Wl,-Bstatic -lbearssl -Wl,-Bdynamic -lsodium -ljansson -lm -pthread ;;
+    *)
+        clang "${CFLAGS[@]/fuzzer-no-link/fuzzer}" -o "$OUT/$t" "core/fuzz/$t.c" "${CORE_OBJ[@]}" "${LIBS[@]}" ;;
+    esac
+}
+
+status=0
+for t in $TARGETS; do
+    build_target "$t"
+    corpus="$OUT/corpus/$t"
+    crashes="$OUT/crashes/$t"
+    mkdir -p "$corpus" "$crashes"
+    # Seeds join the working corpus (same content, same name: no duplicates).
+    if [ -d "core/fuzz/corpus/$t" ]; then cp -n core/fuzz/corpus/$t/* "$corpus/" 2>/dev/null || true; fi
+    echo "fuzz: $t for ${SECONDS_PER_TARGET}s (corpus $(ls "$corpus" | wc -l) files)"
+    log="$OUT/$t.log"
+    extra=()
+    if [ -n "${FUZZ_JOBS:-}" ]; then extra=(-fork="$FUZZ_JOBS" -ignore_crashes=1); fi
+    set +e
+    ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        "$OUT/$t" -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -timeout=20 -rss_limit_mb=2048 \
+        -artifact_prefix="$crashes/" -print_final_stats=1 "${extra[@]}" "$corpus" >"$log" 2>&1
+    rc=$?
+    set -e
+    grep -E '^#[0-9]+.*(DONE|pulse|NEW)' "$log" | tail -1 || true
+    grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$log" | tr '\n' ' ' || true
+    echo
+    # A slow unit is reported (a loaded machine makes some), not a failure.
+    if ls "$crashes" | grep -q '^slow-unit-'; then
+        echo "fuzz: $t: slow units kept in $crashes/ (rerun them: $OUT/$t <file>)"
+    fi
+    if [ $rc -ne 0 ] || ls "$crashes" | grep -vq '^slow-unit-'; then
+        echo "fuzz: $t FAILED (exit $rc); see $log and $crashes/" >&2
+        grep -E 'ERROR: |SUMMARY: |runtime error' "$log" | head -5 >&2 || true
+        status=1
+    fi
+done
+exit $status

@@ -2,7 +2,8 @@
  * serverbox-collector — the node agent. One header for its few parts:
  *   proc.c    /proc and statvfs readers (a root prefix lets tests use fixture trees)
  *   docker.c  per-container figures from the Engine API over the unix socket
- *   net.c     a minimal HTTP/1.1 client over TCP (plain http, one request per connection)
+ *   net.c     a minimal HTTP/1.1 client over TCP (one request per connection), http or https
+ *   tls.c     TLS with BearSSL: the core's certificate checked by anchors (--core-ca) or a key pin
  *   spool.c   the bounded on-disk queue of batches, sent oldest first
  *   main.c    configuration, enroll, --once, the run loop, signing
  *
@@ -101,6 +102,30 @@ void docker_state_release(struct docker_state *st);
  * response body goes to resp (capped). */
 int net_post(const char *base_url, const char *path, const char *extra_headers, const char *body, size_t len,
              int timeout_ms, struct buf *resp);
+
+/* Why the last net_post failed ("" when it reached the core), for logs. */
+const char *net_last_error(void);
+
+/* ---- tls.c ------------------------------------------------------------- */
+
+/* How https:// cores are trusted: ca_file (PEM anchors; NULL or "" = the
+ * system bundle unless a pin is given) and/or pin (hex SHA-256 of the core's
+ * SubjectPublicKeyInfo, optionally "sha256/"-prefixed). Files are read at
+ * the first https request. Returns 0, or -1 with err. */
+int tls_configure(const char *ca_file, const char *pin, char *err, size_t errlen);
+/* Over a connected socket: handshake with host (SNI, name check), sends out1
+ * then out2, reads until the core closes into in. Returns 0, or -1 with err
+ * (a refused certificate says why). */
+int tls_exchange(int fd, const char *host, const char *out1, size_t len1, const char *out2, size_t len2,
+                 int64_t deadline, struct buf *in, char *err, size_t errlen);
+/* Pure DER helpers (unit tests, fuzzing): the SubjectPublicKeyInfo TLV of a
+ * certificate; whether its subjectAltName holds the iPAddress ip. */
+int tls_cert_spki(const uint8_t *der, size_t len, const uint8_t **spki, size_t *spki_len);
+bool tls_cert_has_ip(const uint8_t *der, size_t len, const uint8_t *ip, size_t ip_len);
+/* Every CERTIFICATE in PEM text as BearSSL trust anchors (an array of n
+ * br_x509_trust_anchor, freed by tls_anchors_free). -1 when none. */
+int tls_pem_anchors(const char *pem, size_t len, void **anchors, size_t *n);
+void tls_anchors_free(void *anchors, size_t n);
 
 /* ---- spool.c ----------------------------------------------------------- */
 

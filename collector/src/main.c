@@ -33,7 +33,12 @@ struct opt {
 };
 
 static struct opt opts[] = {
-    {"core", NULL, "core URL(s), comma-separated, tried in order (http://host:port)", NULL},
+    {"core", NULL, "core URL(s), comma-separated, tried in order (https://host:port or http://host:port)",
+     NULL},
+    {"core-ca", NULL,
+     "PEM file of the core's certificate or its CA, for https cores (default: the system CAs)", NULL},
+    {"core-pin", NULL, "hex SHA-256 of the core's public key (its spki_sha256 log line), for https cores",
+     NULL},
     {"token", NULL, "one-time enrollment token (enroll)", NULL},
     {"state-dir", "/var/lib/serverbox-collector", "key, identity, sequence number and spool", NULL},
     {"interval", "5", "seconds between samples", NULL},
@@ -254,7 +259,7 @@ static int cmd_enroll(void)
     const char *fp = json_string_value(json_object_get(ans, "fingerprint"));
     if (status != 201 || !node_id || !fp) {
         fprintf(stderr, "serverbox-collector: enrollment refused (%d): %s\n", status,
-                status < 0 ? "core unreachable" : resp.data);
+                status < 0 ? net_last_error() : resp.data);
         goto out;
     }
     char path[600], sk_hex[2 * sizeof sk + 2], ident[1200], seq[32];
@@ -372,9 +377,11 @@ static enum send_result send_batch(const struct identity *id, const char *cores,
                 log_warn("the core refuses this collector's batches; re-enroll if its key was revoked",
                          "core=%s seq=%lld answer=\"%.200s\"", url, (long long)seq, resp.data);
             told_seq = seq;
+        } else if (status < 0 && strstr(net_last_error(), "certificate refused")) {
+            log_warn("core not trusted; batch kept", "core=%s detail=\"%s\"", url, net_last_error());
         } else {
-            log_debug("core did not take the batch", "core=%s seq=%lld status=%d", url, (long long)seq,
-                      status);
+            log_debug("core did not take the batch", "core=%s seq=%lld status=%d detail=\"%s\"", url,
+                      (long long)seq, status, net_last_error());
         }
     }
     buf_release(&resp);
@@ -534,6 +541,11 @@ int main(int argc, char **argv)
     if (sodium_init() < 0)
         return 1;
     int rc = load_config();
+    char terr[256];
+    if (rc == 0 && tls_configure(opt("core-ca"), opt("core-pin"), terr, sizeof terr)) {
+        fprintf(stderr, "serverbox-collector: %s\n", terr);
+        rc = -1;
+    }
     if (rc == 0) {
         log_set_level(opt("log-level"));
         if (once)

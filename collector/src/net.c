@@ -1,9 +1,9 @@
 /*
  * A minimal HTTP/1.1 client: one POST per connection, with connect, send
- * and receive bounded by a deadline. Plain http only (the collector stays a
- * few hundred KiB of RSS without a TLS library); put the core behind a
- * loopback or WireGuard address, or a local TLS tunnel, when it is remote.
- * Batches are signed, so integrity does not depend on the transport.
+ * and receive bounded by a deadline. http:// or https:// (tls.c, BearSSL:
+ * the core's certificate is verified or its key pinned). Batches are signed,
+ * so their integrity does not depend on the transport; TLS keeps the
+ * enrollment token and the figures private and the core authenticated.
  */
 #include "collector.h"
 
@@ -19,12 +19,25 @@
 
 #define RESP_MAX (64 * 1024)
 
-/* http://host[:port][/prefix] into parts. */
-static int parse_url(const char *url, char *host, size_t hl, char *port, size_t pl, char *prefix, size_t xl)
+static char last_error[384];
+
+const char *net_last_error(void)
 {
-    if (strncmp(url, "http://", 7) != 0)
+    return last_error;
+}
+
+/* http[s]://host[:port][/prefix] into parts. */
+static int parse_url(const char *url, bool *https, char *host, size_t hl, char *port, size_t pl, char *prefix,
+                     size_t xl)
+{
+    size_t skip;
+    if (strncmp(url, "http://", 7) == 0)
+        skip = 7, *https = false;
+    else if (strncmp(url, "https://", 8) == 0)
+        skip = 8, *https = true;
+    else
         return -1;
-    const char *h = url + 7, *end = h + strcspn(h, "/");
+    const char *h = url + skip, *end = h + strcspn(h, "/");
     const char *colon = NULL;
     if (*h == '[') {
         const char *rb = memchr(h, ']', (size_t)(end - h));
@@ -50,7 +63,7 @@ static int parse_url(const char *url, char *host, size_t hl, char *port, size_t 
         memcpy(port, colon + 1, n);
         port[n] = '\0';
     } else {
-        sb_strlcpy(port, "80", pl);
+        sb_strlcpy(port, *https ? "443" : "80", pl);
     }
     sb_strlcpy(prefix, end, xl);
     size_t pn = strlen(prefix);
@@ -128,12 +141,18 @@ int net_post(const char *base_url, const char *path, const char *extra_headers, 
              int timeout_ms, struct buf *resp)
 {
     char host[256], port[16], prefix[256];
-    if (parse_url(base_url, host, sizeof host, port, sizeof port, prefix, sizeof prefix))
+    bool https;
+    last_error[0] = '\0';
+    if (parse_url(base_url, &https, host, sizeof host, port, sizeof port, prefix, sizeof prefix)) {
+        snprintf(last_error, sizeof last_error, "not an http:// or https:// URL");
         return -1;
+    }
     int64_t deadline = time_mono_ms() + timeout_ms;
     int fd = connect_to(host, port, deadline);
-    if (fd < 0)
+    if (fd < 0) {
+        snprintf(last_error, sizeof last_error, "cannot connect to %s port %s", host, port);
         return -1;
+    }
     struct buf head;
     buf_init(&head, 8192);
     buf_printf(&head,
@@ -143,6 +162,12 @@ int net_post(const char *base_url, const char *path, const char *extra_headers, 
     int status = -1;
     struct buf in;
     buf_init(&in, RESP_MAX);
+    if (https) {
+        if (tls_exchange(fd, host, head.data, head.len, body, len, deadline, &in, last_error,
+                         sizeof last_error))
+            goto out;
+        goto answer;
+    }
     if (send_all(fd, head.data, head.len, deadline) || send_all(fd, body, len, deadline))
         goto out;
     for (;;) {
@@ -158,6 +183,7 @@ int net_post(const char *base_url, const char *path, const char *extra_headers, 
         if (buf_append(&in, chunk, (size_t)r))
             break; /* an over-long answer: the status line is what matters */
     }
+answer:
     if (strncmp(in.data, "HTTP/1.", 7) == 0 && in.len > 12)
         status = (int)strtol(in.data + 9, NULL, 10);
     if (resp) {
@@ -167,6 +193,8 @@ int net_post(const char *base_url, const char *path, const char *extra_headers, 
             buf_puts(resp, b + 4);
     }
 out:
+    if (status < 0 && !last_error[0])
+        snprintf(last_error, sizeof last_error, "no answer from %s port %s", host, port);
     close(fd);
     buf_release(&head);
     buf_release(&in);

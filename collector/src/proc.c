@@ -103,7 +103,15 @@ int proc_read_stat(const char *root, struct cpu_times *total, struct cpu_times *
         (*cores)[(*n_cores)++] = t;
     }
     buf_release(&b);
-    return have_total ? 0 : -1;
+    if (!have_total) {
+        /* Per-core lines without a usable total: nothing is measured, and
+         * nothing is handed back (found by fuzz_collector: a leak a sample). */
+        free(*cores);
+        *cores = NULL;
+        *n_cores = 0;
+        return -1;
+    }
+    return 0;
 }
 
 int proc_read_meminfo(const char *root, struct mem_info *out)
@@ -117,7 +125,8 @@ int proc_read_meminfo(const char *root, struct mem_info *out)
     while ((line = next_line(&s))) {
         char key[64];
         long long kb;
-        if (sscanf(line, "%63[^:]: %lld", key, &kb) != 2 || kb < 0)
+        /* kb beyond what fits in bytes is garbage, not memory. */
+        if (sscanf(line, "%63[^:]: %lld", key, &kb) != 2 || kb < 0 || kb > INT64_MAX / 4096)
             continue;
         int64_t bytes = kb * 1024;
         if (!strcmp(key, "MemTotal"))
@@ -149,6 +158,10 @@ int proc_read_loadavg(const char *root, double load[3])
         return -1;
     int n = sscanf(b.data, "%lf %lf %lf", &load[0], &load[1], &load[2]);
     buf_release(&b);
+    /* Printed with %f into JSON: nan, inf or absurd values are left out. */
+    for (int i = 0; i < n; i++)
+        if (!(load[i] >= 0 && load[i] < 1e9))
+            return -1;
     return n == 3 ? 0 : -1;
 }
 
@@ -159,7 +172,9 @@ int proc_read_uptime(const char *root, double *uptime)
         return -1;
     int n = sscanf(b.data, "%lf", uptime);
     buf_release(&b);
-    return n == 1 ? 0 : -1;
+    /* Converted to an integer: nan, inf or out of range would be undefined
+     * (found by fuzz_collector). */
+    return n == 1 && *uptime >= 0 && *uptime < 1e15 ? 0 : -1;
 }
 
 int proc_count_processes(const char *root, long *count)
@@ -404,7 +419,7 @@ void json_put_num(struct buf *b, double v)
 {
     if (!isfinite(v))
         buf_puts(b, "null");
-    else if (v == (double)(int64_t)v && fabs(v) < 9e15)
+    else if (fabs(v) < 9e15 && v == (double)(int64_t)v) /* range first: the cast of 1.5e19 is undefined */
         buf_printf(b, "%lld", (long long)v);
     else
         buf_printf(b, "%.2f", v);

@@ -30,6 +30,74 @@ static void test_stat_basic_and_many_cores(void **state)
     free(cores);
 }
 
+/* Found by fuzz_collector: per-core lines and no usable total line leaked
+ * the cores array on every sample (the leak check at exit catches it). */
+static void test_stat_cores_without_total(void **state)
+{
+    (void)state;
+    struct cpu_times total, *cores = (struct cpu_times *)1;
+    size_t n = 99;
+    assert_int_equal(proc_read_stat(FX "nototal", &total, &cores, &n), -1);
+    assert_null(cores);
+    assert_int_equal(n, 0);
+    struct proc_state st = {0};
+    struct buf out;
+    buf_init(&out, 1 << 20);
+    proc_sample(FX "nototal", &st, 1000, &out);
+    proc_sample(FX "nototal", &st, 2000, &out);
+    assert_null(strstr(out.data, "\"cpu\""));
+    buf_release(&out);
+    proc_state_release(&st);
+}
+
+/* Found by fuzz_collector: an uptime of 2.5e53 was converted to an integer
+ * (undefined), a load of nan printed as invalid JSON, kB near INT64_MAX
+ * overflowed. Such values are left out of the sample. */
+static void test_absurd_numbers_left_out(void **state)
+{
+    (void)state;
+    double up, load[3];
+    struct mem_info m;
+    assert_int_equal(proc_read_uptime(FX "absurd", &up), -1);
+    assert_int_equal(proc_read_loadavg(FX "absurd", load), -1);
+    assert_int_equal(proc_read_meminfo(FX "absurd", &m), 0);
+    assert_int_equal(m.total, 1024LL * 1024);
+    assert_int_equal(m.swap_total, -1);
+    struct proc_state st = {0};
+    struct buf out;
+    buf_init(&out, 1 << 20);
+    buf_putc(&out, '{');
+    proc_sample(FX "absurd", &st, 1000, &out);
+    buf_putc(&out, '}');
+    json_t *j = json_loads(out.data, 0, NULL);
+    assert_non_null(j);
+    assert_null(json_object_get(j, "uptime"));
+    assert_null(json_object_get(j, "load1"));
+    json_decref(j);
+    buf_release(&out);
+    proc_state_release(&st);
+}
+
+/* Found by fuzz_collector: a rate of 1.47e19 (counters from a fuzzed
+ * /proc/diskstats) was cast to an integer before the range was checked. */
+static void test_json_numbers_huge_and_odd(void **state)
+{
+    (void)state;
+    struct buf b;
+    buf_init(&b, 4096);
+    json_put_num(&b, 1.4757395258967641e19);
+    buf_putc(&b, ',');
+    json_put_num(&b, -9.3e18);
+    buf_putc(&b, ',');
+    json_put_num(&b, 42);
+    buf_putc(&b, ',');
+    json_put_num(&b, 0.125);
+    buf_putc(&b, ',');
+    json_put_num(&b, NAN);
+    assert_string_equal(b.data, "14757395258967640064.00,-9300000000000000000.00,42,0.12,null");
+    buf_release(&b);
+}
+
 static void test_meminfo_no_swap_no_available(void **state)
 {
     (void)state;
@@ -188,6 +256,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stat_basic_and_many_cores),
+        cmocka_unit_test(test_stat_cores_without_total),
+        cmocka_unit_test(test_absurd_numbers_left_out),
+        cmocka_unit_test(test_json_numbers_huge_and_odd),
         cmocka_unit_test(test_meminfo_no_swap_no_available),
         cmocka_unit_test(test_diskstats_partitions_and_loops_skipped),
         cmocka_unit_test(test_netdev_long_names_and_glued_colon),

@@ -19,6 +19,9 @@
 static const struct config_option options[] = {
     {"listen", CONFIG_STRING, "127.0.0.1:8080", "address and port to serve HTTP on (port 0 picks one)",
      false},
+    {"tls-cert", CONFIG_STRING, NULL,
+     "PEM certificate chain (leaf first): serve HTTPS with --tls-key; SIGHUP reloads both files", false},
+    {"tls-key", CONFIG_STRING, NULL, "PEM private key of --tls-cert", false},
     {"database-url", CONFIG_STRING, NULL, "PostgreSQL connection URI the daemon uses", true},
     {"migrate-database-url", CONFIG_STRING, NULL,
      "URI for migrate and rebuild-projections (the schema owner); defaults to --database-url", true},

@@ -28,8 +28,25 @@ static void test_public_hosts(void **state)
     assert_false(http_host_allowed("[::1", hosts, n));
 }
 
+static void test_listen_loopback(void **state)
+{
+    (void)state;
+    assert_true(http_listen_is_loopback("127.0.0.1:8080"));
+    assert_true(http_listen_is_loopback("127.1.2.3:0"));
+    assert_true(http_listen_is_loopback("[::1]:8080"));
+    assert_true(http_listen_is_loopback("localhost:80"));
+    assert_false(http_listen_is_loopback(":8080"));
+    assert_false(http_listen_is_loopback("0.0.0.0:8080"));
+    assert_false(http_listen_is_loopback("[::]:8080"));
+    assert_false(http_listen_is_loopback("192.0.2.1:8080"));
+    assert_false(http_listen_is_loopback("[::ffff:127.0.0.1]:1"));
+    assert_false(http_listen_is_loopback("8080"));
+    assert_false(http_listen_is_loopback(NULL));
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_public_hosts)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_public_hosts),
+                                       cmocka_unit_test(test_listen_loopback)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

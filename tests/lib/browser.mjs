@@ -12,12 +12,14 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-backgrou
   '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 
 // A browser with a fresh profile. Returns {context, page, problems, close}.
-export async function openBrowser({ viewport = { width: 1280, height: 800 } } = {}) {
+// `args`: extra Chromium switches (e.g. --ignore-certificate-errors-spki-list
+// to trust one test certificate).
+export async function openBrowser({ viewport = { width: 1280, height: 800 }, args = [] } = {}) {
   const profile = mkdtempSync(join(tmpdir(), 'sbx-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.SBX_CHROMIUM || '/usr/bin/chromium',
     headless: true,
-    args: ARGS,
+    args: [...ARGS, ...args],
     viewport,
     acceptDownloads: true,
   });

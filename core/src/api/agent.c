@@ -344,6 +344,94 @@ static void reply_unauthorized(struct http_request *req, const char *node_id, co
     http_reply_error(req, 401, reason, "%s", message);
 }
 
+/* The samples of a batch as the store takes them; pure (the fuzzer's). */
+int api_agent_batch_decode(json_t *samples, int64_t now_ms, struct api_batch *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t n = json_array_size(samples), ns = 0, nc = 0, nc_max = 0, skipped = 0;
+    size_t i;
+    json_t *x;
+    json_array_foreach(samples, i, x)
+    {
+        nc_max += json_array_size(json_object_get(x, "containers"));
+    }
+    if (nc_max > BATCH_MAX_CONTAINERS)
+        nc_max = BATCH_MAX_CONTAINERS;
+    struct store_metric_sample *s = calloc(n ? n : 1, sizeof *s);
+    struct store_container_sample *cs = calloc(nc_max ? nc_max : 1, sizeof *cs);
+    if (!s || !cs) {
+        free(s);
+        free(cs);
+        return SB_ENOMEM;
+    }
+    json_t *last = NULL;
+    int64_t oldest_ms = 0;
+    json_array_foreach(samples, i, x)
+    {
+        int64_t ts = inum(x, "ts", NULL);
+        if (!json_is_object(x) || ts < now_ms - SAMPLE_MAX_AGE_MS || ts > now_ms + STALE_AFTER_MS) {
+            skipped++;
+            continue;
+        }
+        struct store_metric_sample *o = &s[ns++];
+        o->ts_ms = ts;
+        if (!oldest_ms || ts < oldest_ms)
+            oldest_ms = ts;
+        o->cpu_pct = num(x, "cpu", "total");
+        o->mem_total = inum(x, "mem", "total");
+        o->mem_used = inum(x, "mem", "used");
+        o->swap_total = inum(x, "swap", "total");
+        o->swap_used = inum(x, "swap", "used");
+        o->load1 = num(x, "load1", NULL);
+        o->load5 = num(x, "load5", NULL);
+        o->load15 = num(x, "load15", NULL);
+        o->procs = inum(x, "procs", NULL);
+        o->uptime_s = inum(x, "uptime", NULL);
+        o->disk_total = inum(x, "disk_total", "total");
+        o->disk_used = inum(x, "disk_total", "used");
+        o->disk_read_bps = num(x, "io_total", "read_bps");
+        o->disk_write_bps = num(x, "io_total", "write_bps");
+        o->net_rx_bps = num(x, "net_total", "rx_bps");
+        o->net_tx_bps = num(x, "net_total", "tx_bps");
+        /* Stored whole for per-core, per-disk and per-interface views;
+         * encoded here, on this request's worker, not by the group's leader. */
+        o->detail = json_dumps(x, JSON_COMPACT);
+        last = x;
+        size_t k;
+        json_t *c;
+        json_array_foreach(json_object_get(x, "containers"), k, c)
+        {
+            const char *id = json_string_value(json_object_get(c, "id"));
+            const char *name = json_string_value(json_object_get(c, "name"));
+            if (!id || strlen(id) > 128 || nc == nc_max)
+                continue;
+            struct store_container_sample *q = &cs[nc++];
+            q->ts_ms = ts;
+            q->id = id;
+            q->name = name && strlen(name) <= 256 ? name : "";
+            q->cpu_pct = num(c, "cpu", NULL);
+            q->mem_used = inum(c, "mem", NULL);
+            q->mem_limit = inum(c, "mem_limit", NULL);
+            q->net_rx_bps = num(c, "net_rx_bps", NULL);
+            q->net_tx_bps = num(c, "net_tx_bps", NULL);
+            q->blk_read_bps = num(c, "blk_read_bps", NULL);
+            q->blk_write_bps = num(c, "blk_write_bps", NULL);
+        }
+    }
+    *out = (struct api_batch){
+        .s = s, .ns = ns, .cs = cs, .nc = nc, .skipped = skipped, .last = last, .oldest_ms = oldest_ms};
+    return 0;
+}
+
+void api_agent_batch_release(struct api_batch *b)
+{
+    for (size_t k = 0; k < b->ns; k++)
+        free((char *)b->s[k].detail);
+    free(b->s);
+    free(b->cs);
+    memset(b, 0, sizeof *b);
+}
+
 void api_agent_metrics(struct http_request *req)
 {
     struct app *app = req->app;
@@ -408,85 +496,18 @@ void api_agent_metrics(struct http_request *req)
         return;
     }
     int64_t interval_ms = json_integer_value(json_object_get(j, "interval_ms"));
-
-    size_t n = json_array_size(samples), ns = 0, nc = 0, nc_max = 0, skipped = 0;
-    size_t i;
-    json_t *x;
-    json_array_foreach(samples, i, x)
-    {
-        nc_max += json_array_size(json_object_get(x, "containers"));
-    }
-    if (nc_max > BATCH_MAX_CONTAINERS)
-        nc_max = BATCH_MAX_CONTAINERS;
-    struct store_metric_sample *s = calloc(n ? n : 1, sizeof *s);
-    struct store_container_sample *cs = calloc(nc_max ? nc_max : 1, sizeof *cs);
-    if (!s || !cs) {
-        free(s);
-        free(cs);
+    struct api_batch b;
+    if (api_agent_batch_decode(samples, now_ms, &b)) {
         http_reply_error(req, 503, "unavailable", "out of memory");
         return;
     }
-    json_t *last = NULL;
-    int64_t oldest_ms = 0;
-    json_array_foreach(samples, i, x)
-    {
-        int64_t ts = inum(x, "ts", NULL);
-        if (!json_is_object(x) || ts < now_ms - SAMPLE_MAX_AGE_MS || ts > now_ms + STALE_AFTER_MS) {
-            skipped++;
-            continue;
-        }
-        struct store_metric_sample *o = &s[ns++];
-        o->ts_ms = ts;
-        if (!oldest_ms || ts < oldest_ms)
-            oldest_ms = ts;
-        o->cpu_pct = num(x, "cpu", "total");
-        o->mem_total = inum(x, "mem", "total");
-        o->mem_used = inum(x, "mem", "used");
-        o->swap_total = inum(x, "swap", "total");
-        o->swap_used = inum(x, "swap", "used");
-        o->load1 = num(x, "load1", NULL);
-        o->load5 = num(x, "load5", NULL);
-        o->load15 = num(x, "load15", NULL);
-        o->procs = inum(x, "procs", NULL);
-        o->uptime_s = inum(x, "uptime", NULL);
-        o->disk_total = inum(x, "disk_total", "total");
-        o->disk_used = inum(x, "disk_total", "used");
-        o->disk_read_bps = num(x, "io_total", "read_bps");
-        o->disk_write_bps = num(x, "io_total", "write_bps");
-        o->net_rx_bps = num(x, "net_total", "rx_bps");
-        o->net_tx_bps = num(x, "net_total", "tx_bps");
-        /* Stored whole for per-core, per-disk and per-interface views;
-         * encoded here, on this request's worker, not by the group's leader. */
-        o->detail = json_dumps(x, JSON_COMPACT);
-        last = x;
-        size_t k;
-        json_t *c;
-        json_array_foreach(json_object_get(x, "containers"), k, c)
-        {
-            const char *id = json_string_value(json_object_get(c, "id"));
-            const char *name = json_string_value(json_object_get(c, "name"));
-            if (!id || strlen(id) > 128 || nc == nc_max)
-                continue;
-            struct store_container_sample *q = &cs[nc++];
-            q->ts_ms = ts;
-            q->id = id;
-            q->name = name && strlen(name) <= 256 ? name : "";
-            q->cpu_pct = num(c, "cpu", NULL);
-            q->mem_used = inum(c, "mem", NULL);
-            q->mem_limit = inum(c, "mem_limit", NULL);
-            q->net_rx_bps = num(c, "net_rx_bps", NULL);
-            q->net_tx_bps = num(c, "net_tx_bps", NULL);
-            q->blk_read_bps = num(c, "blk_read_bps", NULL);
-            q->blk_write_bps = num(c, "blk_write_bps", NULL);
-        }
-    }
     bool duplicate = false;
-    rc = store_metrics_ingest(app->store, key.node_id, json_integer_value(seqv), s, ns, cs, nc, &duplicate,
-                              &err);
-    for (size_t k = 0; k < ns; k++)
-        free((char *)s[k].detail);
-    free(s);
-    free(cs);
+    rc = store_metrics_ingest(app->store, key.node_id, json_integer_value(seqv), b.s, b.ns, b.cs, b.nc,
+                              &duplicate, &err);
+    json_t *last = b.last;
+    int64_t oldest_ms = b.oldest_ms;
+    size_t ns = b.ns, skipped = b.skipped;
+    api_agent_batch_release(&b);
     if (rc) {
         api_fail(req, &err);
         return;

@@ -37,6 +37,20 @@ int api_check_fields(struct http_request *req, const char *const *allowed);
 /* Validates a node label selector (null, or an object of string labels);
  * SB_EINVAL naming "node_labels". */
 int api_check_node_labels(json_t *labels, struct sb_err *err);
+/* A collector batch's samples decoded for the store (api/agent.c; pure):
+ * samples outside [now - 2 days, now + 5 min] or not objects are skipped,
+ * containers capped. `last` is borrowed from `samples`. SB_ENOMEM only. */
+struct api_batch {
+    struct store_metric_sample *s;
+    size_t ns;
+    struct store_container_sample *cs;
+    size_t nc;
+    size_t skipped;
+    json_t *last;
+    int64_t oldest_ms;
+};
+int api_agent_batch_decode(json_t *samples, int64_t now_ms, struct api_batch *out);
+void api_agent_batch_release(struct api_batch *b);
 /* Replies with err mapped to its status; always returns -1. */
 int api_fail(struct http_request *req, const struct sb_err *err);
 

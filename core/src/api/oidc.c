@@ -47,7 +47,7 @@ static void redirect_uri(struct http_request *req, char *out, size_t len)
         return;
     }
     const char *host = http_header(req, "Host");
-    snprintf(out, len, "%s://%s" COOKIE_PATH "/callback", http_forwarded_https(req) ? "https" : "http",
+    snprintf(out, len, "%s://%s" COOKIE_PATH "/callback", http_request_https(req) ? "https" : "http",
              host ? host : "localhost");
 }
 
@@ -62,7 +62,7 @@ static void pending_cookie(struct http_request *req, const char *value, int max_
 {
     char c[2048];
     snprintf(c, sizeof c, PENDING_COOKIE "=%s; Path=" COOKIE_PATH "; HttpOnly; SameSite=Lax; Max-Age=%d%s",
-             value, max_age, http_forwarded_https(req) ? "; Secure" : "");
+             value, max_age, http_request_https(req) ? "; Secure" : "");
     http_add_header(req, "Set-Cookie", c);
 }
 

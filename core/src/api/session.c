@@ -75,7 +75,7 @@ static void set_cookie(struct http_request *req, const char *token, int64_t max_
 {
     char c[256];
     snprintf(c, sizeof c, COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%lld%s", token,
-             (long long)max_age, http_forwarded_https(req) ? "; Secure" : "");
+             (long long)max_age, http_request_https(req) ? "; Secure" : "");
     http_add_header(req, "Set-Cookie", c);
 }
 

@@ -34,15 +34,44 @@ static void raise_fd_limit(void)
     }
 }
 
-static int wait_for_signal(void)
+/* The stop signals, and SIGHUP (reload the TLS certificate). */
+static void serve_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+}
+
+static void log_tls(const struct http_server *http, const char *msg)
+{
+    char fp[65], spki[65];
+    int64_t not_after;
+    http_server_tls_describe(http, fp, sizeof fp, spki, sizeof spki, &not_after);
+    char when[32] = "";
+    time_format_rfc3339(not_after * 1000000, when, sizeof when);
+    log_info(msg, "sha256=%s spki_sha256=%s not_after=%s", fp, spki, when);
+}
+
+/* Waits for SIGINT or SIGTERM; a SIGHUP meanwhile reloads the certificate. */
+static int wait_for_signal(struct http_server *http)
 {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    int sig = 0;
-    sigwait(&set, &sig);
-    return sig;
+    serve_signals(&set);
+    for (;;) {
+        int sig = 0;
+        sigwait(&set, &sig);
+        if (sig != SIGHUP)
+            return sig;
+        struct sb_err err = {0};
+        if (!http_server_tls(http))
+            log_info("SIGHUP: no TLS certificate to reload", "%s", "");
+        else if (http_server_reload_tls(http, &err))
+            log_error("TLS certificate not reloaded; the previous one is still served", "detail=\"%s\"",
+                      err.msg);
+        else
+            log_tls(http, "TLS certificate reloaded");
+    }
 }
 
 /* Singleton duties (jobs/README.md): with several daemons on one database
@@ -84,9 +113,7 @@ int cmd_serve(const struct config *cfg)
 
     /* Block the stop signals in every thread; the main thread waits for them. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
+    serve_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     raise_fd_limit();
 
@@ -349,6 +376,8 @@ int cmd_serve(const struct config *cfg)
         .n_public_hosts = n_public_hosts,
         .per_ip_connection_limit = (unsigned)config_get_int(cfg, "per-ip-connection-limit"),
         .header_timeout_s = (int)config_get_int(cfg, "header-timeout"),
+        .tls_cert_file = config_get(cfg, "tls-cert"),
+        .tls_key_file = config_get(cfg, "tls-key"),
         .guard = api_guard,
         .fast_guard = api_fast_guard,
     };
@@ -358,9 +387,17 @@ int cmd_serve(const struct config *cfg)
         goto out;
     }
     api_health_start(&app);
-    log_info("listening", "url=http://%s port=%d", hc.listen, http_server_port(app.http));
+    bool tls = http_server_tls(app.http);
+    if (tls)
+        log_tls(app.http, "TLS certificate loaded");
+    else if (!http_listen_is_loopback(hc.listen))
+        log_warn("serving plain HTTP beyond loopback: passwords and tokens cross the network readable; give "
+                 "--tls-cert and --tls-key, or put a TLS proxy in front",
+                 "listen=%s", hc.listen);
+    log_info("listening", "url=%s://%s port=%d", tls ? "https" : "http", hc.listen,
+             http_server_port(app.http));
 
-    int sig = wait_for_signal();
+    int sig = wait_for_signal(app.http);
     log_info("stopping", "signal=%d", sig);
     rc = 0;
     api_health_stop(&app);

@@ -122,3 +122,27 @@ bool http_peer_trusted(const char *peer, const struct http_cidr *trusted, size_t
 {
     return valid_ip(peer) && is_trusted(peer, trusted, n_trusted);
 }
+
+bool http_listen_is_loopback(const char *listen)
+{
+    char host[64];
+    const char *colon = listen ? strrchr(listen, ':') : NULL;
+    if (!colon)
+        return false;
+    size_t n = (size_t)(colon - listen);
+    if (n >= 2 && listen[0] == '[' && listen[n - 1] == ']') {
+        listen++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof host)
+        return false; /* ":8080" is every address */
+    memcpy(host, listen, n);
+    host[n] = '\0';
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    unsigned char a[16];
+    if (inet_pton(AF_INET, host, a) == 1)
+        return a[0] == 127;
+    static const unsigned char v6_loop[16] = {[15] = 1};
+    return inet_pton(AF_INET6, host, a) == 1 && memcmp(a, v6_loop, 16) == 0;
+}

@@ -65,6 +65,8 @@ struct http_server_config {
     size_t n_public_hosts;
     unsigned per_ip_connection_limit; /* simultaneous connections per address; 0 = no limit */
     int header_timeout_s;             /* a request's headers must arrive within this; 0 = no deadline */
+    const char *tls_cert_file;        /* PEM chain, leaf first; with tls_key_file: serve HTTPS */
+    const char *tls_key_file;         /* PEM private key matching the leaf */
     http_guard_fn guard;              /* optional */
     /* Optional, for HTTP_ROUTE_INLINE_IF_ADMITTED routes, on the MHD thread:
      * returns 1 when it admitted the caller from memory alone (req->user
@@ -114,6 +116,19 @@ struct http_request {
 struct http_server *http_server_start(const struct http_server_config *cfg, struct sb_err *err);
 /* The port actually bound (useful with port 0). */
 int http_server_port(const struct http_server *s);
+/* Whether the server speaks HTTPS. */
+bool http_server_tls(const struct http_server *s);
+/* Reads the certificate and key files again (SIGHUP): new handshakes get the
+ * new pair; on failure the old one stays and err says why. */
+int http_server_reload_tls(struct http_server *s, struct sb_err *err);
+/* The served leaf certificate's SHA-256, its public key's (SPKI) SHA-256
+ * (what collectors pin), both hex, and its expiry (unix seconds); empty and
+ * 0 without TLS. */
+void http_server_tls_describe(const struct http_server *s, char *fingerprint, size_t flen, char *spki,
+                              size_t slen, int64_t *not_after);
+/* Whether a --listen value names only loopback addresses (127/8, ::1,
+ * localhost). Pure. */
+bool http_listen_is_loopback(const char *listen);
 void http_server_stop(struct http_server *s);
 
 /* Figures for /metrics. */
@@ -144,9 +159,14 @@ const char *http_param(const struct http_request *req, const char *name);
 const char *http_query(const struct http_request *req, const char *name);
 const char *http_header(const struct http_request *req, const char *name);
 const char *http_cookie(const struct http_request *req, const char *name);
-/* Whether the client reached us over TLS: a trusted proxy said so with
- * X-Forwarded-Proto: https. */
-bool http_forwarded_https(const struct http_request *req);
+/* Whether the client reached us over TLS: the server speaks it, or a
+ * trusted proxy said so with X-Forwarded-Proto: https. */
+bool http_request_https(const struct http_request *req);
+/* The name before the core served TLS itself; kept for branches in flight. */
+static inline bool http_forwarded_https(const struct http_request *req)
+{
+    return http_request_https(req);
+}
 /* The path as logs and audit events may show it (the route's pattern for
  * HTTP_ROUTE_SECRET_PATH routes). */
 const char *http_loggable_path(const struct http_request *req);

@@ -23,8 +23,12 @@
  * answer); a reaper thread shuts down the socket of any connection still
  * waiting after header_timeout_s. The list lock is held by the reaper and by
  * the close notification, so a socket is never shut down after MHD closed it.
+ *
+ * TLS: with a certificate and key (tls.c) MHD speaks HTTPS through GnuTLS,
+ * TLS 1.2 and 1.3 only; every reply carries Strict-Transport-Security, and
+ * http_server_reload_tls swaps the pair for new handshakes.
  */
-#include "http.h"
+#include "internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -58,6 +62,7 @@ struct http_server {
     int port;
     struct http_cidr trusted[MAX_TRUSTED];
     size_t n_trusted;
+    struct http_tls *tls; /* NULL: plain HTTP */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -279,8 +284,10 @@ const char *http_cookie(const struct http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
 }
 
-bool http_forwarded_https(const struct http_request *req)
+bool http_request_https(const struct http_request *req)
 {
+    if (req->server->tls)
+        return true;
     const char *proto = http_header(req, "X-Forwarded-Proto");
     return req->via_trusted_proxy && proto && strcasecmp(proto, "https") == 0;
 }
@@ -501,6 +508,9 @@ static enum MHD_Result queue_reply(struct http_request *req)
     }
     MHD_add_response_header(r, "X-Request-Id", req->request_id);
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    /* Browsers remember to use HTTPS only for a host that answered over it. */
+    if (req->server->tls)
+        MHD_add_response_header(r, "Strict-Transport-Security", "max-age=31536000");
     for (size_t i = 0; i < req->n_headers; i++)
         MHD_add_response_header(r, req->headers[i][0], req->headers[i][1]);
     if (req->status >= 500)
@@ -762,6 +772,15 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
     for (size_t i = 0; i < cfg->n_trusted_proxies; i++)
         if (http_cidr_parse(cfg->trusted_proxies[i], s->trusted, MAX_TRUSTED, &s->n_trusted, err))
             goto fail;
+    if ((cfg->tls_cert_file && *cfg->tls_cert_file) != (cfg->tls_key_file && *cfg->tls_key_file)) {
+        sb_error(err, SB_EINVAL, "--tls-cert and --tls-key go together");
+        goto fail;
+    }
+    if (cfg->tls_cert_file && *cfg->tls_cert_file) {
+        s->tls = http_tls_open(cfg->tls_cert_file, cfg->tls_key_file, err);
+        if (!s->tls)
+            goto fail;
+    }
     if (open_listener(cfg->listen, &s->listen_fd, &s->port, err))
         goto fail;
 
@@ -771,17 +790,27 @@ struct http_server *http_server_start(const struct http_server_config *cfg, stru
         pthread_create(&s->workers[i], NULL, worker_main, s);
 
     unsigned limit = cfg->connection_limit ? cfg->connection_limit : 4096;
+    /* With TLS, the certificate comes from a callback (reloadable) and the
+     * options after MHD_OPTION_HTTPS_PRIORITIES apply; without it the
+     * array ends the list early. */
+    struct MHD_OptionItem tls_opts[] = {
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, (void *)http_tls_cert_callback},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"},
+        {MHD_OPTION_END, 0, NULL},
+    };
     s->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->mhd_threads > 0 ? cfg->mhd_threads : 2),
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+            (s->tls ? MHD_USE_TLS : 0),
+        0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET,
+        s->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->mhd_threads > 0 ? cfg->mhd_threads : 2),
         MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
         /* 0.9.75 zero-fills each connection's pool at accept, so this is
          * RSS per connection: 16 KiB keeps thousands of idle SSE streams
          * cheap and still takes large Authorization/Cookie headers. */
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->per_ip_connection_limit, MHD_OPTION_NOTIFY_CONNECTION,
-        cfg->header_timeout_s > 0 ? on_connection : NULL, s, MHD_OPTION_END);
+        cfg->header_timeout_s > 0 ? on_connection : NULL, s, MHD_OPTION_ARRAY,
+        s->tls ? tls_opts : &tls_opts[2], MHD_OPTION_END);
     if (!s->mhd) {
         sb_error(err, SB_EINTERNAL, "libmicrohttpd failed to start on %s", cfg->listen);
         goto fail;
@@ -802,6 +831,27 @@ fail:
 int http_server_port(const struct http_server *s)
 {
     return s->port;
+}
+
+bool http_server_tls(const struct http_server *s)
+{
+    return s->tls != NULL;
+}
+
+int http_server_reload_tls(struct http_server *s, struct sb_err *err)
+{
+    if (!s->tls)
+        return sb_error(err, SB_EINVAL, "the server is not serving TLS");
+    return http_tls_reload(s->tls, err);
+}
+
+void http_server_tls_describe(const struct http_server *s, char *fingerprint, size_t flen, char *spki,
+                              size_t slen, int64_t *not_after)
+{
+    fingerprint[0] = spki[0] = '\0';
+    *not_after = 0;
+    if (s->tls)
+        http_tls_describe(s->tls, fingerprint, flen, spki, slen, not_after);
 }
 
 void http_server_stats(const struct http_server *s, struct http_stats *out)
@@ -850,6 +900,7 @@ void http_server_stop(struct http_server *s)
         MHD_stop_daemon(s->mhd);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
+    http_tls_free(s->tls);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->conn_lock);
