@@ -86,6 +86,7 @@ int cmd_serve(const struct config *cfg)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     raise_fd_limit();
+    apps_global_init(); /* libgit2, once before any thread */
 
     /* The route table must only name permissions the RBAC table knows. */
     if (auth_check_routes(api_routes, api_n_routes, &err)) {
@@ -245,6 +246,39 @@ int cmd_serve(const struct config *cfg)
         goto out;
     }
 
+    /* GitOps apps deploy as jobs (apps/pipeline.c). */
+    app.apps = (struct apps_env){.store = app.store,
+                                 .docker = app.docker,
+                                 .jobs = app.jobs,
+                                 .key = &app.master_key,
+                                 .static_ = {.image = config_get(cfg, "app-static-image"),
+                                             .root = config_get(cfg, "app-static-root"),
+                                             .command = config_get(cfg, "app-static-command")},
+                                 .caddy_admin = config_get(cfg, "app-caddy-admin"),
+                                 .route_host = config_get(cfg, "app-route-host"),
+                                 .domain_listen = config_get(cfg, "app-domain-listen"),
+                                 .build_timeout_s = (int)config_get_int(cfg, "app-build-timeout"),
+                                 .build_memory = config_get_int(cfg, "app-build-memory")};
+    snprintf(app.apps.mirrors, sizeof app.apps.mirrors, "%s/apps", data_dir ? data_dir : ".");
+    if (mkdir(app.apps.mirrors, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "serverbox-core: cannot make %s: %s\n", app.apps.mirrors, strerror(errno));
+        goto out;
+    }
+    {
+        const char *ports = config_get(cfg, "app-route-ports");
+        if (ports && *ports &&
+            (sscanf(ports, "%d-%d", &app.apps.route_port_min, &app.apps.route_port_max) != 2 ||
+             app.apps.route_port_min < 1 || app.apps.route_port_max > 65535 ||
+             app.apps.route_port_min > app.apps.route_port_max)) {
+            fprintf(stderr, "serverbox-core: --app-route-ports is \"FIRST-LAST\" (got %s)\n", ports);
+            goto out;
+        }
+    }
+    if (apps_jobs_register(app.jobs, &app.apps, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
+
     struct metrics_config mc = {.store = app.store,
                                 .raw_days = (int)config_get_int(cfg, "metrics-raw-days"),
                                 .rollup_days = (int)config_get_int(cfg, "metrics-rollup-days"),
@@ -315,6 +349,7 @@ out:
     api_terminals_stop(&app);
     api_nodes_stop(&app);
     jobs_free(app.jobs);
+    apps_global_shutdown();
     static_site_free(app.dashboard);
     auth_close(app.auth);
     docker_close(app.docker);

@@ -234,7 +234,7 @@ static int project_agent(struct store_tx *tx, const struct store_event *ev)
 
 const char *const projection_tables[] = {
     "streams", "users",           "containers", "nodes", "agent_enroll_tokens", "agent_keys", "jobs",
-    "stacks",  "stack_revisions", "recordings", NULL};
+    "stacks",  "stack_revisions", "recordings", "apps",  "app_deployments",     NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 {
@@ -250,6 +250,8 @@ int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
             rc = project_agent(tx, &evs[i]);
         else if (strncmp(evs[i].type, "stack.", 6) == 0)
             rc = project_stacks(tx, &evs[i]);
+        else if (strncmp(evs[i].type, "app.", 4) == 0)
+            rc = project_apps(tx, &evs[i]);
         else if (strncmp(evs[i].type, "job.", 4) == 0)
             rc = project_jobs(tx, &evs[i]);
         else if (strncmp(evs[i].type, "terminal.", 9) == 0)
