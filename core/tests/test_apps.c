@@ -27,8 +27,8 @@ static void test_names(void **state)
     assert_false(apps_name_ok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")); /* 41 */
     assert_true(apps_branch_ok("main"));
     assert_true(apps_branch_ok("feature/x-1"));
-    const char *bad[] = {"", "-x", "/x", "x/", "a..b", "a b", "a~b", "a^b", "a:b", "a?b", "a*b", "a[b",
-                         "a\\b", "x.lock", ".x", "a/.b", "a//b", "a@{b", "@", "x."};
+    const char *bad[] = {"",    "-x",  "/x",   "x/",     "a..b", "a b",  "a~b",  "a^b",  "a:b", "a?b",
+                         "a*b", "a[b", "a\\b", "x.lock", ".x",   "a/.b", "a//b", "a@{b", "@",   "x."};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_false(apps_branch_ok(bad[i]));
 }
@@ -46,16 +46,19 @@ static void test_config(void **state)
 {
     json_t *out;
     struct sb_err err = {0};
-    assert_int_equal(check("{\"name\":\"web\",\"node_id\":\"local\",\"repo_url\":\"git://h/r.git\"}", true, &out, &err), 0);
+    assert_int_equal(
+        check("{\"name\":\"web\",\"node_id\":\"local\",\"repo_url\":\"git://h/r.git\"}", true, &out, &err),
+        0);
     assert_string_equal(json_string_value(json_object_get(out, "branch")), "main");
     assert_int_equal(json_integer_value(json_object_get(out, "port")), 80);
     assert_string_equal(json_string_value(json_object_get(out, "health_path")), "/");
     assert_true(json_is_null(json_object_get(out, "memory")));
     json_decref(out);
-    assert_int_equal(check("{\"name\":\"web\",\"node_id\":\"local\",\"repo_url\":\"git@github.com:o/r.git\","
-                           "\"cpus\":0.5,\"memory\":67108864,\"subdir\":\"apps/web\",\"domain\":\"a.example.com\"}",
-                           true, &out, &err),
-                     0);
+    assert_int_equal(
+        check("{\"name\":\"web\",\"node_id\":\"local\",\"repo_url\":\"git@github.com:o/r.git\","
+              "\"cpus\":0.5,\"memory\":67108864,\"subdir\":\"apps/web\",\"domain\":\"a.example.com\"}",
+              true, &out, &err),
+        0);
     assert_int_equal(json_integer_value(json_object_get(out, "nano_cpus")), 500000000);
     json_decref(out);
     /* an update gives only what it names */
@@ -73,7 +76,8 @@ static void test_config(void **state)
         {"{\"name\":\"w\",\"node_id\":\"local\",\"repo_url\":\"git://h/r\",\"subdir\":\"a/../b\"}", "subdir"},
         {"{\"name\":\"w\",\"node_id\":\"local\",\"repo_url\":\"git://h/r\",\"subdir\":\"/abs\"}", "subdir"},
         {"{\"name\":\"w\",\"node_id\":\"local\",\"repo_url\":\"git://h/r\",\"port\":0}", "port"},
-        {"{\"name\":\"w\",\"node_id\":\"local\",\"repo_url\":\"git://h/r\",\"health_path\":\"x\"}", "health_path"},
+        {"{\"name\":\"w\",\"node_id\":\"local\",\"repo_url\":\"git://h/r\",\"health_path\":\"x\"}",
+         "health_path"},
         {"{\"name\":\"w\",\"node_id\":\"local\",\"repo_url\":\"git://h/r\",\"health_timeout_s\":0}",
          "health_timeout_s"},
         {"{\"name\":\"w\",\"node_id\":\"local\",\"repo_url\":\"git://h/r\",\"domain\":\"a..b\"}", "domain"},
@@ -91,7 +95,8 @@ static void test_config(void **state)
 
 static void test_detect(void **state)
 {
-    struct apps_static_config sc = {.image = "local/busybox:1", .root = "/www", .command = "httpd -f -p {port} -h /www"};
+    struct apps_static_config sc = {
+        .image = "local/busybox:1", .root = "/www", .command = "httpd -f -p {port} -h /www"};
     const char *det;
     char *df;
     struct sb_err err = {0};

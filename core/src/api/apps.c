@@ -40,7 +40,8 @@ static bool node_visible(struct http_request *req, const char *node_id)
         return api_node_visible(req, NULL);
     json_t *n = NULL;
     struct sb_err err = {0};
-    bool ok = store_node_get(app->store, node_id, &n, &err) == 0 && api_node_visible(req, json_object_get(n, "labels"));
+    bool ok = store_node_get(app->store, node_id, &n, &err) == 0 &&
+              api_node_visible(req, json_object_get(n, "labels"));
     json_decref(n);
     return ok;
 }
@@ -59,7 +60,8 @@ static int app_load(struct http_request *req, const char *id, json_t **out)
     return rc ? api_fail(req, &err) : 0;
 }
 
-static int record(struct http_request *req, const char *id, const char *type, json_t *data, struct sb_err *err)
+static int record(struct http_request *req, const char *id, const char *type, json_t *data,
+                  struct sb_err *err)
 {
     struct app *app = req->app;
     char stream[64];
@@ -82,14 +84,16 @@ static json_t *requested_by(struct http_request *req)
 static json_t *app_view(json_t *row)
 {
     json_t *v = json_deep_copy(row);
-    json_object_set_new(v, "variables",
-                        stacks_variables_masked(json_object_get(row, "variables"), json_object_get(row, "secret_names")));
+    json_object_set_new(
+        v, "variables",
+        stacks_variables_masked(json_object_get(row, "variables"), json_object_get(row, "secret_names")));
     char hook[128];
     snprintf(hook, sizeof hook, "/api/v1/hooks/git/%s", json_string_value(json_object_get(row, "id")));
     json_object_set_new(v, "webhook_path", json_string(hook));
     json_object_set_new(v, "webhook_secret", json_string(APPS_SECRET_MASK));
     json_t *np = json_object_get(row, "nano_cpus");
-    json_object_set_new(v, "cpus", json_is_integer(np) ? json_real((double)json_integer_value(np) / 1e9) : json_null());
+    json_object_set_new(v, "cpus",
+                        json_is_integer(np) ? json_real((double)json_integer_value(np) / 1e9) : json_null());
     return v;
 }
 
@@ -148,9 +152,9 @@ void api_app_get(struct http_request *req)
 
 /* ---- create / update / delete ------------------------------------------------- */
 
-static const char *const app_fields[] = {"name",   "node_id",          "repo_url", "branch", "subdir",
-                                         "port",   "health_path",      "health_timeout_s", "domain", "memory",
-                                         "cpus",   "variables",        "webhook_secret", NULL};
+static const char *const app_fields[] = {"name", "node_id",     "repo_url",         "branch", "subdir",
+                                         "port", "health_path", "health_timeout_s", "domain", "memory",
+                                         "cpus", "variables",   "webhook_secret",   NULL};
 
 void api_app_create(struct http_request *req)
 {
@@ -163,7 +167,8 @@ void api_app_create(struct http_request *req)
         goto fail;
     const char *node_id = json_string_value(json_object_get(cfg, "node_id"));
     if (!node_visible(req, node_id)) {
-        sb_field_error(&err, "node_id", "node_id names no node you can see (\"local\" is this daemon's engine)");
+        sb_field_error(&err, "node_id",
+                       "node_id names no node you can see (\"local\" is this daemon's engine)");
         goto fail;
     }
     char hook[129];
@@ -193,7 +198,8 @@ void api_app_create(struct http_request *req)
         struct sb_err ignore = {0};
         store_app_secret_delete(app->store, id, &ignore);
         if (err.code == SB_ECONFLICT)
-            sb_field_error(&err, "name", "an app named %s exists", json_string_value(json_object_get(cfg, "name")));
+            sb_field_error(&err, "name", "an app named %s exists",
+                           json_string_value(json_object_get(cfg, "name")));
         err.code = err.code == SB_EINVAL ? SB_ECONFLICT : err.code;
         goto fail;
     }
@@ -237,8 +243,8 @@ void api_app_update(struct http_request *req)
         if (apps_secrets_open(&app->apps, id, &secrets, &err))
             goto fail;
         if (vars) {
-            if (stacks_variables_split(json_object_get(req->json, "variables"), json_object_get(secrets, "env"),
-                                       &clear, &secret, &err))
+            if (stacks_variables_split(json_object_get(req->json, "variables"),
+                                       json_object_get(secrets, "env"), &clear, &secret, &err))
                 goto fail;
             json_object_set(secrets, "env", secret);
             json_object_set(cfg, "variables", clear);
@@ -340,8 +346,8 @@ void api_app_deployments(struct http_request *req)
     if (app_load(req, http_param(req, "id"), &row))
         return;
     if (http_query_int(req, "limit", 50, 1, 500, &limit) == 0) {
-        if (store_app_deployments_list(app->store, json_string_value(json_object_get(row, "id")), (int)limit, &list,
-                                       &err))
+        if (store_app_deployments_list(app->store, json_string_value(json_object_get(row, "id")), (int)limit,
+                                       &list, &err))
             api_fail(req, &err);
         else
             http_reply_json(req, 200, json_pack("{s:o}", "deployments", list));
@@ -401,7 +407,8 @@ void api_deployment_rollback(struct http_request *req)
     if (strcmp(json_string_value(json_object_get(dep, "status")) ?: "", "succeeded") != 0 ||
         !json_string_value(json_object_get(dep, "image_id"))) {
         struct sb_err err = {0};
-        sb_error(&err, SB_ECONFLICT, "only a deployment that succeeded can be rolled back to (this one is %s)",
+        sb_error(&err, SB_ECONFLICT,
+                 "only a deployment that succeeded can be rolled back to (this one is %s)",
                  json_string_value(json_object_get(dep, "status")) ?: "unknown");
         api_fail(req, &err);
     } else {
@@ -459,7 +466,8 @@ void api_git_hook(struct http_request *req)
     if (apps_deploy_request(&app->apps, row, "deploy", "webhook", NULL, &a, by, &job, dep, &err))
         api_fail(req, &err);
     else
-        http_reply_json(req, 202, json_pack("{s:b,s:o,s:s}", "deployed", 1, "job", job, "deployment_id", dep));
+        http_reply_json(req, 202,
+                        json_pack("{s:b,s:o,s:s}", "deployed", 1, "job", job, "deployment_id", dep));
     json_decref(by);
 out:
     json_decref(secrets);

@@ -85,12 +85,12 @@ struct apps_env {
     const struct crypto_master_key *key;
     char mirrors[512];                 /* <data-dir>/apps: bare mirrors <id>.git */
     struct apps_static_config static_; /* the generated static Dockerfile */
-    const char *caddy_admin;           /* --app-caddy-admin: http://host:port or unix//path; NULL = no routes */
-    const char *route_host;            /* --app-route-host: the address allocated ports listen on ("" = all) */
+    const char *caddy_admin; /* --app-caddy-admin: http://host:port or unix//path; NULL = no routes */
+    const char *route_host;  /* --app-route-host: the address allocated ports listen on ("" = all) */
     int route_port_min, route_port_max; /* --app-route-ports "a-b" */
-    const char *domain_listen;         /* --app-domain-listen: the server of domain routes (":80") */
-    int build_timeout_s;               /* --app-build-timeout */
-    int64_t build_memory;              /* --app-build-memory (bytes; 0 = none) */
+    const char *domain_listen;          /* --app-domain-listen: the server of domain routes (":80") */
+    int build_timeout_s;                /* --app-build-timeout */
+    int64_t build_memory;               /* --app-build-memory (bytes; 0 = none) */
 };
 
 /* Once, before any thread (libgit2's global state). */

@@ -27,8 +27,8 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 
 /* One request to the admin API. *status the answer's status; body (may be
  * NULL) gets at most 1 MiB of it. */
-static int admin(const struct apps_env *e, const char *method, const char *path, json_t *payload, long *status,
-                 struct buf *body, struct sb_err *err)
+static int admin(const struct apps_env *e, const char *method, const char *path, json_t *payload,
+                 long *status, struct buf *body, struct sb_err *err)
 {
     *status = 0;
     CURL *c = curl_easy_init();
@@ -112,8 +112,9 @@ static int ensure_servers(const struct apps_env *e, struct sb_err *err)
             return rc;
         if (yes)
             continue;
-        json_t *v = i == 0 ? json_pack("{s:{s:{}}}", "http", "servers") : i == 1 ? json_pack("{s:{}}", "servers")
-                                                                                 : json_object();
+        json_t *v = i == 0   ? json_pack("{s:{s:{}}}", "http", "servers")
+                    : i == 1 ? json_pack("{s:{}}", "servers")
+                             : json_object();
         rc = admin_ok(e, "POST", levels[i], v, err);
         json_decref(v);
         return rc;

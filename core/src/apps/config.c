@@ -160,8 +160,9 @@ int apps_config_check(json_t *in, bool create, json_t **out, struct sb_err *err)
     if ((rc = want_string(in, "repo_url", create, &s, err)))
         goto bad;
     if (s && !repo_url_ok(s)) {
-        rc = sb_field_error(err, "repo_url",
-                            "repo_url is a git://, http(s)://, ssh:// or user@host:path URL (never a local path)");
+        rc = sb_field_error(
+            err, "repo_url",
+            "repo_url is a git://, http(s)://, ssh:// or user@host:path URL (never a local path)");
         goto bad;
     }
     if (s)
@@ -206,7 +207,8 @@ int apps_config_check(json_t *in, bool create, json_t **out, struct sb_err *err)
         goto bad;
     }
     if (d || create)
-        json_object_set_new(*out, "domain", d && !json_is_null(d) ? json_string(json_string_value(d)) : json_null());
+        json_object_set_new(*out, "domain",
+                            d && !json_is_null(d) ? json_string(json_string_value(d)) : json_null());
     json_t *m = json_object_get(in, "memory");
     if (m && !json_is_null(m) &&
         (!json_is_integer(m) || json_integer_value(m) < (4 << 20) || json_integer_value(m) > (1LL << 40))) {
@@ -214,16 +216,19 @@ int apps_config_check(json_t *in, bool create, json_t **out, struct sb_err *err)
         goto bad;
     }
     if (m || create)
-        json_object_set_new(*out, "memory", m && !json_is_null(m) ? json_integer(json_integer_value(m)) : json_null());
+        json_object_set_new(*out, "memory",
+                            m && !json_is_null(m) ? json_integer(json_integer_value(m)) : json_null());
     json_t *c = json_object_get(in, "cpus");
-    if (c && !json_is_null(c) && (!json_is_number(c) || json_number_value(c) < 0.01 || json_number_value(c) > 256)) {
+    if (c && !json_is_null(c) &&
+        (!json_is_number(c) || json_number_value(c) < 0.01 || json_number_value(c) > 256)) {
         rc = sb_field_error(err, "cpus", "cpus is a number from 0.01 to 256 (or null)");
         goto bad;
     }
     if (c || create)
         json_object_set_new(*out, "nano_cpus",
-                            c && !json_is_null(c) ? json_integer((json_int_t)(json_number_value(c) * 1e9 + 0.5))
-                                                  : json_null());
+                            c && !json_is_null(c)
+                                ? json_integer((json_int_t)(json_number_value(c) * 1e9 + 0.5))
+                                : json_null());
     return 0;
 bad:
     json_decref(*out);

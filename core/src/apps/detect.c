@@ -15,7 +15,8 @@ static bool has(json_t *names, const char *name)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(names, i, v) if (json_is_string(v) && strcmp(json_string_value(v), name) == 0) return true;
+    json_array_foreach(names, i,
+                       v) if (json_is_string(v) && strcmp(json_string_value(v), name) == 0) return true;
     return false;
 }
 

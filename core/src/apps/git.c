@@ -147,7 +147,8 @@ static int open_tree(const char *dir, const char *commit, const char *subdir, gi
     return rc;
 }
 
-int apps_git_names(const char *dir, const char *commit, const char *subdir, json_t **names, struct sb_err *err)
+int apps_git_names(const char *dir, const char *commit, const char *subdir, json_t **names,
+                   struct sb_err *err)
 {
     *names = NULL;
     git_repository *repo;

@@ -15,7 +15,8 @@ struct apps_git_hooks {
 int apps_git_fetch(const char *dir, const char *url, const char *branch, const struct apps_git_hooks *h,
                    char commit[41], struct sb_err *err);
 /* The names at the top of `subdir` ("" = the root) of a commit: a new array. */
-int apps_git_names(const char *dir, const char *commit, const char *subdir, json_t **names, struct sb_err *err);
+int apps_git_names(const char *dir, const char *commit, const char *subdir, json_t **names,
+                   struct sb_err *err);
 /* The tree of `subdir` at the commit as a tar (libarchive, pax), with
  * `dockerfile` (may be NULL) added as ./Dockerfile. At most
  * APPS_CONTEXT_MAX bytes and APPS_CONTEXT_ENTRIES entries; submodules are

@@ -163,8 +163,8 @@ static int build(struct run *r, const char *commit, char *image, size_t image_le
         return rc;
     const char *detector;
     char *dockerfile = NULL;
-    rc = apps_detect(names, &r->e->static_, (int)json_integer_value(json_object_get(r->app, "port")), &detector,
-                     &dockerfile, err);
+    rc = apps_detect(names, &r->e->static_, (int)json_integer_value(json_object_get(r->app, "port")),
+                     &detector, &dockerfile, err);
     json_decref(names);
     if (rc)
         return rc;
@@ -190,7 +190,8 @@ static int build(struct run *r, const char *commit, char *image, size_t image_le
         buf_release(&tar);
         return rc;
     }
-    snprintf(image, image_len, "serverbox/%s:%.12s", json_string_value(json_object_get(r->app, "name")), commit);
+    snprintf(image, image_len, "serverbox/%s:%.12s", json_string_value(json_object_get(r->app, "name")),
+             commit);
     step(r, "build", 25, json_pack("{s:s}", "image", image));
     log_line(r, "building %s from a %zu-byte context", image, tar.len);
     /* not the deployment: the same commit builds to the same image (cache) */
@@ -223,8 +224,8 @@ static int ensure_network(struct run *r, struct sb_err *err)
     int rc = docker_call(r->socket, "GET", "/networks/" APPS_NETWORK, NULL, 0, NULL, NULL, err);
     if (rc != SB_ENOTFOUND)
         return rc;
-    json_t *body = json_pack("{s:s,s:s,s:b,s:{s:s}}", "Name", APPS_NETWORK, "Driver", "bridge", "CheckDuplicate",
-                             1, "Labels", "serverbox.managed", "true");
+    json_t *body = json_pack("{s:s,s:s,s:b,s:{s:s}}", "Name", APPS_NETWORK, "Driver", "bridge",
+                             "CheckDuplicate", 1, "Labels", "serverbox.managed", "true");
     rc = docker_call(r->socket, "POST", "/networks/create", body, 0, NULL, NULL, err);
     json_decref(body);
     return rc == SB_ECONFLICT ? 0 : rc;
@@ -279,17 +280,18 @@ static int run_container(struct run *r, const char *image_ref, char *cid, size_t
     json_decref(secrets);
     char port[16];
     snprintf(port, sizeof port, "%d/tcp", (int)json_integer_value(json_object_get(r->app, "port")));
-    json_t *host = json_pack("{s:s,s:{s:[{s:s,s:s}]},s:{s:s}}", "NetworkMode", APPS_NETWORK, "PortBindings", port,
-                             "HostIp", "127.0.0.1", "HostPort", "", "RestartPolicy", "Name", "unless-stopped");
+    json_t *host =
+        json_pack("{s:s,s:{s:[{s:s,s:s}]},s:{s:s}}", "NetworkMode", APPS_NETWORK, "PortBindings", port,
+                  "HostIp", "127.0.0.1", "HostPort", "", "RestartPolicy", "Name", "unless-stopped");
     json_t *mem = json_object_get(r->app, "memory"), *cpu = json_object_get(r->app, "nano_cpus");
     if (json_is_integer(mem))
         json_object_set(host, "Memory", mem);
     if (json_is_integer(cpu))
         json_object_set(host, "NanoCpus", cpu);
-    json_t *body = json_pack("{s:s,s:o,s:{s:s,s:s,s:s},s:{s:{}},s:o}", "Image", image_ref, "Env", env, "Labels",
-                             APPS_LABEL_APP, r->app_id, APPS_LABEL_DEPLOY, r->dep_id, "serverbox.app.name",
-                             json_string_value(json_object_get(r->app, "name")), "ExposedPorts", port,
-                             "HostConfig", host);
+    json_t *body = json_pack("{s:s,s:o,s:{s:s,s:s,s:s},s:{s:{}},s:o}", "Image", image_ref, "Env", env,
+                             "Labels", APPS_LABEL_APP, r->app_id, APPS_LABEL_DEPLOY, r->dep_id,
+                             "serverbox.app.name", json_string_value(json_object_get(r->app, "name")),
+                             "ExposedPorts", port, "HostConfig", host);
     struct buf path;
     buf_init(&path, 512);
     buf_puts(&path, "/containers/create?name=");
@@ -310,12 +312,14 @@ static int run_container(struct run *r, const char *image_ref, char *cid, size_t
     json_t *info = NULL;
     if ((rc = docker_call(r->socket, "GET", p, NULL, 0, &info, NULL, err)))
         return rc;
-    json_t *b = json_array_get(json_object_get(json_object_get(json_object_get(info, "NetworkSettings"), "Ports"), port), 0);
+    json_t *b = json_array_get(
+        json_object_get(json_object_get(json_object_get(info, "NetworkSettings"), "Ports"), port), 0);
     *host_port = (int)sb_int64(json_string_value(json_object_get(b, "HostPort")) ?: "0");
     json_decref(info);
     if (*host_port <= 0)
         return sb_error(err, SB_EUPSTREAM, "the engine published no host port for %s", port);
-    log_line(r, "container %.12s (%s) runs %s, port %s on 127.0.0.1:%d", cid, name, image_ref, port, *host_port);
+    log_line(r, "container %.12s (%s) runs %s, port %s on 127.0.0.1:%d", cid, name, image_ref, port,
+             *host_port);
     return 0;
 }
 
@@ -380,7 +384,8 @@ static int gate(struct run *r, const char *cid, int host_port, struct sb_err *er
         int exit_code = (int)json_integer_value(json_object_get(state, "ExitCode"));
         json_decref(info);
         if (!running)
-            return sb_error(err, SB_EUPSTREAM, "the new container exited (code %d) before it was healthy", exit_code);
+            return sb_error(err, SB_EUPSTREAM, "the new container exited (code %d) before it was healthy",
+                            exit_code);
         struct sb_err perr = {0};
         if (r->local) {
             long status;
@@ -466,6 +471,15 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
         json_decref(r.app);
         return rc; /* deleted meanwhile: nothing to record on */
     }
+    const char *status = json_string_value(json_object_get(r.dep, "status"));
+    if (status && (strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0)) {
+        /* an attempt after the outcome was recorded (the lease was lost
+         * after app.deployed): the deployment is over, do not run it again */
+        *result = json_pack("{s:s,s:s}", "deployment_id", r.dep_id, "status", status);
+        json_decref(r.app);
+        json_decref(r.dep);
+        return 0;
+    }
     buf_init(&r.log, APPS_LOG_MAX + 1024);
     buf_init(&r.line, 4096);
     /* an attempt after a takeover continues the earlier attempts' log */
@@ -496,7 +510,8 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
         snprintf(p, sizeof p, "/images/%s/json", image_id);
         rc = docker_call(r.socket, "GET", p, NULL, 0, NULL, NULL, err);
         if (rc == SB_ENOTFOUND)
-            rc = sb_error(err, SB_ENOTFOUND, "the image %s (%.19s) is no longer on the node", image, image_id);
+            rc =
+                sb_error(err, SB_ENOTFOUND, "the image %s (%.19s) is no longer on the node", image, image_id);
         else if (rc == 0)
             log_line(&r, "rolling back to %s (%s), commit %.12s: no build", image, image_id, commit);
     } else if (rc == 0) {
@@ -510,7 +525,8 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
         rc = apps_git_fetch(mirror, url, branch, &h, commit, err);
         if (rc == 0) {
             log_line(&r, "commit %s", commit);
-            record(&r, "app.deploy_step", "success", json_pack("{s:s,s:s}", "step", "fetched", "commit", commit));
+            record(&r, "app.deploy_step", "success",
+                   json_pack("{s:s,s:s}", "step", "fetched", "commit", commit));
             rc = build(&r, commit, image, sizeof image, image_id, sizeof image_id, err);
         }
     }
@@ -530,8 +546,9 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
             if (rc == 0)
                 log_line(&r, "route → 127.0.0.1:%d", host_port);
         } else {
-            log_line(&r, "no route: %s", r.local ? "routing is off (--app-caddy-admin)"
-                                                 : "routes on remote nodes are not done yet");
+            log_line(&r, "no route: %s",
+                     r.local ? "routing is off (--app-caddy-admin)"
+                             : "routes on remote nodes are not done yet");
         }
     }
     if (rc == 0) {
@@ -546,8 +563,8 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
         retire_old(&r, cid);
         log_save(&r);
         job_progress(job, 100, "done");
-        *result = json_pack("{s:s,s:s,s:s,s:s}", "deployment_id", r.dep_id, "status", "succeeded", "commit", commit,
-                            "image", image);
+        *result = json_pack("{s:s,s:s,s:s,s:s}", "deployment_id", r.dep_id, "status", "succeeded", "commit",
+                            commit, "image", image);
     } else if (!((rc == SB_EUNAVAIL || rc == SB_ETIMEOUT) && !job_cancelled(job) &&
                  job_attempt(job) < DEPLOY_ATTEMPTS)) {
         /* failed for good: the old container and route were never touched */
@@ -579,8 +596,8 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
         record(&r, "app.deploy_failed", "failure",
                json_pack("{s:s,s:s,s:b,s:O,s:s}", "step", r.step ? r.step : "start", "reason", err->msg,
                          "rolled_back", started, "log_tail", tail, "commit", commit));
-        *result = json_pack("{s:s,s:s,s:s,s:b}", "deployment_id", r.dep_id, "status", "failed", "reason", err->msg,
-                            "rolled_back", started);
+        *result = json_pack("{s:s,s:s,s:s,s:b}", "deployment_id", r.dep_id, "status", "failed", "reason",
+                            err->msg, "rolled_back", started);
         if (rc == SB_EUNAVAIL || rc == SB_ETIMEOUT)
             rc = SB_EUPSTREAM;
     } else {

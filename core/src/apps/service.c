@@ -79,8 +79,8 @@ int apps_deploy_request(const struct apps_env *e, json_t *app, const char *kind,
     }
     char stream[64];
     snprintf(stream, sizeof stream, "app/%s", id);
-    struct event_new ev = {.stream = stream, .type = "app.deploy_requested", .data = d, .actor = *actor,
-                           .outcome = "success"};
+    struct event_new ev = {
+        .stream = stream, .type = "app.deploy_requested", .data = d, .actor = *actor, .outcome = "success"};
     int64_t seq;
     /* recorded before the job exists, so it never lands after the job's own
      * outcome */
@@ -101,8 +101,8 @@ int apps_deploy_request(const struct apps_env *e, json_t *app, const char *kind,
     if (rc) {
         json_t *f = json_pack("{s:s,s:s,s:s,s:s,s:b,s:[]}", "id", id, "deployment_id", deployment_id, "step",
                               "queued", "reason", err->msg, "rolled_back", 0, "log_tail");
-        struct event_new fe = {.stream = stream, .type = "app.deploy_failed", .data = f, .actor = *actor,
-                               .outcome = "failure"};
+        struct event_new fe = {
+            .stream = stream, .type = "app.deploy_failed", .data = f, .actor = *actor, .outcome = "failure"};
         struct sb_err e2 = {0};
         store_append(e->store, &fe, &seq, &e2);
         json_decref(f);
@@ -157,7 +157,8 @@ int apps_route_port_pick(const struct apps_env *e, int *port, struct sb_err *err
         bool taken = false;
         size_t i;
         json_t *a;
-        json_array_foreach(list, i, a) if (json_integer_value(json_object_get(a, "route_port")) == p) taken = true;
+        json_array_foreach(list, i, a) if (json_integer_value(json_object_get(a, "route_port")) == p) taken =
+            true;
         if (!taken) {
             *port = p;
             break;

@@ -5,9 +5,8 @@
  *
  * Events (stream app/<id>, data):
  *   app.created          {id, name, node_id, repo_url, branch, subdir, port, health_path,
- *                         health_timeout_s, domain, route_port, memory, nano_cpus, variables, secret_names, by}
- *   app.updated          {id, and any of the fields above that changed}
- *   app.deleted          {id, name}
+ *                         health_timeout_s, domain, route_port, memory, nano_cpus, variables, secret_names,
+ * by} app.updated          {id, and any of the fields above that changed} app.deleted          {id, name}
  *   app.deploy_requested {id, deployment_id, kind, trigger, rollback_of?, commit?, image?,
  *                         image_id?, requested_by}
  *   app.deploy_step      {id, deployment_id, job_id, step, commit?, detector?, dockerfile?,
@@ -31,16 +30,21 @@ int project_apps(struct store_tx *tx, const struct store_event *ev)
     if (strcmp(ev->outcome, "success") != 0 && !(failure && strcmp(ev->outcome, "failure") == 0))
         return 0;
     char *doc = json_dumps(ev->data, JSON_COMPACT);
-    const char *p[2] = {doc, ev->occurred_at};
+    /* $3 is the time as text for the steps list: a parameter's type comes
+     * from its first use, and $2 is also used as a timestamptz */
+    const char *p[3] = {doc, ev->occurred_at, ev->occurred_at};
     int rc = 0;
     if (strcmp(type, "created") == 0) {
         rc = store_tx_exec(
             tx,
             "INSERT INTO apps (id, name, node_id, repo_url, branch, subdir, port, health_path, "
-            "health_timeout_s, domain, route_port, memory, nano_cpus, variables, secret_names, created_by, created_at, "
+            "health_timeout_s, domain, route_port, memory, nano_cpus, variables, secret_names, created_by, "
+            "created_at, "
             "updated_at) SELECT (d->>'id')::uuid, d->>'name', d->>'node_id', d->>'repo_url', d->>'branch', "
-            "coalesce(d->>'subdir', ''), (d->>'port')::int, d->>'health_path', (d->>'health_timeout_s')::int, "
-            "d->>'domain', (d->>'route_port')::int, (d->>'memory')::bigint, (d->>'nano_cpus')::bigint, coalesce(d->'variables', '{}'), "
+            "coalesce(d->>'subdir', ''), (d->>'port')::int, d->>'health_path', "
+            "(d->>'health_timeout_s')::int, "
+            "d->>'domain', (d->>'route_port')::int, (d->>'memory')::bigint, (d->>'nano_cpus')::bigint, "
+            "coalesce(d->'variables', '{}'), "
             "coalesce(d->'secret_names', '[]'), d->>'by', $2::timestamptz, $2::timestamptz "
             "FROM (SELECT $1::jsonb AS d) x",
             2, p);
@@ -48,7 +52,8 @@ int project_apps(struct store_tx *tx, const struct store_event *ev)
         rc = store_tx_exec(
             tx,
             "UPDATE apps a SET name = coalesce(d->>'name', a.name), repo_url = coalesce(d->>'repo_url', "
-            "a.repo_url), branch = coalesce(d->>'branch', a.branch), subdir = coalesce(d->>'subdir', a.subdir), "
+            "a.repo_url), branch = coalesce(d->>'branch', a.branch), subdir = coalesce(d->>'subdir', "
+            "a.subdir), "
             "port = coalesce((d->>'port')::int, a.port), health_path = coalesce(d->>'health_path', "
             "a.health_path), health_timeout_s = coalesce((d->>'health_timeout_s')::int, a.health_timeout_s), "
             "domain = CASE WHEN d ? 'domain' THEN d->>'domain' ELSE a.domain END, "
@@ -75,11 +80,12 @@ int project_apps(struct store_tx *tx, const struct store_event *ev)
         rc = store_tx_exec(
             tx,
             "INSERT INTO app_deployments (id, app_id, kind, trigger, rollback_of, status, commit, image, "
-            "image_id, requested_by, steps, created_at) SELECT (d->>'deployment_id')::uuid, (d->>'id')::uuid, "
+            "image_id, requested_by, steps, created_at) SELECT (d->>'deployment_id')::uuid, "
+            "(d->>'id')::uuid, "
             "d->>'kind', d->>'trigger', (d->>'rollback_of')::uuid, 'queued', d->>'commit', d->>'image', "
             "d->>'image_id', d->'requested_by', jsonb_build_array(jsonb_build_object('step', 'queued', "
-            "'at', $2::text)), $2::timestamptz FROM (SELECT $1::jsonb AS d) x",
-            2, p);
+            "'at', $3::text)), $2::timestamptz FROM (SELECT $1::jsonb AS d) x",
+            3, p);
         if (rc == 0)
             rc = store_tx_exec(tx,
                                "UPDATE apps SET status = 'deploying', status_reason = NULL, "
@@ -105,9 +111,9 @@ int project_apps(struct store_tx *tx, const struct store_event *ev)
             "commit = coalesce(d->>'commit', a.commit), image = coalesce(d->>'image', a.image), "
             "image_id = coalesce(d->>'image_id', a.image_id), container_id = d->>'container_id', "
             "host_port = (d->>'host_port')::int, finished_at = $2::timestamptz, "
-            "steps = a.steps || jsonb_build_array(jsonb_build_object('step', 'done', 'at', $2::text)) "
+            "steps = a.steps || jsonb_build_array(jsonb_build_object('step', 'done', 'at', $3::text)) "
             "FROM (SELECT $1::jsonb AS d) x WHERE a.id = (d->>'deployment_id')::uuid",
-            2, p);
+            3, p);
         if (rc == 0)
             rc = store_tx_exec(
                 tx,
@@ -120,11 +126,12 @@ int project_apps(struct store_tx *tx, const struct store_event *ev)
         rc = store_tx_exec(
             tx,
             "UPDATE app_deployments a SET status = 'failed', reason = d->>'reason', "
-            "step = coalesce(d->>'step', a.step), rolled_back = coalesce((d->>'rolled_back')::boolean, false), "
+            "step = coalesce(d->>'step', a.step), rolled_back = coalesce((d->>'rolled_back')::boolean, "
+            "false), "
             "log_tail = d->'log_tail', finished_at = $2::timestamptz, "
-            "steps = a.steps || jsonb_build_array(jsonb_build_object('step', 'failed', 'at', $2::text)) "
+            "steps = a.steps || jsonb_build_array(jsonb_build_object('step', 'failed', 'at', $3::text)) "
             "FROM (SELECT $1::jsonb AS d) x WHERE a.id = (d->>'deployment_id')::uuid",
-            2, p);
+            3, p);
         /* the app keeps serving its current deployment, if it has one */
         if (rc == 0)
             rc = store_tx_exec(tx,
@@ -142,11 +149,12 @@ static struct store_stmt q_list =
     STORE_STMT("SELECT coalesce(json_agg(a ORDER BY a.name), '[]'::json)::text FROM apps a");
 static struct store_stmt q_dep =
     STORE_STMT("SELECT row_to_json(d)::text FROM app_deployments d WHERE id = $1::uuid");
-static struct store_stmt q_deps = STORE_STMT(
-    "SELECT coalesce(json_agg(d ORDER BY d.created_at DESC), '[]'::json)::text FROM "
-    "(SELECT id, app_id, kind, trigger, rollback_of, job_id, status, step, commit, image, image_id, detector, "
-    "container_id, host_port, reason, rolled_back, requested_by, created_at, finished_at "
-    "FROM app_deployments WHERE app_id = $1::uuid ORDER BY created_at DESC LIMIT $2::int) d");
+static struct store_stmt q_deps =
+    STORE_STMT("SELECT coalesce(json_agg(d ORDER BY d.created_at DESC), '[]'::json)::text FROM "
+               "(SELECT id, app_id, kind, trigger, rollback_of, job_id, status, step, commit, image, "
+               "image_id, detector, "
+               "container_id, host_port, reason, rolled_back, requested_by, created_at, finished_at "
+               "FROM app_deployments WHERE app_id = $1::uuid ORDER BY created_at DESC LIMIT $2::int) d");
 static struct store_stmt q_secret_put =
     STORE_STMT("INSERT INTO app_secrets (app_id, sealed) VALUES ($1::uuid, $2) "
                "ON CONFLICT (app_id) DO UPDATE SET sealed = EXCLUDED.sealed");
@@ -191,7 +199,8 @@ static int one_text(struct store *st, struct store_stmt *q, const char *id, char
     return rc;
 }
 
-static int exec_simple(struct store *st, struct store_stmt *q, int n, const char *const *p, struct sb_err *err)
+static int exec_simple(struct store *st, struct store_stmt *q, int n, const char *const *p,
+                       struct sb_err *err)
 {
     PGresult *r;
     int rc = store_query(st, q, n, p, &r, err);
