@@ -269,6 +269,7 @@ void api_app_update(struct http_request *req)
         if (port)
             json_object_set_new(cfg, "route_port", json_integer(port));
     }
+    json_object_set(cfg, "node_id", json_object_get(row, "node_id")); /* scopes the event */
     if (record(req, id, "app.updated", cfg, &err)) {
         if (err.code == SB_ECONFLICT)
             sb_field_error(&err, "name", "an app with that name exists");
@@ -301,7 +302,8 @@ void api_app_delete(struct http_request *req)
     if (apps_teardown(&app->apps, row, &err)) {
         api_fail(req, &err);
     } else {
-        json_t *d = json_pack("{s:O}", "name", json_object_get(row, "name"));
+        json_t *d = json_pack("{s:O,s:O}", "name", json_object_get(row, "name"), "node_id",
+                              json_object_get(row, "node_id"));
         if (record(req, id, "app.deleted", d, &err))
             api_fail(req, &err);
         else

@@ -87,6 +87,9 @@ static void record(struct run *r, const char *type, const char *outcome, json_t 
     json_object_set_new(data, "id", json_string(r->app_id));
     json_object_set_new(data, "deployment_id", json_string(r->dep_id));
     json_object_set_new(data, "job_id", json_string(job_id(r->job)));
+    /* the node scopes the event (events_node_of): a label-scoped caller
+     * sees an app's events only when it sees its node */
+    json_object_set(data, "node_id", json_object_get(r->app, "node_id"));
     struct event_new ev = {.stream = stream,
                            .type = type,
                            .data = data,

@@ -71,6 +71,7 @@ int apps_deploy_request(const struct apps_env *e, json_t *app, const char *kind,
     uuid_v4(deployment_id);
     json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:O}", "id", id, "deployment_id", deployment_id, "kind", kind,
                           "trigger", trigger, "requested_by", requested_by ? requested_by : json_null());
+    json_object_set(d, "node_id", json_object_get(app, "node_id")); /* scopes the event */
     if (of) {
         json_object_set(d, "rollback_of", json_object_get(of, "id"));
         json_object_set(d, "commit", json_object_get(of, "commit"));
@@ -101,6 +102,7 @@ int apps_deploy_request(const struct apps_env *e, json_t *app, const char *kind,
     if (rc) {
         json_t *f = json_pack("{s:s,s:s,s:s,s:s,s:b,s:[]}", "id", id, "deployment_id", deployment_id, "step",
                               "queued", "reason", err->msg, "rolled_back", 0, "log_tail");
+        json_object_set(f, "node_id", json_object_get(app, "node_id"));
         struct event_new fe = {
             .stream = stream, .type = "app.deploy_failed", .data = f, .actor = *actor, .outcome = "failure"};
         struct sb_err e2 = {0};
