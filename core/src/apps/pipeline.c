@@ -397,20 +397,35 @@ static int gate(struct run *r, const char *cid, int host_port, struct sb_err *er
                 return 0;
             }
         } else {
+            /* the core cannot reach the node's loopback: the probe runs in
+             * the container, with whichever client the image has */
             char url[400];
             snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-            json_t *argv = json_pack("[s,s,s,s,s]", "wget", "-q", "-O", "/dev/null", url);
-            struct docker_exec_result res;
-            int erc = docker_exec(r->socket, cid, argv, 5000, 4096, &res, &perr);
-            json_decref(argv);
-            if (erc == 0 && res.exit_code == 0) {
+            json_t *probes[3] = {json_pack("[s,s,s,s,s]", "wget", "-q", "-O", "/dev/null", url),
+                                 json_pack("[s,s,s,s,s,s]", "busybox", "wget", "-q", "-O", "/dev/null", url),
+                                 json_pack("[s,s,s,s,s]", "curl", "-fsS", "-o", "/dev/null", url)};
+            bool ok = false;
+            for (int i = 0; i < 3 && !ok; i++) {
+                struct docker_exec_result res;
+                int erc = docker_exec(r->socket, cid, probes[i], 5000, 4096, &res, &perr);
+                ok = erc == 0 && res.exit_code == 0;
+                bool missing =
+                    erc == 0 && (res.exit_code == 126 || res.exit_code == 127 || res.exit_code == -1);
+                if (erc == 0 && !ok)
+                    snprintf(perr.msg, sizeof perr.msg, "%s exited %d", i == 2 ? "curl" : "wget",
+                             res.exit_code);
+                if (erc != 0 && strstr(perr.msg, "executable file not found"))
+                    missing = true;
                 docker_exec_result_release(&res);
+                if (!ok && !missing)
+                    break; /* the client ran and the app did not answer */
+            }
+            for (int i = 0; i < 3; i++)
+                json_decref(probes[i]);
+            if (ok) {
                 log_line(r, "healthy: GET %s answered inside the container", path);
                 return 0;
             }
-            if (erc == 0)
-                snprintf(perr.msg, sizeof perr.msg, "wget exited %d", res.exit_code);
-            docker_exec_result_release(&res);
         }
         if (strcmp(last, perr.msg) != 0 || n % 10 == 0)
             log_line(r, "not healthy yet: GET %s: %s", path, perr.msg);
