@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { createDatabase, startCore, waitFor } from './lib/harness.mjs';
 import { startEngine } from './lib/stacks.mjs';
-import { freeRange, githubSignature, poller, startCaddy, startGitServer, waitDeployment } from './lib/apps.mjs';
+import { freeRange, githubSignature, poller, startCaddy, startGitServer, stopPollers, waitDeployment } from './lib/apps.mjs';
 
 let eng, db, core, gitd, caddy, repo, routeBase;
 
@@ -41,6 +41,7 @@ before(async () => {
 });
 
 after(async () => {
+  await stopPollers();
   try {
     if (core) await core.stop();
   } finally {

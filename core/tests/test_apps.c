@@ -93,6 +93,20 @@ static void test_config(void **state)
     }
 }
 
+static void test_ssh_urls_and_host_keys(void **state)
+{
+    assert_true(apps_repo_is_ssh("ssh://git@h:22/o/r.git"));
+    assert_true(apps_repo_is_ssh("git@github.com:o/r.git"));
+    assert_false(apps_repo_is_ssh("https://github.com/o/r.git"));
+    assert_false(apps_repo_is_ssh("git://h/r.git"));
+    assert_false(apps_repo_is_ssh("https://user@h:443/r.git"));
+    assert_true(apps_host_key_ok("SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8"));
+    assert_false(apps_host_key_ok("SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY"));
+    assert_false(apps_host_key_ok("MD5:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8"));
+    assert_false(apps_host_key_ok("SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5S$8"));
+    assert_false(apps_host_key_ok(NULL));
+}
+
 static void test_detect(void **state)
 {
     struct apps_static_config sc = {
@@ -157,6 +171,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_ssh_urls_and_host_keys),
         cmocka_unit_test(test_detect),
         cmocka_unit_test(test_webhook),
     };

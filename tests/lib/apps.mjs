@@ -119,6 +119,10 @@ export async function waitDeployment(core, id, { timeout = 180000 } = {}) {
   }, { timeout, interval: 300, what: `deployment ${id}` });
 }
 
+// Pollers still running (a test that failed midway): stopped by stopPollers.
+const pollers = new Set();
+export async function stopPollers() { await Promise.all([...pollers].map((p) => p.stop())); }
+
 // GETs a URL over and over until stop() is called; counts answers.
 export function poller(url) {
   const seen = { ok: 0, failed: 0, bodies: new Set(), errors: [] };
@@ -133,5 +137,7 @@ export function poller(url) {
       await new Promise((r) => setTimeout(r, 50));
     }
   })();
-  return { seen, stop: async () => { running = false; await loop; return seen; } };
+  const p = { seen, stop: async () => { running = false; pollers.delete(p); await loop; return seen; } };
+  pollers.add(p);
+  return p;
 }

@@ -14,6 +14,7 @@
 #include "../apps/apps.h"
 #include "../docker/docker.h"
 #include "../jobs/jobs.h"
+#include "../ssh/ssh.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -121,6 +122,58 @@ static int webhook_secret_of(json_t *body, char out[129], struct sb_err *err)
     return 0;
 }
 
+/* The deploy key of an ssh repository: the body's "deploy_key" (an
+ * ed25519 or ECDSA private key in OpenSSH format; *pub stays NULL: libssh2
+ * derives it) or, with `generate`, a fresh ed25519 key. *priv and *pub are
+ * malloc'd (NULL when none). */
+static int deploy_key_of(json_t *body, const char *name, bool generate, char **priv, char **pub,
+                         struct sb_err *err)
+{
+    *priv = *pub = NULL;
+    json_t *k = json_object_get(body, "deploy_key");
+    if (k && !json_is_null(k)) {
+        if (!json_is_string(k) || json_string_length(k) > 16384)
+            return sb_field_error(err, "deploy_key", "deploy_key is an OpenSSH private key (at most 16 KiB)");
+        char type[64];
+        ssh_key_type(json_string_value(k), json_string_length(k), type, sizeof type);
+        if (strcmp(type, "ssh-rsa") == 0)
+            return sb_field_error(
+                err, "deploy_key",
+                "deploy_key: RSA keys cannot log in to current OpenSSH servers from here (libssh2 "
+                "1.10 signs with SHA-1): use an ed25519 or ECDSA key");
+        if (strcmp(type, "ssh-ed25519") != 0 && strncmp(type, "ecdsa-sha2-", 11) != 0)
+            return sb_field_error(err, "deploy_key",
+                                  "deploy_key is an unencrypted OpenSSH private key (ed25519 or ECDSA)");
+        *priv = strdup(json_string_value(k));
+        return *priv ? 0 : sb_error(err, SB_ENOMEM, "out of memory");
+    }
+    if (!generate)
+        return 0;
+    struct buf bpriv, bpub;
+    buf_init(&bpriv, 16384);
+    buf_init(&bpub, 4096);
+    char comment[96];
+    snprintf(comment, sizeof comment, "serverbox-app-%s", name ? name : "app");
+    int rc = ssh_key_generate_ed25519(comment, &bpriv, &bpub, err);
+    if (rc == 0) {
+        while (bpub.len && (bpub.data[bpub.len - 1] == '\n' || bpub.data[bpub.len - 1] == '\r'))
+            bpub.data[--bpub.len] = '\0';
+        *priv = buf_detach(&bpriv, NULL);
+        *pub = buf_detach(&bpub, NULL);
+    }
+    crypto_buf_wipe(&bpriv);
+    buf_release(&bpub);
+    return rc;
+}
+
+static void key_free(char *k)
+{
+    if (k) {
+        sodium_memzero(k, strlen(k));
+        free(k);
+    }
+}
+
 /* ---- list / get ------------------------------------------------------------ */
 
 void api_apps_list(struct http_request *req)
@@ -152,9 +205,10 @@ void api_app_get(struct http_request *req)
 
 /* ---- create / update / delete ------------------------------------------------- */
 
-static const char *const app_fields[] = {"name", "node_id",     "repo_url",         "branch", "subdir",
-                                         "port", "health_path", "health_timeout_s", "domain", "memory",
-                                         "cpus", "variables",   "webhook_secret",   NULL};
+static const char *const app_fields[] = {"name",           "node_id",    "repo_url",     "branch",
+                                         "subdir",         "port",       "health_path",  "health_timeout_s",
+                                         "domain",         "memory",     "cpus",         "variables",
+                                         "webhook_secret", "deploy_key", "git_host_key", NULL};
 
 void api_app_create(struct http_request *req)
 {
@@ -163,6 +217,8 @@ void api_app_create(struct http_request *req)
     struct app *app = req->app;
     struct sb_err err = {0};
     json_t *cfg = NULL, *clear = NULL, *secret = NULL, *secrets = NULL, *row = NULL;
+    char *key_priv = NULL, *key_pub = NULL;
+    char hook[129] = "";
     if (apps_config_check(req->json, true, &cfg, &err))
         goto fail;
     const char *node_id = json_string_value(json_object_get(cfg, "node_id"));
@@ -171,7 +227,6 @@ void api_app_create(struct http_request *req)
                        "node_id names no node you can see (\"local\" is this daemon's engine)");
         goto fail;
     }
-    char hook[129];
     if (webhook_secret_of(req->json, hook, &err))
         goto fail;
     if (stacks_variables_split(json_object_get(req->json, "variables"), NULL, &clear, &secret, &err))
@@ -179,9 +234,19 @@ void api_app_create(struct http_request *req)
     int route_port = 0;
     if (json_is_null(json_object_get(cfg, "domain")) && apps_route_port_pick(&app->apps, &route_port, &err))
         goto fail;
+    bool ssh = apps_repo_is_ssh(json_string_value(json_object_get(cfg, "repo_url")));
+    if (!ssh && json_object_get(req->json, "deploy_key")) {
+        sb_field_error(&err, "deploy_key", "deploy_key is for repositories fetched over ssh");
+        goto fail;
+    }
+    if (ssh && deploy_key_of(req->json, json_string_value(json_object_get(cfg, "name")), true, &key_priv,
+                             &key_pub, &err))
+        goto fail;
     char id[37];
     uuid_v4(id);
     secrets = json_pack("{s:O,s:s}", "env", secret, "webhook", hook);
+    if (key_priv)
+        json_object_set_new(secrets, "deploy_key", json_string(key_priv));
     if (apps_secrets_seal(&app->apps, id, secrets, &err))
         goto fail;
     struct event_actor a;
@@ -192,6 +257,8 @@ void api_app_create(struct http_request *req)
     json_object_set_new(data, "by", json_string(a.name ? a.name : ""));
     if (route_port)
         json_object_set_new(data, "route_port", json_integer(route_port));
+    if (key_pub)
+        json_object_set_new(data, "deploy_key_public", json_string(key_pub));
     int rc = record(req, id, "app.created", data, &err);
     json_decref(data);
     if (rc) {
@@ -213,6 +280,8 @@ fail:
     api_fail(req, &err);
 out:
     sodium_memzero(hook, sizeof hook);
+    key_free(key_priv);
+    free(key_pub);
     json_decref(cfg);
     json_decref(clear);
     json_decref(secret);
@@ -239,9 +308,32 @@ void api_app_update(struct http_request *req)
         goto fail;
     bool vars = json_object_get(req->json, "variables") != NULL;
     bool hook = json_object_get(req->json, "webhook_secret") != NULL;
-    if (vars || hook) {
+    const char *url = json_string_value(json_object_get(cfg, "repo_url"));
+    if (!url)
+        url = json_string_value(json_object_get(row, "repo_url"));
+    bool ssh = apps_repo_is_ssh(url);
+    bool key = json_object_get(req->json, "deploy_key") != NULL || (ssh && json_object_get(cfg, "repo_url"));
+    if (!ssh && json_object_get(req->json, "deploy_key")) {
+        sb_field_error(&err, "deploy_key", "deploy_key is for repositories fetched over ssh");
+        goto fail;
+    }
+    if (vars || hook || key) {
         if (apps_secrets_open(&app->apps, id, &secrets, &err))
             goto fail;
+        if (key) {
+            char *priv = NULL, *pub = NULL;
+            bool have = json_string_value(json_object_get(secrets, "deploy_key")) != NULL;
+            bool given = json_object_get(req->json, "deploy_key") != NULL;
+            if (deploy_key_of(req->json, json_string_value(json_object_get(row, "name")), !have && !given,
+                              &priv, &pub, &err))
+                goto fail;
+            if (priv) {
+                json_object_set_new(secrets, "deploy_key", json_string(priv));
+                json_object_set_new(cfg, "deploy_key_public", pub ? json_string(pub) : json_null());
+            }
+            key_free(priv);
+            free(pub);
+        }
         if (vars) {
             if (stacks_variables_split(json_object_get(req->json, "variables"),
                                        json_object_get(secrets, "env"), &clear, &secret, &err))

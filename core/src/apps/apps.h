@@ -47,9 +47,15 @@ bool apps_branch_ok(const char *s);
  * required) or update body and normalizes them into *out: name, repo_url,
  * branch ("main"), subdir (""), port (80), health_path ("/"),
  * health_timeout_s (60), domain (null), memory (bytes or null), nano_cpus
- * (from "cpus", or null). An update gives only the keys present. node_id is
+ * (from "cpus", or null), git_host_key (when given). An update gives only
+ * the keys present. node_id is
  * copied as given (the caller checks it). SB_EINVAL naming the field. */
 int apps_config_check(json_t *in, bool create, json_t **out, struct sb_err *err);
+/* Whether a repository URL is fetched over ssh (ssh:// or user@host:path):
+ * such an app has a deploy key. */
+bool apps_repo_is_ssh(const char *url);
+/* "SHA256:" + 43 base64 characters, as ssh-keygen -l prints a key. */
+bool apps_host_key_ok(const char *s);
 
 /* ---- detection (detect.c, pure) ---------------------------------------- */
 struct apps_static_config {

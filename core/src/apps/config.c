@@ -137,6 +137,25 @@ static int want_int(json_t *in, const char *key, long long min, long long max, l
     return 0;
 }
 
+bool apps_repo_is_ssh(const char *url)
+{
+    if (!url)
+        return false;
+    if (strncmp(url, "ssh://", 6) == 0)
+        return true;
+    return strstr(url, "://") == NULL && strchr(url, '@') && strchr(url, ':');
+}
+
+bool apps_host_key_ok(const char *s)
+{
+    if (!s || strncmp(s, "SHA256:", 7) != 0 || strlen(s) != 7 + 43)
+        return false;
+    for (const char *p = s + 7; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '+' || *p == '/'))
+            return false;
+    return true;
+}
+
 int apps_config_check(json_t *in, bool create, json_t **out, struct sb_err *err)
 {
     *out = json_object();
@@ -229,6 +248,16 @@ int apps_config_check(json_t *in, bool create, json_t **out, struct sb_err *err)
                             c && !json_is_null(c)
                                 ? json_integer((json_int_t)(json_number_value(c) * 1e9 + 0.5))
                                 : json_null());
+    json_t *hk = json_object_get(in, "git_host_key");
+    if (hk && !json_is_null(hk) && (!json_is_string(hk) || !apps_host_key_ok(json_string_value(hk)))) {
+        rc = sb_field_error(err, "git_host_key",
+                            "git_host_key is the git host's key fingerprint as ssh-keygen -l prints it "
+                            "(SHA256:…), or null to pin it at the next fetch");
+        goto bad;
+    }
+    if (hk)
+        json_object_set_new(*out, "git_host_key",
+                            json_is_null(hk) ? json_null() : json_string(json_string_value(hk)));
     return 0;
 bad:
     json_decref(*out);

@@ -9,10 +9,17 @@ struct apps_git_hooks {
     void (*progress)(void *ctx, unsigned received, unsigned total);
     bool (*cancelled)(void *ctx);
     void *ctx;
+    /* ssh remotes */
+    const char *ssh_key;      /* the deploy key, OpenSSH private key text (ed25519/ECDSA); may be NULL */
+    const char *ssh_pub;      /* its authorized_keys line; NULL = derived by libssh2 (which leaks a little) */
+    const char *host_key_pin; /* "SHA256:…" the host must present; NULL = accept and report it */
+    char host_key_seen[80];   /* out: what the host presented */
 };
 /* Fetches `branch` of `url` into the bare mirror at `dir` (made on first
- * use; later fetches are incremental) and gives the commit it points at. */
-int apps_git_fetch(const char *dir, const char *url, const char *branch, const struct apps_git_hooks *h,
+ * use; later fetches are incremental) and gives the commit it points at.
+ * Over ssh the host's key must match host_key_pin (SB_EDENIED otherwise:
+ * the fetch never authenticates to another host). */
+int apps_git_fetch(const char *dir, const char *url, const char *branch, struct apps_git_hooks *h,
                    char commit[41], struct sb_err *err);
 /* The names at the top of `subdir` ("" = the root) of a commit: a new array. */
 int apps_git_names(const char *dir, const char *commit, const char *subdir, json_t **names,

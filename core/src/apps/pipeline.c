@@ -19,6 +19,7 @@
 #include "../docker/docker.h"
 #include "../jobs/jobs.h"
 
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,6 +231,19 @@ static int ensure_network(struct run *r, struct sb_err *err)
     json_t *body = json_pack("{s:s,s:s,s:b,s:{s:s}}", "Name", APPS_NETWORK, "Driver", "bridge",
                              "CheckDuplicate", 1, "Labels", "serverbox.managed", "true");
     rc = docker_call(r->socket, "POST", "/networks/create", body, 0, NULL, NULL, err);
+    /* The engine's default pools can all overlap the host's networks (a
+     * host with many bridges): then a /24 of 10.200.0.0/13, picked at
+     * random, a few times. */
+    for (int i = 0; i < 8 && rc && rc != SB_ECONFLICT && strstr(err->msg, "address pool"); i++) {
+        char subnet[32];
+        snprintf(subnet, sizeof subnet, "10.%u.%u.0/24", 200 + randombytes_uniform(8),
+                 randombytes_uniform(256));
+        json_object_set_new(body, "IPAM",
+                            json_pack("{s:s,s:[{s:s}]}", "Driver", "default", "Config", "Subnet", subnet));
+        rc = docker_call(r->socket, "POST", "/networks/create", body, 0, NULL, NULL, err);
+        if (rc == 0)
+            log_line(r, "network %s made on %s (the engine's default pools are taken)", APPS_NETWORK, subnet);
+    }
     json_decref(body);
     return rc == SB_ECONFLICT ? 0 : rc;
 }
@@ -539,8 +553,23 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
         log_line(&r, "fetching %s (branch %s)", url, branch);
         char mirror[700];
         mirror_path(&r, mirror, sizeof mirror);
-        struct apps_git_hooks h = {.progress = on_fetch_progress, .cancelled = cancelled, .ctx = &r};
-        rc = apps_git_fetch(mirror, url, branch, &h, commit, err);
+        struct apps_git_hooks h = {.progress = on_fetch_progress,
+                                   .cancelled = cancelled,
+                                   .ctx = &r,
+                                   .host_key_pin = json_string_value(json_object_get(r.app, "git_host_key"))};
+        json_t *secrets = NULL;
+        if (apps_repo_is_ssh(url) && (rc = apps_secrets_open(e, r.app_id, &secrets, err)) == 0) {
+            h.ssh_key = json_string_value(json_object_get(secrets, "deploy_key"));
+            h.ssh_pub = json_string_value(json_object_get(r.app, "deploy_key_public"));
+        }
+        if (rc == 0)
+            rc = apps_git_fetch(mirror, url, branch, &h, commit, err);
+        json_decref(secrets);
+        if (rc == 0 && h.host_key_seen[0] && !h.host_key_pin) {
+            /* the first fetch over ssh pins the host's key */
+            log_line(&r, "pinned the git host's key %s", h.host_key_seen);
+            record(&r, "app.host_key_pinned", "success", json_pack("{s:s}", "git_host_key", h.host_key_seen));
+        }
         if (rc == 0) {
             log_line(&r, "commit %s", commit);
             record(&r, "app.deploy_step", "success",

@@ -48,6 +48,12 @@ int project_apps(struct store_tx *tx, const struct store_event *ev)
             "coalesce(d->'secret_names', '[]'), d->>'by', $2::timestamptz, $2::timestamptz "
             "FROM (SELECT $1::jsonb AS d) x",
             2, p);
+        if (rc == 0)
+            rc =
+                store_tx_exec(tx,
+                              "UPDATE apps SET deploy_key_public = $1::jsonb->>'deploy_key_public', "
+                              "git_host_key = $1::jsonb->>'git_host_key' WHERE id = ($1::jsonb->>'id')::uuid",
+                              1, p);
     } else if (strcmp(type, "updated") == 0) {
         rc = store_tx_exec(
             tx,
@@ -61,8 +67,18 @@ int project_apps(struct store_tx *tx, const struct store_event *ev)
             "memory = CASE WHEN d ? 'memory' THEN (d->>'memory')::bigint ELSE a.memory END, "
             "nano_cpus = CASE WHEN d ? 'nano_cpus' THEN (d->>'nano_cpus')::bigint ELSE a.nano_cpus END, "
             "variables = coalesce(d->'variables', a.variables), "
-            "secret_names = coalesce(d->'secret_names', a.secret_names), updated_at = $2::timestamptz "
+            "secret_names = coalesce(d->'secret_names', a.secret_names), "
+            "deploy_key_public = CASE WHEN d ? 'deploy_key_public' THEN d->>'deploy_key_public' "
+            "ELSE a.deploy_key_public END, "
+            "git_host_key = CASE WHEN d ? 'git_host_key' THEN d->>'git_host_key' ELSE a.git_host_key END, "
+            "updated_at = $2::timestamptz "
             "FROM (SELECT $1::jsonb AS d) x WHERE a.id = (d->>'id')::uuid",
+            2, p);
+    } else if (strcmp(type, "host_key_pinned") == 0) {
+        rc = store_tx_exec(
+            tx,
+            "UPDATE apps SET git_host_key = $1::jsonb->>'git_host_key', updated_at = $2::timestamptz "
+            "WHERE id = ($1::jsonb->>'id')::uuid",
             2, p);
     } else if (strcmp(type, "deleted") == 0) {
         const char *q[1] = {id};
