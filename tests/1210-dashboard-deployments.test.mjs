@@ -49,6 +49,7 @@ const DOCKERFILE = 'FROM local/busybox:1\nCOPY index.html /www/index.html\nCMD [
 test('create, deploy, redeploy and roll back an app from the browser', async () => {
   repo.commit({ 'Dockerfile': DOCKERFILE, 'index.html': 'shop v1\n' }, 'v1');
   const { page } = br;
+  page.setDefaultTimeout(90000); // the machine is shared: waits are generous, never timings
   await logIn(page, core, admin);
   await page.getByRole('navigation').getByRole('link', { name: 'Deployments' }).click();
   await page.waitForURL('**/deployments');
@@ -105,6 +106,7 @@ test('create, deploy, redeploy and roll back an app from the browser', async () 
   const viewer = createUser(db, { role: 'viewer' });
   await page.locator('#logout').click();
   await page.waitForURL('**/login');
+  await page.locator('#username').waitFor();
   await logIn(page, core, viewer);
   await page.goto(`${core.base}/deployments/${appId}`);
   await page.locator('#deployment-rows tr').first().waitFor();

@@ -124,8 +124,9 @@ int apps_teardown(const struct apps_env *e, json_t *app, struct sb_err *err);
  * other app holds (0 when routing is off). SB_ECONFLICT when all are taken. */
 int apps_route_port_pick(const struct apps_env *e, int *port, struct sb_err *err);
 
-/* Registers the job kind app.deploy {app_id, deployment_id}. `e` must
- * outlive the jobs. */
+/* Registers the job kinds app.deploy {app_id, deployment_id} and
+ * app.retire {app_id, node_id, containers} (the replaced containers, after
+ * a cutover). `e` must outlive the jobs. */
 int apps_jobs_register(struct jobs *j, struct apps_env *e, struct sb_err *err);
 
 /* ---- Caddy (caddy.c) ------------------------------------------------------ */

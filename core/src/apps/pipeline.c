@@ -451,8 +451,9 @@ static int gate(struct run *r, const char *cid, int host_port, struct sb_err *er
     }
 }
 
-/* Stops and removes the app's containers but `keep`, after a drain. */
-static void retire_old(struct run *r, const char *keep)
+/* The ids of the app's containers made by other deployments (a new array):
+ * what this deployment replaces, listed before it starts its own. */
+static json_t *previous_containers(struct run *r)
 {
     struct buf path;
     buf_init(&path, 4096);
@@ -460,30 +461,96 @@ static void retire_old(struct run *r, const char *keep)
     snprintf(filter, sizeof filter, "{\"label\":[\"%s=%s\"]}", APPS_LABEL_APP, r->app_id);
     buf_puts(&path, "/containers/json?all=1&filters=");
     docker_urlencode(filter, &path);
-    json_t *list = NULL;
+    json_t *list = NULL, *out = json_array();
     struct sb_err err = {0};
     docker_call(r->socket, "GET", path.data, NULL, 0, &list, NULL, &err);
     buf_release(&path);
-    bool drained = false;
     size_t i;
     json_t *c;
     json_array_foreach(list, i, c)
     {
         const char *id = json_string_value(json_object_get(c, "Id"));
-        if (!id || strcmp(id, keep) == 0)
+        const char *dep = json_string_value(json_object_get(json_object_get(c, "Labels"), APPS_LABEL_DEPLOY));
+        if (id && !(dep && strcmp(dep, r->dep_id) == 0))
+            json_array_append_new(out, json_string(id));
+    }
+    json_decref(list);
+    return out;
+}
+
+/* Drains (1 s: requests in flight through the old route finish), stops
+ * (5 s grace) and removes `ids` on the engine at `socket`. Only the
+ * containers listed before the new one started: never a later
+ * deployment's. */
+static void retire(const char *socket, json_t *ids, void (*note)(void *ctx, const char *id), void *ctx)
+{
+    if (!json_array_size(ids))
+        return;
+    sleep(1);
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        const char *id = json_string_value(v);
+        if (!id)
             continue;
-        if (!drained) {
-            sleep(1); /* requests in flight through the old route finish */
-            drained = true;
-        }
         char p[200];
         snprintf(p, sizeof p, "/containers/%s/stop?t=5", id);
         struct sb_err e2 = {0};
-        docker_call(r->socket, "POST", p, NULL, 15000, NULL, NULL, &e2);
-        remove_container(r, id, &e2);
-        log_line(r, "retired the old container %.12s", id);
+        docker_call(socket, "POST", p, NULL, 15000, NULL, NULL, &e2);
+        snprintf(p, sizeof p, "/containers/%s?force=1", id);
+        docker_call(socket, "DELETE", p, NULL, 0, NULL, NULL, &e2);
+        if (note)
+            note(ctx, id);
     }
-    json_decref(list);
+}
+
+static void note_retired(void *ctx, const char *id)
+{
+    log_line(ctx, "retired the old container %.12s", id);
+}
+
+/* The old containers go in a job of their own (app.retire, no concurrency
+ * key), so the app's next deployment — a rollback — does not wait for
+ * their drain and grace; inline if that job cannot be queued. */
+static void retire_later(struct run *r, json_t *ids)
+{
+    if (!json_array_size(ids))
+        return;
+    char target[64];
+    snprintf(target, sizeof target, "app/%s", r->app_id);
+    json_t *args = json_pack("{s:s,s:O,s:O}", "app_id", r->app_id, "node_id",
+                             json_object_get(r->app, "node_id"), "containers", ids);
+    struct jobs_new in = {.kind = "app.retire",
+                          .target = target,
+                          .node_id = json_string_value(json_object_get(r->app, "node_id")),
+                          .args = args,
+                          .actor = {.kind = "system", .id = job_id(r->job), .name = "apps"}};
+    json_t *job = NULL;
+    struct sb_err err = {0};
+    if (jobs_enqueue(r->e->jobs, &in, &job, &err) == 0) {
+        log_line(r, "the %zu old container(s) retire in job %s", json_array_size(ids),
+                 json_string_value(json_object_get(job, "id")) ?: "?");
+    } else {
+        retire(r->socket, ids, note_retired, r);
+    }
+    json_decref(job);
+    json_decref(args);
+}
+
+static int retire_run(struct job_ctx *job, json_t *args, json_t **result, struct sb_err *err)
+{
+    struct apps_env *e = job_kind_ctx(job);
+    const char *node_id = json_string_value(json_object_get(args, "node_id"));
+    if (!node_id)
+        return sb_error(err, SB_EINVAL, "app.retire needs a node_id");
+    char socket[DOCKER_SOCKET_MAX], name[128];
+    int rc = docker_endpoint_for_node(e->docker, node_id, socket, sizeof socket, name, sizeof name, err);
+    if (rc)
+        return rc;
+    retire(socket, json_object_get(args, "containers"), NULL, NULL);
+    *result = json_pack("{s:O}", "retired", json_object_get(args, "containers"));
+    return 0;
 }
 
 /* ---- the job ----------------------------------------------------------------- */
@@ -577,7 +644,9 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
             rc = build(&r, commit, image, sizeof image, image_id, sizeof image_id, err);
         }
     }
+    json_t *previous = NULL;
     if (rc == 0) {
+        previous = previous_containers(&r);
         step(&r, "run", 60, NULL);
         rc = run_container(&r, image_id[0] ? image_id : image, cid, sizeof cid, &host_port, err);
         started = cid[0] != '\0';
@@ -607,7 +676,7 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
         record(&r, "app.deployed", "success",
                json_pack("{s:s,s:s,s:s,s:s,s:i}", "commit", commit, "image", image, "image_id", image_id,
                          "container_id", cid, "host_port", host_port));
-        retire_old(&r, cid);
+        retire_later(&r, previous);
         log_save(&r);
         job_progress(job, 100, "done");
         *result = json_pack("{s:s,s:s,s:s,s:s}", "deployment_id", r.dep_id, "status", "succeeded", "commit",
@@ -651,6 +720,7 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
         log_line(&r, "will retry: %s", err->msg);
         log_save(&r);
     }
+    json_decref(previous);
     json_decref(tail);
     json_decref(r.app);
     json_decref(r.dep);
@@ -666,5 +736,8 @@ int apps_jobs_register(struct jobs *j, struct apps_env *e, struct sb_err *err)
                           .ctx = e,
                           .max_attempts = DEPLOY_ATTEMPTS,
                           .timeout_s = e->build_timeout_s > 0 ? e->build_timeout_s + 900 : 2700};
-    return jobs_register(j, &k, err);
+    struct jobs_kind retire_kind = {
+        .kind = "app.retire", .run = retire_run, .ctx = e, .max_attempts = DEPLOY_ATTEMPTS, .timeout_s = 600};
+    int rc = jobs_register(j, &k, err);
+    return rc ? rc : jobs_register(j, &retire_kind, err);
 }
