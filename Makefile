@@ -7,7 +7,7 @@
 
 CC       ?= cc
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
-PKGS     := libmicrohttpd libpq libcurl libssh2 hiredis jansson libsodium yaml-0.1 liboath libcrypto gnutls
+PKGS     := libmicrohttpd libpq libcurl libssh2 hiredis jansson libsodium yaml-0.1 liboath libcrypto gnutls libgit2 libarchive
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter

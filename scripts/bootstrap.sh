@@ -11,7 +11,7 @@ PACKAGES=(
     docker.io busybox-static openssh-server openssh-client tmux git
     iproute2 procps curl wrk valgrind
     chromium prometheus prometheus-node-exporter
-    libyaml-dev caddy liboath-dev libssl-dev
+    libyaml-dev caddy liboath-dev libssl-dev libgit2-dev libarchive-dev
     ansible-core ansible-lint docker-compose debootstrap nftables file
     python3-aiosmtpd
     restic

@@ -22,7 +22,7 @@ TARGETS=${FUZZ_TARGETS:-"fuzz_request fuzz_bodies fuzz_compose fuzz_frames fuzz_
 OUT=build/fuzz
 mkdir -p "$OUT/obj"
 make --no-print-directory build/gen/migrations.c build/gen/openapi.c >/dev/null
-PKGS="libmicrohttpd libpq libcurl libssh2 hiredis jansson libsodium yaml-0.1 gnutls liboath libcrypto"
+PKGS="libmicrohttpd libpq libcurl libssh2 hiredis jansson libsodium yaml-0.1 gnutls liboath libcrypto libgit2 libarchive"
 CFLAGS=(-std=gnu11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
     -D_GNU_SOURCE -include core/src/util/banned.h -Icore/src -Ibuild/gen $(pkg-config --cflags $PKGS))
 LIBS=($(pkg-config --libs $PKGS) -lm -pthread)

@@ -17,7 +17,8 @@ const PERMISSIONS = ['public', 'agent', 'authenticated', 'self:read', 'users:adm
   'images:delete', 'volumes:read', 'volumes:write', 'volumes:delete', 'networks:read', 'networks:write',
   'networks:delete', 'metrics:read', 'deployments:read', 'jobs:read', 'jobs:cancel', 'jobs:test',
   'stacks:read', 'stacks:write', 'stacks:delete', 'terminal:node', 'terminal:container', 'recordings:replay',
-  'roles:read', 'alerts:read', 'alerts:write', 'backups:read', 'backups:write', 'backups:restore'];
+  'roles:read', 'alerts:read', 'alerts:write', 'backups:read', 'backups:write', 'backups:restore',
+  'apps:read', 'apps:write', 'apps:deploy', 'apps:delete'];
 
 const GUEST_SCOPES = ['view:metrics', 'view:audit'];
 const SCOPE_PERMS = { 'view:metrics': ['metrics:read', 'nodes:read'], 'view:containers': ['containers:read', 'nodes:read'],
@@ -97,7 +98,10 @@ test('route x credential matrix', async () => {
     for (const who of ['admin', 'operator', 'viewer', 'guest', 'anonymous', 'expired', 'revoked']) {
       const s = await status(r.method, path, creds[who], r.takes_body);
       let ok;
-      if (r.permission === 'public') ok = r.path.startsWith('/g/') ? s === 401 || s === 404 : s !== 401 && s !== 403 && s < 500;
+      // Public routes that carry their own proof (a guest link's token, a
+      // webhook's signature) answer 401 (or 404) without it, whoever asks.
+      if (r.permission === 'public' && r.path.startsWith('/api/v1/hooks/')) ok = s === 401;
+      else if (r.permission === 'public') ok = r.path.startsWith('/g/') ? s === 401 || s === 404 : s !== 401 && s !== 403 && s < 500;
       else if (['anonymous', 'expired', 'revoked'].includes(who)) ok = s === 401;
       else if (allowed(who, r.permission)) ok = s !== 401 && s !== 403 && s < 500;
       else ok = s === 403;

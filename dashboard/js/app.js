@@ -14,6 +14,7 @@ import * as guestHome from './pages/guest-home.js';
 import * as containers from './pages/containers.js';
 import * as nodes from './pages/nodes.js';
 import * as stacks from './pages/stacks.js';
+import * as deployments from './pages/deployments.js';
 import * as terminal from './pages/terminal.js';
 import * as recordings from './pages/recordings.js';
 import * as settingsSecurity from './pages/settings-security.js';
@@ -27,6 +28,7 @@ const PAGES = [
   { path: '/nodes', label: 'Nodes', perm: 'nodes:read', mod: nodes },
   { path: '/containers', label: 'Containers', perm: 'containers:read', mod: containers },
   { path: '/stacks', label: 'Stacks', perm: 'stacks:read', mod: stacks },
+  { path: '/deployments', label: 'Deployments', perm: 'apps:read', mod: deployments },
   { path: '/terminal', label: 'Terminal', perm: 'terminal:node', mod: terminal },
   { path: '/recordings', label: 'Recordings', perm: 'recordings:replay', mod: recordings },
   { path: '/backups', label: 'Backups', perm: 'backups:read', mod: backups },

@@ -86,6 +86,10 @@ extern const size_t api_n_routes;
  * CSRF for cookie sessions, and audits denied requests and guest requests
  * through the windowed summarizer (audit/audit.h). */
 int api_guard(struct http_request *req);
+/* For a route that checks its own credential (a webhook's signature): the
+ * audited, bounded 401 every denial gets (keyed by the client address; a
+ * few recorded one by one per window, the rest summarized). Returns -1. */
+int api_deny_unauthenticated(struct http_request *req, const char *message, const char *reason);
 /* Audits a request made with a guest link (req->user a guest): the first of
  * the link's window as guest.request, the rest in its summary. */
 void api_guest_request_note(struct http_request *req);

@@ -107,6 +107,11 @@ static int deny(struct http_request *req, int status, const char *code, const ch
     return -1;
 }
 
+int api_deny_unauthenticated(struct http_request *req, const char *message, const char *reason)
+{
+    return deny(req, 401, "unauthenticated", message, reason, KEY_ADDRESS, 3);
+}
+
 /* Whether requests of a guest on this route are audited. */
 static bool guest_audited(const struct http_route *route)
 {

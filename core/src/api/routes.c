@@ -82,6 +82,16 @@ void api_stack_service_restart(struct http_request *req);
 void api_stack_stop(struct http_request *req);
 void api_stack_start(struct http_request *req);
 void api_stack_down(struct http_request *req);
+void api_apps_list(struct http_request *req);
+void api_app_create(struct http_request *req);
+void api_app_get(struct http_request *req);
+void api_app_update(struct http_request *req);
+void api_app_delete(struct http_request *req);
+void api_app_deploy(struct http_request *req);
+void api_app_deployments(struct http_request *req);
+void api_deployment_get(struct http_request *req);
+void api_deployment_rollback(struct http_request *req);
+void api_git_hook(struct http_request *req);
 void api_jobs_list(struct http_request *req);
 void api_job_get(struct http_request *req);
 void api_job_cancel(struct http_request *req);
@@ -306,6 +316,26 @@ const struct http_route api_routes[] = {
     {"POST", "/api/v1/stacks/{id}/down", api_stack_down, HTTP_ROUTE_BODY, "stacks:write",
      "remove the stack's containers and networks; volumes kept ({\"volumes\":true} removes them: admin "
      "only)"},
+    {"GET", "/api/v1/apps", api_apps_list, 0, "apps:read",
+     "GitOps apps on the nodes you can see, with their current commit, status and route"},
+    {"POST", "/api/v1/apps", api_app_create, HTTP_ROUTE_BODY, "apps:write",
+     "create an app from a git repository (not deployed yet); the webhook secret is shown once"},
+    {"GET", "/api/v1/apps/{id}", api_app_get, 0, "apps:read", "one app, secret variables masked"},
+    {"PATCH", "/api/v1/apps/{id}", api_app_update, HTTP_ROUTE_BODY, "apps:write",
+     "change an app's repository, build, health check, limits, variables or webhook secret"},
+    {"DELETE", "/api/v1/apps/{id}", api_app_delete, 0, "apps:delete",
+     "remove the app's containers and route, and delete it"},
+    {"POST", "/api/v1/apps/{id}/deploy", api_app_deploy, 0, "apps:deploy",
+     "fetch, build and deploy the app's branch behind its health gate, as a job; 202 {job, deployment_id}"},
+    {"GET", "/api/v1/apps/{id}/deployments", api_app_deployments, 0, "apps:read",
+     "the app's deployments, newest first (?limit=)"},
+    {"GET", "/api/v1/deployments/{id}", api_deployment_get, 0, "apps:read",
+     "one deployment: steps, commit, image, outcome, generated Dockerfile and its log"},
+    {"POST", "/api/v1/deployments/{id}/rollback", api_deployment_rollback, 0, "apps:deploy",
+     "run that deployment's image again (no build) through the same health gate; 202 {job, deployment_id}"},
+    {"POST", "/api/v1/hooks/git/{app_id}", api_git_hook, HTTP_ROUTE_BODY, "public",
+     "a git host's push webhook (GitHub X-Hub-Signature-256 or GitLab X-Gitlab-Token); a push to the app's "
+     "branch deploys"},
     {"GET", "/api/v1/jobs", api_jobs_list, 0, "jobs:read",
      "durable jobs, newest first (?kind= &state= &target= &before= &limit=)"},
     {"POST", "/api/v1/jobs/test", api_job_test_create, HTTP_ROUTE_BODY, "jobs:test",

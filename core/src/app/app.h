@@ -9,6 +9,7 @@
 #define SB_APP_H
 
 #include "../crypto/crypto.h"
+#include "../apps/apps.h"
 #include "../backups/backups.h"
 #include "../stacks/stacks.h"
 #include "../util/util.h"
@@ -80,6 +81,9 @@ struct app {
 
     /* browser terminals and their recordings (terminal/, api/terminals.c) */
     struct terminals *terminals;
+
+    /* GitOps apps (apps/), deployed as jobs */
+    struct apps_env apps;
 
     /* backups (backups/): repositories, plans, runs and restores as jobs */
     struct backups_env backups;

@@ -116,6 +116,7 @@ int cmd_serve(const struct config *cfg)
     serve_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     raise_fd_limit();
+    apps_global_init(); /* libgit2, once before any thread */
 
     /* The route table must only name permissions the RBAC table knows. */
     if (auth_check_routes(api_routes, api_n_routes, &err)) {
@@ -323,6 +324,38 @@ int cmd_serve(const struct config *cfg)
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
     }
+    /* GitOps apps deploy as jobs (apps/pipeline.c). */
+    app.apps = (struct apps_env){.store = app.store,
+                                 .docker = app.docker,
+                                 .jobs = app.jobs,
+                                 .key = &app.master_key,
+                                 .static_ = {.image = config_get(cfg, "app-static-image"),
+                                             .root = config_get(cfg, "app-static-root"),
+                                             .command = config_get(cfg, "app-static-command")},
+                                 .caddy_admin = config_get(cfg, "app-caddy-admin"),
+                                 .route_host = config_get(cfg, "app-route-host"),
+                                 .domain_listen = config_get(cfg, "app-domain-listen"),
+                                 .build_timeout_s = (int)config_get_int(cfg, "app-build-timeout"),
+                                 .build_memory = config_get_int(cfg, "app-build-memory")};
+    snprintf(app.apps.mirrors, sizeof app.apps.mirrors, "%s/apps", data_dir ? data_dir : ".");
+    if (mkdir(app.apps.mirrors, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "serverbox-core: cannot make %s: %s\n", app.apps.mirrors, strerror(errno));
+        goto out;
+    }
+    {
+        const char *ports = config_get(cfg, "app-route-ports");
+        if (ports && *ports &&
+            (sscanf(ports, "%d-%d", &app.apps.route_port_min, &app.apps.route_port_max) != 2 ||
+             app.apps.route_port_min < 1 || app.apps.route_port_max > 65535 ||
+             app.apps.route_port_min > app.apps.route_port_max)) {
+            fprintf(stderr, "serverbox-core: --app-route-ports is \"FIRST-LAST\" (got %s)\n", ports);
+            goto out;
+        }
+    }
+    if (apps_jobs_register(app.jobs, &app.apps, &err)) {
+        fprintf(stderr, "serverbox-core: %s\n", err.msg);
+        goto out;
+    }
 
     struct metrics_config mc = {.store = app.store,
                                 .raw_days = (int)config_get_int(cfg, "metrics-raw-days"),
@@ -421,6 +454,7 @@ out:
     app.ssh_pool = NULL;
     jobs_free(app.jobs);
     alerts_close(app.alerts);
+    apps_global_shutdown();
     static_site_free(app.dashboard);
     auth_close(app.auth);
     oidc_close(app.oidc);

@@ -129,6 +129,27 @@ void docker_exec_result_release(struct docker_exec_result *r);
 int docker_exec(const char *socket, const char *container, json_t *argv, long timeout_ms, size_t max_output,
                 struct docker_exec_result *res, struct sb_err *err);
 
+/* ---- image builds (build.c) -------------------------------------------------
+ * POST /build with a tar context (the classic builder). The engine's output
+ * goes to on_output as it arrives (chunks of text, not always whole lines);
+ * an error inside the 200 stream fails the build (SB_EINVAL, the engine's
+ * words). cancelled (may be NULL) is polled: true closes the connection,
+ * which cancels the build (SB_ETIMEOUT). image_id gets "sha256:…". */
+struct docker_build {
+    const void *tar; /* borrowed */
+    size_t tar_len;
+    const char *tag;   /* "serverbox/web:0123456789ab" */
+    json_t *labels;    /* object of strings, may be NULL */
+    int64_t memory;    /* bytes for the build's containers; 0 = no limit */
+    int64_t cpu_quota; /* µs per 100 ms period; 0 = no limit */
+    long timeout_ms;   /* 0 = 30 minutes */
+    void (*on_output)(void *ctx, const char *text);
+    bool (*cancelled)(void *ctx);
+    void *ctx;
+};
+int docker_build_image(const char *socket, const struct docker_build *b, char *image_id, size_t len,
+                       struct sb_err *err);
+
 /* ---- container consoles (console.c) ----------------------------------------
  * A TTY exec (bash if the image has it, else sh) started attached with an
  * HTTP Upgrade: *fd_out is a non-blocking socket carrying the raw terminal

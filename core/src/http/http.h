@@ -162,11 +162,6 @@ const char *http_cookie(const struct http_request *req, const char *name);
 /* Whether the client reached us over TLS: the server speaks it, or a
  * trusted proxy said so with X-Forwarded-Proto: https. */
 bool http_request_https(const struct http_request *req);
-/* The name before the core served TLS itself; kept for branches in flight. */
-static inline bool http_forwarded_https(const struct http_request *req)
-{
-    return http_request_https(req);
-}
 /* The path as logs and audit events may show it (the route's pattern for
  * HTTP_ROUTE_SECRET_PATH routes). */
 const char *http_loggable_path(const struct http_request *req);

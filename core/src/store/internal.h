@@ -92,6 +92,8 @@ extern const char *const projection_tables[];
 int project_containers(struct store_tx *tx, const struct store_event *ev);
 /* stacks.c */
 int project_stacks(struct store_tx *tx, const struct store_event *ev);
+/* apps.c */
+int project_apps(struct store_tx *tx, const struct store_event *ev);
 /* jobs.c */
 int project_jobs(struct store_tx *tx, const struct store_event *ev);
 /* roles, from role.* (roles.c) */

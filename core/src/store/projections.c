@@ -261,6 +261,8 @@ const char *const projection_tables[] = {"streams",
                                          "backup_repositories",
                                          "backup_plans",
                                          "backup_runs",
+                                         "apps",
+                                         "app_deployments",
                                          NULL};
 
 int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
@@ -277,6 +279,8 @@ int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
             rc = project_agent(tx, &evs[i]);
         else if (strncmp(evs[i].type, "stack.", 6) == 0)
             rc = project_stacks(tx, &evs[i]);
+        else if (strncmp(evs[i].type, "app.", 4) == 0)
+            rc = project_apps(tx, &evs[i]);
         else if (strncmp(evs[i].type, "job.", 4) == 0) {
             rc = project_jobs(tx, &evs[i]);
             if (rc == 0 &&

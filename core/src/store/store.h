@@ -473,6 +473,23 @@ int store_stack_secret_put(struct store *st, const char *id, int revision, const
 int store_stack_secret_get(struct store *st, const char *id, int revision, char **sealed, struct sb_err *err);
 int store_stack_secret_delete(struct store *st, const char *id, int revision, struct sb_err *err);
 
+/* ---- GitOps apps (store/apps.c) ----------------------------------------
+ * `apps` and `app_deployments` are projections of app.* events; the sealed
+ * secrets of an app and the logs of its deployments are not. Every json_t **
+ * is a new reference the caller decrefs; char ** are malloc'd (free()) and
+ * NULL when there is none. */
+int store_app_get(struct store *st, const char *id, json_t **out, struct sb_err *err);
+int store_app_list(struct store *st, json_t **out, struct sb_err *err);
+int store_app_deployment_get(struct store *st, const char *id, json_t **out, struct sb_err *err);
+/* Newest first, at most limit (0 = 50), without the generated Dockerfile. */
+int store_app_deployments_list(struct store *st, const char *app_id, int limit, json_t **out,
+                               struct sb_err *err);
+int store_app_secret_put(struct store *st, const char *app_id, const char *sealed, struct sb_err *err);
+int store_app_secret_get(struct store *st, const char *app_id, char **sealed, struct sb_err *err);
+int store_app_secret_delete(struct store *st, const char *app_id, struct sb_err *err);
+int store_app_log_put(struct store *st, const char *deployment_id, const char *log, struct sb_err *err);
+int store_app_log_get(struct store *st, const char *deployment_id, char **log, struct sb_err *err);
+
 /* ---- jobs (store/jobs.c, core/src/jobs/README.md) ------------------------
  * The `jobs` table is the projection of job.* events; the lease columns and
  * the duties' lease rows are written directly (renewals are not events). */
