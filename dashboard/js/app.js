@@ -139,7 +139,9 @@ async function route() {
   }
   // A role that requires 2FA the user has not set up: only that, until they do.
   const pages = PAGES.filter((p) => can(p.perm) && (!ctx.me.totp_setup_required || p.mod === settingsSecurity));
-  const page = pages.find((p) => path === p.path || path.startsWith(`${p.path}/`));
+  // The longest page path that holds this one: /settings/security is not /settings.
+  const page = pages.filter((p) => path === p.path || path.startsWith(`${p.path}/`))
+    .sort((x, y) => y.path.length - x.path.length)[0];
   if (!page && ctx.me.totp_setup_required) return navigate('/settings/security', { replace: true });
   if (!page) return navigate('/overview', { replace: true });
   const main = shell(pages, page);
