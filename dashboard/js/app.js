@@ -4,6 +4,7 @@
 import { api, session, useGuestToken, setUnauthorizedHandler, ApiError } from './api.js';
 import { h, clear, errorBox, fmtDuration, badge } from './ui.js';
 import { startLive, stopLive, onLiveState, liveState, lastEventSeq } from './live.js';
+import { labelTables } from './widgets.js';
 import * as overview from './pages/overview.js';
 import * as audit from './pages/audit.js';
 import * as users from './pages/users.js';
@@ -42,6 +43,7 @@ const PAGES = [
 ];
 
 const root = document.getElementById('app');
+labelTables(root);
 let ctx = null;
 let cleanup = null;
 let countdownTimer = null;
@@ -139,11 +141,27 @@ async function route() {
   }
   // A role that requires 2FA the user has not set up: only that, until they do.
   const pages = PAGES.filter((p) => can(p.perm) && (!ctx.me.totp_setup_required || p.mod === settingsSecurity));
+  if (path === '/' || path === '/index.html') return navigate('/overview', { replace: true });
   // The longest page path that holds this one: /settings/security is not /settings.
-  const page = pages.filter((p) => path === p.path || path.startsWith(`${p.path}/`))
+  const holding = (list) => list.filter((p) => path === p.path || path.startsWith(`${p.path}/`))
     .sort((x, y) => y.path.length - x.path.length)[0];
+  const page = holding(pages);
   if (!page && ctx.me.totp_setup_required) return navigate('/settings/security', { replace: true });
-  if (!page) return navigate('/overview', { replace: true });
+  if (!page) {
+    // A path the app does not know (or a page this caller may not open):
+    // said in words, in the shell, with the way back.
+    const hidden = holding(PAGES);
+    const main = shell(pages, null);
+    document.title = 'Not found · Serverbox';
+    clear(main, h('section', { class: 'card not-found', id: 'not-found', role: 'alert' },
+      h('h1', {}, hidden ? 'This page is not available to you' : 'Page not found'),
+      h('p', {}, hidden
+        ? `${hidden.label} needs a permission your role (${ctx.me.role}) does not have.`
+        : ['There is no page at ', h('code', {}, path), '.']),
+      h('p', {}, h('a', { href: '/overview', 'data-nav': '', class: 'btn btn-primary' }, 'Go to the overview'))));
+    main.focus();
+    return;
+  }
   const main = shell(pages, page);
   document.title = `${page.label} · Serverbox`;
   cleanup = page.mod.render(main, ctx) || null;

@@ -4,8 +4,9 @@
  * control panel from being framed or from running injected script.
  *
  * Client routes of the single-page app (/audit, /nodes/<id>, /g/<token>…)
- * get index.html; anything else that is not a file is the API's 404, and
- * nothing under /api/ is ever answered with a page.
+ * get index.html; any other path that is not a file is a 404: the app (whose
+ * not-found page says so) for a browser asking for a page, the API's JSON
+ * otherwise. Nothing under /api/ is ever answered with a page.
  */
 #include "api.h"
 
@@ -36,21 +37,33 @@ static bool is_client_route(const char *path)
     return false;
 }
 
-static void reply_file(struct http_request *req, const struct static_file *f)
+/* status 200 (cacheable, with its ETag) or 404 (the app's not-found page). */
+static void reply_file_status(struct http_request *req, const struct static_file *f, int status)
 {
     const char *inm = http_header(req, "If-None-Match");
-    if (inm && strstr(inm, f->etag))
+    if (status != 200)
+        http_reply_text(req, status, f->content_type, f->data, f->len);
+    else if (inm && strstr(inm, f->etag))
         http_reply_text(req, 304, NULL, NULL, 0);
     else
         http_reply_text(req, 200, f->content_type, f->data, f->len);
-    http_add_header(req, "ETag", f->etag);
-    http_add_header(req, "Cache-Control", f->immutable ? "public, max-age=31536000, immutable" : "no-cache");
+    if (status == 200)
+        http_add_header(req, "ETag", f->etag);
+    http_add_header(req, "Cache-Control",
+                    status != 200  ? "no-store"
+                    : f->immutable ? "public, max-age=31536000, immutable"
+                                   : "no-cache");
     http_add_header(req, "Content-Security-Policy", CSP);
     http_add_header(req, "X-Frame-Options", "DENY");
     http_add_header(req, "Referrer-Policy", "no-referrer");
 }
 
-static void reply_index(struct http_request *req)
+static void reply_file(struct http_request *req, const struct static_file *f)
+{
+    reply_file_status(req, f, 200);
+}
+
+static void reply_index_status(struct http_request *req, int status)
 {
     struct app *app = req->app;
     const struct static_file *f = static_site_find(app->dashboard, "/index.html");
@@ -58,7 +71,12 @@ static void reply_index(struct http_request *req)
         http_reply_error(req, 404, "not_found", "no dashboard is installed (see --dashboard-dir)");
         return;
     }
-    reply_file(req, f);
+    reply_file_status(req, f, status);
+}
+
+static void reply_index(struct http_request *req)
+{
+    reply_index_status(req, 200);
 }
 
 bool api_dashboard_wants_page(const struct http_request *req)
@@ -92,6 +110,12 @@ void api_dashboard(struct http_request *req)
     /* A client route, but never a traversal attempt dressed as one. */
     if (!strstr(path, "..") && !strchr(path, '\\') && is_client_route(path)) {
         reply_index(req);
+        return;
+    }
+    /* A page a browser asked for that does not exist: the app says so in
+     * its own words (a 404 all the same). */
+    if (strcmp(req->method, "GET") == 0 && api_dashboard_wants_page(req)) {
+        reply_index_status(req, 404);
         return;
     }
     http_reply_error(req, 404, "not_found", "no such route");

@@ -109,5 +109,5 @@ function row(e) {
     h('td', {}, e.actor?.name || '—', h('span', { class: 'muted small' }, ` ${e.actor?.kind || ''}`)),
     h('td', { class: 'ellipsis', title: e.stream }, e.stream),
     h('td', {}, outcomeBadge(e.outcome)),
-    h('td', {}, h('details', {}, h('summary', {}, 'view'), h('pre', { class: 'json' }, JSON.stringify(e.data, null, 2)))));
+    h('td', { class: 'wide-sm' }, h('details', {}, h('summary', {}, 'view'), h('pre', { class: 'json' }, JSON.stringify(e.data, null, 2)))));
 }

@@ -6,15 +6,28 @@
 // page until dismissed. Logs tail live over SSE
 // (follow=1); guests, whose token EventSource cannot carry, get snapshots.
 import { api, qs, isGuest } from '../api.js';
-import { h, clear, errorBox, badge, confirmDialog, toast, fmtTime } from '../ui.js';
-import { onEvent } from '../live.js';
+import { h, clear, errorBox, toast, fmtTime } from '../ui.js';
 import { followJob, progressText } from '../jobs.js';
+import { confirmDialog, containerStateBadge, reloadOnEvent, emptyState } from '../widgets.js';
 
 const STATES = ['', 'running', 'exited', 'paused', 'restarting', 'created', 'dead'];
 const MAX_LOG_LINES = 1000;
 
-function stateBadge(s) {
-  return badge(s, s === 'running' ? 'ok' : s === 'paused' || s === 'restarting' ? 'warn' : s === 'exited' || s === 'dead' ? 'err' : 'neutral');
+const stateBadge = containerStateBadge;
+
+// What an empty list means on a fresh install, and how to fill it: the
+// core's own engine is listed when its socket answers; else it can be
+// added as a node (admins: the form, preset to the local socket).
+function emptyHelp(ctx, unavailable) {
+  const local = unavailable.find((u) => u.node_id === 'local');
+  const canAdd = !ctx.readOnly && ctx.can('nodes:write') && ctx.can('nodes:local_engine');
+  return emptyState('containers-empty', 'No containers yet', [
+    local ? `This server's own Docker engine did not answer: ${local.message}.` : null,
+    'Containers appear here from every Docker engine Serverbox reaches: this server\'s own (the socket given with --docker-socket, /var/run/docker.sock by default) and those of the nodes you add.',
+    canAdd
+      ? 'To manage the engine of this server as a node, add a node with the Docker engine "local socket (this machine)".'
+      : ctx.readOnly ? null : 'To manage the engine of this server as a node, an administrator adds a node with the Docker engine "local socket (this machine)".',
+  ].filter(Boolean), canAdd ? h('a', { class: 'btn btn-primary', href: '/nodes?docker=local#add-node', 'data-nav': '', id: 'add-local-engine' }, 'Add this server\'s engine as a node') : null);
 }
 
 export function render(root, ctx) {
@@ -31,6 +44,7 @@ export function render(root, ctx) {
   const failures = h('div', { id: 'job-failures' });
   const unavailable = h('div');
   const count = h('p', { class: 'muted small', id: 'container-count' }, '\u00a0');
+  const empty = h('div');
   const tbody = h('tbody', { id: 'container-rows' });
   const logPanel = h('section', { class: 'card logs', id: 'log-panel', hidden: true });
   const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter containers' },
@@ -38,13 +52,12 @@ export function render(root, ctx) {
     h('div', { class: 'filter-actions' }, h('button', { class: 'btn btn-primary', type: 'submit' }, 'Apply'), h('button', { class: 'btn btn-ghost', type: 'reset' }, 'Clear')));
   clear(root, h('h1', {}, 'Containers'), err, failures, unavailable,
     h('section', { class: 'card' }, form),
-    h('section', { class: 'card' }, count, h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+    h('section', { class: 'card' }, count, empty, h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', {}, 'Name'), h('th', {}, 'Image'), h('th', {}, 'State'), h('th', {}, 'Status'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
       tbody))),
     logPanel);
 
   let stopLogs = null;
-  let busy = false;
   // Jobs running for a container, by node/container id: {action, progress}.
   const pending = new Map();
   const VERB = { stop: 'stopping', restart: 'restarting' };
@@ -79,23 +92,22 @@ export function render(root, ctx) {
     }
   }
 
-  async function load() {
-    if (busy) return;
-    busy = true;
+  // One load at a time; an event during a load makes one more (widgets.js).
+  const { reload: load, off } = reloadOnEvent(async () => {
     const params = Object.fromEntries(Object.entries(f).map(([k, el]) => [k, el.value.trim()]));
     try {
       const r = await api('GET', `/api/v1/containers${qs(params)}`);
       const rows = r.containers || [];
       count.textContent = `${rows.length} container${rows.length === 1 ? '' : 's'}`;
       clear(tbody, rows.map(row));
+      const filtered = Object.values(params).some(Boolean);
+      clear(empty, rows.length || filtered ? null : emptyHelp(ctx, r.unavailable || []));
       clear(unavailable, (r.unavailable || []).map((u) => h('div', { class: 'alert alert-error', role: 'alert' }, `${u.node_name || u.node_id}: ${u.message}`)));
       clear(err);
     } catch (e) {
       clear(err, errorBox(e));
-    } finally {
-      busy = false;
     }
-  }
+  }, 'container.', { delay: 0 });
 
   function row(c) {
     const name = c.name || c.id.slice(0, 12);
@@ -186,9 +198,9 @@ export function render(root, ctx) {
 
   form.addEventListener('submit', (e) => { e.preventDefault(); load(); });
   form.addEventListener('reset', () => setTimeout(load, 0));
+  // The engine's events (container.*) refresh the list at once when the
+  // live stream runs.
   load();
-  // The engine's events refresh the list at once when the live stream runs.
-  const off = onEvent((e) => { if (typeof e.type === 'string' && e.type.startsWith('container.')) load(); });
   const timer = setInterval(load, 4000);
   return () => { clearInterval(timer); off(); if (stopLogs) stopLogs(); };
 }

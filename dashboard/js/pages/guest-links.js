@@ -1,13 +1,11 @@
 // Guest links: read-only, time-limited views for auditors. The link (and its
 // token) is shown once, at creation.
 import { api } from '../api.js';
-import { h, clear, errorBox, fmtTime, badge, confirmDialog, copyText, toast } from '../ui.js';
+import { h, clear, errorBox, fmtTime, badge, copyText, toast } from '../ui.js';
+import { GUEST_SCOPES, confirmDialog } from '../widgets.js';
 
-const SCOPES = [
-  ['view:audit', 'Audit log'], ['view:metrics', 'Node metrics'], ['view:containers', 'Containers'],
-  ['view:logs', 'Container logs'], ['view:deployments', 'Deployments'], ['view:stacks', 'Stacks'],
-  ['view:recordings', 'Terminal recordings'],
-];
+// Only scopes that open something (widgets.js); none that grants nothing.
+const SCOPES = GUEST_SCOPES.map((s) => [s.scope, s.label]);
 const TTLS = [[900, '15 minutes'], [3600, '1 hour'], [86400, '1 day'], [604800, '7 days']];
 
 export function render(root) {

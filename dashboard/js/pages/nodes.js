@@ -5,7 +5,7 @@
 // to generate a key it returns the public key, shown here to be installed.
 // /nodes/<id> is the node's own page (node.js).
 import { api } from '../api.js';
-import { h, clear, errorBox, badge, gauge, fmtBytes, fmtTime, copyText } from '../ui.js';
+import { h, clear, errorBox, badge, gauge, fmtBytes, fmtTime, fmtPct, copyText } from '../ui.js';
 import { onEvent, subscribe, liveState } from '../live.js';
 import { toPoint, liveNodePoint, memPct } from '../metrics.js';
 import * as nodeDetail from './node.js';
@@ -64,11 +64,18 @@ function renderList(root, ctx) {
         canMetrics && h('th', {}, 'CPU'), canMetrics && h('th', {}, 'Memory'), h('th', { class: 'hide-sm' }, 'Collector'), h('th', { class: 'hide-sm' }, 'Labels'))),
       tbody))),
     formCard);
+  // /nodes?docker=local#add-node (from the empty containers page): the form
+  // preset to this server's engine.
+  if (formCard && new URLSearchParams(location.search).get('docker') === 'local') {
+    formCard.querySelector('#n-docker').value = 'local';
+    setTimeout(() => { formCard.scrollIntoView({ block: 'start' }); formCard.querySelector('#n-name')?.focus(); }, 0);
+  }
 
   // Per node: the row's live cells, kept across reloads so a reload never
   // blanks the figures.
   const gauges = new Map();
   const latest = new Map();
+  const known = new Map(); // id → the node as last listed (its collector's status)
   let busy = false, again = false;
 
   function gaugesFor(id) {
@@ -80,18 +87,34 @@ function renderList(root, ctx) {
     return g;
   }
 
+  // A figure is old once its collector is silent or its sample is older
+  // than three of the collector's intervals: then it is drawn faded, says
+  // "old", and its title gives the sample's time.
+  function isStale(id, p) {
+    const n = known.get(id);
+    const every = Math.max(Number(n?.agent_interval_ms) || 10000, 1000);
+    return (n && n.agent_status && n.agent_status !== 'online') || Date.now() - p.t > Math.max(3 * every, 15000);
+  }
+
   function show(id, p) {
     const prev = latest.get(id);
     if (prev && prev.t > p.t) return;
     latest.set(id, p);
     const g = gaugesFor(id);
-    g.cpu.update(p.cpu_pct);
+    const stale = isStale(id, p);
+    const old = (text) => (stale ? `${text} · old` : text);
+    const when = stale ? ` (old: the last sample is from ${fmtTime(new Date(p.t).toISOString())})` : '';
+    g.cpu.update(p.cpu_pct, p.cpu_pct === null ? '—' : old(fmtPct(p.cpu_pct)), p.cpu_pct === null ? '' : `CPU ${fmtPct(p.cpu_pct)}${when}`);
     const mp = memPct(p);
-    g.mem.update(mp, mp === null ? '—' : `${fmtBytes(p.mem_used)} (${Math.round(mp)}%)`,
-      mp === null ? '' : `${fmtBytes(p.mem_used)} of ${fmtBytes(p.mem_total)} in use`);
+    g.mem.update(mp, mp === null ? '—' : old(`${fmtBytes(p.mem_used)} (${Math.round(mp)}%)`),
+      mp === null ? '' : `${fmtBytes(p.mem_used)} of ${fmtBytes(p.mem_total)} in use${when}`);
+    for (const x of [g.cpu.el, g.mem.el]) { x.classList.toggle('stale', stale); x.dataset.stale = String(stale); }
   }
+  // Re-judged as time passes and when a node's collector status changes.
+  const restale = () => { for (const [id, p] of latest) { latest.delete(id); show(id, p); } };
 
   function row(n) {
+    known.set(n.id, n);
     const g = gaugesFor(n.id);
     const labels = Object.entries(n.labels || {});
     return h('tr', { dataset: { node: n.name, status: n.status, id: n.id } },
@@ -118,6 +141,7 @@ function renderList(root, ctx) {
       clear(tbody, nodes.length ? nodes.map(row)
         : h('tr', {}, h('td', { colspan: 8, class: 'muted' }, canWrite ? 'No nodes yet: add one below.' : 'No nodes.')));
       clear(err);
+      restale();
       if (canMetrics) for (const n of nodes) if (!latest.has(n.id)) loadLatest(n.id);
     } catch (e) {
       clear(err, errorBox(e));
@@ -153,7 +177,8 @@ function renderList(root, ctx) {
   }) : () => {};
   // A safety net while the stream is not live.
   const timer = setInterval(() => { if (liveState() !== 'live') load(); }, 10000);
-  return () => { clearInterval(timer); clearTimeout(t); offEvents(); offMetrics(); };
+  const staleTimer = setInterval(restale, 5000);
+  return () => { clearInterval(timer); clearInterval(staleTimer); clearTimeout(t); offEvents(); offMetrics(); };
 }
 
 // ---- the add-node form ------------------------------------------------------------
