@@ -107,9 +107,9 @@ static void check_docker(struct nodes *n, json_t *node, bool ssh_ok, struct chec
     }
 }
 
-/* Records the status events of a check that changed something. */
-static void record_changes(struct nodes *an, json_t *node, const struct ssh_diag *d, const char *type,
-                           const struct check_result *out)
+/* Records the SSH status event of a check that changed it. */
+static void record_status(struct nodes *an, json_t *node, const struct ssh_diag *d, const char *type,
+                          const struct check_result *out)
 {
     const char *id = out->id;
     const char *prev = json_string_value(json_object_get(node, "status"));
@@ -130,6 +130,12 @@ static void record_changes(struct nodes *an, json_t *node, const struct ssh_diag
             json_decref(data);
         }
     }
+}
+
+/* Records the Docker status event of a check that changed it. */
+static void record_docker(struct nodes *an, json_t *node, const struct check_result *out)
+{
+    const char *id = out->id;
     if (!out->docker_status[0])
         return;
     const char *dprev = json_string_value(json_object_get(node, "docker_status"));
@@ -211,6 +217,10 @@ static void check_node(struct nodes *an, json_t *node, struct check_result *out)
     }
     ssh_exec_result_release(&r);
     nodes_target_release(&t);
+    /* The SSH verdict is recorded before anything that may wait on the
+     * node's old sessions (forgetting a bridge, the Docker ping): a node
+     * that is back is online at once. */
+    record_status(an, node, &d, type, out);
     if (rc) {
         /* No stale session answers for a node that does not. */
         ssh_pool_forget(an->pool, id);
@@ -218,7 +228,7 @@ static void check_node(struct nodes *an, json_t *node, struct check_result *out)
     }
     check_docker(an, node, rc == 0, out);
     out->duration_ms = (time_now_us() - out->checked_us) / 1000;
-    record_changes(an, node, &d, type, out);
+    record_docker(an, node, out);
     pthread_mutex_lock(&an->lock);
     struct check_result *c = an->checks;
     while (c && strcmp(c->id, id) != 0)

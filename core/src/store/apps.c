@@ -22,12 +22,9 @@
 
 int project_apps(struct store_tx *tx, const struct store_event *ev)
 {
-    const char *id = json_string_value(json_object_get(ev->data, "id"));
-    if (!id || !uuid_valid(id))
-        return 0;
-    const char *type = ev->type + 4;
-    bool failure = strcmp(type, "deploy_failed") == 0;
-    if (strcmp(ev->outcome, "success") != 0 && !(failure && strcmp(ev->outcome, "failure") == 0))
+    const char *type;
+    const char *id = project_subject(ev, 4, "deploy_failed", &type);
+    if (!id)
         return 0;
     char *doc = json_dumps(ev->data, JSON_COMPACT);
     /* $3 is the time as text for the steps list: a parameter's type comes
@@ -138,7 +135,7 @@ int project_apps(struct store_tx *tx, const struct store_event *ev)
                 "current_container = d->>'container_id', host_port = (d->>'host_port')::int, "
                 "updated_at = $2::timestamptz FROM (SELECT $1::jsonb AS d) x WHERE a.id = (d->>'id')::uuid",
                 2, p);
-    } else if (failure) {
+    } else if (strcmp(type, "deploy_failed") == 0) {
         rc = store_tx_exec(
             tx,
             "UPDATE app_deployments a SET status = 'failed', reason = d->>'reason', "

@@ -22,12 +22,9 @@
 
 int project_backups(struct store_tx *tx, const struct store_event *ev)
 {
-    const char *id = json_string_value(json_object_get(ev->data, "id"));
-    if (!id || !uuid_valid(id))
-        return 0;
-    const char *type = ev->type + 7;
-    bool failed = strcmp(type, "run_failed") == 0;
-    if (strcmp(ev->outcome, "success") != 0 && !(failed && strcmp(ev->outcome, "failure") == 0))
+    const char *type;
+    const char *id = project_subject(ev, 7, "run_failed", &type);
+    if (!id)
         return 0;
     char *doc = json_dumps(ev->data, JSON_COMPACT);
     const char *p[2] = {doc, ev->occurred_at};
@@ -79,8 +76,8 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
                                "UPDATE backup_plans SET last_run_id = ($1::jsonb->>'id')::uuid, "
                                "last_status = 'running' WHERE id = ($1::jsonb->>'plan_id')::uuid",
                                1, p);
-    } else if (strcmp(type, "run_succeeded") == 0 || failed) {
-        const char *q[3] = {doc, ev->occurred_at, failed ? "failed" : "succeeded"};
+    } else if (strcmp(type, "run_succeeded") == 0 || strcmp(type, "run_failed") == 0) {
+        const char *q[3] = {doc, ev->occurred_at, strcmp(type, "run_failed") == 0 ? "failed" : "succeeded"};
         rc = store_tx_exec(
             tx,
             "UPDATE backup_runs SET status = $3, finished_at = $2::timestamptz, "

@@ -90,6 +90,12 @@ int projections_apply(struct store_tx *tx, const struct store_event *evs, int n)
 extern const char *const projection_tables[];
 /* containers.c */
 int project_containers(struct store_tx *tx, const struct store_event *ev);
+/* For the entity projections (stacks, apps, backups): the entity's id
+ * (data.id, a uuid) when the event is to be projected — a success, or the
+ * one `failure_type` recorded as a failure — else NULL. *type is the type
+ * after its family prefix of `prefix` bytes. */
+const char *project_subject(const struct store_event *ev, size_t prefix, const char *failure_type,
+                            const char **type);
 /* stacks.c */
 int project_stacks(struct store_tx *tx, const struct store_event *ev);
 /* apps.c */

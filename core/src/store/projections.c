@@ -241,6 +241,18 @@ static int project_agent(struct store_tx *tx, const struct store_event *ev)
     return 0;
 }
 
+const char *project_subject(const struct store_event *ev, size_t prefix, const char *failure_type,
+                            const char **type)
+{
+    const char *id = json_string_value(json_object_get(ev->data, "id"));
+    if (!id || !uuid_valid(id))
+        return NULL;
+    *type = ev->type + prefix;
+    if (strcmp(ev->outcome, "success") == 0)
+        return id;
+    return strcmp(*type, failure_type) == 0 && strcmp(ev->outcome, "failure") == 0 ? id : NULL;
+}
+
 const char *const projection_tables[] = {"streams",
                                          "users",
                                          "containers",

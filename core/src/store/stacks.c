@@ -21,19 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *data_str(const struct store_event *ev, const char *key)
-{
-    return json_string_value(json_object_get(ev->data, key));
-}
-
 int project_stacks(struct store_tx *tx, const struct store_event *ev)
 {
-    const char *id = data_str(ev, "id");
-    if (!id || !uuid_valid(id))
-        return 0;
-    const char *type = ev->type + 6;
-    bool failure = strcmp(type, "deploy_failed") == 0;
-    if (strcmp(ev->outcome, "success") != 0 && !(failure && strcmp(ev->outcome, "failure") == 0))
+    const char *type;
+    const char *id = project_subject(ev, 6, "deploy_failed", &type);
+    if (!id)
         return 0;
     char *doc = json_dumps(ev->data, JSON_COMPACT);
     const char *p[2] = {doc, ev->occurred_at};
@@ -83,7 +75,7 @@ int project_stacks(struct store_tx *tx, const struct store_event *ev)
                 "deploy_status = 'deployed', deploy_reason = NULL, deployed_at = $2::timestamptz "
                 "WHERE stack_id = ($1::jsonb->>'id')::uuid AND revision = ($1::jsonb->>'revision')::int",
                 2, p);
-    } else if (failure) {
+    } else if (strcmp(type, "deploy_failed") == 0) {
         rc = store_tx_exec(tx,
                            "UPDATE stacks SET status = 'failed', status_reason = $1::jsonb->>'reason', "
                            "pending_revision = NULL, pending_job = NULL, "
