@@ -111,7 +111,7 @@ function renderList(root, ctx) {
     for (const x of [g.cpu.el, g.mem.el]) { x.classList.toggle('stale', stale); x.dataset.stale = String(stale); }
   }
   // Re-judged as time passes and when a node's collector status changes.
-  const restale = () => { for (const [id, p] of latest) { latest.delete(id); show(id, p); } };
+  const restale = () => { for (const [id, p] of [...latest]) { latest.delete(id); show(id, p); } };
 
   function row(n) {
     known.set(n.id, n);
