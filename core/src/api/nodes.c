@@ -17,6 +17,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #define COMMAND_MAX 65536
@@ -165,6 +166,25 @@ static const char *const PUBLIC_FIELDS[] = {"id",
                                             "last_check",
                                             NULL};
 
+/* PUBLIC_FIELDS as the JSON array store_node_list_view takes: made once,
+ * not per request. */
+static char *public_fields_text;
+static void public_fields_make(void)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; PUBLIC_FIELDS[i]; i++)
+        json_array_append_new(a, json_string(PUBLIC_FIELDS[i]));
+    public_fields_text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+}
+
+static const char *public_fields_json(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, public_fields_make);
+    return public_fields_text;
+}
+
 static bool sees_connection(const struct http_request *req)
 {
     const struct api_caller *c = req->user;
@@ -207,26 +227,19 @@ void api_node_list(struct http_request *req)
     }
     const struct api_caller *c = req->user;
     char *scope = c && c->node_labels ? json_dumps(c->node_labels, JSON_COMPACT) : NULL;
-    json_t *pairs, *keys, *fields = NULL;
+    json_t *pairs, *keys;
     nodes_label_filter_parse(filter, &pairs, &keys);
     char *pairs_text = json_array_size(pairs) ? json_dumps(pairs, JSON_COMPACT) : NULL;
     char *keys_text = json_array_size(keys) ? json_dumps(keys, JSON_COMPACT) : NULL;
-    if (!sees_connection(req)) {
-        fields = json_array();
-        for (size_t i = 0; PUBLIC_FIELDS[i]; i++)
-            json_array_append_new(fields, json_string(PUBLIC_FIELDS[i]));
-    }
-    char *fields_text = fields ? json_dumps(fields, JSON_COMPACT) : NULL;
+    const char *fields_text = sees_connection(req) ? NULL : public_fields_json();
     char *body = NULL;
     size_t len = 0;
     int rc = store_node_list_view(app->store, scope, pairs_text, keys_text, fields_text, &body, &len, &err);
     free(scope);
     free(pairs_text);
     free(keys_text);
-    free(fields_text);
     json_decref(pairs);
     json_decref(keys);
-    json_decref(fields);
     if (rc) {
         api_fail(req, &err);
         return;
