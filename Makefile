@@ -195,6 +195,7 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory unit
+	@FUZZ_SECONDS=10 scripts/fuzz.sh
 	@$(MAKE) --no-print-directory blackbox
 
 bench: deps
@@ -210,9 +211,9 @@ soak: deps
 	@$(MAKE) --no-print-directory all node_modules/.installed
 	@scripts/soak.sh
 
-# A CI-sized run: 10 s per target. Not in `make test`: building the five
-# targets (the whole core under clang's sanitizers) takes ~2 min on 2 cores,
-# plus 50 s of fuzzing.
+# A CI-sized run: 10 s per target, also run by `make test` after the unit
+# tests (building the five targets under clang's sanitizers takes ~2 min on
+# 2 cores, compiled in parallel; then 50 s of fuzzing).
 .PHONY: fuzz-ci
 fuzz-ci: deps
 	@FUZZ_SECONDS=10 scripts/fuzz.sh

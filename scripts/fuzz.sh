@@ -27,24 +27,34 @@ CFLAGS=(-std=gnu11 -g -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanit
     -D_GNU_SOURCE -include core/src/util/banned.h -Icore/src -Ibuild/gen $(pkg-config --cflags $PKGS))
 LIBS=($(pkg-config --libs $PKGS) -lm -pthread)
 
-# Objects, rebuilt when their source is newer (headers: `make clean` or rm -r build/fuzz/obj).
-compile() {
-    local src=$1 obj="$OUT/obj/${1//\//_}.o"
+# Objects, rebuilt when their source is newer (headers: `make clean` or rm -r build/fuzz/obj),
+# compiled in parallel: building the core under clang's sanitizers is most of a short run.
+obj_of() { echo "$OUT/obj/${1//\//_}.o"; }
+compile_one() {
+    local src=$1 obj
+    obj=$(obj_of "$src")
     if [ ! -e "$obj" ] || [ "$src" -nt "$obj" ]; then
         clang "${CFLAGS[@]}" "${@:2}" -c -o "$obj" "$src"
     fi
-    echo "$obj"
 }
+compile_all() { # extra flags..., then -- and the sources
+    local flags=()
+    while [ "$1" != -- ]; do flags+=("$1"); shift; done
+    shift
+    export -f compile_one obj_of
+    export OUT
+    printf '%s\n' "$@" | CFLAGS_Q="$(printf '%q ' "${CFLAGS[@]}" "${flags[@]}")" \
+        xargs -P "$(nproc)" -I{} bash -c 'eval "CFLAGS=($CFLAGS_Q)"; compile_one "$1"' _ {}
+}
+CORE_SRC=($(ls core/src/*/*.c | grep -v '^core/src/cmd/') build/gen/migrations.c build/gen/openapi.c)
+COLL_SRC=($(ls collector/src/*.c | grep -v main.c) core/src/util/buf.c core/src/util/error.c
+    core/src/util/log.c core/src/util/misc.c)
+compile_all -- "${CORE_SRC[@]}"
+compile_all -Icollector/src -- "${COLL_SRC[@]}"
 CORE_OBJ=()
-for f in $(ls core/src/*/*.c | grep -v '^core/src/cmd/') build/gen/migrations.c build/gen/openapi.c; do
-    CORE_OBJ+=("$(compile "$f")")
-done
+for f in "${CORE_SRC[@]}"; do CORE_OBJ+=("$(obj_of "$f")"); done
 COLL_OBJ=()
-for f in $(ls collector/src/*.c | grep -v main.c) core/src/util/buf.c core/src/util/error.c \
-    core/src/util/log.c core/src/util/misc.c; do
-    COLL_OBJ+=("$(compile "$f" -Icollector/src)")
-done
-
+for f in "${COLL_SRC[@]}"; do COLL_OBJ+=("$(obj_of "$f")"); done
 build_target() {
     local t=$1
     case $t in

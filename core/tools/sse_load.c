@@ -6,9 +6,14 @@
  *       Opens STREAMS streams, then POSTs EVENTS annotations at RATE per
  *       second (message "bench <i> <send time in µs>") and measures, for each
  *       stream and event, the time from sending the POST to reading the
- *       event. Prints one JSON line: streams, connected, expected, delivered,
- *       p50_ms, p99_ms, max_ms, resyncs, and with DAEMON_PID the daemon's RSS
- *       before the streams (rss_idle_kb) and with them open (rss_streams_kb).
+ *       event. It reads until every stream has every published event, or
+ *       no stream has received one for 10 s (stalled), 120 s at most after
+ *       the last POST. Prints one JSON line: streams, connected, expected
+ *       (connected × annotations the core accepted), delivered, p50_ms,
+ *       p99_ms, max_ms, resyncs, posts_failed (POSTs not answered 201),
+ *       stalled (streams short of events when reading stopped), and with
+ *       DAEMON_PID the daemon's RSS before the streams (rss_idle_kb) and
+ *       with them open (rss_streams_kb).
  *   sse-load slow PORT WAIT_MS
  *       One stream from a socket with a tiny receive buffer that reads
  *       nothing for WAIT_MS, then reads until the server ends it (30 s at
@@ -116,6 +121,11 @@ static int n_events;
 static int64_t *send_us;  /* per event, when its POST was sent */
 static int32_t *lat_ms10; /* per stream × event, latency in 0.1 ms, -1 = not received */
 static int n_streams;
+static bool *post_ok; /* per event: the core answered 201 */
+static int posts_ok, posts_failed;
+static bool posts_done;    /* the publisher's counters are final */
+static size_t matched;     /* latency slots filled, all streams */
+static int64_t matched_at; /* when the last one was filled */
 
 static void on_line(struct stream *s, int idx, const char *l, int64_t t)
 {
@@ -146,14 +156,18 @@ static void on_line(struct stream *s, int idx, const char *l, int64_t t)
         return;
     }
     int i = (int)strtol(m + 17, NULL, 10);
-    if (i < 0 || i >= n_events || !send_us[i]) {
+    int64_t sent = i >= 0 && i < n_events ? __atomic_load_n(&send_us[i], __ATOMIC_SEQ_CST) : 0;
+    if (!sent) {
         if (getenv("SSE_LOAD_DEBUG"))
             fprintf(stderr, "stream %d: event %d not sent yet?\n", idx, i);
         return;
     }
-    int64_t d = (t - send_us[i]) / 100;
-    if (lat_ms10[(size_t)idx * n_events + i] < 0)
+    int64_t d = (t - sent) / 100;
+    if (lat_ms10[(size_t)idx * n_events + i] < 0) {
         lat_ms10[(size_t)idx * n_events + i] = (int32_t)(d > INT32_MAX ? INT32_MAX : d);
+        matched++;
+        matched_at = t;
+    }
 }
 
 static void body_bytes(struct stream *s, int idx, const char *p, size_t n, int64_t t)
@@ -226,17 +240,25 @@ static void *publisher(void *arg)
             usleep((useconds_t)wait);
         char body[128], req[1024], resp[512];
         int fd = connect_to(0, false);
-        if (fd < 0)
+        if (fd < 0) {
+            __atomic_add_fetch(&posts_failed, 1, __ATOMIC_SEQ_CST);
             continue;
-        send_us[i] = now_us();
+        }
+        __atomic_store_n(&send_us[i], now_us(), __ATOMIC_SEQ_CST);
         snprintf(body, sizeof body, "{\"message\":\"bench %d %lld\"}", i, (long long)send_us[i]);
         int n = request_text(req, sizeof req, "POST", "/api/v1/annotations", body);
         if (write(fd, req, (size_t)n) != n)
             fprintf(stderr, "post %d: short write\n", i);
-        while (read(fd, resp, sizeof resp) > 0)
-            ;
+        /* The status line is in the first read: Connection: close, small answer. */
+        ssize_t got = read(fd, resp, sizeof resp - 1);
+        bool created = got >= 12 && strncmp(resp, "HTTP/1.1 201", 12) == 0;
+        while (got > 0)
+            got = read(fd, resp, sizeof resp);
         close(fd);
+        post_ok[i] = created;
+        __atomic_add_fetch(created ? &posts_ok : &posts_failed, 1, __ATOMIC_SEQ_CST);
     }
+    __atomic_store_n(&posts_done, true, __ATOMIC_SEQ_CST);
     return NULL;
 }
 
@@ -252,6 +274,7 @@ static int bench(int streams, int events, int per_second, int pid)
     n_events = events;
     rate = per_second > 0 ? per_second : 100;
     send_us = calloc((size_t)events, sizeof *send_us);
+    post_ok = calloc((size_t)events, sizeof *post_ok);
     lat_ms10 = malloc((size_t)streams * (size_t)events * sizeof *lat_ms10);
     memset(lat_ms10, 0xff, (size_t)streams * (size_t)events * sizeof *lat_ms10);
     struct stream *ss = calloc((size_t)streams, sizeof *ss);
@@ -311,7 +334,9 @@ static int bench(int streams, int events, int per_second, int pid)
 
     pthread_t pub;
     pthread_create(&pub, NULL, publisher, NULL);
-    int64_t end = now_us() + ((int64_t)events * 1000000 / rate) + 10 * 1000000LL;
+    /* Read until complete, or stalled: 10 s without a new event on any stream
+     * once the publisher is done; 120 s after the last POST at most. */
+    int64_t done_at = 0;
     for (;;) {
         int n = epoll_wait(ep, evs, 256, 100);
         int64_t t = now_us();
@@ -326,32 +351,36 @@ static int bench(int streams, int events, int per_second, int pid)
                 epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
             }
         }
-        if (t > end)
+        if (!__atomic_load_n(&posts_done, __ATOMIC_SEQ_CST))
+            continue;
+        if (!done_at)
+            done_at = t;
+        if (matched >= (size_t)ok * (size_t)posts_ok)
             break;
-        if (send_us[events - 1] && n == 0) {
-            /* all sent and a quiet 100 ms: is everything in? */
-            size_t got = 0;
-            for (size_t i = 0; i < (size_t)streams * (size_t)events; i++)
-                got += lat_ms10[i] >= 0;
-            if (got == (size_t)ok * (size_t)events)
-                break;
-        }
+        int64_t since = matched_at > done_at ? matched_at : done_at;
+        if (t - since > 10 * 1000000LL || t - done_at > 120 * 1000000LL)
+            break;
     }
     pthread_join(pub, NULL);
     size_t total = (size_t)streams * (size_t)events, got = 0;
     int32_t *lat = malloc(total * sizeof *lat);
     for (size_t i = 0; i < total; i++)
-        if (lat_ms10[i] >= 0)
+        if (lat_ms10[i] >= 0 && post_ok[i % (size_t)events])
             lat[got++] = lat_ms10[i];
     qsort(lat, got, sizeof *lat, cmp_i32);
-    int resyncs = 0;
-    for (int i = 0; i < streams; i++)
+    int resyncs = 0, stalled = 0;
+    for (int i = 0; i < streams; i++) {
         resyncs += ss[i].resync;
+        int have = 0;
+        for (int e = 0; e < events; e++)
+            have += post_ok[e] && lat_ms10[(size_t)i * events + e] >= 0;
+        stalled += ss[i].ok && !ss[i].resync && have < posts_ok;
+    }
     if (getenv("SSE_LOAD_DEBUG")) {
         for (int e = 0; e < events; e++) {
             int miss = 0;
             for (int i = 0; i < streams; i++)
-                miss += ss[i].ok && lat_ms10[(size_t)i * events + e] < 0;
+                miss += ss[i].ok && post_ok[e] && lat_ms10[(size_t)i * events + e] < 0;
             if (miss)
                 fprintf(stderr, "event %d: missing on %d streams (sent %lld)\n", e, miss,
                         (long long)send_us[e]);
@@ -371,10 +400,11 @@ static int bench(int streams, int events, int per_second, int pid)
     }
     printf(
         "{\"streams\":%d,\"connected\":%d,\"expected\":%zu,\"delivered\":%zu,\"p50_ms\":%.1f,\"p99_ms\":%.1f,"
-        "\"max_ms\":%.1f,\"resyncs\":%d,\"rss_idle_kb\":%ld,\"rss_streams_kb\":%ld}\n",
-        streams, ok, (size_t)ok * (size_t)events, got, got ? lat[got / 2] / 10.0 : -1.0,
+        "\"max_ms\":%.1f,\"resyncs\":%d,\"posts_failed\":%d,\"stalled\":%d,\"rss_idle_kb\":%ld,"
+        "\"rss_streams_kb\":%ld}\n",
+        streams, ok, (size_t)ok * (size_t)posts_ok, got, got ? lat[got / 2] / 10.0 : -1.0,
         got ? lat[(size_t)((double)got * 0.99)] / 10.0 : -1.0, got ? lat[got - 1] / 10.0 : -1.0, resyncs,
-        rss_idle, rss_streams);
+        posts_failed, stalled, rss_idle, rss_streams);
     for (int i = 0; i < opened; i++)
         close(ss[i].fd);
     close(ep);
@@ -382,6 +412,7 @@ static int bench(int streams, int events, int per_second, int pid)
     free(ss);
     free(lat_ms10);
     free(send_us);
+    free(post_ok);
     return 0;
 }
 
