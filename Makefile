@@ -249,3 +249,11 @@ deb: build/serverbox-core build/serverbox-collector dashboard
 .PHONY: test-deb
 test-deb: build/serverbox-core build/serverbox-collector dashboard
 	scripts/test-deb.sh
+
+# Opt-in, not part of `make test`: `make run` on the first try in a bare
+# Debian 12 (debootstrap minbase) chroot, from /root/serverbox, as root, and a
+# login with the printed credentials; SERVERBOX_FRESH_TEST=1 adds `make test`
+# (scripts/test-fresh.sh).
+.PHONY: test-fresh
+test-fresh:
+	scripts/test-fresh.sh
