@@ -15,9 +15,10 @@ import assert from 'node:assert/strict';
 import { spawnSync, spawn, execFileSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, tempDir, createDatabase, startCore, waitFor, apiToken } from './lib/harness.mjs';
+import { ROOT, tempDir, createDatabase, startCore, waitFor, apiToken, createUser } from './lib/harness.mjs';
 import { startSshd } from './lib/sshd.mjs';
 import { registerNode } from './lib/collector.mjs';
+import { makeCert, httpsRequest } from './lib/tls.mjs';
 
 const ANSIBLE = join(ROOT, 'ansible');
 let db, core, sshd, node, prefix, inventory, extraVars, apiTok;
@@ -184,5 +185,45 @@ test('nodes.yml installs and enrolls the collector; the second run changes nothi
   } finally {
     c.kill('SIGTERM');
     await new Promise((r) => c.on('exit', r));
+  }
+});
+
+test('an https core: a wrong collector_core_pin enrolls nothing; the right one is written and enrolls over TLS', async () => {
+  const pair = makeCert();
+  const tdb = createDatabase('ansibletls');
+  const tcore = await startCore({ db: tdb, env: { SERVERBOX_NODE_CHECK_INTERVAL: '0',
+    SERVERBOX_TLS_CERT: pair.cert, SERVERBOX_TLS_KEY: pair.key } });
+  try {
+    const base = `https://127.0.0.1:${tcore.port}`;
+    const admin = createUser(tdb, { role: 'admin' });
+    const l = await httpsRequest(base, 'POST', '/api/v1/auth/login', { ca: pair.certPem,
+      json: { username: admin.username, password: admin.password } });
+    assert.equal(l.status, 200, l.text);
+    const api = (m, p, json) => httpsRequest(base, m, p, { ca: pair.certPem, token: l.body.token, json });
+    const tnode = await registerNode({ request: (m, p, o = {}) => api(m, p, o.json) }, sshd);
+    // The token is given (Ansible's uri module would not trust the self-signed core).
+    const t = await api('POST', `/api/v1/nodes/${tnode}/enroll-token`, {});
+    assert.equal(t.status, 201, t.text);
+    const tprefix = tempDir('sbx-node-root-tls-');
+    const vars = ['-e', `sbx_prefix=${tprefix}`, '-e', `sbx_core_url=${base}`, '-e', `sbx_node_id=${tnode}`,
+      '-e', `sbx_enroll_token=${t.body.token}`];
+    const keys = () => tdb.sql(`SELECT count(*) FROM agent_keys WHERE node_id = '${tnode}'`);
+
+    const malformed = playbook(['nodes.yml', ...vars, '-e', 'collector_core_pin=not-a-hash']);
+    assert.notEqual(malformed.code, 0);
+    assert.match(malformed.out, /collector_core_pin must be the 64 hex digits/);
+
+    const wrong = playbook(['nodes.yml', ...vars, '-e', `collector_core_pin=${'ab'.repeat(32)}`]);
+    assert.notEqual(wrong.code, 0, 'enrolling through a core whose key is not the pinned one fails');
+    assert.doesNotMatch(wrong.out, /sbe_[0-9a-f]{64}/, 'the enroll token is never printed');
+    assert.equal(keys(), '0');
+
+    const right = playbook(['nodes.yml', ...vars, '-e', `collector_core_pin=${pair.spkiSha256}`]);
+    assert.equal(right.code, 0, right.out);
+    assert.match(readFileSync(join(tprefix, 'etc/serverbox-collector.conf'), 'utf8'),
+      new RegExp(`^core-pin = ${pair.spkiSha256}$`, 'm'));
+    assert.equal(keys(), '1', 'enrolled over TLS with the pinned key');
+  } finally {
+    await tcore.stop();
   }
 });
