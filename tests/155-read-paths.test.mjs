@@ -2,9 +2,12 @@
 // through without parsing them (issue #23) answer exactly what the parsing
 // path answered: the same nodes for every scope and label filter, the same
 // fields per caller, and audit entries byte-equal to the log with their hash.
+// The node list is also cached (nodes/listcache.c): a read after a write on
+// the same daemon sees the write, another daemon sees it once its follower
+// has read the event.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createDatabase, startCore, login } from './lib/harness.mjs';
+import { createDatabase, startCore, login, waitFor } from './lib/harness.mjs';
 import { startSshd } from './lib/sshd.mjs';
 
 let db, core, sshd;
@@ -134,4 +137,31 @@ test('audit pages: each entry is the stored body with its hash; the cursor pages
   assert.deepEqual(scoped.body.events.map((e) => e.data.name), ['c-lab-sec']);
   const empty = await core.request('GET', `/api/v1/audit?after=${Number(log.at(-1).split(' ')[0]) + 100000}`);
   assert.deepEqual(empty.body, { events: [], next_after: null });
+});
+
+test('the cached node list: a read after a write sees it on this daemon, and on another once it has the event', async () => {
+  const other = await startCore({ db, env: { SERVERBOX_NODE_CHECK_INTERVAL: '0' } });
+  try {
+    const id = nodes['d-bare'].id;
+    const labelsOn = async (c) => (await c.request('GET', '/api/v1/nodes', { token: core.token })).body.items.find((n) => n.id === id).labels;
+    for (let i = 0; i < 5; i++) {
+      // Both caches warm, then one write: this daemon answers it at once.
+      await labelsOn(core);
+      await labelsOn(core);
+      await labelsOn(other);
+      const labels = { round: String(i) };
+      const u = await core.request('PATCH', `/api/v1/nodes/${id}`, { json: { labels } });
+      assert.equal(u.status, 200, u.text);
+      assert.deepEqual(await labelsOn(core), labels, `round ${i}: read after write`);
+      await waitFor(async () => (await labelsOn(other)).round === String(i), { timeout: 10000, what: `round ${i} on the other daemon` });
+    }
+    // A scoped caller's cached list follows the labels too: the node leaves its scope.
+    const tok = await user('viewer', { round: '4' });
+    const seen = async () => names(await core.request('GET', '/api/v1/nodes', { token: tok }));
+    assert.deepEqual(await seen(), ['d-bare']);
+    assert.equal((await core.request('PATCH', `/api/v1/nodes/${id}`, { json: { labels: {} } })).status, 200);
+    assert.deepEqual(await seen(), []);
+  } finally {
+    await other.stop();
+  }
 });

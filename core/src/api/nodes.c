@@ -234,7 +234,7 @@ void api_node_list(struct http_request *req)
     const char *fields_text = sees_connection(req) ? NULL : public_fields_json();
     char *body = NULL;
     size_t len = 0;
-    int rc = store_node_list_view(app->store, scope, pairs_text, keys_text, fields_text, &body, &len, &err);
+    int rc = nodes_list_view(app->nodes, scope, pairs_text, keys_text, fields_text, &body, &len, &err);
     free(scope);
     free(pairs_text);
     free(keys_text);

@@ -59,7 +59,8 @@ struct nodes {
 
     /* Node id → labels, for the event bus's visibility rule (labels.c). */
     pthread_mutex_t labels_lock;
-    json_t *labels;    /* object; NULL until the first load */
+    struct nodes_list_cache *list_cache; /* listcache.c; NULL: not cached */
+    json_t *labels;                      /* object; NULL until the first load */
     json_t *gone;      /* labels of deleted nodes, so their node.deleted stays visible (bounded) */
     bool labels_stale; /* the last load failed: retry at the next event or check */
 
@@ -99,5 +100,9 @@ void nodes_check_soon(struct nodes *n, json_t *node);
 void nodes_labels_start(struct nodes *n);
 void nodes_labels_reload_if_stale(struct nodes *n);
 void nodes_labels_free(struct nodes *n);
+
+/* listcache.c */
+struct nodes_list_cache *nodes_list_cache_new(void);
+void nodes_list_cache_free(struct nodes_list_cache *c);
 
 #endif

@@ -20,6 +20,7 @@ int nodes_open(const struct nodes_config *cfg, struct nodes **out, struct sb_err
     n->jobs = cfg->jobs;
     pthread_mutex_init(&n->lock, NULL);
     pthread_mutex_init(&n->labels_lock, NULL);
+    n->list_cache = nodes_list_cache_new();
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -70,6 +71,7 @@ void nodes_close(struct nodes *n)
     ssh_pool_free(n->pool);
     nodes_labels_free(n);
     pthread_mutex_destroy(&n->labels_lock);
+    nodes_list_cache_free(n->list_cache);
     pthread_mutex_destroy(&n->lock);
     pthread_cond_destroy(&n->cond);
     pthread_cond_destroy(&n->work_cond);

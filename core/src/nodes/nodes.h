@@ -58,6 +58,11 @@ int nodes_input_read(json_t *body, bool create, struct nodes_input *in, struct s
  * must be contained and the keys that must be present (a key alone: present).
  * New references, the caller's. */
 void nodes_label_filter_parse(const char *filter, json_t **pairs, json_t **keys);
+/* store_node_list_view (same arguments and answer), from a cache that is
+ * current with every node event this daemon has committed or read
+ * (listcache.c). *out is the caller's. */
+int nodes_list_view(struct nodes *n, const char *scope, const char *pairs, const char *keys,
+                    const char *fields, char **out, size_t *len, struct sb_err *err);
 
 /* ---- commands (each records its event, failures included) ------------------- */
 

@@ -66,6 +66,7 @@ struct store_appender {
     /* Told of every committed event, after COMMIT (the live event bus).
      * Called under hook_lock, so once the hook is unset no call is running. */
     pthread_mutex_t hook_lock;
+    struct store *st; /* for store_event_committed */
     store_commit_hook_fn hook;
     void *hook_ctx;
 };
@@ -447,6 +448,7 @@ static void run_group(struct store_appender *a, struct pending **group, int n)
                                               .body_len = strlen(group[i]->body)};
                 a->hook(a->hook_ctx, &row);
             }
+            store_event_committed(a->st, group[i]->ev->type);
             finish(group[i], 0, NULL);
         }
         pthread_mutex_unlock(&a->hook_lock);
@@ -556,8 +558,8 @@ int appender_append(struct store_appender *a, const struct event_new *ev, int64_
 
 struct store_appender *appender_start(struct store *st, const char *url)
 {
-    (void)st;
     struct store_appender *a = calloc(1, sizeof *a);
+    a->st = st;
     a->url = strdup(url);
     pthread_mutex_init(&a->lock, NULL);
     pthread_mutex_init(&a->hook_lock, NULL);

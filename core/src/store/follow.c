@@ -156,6 +156,7 @@ static int deliver_row(void *ctx, const struct store_event_row *row)
     struct store_follow *f = ctx;
     if (row->seq != f->last + 1)
         return 1; /* cannot happen with a gapless log; stop and retry later */
+    store_event_committed(f->st, row->type);
     f->cfg.fn(f->cfg.ctx, row);
     f->last = row->seq;
     return 0;

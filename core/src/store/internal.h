@@ -130,4 +130,9 @@ extern const size_t store_n_migrations;
 #define STORE_LOCK_MIGRATE 0x5342584d49475241LL /* "SBXMIGRA" */
 #define STORE_LOCK_APPEND  0x5342584150504e44LL /* "SBXAPPND" */
 
+/* Every committed event passes here: this daemon's from the appender, before
+ * their appenders return; every daemon's from the follower. It moves the
+ * generations caches of projections compare (store_nodes_generation). */
+void store_event_committed(struct store *st, const char *type);
+
 #endif

@@ -23,6 +23,7 @@ struct store {
     int busy;
     struct store_appender *appender;
     struct store_follow *follow;
+    atomic_uint_fast64_t nodes_gen; /* store_nodes_generation */
 };
 
 /* appender.c */
@@ -279,6 +280,17 @@ int store_append_with(struct store *st, const struct event_new *ev, const struct
     struct event_new e = *ev;
     e.side = w;
     return appender_append(st->appender, &e, seq, err);
+}
+
+void store_event_committed(struct store *st, const char *type)
+{
+    if (strncmp(type, "node.", 5) == 0)
+        atomic_fetch_add(&st->nodes_gen, 1);
+}
+
+uint64_t store_nodes_generation(struct store *st)
+{
+    return atomic_load(&st->nodes_gen);
 }
 
 void store_set_commit_hook(struct store *st, store_commit_hook_fn fn, void *ctx)

@@ -381,6 +381,11 @@ int store_node_list(struct store *st, json_t **out, struct sb_err *err);
  * is a NUL-terminated string the caller frees, *len its length. */
 int store_node_list_view(struct store *st, const char *scope, const char *pairs, const char *keys,
                          const char *fields, char **out, size_t *len, struct sb_err *err);
+/* Moves whenever a node.* event is committed: by this daemon before its
+ * append returns (so a read after a write sees it), by another daemon when
+ * this one's follower reads the event. A cache of the nodes projection is
+ * current while the generation it was read under is. */
+uint64_t store_nodes_generation(struct store *st);
 /* The sealed private key and passphrase (crypto_seal output; pass may be
  * NULL). Not a projection: secrets stay out of events. */
 int store_node_credentials_put(struct store *st, const char *id, const char *sealed_key,
