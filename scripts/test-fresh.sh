@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "test-fresh: needs root (debootstrap, chroot, mounts)" >&2; exit 1; }
 MIRROR=${SERVERBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PORT=${SERVERBOX_FRESH_PORT:-$(scripts/services.sh free-port)}
+EXTRA_CA=
 work=$(mktemp -d /var/tmp/serverbox-fresh.XXXXXX)
 cleanup() {
     # The mounts lived in the namespace that ended; --one-file-system guards anyway.
@@ -29,13 +30,23 @@ else
     debootstrap --variant=minbase --include=git,make,sudo,ca-certificates bookworm "$root" "$MIRROR" >"$work/debootstrap.log" 2>&1 ||
         { tail -20 "$work/debootstrap.log" >&2; exit 1; }
 fi
+# This machine's network, not the project's set-up: its resolver, and the
+# CAs it trusts beyond Debian's (a TLS-inspecting egress proxy, as here:
+# npm would refuse the registry without them).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+    mkdir -p "$root/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+    chroot "$root" update-ca-certificates >/dev/null 2>&1 || cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+    EXTRA_CA=/etc/ssl/certs/ca-certificates.crt
+fi
 git clone --quiet "$PWD" "$root/root/serverbox"
 
 cat >"$root/tmp/fresh.sh" <<IN
 set -eu
 export HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export SERVERBOX_LISTEN=127.0.0.1:$PORT
+${EXTRA_CA:+export NODE_EXTRA_CA_CERTS=$EXTRA_CA}
 cd /root/serverbox
 make run >/tmp/run.log 2>&1 &
 pid=\$!
