@@ -165,3 +165,26 @@ test('the cached node list: a read after a write sees it on this daemon, and on 
     await other.stop();
   }
 });
+
+test('audit pages from the page cache: a full page is the same bytes again; the page at the head grows with the log', async () => {
+  const a = await core.request('GET', '/api/v1/audit?limit=3&type=node.');
+  const b = await core.request('GET', '/api/v1/audit?limit=3&type=node.');
+  assert.equal(a.body.events.length, 3);
+  assert.equal(b.text, a.text);
+  // Another filter is another page, not the cached one.
+  const c = await core.request('GET', '/api/v1/audit?limit=3&type=node.registered');
+  assert.ok(c.body.events.every((e) => e.type === 'node.registered'), c.text.slice(0, 300));
+  // The head: a page with fewer entries than its limit is never kept.
+  const head = Number(db.sql('SELECT max(seq) FROM events'));
+  const path = `/api/v1/audit?limit=50&after=${head - 1}&type=annotation.`;
+  const before = await core.request('GET', path);
+  const again = await core.request('GET', path);
+  assert.deepEqual(again.body, before.body);
+  for (let i = 0; i < 2; i++) {
+    const r = await core.request('POST', '/api/v1/annotations', { json: { message: `page cache ${i}` } });
+    assert.equal(r.status, 201, r.text);
+    const now = await core.request('GET', path);
+    assert.equal(now.body.events.length, before.body.events.length + i + 1, now.text.slice(0, 300));
+    assert.equal(now.body.events.at(-1).data.message, `page cache ${i}`);
+  }
+});

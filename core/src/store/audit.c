@@ -4,6 +4,7 @@
  */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +54,111 @@ int store_audit_query(struct store *st, const struct store_audit_filter *f, json
     return 0;
 }
 
+/* A full page never changes: the log is append-only and its seqs commit in
+ * order, so the first `limit` matches after a cursor are fixed once there are
+ * that many. The text of recent full pages is kept (issue #23: the query was
+ * the cost of an audit read), bounded in count and size. */
+#define PAGE_ENTRIES   32
+#define PAGE_BYTES_MAX (128 * 1024)
+
+struct page_entry {
+    const struct store *st;
+    char *key; /* NULL: free */
+    char *text;
+    size_t len;
+    int count;
+    int64_t last_seq;
+    uint64_t used;
+};
+
+static struct {
+    pthread_mutex_t lock;
+    uint64_t tick;
+    struct page_entry e[PAGE_ENTRIES];
+} pages = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static char *page_key(const struct store_audit_filter *f)
+{
+    const char *part[7] = {f->actor, f->type, f->stream, f->outcome, f->actor_kind, f->from, f->to};
+    struct buf k;
+    buf_init(&k, 0);
+    int rc = buf_printf(&k, "%lld/%d", (long long)f->after_seq, f->limit);
+    for (size_t i = 0; i < 7 && rc == 0; i++) {
+        rc = buf_putc(&k, part[i] ? '\x1f' : '\x1e');
+        if (rc == 0 && part[i])
+            rc = buf_puts(&k, part[i]);
+    }
+    if (rc) { /* a truncated key could name another query */
+        buf_release(&k);
+        return NULL;
+    }
+    size_t len;
+    return buf_detach(&k, &len);
+}
+
+static bool page_get(const struct store *st, const char *key, struct buf *out, int *count, int64_t *last_seq)
+{
+    bool hit = false;
+    pthread_mutex_lock(&pages.lock);
+    for (size_t i = 0; i < PAGE_ENTRIES && !hit; i++) {
+        struct page_entry *e = &pages.e[i];
+        if (e->key && e->st == st && strcmp(e->key, key) == 0 && buf_append(out, e->text, e->len) == 0) {
+            *count = e->count;
+            *last_seq = e->last_seq;
+            e->used = ++pages.tick;
+            hit = true;
+        }
+    }
+    pthread_mutex_unlock(&pages.lock);
+    return hit;
+}
+
+/* Takes key. */
+static void page_put(const struct store *st, char *key, const char *text, size_t len, int count,
+                     int64_t last_seq)
+{
+    char *copy = malloc(len + 1);
+    if (!copy) {
+        free(key);
+        return;
+    }
+    memcpy(copy, text, len);
+    copy[len] = '\0';
+    pthread_mutex_lock(&pages.lock);
+    struct page_entry *slot = &pages.e[0];
+    for (size_t i = 0; i < PAGE_ENTRIES; i++) {
+        struct page_entry *e = &pages.e[i];
+        if (!e->key || (slot->key && e->used < slot->used))
+            slot = e;
+    }
+    free(slot->key);
+    free(slot->text);
+    *slot = (struct page_entry){st, key, copy, len, count, last_seq, ++pages.tick};
+    pthread_mutex_unlock(&pages.lock);
+}
+
+static int audit_raw_query(struct store *st, const struct store_audit_filter *f, struct buf *out, int *count,
+                           int64_t *last_seq, struct sb_err *err);
+
 int store_audit_query_raw(struct store *st, const struct store_audit_filter *f, struct buf *out, int *count,
                           int64_t *last_seq, struct sb_err *err)
+{
+    char *key = page_key(f);
+    if (key && page_get(st, key, out, count, last_seq)) {
+        free(key);
+        return 0;
+    }
+    size_t start = out->len;
+    int rc = audit_raw_query(st, f, out, count, last_seq, err);
+    if (rc == 0 && key && *count == f->limit && out->len - start <= PAGE_BYTES_MAX)
+        page_put(st, key, out->data + start, out->len - start, *count, *last_seq);
+    else
+        free(key);
+    return rc;
+}
+
+static int audit_raw_query(struct store *st, const struct store_audit_filter *f, struct buf *out, int *count,
+                           int64_t *last_seq, struct sb_err *err)
 {
     *count = 0;
     PGresult *r;
