@@ -82,6 +82,8 @@ IN
 unshare --mount --propagation private sh -c '
     set -e
     root=$1
+    # The root a mount of its own, as / is on a machine (dockerd remounts it).
+    mount --bind "$root" "$root"
     mount -t proc proc "$root/proc"
     mount --rbind /sys "$root/sys"
     mount --rbind /dev "$root/dev"
