@@ -6,9 +6,11 @@
 # docker-compose.yml with fresh secrets under a throwaway project, waits for
 # the core's /health/ready, creates an admin and logs in, then tears the
 # stack down (volumes too).
-# Needs root (debootstrap), a running Docker engine (DOCKER_HOST or the
-# system one), and the postgres:15 and redis:7 images (or
-# SERVERBOX_POSTGRES_IMAGE / SERVERBOX_REDIS_IMAGE naming local ones).
+# Needs root (debootstrap) and a running Docker engine with bridge networking
+# (DOCKER_HOST or the system one). PostgreSQL and Redis: the postgres:15 and
+# redis:7 images, SERVERBOX_POSTGRES_IMAGE / SERVERBOX_REDIS_IMAGE naming
+# others, or else stand-ins built from Debian's packages on the same base
+# (scripts/compose-standins/: where Docker Hub cannot be reached).
 set -eu
 cd "$(dirname "$0")/.."
 MIRROR=${SERVERBOX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -24,13 +26,34 @@ if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
     if [ ! -s "$BASE_TAR" ]; then
         mkdir -p run
         echo "test-compose: debootstrap bookworm from $MIRROR" >&2
-        debootstrap --variant=minbase bookworm "$work/root" "$MIRROR" >&2
+        debootstrap --variant=minbase --include=ca-certificates bookworm "$work/root" "$MIRROR" >&2
         echo "deb $MIRROR bookworm main" >"$work/root/etc/apt/sources.list"
+        # This machine's extra trust (an inspecting egress proxy): npm in the build needs it.
+        if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+            cp /usr/local/share/ca-certificates/*.crt "$work/root/usr/local/share/ca-certificates/"
+            chroot "$work/root" update-ca-certificates >/dev/null
+        fi
         tar -C "$work/root" -cf "$BASE_TAR.tmp" . && mv "$BASE_TAR.tmp" "$BASE_TAR"
         rm -rf "$work/root"
     fi
     docker import "$BASE_TAR" "$BASE_IMAGE" >/dev/null
 fi
+
+# The official postgres:15 and redis:7, else local stand-ins made from
+# Debian's packages on the same base (scripts/compose-standins/), said so.
+standin() { # name official
+    if [ -n "$(eval echo "\${SERVERBOX_${1}_IMAGE:-}")" ]; then return; fi
+    if docker image inspect "$2" >/dev/null 2>&1 || docker pull "$2" >/dev/null 2>&1; then return; fi
+    lower=$(echo "$1" | tr A-Z a-z)
+    echo "test-compose: $2 cannot be pulled here: building the stand-in serverbox-standin/$lower" >&2
+    docker build --network host --build-arg SERVERBOX_BASE_IMAGE="$BASE_IMAGE" -t "serverbox-standin/$lower" \
+        -f "scripts/compose-standins/$lower.Dockerfile" scripts/compose-standins >&2
+    export "SERVERBOX_${1}_IMAGE=serverbox-standin/$lower"
+}
+standin POSTGRES postgres:15
+standin REDIS redis:7
+CA_ARG=
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then CA_ARG=/etc/ssl/certs/ca-certificates.crt; fi
 
 secrets="$work/secrets"
 mkdir -m 700 "$secrets"
@@ -46,7 +69,8 @@ cleanup() {
 trap cleanup EXIT
 
 start=$(date +%s)
-docker build --network host --build-arg SERVERBOX_BASE_IMAGE="$BASE_IMAGE" -t "$SERVERBOX_CORE_IMAGE" . >&2
+docker build --network host --build-arg SERVERBOX_BASE_IMAGE="$BASE_IMAGE" \
+    --build-arg NODE_EXTRA_CA_CERTS="$CA_ARG" -t "$SERVERBOX_CORE_IMAGE" . >&2
 built=$(date +%s)
 dc up -d >&2
 i=0

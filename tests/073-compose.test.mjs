@@ -3,6 +3,8 @@
 // needs: secrets from files, a one-shot migration before the core, the core
 // non-root-capable (cap_drop ALL, no-new-privileges), read-only root, health
 // on /health/ready, named volumes, the Docker socket only in the override.
+// The Dockerfile installs the -dev package of every pkg-config name the
+// Makefile builds with, and the package of every library the binary links.
 // Starting the stack for real is `make test-compose` (scripts/test-compose.sh),
 // not part of this test.
 import { test } from 'node:test';
@@ -67,4 +69,35 @@ test('docker-compose.docker.yml adds the socket and the docker group, and refuse
   const bad = config(['docker-compose.yml', 'docker-compose.docker.yml'], env);
   assert.notEqual(bad.code, 0);
   assert.match(bad.err, /set DOCKER_GID/);
+});
+
+// The package (dpkg -S) that owns a file, through symlinks.
+function owner(path) {
+  const real = spawnSync('readlink', ['-f', path], { encoding: 'utf8' }).stdout.trim();
+  const r = spawnSync('dpkg', ['-S', real], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.split(':')[0] : null;
+}
+
+test('the Dockerfile builds with every library the Makefile names and runs with every one the binary links', () => {
+  const docker = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
+  const [build, run] = docker.split(/^FROM .*$/m).slice(1);
+  assert.ok(build && run, 'a build stage and a runtime stage');
+  const words = (stage) => new Set(stage.split(/[\s\\]+/));
+  const pkgs = readFileSync(join(ROOT, 'Makefile'), 'utf8').match(/^PKGS\s*:=\s*(.*)$/m)[1].trim().split(/\s+/);
+  for (const p of pkgs) {
+    const dir = spawnSync('pkg-config', ['--variable=pcfiledir', p], { encoding: 'utf8' }).stdout.trim();
+    const dev = owner(join(dir, `${p}.pc`));
+    assert.ok(dev, `${p}.pc belongs to a package`);
+    assert.ok(words(build).has(dev), `the build stage installs ${dev} (for pkg-config ${p})`);
+  }
+  const bin = join(ROOT, 'build', 'serverbox-core');
+  const needed = spawnSync('objdump', ['-p', bin], { encoding: 'utf8' }).stdout.match(/NEEDED\s+(\S+)/g).map((l) => l.split(/\s+/)[1]);
+  const ldd = spawnSync('ldd', [bin], { encoding: 'utf8' }).stdout;
+  for (const lib of needed.filter((l) => !/^(libc|libm|libpthread|libdl|ld-linux)/.test(l))) {
+    const path = ldd.match(new RegExp(`^\\s*${lib.replace(/[.+]/g, '\\$&')} => (\\S+)`, 'm'))?.[1];
+    assert.ok(path, `ldd resolves ${lib}`);
+    const pkg = owner(path);
+    assert.ok(pkg, `${lib} belongs to a package`);
+    assert.ok(words(run).has(pkg), `the runtime stage installs ${pkg} (for ${lib})`);
+  }
 });
