@@ -87,7 +87,7 @@ static void test_rules(void **state)
     json_decref(in);
 
     json_t *defs = alerts_default_rules();
-    assert_int_equal(json_array_size(defs), 4);
+    assert_int_equal(json_array_size(defs), 5);
     json_decref(defs);
 }
 
@@ -137,6 +137,27 @@ static void test_signals(void **state)
     expect_signal("stack_rolled_back", "stack.deploy_failed", "{\"id\":\"s1\",\"rolled_back\":false}", NULL);
     expect_signal("stack_rolled_back", "stack.deploy_failed", "{\"id\":\"s1\",\"rolled_back\":true}", "fire");
     expect_signal("stack_deploy_failed", "stack.deployed", "{\"id\":\"s1\"}", "resolve");
+    expect_signal("backup_failed", "backup.run_failed", "{\"id\":\"j\",\"plan_id\":\"p1\",\"reason\":\"x\"}",
+                  "fire");
+    expect_signal("backup_failed", "backup.restore_test_failed", "{\"plan_id\":\"p1\"}", "fire");
+    expect_signal("backup_failed", "backup.restore_failed", "{\"repository_id\":\"r1\"}", "fire");
+    expect_signal("backup_failed", "backup.run_succeeded", "{\"plan_id\":\"p1\"}", "resolve");
+    expect_signal("backup_failed", "backup.restore_test_succeeded", "{\"plan_id\":\"p1\"}", "resolve");
+    expect_signal("backup_failed", "backup.plan_deleted", "{\"id\":\"p1\"}", "resolve");
+    expect_signal("backup_failed", "backup.run_started", "{\"plan_id\":\"p1\"}", NULL);
+    expect_signal("backup_failed", "backup.run_failed", "{\"id\":\"j\"}", NULL); /* no plan */
+    expect_signal("stack_deploy_failed", "backup.run_failed", "{\"plan_id\":\"p1\"}", NULL);
+    json_t *br = rule_of("backup_failed");
+    json_t *bd = J("{\"plan_id\":\"p1\",\"repository_id\":\"r1\",\"reason\":\"repo gone\"}");
+    json_t *bs = alerts_event_signal(br, "backup.run_failed", bd);
+    assert_string_equal(json_string_value(json_object_get(bs, "target")), "backup_plan/p1");
+    assert_string_equal(json_string_value(json_object_get(bs, "summary")), "backup run failed: repo gone");
+    json_decref(bs);
+    bs = alerts_event_signal(br, "backup.restore_failed", bd); /* a restore is the repository's */
+    assert_string_equal(json_string_value(json_object_get(bs, "target")), "backup_repository/r1");
+    json_decref(bs);
+    json_decref(bd);
+    json_decref(br);
     expect_signal("node_offline", "node.offline", "{\"id\":\"n\"}", NULL);        /* a state rule */
     expect_signal("container_oom", "container.oom", "{\"node_id\":\"n\"}", NULL); /* malformed */
 }

@@ -30,7 +30,7 @@
 /* Whether kind is a rule kind: metric, node_offline, node_hostkey_mismatch,
  * collector_silent, container_died, container_oom, container_unhealthy,
  * container_restart_loop, stack_deploy_failed, stack_rolled_back,
- * audit_chain_broken. */
+ * audit_chain_broken, backup_failed. */
 bool alerts_rule_kind_known(const char *kind);
 /* Validates a rule as the API takes it ({name, kind, metric, op, threshold,
  * for_s, count, window_s, severity, node_labels, channels, repeat_s,
@@ -43,7 +43,8 @@ json_t *alerts_default_rules(void);
 
 /* What an event means for a rule of an event-driven kind: NULL when
  * nothing, else {"action":"fire"|"resolve", "target", "node_id",
- * "container_id"?, "container_name"?, "stack_id"?, "summary"?, "reason"?}.
+ * "container_id"?, "container_name"?, "stack_id"?, "plan_id"?,
+ * "repository_id"?, "summary"?, "reason"?}.
  * Metric and state kinds (node_offline, …) never answer here. */
 json_t *alerts_event_signal(json_t *rule, const char *type, json_t *data);
 /* Whether a rule kind is judged from the events (else from state). */

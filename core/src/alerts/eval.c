@@ -11,7 +11,8 @@
  *      and the metric tables: a target that meets the rule and has no open
  *      alert fires, an open alert whose target no longer does resolves;
  *   4. reads the log after its cursor for the event rules (container_*,
- *      stack_*): an event fires or resolves the alert of its target;
+ *      stack_*, backup_failed): an event fires or resolves the alert of its
+ *      target;
  *   5. moves alerts into and out of silences (alert.silenced, and
  *      alert.unsilenced, which notifies again if still firing), and repeats
  *      notifications of firing, unacknowledged alerts every repeat_s.
@@ -340,7 +341,8 @@ struct batch {
 static int collect(void *ctx, const struct store_event_row *ev)
 {
     struct batch *b = ctx;
-    if (strncmp(ev->type, "container.", 10) != 0 && strncmp(ev->type, "stack.", 6) != 0)
+    if (strncmp(ev->type, "container.", 10) != 0 && strncmp(ev->type, "stack.", 6) != 0 &&
+        strncmp(ev->type, "backup.", 7) != 0)
         return 0;
     json_t *body = json_loadb(ev->body, ev->body_len, 0, NULL);
     if (!body)
@@ -361,6 +363,20 @@ static char *stack_node(struct round *r, const char *stack_id)
         node = strdup(jstr(s, "node_id"));
     json_decref(s);
     return node;
+}
+
+/* "plan <name>: " before a backup alert's summary (the event names only the id). */
+static void name_plan(struct round *r, json_t *sig)
+{
+    json_t *plan = NULL;
+    struct sb_err err = {0};
+    if (store_backup_get(r->a->cfg.store, "plan", jstr(sig, "plan_id"), &plan, &err) == 0 &&
+        jstr(plan, "name")) {
+        char what[600];
+        snprintf(what, sizeof what, "plan %s: %s", jstr(plan, "name"), jstr(sig, "summary"));
+        json_object_set_new(sig, "summary", json_string(what));
+    }
+    json_decref(plan);
 }
 
 static void apply_event(struct round *r, int64_t seq, const char *type, json_t *data)
@@ -410,6 +426,8 @@ static void apply_event(struct round *r, int64_t seq, const char *type, json_t *
                 }
             }
             if (go) {
+                if (jstr(sig, "plan_id") && jstr(sig, "summary"))
+                    name_plan(r, sig);
                 if (jstr(sig, "container_id") && jstr(sig, "summary")) {
                     char what[600];
                     snprintf(what, sizeof what, "container %s %s",

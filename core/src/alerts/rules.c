@@ -27,6 +27,7 @@ static const char *const rule_kinds[] = {"metric",
                                          "stack_deploy_failed",
                                          "stack_rolled_back",
                                          "audit_chain_broken",
+                                         "backup_failed",
                                          NULL};
 static const char *const metrics[] = {"node.cpu",      "node.memory",      "node.disk",
                                       "container.cpu", "container.memory", NULL};
@@ -48,7 +49,8 @@ bool alerts_rule_kind_known(const char *kind)
 
 bool alerts_rule_event_driven(const char *kind)
 {
-    return kind && (strncmp(kind, "container_", 10) == 0 || strncmp(kind, "stack_", 6) == 0);
+    return kind && (strncmp(kind, "container_", 10) == 0 || strncmp(kind, "stack_", 6) == 0 ||
+                    strcmp(kind, "backup_failed") == 0);
 }
 
 static bool text_ok(json_t *v, size_t max, bool empty_ok)
@@ -131,7 +133,7 @@ int alerts_rule_normalize(json_t *in, json_t *old, json_t **rule, struct sb_err 
             err, "kind",
             "kind must be one of metric, node_offline, node_hostkey_mismatch, collector_silent, "
             "container_died, container_oom, container_unhealthy, container_restart_loop, "
-            "stack_deploy_failed, stack_rolled_back, audit_chain_broken");
+            "stack_deploy_failed, stack_rolled_back, audit_chain_broken, backup_failed");
     json_t *params = json_object();
     json_int_t n;
     if (strcmp(kind, "metric") == 0) {
@@ -239,7 +241,9 @@ json_t *alerts_default_rules(void)
         "{\"name\":\"Container killed: out of memory\",\"kind\":\"container_oom\"}",
         "{\"name\":\"Disk over 90 %\",\"kind\":\"metric\",\"metric\":\"node.disk\",\"op\":\">\","
         "\"threshold\":90,\"for_s\":300}",
-        "{\"name\":\"Audit chain broken\",\"kind\":\"audit_chain_broken\"}", NULL};
+        "{\"name\":\"Audit chain broken\",\"kind\":\"audit_chain_broken\"}",
+        "{\"name\":\"Backup failed\",\"kind\":\"backup_failed\"}",
+        NULL};
     json_t *out = json_array();
     for (size_t i = 0; defaults[i]; i++) {
         json_t *in = json_loads(defaults[i], 0, NULL), *r = NULL;
@@ -271,6 +275,54 @@ static json_t *container_signal(const char *action, json_t *data, const char *wh
         json_object_set_new(s, "container_name", json_string(name));
     if (what)
         json_object_set_new(s, strcmp(action, "fire") == 0 ? "summary" : "reason", json_string(what));
+    return s;
+}
+
+/* A backup event: the plan's runs and restore tests fire and resolve the
+ * alert of backup_plan/<id>; a restore (which names no plan) fires and
+ * resolves that of backup_repository/<id>. */
+static json_t *backup_signal(const char *t, json_t *data)
+{
+    static const char *const fires[] = {"run_failed", "restore_test_failed", "restore_failed", NULL};
+    static const char *const clears[] = {"run_succeeded", "restore_test_succeeded", "restored", NULL};
+    bool fire = in_list(t, fires);
+    if (!fire && !in_list(t, clears) && strcmp(t, "plan_deleted") != 0)
+        return NULL;
+    if (strcmp(t, "plan_deleted") == 0 && dstr(data, "id")) {
+        char target[100];
+        snprintf(target, sizeof target, "backup_plan/%.60s", dstr(data, "id"));
+        return json_pack("{s:s, s:s, s:s, s:s}", "action", "resolve", "target", target, "plan_id",
+                         dstr(data, "id"), "reason", "the plan was deleted");
+    }
+    const char *plan = dstr(data, "plan_id"), *repo = dstr(data, "repository_id");
+    if (strcmp(t, "restore_failed") == 0 || strcmp(t, "restored") == 0)
+        plan = NULL; /* a restore is the repository's, whatever else it names */
+    if (!plan && !repo)
+        return NULL;
+    char target[100];
+    snprintf(target, sizeof target, "%s/%.60s", plan ? "backup_plan" : "backup_repository",
+             plan ? plan : repo);
+    json_t *s = json_pack("{s:s, s:s}", "action", fire ? "fire" : "resolve", "target", target);
+    if (plan)
+        json_object_set_new(s, "plan_id", json_string(plan));
+    else
+        json_object_set_new(s, "repository_id", json_string(repo));
+    if (dstr(data, "node_id"))
+        json_object_set_new(s, "node_id", json_string(dstr(data, "node_id")));
+    char what[400];
+    if (fire) {
+        const char *how = strcmp(t, "run_failed") == 0            ? "backup run failed"
+                          : strcmp(t, "restore_test_failed") == 0 ? "restore test failed"
+                                                                  : "restore failed";
+        snprintf(what, sizeof what, "%s: %.300s", how,
+                 dstr(data, "reason") ? dstr(data, "reason") : "no reason given");
+        json_object_set_new(s, "summary", json_string(what));
+    } else {
+        json_object_set_new(s, "reason",
+                            json_string(strcmp(t, "run_succeeded") == 0 ? "the next backup run succeeded"
+                                        : strcmp(t, "restored") == 0    ? "a restore succeeded"
+                                                                        : "the next restore test succeeded"));
+    }
     return s;
 }
 
@@ -310,6 +362,8 @@ json_t *alerts_event_signal(json_t *rule, const char *type, json_t *data)
         }
         return NULL;
     }
+    if (strncmp(type, "backup.", 7) == 0)
+        return strcmp(kind, "backup_failed") == 0 ? backup_signal(type + 7, data) : NULL;
     if (strncmp(type, "stack.", 6) == 0 && strncmp(kind, "stack_", 6) == 0) {
         const char *id = dstr(data, "id"), *t = type + 6;
         if (!id)

@@ -8,7 +8,7 @@ import { onEvent } from '../live.js';
 
 const CHANNEL_KINDS = ['webhook', 'slack', 'discord', 'ntfy', 'email'];
 const RULE_KINDS = ['metric', 'node_offline', 'node_hostkey_mismatch', 'collector_silent', 'container_died', 'container_oom',
-  'container_unhealthy', 'container_restart_loop', 'stack_deploy_failed', 'stack_rolled_back', 'audit_chain_broken'];
+  'container_unhealthy', 'container_restart_loop', 'stack_deploy_failed', 'stack_rolled_back', 'audit_chain_broken', 'backup_failed'];
 const METRICS = ['node.cpu', 'node.memory', 'node.disk', 'container.cpu', 'container.memory'];
 
 function field(id, label, input, hint) {
