@@ -1,7 +1,7 @@
 /*
  * alerts — alert rules, the alert lifecycle (firing → acknowledged →
  * resolved), silences, and notification channels (signed webhook, Slack,
- * Discord, email over SMTP, ntfy). See README.md in this folder.
+ * Discord, email over SMTP, ntfy, Gotify). See README.md in this folder.
  *
  * Evaluation is the singleton duty "alerts-eval" (jobs/): with several
  * daemons on one database it runs on one, and the alerts projection refuses
@@ -75,7 +75,7 @@ int alerts_silence_normalize(json_t *in, int64_t now_us, json_t **silence, struc
 int alerts_channel_normalize(json_t *in, json_t *old_clear, json_t *old_secret, bool allow_loopback,
                              json_t **clear, json_t **secret, struct sb_err *err);
 /* A URL a channel of this kind may send to: http(s) for webhook, slack,
- * discord and ntfy; smtp or smtps for email; a host that resolves, every
+ * discord, ntfy and gotify; smtp or smtps for email; a host that resolves, every
  * address of which is not loopback (unless allow_loopback), link-local,
  * unspecified, multicast or a cloud metadata address. SB_EINVAL naming
  * "url". */

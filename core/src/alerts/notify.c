@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,6 +278,8 @@ static int send_http(struct send *s, const char *kind, json_t *secret, json_t *a
     struct curl_slist *h = NULL;
     char *body = NULL;
     size_t len = 0;
+    const char *url = jstr(secret, "url");
+    char gotify_url[2100];
     if (strcmp(kind, "webhook") == 0) {
         json_t *p = alerts_payload(alert, notification, delivery);
         body = json_dumps(p, JSON_COMPACT);
@@ -304,6 +307,35 @@ static int send_http(struct send *s, const char *kind, json_t *secret, json_t *a
         json_decref(p);
         len = body ? strlen(body) : 0;
         h = curl_slist_append(h, "Content-Type: application/json");
+    } else if (strcmp(kind, "gotify") == 0) {
+        /* POST <server>/message {title, message, priority}; the application
+         * token in X-Gotify-Key (never in the URL, which is logged by
+         * proxies). Priority: 8 critical, 5 warning, 2 info or resolved. */
+        char *nl = strchr(text.data, '\n');
+        char title[300];
+        snprintf(title, sizeof title, "%.*s", nl ? (int)(nl - text.data) : (int)text.len, text.data);
+        const char *sev = jstr(alert, "severity");
+        int prio = strcmp(notification, "resolved") == 0 ? 2
+                   : sev && strcmp(sev, "critical") == 0 ? 8
+                   : sev && strcmp(sev, "info") == 0     ? 2
+                                                         : 5;
+        json_t *p = json_pack("{s:s, s:s, s:i}", "title", title, "message", nl ? nl + 1 : text.data,
+                              "priority", prio);
+        body = p ? json_dumps(p, JSON_COMPACT) : NULL;
+        json_decref(p);
+        len = body ? strlen(body) : 0;
+        const char *base = jstr(secret, "url");
+        size_t blen = base ? strlen(base) : 0;
+        while (blen && base[blen - 1] == '/')
+            blen--;
+        snprintf(gotify_url, sizeof gotify_url, "%.*s/message", (int)blen, base ? base : "");
+        url = gotify_url;
+        char line[300];
+        h = curl_slist_append(h, "Content-Type: application/json");
+        snprintf(line, sizeof line, "X-Gotify-Key: %.200s",
+                 jstr(secret, "token") ? jstr(secret, "token") : "");
+        h = curl_slist_append(h, line);
+        sodium_memzero(line, sizeof line);
     } else { /* ntfy: the title header and the rest as the message */
         char *nl = strchr(text.data, '\n');
         char title[300], line[400];
@@ -330,8 +362,7 @@ static int send_http(struct send *s, const char *kind, json_t *secret, json_t *a
             h = curl_slist_append(h, line);
         }
     }
-    int rc = body ? http_post(s, jstr(secret, "url"), h, body, len, status, err)
-                  : sb_error(err, SB_ENOMEM, "out of memory");
+    int rc = body ? http_post(s, url, h, body, len, status, err) : sb_error(err, SB_ENOMEM, "out of memory");
     curl_slist_free_all(h);
     free(body);
     buf_release(&text);

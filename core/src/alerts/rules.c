@@ -658,9 +658,9 @@ int alerts_channel_normalize(json_t *in, json_t *old_clear, json_t *old_secret, 
         !json_equal(json_object_get(in, "kind"), json_object_get(old_clear, "kind")))
         return sb_field_error(err, "kind", "a channel's kind cannot change (make a new channel)");
     const char *kind = json_string_value(pick(in, old_clear, "kind"));
-    static const char *const kinds[] = {"webhook", "slack", "discord", "email", "ntfy", NULL};
+    static const char *const kinds[] = {"webhook", "slack", "discord", "email", "ntfy", "gotify", NULL};
     if (!in_list(kind, kinds))
-        return sb_field_error(err, "kind", "kind must be webhook, slack, discord, email or ntfy");
+        return sb_field_error(err, "kind", "kind must be webhook, slack, discord, email, ntfy or gotify");
     bool email = strcmp(kind, "email") == 0;
     /* Fields of another kind are refused, not ignored. */
     const char *only_email[] = {"to", "from", "username", "password", "starttls", NULL};
@@ -669,8 +669,8 @@ int alerts_channel_normalize(json_t *in, json_t *old_clear, json_t *old_secret, 
             return sb_field_error(err, only_email[i], "%s applies to email channels only", only_email[i]);
     if (strcmp(kind, "webhook") != 0 && json_object_get(in, "secret"))
         return sb_field_error(err, "secret", "secret applies to webhook channels only");
-    if (strcmp(kind, "ntfy") != 0 && json_object_get(in, "token"))
-        return sb_field_error(err, "token", "token applies to ntfy channels only");
+    if (strcmp(kind, "ntfy") != 0 && strcmp(kind, "gotify") != 0 && json_object_get(in, "token"))
+        return sb_field_error(err, "token", "token applies to ntfy and gotify channels only");
 
     json_t *s = json_object();
     /* Secrets: a value given as the mask (or a masked URL) keeps the old one. */
@@ -696,6 +696,22 @@ int alerts_channel_normalize(json_t *in, json_t *old_clear, json_t *old_secret, 
     if (rc) {
         json_decref(s);
         return rc;
+    }
+    if (strcmp(kind, "gotify") == 0) {
+        /* The server's base URL: the message goes to <url>/message. */
+        const char *tok = json_string_value(json_object_get(s, "token"));
+        if (strpbrk(url, "?#")) {
+            json_decref(s);
+            return sb_field_error(err, "url",
+                                  "url is the Gotify server's address, without a query (the token "
+                                  "goes in token)");
+        }
+        if (!tok || strlen(tok) > 200 || strpbrk(tok, " \t")) {
+            json_decref(s);
+            return sb_field_error(err, "token",
+                                  "token is required for gotify: the application's token (at most 200 "
+                                  "characters, no spaces)");
+        }
     }
     if (strcmp(kind, "webhook") == 0) {
         const char *sec = json_string_value(json_object_get(s, "secret"));

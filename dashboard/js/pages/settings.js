@@ -6,7 +6,7 @@ import { api } from '../api.js';
 import { h, clear, errorBox, fmtTime, badge, confirmDialog, toast } from '../ui.js';
 import { onEvent } from '../live.js';
 
-const CHANNEL_KINDS = ['webhook', 'slack', 'discord', 'ntfy', 'email'];
+const CHANNEL_KINDS = ['webhook', 'slack', 'discord', 'ntfy', 'gotify', 'email'];
 const RULE_KINDS = ['metric', 'node_offline', 'node_hostkey_mismatch', 'collector_silent', 'container_died', 'container_oom',
   'container_unhealthy', 'container_restart_loop', 'stack_deploy_failed', 'stack_rolled_back', 'audit_chain_broken', 'backup_failed'];
 const METRICS = ['node.cpu', 'node.memory', 'node.disk', 'container.cpu', 'container.memory'];
@@ -59,13 +59,13 @@ function channelsSection(canWrite) {
   const pass = input('ch-password', { type: 'password' });
   const fields = {
     secret: field('ch-secret', 'Signing secret', secret, 'signs each delivery (HMAC-SHA256)'),
-    token: field('ch-token', 'Access token', token, 'optional'),
+    token: field('ch-token', 'Access token', token, 'ntfy: optional; Gotify: the application token'),
     from: field('ch-from', 'From', from),
     to: field('ch-to', 'To', to),
     username: field('ch-username', 'SMTP user', user),
     password: field('ch-password', 'SMTP password', pass),
   };
-  const shows = { webhook: ['secret'], ntfy: ['token'], email: ['from', 'to', 'username', 'password'], slack: [], discord: [] };
+  const shows = { webhook: ['secret'], ntfy: ['token'], gotify: ['token'], email: ['from', 'to', 'username', 'password'], slack: [], discord: [] };
   const sync = () => {
     for (const [k, el] of Object.entries(fields)) el.hidden = !shows[kind.value].includes(k);
     url.placeholder = kind.value === 'email' ? 'smtp://mail.example.com:587' : 'https://…';
@@ -80,7 +80,7 @@ function channelsSection(canWrite) {
     e.preventDefault();
     const body = { name: name.value.trim(), kind: kind.value, url: url.value.trim() };
     if (kind.value === 'webhook') body.secret = secret.value;
-    if (kind.value === 'ntfy' && token.value) body.token = token.value;
+    if ((kind.value === 'ntfy' || kind.value === 'gotify') && token.value) body.token = token.value;
     if (kind.value === 'email') {
       body.from = from.value.trim();
       body.to = to.value.split(',').map((s) => s.trim()).filter(Boolean);
