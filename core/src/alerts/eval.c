@@ -16,7 +16,9 @@
  *   5. moves alerts into and out of silences (alert.silenced, and
  *      alert.unsilenced, which notifies again if still firing), and repeats
  *      notifications of firing, unacknowledged alerts every repeat_s.
- * Every transition is an event; the alerts projection refuses a second
+ * Every transition is an event, appended in one transaction with its
+ * delivery jobs (alerts_transition): a crash cannot keep one without the
+ * other. The alerts projection refuses a second
  * open alert per rule and target (so two daemons that both think they hold
  * the duty for a moment still fire once) and a transition that does not
  * apply to the alert's state.
@@ -124,7 +126,9 @@ static void fire(struct round *r, json_t *rule, const char *target, json_t *info
     char stream[64];
     snprintf(stream, sizeof stream, "alert/%s", id);
     struct sb_err err = {0};
-    int rc = alerts_append(r->a, stream, "alert.fired", d, &err);
+    int queued = 0;
+    int rc =
+        alerts_transition(r->a, stream, "alert.fired", d, quiet ? NULL : rule, d, "firing", &queued, &err);
     if (rc) {
         if (rc != SB_ECONFLICT)
             log_warn("alert not recorded", "rule=%s target=%s detail=\"%s\"", rule_id, target, err.msg);
@@ -136,9 +140,8 @@ static void fire(struct round *r, json_t *rule, const char *target, json_t *info
     json_object_set_new(d, "state", json_string("firing"));
     json_object_set_new(d, "fired_at", json_string(at));
     json_object_set_new(d, "notifications", json_integer(quiet ? 0 : 1));
-    log_info("alert firing", "rule=\"%s\" target=%s silenced=%d", jstr(rule, "name"), target, quiet);
-    if (!quiet)
-        alerts_notify(r->a, rule, d, "firing");
+    log_info("alert firing", "rule=\"%s\" target=%s silenced=%d deliveries=%d", jstr(rule, "name"), target,
+             quiet, queued);
     json_object_set_new(r->open, key, d);
 }
 
@@ -149,8 +152,13 @@ static void resolve(struct round *r, const char *key, json_t *alert, const char 
         json_object_set(d, "node_id", json_object_get(alert, "node_id"));
     char stream[64];
     snprintf(stream, sizeof stream, "alert/%s", jstr(alert, "id"));
+    json_t *rule = json_object_get(r->rule_ix, jstr(alert, "rule_id"));
+    bool notify = rule && json_integer_value(json_object_get(alert, "notifications")) > 0 &&
+                  !json_is_true(json_object_get(alert, "silenced"));
     struct sb_err err = {0};
-    int rc = alerts_append(r->a, stream, "alert.resolved", d, &err);
+    int queued = 0;
+    int rc = alerts_transition(r->a, stream, "alert.resolved", d, notify ? rule : NULL, alert, "resolved",
+                               &queued, &err);
     json_decref(d);
     if (rc) {
         if (rc != SB_ECONFLICT)
@@ -164,11 +172,8 @@ static void resolve(struct round *r, const char *key, json_t *alert, const char 
     json_object_set_new(alert, "state", json_string("resolved"));
     json_object_set_new(alert, "resolved_at", json_string(at));
     json_object_set_new(alert, "resolved_reason", json_string(reason));
-    log_info("alert resolved", "rule=\"%s\" target=%s", jstr(alert, "rule_name"), jstr(alert, "target"));
-    json_t *rule = json_object_get(r->rule_ix, jstr(alert, "rule_id"));
-    if (rule && json_integer_value(json_object_get(alert, "notifications")) > 0 &&
-        !json_is_true(json_object_get(alert, "silenced")))
-        alerts_notify(r->a, rule, alert, "resolved");
+    log_info("alert resolved", "rule=\"%s\" target=%s deliveries=%d", jstr(alert, "rule_name"),
+             jstr(alert, "target"), queued);
     json_object_del(r->open, key);
 }
 
@@ -559,19 +564,21 @@ static void silences_and_repeats(struct round *r)
             json_t *d = json_pack("{s:s}", "id", jstr(alert, "id"));
             if (jstr(alert, "node_id"))
                 json_object_set(d, "node_id", json_object_get(alert, "node_id"));
-            int rc = alerts_append(r->a, stream, now ? "alert.silenced" : "alert.unsilenced", d, &err);
+            bool notify = !now && rule && state && strcmp(state, "firing") == 0;
+            int queued = 0;
+            int rc = alerts_transition(r->a, stream, now ? "alert.silenced" : "alert.unsilenced", d,
+                                       notify ? rule : NULL, alert, "unsilenced", &queued, &err);
             json_decref(d);
             if (rc)
                 continue;
             json_object_set_new(alert, "silenced", json_boolean(now));
-            if (!now && rule && state && strcmp(state, "firing") == 0) {
+            if (notify) {
                 char at[40];
                 now_text(at, sizeof at);
                 json_object_set_new(alert, "last_notified_at", json_string(at));
                 json_object_set_new(
                     alert, "notifications",
                     json_integer(json_integer_value(json_object_get(alert, "notifications")) + 1));
-                alerts_notify(r->a, rule, alert, "unsilenced");
             }
             continue;
         }
@@ -586,38 +593,15 @@ static void silences_and_repeats(struct round *r)
         json_t *d = json_pack("{s:s, s:s}", "id", jstr(alert, "id"), "reason", "repeat");
         if (jstr(alert, "node_id"))
             json_object_set(d, "node_id", json_object_get(alert, "node_id"));
-        int rc = alerts_append(r->a, stream, "alert.renotified", d, &err);
+        int queued = 0;
+        int rc = alerts_transition(r->a, stream, "alert.renotified", d, rule, alert, "repeat", &queued, &err);
         json_decref(d);
         if (rc)
             continue;
         char at[40];
         now_text(at, sizeof at);
         json_object_set_new(alert, "last_notified_at", json_string(at));
-        alerts_notify(r->a, rule, alert, "repeat");
     }
-}
-
-/* A transition is one append and its delivery jobs others: a daemon that
- * died between them left a notification unqueued. Queue it now (alerts
- * that changed at least 10 s ago, so this round's own are not doubled). */
-static void recover_notifications(struct round *r)
-{
-    json_t *rows = NULL;
-    struct sb_err err = {0};
-    if (store_alerts_unnotified(r->a->cfg.store, 10, &rows, &err))
-        return;
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row)
-    {
-        json_t *rule = json_object_get(r->rule_ix, jstr(row, "rule_id"));
-        if (!rule || !json_is_true(json_object_get(rule, "enabled")))
-            continue;
-        if (alerts_notify(r->a, rule, row, jstr(row, "notification")) > 0)
-            log_warn("notification was never queued: queued it now", "alert=%s notification=%s",
-                     jstr(row, "id"), jstr(row, "notification"));
-    }
-    json_decref(rows);
 }
 
 /* ---- the round ------------------------------------------------------------------------ */
@@ -706,7 +690,6 @@ void alerts_evaluate(struct alerts *a)
     read_events(&r);
     judge_restart_loops(&r);
     silences_and_repeats(&r);
-    recover_notifications(&r);
 out:
     json_decref(rules);
     json_decref(open);
