@@ -195,6 +195,78 @@ static void test_windows(void **state)
     assert_false(alerts_threshold_met("!", 5, 5));
 }
 
+static int64_t at_us(const char *t)
+{
+    int64_t us = 0;
+    assert_int_equal(time_parse_rfc3339(t, &us), 0);
+    return us;
+}
+
+static void expect_window_error(const char *in, const char *field)
+{
+    json_t *j = J(in), *out = NULL;
+    struct sb_err err = {0};
+    assert_int_equal(alerts_silence_normalize(j, at_us("2026-12-03T10:30:00Z"), &out, &err), SB_EINVAL);
+    if (strcmp(err.field, field) != 0)
+        fail_msg("%s: want field %s, got %s (%s)", in, field, err.field, err.msg);
+    assert_null(out);
+    json_decref(j);
+}
+
+static void test_maintenance_windows(void **state)
+{
+    (void)state;
+    /* 2026-12-03 is a Thursday. */
+    json_t *in = J("{\"node_labels\":{\"env\":\"lab\"},\"recurrence\":{\"days\":[\"thu\",\"mon\"],"
+                   "\"start\":\"10:00\",\"duration_s\":3600}}");
+    json_t *s = NULL;
+    struct sb_err err = {0};
+    assert_int_equal(alerts_silence_normalize(in, at_us("2026-12-03T10:30:00Z"), &s, &err), 0);
+    json_t *rec = json_object_get(s, "recurrence");
+    assert_true(json_is_null(json_object_get(s, "until")));
+    assert_string_equal(json_string_value(json_array_get(json_object_get(rec, "days"), 0)), "mon");
+    assert_true(alerts_recurrence_open(rec, at_us("2026-12-03T10:00:00Z")));
+    assert_true(alerts_recurrence_open(rec, at_us("2026-12-03T10:59:59Z")));
+    assert_false(alerts_recurrence_open(rec, at_us("2026-12-03T11:00:00Z")));
+    assert_false(alerts_recurrence_open(rec, at_us("2026-12-03T09:59:59Z")));
+    assert_false(alerts_recurrence_open(rec, at_us("2026-12-02T10:30:00Z"))); /* a Wednesday */
+    assert_true(alerts_recurrence_open(rec, at_us("2026-12-07T10:30:00Z")));  /* a Monday */
+    json_decref(s);
+    json_decref(in);
+    /* Past midnight: Wednesday 23:30 for two hours covers Thursday 00:30. */
+    json_t *late = J("{\"days\":[\"wed\"],\"start\":\"23:30\",\"duration_s\":7200}");
+    assert_true(alerts_recurrence_open(late, at_us("2026-12-03T00:30:00Z")));
+    assert_false(alerts_recurrence_open(late, at_us("2026-12-03T01:30:00Z")));
+    json_decref(late);
+    json_t *week = J("{\"days\":[\"sun\"],\"start\":\"00:00\",\"duration_s\":604800}");
+    assert_true(alerts_recurrence_open(week, at_us("2026-12-05T23:59:00Z"))); /* Saturday, from last Sunday */
+    json_decref(week);
+    const char *lab = "\"node_labels\":{\"env\":\"lab\"},";
+    char b[400];
+#define BAD(rec, field)                                                                                      \
+    snprintf(b, sizeof b, "{%s\"recurrence\":%s}", lab, rec);                                                \
+    expect_window_error(b, field)
+    BAD("{\"days\":[\"funday\"],\"start\":\"10:00\",\"duration_s\":3600}", "recurrence.days");
+    BAD("{\"days\":[],\"start\":\"10:00\",\"duration_s\":3600}", "recurrence.days");
+    BAD("{\"days\":[\"mon\",\"mon\"],\"start\":\"10:00\",\"duration_s\":3600}", "recurrence.days");
+    BAD("{\"days\":\"mon\",\"start\":\"10:00\",\"duration_s\":3600}", "recurrence.days");
+    BAD("{\"days\":[\"mon\"],\"start\":\"24:00\",\"duration_s\":3600}", "recurrence.start");
+    BAD("{\"days\":[\"mon\"],\"start\":\"9:00\",\"duration_s\":3600}", "recurrence.start");
+    BAD("{\"days\":[\"mon\"],\"start\":\"10:60\",\"duration_s\":3600}", "recurrence.start");
+    BAD("{\"days\":[\"mon\"],\"start\":\"10:00\",\"duration_s\":59}", "recurrence.duration_s");
+    BAD("{\"days\":[\"mon\"],\"start\":\"10:00\",\"duration_s\":604801}", "recurrence.duration_s");
+    BAD("{\"days\":[\"mon\"],\"start\":\"10:00\"}", "recurrence.duration_s");
+    BAD("{\"days\":[\"mon\"],\"start\":\"10:00\",\"duration_s\":60,\"tz\":\"CET\"}", "recurrence");
+    BAD("[]", "recurrence");
+#undef BAD
+    expect_window_error("{\"recurrence\":{\"days\":[\"mon\"],\"start\":\"10:00\",\"duration_s\":60}}",
+                        "node_labels");
+    expect_window_error(
+        "{\"node_labels\":{\"env\":\"lab\"},\"duration_s\":60,\"recurrence\":{\"days\":[\"mon\"],"
+        "\"start\":\"10:00\",\"duration_s\":60}}",
+        "duration_s");
+}
+
 static void test_silences(void **state)
 {
     (void)state;
@@ -354,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_signals),
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_silences),
+        cmocka_unit_test(test_maintenance_windows),
         cmocka_unit_test(test_addresses_and_urls),
         cmocka_unit_test(test_channels),
         cmocka_unit_test(test_signature_and_text),

@@ -63,9 +63,15 @@ bool alerts_window_met(json_t *rule, json_t *window);
  * node_name, container_name) whose node has node_labels. */
 bool alerts_silence_matches(json_t *silence, json_t *alert, json_t *node_labels);
 /* Validates a silence as the API takes it ({matchers, until, duration_s,
- * comment, node_labels}) into {matchers, until (RFC 3339), comment,
- * node_labels}; now_us for "until in the past". */
+ * comment, node_labels, recurrence}) into {matchers, until (RFC 3339, or
+ * null for a recurring window without end), comment, node_labels,
+ * recurrence}; now_us for "until in the past". A recurring maintenance
+ * window has recurrence {days, start, duration_s} and needs node_labels. */
 int alerts_silence_normalize(json_t *in, int64_t now_us, json_t **silence, struct sb_err *err);
+/* Whether a recurring window {days ["mon"…], start "HH:MM" (UTC),
+ * duration_s} is open at now_us: it opens on each of its days at start and
+ * stays open duration_s (past midnight too). */
+bool alerts_recurrence_open(json_t *rec, int64_t now_us);
 
 /* Channels: validates {name, kind, url, secret, to, from, username,
  * password, token, starttls, enabled} (with `old` absent fields keep their

@@ -72,6 +72,10 @@ static bool silenced(struct round *r, json_t *alert)
     json_t *s;
     json_array_foreach(r->silences, i, s)
     {
+        /* A recurring maintenance window silences only while it is open. */
+        json_t *rec = json_object_get(s, "recurrence");
+        if (json_is_object(rec) && !alerts_recurrence_open(rec, r->now_us))
+            continue;
         if (alerts_silence_matches(s, alert, labels))
             return true;
     }

@@ -12,7 +12,8 @@
  *   alert_channel.created/updated {id, name, kind, enabled, config, secret_names, by}  (+ sealed secrets)
  *   alert_channel.deleted      {id}
  *   alert_channel.test_delivered / test_failed {id, channel_id, channel_name, attempt, status, answer,
- * job_id} alert_silence.created      {id, matchers, node_labels, until, comment, by} alert_silence.ended /
+ * job_id} alert_silence.created      {id, matchers, node_labels, until (null: none), comment, by,
+ * recurrence?} alert_silence.ended /
  * deleted {id} alert.fired        {id, rule_id, rule_name, kind, severity, target, node_id?, node_name?,
  * container_id?, container_name?, summary, value?, silenced, source_seq?} alert.acknowledged {id, node_id?,
  * by}          (refused unless firing) alert.resolved     {id, node_id?, reason}      (refused when resolved)
@@ -186,11 +187,12 @@ int project_alerts(struct store_tx *tx, const struct store_event *ev)
             rc = store_tx_exec(
                 tx,
                 "INSERT INTO alert_silences (id, matchers, node_labels, starts_at, until, comment, state, "
-                "created_by, created_at) SELECT (d->>'id')::uuid, coalesce(d->'matchers', '{}'), "
+                "created_by, created_at, recurrence) SELECT (d->>'id')::uuid, coalesce(d->'matchers', '{}'), "
                 "CASE WHEN jsonb_typeof(d->'node_labels') = 'object' THEN d->'node_labels' END, "
                 "$2::timestamptz, "
-                "(d->>'until')::timestamptz, coalesce(d->>'comment', ''), 'active', d->>'by', "
-                "$2::timestamptz "
+                "coalesce((d->>'until')::timestamptz, 'infinity'), coalesce(d->>'comment', ''), 'active', "
+                "d->>'by', $2::timestamptz, "
+                "CASE WHEN jsonb_typeof(d->'recurrence') = 'object' THEN d->'recurrence' END "
                 "FROM (SELECT $1::jsonb AS d) x",
                 2, p);
         else if (strcmp(t, "ended") == 0 || strcmp(t, "deleted") == 0) {
