@@ -69,10 +69,10 @@ after(async () => {
 test('a fresh install has the default rules', async () => {
   const r = await waitFor(async () => {
     const x = await core.request('GET', '/api/v1/alerts/rules');
-    return x.body?.rules?.length >= 4 ? x : null;
+    return x.body?.rules?.length >= 5 ? x : null;
   }, { timeout: 30000, what: 'default rules' });
   const kinds = r.body.rules.map((x) => x.kind).sort();
-  assert.deepEqual(kinds, ['audit_chain_broken', 'container_oom', 'metric', 'node_offline']);
+  assert.deepEqual(kinds, ['audit_chain_broken', 'backup_failed', 'container_oom', 'metric', 'node_offline']);
   assert.ok(r.body.rules.every((x) => x.builtin === true && x.enabled === true));
   const disk = r.body.rules.find((x) => x.kind === 'metric');
   assert.deepEqual({ ...disk.params }, { metric: 'node.disk', op: '>', threshold: 90, for_s: 300 });

@@ -3,10 +3,10 @@
 // restarted meanwhile; when the receiver comes back it gets the
 // notification exactly once, and the delivery log holds every failed
 // attempt and the one that worked, with the receiver's answer. A receiver
-// answering 4xx fails the delivery at once (no retries). A transition whose
-// delivery jobs never made it into the queue (a crash between the two
-// appends, simulated by deleting the job rows) is queued again by the
-// evaluator. The alert projections rebuild from the log to the same rows.
+// answering 4xx fails the delivery at once (no retries). A transition and
+// its delivery jobs are appended in one transaction (tests/1008 injects the
+// failure and a kill -9 between them). The alert projections rebuild from
+// the log to the same rows.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDatabase, startCore, runCore, waitFor } from './lib/harness.mjs';
@@ -113,20 +113,16 @@ test('a receiver answering 4xx fails the delivery at once; the test route says s
   }
 });
 
-test('a notification whose job never made it into the queue is queued again', async () => {
-  await hook.down();
-  const cid = await oomContainer('hog-lost');
-  const alert = await waitFor(async () => (await core.request('GET', '/api/v1/alerts?state=firing')).body.alerts.find((a) => a.container_id === cid),
-    { timeout: 60000, what: 'the OOM alert' });
-  await waitFor(() => eventsOf(db, 'alert.delivery_failed').some((e) => e.data.id === alert.id), { timeout: 60000, what: 'a failed attempt' });
-  db.sql(`DELETE FROM jobs WHERE target = 'alert/${alert.id}'`);
-  await waitFor(() => Number(db.sql(`SELECT count(*) FROM jobs WHERE target = 'alert/${alert.id}'`)) === 1,
-    { timeout: 60000, what: 'the job queued again' });
-  await waitFor(() => /notification was never queued: queued it now/.test(core.log()), { what: 'the log line' });
-  await hook.up();
-  await waitFor(() => deliveredTo(cid).length >= 1, { timeout: 120000, interval: 250, what: 'the recovered delivery' });
-  await new Promise((r) => setTimeout(r, 4000));
-  assert.equal(deliveredTo(cid).length, 1);
+test('an OOM alert and its delivery job are one transaction (the job.queued right after alert.fired, same commit)', async () => {
+  const cid = await oomContainer('hog-atomic');
+  await waitFor(() => deliveredTo(cid).length >= 1, { timeout: 120000, interval: 250, what: 'the delivery' });
+  const fired = eventsOf(db, 'alert.fired').find((e) => e.data.container_id === cid);
+  const next = JSON.parse(db.sql(`SELECT body FROM events WHERE seq = ${fired.seq + 1}`));
+  assert.equal(next.type, 'job.queued');
+  assert.equal(next.data.args.alert_id, fired.data.id);
+  assert.equal(next.data.args.notification, 'firing');
+  assert.equal(next.occurred_at, fired.occurred_at, 'appended in the same transaction');
+  assert.ok(!/notification was never queued/.test(core.log()));
 });
 
 test('the alert projections rebuild from the log to the same rows', async () => {

@@ -87,7 +87,7 @@ static void test_rules(void **state)
     json_decref(in);
 
     json_t *defs = alerts_default_rules();
-    assert_int_equal(json_array_size(defs), 4);
+    assert_int_equal(json_array_size(defs), 5);
     json_decref(defs);
 }
 
@@ -137,6 +137,27 @@ static void test_signals(void **state)
     expect_signal("stack_rolled_back", "stack.deploy_failed", "{\"id\":\"s1\",\"rolled_back\":false}", NULL);
     expect_signal("stack_rolled_back", "stack.deploy_failed", "{\"id\":\"s1\",\"rolled_back\":true}", "fire");
     expect_signal("stack_deploy_failed", "stack.deployed", "{\"id\":\"s1\"}", "resolve");
+    expect_signal("backup_failed", "backup.run_failed", "{\"id\":\"j\",\"plan_id\":\"p1\",\"reason\":\"x\"}",
+                  "fire");
+    expect_signal("backup_failed", "backup.restore_test_failed", "{\"plan_id\":\"p1\"}", "fire");
+    expect_signal("backup_failed", "backup.restore_failed", "{\"repository_id\":\"r1\"}", "fire");
+    expect_signal("backup_failed", "backup.run_succeeded", "{\"plan_id\":\"p1\"}", "resolve");
+    expect_signal("backup_failed", "backup.restore_test_succeeded", "{\"plan_id\":\"p1\"}", "resolve");
+    expect_signal("backup_failed", "backup.plan_deleted", "{\"id\":\"p1\"}", "resolve");
+    expect_signal("backup_failed", "backup.run_started", "{\"plan_id\":\"p1\"}", NULL);
+    expect_signal("backup_failed", "backup.run_failed", "{\"id\":\"j\"}", NULL); /* no plan */
+    expect_signal("stack_deploy_failed", "backup.run_failed", "{\"plan_id\":\"p1\"}", NULL);
+    json_t *br = rule_of("backup_failed");
+    json_t *bd = J("{\"plan_id\":\"p1\",\"repository_id\":\"r1\",\"reason\":\"repo gone\"}");
+    json_t *bs = alerts_event_signal(br, "backup.run_failed", bd);
+    assert_string_equal(json_string_value(json_object_get(bs, "target")), "backup_plan/p1");
+    assert_string_equal(json_string_value(json_object_get(bs, "summary")), "backup run failed: repo gone");
+    json_decref(bs);
+    bs = alerts_event_signal(br, "backup.restore_failed", bd); /* a restore is the repository's */
+    assert_string_equal(json_string_value(json_object_get(bs, "target")), "backup_repository/r1");
+    json_decref(bs);
+    json_decref(bd);
+    json_decref(br);
     expect_signal("node_offline", "node.offline", "{\"id\":\"n\"}", NULL);        /* a state rule */
     expect_signal("container_oom", "container.oom", "{\"node_id\":\"n\"}", NULL); /* malformed */
 }
@@ -172,6 +193,78 @@ static void test_windows(void **state)
     assert_true(alerts_threshold_met(">=", 5, 5));
     assert_false(alerts_threshold_met(">", 5, 5));
     assert_false(alerts_threshold_met("!", 5, 5));
+}
+
+static int64_t at_us(const char *t)
+{
+    int64_t us = 0;
+    assert_int_equal(time_parse_rfc3339(t, &us), 0);
+    return us;
+}
+
+static void expect_window_error(const char *in, const char *field)
+{
+    json_t *j = J(in), *out = NULL;
+    struct sb_err err = {0};
+    assert_int_equal(alerts_silence_normalize(j, at_us("2026-12-03T10:30:00Z"), &out, &err), SB_EINVAL);
+    if (strcmp(err.field, field) != 0)
+        fail_msg("%s: want field %s, got %s (%s)", in, field, err.field, err.msg);
+    assert_null(out);
+    json_decref(j);
+}
+
+static void test_maintenance_windows(void **state)
+{
+    (void)state;
+    /* 2026-12-03 is a Thursday. */
+    json_t *in = J("{\"node_labels\":{\"env\":\"lab\"},\"recurrence\":{\"days\":[\"thu\",\"mon\"],"
+                   "\"start\":\"10:00\",\"duration_s\":3600}}");
+    json_t *s = NULL;
+    struct sb_err err = {0};
+    assert_int_equal(alerts_silence_normalize(in, at_us("2026-12-03T10:30:00Z"), &s, &err), 0);
+    json_t *rec = json_object_get(s, "recurrence");
+    assert_true(json_is_null(json_object_get(s, "until")));
+    assert_string_equal(json_string_value(json_array_get(json_object_get(rec, "days"), 0)), "mon");
+    assert_true(alerts_recurrence_open(rec, at_us("2026-12-03T10:00:00Z")));
+    assert_true(alerts_recurrence_open(rec, at_us("2026-12-03T10:59:59Z")));
+    assert_false(alerts_recurrence_open(rec, at_us("2026-12-03T11:00:00Z")));
+    assert_false(alerts_recurrence_open(rec, at_us("2026-12-03T09:59:59Z")));
+    assert_false(alerts_recurrence_open(rec, at_us("2026-12-02T10:30:00Z"))); /* a Wednesday */
+    assert_true(alerts_recurrence_open(rec, at_us("2026-12-07T10:30:00Z")));  /* a Monday */
+    json_decref(s);
+    json_decref(in);
+    /* Past midnight: Wednesday 23:30 for two hours covers Thursday 00:30. */
+    json_t *late = J("{\"days\":[\"wed\"],\"start\":\"23:30\",\"duration_s\":7200}");
+    assert_true(alerts_recurrence_open(late, at_us("2026-12-03T00:30:00Z")));
+    assert_false(alerts_recurrence_open(late, at_us("2026-12-03T01:30:00Z")));
+    json_decref(late);
+    json_t *week = J("{\"days\":[\"sun\"],\"start\":\"00:00\",\"duration_s\":604800}");
+    assert_true(alerts_recurrence_open(week, at_us("2026-12-05T23:59:00Z"))); /* Saturday, from last Sunday */
+    json_decref(week);
+    const char *lab = "\"node_labels\":{\"env\":\"lab\"},";
+    char b[400];
+#define BAD(rec, field)                                                                                      \
+    snprintf(b, sizeof b, "{%s\"recurrence\":%s}", lab, rec);                                                \
+    expect_window_error(b, field)
+    BAD("{\"days\":[\"funday\"],\"start\":\"10:00\",\"duration_s\":3600}", "recurrence.days");
+    BAD("{\"days\":[],\"start\":\"10:00\",\"duration_s\":3600}", "recurrence.days");
+    BAD("{\"days\":[\"mon\",\"mon\"],\"start\":\"10:00\",\"duration_s\":3600}", "recurrence.days");
+    BAD("{\"days\":\"mon\",\"start\":\"10:00\",\"duration_s\":3600}", "recurrence.days");
+    BAD("{\"days\":[\"mon\"],\"start\":\"24:00\",\"duration_s\":3600}", "recurrence.start");
+    BAD("{\"days\":[\"mon\"],\"start\":\"9:00\",\"duration_s\":3600}", "recurrence.start");
+    BAD("{\"days\":[\"mon\"],\"start\":\"10:60\",\"duration_s\":3600}", "recurrence.start");
+    BAD("{\"days\":[\"mon\"],\"start\":\"10:00\",\"duration_s\":59}", "recurrence.duration_s");
+    BAD("{\"days\":[\"mon\"],\"start\":\"10:00\",\"duration_s\":604801}", "recurrence.duration_s");
+    BAD("{\"days\":[\"mon\"],\"start\":\"10:00\"}", "recurrence.duration_s");
+    BAD("{\"days\":[\"mon\"],\"start\":\"10:00\",\"duration_s\":60,\"tz\":\"CET\"}", "recurrence");
+    BAD("[]", "recurrence");
+#undef BAD
+    expect_window_error("{\"recurrence\":{\"days\":[\"mon\"],\"start\":\"10:00\",\"duration_s\":60}}",
+                        "node_labels");
+    expect_window_error(
+        "{\"node_labels\":{\"env\":\"lab\"},\"duration_s\":60,\"recurrence\":{\"days\":[\"mon\"],"
+        "\"start\":\"10:00\",\"duration_s\":60}}",
+        "duration_s");
 }
 
 static void test_silences(void **state)
@@ -333,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_signals),
         cmocka_unit_test(test_windows),
         cmocka_unit_test(test_silences),
+        cmocka_unit_test(test_maintenance_windows),
         cmocka_unit_test(test_addresses_and_urls),
         cmocka_unit_test(test_channels),
         cmocka_unit_test(test_signature_and_text),

@@ -1,7 +1,7 @@
 /*
  * alerts — alert rules, the alert lifecycle (firing → acknowledged →
  * resolved), silences, and notification channels (signed webhook, Slack,
- * Discord, email over SMTP, ntfy). See README.md in this folder.
+ * Discord, email over SMTP, ntfy, Gotify). See README.md in this folder.
  *
  * Evaluation is the singleton duty "alerts-eval" (jobs/): with several
  * daemons on one database it runs on one, and the alerts projection refuses
@@ -30,7 +30,7 @@
 /* Whether kind is a rule kind: metric, node_offline, node_hostkey_mismatch,
  * collector_silent, container_died, container_oom, container_unhealthy,
  * container_restart_loop, stack_deploy_failed, stack_rolled_back,
- * audit_chain_broken. */
+ * audit_chain_broken, backup_failed. */
 bool alerts_rule_kind_known(const char *kind);
 /* Validates a rule as the API takes it ({name, kind, metric, op, threshold,
  * for_s, count, window_s, severity, node_labels, channels, repeat_s,
@@ -43,7 +43,8 @@ json_t *alerts_default_rules(void);
 
 /* What an event means for a rule of an event-driven kind: NULL when
  * nothing, else {"action":"fire"|"resolve", "target", "node_id",
- * "container_id"?, "container_name"?, "stack_id"?, "summary"?, "reason"?}.
+ * "container_id"?, "container_name"?, "stack_id"?, "plan_id"?,
+ * "repository_id"?, "summary"?, "reason"?}.
  * Metric and state kinds (node_offline, …) never answer here. */
 json_t *alerts_event_signal(json_t *rule, const char *type, json_t *data);
 /* Whether a rule kind is judged from the events (else from state). */
@@ -62,9 +63,15 @@ bool alerts_window_met(json_t *rule, json_t *window);
  * node_name, container_name) whose node has node_labels. */
 bool alerts_silence_matches(json_t *silence, json_t *alert, json_t *node_labels);
 /* Validates a silence as the API takes it ({matchers, until, duration_s,
- * comment, node_labels}) into {matchers, until (RFC 3339), comment,
- * node_labels}; now_us for "until in the past". */
+ * comment, node_labels, recurrence}) into {matchers, until (RFC 3339, or
+ * null for a recurring window without end), comment, node_labels,
+ * recurrence}; now_us for "until in the past". A recurring maintenance
+ * window has recurrence {days, start, duration_s} and needs node_labels. */
 int alerts_silence_normalize(json_t *in, int64_t now_us, json_t **silence, struct sb_err *err);
+/* Whether a recurring window {days ["mon"…], start "HH:MM" (UTC),
+ * duration_s} is open at now_us: it opens on each of its days at start and
+ * stays open duration_s (past midnight too). */
+bool alerts_recurrence_open(json_t *rec, int64_t now_us);
 
 /* Channels: validates {name, kind, url, secret, to, from, username,
  * password, token, starttls, enabled} (with `old` absent fields keep their
@@ -74,7 +81,7 @@ int alerts_silence_normalize(json_t *in, int64_t now_us, json_t **silence, struc
 int alerts_channel_normalize(json_t *in, json_t *old_clear, json_t *old_secret, bool allow_loopback,
                              json_t **clear, json_t **secret, struct sb_err *err);
 /* A URL a channel of this kind may send to: http(s) for webhook, slack,
- * discord and ntfy; smtp or smtps for email; a host that resolves, every
+ * discord, ntfy and gotify; smtp or smtps for email; a host that resolves, every
  * address of which is not loopback (unless allow_loopback), link-local,
  * unspecified, multicast or a cloud metadata address. SB_EINVAL naming
  * "url". */

@@ -11,11 +11,14 @@
  *      and the metric tables: a target that meets the rule and has no open
  *      alert fires, an open alert whose target no longer does resolves;
  *   4. reads the log after its cursor for the event rules (container_*,
- *      stack_*): an event fires or resolves the alert of its target;
+ *      stack_*, backup_failed): an event fires or resolves the alert of its
+ *      target;
  *   5. moves alerts into and out of silences (alert.silenced, and
  *      alert.unsilenced, which notifies again if still firing), and repeats
  *      notifications of firing, unacknowledged alerts every repeat_s.
- * Every transition is an event; the alerts projection refuses a second
+ * Every transition is an event, appended in one transaction with its
+ * delivery jobs (alerts_transition): a crash cannot keep one without the
+ * other. The alerts projection refuses a second
  * open alert per rule and target (so two daemons that both think they hold
  * the duty for a moment still fire once) and a transition that does not
  * apply to the alert's state.
@@ -69,6 +72,10 @@ static bool silenced(struct round *r, json_t *alert)
     json_t *s;
     json_array_foreach(r->silences, i, s)
     {
+        /* A recurring maintenance window silences only while it is open. */
+        json_t *rec = json_object_get(s, "recurrence");
+        if (json_is_object(rec) && !alerts_recurrence_open(rec, r->now_us))
+            continue;
         if (alerts_silence_matches(s, alert, labels))
             return true;
     }
@@ -123,7 +130,9 @@ static void fire(struct round *r, json_t *rule, const char *target, json_t *info
     char stream[64];
     snprintf(stream, sizeof stream, "alert/%s", id);
     struct sb_err err = {0};
-    int rc = alerts_append(r->a, stream, "alert.fired", d, &err);
+    int queued = 0;
+    int rc =
+        alerts_transition(r->a, stream, "alert.fired", d, quiet ? NULL : rule, d, "firing", &queued, &err);
     if (rc) {
         if (rc != SB_ECONFLICT)
             log_warn("alert not recorded", "rule=%s target=%s detail=\"%s\"", rule_id, target, err.msg);
@@ -135,9 +144,8 @@ static void fire(struct round *r, json_t *rule, const char *target, json_t *info
     json_object_set_new(d, "state", json_string("firing"));
     json_object_set_new(d, "fired_at", json_string(at));
     json_object_set_new(d, "notifications", json_integer(quiet ? 0 : 1));
-    log_info("alert firing", "rule=\"%s\" target=%s silenced=%d", jstr(rule, "name"), target, quiet);
-    if (!quiet)
-        alerts_notify(r->a, rule, d, "firing");
+    log_info("alert firing", "rule=\"%s\" target=%s silenced=%d deliveries=%d", jstr(rule, "name"), target,
+             quiet, queued);
     json_object_set_new(r->open, key, d);
 }
 
@@ -148,8 +156,13 @@ static void resolve(struct round *r, const char *key, json_t *alert, const char 
         json_object_set(d, "node_id", json_object_get(alert, "node_id"));
     char stream[64];
     snprintf(stream, sizeof stream, "alert/%s", jstr(alert, "id"));
+    json_t *rule = json_object_get(r->rule_ix, jstr(alert, "rule_id"));
+    bool notify = rule && json_integer_value(json_object_get(alert, "notifications")) > 0 &&
+                  !json_is_true(json_object_get(alert, "silenced"));
     struct sb_err err = {0};
-    int rc = alerts_append(r->a, stream, "alert.resolved", d, &err);
+    int queued = 0;
+    int rc = alerts_transition(r->a, stream, "alert.resolved", d, notify ? rule : NULL, alert, "resolved",
+                               &queued, &err);
     json_decref(d);
     if (rc) {
         if (rc != SB_ECONFLICT)
@@ -163,11 +176,8 @@ static void resolve(struct round *r, const char *key, json_t *alert, const char 
     json_object_set_new(alert, "state", json_string("resolved"));
     json_object_set_new(alert, "resolved_at", json_string(at));
     json_object_set_new(alert, "resolved_reason", json_string(reason));
-    log_info("alert resolved", "rule=\"%s\" target=%s", jstr(alert, "rule_name"), jstr(alert, "target"));
-    json_t *rule = json_object_get(r->rule_ix, jstr(alert, "rule_id"));
-    if (rule && json_integer_value(json_object_get(alert, "notifications")) > 0 &&
-        !json_is_true(json_object_get(alert, "silenced")))
-        alerts_notify(r->a, rule, alert, "resolved");
+    log_info("alert resolved", "rule=\"%s\" target=%s deliveries=%d", jstr(alert, "rule_name"),
+             jstr(alert, "target"), queued);
     json_object_del(r->open, key);
 }
 
@@ -340,7 +350,8 @@ struct batch {
 static int collect(void *ctx, const struct store_event_row *ev)
 {
     struct batch *b = ctx;
-    if (strncmp(ev->type, "container.", 10) != 0 && strncmp(ev->type, "stack.", 6) != 0)
+    if (strncmp(ev->type, "container.", 10) != 0 && strncmp(ev->type, "stack.", 6) != 0 &&
+        strncmp(ev->type, "backup.", 7) != 0)
         return 0;
     json_t *body = json_loadb(ev->body, ev->body_len, 0, NULL);
     if (!body)
@@ -361,6 +372,20 @@ static char *stack_node(struct round *r, const char *stack_id)
         node = strdup(jstr(s, "node_id"));
     json_decref(s);
     return node;
+}
+
+/* "plan <name>: " before a backup alert's summary (the event names only the id). */
+static void name_plan(struct round *r, json_t *sig)
+{
+    json_t *plan = NULL;
+    struct sb_err err = {0};
+    if (store_backup_get(r->a->cfg.store, "plan", jstr(sig, "plan_id"), &plan, &err) == 0 &&
+        jstr(plan, "name")) {
+        char what[600];
+        snprintf(what, sizeof what, "plan %s: %s", jstr(plan, "name"), jstr(sig, "summary"));
+        json_object_set_new(sig, "summary", json_string(what));
+    }
+    json_decref(plan);
 }
 
 static void apply_event(struct round *r, int64_t seq, const char *type, json_t *data)
@@ -410,6 +435,8 @@ static void apply_event(struct round *r, int64_t seq, const char *type, json_t *
                 }
             }
             if (go) {
+                if (jstr(sig, "plan_id") && jstr(sig, "summary"))
+                    name_plan(r, sig);
                 if (jstr(sig, "container_id") && jstr(sig, "summary")) {
                     char what[600];
                     snprintf(what, sizeof what, "container %s %s",
@@ -541,19 +568,21 @@ static void silences_and_repeats(struct round *r)
             json_t *d = json_pack("{s:s}", "id", jstr(alert, "id"));
             if (jstr(alert, "node_id"))
                 json_object_set(d, "node_id", json_object_get(alert, "node_id"));
-            int rc = alerts_append(r->a, stream, now ? "alert.silenced" : "alert.unsilenced", d, &err);
+            bool notify = !now && rule && state && strcmp(state, "firing") == 0;
+            int queued = 0;
+            int rc = alerts_transition(r->a, stream, now ? "alert.silenced" : "alert.unsilenced", d,
+                                       notify ? rule : NULL, alert, "unsilenced", &queued, &err);
             json_decref(d);
             if (rc)
                 continue;
             json_object_set_new(alert, "silenced", json_boolean(now));
-            if (!now && rule && state && strcmp(state, "firing") == 0) {
+            if (notify) {
                 char at[40];
                 now_text(at, sizeof at);
                 json_object_set_new(alert, "last_notified_at", json_string(at));
                 json_object_set_new(
                     alert, "notifications",
                     json_integer(json_integer_value(json_object_get(alert, "notifications")) + 1));
-                alerts_notify(r->a, rule, alert, "unsilenced");
             }
             continue;
         }
@@ -568,38 +597,15 @@ static void silences_and_repeats(struct round *r)
         json_t *d = json_pack("{s:s, s:s}", "id", jstr(alert, "id"), "reason", "repeat");
         if (jstr(alert, "node_id"))
             json_object_set(d, "node_id", json_object_get(alert, "node_id"));
-        int rc = alerts_append(r->a, stream, "alert.renotified", d, &err);
+        int queued = 0;
+        int rc = alerts_transition(r->a, stream, "alert.renotified", d, rule, alert, "repeat", &queued, &err);
         json_decref(d);
         if (rc)
             continue;
         char at[40];
         now_text(at, sizeof at);
         json_object_set_new(alert, "last_notified_at", json_string(at));
-        alerts_notify(r->a, rule, alert, "repeat");
     }
-}
-
-/* A transition is one append and its delivery jobs others: a daemon that
- * died between them left a notification unqueued. Queue it now (alerts
- * that changed at least 10 s ago, so this round's own are not doubled). */
-static void recover_notifications(struct round *r)
-{
-    json_t *rows = NULL;
-    struct sb_err err = {0};
-    if (store_alerts_unnotified(r->a->cfg.store, 10, &rows, &err))
-        return;
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row)
-    {
-        json_t *rule = json_object_get(r->rule_ix, jstr(row, "rule_id"));
-        if (!rule || !json_is_true(json_object_get(rule, "enabled")))
-            continue;
-        if (alerts_notify(r->a, rule, row, jstr(row, "notification")) > 0)
-            log_warn("notification was never queued: queued it now", "alert=%s notification=%s",
-                     jstr(row, "id"), jstr(row, "notification"));
-    }
-    json_decref(rows);
 }
 
 /* ---- the round ------------------------------------------------------------------------ */
@@ -688,7 +694,6 @@ void alerts_evaluate(struct alerts *a)
     read_events(&r);
     judge_restart_loops(&r);
     silences_and_repeats(&r);
-    recover_notifications(&r);
 out:
     json_decref(rules);
     json_decref(open);

@@ -28,9 +28,13 @@ struct alerts {
 
 /* Appends an event as the system actor "alerts". */
 int alerts_append(struct alerts *a, const char *stream, const char *type, json_t *data, struct sb_err *err);
-/* Queues one delivery job per channel of the rule (every enabled channel
- * when the rule names none) for an alert's notification; returns how many. */
-int alerts_notify(struct alerts *a, json_t *rule, json_t *alert, const char *notification);
+/* Appends an alert transition (`type` on `stream`, as the system actor
+ * "alerts") together with one "notification" delivery job per channel of
+ * the rule (every enabled channel when the rule names none; rule NULL: no
+ * job) for `alert` (its id and node_id), in one transaction: both or
+ * neither. *queued is the number of jobs. */
+int alerts_transition(struct alerts *a, const char *stream, const char *type, json_t *data, json_t *rule,
+                      json_t *alert, const char *notification, int *queued, struct sb_err *err);
 /* The alert.deliver job handler (notify.c). */
 int alerts_deliver_job(struct job_ctx *c, json_t *args, json_t **result, struct sb_err *err);
 /* A channel's secrets, opened (an empty object when none). */

@@ -1,5 +1,6 @@
 /*
- * Notifications: one "alert.deliver" job per alert transition and channel.
+ * Notifications: one "alert.deliver" job per alert transition and channel,
+ * queued in the transition event's transaction (alerts_transition).
  * The job loads the channel and its sealed secrets (never in job args),
  * formats the message for the channel's kind, sends it with libcurl (HTTP
  * POST, or SMTP with STARTTLS when the server offers it), and records the
@@ -16,6 +17,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,19 +30,22 @@ static const char *jstr(json_t *o, const char *k)
     return json_string_value(json_object_get(o, k));
 }
 
-int alerts_notify(struct alerts *a, json_t *rule, json_t *alert, const char *notification)
+#define CHANNELS_MAX 64 /* delivery jobs queued with one transition */
+
+int alerts_transition(struct alerts *a, const char *stream, const char *type, json_t *data, json_t *rule,
+                      json_t *alert, const char *notification, int *queued, struct sb_err *err)
 {
-    int queued = 0;
-    json_t *wanted = json_object_get(rule, "channels");
+    *queued = 0;
     json_t *channels = NULL;
-    struct sb_err err = {0};
-    if (store_alert_channels_list(a->cfg.store, &channels, &err)) {
-        log_warn("notification not queued", "alert=%s detail=\"%s\"", jstr(alert, "id"), err.msg);
-        return 0;
-    }
-    char target[64];
+    if (rule && notification && store_alert_channels_list(a->cfg.store, &channels, err))
+        return err && err->code ? err->code : SB_EUNAVAIL; /* nothing recorded: the next round tries again */
+    struct jobs_new ins[CHANNELS_MAX];
+    json_t *args[CHANNELS_MAX];
+    char keys[CHANNELS_MAX][80], target[64];
+    int n = 0;
     snprintf(target, sizeof target, "alert/%s", jstr(alert, "id"));
     const char *node = jstr(alert, "node_id");
+    json_t *wanted = json_object_get(rule, "channels");
     size_t i;
     json_t *c;
     json_array_foreach(channels, i, c)
@@ -55,29 +60,37 @@ int alerts_notify(struct alerts *a, json_t *rule, json_t *alert, const char *not
             if (!named)
                 continue;
         }
-        json_t *args = json_pack("{s:s, s:s, s:s}", "alert_id", jstr(alert, "id"), "channel_id",
-                                 jstr(c, "id"), "notification", notification);
+        if (n == CHANNELS_MAX) {
+            log_warn("notification not queued: too many channels", "alert=%s channel=%s", jstr(alert, "id"),
+                     jstr(c, "id"));
+            continue;
+        }
+        args[n] = json_pack("{s:s, s:s, s:s}", "alert_id", jstr(alert, "id"), "channel_id", jstr(c, "id"),
+                            "notification", notification);
         /* One delivery at a time per channel, in order: a resolution never
          * overtakes its firing, and a receiver that hangs holds one worker. */
-        char key[80];
-        snprintf(key, sizeof key, "alert-channel/%s", jstr(c, "id"));
-        struct jobs_new jn = {.kind = "alert.deliver",
-                              .target = target,
-                              .concurrency_key = key,
-                              .node_id = node && uuid_valid(node) ? node : NULL,
-                              .args = args,
-                              .actor = {.kind = "system", .name = "alerts"}};
-        json_t *job = NULL;
-        if (jobs_enqueue(a->cfg.jobs, &jn, &job, &err))
-            log_warn("notification not queued", "alert=%s channel=%s detail=\"%s\"", jstr(alert, "id"),
-                     jstr(c, "id"), err.msg);
-        else
-            queued++;
-        json_decref(job);
-        json_decref(args);
+        snprintf(keys[n], sizeof keys[n], "alert-channel/%s", jstr(c, "id"));
+        ins[n] = (struct jobs_new){.kind = "alert.deliver",
+                                   .target = target,
+                                   .concurrency_key = keys[n],
+                                   .node_id = node && uuid_valid(node) ? node : NULL,
+                                   .args = args[n],
+                                   .actor = {.kind = "system", .name = "alerts"}};
+        n++;
     }
+    /* The transition and its deliveries: one transaction. */
+    struct event_new ev = {.stream = stream,
+                           .type = type,
+                           .data = data,
+                           .actor = {.kind = "system", .name = "alerts"},
+                           .outcome = "success"};
+    int rc = jobs_enqueue_with(a->cfg.jobs, &ev, ins, n, err);
+    if (rc == 0)
+        *queued = n;
+    for (int k = 0; k < n; k++)
+        json_decref(args[k]);
     json_decref(channels);
-    return queued;
+    return rc;
 }
 
 /* ---- sending ------------------------------------------------------------------ */
@@ -277,6 +290,8 @@ static int send_http(struct send *s, const char *kind, json_t *secret, json_t *a
     struct curl_slist *h = NULL;
     char *body = NULL;
     size_t len = 0;
+    const char *url = jstr(secret, "url");
+    char gotify_url[2100];
     if (strcmp(kind, "webhook") == 0) {
         json_t *p = alerts_payload(alert, notification, delivery);
         body = json_dumps(p, JSON_COMPACT);
@@ -304,6 +319,35 @@ static int send_http(struct send *s, const char *kind, json_t *secret, json_t *a
         json_decref(p);
         len = body ? strlen(body) : 0;
         h = curl_slist_append(h, "Content-Type: application/json");
+    } else if (strcmp(kind, "gotify") == 0) {
+        /* POST <server>/message {title, message, priority}; the application
+         * token in X-Gotify-Key (never in the URL, which is logged by
+         * proxies). Priority: 8 critical, 5 warning, 2 info or resolved. */
+        char *nl = strchr(text.data, '\n');
+        char title[300];
+        snprintf(title, sizeof title, "%.*s", nl ? (int)(nl - text.data) : (int)text.len, text.data);
+        const char *sev = jstr(alert, "severity");
+        int prio = strcmp(notification, "resolved") == 0 ? 2
+                   : sev && strcmp(sev, "critical") == 0 ? 8
+                   : sev && strcmp(sev, "info") == 0     ? 2
+                                                         : 5;
+        json_t *p = json_pack("{s:s, s:s, s:i}", "title", title, "message", nl ? nl + 1 : text.data,
+                              "priority", prio);
+        body = p ? json_dumps(p, JSON_COMPACT) : NULL;
+        json_decref(p);
+        len = body ? strlen(body) : 0;
+        const char *base = jstr(secret, "url");
+        size_t blen = base ? strlen(base) : 0;
+        while (blen && base[blen - 1] == '/')
+            blen--;
+        snprintf(gotify_url, sizeof gotify_url, "%.*s/message", (int)blen, base ? base : "");
+        url = gotify_url;
+        char line[300];
+        h = curl_slist_append(h, "Content-Type: application/json");
+        snprintf(line, sizeof line, "X-Gotify-Key: %.200s",
+                 jstr(secret, "token") ? jstr(secret, "token") : "");
+        h = curl_slist_append(h, line);
+        sodium_memzero(line, sizeof line);
     } else { /* ntfy: the title header and the rest as the message */
         char *nl = strchr(text.data, '\n');
         char title[300], line[400];
@@ -330,8 +374,7 @@ static int send_http(struct send *s, const char *kind, json_t *secret, json_t *a
             h = curl_slist_append(h, line);
         }
     }
-    int rc = body ? http_post(s, jstr(secret, "url"), h, body, len, status, err)
-                  : sb_error(err, SB_ENOMEM, "out of memory");
+    int rc = body ? http_post(s, url, h, body, len, status, err) : sb_error(err, SB_ENOMEM, "out of memory");
     curl_slist_free_all(h);
     free(body);
     buf_release(&text);

@@ -27,6 +27,7 @@ static const char *const rule_kinds[] = {"metric",
                                          "stack_deploy_failed",
                                          "stack_rolled_back",
                                          "audit_chain_broken",
+                                         "backup_failed",
                                          NULL};
 static const char *const metrics[] = {"node.cpu",      "node.memory",      "node.disk",
                                       "container.cpu", "container.memory", NULL};
@@ -48,7 +49,8 @@ bool alerts_rule_kind_known(const char *kind)
 
 bool alerts_rule_event_driven(const char *kind)
 {
-    return kind && (strncmp(kind, "container_", 10) == 0 || strncmp(kind, "stack_", 6) == 0);
+    return kind && (strncmp(kind, "container_", 10) == 0 || strncmp(kind, "stack_", 6) == 0 ||
+                    strcmp(kind, "backup_failed") == 0);
 }
 
 static bool text_ok(json_t *v, size_t max, bool empty_ok)
@@ -131,7 +133,7 @@ int alerts_rule_normalize(json_t *in, json_t *old, json_t **rule, struct sb_err 
             err, "kind",
             "kind must be one of metric, node_offline, node_hostkey_mismatch, collector_silent, "
             "container_died, container_oom, container_unhealthy, container_restart_loop, "
-            "stack_deploy_failed, stack_rolled_back, audit_chain_broken");
+            "stack_deploy_failed, stack_rolled_back, audit_chain_broken, backup_failed");
     json_t *params = json_object();
     json_int_t n;
     if (strcmp(kind, "metric") == 0) {
@@ -239,7 +241,9 @@ json_t *alerts_default_rules(void)
         "{\"name\":\"Container killed: out of memory\",\"kind\":\"container_oom\"}",
         "{\"name\":\"Disk over 90 %\",\"kind\":\"metric\",\"metric\":\"node.disk\",\"op\":\">\","
         "\"threshold\":90,\"for_s\":300}",
-        "{\"name\":\"Audit chain broken\",\"kind\":\"audit_chain_broken\"}", NULL};
+        "{\"name\":\"Audit chain broken\",\"kind\":\"audit_chain_broken\"}",
+        "{\"name\":\"Backup failed\",\"kind\":\"backup_failed\"}",
+        NULL};
     json_t *out = json_array();
     for (size_t i = 0; defaults[i]; i++) {
         json_t *in = json_loads(defaults[i], 0, NULL), *r = NULL;
@@ -271,6 +275,54 @@ static json_t *container_signal(const char *action, json_t *data, const char *wh
         json_object_set_new(s, "container_name", json_string(name));
     if (what)
         json_object_set_new(s, strcmp(action, "fire") == 0 ? "summary" : "reason", json_string(what));
+    return s;
+}
+
+/* A backup event: the plan's runs and restore tests fire and resolve the
+ * alert of backup_plan/<id>; a restore (which names no plan) fires and
+ * resolves that of backup_repository/<id>. */
+static json_t *backup_signal(const char *t, json_t *data)
+{
+    static const char *const fires[] = {"run_failed", "restore_test_failed", "restore_failed", NULL};
+    static const char *const clears[] = {"run_succeeded", "restore_test_succeeded", "restored", NULL};
+    bool fire = in_list(t, fires);
+    if (!fire && !in_list(t, clears) && strcmp(t, "plan_deleted") != 0)
+        return NULL;
+    if (strcmp(t, "plan_deleted") == 0 && dstr(data, "id")) {
+        char target[100];
+        snprintf(target, sizeof target, "backup_plan/%.60s", dstr(data, "id"));
+        return json_pack("{s:s, s:s, s:s, s:s}", "action", "resolve", "target", target, "plan_id",
+                         dstr(data, "id"), "reason", "the plan was deleted");
+    }
+    const char *plan = dstr(data, "plan_id"), *repo = dstr(data, "repository_id");
+    if (strcmp(t, "restore_failed") == 0 || strcmp(t, "restored") == 0)
+        plan = NULL; /* a restore is the repository's, whatever else it names */
+    if (!plan && !repo)
+        return NULL;
+    char target[100];
+    snprintf(target, sizeof target, "%s/%.60s", plan ? "backup_plan" : "backup_repository",
+             plan ? plan : repo);
+    json_t *s = json_pack("{s:s, s:s}", "action", fire ? "fire" : "resolve", "target", target);
+    if (plan)
+        json_object_set_new(s, "plan_id", json_string(plan));
+    else
+        json_object_set_new(s, "repository_id", json_string(repo));
+    if (dstr(data, "node_id"))
+        json_object_set_new(s, "node_id", json_string(dstr(data, "node_id")));
+    char what[400];
+    if (fire) {
+        const char *how = strcmp(t, "run_failed") == 0            ? "backup run failed"
+                          : strcmp(t, "restore_test_failed") == 0 ? "restore test failed"
+                                                                  : "restore failed";
+        snprintf(what, sizeof what, "%s: %.300s", how,
+                 dstr(data, "reason") ? dstr(data, "reason") : "no reason given");
+        json_object_set_new(s, "summary", json_string(what));
+    } else {
+        json_object_set_new(s, "reason",
+                            json_string(strcmp(t, "run_succeeded") == 0 ? "the next backup run succeeded"
+                                        : strcmp(t, "restored") == 0    ? "a restore succeeded"
+                                                                        : "the next restore test succeeded"));
+    }
     return s;
 }
 
@@ -310,6 +362,8 @@ json_t *alerts_event_signal(json_t *rule, const char *type, json_t *data)
         }
         return NULL;
     }
+    if (strncmp(type, "backup.", 7) == 0)
+        return strcmp(kind, "backup_failed") == 0 ? backup_signal(type + 7, data) : NULL;
     if (strncmp(type, "stack.", 6) == 0 && strncmp(kind, "stack_", 6) == 0) {
         const char *id = dstr(data, "id"), *t = type + 6;
         if (!id)
@@ -400,9 +454,99 @@ bool alerts_silence_matches(json_t *silence, json_t *alert, json_t *node_labels)
     return true;
 }
 
+static const char *const weekdays[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat", NULL};
+
+/* {days, start "HH:MM", duration_s} into a new normalized object (days in
+ * week order, each once), or NULL with err naming the field. */
+static json_t *recurrence_normalize(json_t *in, struct sb_err *err)
+{
+    if (!json_is_object(in)) {
+        sb_field_error(err, "recurrence", "recurrence must be an object {days, start, duration_s}");
+        return NULL;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(in, k, v)
+    {
+        if (strcmp(k, "days") != 0 && strcmp(k, "start") != 0 && strcmp(k, "duration_s") != 0) {
+            sb_field_error(err, "recurrence", "recurrence: unknown field '%.40s' (days, start, duration_s)",
+                           k);
+            return NULL;
+        }
+    }
+    json_t *days = json_object_get(in, "days");
+    bool seen[7] = {false};
+    size_t i;
+    json_t *d;
+    bool ok = json_is_array(days) && json_array_size(days) >= 1 && json_array_size(days) <= 7;
+    json_array_foreach(days, i, d)
+    {
+        int day = -1;
+        for (int w = 0; ok && weekdays[w]; w++)
+            if (json_is_string(d) && strcmp(json_string_value(d), weekdays[w]) == 0)
+                day = w;
+        ok = ok && day >= 0 && !seen[day];
+        if (day >= 0)
+            seen[day] = true;
+    }
+    if (!ok) {
+        sb_field_error(err, "recurrence.days",
+                       "recurrence.days must be 1 to 7 different days of mon, tue, wed, thu, fri, sat, sun");
+        return NULL;
+    }
+    const char *start = json_string_value(json_object_get(in, "start"));
+    int hh = -1, mm = -1;
+    if (!start || strlen(start) != 5 || start[2] != ':' || sscanf(start, "%2d:%2d", &hh, &mm) != 2 ||
+        strspn(start, "0123456789:") != 5 || hh < 0 || hh > 23 || mm < 0 || mm > 59) {
+        sb_field_error(err, "recurrence.start", "recurrence.start must be a UTC time HH:MM (00:00 to 23:59)");
+        return NULL;
+    }
+    json_t *dur = json_object_get(in, "duration_s");
+    if (!json_is_integer(dur) || json_integer_value(dur) < 60 || json_integer_value(dur) > 7 * 86400) {
+        sb_field_error(err, "recurrence.duration_s",
+                       "recurrence.duration_s must be a whole number of seconds from 60 to 604800");
+        return NULL;
+    }
+    json_t *out_days = json_array();
+    for (int w = 1; w <= 7; w++) /* mon … sun */
+        if (seen[w % 7])
+            json_array_append_new(out_days, json_string(weekdays[w % 7]));
+    char st[6];
+    snprintf(st, sizeof st, "%02d:%02d", hh, mm);
+    return json_pack("{s:o, s:s, s:I}", "days", out_days, "start", st, "duration_s", json_integer_value(dur));
+}
+
+bool alerts_recurrence_open(json_t *rec, int64_t now_us)
+{
+    const char *start = json_string_value(json_object_get(rec, "start"));
+    json_int_t dur = json_integer_value(json_object_get(rec, "duration_s"));
+    int hh, mm;
+    if (!start || sscanf(start, "%2d:%2d", &hh, &mm) != 2 || dur <= 0)
+        return false;
+    int64_t now = now_us / 1000000;
+    int64_t midnight = now - ((now % 86400) + 86400) % 86400;
+    /* A window that began on one of the last 8 days (at most 7 days long) may cover now. */
+    for (int back = 0; back <= 7; back++) {
+        int64_t day = midnight - (int64_t)back * 86400;
+        int wd = (int)(((day / 86400) + 4) % 7); /* 1970-01-01 was a Thursday */
+        if (wd < 0)
+            wd += 7;
+        bool listed = false;
+        size_t i;
+        json_t *d;
+        json_array_foreach(json_object_get(rec, "days"), i, d) listed =
+            listed || (json_is_string(d) && strcmp(json_string_value(d), weekdays[wd]) == 0);
+        int64_t from = day + hh * 3600 + mm * 60;
+        if (listed && now >= from && now < from + dur)
+            return true;
+    }
+    return false;
+}
+
 int alerts_silence_normalize(json_t *in, int64_t now_us, json_t **silence, struct sb_err *err)
 {
-    static const char *const allowed[] = {"matchers", "until", "duration_s", "comment", "node_labels", NULL};
+    static const char *const allowed[] = {"matchers",    "until",      "duration_s", "comment",
+                                          "node_labels", "recurrence", NULL};
     *silence = NULL;
     const char *k;
     json_t *v;
@@ -431,9 +575,21 @@ int alerts_silence_normalize(json_t *in, int64_t now_us, json_t **silence, struc
     if (labels && check_labels(labels, err))
         return err ? err->code : SB_EINVAL;
     json_t *until = json_object_get(in, "until"), *dur = json_object_get(in, "duration_s");
+    json_t *rin = json_object_get(in, "recurrence");
+    bool recurring = rin && !json_is_null(rin);
     int64_t until_us = 0;
     if (until && dur)
         return sb_field_error(err, "until", "give until or duration_s, not both");
+    if (recurring) {
+        /* A maintenance window: weekly, for the nodes of node_labels. */
+        if (!json_is_object(labels) || json_object_size(labels) == 0)
+            return sb_field_error(err, "node_labels",
+                                  "node_labels is required for a recurring maintenance window");
+        if (dur)
+            return sb_field_error(err, "duration_s",
+                                  "duration_s: a recurring window's length is recurrence.duration_s (until "
+                                  "may end the schedule)");
+    }
     if (dur) {
         if (!json_is_integer(dur) || json_integer_value(dur) < 1 || json_integer_value(dur) > 90 * 86400)
             return sb_field_error(err, "duration_s", "duration_s must be a whole number from 1 to 7776000");
@@ -443,20 +599,27 @@ int alerts_silence_normalize(json_t *in, int64_t now_us, json_t **silence, struc
             return sb_field_error(err, "until", "until must be an RFC 3339 time");
         if (until_us <= now_us)
             return sb_field_error(err, "until", "until must be in the future");
-        if (until_us > now_us + (int64_t)90 * 86400 * 1000000)
+        if (!recurring && until_us > now_us + (int64_t)90 * 86400 * 1000000)
             return sb_field_error(err, "until", "until must be at most 90 days ahead");
-    } else {
+    } else if (!recurring) {
         return sb_field_error(err, "until", "until (or duration_s) is required");
     }
     json_t *comment = json_object_get(in, "comment");
     if (comment && !text_ok(comment, 500, true))
         return sb_field_error(err, "comment", "comment must be a string of at most 500 characters");
+    json_t *rec = recurring ? recurrence_normalize(rin, err) : NULL;
+    if (recurring && !rec)
+        return err ? err->code : SB_EINVAL;
     char at[40];
-    time_format_rfc3339(until_us, at, sizeof at);
-    *silence =
-        json_pack("{s:o, s:s, s:o, s:O}", "matchers", m && !json_is_null(m) ? json_incref(m) : json_object(),
-                  "until", at, "comment", comment ? json_incref(comment) : json_string(""), "node_labels",
-                  labels && !json_is_null(labels) && json_object_size(labels) ? labels : json_null());
+    if (until_us)
+        time_format_rfc3339(until_us, at, sizeof at);
+    /* until null: a window that recurs until it is deleted. */
+    *silence = json_pack("{s:o, s:o, s:o, s:O, s:o}", "matchers",
+                         m && !json_is_null(m) ? json_incref(m) : json_object(), "until",
+                         until_us ? json_string(at) : json_null(), "comment",
+                         comment ? json_incref(comment) : json_string(""), "node_labels",
+                         labels && !json_is_null(labels) && json_object_size(labels) ? labels : json_null(),
+                         "recurrence", rec ? rec : json_null());
     return *silence ? 0 : sb_error(err, SB_ENOMEM, "out of memory");
 }
 
@@ -604,9 +767,9 @@ int alerts_channel_normalize(json_t *in, json_t *old_clear, json_t *old_secret, 
         !json_equal(json_object_get(in, "kind"), json_object_get(old_clear, "kind")))
         return sb_field_error(err, "kind", "a channel's kind cannot change (make a new channel)");
     const char *kind = json_string_value(pick(in, old_clear, "kind"));
-    static const char *const kinds[] = {"webhook", "slack", "discord", "email", "ntfy", NULL};
+    static const char *const kinds[] = {"webhook", "slack", "discord", "email", "ntfy", "gotify", NULL};
     if (!in_list(kind, kinds))
-        return sb_field_error(err, "kind", "kind must be webhook, slack, discord, email or ntfy");
+        return sb_field_error(err, "kind", "kind must be webhook, slack, discord, email, ntfy or gotify");
     bool email = strcmp(kind, "email") == 0;
     /* Fields of another kind are refused, not ignored. */
     const char *only_email[] = {"to", "from", "username", "password", "starttls", NULL};
@@ -615,8 +778,8 @@ int alerts_channel_normalize(json_t *in, json_t *old_clear, json_t *old_secret, 
             return sb_field_error(err, only_email[i], "%s applies to email channels only", only_email[i]);
     if (strcmp(kind, "webhook") != 0 && json_object_get(in, "secret"))
         return sb_field_error(err, "secret", "secret applies to webhook channels only");
-    if (strcmp(kind, "ntfy") != 0 && json_object_get(in, "token"))
-        return sb_field_error(err, "token", "token applies to ntfy channels only");
+    if (strcmp(kind, "ntfy") != 0 && strcmp(kind, "gotify") != 0 && json_object_get(in, "token"))
+        return sb_field_error(err, "token", "token applies to ntfy and gotify channels only");
 
     json_t *s = json_object();
     /* Secrets: a value given as the mask (or a masked URL) keeps the old one. */
@@ -642,6 +805,22 @@ int alerts_channel_normalize(json_t *in, json_t *old_clear, json_t *old_secret, 
     if (rc) {
         json_decref(s);
         return rc;
+    }
+    if (strcmp(kind, "gotify") == 0) {
+        /* The server's base URL: the message goes to <url>/message. */
+        const char *tok = json_string_value(json_object_get(s, "token"));
+        if (strpbrk(url, "?#")) {
+            json_decref(s);
+            return sb_field_error(err, "url",
+                                  "url is the Gotify server's address, without a query (the token "
+                                  "goes in token)");
+        }
+        if (!tok || strlen(tok) > 200 || strpbrk(tok, " \t")) {
+            json_decref(s);
+            return sb_field_error(err, "token",
+                                  "token is required for gotify: the application's token (at most 200 "
+                                  "characters, no spaces)");
+        }
     }
     if (strcmp(kind, "webhook") == 0) {
         const char *sec = json_string_value(json_object_get(s, "secret"));

@@ -234,6 +234,9 @@ int alerts_channel_secrets(struct alerts *a, const char *id, json_t **secret, st
     buf_init(&plain, 1 << 16);
     rc = crypto_open(a->cfg.key, sealed, &plain, err);
     free(sealed);
+    if (rc) /* every daemon on one database must share the master key */
+        log_warn("a channel's secrets do not open with this daemon's master key", "channel=%s detail=\"%s\"",
+                 id, err ? err->msg : "");
     if (rc == 0) {
         *secret = json_loadb(plain.data, plain.len, 0, NULL);
         if (!*secret)

@@ -453,10 +453,11 @@ static bool claim_next(struct jobs *j, const char *holder, struct store_job_clai
     return true;
 }
 
-int jobs_enqueue(struct jobs *j, const struct jobs_new *in, json_t **job, struct sb_err *err)
+/* The data of the job.queued event of a new job `id` (with "id"), in *d. */
+static int queued_data(struct jobs *j, const struct jobs_new *in, const char *id, json_t **d,
+                       struct sb_err *err)
 {
-    if (job)
-        *job = NULL;
+    *d = NULL;
     const struct jobs_kind *k = in && in->kind ? kind_find(j, in->kind) : NULL;
     if (!k)
         return sb_error(err, SB_EINVAL, "unknown job kind");
@@ -467,21 +468,66 @@ int jobs_enqueue(struct jobs *j, const struct jobs_new *in, json_t **job, struct
     free(text);
     if (n > MAX_ARGS_BYTES)
         return sb_error(err, SB_ETOOLARGE, "job args over %d bytes", MAX_ARGS_BYTES);
-    char id[37];
-    uuid_v4(id);
     json_t *by =
         json_pack("{s:s?, s:s?, s:s?}", "kind", in->actor.kind, "id", in->actor.id, "name", in->actor.name);
     json_t *args = in->args ? json_incref(in->args) : json_object();
-    json_t *d = json_pack("{s:s, s:s?, s:s?, s:s?, s:o, s:i, s:i, s:o}", "kind", k->kind, "target",
-                          in->target, "node_id", in->node_id, "concurrency_key", in->concurrency_key, "args",
-                          args, "max_attempts", k->max_attempts, "timeout_s", k->timeout_s, "created_by", by);
-    if (!d)
+    *d = json_pack("{s:s, s:s?, s:s?, s:s?, s:o, s:i, s:i, s:o, s:s}", "kind", k->kind, "target", in->target,
+                   "node_id", in->node_id, "concurrency_key", in->concurrency_key, "args", args,
+                   "max_attempts", k->max_attempts, "timeout_s", k->timeout_s, "created_by", by, "id", id);
+    if (!*d)
         return sb_error(err, SB_EINVAL, "job fields must be UTF-8");
-    int rc = append(j, id, "job.queued", d, &in->actor, err);
+    return 0;
+}
+
+int jobs_enqueue(struct jobs *j, const struct jobs_new *in, json_t **job, struct sb_err *err)
+{
+    if (job)
+        *job = NULL;
+    char id[37];
+    uuid_v4(id);
+    json_t *d = NULL;
+    int rc = queued_data(j, in, id, &d, err);
+    if (rc)
+        return rc;
+    rc = append(j, id, "job.queued", d, &in->actor, err);
     if (rc)
         return rc;
     wake_one(j);
     return job ? store_job_get(j->cfg.store, id, job, err) : 0;
+}
+
+#define ENQUEUE_WITH_MAX 64
+
+int jobs_enqueue_with(struct jobs *j, const struct event_new *lead, const struct jobs_new *ins, int n,
+                      struct sb_err *err)
+{
+    if (n < 0 || n > ENQUEUE_WITH_MAX)
+        return sb_error(err, SB_EINVAL, "at most %d jobs are queued with an event", ENQUEUE_WITH_MAX);
+    struct event_new evs[ENQUEUE_WITH_MAX + 1];
+    char streams[ENQUEUE_WITH_MAX][48];
+    json_t *datas[ENQUEUE_WITH_MAX];
+    evs[0] = *lead;
+    int rc = 0, made = 0;
+    for (; made < n && rc == 0; made++) {
+        char id[37];
+        uuid_v4(id);
+        rc = queued_data(j, &ins[made], id, &datas[made], err);
+        if (rc)
+            break;
+        snprintf(streams[made], sizeof streams[made], "job/%s", id);
+        evs[made + 1] = (struct event_new){.stream = streams[made],
+                                           .type = "job.queued",
+                                           .data = datas[made],
+                                           .actor = ins[made].actor,
+                                           .outcome = "success"};
+    }
+    if (rc == 0)
+        rc = store_append_all(j->cfg.store, evs, n + 1, NULL, err);
+    for (int i = 0; i < made; i++)
+        json_decref(datas[i]);
+    if (rc == 0 && n > 0)
+        wake_one(j);
+    return rc;
 }
 
 int jobs_get(struct jobs *j, const char *id, json_t **job, struct sb_err *err)

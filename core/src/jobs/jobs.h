@@ -52,6 +52,11 @@ struct jobs_new {
 /* Appends job.queued and the row in one transaction. *job (caller decrefs)
  * is the job as GET /api/v1/jobs/{id} shows it; answer 202 {"job": *job}. */
 int jobs_enqueue(struct jobs *j, const struct jobs_new *in, json_t **job, struct sb_err *err);
+/* Appends `lead` (the caller's event) and the job.queued of each of ins[0..n-1]
+ * (n at most 64) in one transaction: the event and its jobs commit together
+ * or not at all (a projection refusing `lead` queues no job). */
+int jobs_enqueue_with(struct jobs *j, const struct event_new *lead, const struct jobs_new *ins, int n,
+                      struct sb_err *err);
 
 /* Inside a handler (on a jobs worker thread). */
 const char *job_id(const struct job_ctx *c);

@@ -12,7 +12,8 @@
  *   alert_channel.created/updated {id, name, kind, enabled, config, secret_names, by}  (+ sealed secrets)
  *   alert_channel.deleted      {id}
  *   alert_channel.test_delivered / test_failed {id, channel_id, channel_name, attempt, status, answer,
- * job_id} alert_silence.created      {id, matchers, node_labels, until, comment, by} alert_silence.ended /
+ * job_id} alert_silence.created      {id, matchers, node_labels, until (null: none), comment, by,
+ * recurrence?} alert_silence.ended /
  * deleted {id} alert.fired        {id, rule_id, rule_name, kind, severity, target, node_id?, node_name?,
  * container_id?, container_name?, summary, value?, silenced, source_seq?} alert.acknowledged {id, node_id?,
  * by}          (refused unless firing) alert.resolved     {id, node_id?, reason}      (refused when resolved)
@@ -186,11 +187,12 @@ int project_alerts(struct store_tx *tx, const struct store_event *ev)
             rc = store_tx_exec(
                 tx,
                 "INSERT INTO alert_silences (id, matchers, node_labels, starts_at, until, comment, state, "
-                "created_by, created_at) SELECT (d->>'id')::uuid, coalesce(d->'matchers', '{}'), "
+                "created_by, created_at, recurrence) SELECT (d->>'id')::uuid, coalesce(d->'matchers', '{}'), "
                 "CASE WHEN jsonb_typeof(d->'node_labels') = 'object' THEN d->'node_labels' END, "
                 "$2::timestamptz, "
-                "(d->>'until')::timestamptz, coalesce(d->>'comment', ''), 'active', d->>'by', "
-                "$2::timestamptz "
+                "coalesce((d->>'until')::timestamptz, 'infinity'), coalesce(d->>'comment', ''), 'active', "
+                "d->>'by', $2::timestamptz, "
+                "CASE WHEN jsonb_typeof(d->'recurrence') = 'object' THEN d->'recurrence' END "
                 "FROM (SELECT $1::jsonb AS d) x",
                 2, p);
         else if (strcmp(t, "ended") == 0 || strcmp(t, "deleted") == 0) {
@@ -259,15 +261,6 @@ static struct store_stmt q_deliveries = STORE_STMT(
 static struct store_stmt q_counts =
     STORE_STMT("SELECT coalesce(json_object_agg(severity, n), '{}'::json)::text FROM "
                "(SELECT severity, count(*) AS n FROM alerts WHERE state <> 'resolved' GROUP BY severity) x");
-static struct store_stmt q_unnotified = STORE_STMT(
-    "SELECT coalesce(json_agg(x), '[]'::json)::text FROM (SELECT a.*, "
-    "CASE WHEN a.state = 'resolved' THEN 'resolved' ELSE 'firing' END AS notification FROM alerts a "
-    "WHERE a.notifications > 0 AND NOT a.silenced AND a.updated_at > now() - interval '1 hour' "
-    "AND a.updated_at < now() - make_interval(secs => $1::int) "
-    "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'alert.deliver' AND j.target = 'alert/' || "
-    "a.id::text "
-    "AND (a.state <> 'resolved' OR j.args->>'notification' = 'resolved')) ORDER BY a.updated_at LIMIT 100) "
-    "x");
 static struct store_stmt q_cursor_get = STORE_STMT("SELECT seq FROM alert_eval_state WHERE name = $1");
 static struct store_stmt q_cursor_set =
     STORE_STMT("INSERT INTO alert_eval_state (name, seq) VALUES ($1, $2::bigint) "
@@ -401,14 +394,6 @@ int store_alert_deliveries(struct store *st, const char *alert_id, const char *c
 int store_alerts_open_counts(struct store *st, json_t **out, struct sb_err *err)
 {
     return one_json(st, &q_counts, 0, NULL, out, "count", err);
-}
-
-int store_alerts_unnotified(struct store *st, int older_than_s, json_t **out, struct sb_err *err)
-{
-    char s[16];
-    snprintf(s, sizeof s, "%d", older_than_s);
-    const char *p[1] = {s};
-    return one_json(st, &q_unnotified, 1, p, out, "alert", err);
 }
 
 int store_alert_cursor_get(struct store *st, const char *name, int64_t *seq, bool *found, struct sb_err *err)

@@ -16,7 +16,9 @@
  * If the group fails because one event is refused by a projection (a name
  * already taken) or by the row it carries (store_side_write: a token, a
  * guest link, a sealed key written with its event), every event of the
- * group is retried alone, so only the offending caller gets the error.
+ * group is retried alone, so only the offending caller gets the error. The
+ * events of one store_append_all are a unit: never split between groups,
+ * retried together, and refused together.
  *
  * Statements are pipelined: the group costs two round trips whatever its size.
  */
@@ -46,6 +48,10 @@ struct pending {
     bool done;
     pthread_cond_t wake; /* signalled once, when done */
     char *body;          /* computed per attempt */
+    /* Events appended together (store_append_all) are one unit: queued
+     * one after the other, always in one group, and retried, committed or
+     * failed together. The unit's first pending holds its size, the others 0. */
+    int unit;
     struct pending *next;
 };
 
@@ -456,10 +462,10 @@ static void run_group(struct store_appender *a, struct pending **group, int n)
         a->groups++;
         return;
     }
-    if (n > 1 && rc != SB_EUNAVAIL) {
-        /* One event may be at fault: try each alone. */
-        for (int i = 0; i < n; i++)
-            run_group(a, &group[i], 1);
+    if (group[0]->unit < n && rc != SB_EUNAVAIL) {
+        /* One event (or unit) may be at fault: try each unit alone. */
+        for (int i = 0; i < n; i += group[i]->unit)
+            run_group(a, &group[i], group[i]->unit);
         return;
     }
     for (int i = 0; i < n; i++)
@@ -478,8 +484,13 @@ static void *appender_main(void *arg)
             break;
         int n = 0;
         while (a->head && n < GROUP_MAX) {
-            group[n++] = a->head;
-            a->head = a->head->next;
+            int u = a->head->unit; /* at most GROUP_MAX (appender_append_all) */
+            if (n > 0 && n + u > GROUP_MAX)
+                break;
+            for (int k = 0; k < u; k++) {
+                group[n++] = a->head;
+                a->head = a->head->next;
+            }
         }
         if (!a->head)
             a->tail = NULL;
@@ -514,46 +525,70 @@ static bool valid_word(const char *s, size_t max)
     return s && *s && strlen(s) <= max;
 }
 
+int appender_append_all(struct store_appender *a, const struct event_new *evs, int n, int64_t *seqs,
+                        struct sb_err *err)
+{
+    if (n < 1 || n > GROUP_MAX)
+        return sb_error(err, SB_EINTERNAL, "1 to %d events are appended together", GROUP_MAX);
+    for (int i = 0; i < n; i++) {
+        const struct event_new *ev = &evs[i];
+        if (!valid_word(ev->stream, 200) || !valid_word(ev->type, 100) || !valid_word(ev->actor.kind, 16) ||
+            !valid_word(ev->outcome, 16))
+            return sb_error(err, SB_EINTERNAL, "event is missing stream, type, actor kind or outcome");
+        if (ev->data && !json_is_object(ev->data))
+            return sb_error(err, SB_EINTERNAL, "event data must be an object");
+    }
+    struct pending one, *ps = n == 1 ? &one : calloc((size_t)n, sizeof *ps);
+    if (!ps)
+        return sb_error(err, SB_ENOMEM, "out of memory");
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        ps[i] = (struct pending){.ev = &evs[i], .unit = i == 0 ? n : 0};
+        pthread_cond_init(&ps[i].wake, NULL);
+        buf_init(&ps[i].pre, 0);
+        buf_init(&ps[i].mid, 0);
+        buf_init(&ps[i].post, 0);
+        if (body_parts(&evs[i], &ps[i]))
+            bad = 1;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&a->lock);
+    if (bad) {
+        rc = sb_error(err, SB_EINVAL, "text containing NUL characters cannot be recorded");
+    } else if (a->stopping) {
+        rc = sb_error(err, SB_EUNAVAIL, "shutting down");
+    } else {
+        for (int i = 0; i < n; i++) {
+            if (a->tail)
+                a->tail->next = &ps[i];
+            else
+                a->head = &ps[i];
+            a->tail = &ps[i];
+        }
+        pthread_cond_signal(&a->work);
+        for (int i = 0; i < n; i++)
+            while (!ps[i].done)
+                pthread_cond_wait(&ps[i].wake, &a->lock);
+    }
+    pthread_mutex_unlock(&a->lock);
+    if (rc == 0 && ps[0].rc) {
+        rc = ps[0].rc;
+        if (err)
+            *err = ps[0].err;
+    }
+    for (int i = 0; i < n; i++) {
+        if (rc == 0 && seqs)
+            seqs[i] = ps[i].seq;
+        pending_release(&ps[i]);
+    }
+    if (ps != &one)
+        free(ps);
+    return rc;
+}
+
 int appender_append(struct store_appender *a, const struct event_new *ev, int64_t *seq, struct sb_err *err)
 {
-    if (!valid_word(ev->stream, 200) || !valid_word(ev->type, 100) || !valid_word(ev->actor.kind, 16) ||
-        !valid_word(ev->outcome, 16))
-        return sb_error(err, SB_EINTERNAL, "event is missing stream, type, actor kind or outcome");
-    if (ev->data && !json_is_object(ev->data))
-        return sb_error(err, SB_EINTERNAL, "event data must be an object");
-    struct pending p = {.ev = ev};
-    pthread_cond_init(&p.wake, NULL);
-    buf_init(&p.pre, 0);
-    buf_init(&p.mid, 0);
-    buf_init(&p.post, 0);
-    if (body_parts(ev, &p)) {
-        pending_release(&p);
-        return sb_error(err, SB_EINVAL, "text containing NUL characters cannot be recorded");
-    }
-    pthread_mutex_lock(&a->lock);
-    if (a->stopping) {
-        pthread_mutex_unlock(&a->lock);
-        pending_release(&p);
-        return sb_error(err, SB_EUNAVAIL, "shutting down");
-    }
-    if (a->tail)
-        a->tail->next = &p;
-    else
-        a->head = &p;
-    a->tail = &p;
-    pthread_cond_signal(&a->work);
-    while (!p.done)
-        pthread_cond_wait(&p.wake, &a->lock);
-    pthread_mutex_unlock(&a->lock);
-    pending_release(&p);
-    if (p.rc) {
-        if (err)
-            *err = p.err;
-        return p.rc;
-    }
-    if (seq)
-        *seq = p.seq;
-    return 0;
+    return appender_append_all(a, ev, 1, seq, err);
 }
 
 struct store_appender *appender_start(struct store *st, const char *url)

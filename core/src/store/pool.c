@@ -30,6 +30,8 @@ struct store {
 struct store_appender *appender_start(struct store *st, const char *url);
 void appender_stop(struct store_appender *a);
 int appender_append(struct store_appender *a, const struct event_new *ev, int64_t *seq, struct sb_err *err);
+int appender_append_all(struct store_appender *a, const struct event_new *evs, int n, int64_t *seqs,
+                        struct sb_err *err);
 void appender_stats(struct store_appender *a, uint64_t *events, uint64_t *groups);
 void appender_set_hook(struct store_appender *a, store_commit_hook_fn fn, void *ctx);
 
@@ -272,6 +274,11 @@ void store_get_stats(struct store *st, struct store_stats *out)
 int store_append(struct store *st, const struct event_new *ev, int64_t *seq, struct sb_err *err)
 {
     return appender_append(st->appender, ev, seq, err);
+}
+
+int store_append_all(struct store *st, const struct event_new *evs, int n, int64_t *seqs, struct sb_err *err)
+{
+    return appender_append_all(st->appender, evs, n, seqs, err);
 }
 
 int store_append_with(struct store *st, const struct event_new *ev, const struct store_side_write *w,

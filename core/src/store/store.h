@@ -60,6 +60,10 @@ struct event_new {
  * that refuses the event (a unique name taken…) fails only this event, with
  * SB_ECONFLICT. */
 int store_append(struct store *st, const struct event_new *ev, int64_t *seq, struct sb_err *err);
+/* Appends evs[0..n-1] (1 to 256) in one transaction, in order: all of them
+ * commit or none does (a projection that refuses one refuses them all,
+ * with its error). seqs (may be NULL) gets their seqs. */
+int store_append_all(struct store *st, const struct event_new *evs, int n, int64_t *seqs, struct sb_err *err);
 
 /* The canonical body of an event: compact JSON with sorted keys. Returns a
  * malloc'd string (free() it) or NULL for data the log cannot hold. */
@@ -578,10 +582,6 @@ int store_alert_deliveries(struct store *st, const char *alert_id, const char *c
                            struct sb_err *err);
 /* {severity: count} of the open alerts. */
 int store_alerts_open_counts(struct store *st, json_t **out, struct sb_err *err);
-/* Alerts whose last notifying transition (fired, or resolved after being
- * notified) has no delivery job, changed in the last hour but more than
- * older_than_s ago: each row with "notification" firing or resolved. */
-int store_alerts_unnotified(struct store *st, int older_than_s, json_t **out, struct sb_err *err);
 /* The evaluator's cursor into the log (not an event); set never moves back. */
 int store_alert_cursor_get(struct store *st, const char *name, int64_t *seq, bool *found, struct sb_err *err);
 int store_alert_cursor_set(struct store *st, const char *name, int64_t seq, struct sb_err *err);

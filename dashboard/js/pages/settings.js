@@ -6,9 +6,9 @@ import { api } from '../api.js';
 import { h, clear, errorBox, fmtTime, badge, confirmDialog, toast } from '../ui.js';
 import { onEvent } from '../live.js';
 
-const CHANNEL_KINDS = ['webhook', 'slack', 'discord', 'ntfy', 'email'];
+const CHANNEL_KINDS = ['webhook', 'slack', 'discord', 'ntfy', 'gotify', 'email'];
 const RULE_KINDS = ['metric', 'node_offline', 'node_hostkey_mismatch', 'collector_silent', 'container_died', 'container_oom',
-  'container_unhealthy', 'container_restart_loop', 'stack_deploy_failed', 'stack_rolled_back', 'audit_chain_broken'];
+  'container_unhealthy', 'container_restart_loop', 'stack_deploy_failed', 'stack_rolled_back', 'audit_chain_broken', 'backup_failed'];
 const METRICS = ['node.cpu', 'node.memory', 'node.disk', 'container.cpu', 'container.memory'];
 
 function field(id, label, input, hint) {
@@ -29,7 +29,7 @@ export function render(root, ctx) {
   const canWrite = ctx.can('alerts:write');
   const sections = [];
   const cleanups = [];
-  if (canRead) sections.push(channelsSection(canWrite), rulesSection(canWrite), silencesSection(canWrite));
+  if (canRead) sections.push(channelsSection(canWrite), rulesSection(canWrite), silencesSection(canWrite), windowsSection(canWrite));
   sections.push(passwordSection());
   clear(root, h('h1', {}, 'Settings'), sections.map((s) => s.el));
   for (const s of sections) if (s.load) s.load();
@@ -59,13 +59,13 @@ function channelsSection(canWrite) {
   const pass = input('ch-password', { type: 'password' });
   const fields = {
     secret: field('ch-secret', 'Signing secret', secret, 'signs each delivery (HMAC-SHA256)'),
-    token: field('ch-token', 'Access token', token, 'optional'),
+    token: field('ch-token', 'Access token', token, 'ntfy: optional; Gotify: the application token'),
     from: field('ch-from', 'From', from),
     to: field('ch-to', 'To', to),
     username: field('ch-username', 'SMTP user', user),
     password: field('ch-password', 'SMTP password', pass),
   };
-  const shows = { webhook: ['secret'], ntfy: ['token'], email: ['from', 'to', 'username', 'password'], slack: [], discord: [] };
+  const shows = { webhook: ['secret'], ntfy: ['token'], gotify: ['token'], email: ['from', 'to', 'username', 'password'], slack: [], discord: [] };
   const sync = () => {
     for (const [k, el] of Object.entries(fields)) el.hidden = !shows[kind.value].includes(k);
     url.placeholder = kind.value === 'email' ? 'smtp://mail.example.com:587' : 'https://…';
@@ -80,7 +80,7 @@ function channelsSection(canWrite) {
     e.preventDefault();
     const body = { name: name.value.trim(), kind: kind.value, url: url.value.trim() };
     if (kind.value === 'webhook') body.secret = secret.value;
-    if (kind.value === 'ntfy' && token.value) body.token = token.value;
+    if ((kind.value === 'ntfy' || kind.value === 'gotify') && token.value) body.token = token.value;
     if (kind.value === 'email') {
       body.from = from.value.trim();
       body.to = to.value.split(',').map((s) => s.trim()).filter(Boolean);
@@ -237,7 +237,8 @@ function silencesSection(canWrite) {
   async function load() {
     try {
       const r = await api('GET', '/api/v1/alerts/silences?state=active');
-      clear(tbody, r.silences.length ? r.silences.map((s) => h('tr', { dataset: { silence: s.id } },
+      const once = r.silences.filter((s) => !s.recurrence);
+      clear(tbody, once.length ? once.map((s) => h('tr', { dataset: { silence: s.id } },
         h('td', {}, Object.entries(s.matchers || {}).map(([k, v]) => `${k}=${v}`).join(', ') || 'everything'),
         h('td', { class: 'nowrap' }, fmtTime(s.until)), h('td', {}, s.comment || '—'), h('td', {}, s.created_by || '—'),
         h('td', { class: 'actions' }, canWrite && h('button', { class: 'btn btn-small', type: 'button', onclick: async () => {
@@ -254,6 +255,73 @@ function silencesSection(canWrite) {
         h('thead', {}, h('tr', {}, h('th', {}, 'Matches'), h('th', {}, 'Until'), h('th', {}, 'Comment'), h('th', {}, 'By'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
         tbody)),
       canWrite && h('h3', {}, 'New silence'), canWrite && formErr, canWrite && form),
+  };
+}
+
+const WEEK = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+const labelText = (l) => Object.entries(l || {}).map(([k, v]) => `${k}=${v}`).join(', ');
+
+// Recurring maintenance windows: silences with node_labels and a weekly recurrence (UTC).
+function windowsSection(canWrite) {
+  const err = h('div');
+  const formErr = h('div');
+  const tbody = h('tbody', { id: 'window-rows' });
+  const labels = input('win-labels', { maxlength: 500, placeholder: 'env=prod, role=db', required: true });
+  const days = WEEK.map((d) => h('input', { type: 'checkbox', id: `win-day-${d}`, value: d }));
+  const dayBox = h('fieldset', { class: 'checks', id: 'win-days' }, h('legend', {}, 'Days'),
+    WEEK.map((d, i) => h('label', { for: `win-day-${d}` }, days[i], ` ${d}`)));
+  const start = input('win-start', { type: 'time', value: '02:00', required: true });
+  const hours = input('win-hours', { type: 'number', value: '2', min: '0.1', max: '168', step: '0.1' });
+  const comment = input('win-comment', { maxlength: 500 });
+  const form = h('form', { class: 'inline-form', id: 'window-form' },
+    field('win-labels', 'Nodes with labels', labels), dayBox, field('win-start', 'Start (UTC)', start),
+    field('win-hours', 'Length (hours)', hours), field('win-comment', 'Comment', comment),
+    h('div', { class: 'filter-actions' }, h('button', { class: 'btn btn-primary', type: 'submit' }, 'Add window')));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const sel = {};
+    for (const part of labels.value.split(',').map((x) => x.trim()).filter(Boolean)) {
+      const i = part.indexOf('=');
+      if (i > 0) sel[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+      else sel[part] = '';
+    }
+    const body = {
+      node_labels: sel,
+      recurrence: { days: days.filter((d) => d.checked).map((d) => d.value), start: start.value, duration_s: Math.round(Number(hours.value) * 3600) },
+      comment: comment.value,
+    };
+    try {
+      await api('POST', '/api/v1/alerts/silences', body);
+      toast('Maintenance window added');
+      form.reset();
+      clear(formErr);
+      load();
+    } catch (e2) { clear(formErr, errorBox(e2)); }
+  });
+  async function load() {
+    try {
+      const r = await api('GET', '/api/v1/alerts/silences?state=active');
+      const wins = r.silences.filter((s) => s.recurrence);
+      clear(tbody, wins.length ? wins.map((s) => h('tr', { dataset: { window: s.id } },
+        h('td', {}, labelText(s.node_labels)), h('td', {}, s.recurrence.days.join(', ')),
+        h('td', { class: 'nowrap' }, `${s.recurrence.start} UTC`), h('td', {}, `${+(s.recurrence.duration_s / 3600).toFixed(2)} h`),
+        h('td', {}, s.comment || '—'),
+        h('td', { class: 'actions' }, canWrite && h('button', { class: 'btn btn-small', type: 'button', onclick: async () => {
+          try { await api('DELETE', `/api/v1/alerts/silences/${s.id}`); } catch (e) { clear(err, errorBox(e)); }
+          load();
+        } }, 'Delete')))) : h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No maintenance windows.')));
+      clear(err);
+    } catch (e) { clear(err, errorBox(e)); }
+  }
+  return {
+    load,
+    el: h('section', { class: 'card', id: 'windows' }, h('h2', {}, 'Maintenance windows'),
+      h('p', { class: 'muted' }, 'Every week, the alerts of these nodes are silenced while the window is open; an alert still firing when it closes notifies.'),
+      err,
+      h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Nodes'), h('th', {}, 'Days'), h('th', {}, 'Start'), h('th', {}, 'Length'), h('th', {}, 'Comment'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
+        tbody)),
+      canWrite && h('h3', {}, 'New window'), canWrite && formErr, canWrite && form),
   };
 }
 
