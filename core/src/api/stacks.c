@@ -135,8 +135,8 @@ static int check_env_files(json_t *v, struct sb_err *err)
 
 /* compose + variables (clear and secret) + env files → model, checked
  * against the policy for this caller. Replies and returns -1 on failure. */
-static int validate(struct http_request *req, const char *compose, json_t *clear, json_t *secret,
-                    json_t *env_files, json_t **model)
+static int validate(struct http_request *req, const char *node_id, const char *compose, json_t *clear,
+                    json_t *secret, json_t *env_files, json_t **model)
 {
     struct app *app = req->app;
     struct sb_err err = {0};
@@ -144,7 +144,8 @@ static int validate(struct http_request *req, const char *compose, json_t *clear
     json_object_update(vars, secret);
     int rc = stacks_compose_parse(compose, strlen(compose), vars, env_files, model, &err);
     json_decref(vars);
-    if (rc == 0 && (rc = stacks_policy_check(*model, app->stacks.bind_base, caller_is_admin(req), &err))) {
+    if (rc == 0 && ((rc = stacks_policy_check(*model, app->stacks.bind_base, caller_is_admin(req), &err)) ||
+                    (rc = stacks_routes_check(&app->stacks, *model, node_id, &err)))) {
         json_decref(*model);
         *model = NULL;
     }
@@ -291,7 +292,7 @@ void api_stack_create(struct http_request *req)
         api_fail(req, &err);
         return;
     }
-    if (validate(req, compose, clear, secret, env_files, &model))
+    if (validate(req, node_id, compose, clear, secret, env_files, &model))
         goto out;
     char id[37];
     uuid_v4(id);
@@ -434,7 +435,8 @@ void api_stack_update(struct http_request *req)
         return;
     if (latest(req, stack, 0, &rev, &old_secret) ||
         edited(req, rev, old_secret, &compose, &clear, &secret, &env_files) ||
-        validate(req, compose, clear, secret, env_files, &model))
+        validate(req, json_string_value(json_object_get(stack, "node_id")), compose, clear, secret, env_files,
+                 &model))
         goto out;
     int revision;
     struct sb_err err = {0};
@@ -481,7 +483,8 @@ void api_stack_plan(struct http_request *req)
     }
     if (latest(req, stack, rv ? (int)json_integer_value(rv) : 0, &rev, &old_secret) ||
         edited(req, rev, old_secret, &compose, &clear, &secret, &env_files) ||
-        validate(req, compose, clear, secret, env_files, &model))
+        validate(req, json_string_value(json_object_get(stack, "node_id")), compose, clear, secret, env_files,
+                 &model))
         goto out;
     /* the stack's /scale overrides hold until the next revision */
     if (!json_object_get(req->json, "compose")) {
@@ -570,7 +573,9 @@ void api_stack_deploy(struct http_request *req)
         goto out;
     /* what it would run must pass this caller's policy now */
     if (stacks_revision_model(&app->stacks, stack, rev, &model, &err) ||
-        stacks_policy_check(model, app->stacks.bind_base, caller_is_admin(req), &err)) {
+        stacks_policy_check(model, app->stacks.bind_base, caller_is_admin(req), &err) ||
+        stacks_routes_check(&app->stacks, model, json_string_value(json_object_get(stack, "node_id")),
+                            &err)) {
         api_fail(req, &err);
         goto out;
     }
@@ -771,7 +776,8 @@ void api_stack_rollback(struct http_request *req)
         api_fail(req, &err);
         goto out;
     }
-    if (validate(req, json_string_value(json_object_get(rev, "compose")), json_object_get(rev, "variables"),
+    if (validate(req, json_string_value(json_object_get(stack, "node_id")),
+                 json_string_value(json_object_get(rev, "compose")), json_object_get(rev, "variables"),
                  secret, json_object_get(rev, "env_files"), &model))
         goto out;
     int revision;
@@ -916,10 +922,14 @@ void api_stack_start(struct http_request *req)
 
 static int down(struct http_request *req, json_t *stack, bool volumes, json_t **removed)
 {
+    struct app *app = req->app;
     char socket[DOCKER_SOCKET_MAX];
     struct sb_err err = {0};
     if (stack_socket(req, stack, socket, sizeof socket))
         return -1;
+    /* the routes first: no request is sent to a container that stops */
+    if (stacks_routes_remove(&app->stacks, json_string_value(json_object_get(stack, "id")), &err))
+        return api_fail(req, &err);
     if (stacks_down(socket, json_string_value(json_object_get(stack, "name")), volumes, removed, &err))
         return api_fail(req, &err);
     return 0;

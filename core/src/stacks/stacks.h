@@ -105,6 +105,10 @@ struct stacks_apply {
     const char *config_files; /* label com.docker.compose.project.config_files */
     const char *working_dir;  /* label …project.working_dir */
     int health_timeout_s;     /* default per service unless x-serverbox.health_timeout; 0 = 60 */
+    /* routes (x-serverbox.route) through the node's Caddy (caddy/) */
+    const char *caddy_admin;   /* its admin API; NULL/"" = routing off (a routed service fails) */
+    const char *domain_listen; /* what the shared server listens on when it is made */
+    const char *route_prefix;  /* a service's route is "@id": route_prefix + service */
     struct stacks_apply_hooks hooks;
 };
 /* Runs the plan: networks, volumes, then services in order (README.md for
@@ -140,8 +144,10 @@ struct stacks_env {
     struct store *store;
     struct docker *docker;
     const struct crypto_master_key *key;
-    const char *bind_base; /* --stack-bind-base; NULL = no bind mount without an admin */
-    int health_timeout_s;  /* --stack-health-timeout */
+    const char *bind_base;     /* --stack-bind-base; NULL = no bind mount without an admin */
+    int health_timeout_s;      /* --stack-health-timeout */
+    const char *caddy_admin;   /* --app-caddy-admin: the local node's Caddy; NULL/"" = no routes */
+    const char *domain_listen; /* --app-domain-listen: the shared server of host routes */
 };
 
 #define STACKS_VARS_MAX    200
@@ -171,6 +177,14 @@ int stacks_node_socket(const struct stacks_env *e, const char *node_id, char *so
  * as "pull" in the plan), containers listed, plan computed. */
 int stacks_dry_plan(const struct stacks_env *e, json_t *stack, json_t *model, json_t *pinned, json_t **plan,
                     struct sb_err *err);
+/* The route "@id" prefix of a stack: "sbx-stack-<id>-" (+ service). */
+void stacks_route_prefix(const char *stack_id, char *out, size_t len);
+/* Whether the model's routes can be served on that node: routing on
+ * (--app-caddy-admin) and the local node (routes through a remote node's
+ * Caddy are not built). SB_EINVAL naming services.<s>.x-serverbox.route. */
+int stacks_routes_check(const struct stacks_env *e, json_t *model, const char *node_id, struct sb_err *err);
+/* Removes every route of the stack from Caddy (down, delete). */
+int stacks_routes_remove(const struct stacks_env *e, const char *stack_id, struct sb_err *err);
 /* Registers the job kinds stack.deploy (args {stack_id, revision,
  * requested_by}) and stack.scale ({stack_id, service, replicas,
  * requested_by}). `e` must outlive the jobs. */
