@@ -36,10 +36,11 @@ void api_stack_down(struct http_request *req);
 
 #define ENV_FILES_MAX 20
 
-static bool caller_is_admin(struct http_request *req)
+/* The policy keys and removing volumes need the permission, not a role
+ * name: a custom role may be granted it, and no name implies it. */
+static bool caller_stacks_admin(struct http_request *req)
 {
-    const struct api_caller *c = req->user;
-    return c && strcmp(c->role, "admin") == 0;
+    return auth_caller_allows(req->user, "stacks:admin");
 }
 
 static bool node_visible(struct http_request *req, const char *node_id)
@@ -144,8 +145,9 @@ static int validate(struct http_request *req, const char *node_id, const char *c
     json_object_update(vars, secret);
     int rc = stacks_compose_parse(compose, strlen(compose), vars, env_files, model, &err);
     json_decref(vars);
-    if (rc == 0 && ((rc = stacks_policy_check(*model, app->stacks.bind_base, caller_is_admin(req), &err)) ||
-                    (rc = stacks_routes_check(&app->stacks, *model, node_id, &err)))) {
+    if (rc == 0 &&
+        ((rc = stacks_policy_check(*model, app->stacks.bind_base, caller_stacks_admin(req), &err)) ||
+         (rc = stacks_routes_check(&app->stacks, *model, node_id, &err)))) {
         json_decref(*model);
         *model = NULL;
     }
@@ -573,7 +575,7 @@ void api_stack_deploy(struct http_request *req)
         goto out;
     /* what it would run must pass this caller's policy now */
     if (stacks_revision_model(&app->stacks, stack, rev, &model, &err) ||
-        stacks_policy_check(model, app->stacks.bind_base, caller_is_admin(req), &err) ||
+        stacks_policy_check(model, app->stacks.bind_base, caller_stacks_admin(req), &err) ||
         stacks_routes_check(&app->stacks, model, json_string_value(json_object_get(stack, "node_id")),
                             &err)) {
         api_fail(req, &err);
@@ -951,7 +953,7 @@ void api_stack_down(struct http_request *req)
     bool volumes = json_is_true(vol);
     if (stack_load(req, &stack))
         return;
-    if (volumes && !caller_is_admin(req)) {
+    if (volumes && !caller_stacks_admin(req)) {
         sb_error(&err, SB_EDENIED, "removing a stack's volumes deletes their data: it needs an admin");
         sb_strlcpy(err.field, "volumes", sizeof err.field);
         api_fail(req, &err);

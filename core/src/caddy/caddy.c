@@ -257,7 +257,8 @@ int caddy_host_owner(const char *admin, const char *host, const char *own_prefix
             continue;
         size_t j, k;
         json_t *m, *h;
-        json_array_foreach(json_object_get(r, "match"), j, m) json_array_foreach(json_object_get(m, "host"), k, h)
+        json_array_foreach(json_object_get(r, "match"), j, m)
+            json_array_foreach(json_object_get(m, "host"), k, h)
         {
             if (json_string_value(h) && strcasecmp(json_string_value(h), host) == 0)
                 sb_strlcpy(owner, id ? id : "(a route without an id)", len);

@@ -43,8 +43,8 @@ int caddy_route_delete(const char *admin, const char *id, struct sb_err *err);
 int caddy_route_ids(const char *admin, const char *prefix, json_t **ids, struct sb_err *err);
 /* The @id of a route in CADDY_SERVER matching `host` other than one
  * starting with `own_prefix`, into `owner` ("" when none). */
-int caddy_host_owner(const char *admin, const char *host, const char *own_prefix, char *owner,
-                     size_t len, struct sb_err *err);
+int caddy_host_owner(const char *admin, const char *host, const char *own_prefix, char *owner, size_t len,
+                     struct sb_err *err);
 /* A host name Caddy may match and a node may serve: 1-253 characters of
  * dot-separated labels (1-63 of a-z 0-9 -, not starting or ending with -),
  * lowercase, at least two labels or "localhost". */

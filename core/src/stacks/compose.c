@@ -1526,7 +1526,7 @@ int stacks_policy_check(json_t *model, const char *bind_base, bool admin, struct
 #define DENY(key, why)                                                                                       \
     do {                                                                                                     \
         snprintf(path, sizeof path, "services.%s.%s", name, key);                                            \
-        sb_error(err, SB_EDENIED, "%s: %s needs an admin", path, why);                                       \
+        sb_error(err, SB_EDENIED, "%s: %s needs an admin (stacks:admin)", path, why);                        \
         if (err)                                                                                             \
             sb_strlcpy(err->field, path, sizeof err->field);                                                 \
         return SB_EDENIED;                                                                                   \

@@ -53,7 +53,8 @@ int stacks_compose_parse(const char *text, size_t len, json_t *variables, json_t
 /* What needs an admin: privileged, network_mode/pid/ipc host, devices,
  * cap_add, bind mounts outside bind_base (NULL = every bind mount). For a
  * non-admin the first such key gives SB_EDENIED with err->field its path
- * ("services.web.privileged"). An admin passes. */
+ * ("services.web.privileged"). `admin` is whether the caller holds stacks:admin (api/stacks.c).
+ * A caller that does passes. */
 int stacks_policy_check(json_t *model, const char *bind_base, bool admin, struct sb_err *err);
 
 /* ---- config hash and plan ---------------------------------------------- */
