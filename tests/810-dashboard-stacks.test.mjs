@@ -51,6 +51,10 @@ test('create, preview, deploy, edit, redeploy and roll back a stack from the bro
   assert.equal(webs().length, 1);
   assert.equal(webs()[0].State.Health.Status, 'healthy');
   await screenshot(page, '810-stack-deployed');
+  // the service's logs: the core lists its container (httpd -f writes no line)
+  await page.locator('#service-rows tr[data-service="web"]').getByRole('button', { name: 'logs of web' }).click();
+  await page.locator('#service-log-state', { hasText: '1 container(s)' }).waitFor({ timeout: 10000 });
+  await page.getByRole('button', { name: 'Close' }).click();
 
   // edit: a second revision, start-first
   const text = await page.locator('#compose-editor').inputValue();

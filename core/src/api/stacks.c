@@ -33,6 +33,7 @@ void api_stack_service_restart(struct http_request *req);
 void api_stack_stop(struct http_request *req);
 void api_stack_start(struct http_request *req);
 void api_stack_down(struct http_request *req);
+void api_stack_service_logs(struct http_request *req);
 
 #define ENV_FILES_MAX 20
 
@@ -995,5 +996,110 @@ void api_stack_delete(struct http_request *req)
     json_decref(d);
 out:
     json_decref(removed);
+    json_decref(stack);
+}
+
+/* ---- logs per service ------------------------------------------------------- */
+
+void api_stack_service_logs(struct http_request *req)
+{
+    struct app *app = req->app;
+    json_t *stack, *containers = NULL, *lines = NULL;
+    char socket[DOCKER_SOCKET_MAX];
+    struct sb_err err = {0};
+    if (!auth_caller_allows(req->user, "stacks:read")) {
+        http_reply_error(req, 403, "forbidden",
+                         "reading a stack's logs needs stacks:read as well as logs:read");
+        return;
+    }
+    bool follow, timestamps;
+    long tail;
+    if (api_query_bool(req, "follow", false, &follow) ||
+        api_query_bool(req, "timestamps", false, &timestamps) ||
+        http_query_int(req, "tail", follow ? 0 : 200, 0, STACKS_LOG_TAIL_MAX, &tail))
+        return;
+    if (stack_load(req, &stack))
+        return;
+    const char *service = http_param(req, "service");
+    json_t *model = model_of(app, stack, NULL);
+    bool known = json_object_get(json_object_get(model, "services"), service) != NULL;
+    json_decref(model);
+    if (stack_socket(req, stack, socket, sizeof socket))
+        goto out;
+    const char *project = json_string_value(json_object_get(stack, "name"));
+    /* the lines (with follow, only to learn the containers) */
+    if (stacks_service_logs(socket, project, service, follow ? 0 : (int)tail, &containers, &lines, &err)) {
+        api_fail(req, &err);
+        goto out;
+    }
+    if (!known && !json_array_size(containers)) {
+        http_reply_error(req, 404, "not_found", "no such service in this stack");
+        goto out;
+    }
+    if (!follow) {
+        struct buf body;
+        buf_init(&body, (size_t)16 << 20);
+        size_t i;
+        json_t *l;
+        json_array_foreach(lines, i, l)
+        {
+            if (!timestamps)
+                json_object_del(l, "ts");
+            char *j = json_dumps(l, JSON_COMPACT);
+            if (j) {
+                buf_puts(&body, j);
+                buf_putc(&body, '\n');
+            }
+            free(j);
+        }
+        struct buf hv;
+        buf_init(&hv, 4096);
+        json_array_foreach(containers, i, l)
+            buf_printf(&hv, "%s%s", i ? "," : "", json_string_value(json_object_get(l, "name")));
+        http_add_header(req, "X-Containers", hv.data);
+        http_reply_text(req, 200, "application/x-ndjson", body.data, body.len);
+        buf_release(&hv);
+        buf_release(&body);
+        goto out;
+    }
+    /* follow: one container, named or the only one */
+    const char *want = http_query(req, "container");
+    const char *pick = NULL;
+    size_t i;
+    json_t *c;
+    json_array_foreach(containers, i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        if (want ? strcmp(want, name) == 0 : json_array_size(containers) == 1)
+            pick = name;
+    }
+    if (!pick) {
+        struct buf names;
+        buf_init(&names, 4096);
+        json_array_foreach(containers, i, c)
+            buf_printf(&names, "%s%s", i ? ", " : "", json_string_value(json_object_get(c, "name")));
+        sb_field_error(&err, "container", "follow=1 follows one container: container is one of %s",
+                       names.len ? names.data : "(none)");
+        buf_release(&names);
+        api_fail(req, &err);
+        goto out;
+    }
+    char path[400];
+    int n = snprintf(path, sizeof path, "/containers/%s/logs?stdout=1&stderr=1&timestamps=%d&follow=1", pick,
+                     timestamps);
+    if (tail)
+        snprintf(path + n, sizeof path - (size_t)n, "&tail=%ld", tail);
+    else
+        snprintf(path + n, sizeof path - (size_t)n, "&tail=0");
+    struct MHD_Response *resp = NULL;
+    if (docker_follow_logs(app->docker, socket, path, false, timestamps, req->conn, &resp, &err)) {
+        api_fail(req, &err);
+        goto out;
+    }
+    http_add_header(req, "X-Containers", pick);
+    http_reply_response(req, 200, resp);
+out:
+    json_decref(containers);
+    json_decref(lines);
     json_decref(stack);
 }

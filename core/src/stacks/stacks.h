@@ -120,6 +120,13 @@ struct stacks_apply {
  * kept serving. */
 int stacks_apply_run(const struct stacks_apply *a, json_t **result, struct sb_err *err);
 
+/* The last `tail` (0..STACKS_LOG_TAIL_MAX) log lines of a service's
+ * containers, merged by time: *lines [{"container","stream","ts","line"}],
+ * *containers [{"name","state"}] (an unknown service has none). */
+#define STACKS_LOG_TAIL_MAX 5000
+int stacks_service_logs(const char *socket, const char *project, const char *service, int tail,
+                        json_t **containers, json_t **lines, struct sb_err *err);
+
 /* Per service {"desired","running","healthy","containers":[…]} from the
  * model (may be NULL: only what runs) and the engine. */
 int stacks_status(const char *socket, const char *project, json_t *model, json_t **out, struct sb_err *err);

@@ -2,7 +2,9 @@
 // new-stack form; /stacks/<id> is a stack's page: the compose editor (a
 // textarea), the plan preview (POST …/plan) before a deploy, the deploy's
 // live progress (topic job/<id>), services with desired / running / healthy
-// and scale controls, revisions with one-click rollback. The core decides
+// and scale controls, logs per service (GET …/services/{s}/logs: the lines
+// of all its containers, each prefixed by its container, refreshed),
+// revisions with one-click rollback. The core decides
 // every outcome: this page only shows what it answers.
 import { api } from '../api.js';
 import { h, clear, errorBox, badge, fmtTime, confirmDialog, toast } from '../ui.js';
@@ -106,8 +108,11 @@ function renderStack(root, ctx, id) {
   const planBox = h('div', { id: 'plan-box' });
   const progress = h('div', { id: 'deploy-progress', role: 'status', 'aria-live': 'polite' });
   const revisions = h('tbody', { id: 'revision-rows' });
+  const canLogs = ctx.can('logs:read');
+  const logPanel = h('section', { class: 'card logs', id: 'service-logs', hidden: true });
   let stack = null;
   let unsub = null;
+  let stopLogs = null;
 
   const actions = canWrite ? h('div', { class: 'row wrap' },
     h('button', { class: 'btn', id: 'save-compose', onclick: () => save() }, 'Save as new revision'),
@@ -116,8 +121,9 @@ function renderStack(root, ctx, id) {
 
   clear(root, head, err,
     h('section', { class: 'card' }, h('h2', {}, 'Services'), h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'Service'), h('th', {}, 'Desired'), h('th', {}, 'Running'), h('th', {}, 'Healthy'), canWrite && h('th', {}, 'Scale'))),
+      h('thead', {}, h('tr', {}, h('th', {}, 'Service'), h('th', {}, 'Desired'), h('th', {}, 'Running'), h('th', {}, 'Healthy'), canWrite && h('th', {}, 'Scale'), canLogs && h('th', {}, ''))),
       services))),
+    logPanel,
     h('section', { class: 'card' }, h('h2', {}, 'Compose'), editor, actions, planBox, progress),
     h('section', { class: 'card' }, h('h2', {}, 'Revisions'), h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Revision'), h('th', {}, 'Deploy'), h('th', { class: 'hide-sm' }, 'Created'), h('th', {}, ''))),
@@ -134,7 +140,8 @@ function renderStack(root, ctx, id) {
         return h('tr', { dataset: { service: name } }, h('td', {}, name),
           h('td', { class: 'desired' }, String(s.desired)), h('td', { class: 'running' }, String(s.running)),
           h('td', { class: 'healthy' }, String(s.healthy)),
-          canWrite && h('td', {}, n, h('button', { class: 'btn btn-ghost', onclick: () => scale(name, Number(n.value)) }, 'Scale')));
+          canWrite && h('td', {}, n, h('button', { class: 'btn btn-ghost', onclick: () => scale(name, Number(n.value)) }, 'Scale')),
+          canLogs && h('td', {}, h('button', { class: 'btn btn-ghost', 'aria-label': `logs of ${name}`, onclick: () => showLogs(name) }, 'Logs')));
       }));
       const rv = await api('GET', `/api/v1/stacks/${encodeURIComponent(id)}/revisions`);
       clear(revisions, rv.revisions.map((r) => h('tr', { dataset: { revision: String(r.revision), status: r.deploy_status || '' } },
@@ -202,6 +209,36 @@ function renderStack(root, ctx, id) {
     } catch (e) { clear(err, errorBox(e)); }
   }
 
+  // The last lines of every container of the service, merged by the core
+  // and prefixed here by the container that wrote them; refreshed.
+  function showLogs(service) {
+    if (stopLogs) stopLogs();
+    const pre = h('pre', { class: 'log mono', id: 'service-log-lines' });
+    const state = h('span', { class: 'muted small', id: 'service-log-state' }, 'loading…');
+    logPanel.hidden = false;
+    clear(logPanel, h('div', { class: 'row between' }, h('h2', {}, `Logs · ${service}`), h('div', { class: 'row' }, state,
+      h('button', { class: 'btn btn-small', onclick: () => { if (stopLogs) stopLogs(); logPanel.hidden = true; } }, 'Close'))), pre);
+    const path = `/api/v1/stacks/${encodeURIComponent(id)}/services/${encodeURIComponent(service)}/logs?tail=300`;
+    const snap = async () => {
+      try {
+        const res = await api('GET', path, undefined, { raw: true, accept: 'application/x-ndjson' });
+        const text = await res.text();
+        const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+        pre.replaceChildren(...text.split('\n').filter(Boolean).map((l) => {
+          let o;
+          try { o = JSON.parse(l); } catch { return null; }
+          return h('span', { class: o.stream === 'stderr' ? 'stderr' : '', dataset: { container: o.container } }, `${o.container} | ${o.line}\n`);
+        }).filter(Boolean));
+        if (atEnd) pre.scrollTop = pre.scrollHeight;
+        const names = res.headers.get('X-Containers');
+        state.textContent = `${names ? names.split(',').length : 0} container(s) · updated ${fmtTime(new Date().toISOString())}`;
+      } catch (e) { state.textContent = e.message; }
+    };
+    snap();
+    const t = setInterval(snap, 3000);
+    stopLogs = () => { clearInterval(t); stopLogs = null; };
+  }
+
   async function scale(service, replicas) {
     try {
       const r = await api('POST', `/api/v1/stacks/${encodeURIComponent(id)}/services/${encodeURIComponent(service)}/scale`, { replicas });
@@ -218,5 +255,5 @@ function renderStack(root, ctx, id) {
       t = setTimeout(() => load({ keepEditor: true }), 250);
     }
   });
-  return () => { off(); clearTimeout(t); if (unsub) unsub(); };
+  return () => { off(); clearTimeout(t); if (unsub) unsub(); if (stopLogs) stopLogs(); };
 }
