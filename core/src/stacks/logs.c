@@ -48,7 +48,8 @@ static int on_frame(void *ctx, int stream, const char *data, size_t len)
 static int by_time(const void *a, const void *b)
 {
     json_t *p = *(json_t *const *)a, *q = *(json_t *const *)b;
-    json_int_t x = json_integer_value(json_object_get(p, "us")), y = json_integer_value(json_object_get(q, "us"));
+    json_int_t x = json_integer_value(json_object_get(p, "us")),
+               y = json_integer_value(json_object_get(q, "us"));
     if (x != y)
         return x < y ? -1 : 1;
     x = json_integer_value(json_object_get(p, "seq"));
@@ -100,7 +101,8 @@ int stacks_service_logs(const char *socket, const char *project, const char *ser
         if (!s || strcmp(s, service) != 0)
             continue;
         const char *name = json_string_value(json_object_get(c, "name"));
-        json_array_append_new(names, json_pack("{s:s,s:O}", "name", name, "state", json_object_get(c, "state")));
+        json_array_append_new(names,
+                              json_pack("{s:s,s:O}", "name", name, "state", json_object_get(c, "state")));
         char path[300];
         snprintf(path, sizeof path, "/containers/%s/logs?stdout=1&stderr=1&timestamps=1&tail=%d",
                  json_string_value(json_object_get(c, "id")), tail);

@@ -1,6 +1,7 @@
 // Stacks: the list (GET /api/v1/stacks) with health per stack and the
-// new-stack form; /stacks/<id> is a stack's page: the compose editor (a
-// textarea), the plan preview (POST …/plan) before a deploy, the deploy's
+// new-stack form; /stacks/<id> is a stack's page: the compose editor
+// (CodeMirror 6 with the YAML language, vendor/codemirror.js; a textarea if
+// it cannot load), the plan preview (POST …/plan) before a deploy, the deploy's
 // live progress (topic job/<id>), services with desired / running / healthy
 // and scale controls, logs per service (GET …/services/{s}/logs: the lines
 // of all its containers, each prefixed by its container, refreshed),
@@ -99,12 +100,77 @@ function planView(plan) {
     plan.images_to_pull?.length ? h('p', { class: 'muted small' }, `Images to pull: ${plan.images_to_pull.join(', ')}`) : null);
 }
 
+// CodeMirror's look in the dashboard's dark colours.
+function editorLook(cm) {
+  const theme = cm.EditorView.theme({
+    '&': { color: 'var(--text)', backgroundColor: 'var(--bg-1)', border: '1px solid var(--border)', borderRadius: '8px' },
+    '&.cm-focused': { outline: 'none', borderColor: 'var(--accent)' },
+    '.cm-scroller': { fontFamily: 'var(--mono)', fontSize: '0.85rem', lineHeight: '1.45', minHeight: '18rem', maxHeight: '36rem' },
+    '.cm-content': { caretColor: 'var(--text)' },
+    '.cm-cursor': { borderLeftColor: 'var(--text)' },
+    '.cm-gutters': { backgroundColor: 'var(--bg-0)', color: 'var(--text-3)', border: 'none', borderRadius: '8px 0 0 8px' },
+    '.cm-activeLine': { backgroundColor: 'rgba(99, 102, 241, 0.08)' },
+    '.cm-activeLineGutter': { backgroundColor: 'rgba(99, 102, 241, 0.12)' },
+    '&.cm-focused .cm-selectionBackground, .cm-selectionBackground, ::selection': { backgroundColor: 'rgba(99, 102, 241, 0.35)' },
+  }, { dark: true });
+  const t = cm.tags;
+  const colours = cm.HighlightStyle.define([
+    { tag: [t.propertyName, t.definition(t.propertyName)], color: '#93c5fd' },
+    { tag: [t.string, t.special(t.string)], color: '#86efac' },
+    { tag: [t.number, t.bool, t.null, t.atom], color: '#fca5a5' },
+    { tag: [t.comment, t.lineComment], color: 'var(--text-3)', fontStyle: 'italic' },
+    { tag: [t.keyword, t.typeName, t.labelName, t.meta], color: '#c4b5fd' },
+    { tag: [t.punctuation, t.separator, t.squareBracket, t.brace], color: 'var(--text-2)' },
+  ]);
+  return [theme, cm.syntaxHighlighting(colours), cm.syntaxHighlighting(cm.defaultHighlightStyle, { fallback: true })];
+}
+
+// The compose editor: CodeMirror with YAML, read-only for readers. Until
+// the module has loaded (and if it cannot), the text lives in a textarea.
+// `value` reads and replaces the whole text. CodeMirror lives in a shadow
+// root: there it styles itself with a constructed style sheet, which the
+// dashboard's CSP (style-src 'self', no inline <style>) allows.
+function composeEditor({ readOnly }) {
+  const box = h('div', { id: 'compose-editor', class: 'compose-editor' });
+  const area = h('textarea', { rows: 18, spellcheck: 'false', class: 'mono', readonly: readOnly, 'aria-label': 'Compose file' });
+  box.append(area);
+  let view = null;
+  const editor = {
+    el: box,
+    get value() { return view ? view.state.doc.toString() : area.value; },
+    set value(v) {
+      if (view) view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: v } });
+      else area.value = v;
+    },
+  };
+  import('../../vendor/codemirror.js').then((cm) => {
+    const ro = readOnly ? [cm.EditorState.readOnly.of(true), cm.EditorView.editable.of(false)] : [];
+    const host = h('div', { class: 'compose-editor-host' });
+    const shadow = host.attachShadow({ mode: 'open' });
+    box.append(host);
+    view = new cm.EditorView({
+      parent: shadow,
+      root: shadow,
+      state: cm.EditorState.create({
+        doc: area.value,
+        extensions: [cm.lineNumbers(), cm.highlightActiveLineGutter(), cm.foldGutter(), cm.history(), cm.drawSelection(),
+          cm.indentOnInput(), cm.bracketMatching(), cm.highlightActiveLine(), cm.yaml(), ...editorLook(cm), ...ro,
+          cm.EditorView.contentAttributes.of({ 'aria-label': 'Compose file' }),
+          cm.keymap.of([...cm.defaultKeymap, ...cm.historyKeymap, cm.indentWithTab])],
+      }),
+    });
+    area.remove();
+    box.dataset.ready = 'codemirror';
+  }).catch(() => { box.dataset.ready = 'textarea'; });
+  return editor;
+}
+
 function renderStack(root, ctx, id) {
   const canWrite = !ctx.readOnly && ctx.can('stacks:write');
   const err = h('div');
   const head = h('div', { class: 'row between wrap' });
   const services = h('tbody', { id: 'service-rows' });
-  const editor = h('textarea', { id: 'compose-editor', rows: 18, spellcheck: 'false', class: 'mono', readonly: !canWrite });
+  const editor = composeEditor({ readOnly: !canWrite });
   const planBox = h('div', { id: 'plan-box' });
   const progress = h('div', { id: 'deploy-progress', role: 'status', 'aria-live': 'polite' });
   const revisions = h('tbody', { id: 'revision-rows' });
@@ -124,7 +190,7 @@ function renderStack(root, ctx, id) {
       h('thead', {}, h('tr', {}, h('th', {}, 'Service'), h('th', {}, 'Desired'), h('th', {}, 'Running'), h('th', {}, 'Healthy'), canWrite && h('th', {}, 'Scale'), canLogs && h('th', {}, ''))),
       services))),
     logPanel,
-    h('section', { class: 'card' }, h('h2', {}, 'Compose'), editor, actions, planBox, progress),
+    h('section', { class: 'card' }, h('h2', {}, 'Compose'), editor.el, actions, planBox, progress),
     h('section', { class: 'card' }, h('h2', {}, 'Revisions'), h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Revision'), h('th', {}, 'Deploy'), h('th', { class: 'hide-sm' }, 'Created'), h('th', {}, ''))),
       revisions))));
