@@ -177,6 +177,25 @@ test('a new host name re-routes without recreating the container', async () => {
   assert.deepEqual((await routeOf(rid)).match, [{ host: ['www.shop.test'] }]);
 });
 
+test('scaling a routed service: the route sends to every replica, polled without a failure', async () => {
+  const stop = poll('www.shop.test');
+  const scale = async (n) => {
+    const r = await core.request('POST', `/api/v1/stacks/${stackId}/services/web/scale`, { json: { replicas: n } });
+    assert.equal(r.status, 202, r.text);
+    assert.equal((await awaitJob(core, r.body.job, { timeout: 60000 })).state, 'succeeded');
+  };
+  await scale(2);
+  const ips = eng.project('shop').filter((x) => x.Config.Labels['com.docker.compose.service'] === 'web')
+    .map((c) => `${c.NetworkSettings.Networks.shop_default.IPAddress}:8080`).sort();
+  assert.equal(ips.length, 2);
+  assert.deepEqual((await routeOf(rid)).handle[0].upstreams.map((u) => u.dial).sort(), ips);
+  await scale(1);
+  const seen = await stop();
+  assert.deepEqual((await routeOf(rid)).handle[0].upstreams, [{ dial: `${webIp()}:8080` }]);
+  assert.equal(seen.failed, 0, String(seen.errors.slice(0, 5)));
+  assert.ok(seen.ok > 10);
+});
+
 test('bad host names are 422 naming the field, nothing stored; a host routed elsewhere fails the deploy', async () => {
   const before = (await core.request('GET', `/api/v1/stacks/${stackId}`)).body.revision;
   for (const host of ['Bad_Host.test', '"a;b.test"', '../x', 'x', '"-a.test"', '10.1.2.3']) {

@@ -1006,7 +1006,9 @@ static int apply_service(const struct stacks_apply *a, json_t *step, json_t *con
                 goto done;
             }
         }
-        rc = json_array_size(made) ? drain_remove(a, drop, routed) : stop_remove(a, drop);
+        /* a routed service drains even when it only shrinks: Caddy may
+         * still be answering through the containers that leave */
+        rc = json_array_size(made) || routed ? drain_remove(a, drop, routed) : stop_remove(a, drop);
         if (rc)
             sb_error(err, rc, "%s: could not remove an old container", service);
     } else { /* recreate stop-first: the old ones stop, then start again if the new ones fail */
