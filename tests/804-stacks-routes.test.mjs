@@ -121,6 +121,9 @@ test('a routed service answers through Caddy by its host name', async () => {
   assert.deepEqual(route.match, [{ host: ['web.shop.test'] }]);
   assert.deepEqual(route.handle[0].upstreams, [{ dial: `${webIp()}:8080` }]);
   assert.deepEqual(await viaCaddy('web.shop.test'), { status: 200, body: 'v1' });
+  const g = await core.request('GET', `/api/v1/stacks/${stackId}`);
+  assert.deepEqual(g.body.services.web.route, { host: 'web.shop.test', port: 8080 });
+  assert.equal(g.body.services.worker.route, undefined);
   // the worker has no route
   assert.equal(await routeOf(`sbx-stack-${stackId}-worker`), undefined);
 });

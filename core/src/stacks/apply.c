@@ -1187,9 +1187,13 @@ int stacks_status(const char *socket, const char *project, json_t *model, json_t
     const char *name;
     json_t *svc;
     json_object_foreach(json_object_get(model, "services"), name, svc)
-        json_object_set_new(res, name,
-                            json_pack("{s:O,s:i,s:i,s:[]}", "desired", json_object_get(svc, "replicas"),
-                                      "running", 0, "healthy", 0, "containers"));
+    {
+        json_t *e = json_pack("{s:O,s:i,s:i,s:[]}", "desired", json_object_get(svc, "replicas"), "running", 0,
+                              "healthy", 0, "containers");
+        if (route_of(svc))
+            json_object_set(e, "route", route_of(svc));
+        json_object_set_new(res, name, e);
+    }
     size_t i;
     json_t *c;
     json_array_foreach(cs, i, c)

@@ -127,7 +127,7 @@ int stacks_apply_run(const struct stacks_apply *a, json_t **result, struct sb_er
 int stacks_service_logs(const char *socket, const char *project, const char *service, int tail,
                         json_t **containers, json_t **lines, struct sb_err *err);
 
-/* Per service {"desired","running","healthy","containers":[…]} from the
+/* Per service {"desired","running","healthy","containers":[…],"route"?} from the
  * model (may be NULL: only what runs) and the engine. */
 int stacks_status(const char *socket, const char *project, json_t *model, json_t **out, struct sb_err *err);
 /* Scales one service to n replicas (start-first for new ones). */

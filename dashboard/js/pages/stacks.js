@@ -203,7 +203,8 @@ function renderStack(root, ctx, id) {
       if (!keepEditor) editor.value = stack.compose || '';
       clear(services, Object.entries(stack.services || {}).map(([name, s]) => {
         const n = h('input', { type: 'number', min: 0, max: 20, value: String(s.desired), class: 'narrow', 'aria-label': `replicas of ${name}` });
-        return h('tr', { dataset: { service: name } }, h('td', {}, name),
+        return h('tr', { dataset: { service: name } }, h('td', {}, name,
+          s.route ? h('div', { class: 'muted small route' }, `→ ${s.route.host} (port ${s.route.port})`) : null),
           h('td', { class: 'desired' }, String(s.desired)), h('td', { class: 'running' }, String(s.running)),
           h('td', { class: 'healthy' }, String(s.healthy)),
           canWrite && h('td', {}, n, h('button', { class: 'btn btn-ghost', onclick: () => scale(name, Number(n.value)) }, 'Scale')),
