@@ -993,6 +993,20 @@ static int apply_service(const struct stacks_apply *a, json_t *step, json_t *con
                 goto done;
             }
         }
+        if (routed && strcmp(action, "recreate") == 0 && have > 0) {
+            /* a resumed run: containers of the new config an earlier
+             * attempt started were never routed to; gate them first */
+            json_array_foreach(keep, i, v)
+            {
+                if (rc == 0)
+                    rc = wait_ready(a, service, svc, json_string_value(v), health_timeout(a, svc), err);
+            }
+            if (rc) {
+                json_array_foreach(made, i, v) remove_container(a, json_string_value(v));
+                *rolled_back = json_array_size(drop) > 0;
+                goto done;
+            }
+        }
         if (routed) {
             /* the switch: after the new ones are healthy, before the old
              * ones drain; a failed switch leaves the route as it was */
