@@ -28,8 +28,9 @@ rule "GnuTLS outside http/" '#include *<gnutls/' '^http/'
 # main.c: curl_global_init must run once before any thread (LIBRARY-NOTES.md).
 # oidc/: discovery, JWKS and the token endpoint of the identity provider;
 # alerts/ sends notifications (webhooks over HTTP(S), mail over SMTP);
-# apps/caddy.c: Caddy's admin API and the apps' HTTP health probes.
-rule "libcurl outside docker/, oidc/ and alerts/" '#include *<curl/' '^(docker|oidc|alerts)/' main.c apps/caddy.c
+# caddy/: Caddy's admin API (routes of apps and stacks);
+# apps/caddy.c: the apps' HTTP health probes.
+rule "libcurl outside docker/, oidc/, alerts/ and caddy/" '#include *<curl/' '^(docker|oidc|alerts|caddy)/' main.c apps/caddy.c
 # Streams go through the shared SSE writer, http/sse.h, which subsystems
 # that stream (events/, docker/, terminal/) may include: it is not http.h
 # (the rule below), and nothing but http/ speaks to libmicrohttpd.

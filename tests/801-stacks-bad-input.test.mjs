@@ -187,3 +187,11 @@ test('a caller scoped to other nodes does not see the stack; guests need view:st
   assert.equal((await core.request('POST', `/api/v1/stacks/${c.body.id}/deploy`, { token: g1.body.token, json: {} })).status, 403);
   assert.equal((await core.request('GET', '/api/v1/stacks', { token: g2.body.token })).status, 403);
 });
+
+test('a route on a daemon without Caddy (--app-caddy-admin empty): 422 naming the route, nothing stored', async () => {
+  const r = await create({ name: 'routed', node_id: 'local', compose: `${ok}    x-serverbox: {route: {host: web.example.com, port: 80}}\n` });
+  assert.equal(r.status, 422, r.text);
+  assert.equal(r.body.error.field, 'services.web.x-serverbox.route');
+  assert.match(r.body.error.message, /routing is off/);
+  assert.equal(db.sql("SELECT count(*) FROM stacks WHERE name = 'routed'"), '0');
+});

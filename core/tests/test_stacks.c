@@ -126,8 +126,53 @@ static void test_unknown_keys_name_their_path(void **state)
                  "services.web.deploy.placement", "not supported");
     expect_error("services:\n  web:\n    image: x\n    healthcheck:\n      test: x\n      foo: 1\n",
                  "services.web.healthcheck.foo", "not supported");
+    /* routes: host names and ports checked, one service per host */
     expect_error("services:\n  web:\n    image: x\n    x-serverbox: {route: {host: a}}\n",
-                 "services.web.x-serverbox.route", "not supported");
+                 "services.web.x-serverbox.route.host", "host name");
+    expect_error("services:\n  web:\n    image: x\n    x-serverbox: {route: {host: a.example.com}}\n",
+                 "services.web.x-serverbox.route.port", "required");
+    expect_error("services:\n  web:\n    image: x\n    x-serverbox: {route: {host: 'a;b.com', port: 80}}\n",
+                 "services.web.x-serverbox.route.host", "host name");
+    expect_error(
+        "services:\n  web:\n    image: x\n    x-serverbox: {route: {host: A.example.com, port: 80}}\n",
+        "services.web.x-serverbox.route.host", "lowercase");
+    expect_error(
+        "services:\n  web:\n    image: x\n    x-serverbox: {route: {host: -a.example.com, port: 80}}\n",
+        "services.web.x-serverbox.route.host", "host name");
+    expect_error("services:\n  web:\n    image: x\n    x-serverbox: {route: {host: 10.0.0.1, port: 80}}\n",
+                 "services.web.x-serverbox.route.host", "host name");
+    expect_error(
+        "services:\n  web:\n    image: x\n    x-serverbox: {route: {host: a.example.com, port: 0}}\n",
+        "services.web.x-serverbox.route.port", "");
+    expect_error("services:\n  web:\n    image: x\n    x-serverbox: {route: {host: a.example.com, port: 80, "
+                 "tls: 1}}\n",
+                 "services.web.x-serverbox.route.tls", "not supported");
+    expect_error("services:\n  web:\n    image: x\n    network_mode: none\n"
+                 "    x-serverbox: {route: {host: a.example.com, port: 80}}\n",
+                 "services.web.x-serverbox.route", "network_mode");
+    expect_error("services:\n  a:\n    image: x\n    x-serverbox: {route: {host: a.example.com, port: 80}}\n"
+                 "  b:\n    image: x\n    x-serverbox: {route: {host: a.example.com, port: 80}}\n",
+                 "services.b.x-serverbox.route.host", "already the route of a");
+    {
+        json_t *rm;
+        struct sb_err re;
+        assert_int_equal(parse("services:\n  web:\n    image: x\n"
+                               "    x-serverbox: {route: {host: web.example.com, port: '8080'}}\n",
+                               NULL, &rm, &re),
+                         0);
+        json_t *route = json_object_get(
+            json_object_get(json_object_get(json_object_get(rm, "services"), "web"), "x-serverbox"), "route");
+        assert_string_equal(json_string_value(json_object_get(route, "host")), "web.example.com");
+        assert_int_equal(json_integer_value(json_object_get(route, "port")), 8080);
+        /* the route is not the container's: it leaves the config hash alone */
+        char h1[65], h2[65];
+        json_t *svc = json_object_get(json_object_get(rm, "services"), "web");
+        stacks_config_hash(svc, NULL, h1);
+        json_object_del(svc, "x-serverbox");
+        stacks_config_hash(svc, NULL, h2);
+        assert_string_equal(h1, h2);
+        json_decref(rm);
+    }
     /* extensions are allowed and ignored */
     json_t *m;
     struct sb_err err;

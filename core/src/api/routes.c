@@ -82,6 +82,7 @@ void api_stack_service_restart(struct http_request *req);
 void api_stack_stop(struct http_request *req);
 void api_stack_start(struct http_request *req);
 void api_stack_down(struct http_request *req);
+void api_stack_service_logs(struct http_request *req);
 void api_apps_list(struct http_request *req);
 void api_app_create(struct http_request *req);
 void api_app_get(struct http_request *req);
@@ -435,6 +436,9 @@ const struct http_route api_routes[] = {
      "one run: status, snapshots, bytes, duration, check"},
     {"POST", "/api/v1/backups/restore", api_backup_restore, HTTP_ROUTE_BODY, "backups:restore",
      "restore a volume snapshot into the same or another volume (emptied first) as a job; 202 {job}"},
+    {"GET", "/api/v1/stacks/{id}/services/{service}/logs", api_stack_service_logs, 0, "logs:read",
+     "the last lines of a service's containers merged by time, each naming its container (?tail=, max 5000), "
+     "or with follow=1 a Server-Sent Events stream of one of them (?container=); needs stacks:read too"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},

@@ -33,13 +33,15 @@ void api_stack_service_restart(struct http_request *req);
 void api_stack_stop(struct http_request *req);
 void api_stack_start(struct http_request *req);
 void api_stack_down(struct http_request *req);
+void api_stack_service_logs(struct http_request *req);
 
 #define ENV_FILES_MAX 20
 
-static bool caller_is_admin(struct http_request *req)
+/* The policy keys and removing volumes need the permission, not a role
+ * name: a custom role may be granted it, and no name implies it. */
+static bool caller_stacks_admin(struct http_request *req)
 {
-    const struct api_caller *c = req->user;
-    return c && strcmp(c->role, "admin") == 0;
+    return auth_caller_allows(req->user, "stacks:admin");
 }
 
 static bool node_visible(struct http_request *req, const char *node_id)
@@ -135,8 +137,8 @@ static int check_env_files(json_t *v, struct sb_err *err)
 
 /* compose + variables (clear and secret) + env files → model, checked
  * against the policy for this caller. Replies and returns -1 on failure. */
-static int validate(struct http_request *req, const char *compose, json_t *clear, json_t *secret,
-                    json_t *env_files, json_t **model)
+static int validate(struct http_request *req, const char *node_id, const char *compose, json_t *clear,
+                    json_t *secret, json_t *env_files, json_t **model)
 {
     struct app *app = req->app;
     struct sb_err err = {0};
@@ -144,7 +146,9 @@ static int validate(struct http_request *req, const char *compose, json_t *clear
     json_object_update(vars, secret);
     int rc = stacks_compose_parse(compose, strlen(compose), vars, env_files, model, &err);
     json_decref(vars);
-    if (rc == 0 && (rc = stacks_policy_check(*model, app->stacks.bind_base, caller_is_admin(req), &err))) {
+    if (rc == 0 &&
+        ((rc = stacks_policy_check(*model, app->stacks.bind_base, caller_stacks_admin(req), &err)) ||
+         (rc = stacks_routes_check(&app->stacks, *model, node_id, &err)))) {
         json_decref(*model);
         *model = NULL;
     }
@@ -291,7 +295,7 @@ void api_stack_create(struct http_request *req)
         api_fail(req, &err);
         return;
     }
-    if (validate(req, compose, clear, secret, env_files, &model))
+    if (validate(req, node_id, compose, clear, secret, env_files, &model))
         goto out;
     char id[37];
     uuid_v4(id);
@@ -434,7 +438,8 @@ void api_stack_update(struct http_request *req)
         return;
     if (latest(req, stack, 0, &rev, &old_secret) ||
         edited(req, rev, old_secret, &compose, &clear, &secret, &env_files) ||
-        validate(req, compose, clear, secret, env_files, &model))
+        validate(req, json_string_value(json_object_get(stack, "node_id")), compose, clear, secret, env_files,
+                 &model))
         goto out;
     int revision;
     struct sb_err err = {0};
@@ -481,7 +486,8 @@ void api_stack_plan(struct http_request *req)
     }
     if (latest(req, stack, rv ? (int)json_integer_value(rv) : 0, &rev, &old_secret) ||
         edited(req, rev, old_secret, &compose, &clear, &secret, &env_files) ||
-        validate(req, compose, clear, secret, env_files, &model))
+        validate(req, json_string_value(json_object_get(stack, "node_id")), compose, clear, secret, env_files,
+                 &model))
         goto out;
     /* the stack's /scale overrides hold until the next revision */
     if (!json_object_get(req->json, "compose")) {
@@ -570,7 +576,9 @@ void api_stack_deploy(struct http_request *req)
         goto out;
     /* what it would run must pass this caller's policy now */
     if (stacks_revision_model(&app->stacks, stack, rev, &model, &err) ||
-        stacks_policy_check(model, app->stacks.bind_base, caller_is_admin(req), &err)) {
+        stacks_policy_check(model, app->stacks.bind_base, caller_stacks_admin(req), &err) ||
+        stacks_routes_check(&app->stacks, model, json_string_value(json_object_get(stack, "node_id")),
+                            &err)) {
         api_fail(req, &err);
         goto out;
     }
@@ -771,7 +779,8 @@ void api_stack_rollback(struct http_request *req)
         api_fail(req, &err);
         goto out;
     }
-    if (validate(req, json_string_value(json_object_get(rev, "compose")), json_object_get(rev, "variables"),
+    if (validate(req, json_string_value(json_object_get(stack, "node_id")),
+                 json_string_value(json_object_get(rev, "compose")), json_object_get(rev, "variables"),
                  secret, json_object_get(rev, "env_files"), &model))
         goto out;
     int revision;
@@ -916,10 +925,14 @@ void api_stack_start(struct http_request *req)
 
 static int down(struct http_request *req, json_t *stack, bool volumes, json_t **removed)
 {
+    struct app *app = req->app;
     char socket[DOCKER_SOCKET_MAX];
     struct sb_err err = {0};
     if (stack_socket(req, stack, socket, sizeof socket))
         return -1;
+    /* the routes first: no request is sent to a container that stops */
+    if (stacks_routes_remove(&app->stacks, json_string_value(json_object_get(stack, "id")), &err))
+        return api_fail(req, &err);
     if (stacks_down(socket, json_string_value(json_object_get(stack, "name")), volumes, removed, &err))
         return api_fail(req, &err);
     return 0;
@@ -941,7 +954,7 @@ void api_stack_down(struct http_request *req)
     bool volumes = json_is_true(vol);
     if (stack_load(req, &stack))
         return;
-    if (volumes && !caller_is_admin(req)) {
+    if (volumes && !caller_stacks_admin(req)) {
         sb_error(&err, SB_EDENIED, "removing a stack's volumes deletes their data: it needs an admin");
         sb_strlcpy(err.field, "volumes", sizeof err.field);
         api_fail(req, &err);
@@ -983,5 +996,110 @@ void api_stack_delete(struct http_request *req)
     json_decref(d);
 out:
     json_decref(removed);
+    json_decref(stack);
+}
+
+/* ---- logs per service ------------------------------------------------------- */
+
+void api_stack_service_logs(struct http_request *req)
+{
+    struct app *app = req->app;
+    json_t *stack, *containers = NULL, *lines = NULL;
+    char socket[DOCKER_SOCKET_MAX];
+    struct sb_err err = {0};
+    if (!auth_caller_allows(req->user, "stacks:read")) {
+        http_reply_error(req, 403, "forbidden",
+                         "reading a stack's logs needs stacks:read as well as logs:read");
+        return;
+    }
+    bool follow, timestamps;
+    long tail;
+    if (api_query_bool(req, "follow", false, &follow) ||
+        api_query_bool(req, "timestamps", false, &timestamps) ||
+        http_query_int(req, "tail", follow ? 0 : 200, 0, STACKS_LOG_TAIL_MAX, &tail))
+        return;
+    if (stack_load(req, &stack))
+        return;
+    const char *service = http_param(req, "service");
+    json_t *model = model_of(app, stack, NULL);
+    bool known = json_object_get(json_object_get(model, "services"), service) != NULL;
+    json_decref(model);
+    if (stack_socket(req, stack, socket, sizeof socket))
+        goto out;
+    const char *project = json_string_value(json_object_get(stack, "name"));
+    /* the lines (with follow, only to learn the containers) */
+    if (stacks_service_logs(socket, project, service, follow ? 0 : (int)tail, &containers, &lines, &err)) {
+        api_fail(req, &err);
+        goto out;
+    }
+    if (!known && !json_array_size(containers)) {
+        http_reply_error(req, 404, "not_found", "no such service in this stack");
+        goto out;
+    }
+    if (!follow) {
+        struct buf body;
+        buf_init(&body, (size_t)16 << 20);
+        size_t i;
+        json_t *l;
+        json_array_foreach(lines, i, l)
+        {
+            if (!timestamps)
+                json_object_del(l, "ts");
+            char *j = json_dumps(l, JSON_COMPACT);
+            if (j) {
+                buf_puts(&body, j);
+                buf_putc(&body, '\n');
+            }
+            free(j);
+        }
+        struct buf hv;
+        buf_init(&hv, 4096);
+        json_array_foreach(containers, i, l)
+            buf_printf(&hv, "%s%s", i ? "," : "", json_string_value(json_object_get(l, "name")));
+        http_add_header(req, "X-Containers", hv.data);
+        http_reply_text(req, 200, "application/x-ndjson", body.data, body.len);
+        buf_release(&hv);
+        buf_release(&body);
+        goto out;
+    }
+    /* follow: one container, named or the only one */
+    const char *want = http_query(req, "container");
+    const char *pick = NULL;
+    size_t i;
+    json_t *c;
+    json_array_foreach(containers, i, c)
+    {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        if (want ? strcmp(want, name) == 0 : json_array_size(containers) == 1)
+            pick = name;
+    }
+    if (!pick) {
+        struct buf names;
+        buf_init(&names, 4096);
+        json_array_foreach(containers, i, c)
+            buf_printf(&names, "%s%s", i ? ", " : "", json_string_value(json_object_get(c, "name")));
+        sb_field_error(&err, "container", "follow=1 follows one container: container is one of %s",
+                       names.len ? names.data : "(none)");
+        buf_release(&names);
+        api_fail(req, &err);
+        goto out;
+    }
+    char path[400];
+    int n = snprintf(path, sizeof path, "/containers/%s/logs?stdout=1&stderr=1&timestamps=%d&follow=1", pick,
+                     timestamps);
+    if (tail)
+        snprintf(path + n, sizeof path - (size_t)n, "&tail=%ld", tail);
+    else
+        snprintf(path + n, sizeof path - (size_t)n, "&tail=0");
+    struct MHD_Response *resp = NULL;
+    if (docker_follow_logs(app->docker, socket, path, false, timestamps, req->conn, &resp, &err)) {
+        api_fail(req, &err);
+        goto out;
+    }
+    http_add_header(req, "X-Containers", pick);
+    http_reply_response(req, 200, resp);
+out:
+    json_decref(containers);
+    json_decref(lines);
     json_decref(stack);
 }

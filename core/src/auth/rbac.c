@@ -73,6 +73,7 @@ static const struct perm {
     {"backups:read", R_ALL, 0},
     {"backups:write", R_OPS, 0},
     {"backups:restore", R_ADMIN, 0}, /* a restore overwrites a volume */
+    {"stacks:admin", R_ADMIN, 0},    /* stack policy keys (root on the node), removing volumes */
 };
 #define N_PERMS (sizeof perms / sizeof perms[0])
 _Static_assert(N_PERMS <= AUTH_PERM_WORDS * 64, "grow AUTH_PERM_WORDS");
@@ -125,6 +126,8 @@ static const struct {
     {"terminal:container", "open consoles in running containers"},
     {"recordings:replay", "list and download terminal recordings"},
     {"roles:read", "list roles and the permissions they may hold"},
+    {"stacks:admin", "use a stack's policy keys (privileged, host network/pid/ipc, devices, cap_add, bind "
+                     "mounts outside --stack-bind-base: root on the node) and remove a stack's volumes"},
 };
 
 static const struct perm *find(const char *name)

@@ -304,7 +304,9 @@ int cmd_serve(const struct config *cfg)
                                      .docker = app.docker,
                                      .key = &app.master_key,
                                      .bind_base = config_get(cfg, "stack-bind-base"),
-                                     .health_timeout_s = (int)config_get_int(cfg, "stack-health-timeout")};
+                                     .health_timeout_s = (int)config_get_int(cfg, "stack-health-timeout"),
+                                     .caddy_admin = config_get(cfg, "app-caddy-admin"),
+                                     .domain_listen = config_get(cfg, "app-domain-listen")};
     if (stacks_jobs_register(app.jobs, &app.stacks, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;

@@ -13,6 +13,7 @@
  */
 #include "internal.h"
 
+#include "../caddy/caddy.h"
 #include "../docker/docker.h"
 
 #include <stdio.h>
@@ -727,10 +728,15 @@ static int stop_remove(const struct stacks_apply *a, json_t *ids)
  * alias goes, so new lookups find only the new ones), get a moment to
  * finish what they serve, then stop and go. */
 #define DRAIN_MS 1000
-static int drain_remove(const struct stacks_apply *a, json_t *ids)
+static int drain_remove(const struct stacks_apply *a, json_t *ids, bool routed)
 {
     size_t i;
     json_t *v;
+    if (routed && json_array_size(ids)) {
+        /* requests Caddy sent before the switch finish on the old address */
+        hook_log(a, "draining %zu old container(s) behind the route", json_array_size(ids));
+        sleep_ms(DRAIN_MS);
+    }
     json_array_foreach(ids, i, v)
     {
         char path[300];
@@ -755,6 +761,121 @@ static int drain_remove(const struct stacks_apply *a, json_t *ids)
         sleep_ms(DRAIN_MS);
     }
     return stop_remove(a, ids);
+}
+
+/* ---- routes (x-serverbox.route, through caddy/) ----------------------------- */
+
+static json_t *route_of(json_t *svc)
+{
+    return json_object_get(json_object_get(svc, "x-serverbox"), "route");
+}
+
+static void route_id(const struct stacks_apply *a, const char *service, char *out, size_t len)
+{
+    snprintf(out, len, "%s%s", a->route_prefix ? a->route_prefix : "sbx-stack-", service);
+}
+
+/* The address of a container on the service's first network. */
+static int container_address(const struct stacks_apply *a, json_t *svc, const char *id, char *ip, size_t len,
+                             struct sb_err *err)
+{
+    const char *first = json_string_value(json_array_get(json_object_get(svc, "networks"), 0));
+    json_t *decl = json_object_get(json_object_get(a->model, "networks"), first ? first : "");
+    char net[200];
+    if (json_is_true(json_object_get(decl, "external")))
+        sb_strlcpy(net, first, sizeof net);
+    else
+        stacks_object_name(a->project, first ? first : "default", net, sizeof net);
+    char path[300];
+    snprintf(path, sizeof path, "/containers/%s/json", id);
+    json_t *doc = NULL;
+    int rc = docker_call(a->socket, "GET", path, NULL, 0, &doc, NULL, err);
+    if (rc)
+        return rc;
+    const char *addr = json_string_value(json_object_get(
+        json_object_get(json_object_get(json_object_get(doc, "NetworkSettings"), "Networks"), net),
+        "IPAddress"));
+    if (addr && *addr)
+        sb_strlcpy(ip, addr, len);
+    else
+        rc = sb_error(err, SB_EUPSTREAM, "container %.12s has no address on %s", id, net);
+    json_decref(doc);
+    return rc;
+}
+
+/* Points the service's route at `ids` (running containers) in one change;
+ * no ids removes the route. 0 for a service without a route. */
+static int route_to(const struct stacks_apply *a, const char *service, json_t *svc, json_t *ids,
+                    struct sb_err *err)
+{
+    json_t *route = route_of(svc);
+    if (!route)
+        return 0;
+    if (!a->caddy_admin || !*a->caddy_admin)
+        return sb_error(err, SB_EINVAL, "%s has a route but routing is off (--app-caddy-admin is empty)",
+                        service);
+    char rid[200];
+    route_id(a, service, rid, sizeof rid);
+    const char *host = json_string_value(json_object_get(route, "host"));
+    if (!json_array_size(ids)) {
+        hook_log(a, "%s: no container left: route %s removed", service, host);
+        return caddy_route_delete(a->caddy_admin, rid, err);
+    }
+    char owner[200];
+    int rc = caddy_host_owner(a->caddy_admin, host, rid, owner, sizeof owner, err);
+    if (rc == 0 && owner[0])
+        return sb_error(err, SB_ECONFLICT, "%s: the host %s is already routed by %s", service, host, owner);
+    if (rc)
+        return rc;
+    json_t *dials = json_array();
+    size_t i;
+    json_t *v;
+    int port = (int)json_integer_value(json_object_get(route, "port"));
+    json_array_foreach(ids, i, v)
+    {
+        char ip[64], dial[96];
+        if ((rc = container_address(a, svc, json_string_value(v), ip, sizeof ip, err)))
+            break;
+        snprintf(dial, sizeof dial, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
+        json_array_append_new(dials, json_string(dial));
+    }
+    struct caddy_route r = {.id = rid, .host = host, .domain_listen = a->domain_listen, .dials = dials};
+    if (rc == 0)
+        rc = caddy_route_set(a->caddy_admin, &r, err);
+    if (rc == 0) {
+        char *list = json_dumps(dials, JSON_COMPACT);
+        hook_log(a, "%s: route %s -> %s", service, host, list ? list : "");
+        free(list);
+    } else if (err) {
+        char m[200];
+        sb_strlcpy(m, err->msg, sizeof m);
+        sb_error(err, rc, "%s: the route %s was not switched: %s", service, host, m);
+    }
+    json_decref(dials);
+    return rc;
+}
+
+/* After a successful run: routes of this stack whose service has none now
+ * (removed from the file, or its route removed) go. */
+static void routes_prune(const struct stacks_apply *a)
+{
+    if (!a->caddy_admin || !*a->caddy_admin || !a->route_prefix)
+        return;
+    json_t *ids = NULL;
+    struct sb_err e = {0};
+    if (caddy_route_ids(a->caddy_admin, a->route_prefix, &ids, &e) == 0) {
+        size_t i, n = strlen(a->route_prefix);
+        json_t *v;
+        json_array_foreach(ids, i, v)
+        {
+            const char *service = json_string_value(v) + n;
+            if (route_of(json_object_get(json_object_get(a->model, "services"), service)))
+                continue;
+            if (caddy_route_delete(a->caddy_admin, json_string_value(v), &e) == 0)
+                hook_log(a, "route of %s removed", service);
+        }
+    }
+    json_decref(ids);
 }
 
 /* Waits for each service_healthy dependency that this run did not gate. */
@@ -805,14 +926,20 @@ static int apply_service(const struct stacks_apply *a, json_t *step, json_t *con
     json_object_set(outcome, "containers", made);
     int rc = 0;
     if (strcmp(action, "remove") == 0) {
+        char rid[200];
+        route_id(a, service, rid, sizeof rid);
+        struct sb_err e = {0};
+        if (a->caddy_admin && *a->caddy_admin)
+            caddy_route_delete(a->caddy_admin, rid, &e);
         rc = stop_remove(a, json_object_get(step, "remove"));
         goto out;
     }
-    if (strcmp(action, "unchanged") == 0) {
+    bool routed = route_of(svc) != NULL;
+    if (strcmp(action, "unchanged") == 0 && !routed) {
         json_decref(made);
         return 0;
     }
-    if ((rc = wait_dependencies(a, service, svc, gated, err)))
+    if (strcmp(action, "unchanged") != 0 && (rc = wait_dependencies(a, service, svc, gated, err)))
         goto out;
     int number = next_number(containers, service);
     /* containers already carrying the desired hash that run count (a
@@ -829,6 +956,12 @@ static int apply_service(const struct stacks_apply *a, json_t *step, json_t *con
             json_array_append(drop, v);
     }
     int have = (int)json_array_size(keep);
+    if (strcmp(action, "unchanged") == 0) {
+        /* the route follows the running containers (a changed host, a
+         * Caddy that lost its config) */
+        rc = route_to(a, service, svc, keep, err);
+        goto done;
+    }
     if (strcmp(action, "scale") == 0 || strcmp(action, "create") == 0 ||
         (strcmp(action, "recreate") == 0 && strategy && strcmp(strategy, "start-first") == 0)) {
         if (have > replicas) { /* scale down: the highest numbers go first */
@@ -860,7 +993,36 @@ static int apply_service(const struct stacks_apply *a, json_t *step, json_t *con
                 goto done;
             }
         }
-        rc = json_array_size(made) ? drain_remove(a, drop) : stop_remove(a, drop);
+        if (routed && strcmp(action, "recreate") == 0 && have > 0) {
+            /* a resumed run: containers of the new config an earlier
+             * attempt started were never routed to; gate them first */
+            json_array_foreach(keep, i, v)
+            {
+                if (rc == 0)
+                    rc = wait_ready(a, service, svc, json_string_value(v), health_timeout(a, svc), err);
+            }
+            if (rc) {
+                json_array_foreach(made, i, v) remove_container(a, json_string_value(v));
+                *rolled_back = json_array_size(drop) > 0;
+                goto done;
+            }
+        }
+        if (routed) {
+            /* the switch: after the new ones are healthy, before the old
+             * ones drain; a failed switch leaves the route as it was */
+            json_t *serving = json_deep_copy(keep);
+            json_array_extend(serving, made);
+            rc = route_to(a, service, svc, serving, err);
+            json_decref(serving);
+            if (rc) {
+                json_array_foreach(made, i, v) remove_container(a, json_string_value(v));
+                *rolled_back = json_array_size(drop) > 0;
+                goto done;
+            }
+        }
+        /* a routed service drains even when it only shrinks: Caddy may
+         * still be answering through the containers that leave */
+        rc = json_array_size(made) || routed ? drain_remove(a, drop, routed) : stop_remove(a, drop);
         if (rc)
             sb_error(err, rc, "%s: could not remove an old container", service);
     } else { /* recreate stop-first: the old ones stop, then start again if the new ones fail */
@@ -872,6 +1034,8 @@ static int apply_service(const struct stacks_apply *a, json_t *step, json_t *con
         }
         hook_log(a, "%s: old container(s) stopped (stop-first: the service publishes a host port)", service);
         rc = start_new(a, service, svc, hash, replicas, &number, made, err);
+        if (rc == 0 && routed && (rc = route_to(a, service, svc, made, err)))
+            json_array_foreach(made, i, v) remove_container(a, json_string_value(v));
         if (rc) {
             json_array_foreach(drop, i, v)
             {
@@ -880,6 +1044,10 @@ static int apply_service(const struct stacks_apply *a, json_t *step, json_t *con
             }
             *rolled_back = true;
             hook_log(a, "%s: the new container(s) failed; the old ones were started again", service);
+            if (routed) { /* restarted, they may have new addresses */
+                struct sb_err e = {0};
+                route_to(a, service, svc, drop, &e);
+            }
             goto done;
         }
         json_array_foreach(drop, i, v) remove_container(a, json_string_value(v));
@@ -889,7 +1057,7 @@ done:
     json_decref(drop);
 out:
     json_object_set_new(outcome, "outcome", json_string(rc ? "failed" : "done"));
-    if (rc == 0)
+    if (rc == 0 && strcmp(action, "unchanged") != 0) /* only what this run gated */
         json_object_set_new(gated, service, json_true());
     json_decref(made);
     return rc;
@@ -962,6 +1130,8 @@ int stacks_apply_run(const struct stacks_apply *a, json_t **result, struct sb_er
         }
     }
     json_decref(gated);
+    if (rc == 0)
+        routes_prune(a);
     const char *name;
     json_t *id;
     json_object_foreach(a->image_ids, name, id) json_object_set(digests, name, id);
@@ -1031,9 +1201,13 @@ int stacks_status(const char *socket, const char *project, json_t *model, json_t
     const char *name;
     json_t *svc;
     json_object_foreach(json_object_get(model, "services"), name, svc)
-        json_object_set_new(res, name,
-                            json_pack("{s:O,s:i,s:i,s:[]}", "desired", json_object_get(svc, "replicas"),
-                                      "running", 0, "healthy", 0, "containers"));
+    {
+        json_t *e = json_pack("{s:O,s:i,s:i,s:[]}", "desired", json_object_get(svc, "replicas"), "running", 0,
+                              "healthy", 0, "containers");
+        if (route_of(svc))
+            json_object_set(e, "route", route_of(svc));
+        json_object_set_new(res, name, e);
+    }
     size_t i;
     json_t *c;
     json_array_foreach(cs, i, c)

@@ -5,6 +5,8 @@
  */
 #include "internal.h"
 
+#include "../caddy/caddy.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -915,11 +917,39 @@ static int norm_xserverbox(struct vctx *c, const char *path, json_t *v, json_t *
         snprintf(sub, sizeof sub, "%s.%s", path, k);
         if (!ok)
             return verr(c, sub, "not supported");
-        if (strcmp(k, "route") == 0)
-            return verr(c, sub, "not supported yet (routes through Caddy are not built)");
     }
     json_t *x = json_object();
     char sub[560];
+    json_t *route = json_object_get(v, "route");
+    if (route) {
+        static const char *const rk[] = {"host", "port", NULL};
+        snprintf(sub, sizeof sub, "%s.route", path);
+        if (!json_is_object(route) || check_keys(c, sub, route, rk)) {
+            json_decref(x);
+            return json_is_object(route) ? SB_EINVAL : verr(c, sub, "must be a mapping (host, port)");
+        }
+        char sub2[600];
+        const char *host = json_string_value(json_object_get(route, "host"));
+        snprintf(sub2, sizeof sub2, "%s.host", sub);
+        if (!caddy_host_ok(host)) {
+            json_decref(x);
+            return verr(c, sub2,
+                        "must be a host name in lowercase (labels of a-z 0-9 -, dot-separated, at least two, "
+                        "or localhost)");
+        }
+        long long port = 0;
+        snprintf(sub2, sizeof sub2, "%s.port", sub);
+        json_t *pv = json_object_get(route, "port");
+        if (!pv) {
+            json_decref(x);
+            return verr(c, sub2, "is required: the container port the route sends requests to");
+        }
+        if (want_int(c, sub2, pv, 1, 65535, &port)) {
+            json_decref(x);
+            return SB_EINVAL;
+        }
+        json_object_set_new(x, "route", json_pack("{s:s,s:I}", "host", host, "port", (json_int_t)port));
+    }
     json_t *ht = json_object_get(v, "health_timeout");
     if (ht) {
         long long ns;
@@ -1291,6 +1321,9 @@ static int norm_service(struct vctx *c, const char *name, json_t *in, json_t *to
     if ((v = json_object_get(in, "x-serverbox"))) {
         FAIL(norm_xserverbox(c, SUB("x-serverbox"), v, &t));
         json_object_set_new(s, "x-serverbox", t);
+        if (json_object_get(t, "route") && json_object_get(s, "network_mode"))
+            FAIL(verr(c, SUB("x-serverbox.route"),
+                      "needs the service on a network (Caddy sends to its address there), not network_mode"));
     }
     if (json_array_size(ports) && replicas > 1) {
         size_t i;
@@ -1435,6 +1468,25 @@ int stacks_compose_parse(const char *text, size_t len, json_t *variables, json_t
             }
         }
     }
+    /* a host name routes to one service */
+    json_t *hosts = json_object();
+    json_object_foreach(out_services, name, sv)
+    {
+        const char *host = json_string_value(
+            json_object_get(json_object_get(json_object_get(sv, "x-serverbox"), "route"), "host"));
+        if (!host)
+            continue;
+        const char *other = json_string_value(json_object_get(hosts, host));
+        if (other) {
+            char path[600];
+            snprintf(path, sizeof path, "services.%s.x-serverbox.route.host", name);
+            rc = verr(&c, path, "%s is already the route of %s", host, other);
+            json_decref(hosts);
+            goto out;
+        }
+        json_object_set_new(hosts, host, json_string(name));
+    }
+    json_decref(hosts);
     json_t *order;
     if ((rc = stacks_order(m, &order, err)))
         goto out;
@@ -1474,7 +1526,7 @@ int stacks_policy_check(json_t *model, const char *bind_base, bool admin, struct
 #define DENY(key, why)                                                                                       \
     do {                                                                                                     \
         snprintf(path, sizeof path, "services.%s.%s", name, key);                                            \
-        sb_error(err, SB_EDENIED, "%s: %s needs an admin", path, why);                                       \
+        sb_error(err, SB_EDENIED, "%s: %s needs an admin (stacks:admin)", path, why);                        \
         if (err)                                                                                             \
             sb_strlcpy(err->field, path, sizeof err->field);                                                 \
         return SB_EDENIED;                                                                                   \

@@ -24,6 +24,13 @@ void stacks_config_hash(json_t *service, const char *image_id, char out[65])
 {
     json_t *s = json_deep_copy(service);
     json_object_del(s, "replicas");
+    /* the route is Caddy's, not the container's: changing it re-routes */
+    json_t *x = json_object_get(s, "x-serverbox");
+    if (json_object_get(x, "route")) {
+        json_object_del(x, "route");
+        if (!json_object_size(x))
+            json_object_del(s, "x-serverbox");
+    }
     if (image_id && image_id[0])
         json_object_set_new(s, "image", json_string(image_id));
     char *text = json_dumps(s, JSON_COMPACT | JSON_SORT_KEYS);

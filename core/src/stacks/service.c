@@ -10,6 +10,7 @@
  */
 #include "internal.h"
 
+#include "../caddy/caddy.h"
 #include "../docker/docker.h"
 #include "../jobs/jobs.h"
 #include "../store/store.h"
@@ -226,6 +227,51 @@ int stacks_dry_plan(const struct stacks_env *e, json_t *stack, json_t *model, js
     return rc;
 }
 
+/* ---- routes ---------------------------------------------------------------- */
+
+void stacks_route_prefix(const char *stack_id, char *out, size_t len)
+{
+    snprintf(out, len, "sbx-stack-%s-", stack_id);
+}
+
+int stacks_routes_check(const struct stacks_env *e, json_t *model, const char *node_id, struct sb_err *err)
+{
+    const char *name;
+    json_t *svc;
+    json_object_foreach(json_object_get(model, "services"), name, svc)
+    {
+        if (!json_object_get(json_object_get(svc, "x-serverbox"), "route"))
+            continue;
+        char field[200];
+        snprintf(field, sizeof field, "services.%s.x-serverbox.route", name);
+        if (!e->caddy_admin || !*e->caddy_admin)
+            return sb_field_error(err, field,
+                                  "%s: routing is off on this daemon (--app-caddy-admin is empty)", field);
+        if (!node_id || strcmp(node_id, DOCKER_LOCAL_NODE) != 0)
+            return sb_field_error(err, field,
+                                  "%s: routes are served by the local node's Caddy only (a remote node's "
+                                  "Caddy is not reached yet)",
+                                  field);
+    }
+    return 0;
+}
+
+int stacks_routes_remove(const struct stacks_env *e, const char *stack_id, struct sb_err *err)
+{
+    if (!e->caddy_admin || !*e->caddy_admin)
+        return 0;
+    char prefix[80];
+    stacks_route_prefix(stack_id, prefix, sizeof prefix);
+    json_t *ids = NULL;
+    int rc = caddy_route_ids(e->caddy_admin, prefix, &ids, err);
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v) if (rc == 0) rc =
+        caddy_route_delete(e->caddy_admin, json_string_value(v), err);
+    json_decref(ids);
+    return rc;
+}
+
 /* ---- jobs ------------------------------------------------------------------ */
 
 struct hook_ctx {
@@ -332,6 +378,8 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
         return rc; /* the stack was deleted meanwhile */
     const char *project = json_string_value(json_object_get(r.stack, "name"));
     if (rc == 0)
+        rc = stacks_routes_check(e, r.model, json_string_value(json_object_get(r.stack, "node_id")), err);
+    if (rc == 0)
         rc = stacks_containers(r.socket, project, &containers, err);
     if (rc == 0)
         rc = stacks_plan(r.model, project, r.ids, containers, &plan, err);
@@ -343,8 +391,9 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
         job_log(job, "revision %d: %s", revision, sum.data);
         buf_release(&sum);
         struct hook_ctx hc = {.job = job};
-        char files[96];
+        char files[96], prefix[80];
         snprintf(files, sizeof files, "serverbox:stack/%s/revision/%d", id, revision);
+        stacks_route_prefix(id, prefix, sizeof prefix);
         struct stacks_apply a = {.socket = r.socket,
                                  .project = project,
                                  .model = r.model,
@@ -353,6 +402,9 @@ static int deploy_run(struct job_ctx *job, json_t *args, json_t **result, struct
                                  .config_files = files,
                                  .working_dir = "/",
                                  .health_timeout_s = e->health_timeout_s,
+                                 .caddy_admin = e->caddy_admin,
+                                 .domain_listen = e->domain_listen,
+                                 .route_prefix = prefix,
                                  .hooks = {on_progress, on_log, on_cancelled, &hc}};
         rc = stacks_apply_run(&a, &res, err);
     }
@@ -395,10 +447,17 @@ static int scale_run(struct job_ctx *job, json_t *args, json_t **result, struct 
     struct run r;
     json_t *res = NULL;
     int rc = run_load(e, job, id, (int)json_integer_value(json_object_get(args, "revision")), false, &r, err);
+    if (rc == 0)
+        rc = stacks_routes_check(e, r.model, json_string_value(json_object_get(r.stack, "node_id")), err);
     if (rc == 0) {
         struct hook_ctx hc = {.job = job};
+        char prefix[80];
+        stacks_route_prefix(id, prefix, sizeof prefix);
         struct stacks_apply a = {.socket = r.socket,
                                  .project = json_string_value(json_object_get(r.stack, "name")),
+                                 .caddy_admin = e->caddy_admin,
+                                 .domain_listen = e->domain_listen,
+                                 .route_prefix = prefix,
                                  .model = r.model,
                                  .image_ids = r.ids,
                                  .config_files = "serverbox",

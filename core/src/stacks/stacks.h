@@ -53,7 +53,8 @@ int stacks_compose_parse(const char *text, size_t len, json_t *variables, json_t
 /* What needs an admin: privileged, network_mode/pid/ipc host, devices,
  * cap_add, bind mounts outside bind_base (NULL = every bind mount). For a
  * non-admin the first such key gives SB_EDENIED with err->field its path
- * ("services.web.privileged"). An admin passes. */
+ * ("services.web.privileged"). `admin` is whether the caller holds stacks:admin (api/stacks.c).
+ * A caller that does passes. */
 int stacks_policy_check(json_t *model, const char *bind_base, bool admin, struct sb_err *err);
 
 /* ---- config hash and plan ---------------------------------------------- */
@@ -105,6 +106,10 @@ struct stacks_apply {
     const char *config_files; /* label com.docker.compose.project.config_files */
     const char *working_dir;  /* label …project.working_dir */
     int health_timeout_s;     /* default per service unless x-serverbox.health_timeout; 0 = 60 */
+    /* routes (x-serverbox.route) through the node's Caddy (caddy/) */
+    const char *caddy_admin;   /* its admin API; NULL/"" = routing off (a routed service fails) */
+    const char *domain_listen; /* what the shared server listens on when it is made */
+    const char *route_prefix;  /* a service's route is "@id": route_prefix + service */
     struct stacks_apply_hooks hooks;
 };
 /* Runs the plan: networks, volumes, then services in order (README.md for
@@ -115,7 +120,14 @@ struct stacks_apply {
  * kept serving. */
 int stacks_apply_run(const struct stacks_apply *a, json_t **result, struct sb_err *err);
 
-/* Per service {"desired","running","healthy","containers":[…]} from the
+/* The last `tail` (0..STACKS_LOG_TAIL_MAX) log lines of a service's
+ * containers, merged by time: *lines [{"container","stream","ts","line"}],
+ * *containers [{"name","state"}] (an unknown service has none). */
+#define STACKS_LOG_TAIL_MAX 5000
+int stacks_service_logs(const char *socket, const char *project, const char *service, int tail,
+                        json_t **containers, json_t **lines, struct sb_err *err);
+
+/* Per service {"desired","running","healthy","containers":[…],"route"?} from the
  * model (may be NULL: only what runs) and the engine. */
 int stacks_status(const char *socket, const char *project, json_t *model, json_t **out, struct sb_err *err);
 /* Scales one service to n replicas (start-first for new ones). */
@@ -140,8 +152,10 @@ struct stacks_env {
     struct store *store;
     struct docker *docker;
     const struct crypto_master_key *key;
-    const char *bind_base; /* --stack-bind-base; NULL = no bind mount without an admin */
-    int health_timeout_s;  /* --stack-health-timeout */
+    const char *bind_base;     /* --stack-bind-base; NULL = no bind mount without an admin */
+    int health_timeout_s;      /* --stack-health-timeout */
+    const char *caddy_admin;   /* --app-caddy-admin: the local node's Caddy; NULL/"" = no routes */
+    const char *domain_listen; /* --app-domain-listen: the shared server of host routes */
 };
 
 #define STACKS_VARS_MAX    200
@@ -171,6 +185,14 @@ int stacks_node_socket(const struct stacks_env *e, const char *node_id, char *so
  * as "pull" in the plan), containers listed, plan computed. */
 int stacks_dry_plan(const struct stacks_env *e, json_t *stack, json_t *model, json_t *pinned, json_t **plan,
                     struct sb_err *err);
+/* The route "@id" prefix of a stack: "sbx-stack-<id>-" (+ service). */
+void stacks_route_prefix(const char *stack_id, char *out, size_t len);
+/* Whether the model's routes can be served on that node: routing on
+ * (--app-caddy-admin) and the local node (routes through a remote node's
+ * Caddy are not built). SB_EINVAL naming services.<s>.x-serverbox.route. */
+int stacks_routes_check(const struct stacks_env *e, json_t *model, const char *node_id, struct sb_err *err);
+/* Removes every route of the stack from Caddy (down, delete). */
+int stacks_routes_remove(const struct stacks_env *e, const char *stack_id, struct sb_err *err);
 /* Registers the job kinds stack.deploy (args {stack_id, revision,
  * requested_by}) and stack.scale ({stack_id, service, replicas,
  * requested_by}). `e` must outlive the jobs. */

@@ -1,8 +1,11 @@
 // Stacks: the list (GET /api/v1/stacks) with health per stack and the
-// new-stack form; /stacks/<id> is a stack's page: the compose editor (a
-// textarea), the plan preview (POST …/plan) before a deploy, the deploy's
+// new-stack form; /stacks/<id> is a stack's page: the compose editor
+// (CodeMirror 6 with the YAML language, vendor/codemirror.js; a textarea if
+// it cannot load), the plan preview (POST …/plan) before a deploy, the deploy's
 // live progress (topic job/<id>), services with desired / running / healthy
-// and scale controls, revisions with one-click rollback. The core decides
+// and scale controls, logs per service (GET …/services/{s}/logs: the lines
+// of all its containers, each prefixed by its container, refreshed),
+// revisions with one-click rollback. The core decides
 // every outcome: this page only shows what it answers.
 import { api } from '../api.js';
 import { h, clear, errorBox, badge, fmtTime, confirmDialog, toast } from '../ui.js';
@@ -97,17 +100,85 @@ function planView(plan) {
     plan.images_to_pull?.length ? h('p', { class: 'muted small' }, `Images to pull: ${plan.images_to_pull.join(', ')}`) : null);
 }
 
+// CodeMirror's look in the dashboard's dark colours.
+function editorLook(cm) {
+  const theme = cm.EditorView.theme({
+    '&': { color: 'var(--text)', backgroundColor: 'var(--bg-1)', border: '1px solid var(--border)', borderRadius: '8px' },
+    '&.cm-focused': { outline: 'none', borderColor: 'var(--accent)' },
+    '.cm-scroller': { fontFamily: 'var(--mono)', fontSize: '0.85rem', lineHeight: '1.45', minHeight: '18rem', maxHeight: '36rem' },
+    '.cm-content': { caretColor: 'var(--text)' },
+    '.cm-cursor': { borderLeftColor: 'var(--text)' },
+    '.cm-gutters': { backgroundColor: 'var(--bg-0)', color: 'var(--text-3)', border: 'none', borderRadius: '8px 0 0 8px' },
+    '.cm-activeLine': { backgroundColor: 'rgba(99, 102, 241, 0.08)' },
+    '.cm-activeLineGutter': { backgroundColor: 'rgba(99, 102, 241, 0.12)' },
+    '&.cm-focused .cm-selectionBackground, .cm-selectionBackground, ::selection': { backgroundColor: 'rgba(99, 102, 241, 0.35)' },
+  }, { dark: true });
+  const t = cm.tags;
+  const colours = cm.HighlightStyle.define([
+    { tag: [t.propertyName, t.definition(t.propertyName)], color: '#93c5fd' },
+    { tag: [t.string, t.special(t.string)], color: '#86efac' },
+    { tag: [t.number, t.bool, t.null, t.atom], color: '#fca5a5' },
+    { tag: [t.comment, t.lineComment], color: 'var(--text-3)', fontStyle: 'italic' },
+    { tag: [t.keyword, t.typeName, t.labelName, t.meta], color: '#c4b5fd' },
+    { tag: [t.punctuation, t.separator, t.squareBracket, t.brace], color: 'var(--text-2)' },
+  ]);
+  return [theme, cm.syntaxHighlighting(colours), cm.syntaxHighlighting(cm.defaultHighlightStyle, { fallback: true })];
+}
+
+// The compose editor: CodeMirror with YAML, read-only for readers. Until
+// the module has loaded (and if it cannot), the text lives in a textarea.
+// `value` reads and replaces the whole text. CodeMirror lives in a shadow
+// root: there it styles itself with a constructed style sheet, which the
+// dashboard's CSP (style-src 'self', no inline <style>) allows.
+function composeEditor({ readOnly }) {
+  const box = h('div', { id: 'compose-editor', class: 'compose-editor' });
+  const area = h('textarea', { rows: 18, spellcheck: 'false', class: 'mono', readonly: readOnly, 'aria-label': 'Compose file' });
+  box.append(area);
+  let view = null;
+  const editor = {
+    el: box,
+    get value() { return view ? view.state.doc.toString() : area.value; },
+    set value(v) {
+      if (view) view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: v } });
+      else area.value = v;
+    },
+  };
+  import('../../vendor/codemirror.js').then((cm) => {
+    const ro = readOnly ? [cm.EditorState.readOnly.of(true), cm.EditorView.editable.of(false)] : [];
+    const host = h('div', { class: 'compose-editor-host' });
+    const shadow = host.attachShadow({ mode: 'open' });
+    box.append(host);
+    view = new cm.EditorView({
+      parent: shadow,
+      root: shadow,
+      state: cm.EditorState.create({
+        doc: area.value,
+        extensions: [cm.lineNumbers(), cm.highlightActiveLineGutter(), cm.foldGutter(), cm.history(), cm.drawSelection(),
+          cm.indentOnInput(), cm.bracketMatching(), cm.highlightActiveLine(), cm.yaml(), ...editorLook(cm), ...ro,
+          cm.EditorView.contentAttributes.of({ 'aria-label': 'Compose file' }),
+          cm.keymap.of([...cm.defaultKeymap, ...cm.historyKeymap, cm.indentWithTab])],
+      }),
+    });
+    area.remove();
+    box.dataset.ready = 'codemirror';
+  }).catch(() => { box.dataset.ready = 'textarea'; });
+  return editor;
+}
+
 function renderStack(root, ctx, id) {
   const canWrite = !ctx.readOnly && ctx.can('stacks:write');
   const err = h('div');
   const head = h('div', { class: 'row between wrap' });
   const services = h('tbody', { id: 'service-rows' });
-  const editor = h('textarea', { id: 'compose-editor', rows: 18, spellcheck: 'false', class: 'mono', readonly: !canWrite });
+  const editor = composeEditor({ readOnly: !canWrite });
   const planBox = h('div', { id: 'plan-box' });
   const progress = h('div', { id: 'deploy-progress', role: 'status', 'aria-live': 'polite' });
   const revisions = h('tbody', { id: 'revision-rows' });
+  const canLogs = ctx.can('logs:read');
+  const logPanel = h('section', { class: 'card logs', id: 'service-logs', hidden: true });
   let stack = null;
   let unsub = null;
+  let stopLogs = null;
 
   const actions = canWrite ? h('div', { class: 'row wrap' },
     h('button', { class: 'btn', id: 'save-compose', onclick: () => save() }, 'Save as new revision'),
@@ -116,9 +187,10 @@ function renderStack(root, ctx, id) {
 
   clear(root, head, err,
     h('section', { class: 'card' }, h('h2', {}, 'Services'), h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'Service'), h('th', {}, 'Desired'), h('th', {}, 'Running'), h('th', {}, 'Healthy'), canWrite && h('th', {}, 'Scale'))),
+      h('thead', {}, h('tr', {}, h('th', {}, 'Service'), h('th', {}, 'Desired'), h('th', {}, 'Running'), h('th', {}, 'Healthy'), canWrite && h('th', {}, 'Scale'), canLogs && h('th', {}, ''))),
       services))),
-    h('section', { class: 'card' }, h('h2', {}, 'Compose'), editor, actions, planBox, progress),
+    logPanel,
+    h('section', { class: 'card' }, h('h2', {}, 'Compose'), editor.el, actions, planBox, progress),
     h('section', { class: 'card' }, h('h2', {}, 'Revisions'), h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Revision'), h('th', {}, 'Deploy'), h('th', { class: 'hide-sm' }, 'Created'), h('th', {}, ''))),
       revisions))));
@@ -131,10 +203,12 @@ function renderStack(root, ctx, id) {
       if (!keepEditor) editor.value = stack.compose || '';
       clear(services, Object.entries(stack.services || {}).map(([name, s]) => {
         const n = h('input', { type: 'number', min: 0, max: 20, value: String(s.desired), class: 'narrow', 'aria-label': `replicas of ${name}` });
-        return h('tr', { dataset: { service: name } }, h('td', {}, name),
+        return h('tr', { dataset: { service: name } }, h('td', {}, name,
+          s.route ? h('div', { class: 'muted small route' }, `→ ${s.route.host} (port ${s.route.port})`) : null),
           h('td', { class: 'desired' }, String(s.desired)), h('td', { class: 'running' }, String(s.running)),
           h('td', { class: 'healthy' }, String(s.healthy)),
-          canWrite && h('td', {}, n, h('button', { class: 'btn btn-ghost', onclick: () => scale(name, Number(n.value)) }, 'Scale')));
+          canWrite && h('td', {}, n, h('button', { class: 'btn btn-ghost', onclick: () => scale(name, Number(n.value)) }, 'Scale')),
+          canLogs && h('td', {}, h('button', { class: 'btn btn-ghost', 'aria-label': `logs of ${name}`, onclick: () => showLogs(name) }, 'Logs')));
       }));
       const rv = await api('GET', `/api/v1/stacks/${encodeURIComponent(id)}/revisions`);
       clear(revisions, rv.revisions.map((r) => h('tr', { dataset: { revision: String(r.revision), status: r.deploy_status || '' } },
@@ -202,6 +276,36 @@ function renderStack(root, ctx, id) {
     } catch (e) { clear(err, errorBox(e)); }
   }
 
+  // The last lines of every container of the service, merged by the core
+  // and prefixed here by the container that wrote them; refreshed.
+  function showLogs(service) {
+    if (stopLogs) stopLogs();
+    const pre = h('pre', { class: 'log mono', id: 'service-log-lines' });
+    const state = h('span', { class: 'muted small', id: 'service-log-state' }, 'loading…');
+    logPanel.hidden = false;
+    clear(logPanel, h('div', { class: 'row between' }, h('h2', {}, `Logs · ${service}`), h('div', { class: 'row' }, state,
+      h('button', { class: 'btn btn-small', onclick: () => { if (stopLogs) stopLogs(); logPanel.hidden = true; } }, 'Close'))), pre);
+    const path = `/api/v1/stacks/${encodeURIComponent(id)}/services/${encodeURIComponent(service)}/logs?tail=300`;
+    const snap = async () => {
+      try {
+        const res = await api('GET', path, undefined, { raw: true, accept: 'application/x-ndjson' });
+        const text = await res.text();
+        const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+        pre.replaceChildren(...text.split('\n').filter(Boolean).map((l) => {
+          let o;
+          try { o = JSON.parse(l); } catch { return null; }
+          return h('span', { class: o.stream === 'stderr' ? 'stderr' : '', dataset: { container: o.container } }, `${o.container} | ${o.line}\n`);
+        }).filter(Boolean));
+        if (atEnd) pre.scrollTop = pre.scrollHeight;
+        const names = res.headers.get('X-Containers');
+        state.textContent = `${names ? names.split(',').length : 0} container(s) · updated ${fmtTime(new Date().toISOString())}`;
+      } catch (e) { state.textContent = e.message; }
+    };
+    snap();
+    const t = setInterval(snap, 3000);
+    stopLogs = () => { clearInterval(t); stopLogs = null; };
+  }
+
   async function scale(service, replicas) {
     try {
       const r = await api('POST', `/api/v1/stacks/${encodeURIComponent(id)}/services/${encodeURIComponent(service)}/scale`, { replicas });
@@ -218,5 +322,5 @@ function renderStack(root, ctx, id) {
       t = setTimeout(() => load({ keepEditor: true }), 250);
     }
   });
-  return () => { off(); clearTimeout(t); if (unsub) unsub(); };
+  return () => { off(); clearTimeout(t); if (unsub) unsub(); if (stopLogs) stopLogs(); };
 }
