@@ -38,7 +38,8 @@ static void test_key_check(void **state)
     const char *refused[] = {
         "",
         "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ== x",
-        "command=\"/bin/sh\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEoznndzQNPhFBlnHiFdUHR4fiZq2pJNGx5oZGdhCqrB",
+        "command=\"/bin/sh\" ssh-ed25519 "
+        "AAAAC3NzaC1lZDI1NTE5AAAAIEoznndzQNPhFBlnHiFdUHR4fiZq2pJNGx5oZGdhCqrB",
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEoznndzQNPhFBlnHiFdUHR4fiZq2pJNGx5oZGdhCqr", /* short */
         "ssh-ed25519 !!!!",
         "ssh-ed25519 ",
@@ -66,9 +67,10 @@ static void test_line(void **state)
     snprintf(keyc, sizeof keyc, "%s some comment", KEY);
     assert_int_equal(tunnels_line(keyc, 42001, ID, &b, &err), 0);
     char want[512];
-    snprintf(want, sizeof want,
-             "restrict,port-forwarding,permitlisten=\"127.0.0.1:42001\",command=\"/bin/false\" %s sbx-node-%s\n",
-             KEY, ID);
+    snprintf(
+        want, sizeof want,
+        "restrict,port-forwarding,permitlisten=\"127.0.0.1:42001\",command=\"/bin/false\" %s sbx-node-%s\n",
+        KEY, ID);
     assert_string_equal(b.data, want);
     assert_int_equal(tunnels_line(KEY, 0, ID, &b, &err), SB_EINVAL);
     assert_int_equal(tunnels_line(KEY, 42001, "x\nroot", &b, &err), SB_EINVAL);

@@ -49,7 +49,10 @@ int nodes_open(const struct nodes_config *cfg, struct nodes **out, struct sb_err
     n->local_docker = config_get(cfg->cfg, "docker-socket");
     n->remote_docker = config_get(cfg->cfg, "node-docker-socket");
     n->watch_events = config_get_int(cfg->cfg, "node-docker-events") != 0;
-    int rc = nodes_bridges_open(n, err);
+    int rc = nodes_tunnels_open(n, cfg->cfg, err);
+    if (rc)
+        return rc;
+    rc = nodes_bridges_open(n, err);
     if (rc)
         return rc;
     nodes_labels_start(n);
@@ -70,6 +73,7 @@ void nodes_close(struct nodes *n)
     ssh_pool_free(n->pool);
     nodes_labels_free(n);
     pthread_mutex_destroy(&n->labels_lock);
+    pthread_mutex_destroy(&n->tunnel_lock);
     pthread_mutex_destroy(&n->lock);
     pthread_cond_destroy(&n->cond);
     pthread_cond_destroy(&n->work_cond);

@@ -54,8 +54,8 @@ int tunnels_public_key_check(const char *text, char *out, size_t outlen, struct 
     unsigned char blob[64];
     size_t bloblen = 0;
     if (b64len == 0 || b64len > 80 ||
-        sodium_base642bin(blob, sizeof blob, b64, b64len, NULL, &bloblen, NULL, sodium_base64_VARIANT_ORIGINAL) !=
-            0)
+        sodium_base642bin(blob, sizeof blob, b64, b64len, NULL, &bloblen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0)
         return sb_field_error(err, "tunnel_public_key", "%s", msg);
     /* string "ssh-ed25519", string key(32) */
     if (bloblen != 4 + tl + 4 + 32 || be32(blob) != tl || memcmp(blob + 4, KEY_TYPE, tl) != 0 ||
@@ -105,7 +105,8 @@ static bool same_content(const char *path, const char *data, size_t len)
     struct buf cur;
     buf_init(&cur, len + 1);
     struct sb_err e = {0};
-    bool same = file_read_all(path, len + 1, &cur, &e) == 0 && cur.len == len && memcmp(cur.data, data, len) == 0;
+    bool same =
+        file_read_all(path, len + 1, &cur, &e) == 0 && cur.len == len && memcmp(cur.data, data, len) == 0;
     buf_release(&cur);
     return same;
 }
@@ -179,8 +180,8 @@ static size_t listen_inodes(int port, unsigned long *inodes, size_t max)
         unsigned int addr, lport, st;
         unsigned long inode;
         /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
-        if (sscanf(line, " %*d: %8X:%4X %*8X:%*4X %2X %*8X:%*8X %*2X:%*8X %*8X %*u %*d %lu", &addr, &lport, &st,
-                   &inode) == 4 &&
+        if (sscanf(line, " %*d: %8X:%4X %*8X:%*4X %2X %*8X:%*8X %*2X:%*8X %*8X %*u %*d %lu", &addr, &lport,
+                   &st, &inode) == 4 &&
             addr == 0x0100007FU && (int)lport == port && st == 0x0A && inode != 0)
             inodes[n++] = inode;
     }
