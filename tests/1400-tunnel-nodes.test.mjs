@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { ROOT, createDatabase, startCore, tempDir, waitFor } from './lib/harness.mjs';
+import { ROOT, createDatabase, runCore, startCore, tempDir, waitFor } from './lib/harness.mjs';
 
 const INTERVAL = 2; // --node-check-interval, seconds
 const tag = randomBytes(3).toString('hex');
@@ -324,6 +324,24 @@ test('a killed client makes the node offline; a restarted one online again', asy
   const y = await req('POST', `/api/v1/nodes/${nat.id}/exec`, { command: 'echo back' });
   assert.equal(y.status, 200, y.text);
   assert.equal(y.body.stdout, 'back\n');
+});
+
+test('a tunnel node\'s connection is fixed; rebuild-projections reproduces the tunnel columns', async () => {
+  for (const [body, field] of [[{ host: '10.9.9.9' }, 'host'], [{ port: 22 }, 'port'], [{ connection: 'direct' }, 'connection'],
+    [{ tunnel_public_key: tunnelPub() }, 'tunnel_public_key'], [{ docker: 'local' }, 'docker']]) {
+    const r = await req('PATCH', `/api/v1/nodes/${nat.id}`, body);
+    assert.equal(r.status, 422, r.text);
+    assert.equal(r.body.error.field, field);
+  }
+  const p = await req('PATCH', `/api/v1/nodes/${nat.id}`, { labels: { site: 'office' } });
+  assert.equal(p.status, 200, p.text);
+  assert.equal(p.body.tunnel_port, nat.tunnel_port);
+  assert.equal(keyLines().length, 2);
+  const snapshot = () => db.sql("SELECT string_agg(n::text, '|' ORDER BY id) FROM nodes n");
+  const before = snapshot();
+  assert.match(before, /tunnel/);
+  runCore(['rebuild-projections'], { SERVERBOX_DATABASE_URL: db.ownerUrl });
+  assert.equal(snapshot(), before);
 });
 
 test('deleting the node removes its key line and cuts its live tunnel', async () => {
