@@ -65,6 +65,25 @@ function startClient(command) {
   return c;
 }
 
+// The ExecStart of packaging/systemd/serverbox-tunnel.service, with this
+// node's key, known_hosts and tunnel.env values, run inside the namespace.
+function startUnitClient() {
+  const unit = readFileSync(join(ROOT, 'packaging', 'systemd', 'serverbox-tunnel.service'), 'utf8');
+  const vars = { TUNNEL_PORT: String(nat.tunnel_port), CORE_PORT: tunnel.TUNNEL_PORT, CORE_USER: tunnel.TUNNEL_USER, CORE_HOST: HOST_IP };
+  const argv = unit.split('\n').find((l) => l.startsWith('ExecStart=')).slice('ExecStart='.length)
+    .replaceAll('/var/lib/serverbox-tunnel/id_ed25519', join(ndir, 'tunnel_ed25519'))
+    .replaceAll('/etc/serverbox/tunnel_known_hosts', join(ndir, 'known_hosts'))
+    .replace(/\$\{(\w+)\}/g, (_, k) => vars[k]).split(' ');
+  const proc = spawn('ip', ['netns', 'exec', NS, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  const c = { proc, exited, stderr: () => stderr, alive: () => proc.exitCode === null && proc.signalCode === null };
+  clients.add(c);
+  exited.then(() => clients.delete(c));
+  return c;
+}
+
 // One ssh attempt from the node with its tunnel key; {code, stdout, stderr}.
 function attempt(args) {
   const r = inNs(['ssh', ...sshOpts(), ...args], { timeout: 20000 });
@@ -313,8 +332,11 @@ test('a killed client makes the node offline; a restarted one online again', asy
   assert.equal(x.status, 502, x.text);
   assert.equal(x.body.error.code, 'ssh_unreachable');
 
+  // Back with the exact command line of the node's systemd unit
+  // (packaging/systemd/serverbox-tunnel.service), its paths and settings
+  // put in.
   const t1 = Date.now();
-  client = startClient(nat.tunnel_command);
+  client = startUnitClient();
   const up = await waitFor(async () => {
     const g = await req('GET', `/api/v1/nodes/${nat.id}`);
     return g.body.status === 'online' && g.body.tunnel_status === 'up' && g.body;
