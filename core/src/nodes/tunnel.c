@@ -20,7 +20,8 @@ int nodes_tunnels_open(struct nodes *n, const struct config *cfg, struct sb_err 
     n->tunnel_keys = path && *path ? path : NULL;
     n->tunnel_endpoint = config_get(cfg, "tunnel-endpoint");
     n->tunnel_user = config_get(cfg, "tunnel-user");
-    if (tunnels_range_parse(config_get(cfg, "tunnel-port-range"), &n->tunnel_port_min, &n->tunnel_port_max, err))
+    if (tunnels_range_parse(config_get(cfg, "tunnel-port-range"), &n->tunnel_port_min, &n->tunnel_port_max,
+                            err))
         return SB_EINVAL;
     nodes_tunnels_sync(n);
     return 0;
