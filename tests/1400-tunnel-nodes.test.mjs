@@ -30,7 +30,19 @@ const VN = `sbxn${tag}`;
 const octet = 1 + (parseInt(tag, 16) % 250);
 const HOST_IP = `10.253.${octet}.1`;
 const NODE_IP = `10.253.${octet}.2`;
-const PORT_BASE = 42100 + (parseInt(tag, 16) % 40) * 20;
+// Ten ports below the kernel's ephemeral range (so no daemon's :0 takes
+// one), none listening now.
+function freeRange() {
+  const busy = execFileSync('ss', ['-Htan'], { encoding: 'utf8' });
+  for (let i = 0; i < 100; i++) {
+    const base = 30000 + Math.floor(Math.random() * 270) * 10;
+    let ok = true;
+    for (let p = base; p < base + 10 && ok; p++) ok = !busy.includes(`:${p} `);
+    if (ok) return base;
+  }
+  throw new Error('no free port range');
+}
+const PORT_BASE = freeRange();
 
 let db, core, tdir, tunnel, ndir, nodeSshd, dockerStub;
 const clients = new Set();
@@ -224,9 +236,14 @@ test('registered through the tunnel: key line, port, then online with exec and c
   assert.equal(dup.status, 409, dup.text);
   // A second tunnel node with a key of its own gets the next port.
   sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(ndir, 'other_ed25519')]);
-  const o = await req('POST', '/api/v1/nodes', tunnelNode({ tunnel_public_key: readFileSync(join(ndir, 'other_ed25519.pub'), 'utf8').trim() }));
+  // (with a login key the core makes, whose public half the node would install)
+  const ob = tunnelNode({ tunnel_public_key: readFileSync(join(ndir, 'other_ed25519.pub'), 'utf8').trim(), generate_key: true });
+  delete ob.private_key;
+  const o = await req('POST', '/api/v1/nodes', ob);
   assert.equal(o.status, 201, o.text);
   other = o.body;
+  assert.match(other.public_key, /^ssh-ed25519 /);
+  assert.equal(other.status, 'offline');
   assert.notEqual(other.tunnel_port, nat.tunnel_port);
   assert.equal(keyLines().length, 2);
 

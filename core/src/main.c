@@ -117,7 +117,7 @@ static const struct config_option options[] = {
     {"tunnel-authorized-keys", CONFIG_STRING, NULL,
      "the tunnel sshd's authorized_keys file, written from the node registry (empty: no tunnel nodes)",
      false},
-    {"tunnel-port-range", CONFIG_STRING, "42000-42999",
+    {"tunnel-port-range", CONFIG_STRING, "30000-30999",
      "ports on 127.0.0.1 the tunnel nodes' forwards listen on (one per node)", false},
     {"tunnel-endpoint", CONFIG_STRING, NULL,
      "host:port of the tunnel sshd as nodes dial it (shown in a tunnel node's command)", false},
