@@ -2,9 +2,9 @@
 // a network namespace whose sshd listens on the namespace's own loopback
 // (so the core cannot reach it) dials the core's tunnel sshd
 // (scripts/tunnel-sshd.sh) with the stock `ssh -N -R`; the core registers
-// it, checks it, runs commands and lists containers through the tunnel. The
-// node's key opens its own forward and nothing else (another port, -W, -L,
-// a command, a shell, another account: each refused). A killed client makes
+// it, checks it, runs commands, a terminal and lists containers through the
+// tunnel. The node's key opens its own forward and nothing else (another
+// port, -W, -L, a command, a shell, another account: each refused). A killed client makes
 // the node offline and its restart online again; deleting the node removes
 // its key line and cuts its live tunnel.
 //
@@ -21,6 +21,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { ROOT, createDatabase, runCore, startCore, tempDir, waitFor } from './lib/harness.mjs';
+import { openSse } from './lib/sse.mjs';
 
 const INTERVAL = 2; // --node-check-interval, seconds
 const tag = randomBytes(3).toString('hex');
@@ -123,6 +124,16 @@ before(async () => {
   // and the tunnel sshd's host key pinned.
   ndir = tempDir('sbx-natnode-');
   nodeSshd = kv(sh('ip', ['netns', 'exec', NS, join(ROOT, 'scripts', 'sshd.sh'), 'start', ndir, '22']));
+  // The node's tmux server of its own: the filesystem (and /tmp/tmux-0) is
+  // shared with the host, whose tmux server would run the terminal's shell
+  // outside the namespace.
+  sh('mkdir', ['-m', '700', join(ndir, 'tmux')]);
+  const cfgBefore = readFileSync(join(ndir, 'sshd_config'), 'utf8');
+  writeFileSync(join(ndir, 'sshd_config'), `${cfgBefore}SetEnv TMUX_TMPDIR=${join(ndir, 'tmux')}\n`);
+  const pid = readFileSync(join(ndir, 'sshd.pid'), 'utf8').trim();
+  sh('kill', ['-HUP', pid]);
+  await waitFor(() => inNs(['bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/22 && head -c 4 <&3']).stdout === 'SSH-',
+    { timeout: 10000, what: 'the node sshd after its reload' });
   sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'root@nat-node', '-f', join(ndir, 'tunnel_ed25519')]);
   writeFileSync(join(ndir, 'known_hosts'), `[${HOST_IP}]:${tunnel.TUNNEL_PORT} ${tunnel.TUNNEL_KNOWN_HOST}\n`);
 
@@ -266,6 +277,25 @@ test('registered through the tunnel: key line, port, then online with exec and c
   assert.equal(inode, nsInode, 'ran in the node\'s namespace');
   assert.match(conn, / 22$/, 'reached the node\'s own sshd on port 22');
   assert.ok(x.body.stdout.includes(NODE_IP));
+
+  // A terminal (tmux in a PTY channel of a pooled session) through the tunnel.
+  const term = await req('POST', `/api/v1/nodes/${nat.id}/terminals`, { session: `nat-${tag}`, cols: 100, rows: 30 });
+  assert.ok(term.status === 201 || term.status === 200, term.text);
+  const out = openSse(core.base, `/api/v1/terminals/${term.body.id}/output?offset=0`, { token: core.token });
+  try {
+    await out.ready;
+    assert.equal(out.status, 200);
+    const typed = await core.request('POST', `/api/v1/terminals/${term.body.id}/input`,
+      { body: 'echo "ns=$(readlink /proc/self/ns/net)"\r', headers: { 'Content-Type': 'application/octet-stream' } });
+    assert.equal(typed.status, 200, typed.text);
+    const screen = () => Buffer.concat(out.events.filter((e) => e.event === 'output')
+      .map((e) => Buffer.from(JSON.parse(e.data).data, 'base64'))).toString('latin1');
+    await waitFor(() => screen().includes(`ns=${nsInode}`), { timeout: 20000, what: 'the terminal\'s output' });
+  } finally {
+    out.close();
+  }
+  const killed = await req('DELETE', `/api/v1/terminals/${term.body.id}?kill=1`);
+  assert.ok(killed.status < 300, killed.text);
 
   // Containers: the core's Docker client over the SSH bridge through the tunnel.
   const c = await waitFor(async () => {
