@@ -45,7 +45,8 @@ fi
 # kept in run/tunnel/port (fixed with SERVERBOX_RUN_TUNNEL_PORT).
 if [ -z "${SERVERBOX_TUNNEL_AUTHORIZED_KEYS:-}" ] && [ "${SERVERBOX_RUN_TUNNELS:-1}" != 0 ]; then
     if out=$(scripts/tunnel-sshd.sh start "$RUN_DIR/tunnel" ${SERVERBOX_RUN_TUNNEL_PORT:-}); then
-        eval "$out"
+        # KEY=value lines; values may hold spaces (the host key line).
+        while IFS='=' read -r k v; do case $k in TUNNEL_*) printf -v "$k" '%s' "$v" ;; esac; done <<<"$out"
         export SERVERBOX_TUNNEL_AUTHORIZED_KEYS="$TUNNEL_AUTHORIZED_KEYS" SERVERBOX_TUNNEL_USER="$TUNNEL_USER"
         addr=$(hostname -I 2>/dev/null | awk '{print $1}')
         export SERVERBOX_TUNNEL_ENDPOINT=${SERVERBOX_TUNNEL_ENDPOINT:-${addr:-127.0.0.1}:$TUNNEL_PORT}
