@@ -107,15 +107,14 @@ void nodes_check_soon(struct nodes *n, json_t *node);
 int nodes_tunnels_open(struct nodes *n, const struct config *cfg, struct sb_err *err);
 bool nodes_is_tunnel(json_t *node);
 /* Rewrites the tunnel sshd's authorized_keys from the registry (no-op
- * without --tunnel-authorized-keys); logs a failure. */
+ * without --tunnel-authorized-keys), then cuts the live tunnels whose port
+ * no tunnel node owns (a revoked node's); logs what fails. */
 void nodes_tunnels_sync(struct nodes *n);
 /* For a tunnel registration: the normal form of the node's key (key,
  * >= TUNNELS_KEY_MAX) and a free port. 422 without tunnels configured, 409
  * for a key another node has or a full range. */
 int nodes_tunnel_prepare(struct nodes *n, const struct nodes_input *in, char *key, size_t keylen, int *port,
                          struct sb_err *err);
-/* Ends a deleted node's live tunnel (its row, borrowed); logs what it did. */
-void nodes_tunnel_cut(struct nodes *n, json_t *node);
 /* After a check of a tunnel node: records node.tunnel_up / node.tunnel_down
  * on a change. up: the forward accepted and an SSH server answered. */
 void nodes_tunnel_note(struct nodes *n, json_t *node, bool up, const char *reason);

@@ -538,12 +538,10 @@ int nodes_delete(struct nodes *n, json_t *node, const struct event_actor *actor,
     json_decref(data);
     if (rc)
         return rc;
-    /* A revoked tunnel node: its key line goes first (no new tunnel), then
-     * its live tunnel is cut (sshd reads the file at each login only). */
-    if (nodes_is_tunnel(node)) {
+    /* A revoked tunnel node: its key line goes (no new tunnel), then its
+     * live tunnel is cut, its port being no node's any more. */
+    if (nodes_is_tunnel(node))
         nodes_tunnels_sync(n);
-        nodes_tunnel_cut(n, node);
-    }
     ssh_pool_forget(n->pool, id);
     nodes_docker_follow(n, id, NULL);
     ssh_bridge_forget(n->bridges, id);

@@ -33,13 +33,46 @@ bool nodes_is_tunnel(json_t *node)
     return c && strcmp(c, "tunnel") == 0;
 }
 
+/* Cuts forwards in the port range that no tunnel node owns: a node just
+ * deleted (sshd reads authorized_keys at login only, so its established
+ * tunnel outlives its line), one deleted on another daemon, or a login that
+ * read the file just before its line went. Only the tunnel account's sshd
+ * processes are signalled. */
+static void cut_orphans(struct nodes *n, json_t *all)
+{
+    int ports[64];
+    size_t np = tunnels_listening(n->tunnel_port_min, n->tunnel_port_max, ports, 64);
+    for (size_t k = 0; k < np; k++) {
+        bool owned = false;
+        size_t i;
+        json_t *row;
+        json_array_foreach(all, i, row)
+        {
+            if (nodes_is_tunnel(row) && json_integer_value(json_object_get(row, "tunnel_port")) == ports[k])
+                owned = true;
+        }
+        int killed = 0;
+        struct sb_err err = {0};
+        if (owned)
+            continue;
+        if (tunnels_cut(ports[k], n->tunnel_user, &killed, &err))
+            log_warn("cannot cut a tunnel no node owns", "port=%d detail=\"%s\"", ports[k], err.msg);
+        else if (killed)
+            log_info("tunnel no node owns cut", "port=%d processes=%d", ports[k], killed);
+    }
+}
+
 void nodes_tunnels_sync(struct nodes *n)
 {
     if (!n->tunnel_keys)
         return;
+    /* The list and the write under one lock: a sync that listed before a
+     * deletion must not write after the deletion's own sync. */
+    pthread_mutex_lock(&n->tunnel_lock);
     json_t *all = NULL;
     struct sb_err err = {0};
     if (store_node_list(n->store, &all, &err)) {
+        pthread_mutex_unlock(&n->tunnel_lock);
         log_warn("cannot list nodes for the tunnel keys", "detail=\"%s\"", err.msg);
         return;
     }
@@ -66,13 +99,14 @@ void nodes_tunnels_sync(struct nodes *n)
         lines++;
     }
     bool changed = false;
-    pthread_mutex_lock(&n->tunnel_lock);
     rc = tunnels_file_write(n->tunnel_keys, text.data, text.len, &changed, &err);
-    pthread_mutex_unlock(&n->tunnel_lock);
     if (rc)
         log_warn("cannot write the tunnel keys", "path=%s detail=\"%s\"", n->tunnel_keys, err.msg);
     else if (changed)
         log_info("tunnel keys written", "path=%s nodes=%zu", n->tunnel_keys, lines);
+    if (rc == 0)
+        cut_orphans(n, all);
+    pthread_mutex_unlock(&n->tunnel_lock);
     buf_release(&text);
     json_decref(all);
 }
@@ -112,20 +146,6 @@ int nodes_tunnel_prepare(struct nodes *n, const struct nodes_input *in, char *ke
     free(used);
     json_decref(all);
     return rc;
-}
-
-void nodes_tunnel_cut(struct nodes *n, json_t *node)
-{
-    if (!nodes_is_tunnel(node))
-        return;
-    const char *id = json_string_value(json_object_get(node, "id"));
-    int port = (int)json_integer_value(json_object_get(node, "tunnel_port"));
-    int killed = 0;
-    struct sb_err err = {0};
-    if (tunnels_cut(port, &killed, &err))
-        log_warn("cannot cut the revoked node's tunnel", "node=%s port=%d detail=\"%s\"", id, port, err.msg);
-    else
-        log_info("revoked node's tunnel cut", "node=%s port=%d processes=%d", id, port, killed);
 }
 
 void nodes_tunnel_note(struct nodes *n, json_t *node, bool up, const char *reason)

@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -189,16 +190,48 @@ static size_t listen_inodes(int port, unsigned long *inodes, size_t max)
     return n;
 }
 
-static bool is_sshd(const char *pid)
+/* Whether pid is an sshd process whose real uid is uid ((uid_t)-1: any). */
+size_t tunnels_listening(int lo, int hi, int *ports, size_t max)
 {
-    char path[300], comm[32] = "";
-    snprintf(path, sizeof path, "/proc/%s/comm", pid);
+    FILE *f = fopen("/proc/net/tcp", "re");
+    if (!f)
+        return 0;
+    char line[512];
+    size_t n = 0;
+    if (fgets(line, sizeof line, f)) {
+        while (n < max && fgets(line, sizeof line, f)) {
+            unsigned int addr, lport, st;
+            if (sscanf(line, " %*d: %8X:%4X %*8X:%*4X %2X", &addr, &lport, &st) == 3 && addr == 0x0100007FU &&
+                st == 0x0A && (int)lport >= lo && (int)lport <= hi) {
+                bool seen = false;
+                for (size_t i = 0; i < n && !seen; i++)
+                    seen = ports[i] == (int)lport;
+                if (!seen)
+                    ports[n++] = (int)lport;
+            }
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+static bool is_sshd(const char *pid, uid_t uid)
+{
+    char path[300], line[128] = "";
+    snprintf(path, sizeof path, "/proc/%s/status", pid);
     FILE *f = fopen(path, "re");
     if (!f)
         return false;
-    bool ok = fgets(comm, sizeof comm, f) && strncmp(comm, "sshd", 4) == 0;
+    bool named = false, owned = uid == (uid_t)-1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long ruid;
+        if (strncmp(line, "Name:\t", 6) == 0)
+            named = strncmp(line + 6, "sshd", 4) == 0;
+        else if (sscanf(line, "Uid:\t%lu", &ruid) == 1 && !owned)
+            owned = (uid_t)ruid == uid;
+    }
     fclose(f);
-    return ok;
+    return named && owned;
 }
 
 /* Whether process pid holds one of the sockets. */
@@ -229,9 +262,17 @@ static bool holds(const char *pid, const unsigned long *inodes, size_t n)
     return found;
 }
 
-int tunnels_cut(int port, int *killed, struct sb_err *err)
+int tunnels_cut(int port, const char *user, int *killed, struct sb_err *err)
 {
     *killed = 0;
+    uid_t uid = (uid_t)-1;
+    if (user && *user) {
+        struct passwd pw, *res = NULL;
+        char pwbuf[1024];
+        if (getpwnam_r(user, &pw, pwbuf, sizeof pwbuf, &res) != 0 || !res)
+            return sb_error(err, SB_EINVAL, "no account '%s' (--tunnel-user) on this host", user);
+        uid = res->pw_uid;
+    }
     unsigned long inodes[8];
     size_t n = listen_inodes(port, inodes, 8);
     if (n == 0)
@@ -242,7 +283,8 @@ int tunnels_cut(int port, int *killed, struct sb_err *err)
     int rc = 0;
     struct dirent *e;
     while ((e = readdir(proc))) {
-        if (e->d_name[0] < '1' || e->d_name[0] > '9' || !is_sshd(e->d_name) || !holds(e->d_name, inodes, n))
+        if (e->d_name[0] < '1' || e->d_name[0] > '9' || !is_sshd(e->d_name, uid) ||
+            !holds(e->d_name, inodes, n))
             continue;
         pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
         if (kill(pid, SIGTERM) == 0)

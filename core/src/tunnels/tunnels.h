@@ -46,10 +46,14 @@ int tunnels_file_write(const char *path, const char *data, size_t len, bool *cha
 
 /* Cuts the live tunnel whose forward listens on 127.0.0.1:port: finds the
  * processes holding that listening socket (/proc/net/tcp and /proc/<pid>/fd)
- * and, when they are sshd's, sends them SIGTERM; their connection drops and
- * the client exits. *killed says how many; 0 when no tunnel listens. Needs
- * the right to signal the tunnel sshd's session processes (root, or the
- * same user): SB_EDENIED otherwise, naming the pid. */
-int tunnels_cut(int port, int *killed, struct sb_err *err);
+ * and, when they are sshd's running as `user` (the tunnel account; NULL: any
+ * user), sends them SIGTERM; their connection drops and the client exits. *killed says how many; 0 when no
+ * tunnel listens. Needs the right to signal the tunnel sshd's session processes (root, or the same user):
+ * SB_EDENIED otherwise, naming the pid. */
+int tunnels_cut(int port, const char *user, int *killed, struct sb_err *err);
+
+/* The ports of lo..hi something listens on at 127.0.0.1 (at most max, into
+ * ports), ascending; how many. For finding forwards no node owns. */
+size_t tunnels_listening(int lo, int hi, int *ports, size_t max);
 
 #endif
