@@ -323,7 +323,13 @@ test('the node\'s key opens its own forward and nothing else', async () => {
   const all = attempt(['-N', '-o', 'ExitOnForwardFailure=yes', '-R', `0.0.0.0:${PORT_BASE + 8}:localhost:22`, dest()]);
   assert.equal(all.code, 255, all.stderr);
   assert.match(all.stderr, /remote port forwarding failed/);
-  // -W (a direct-tcpip channel, what -L opens) to the core's services.
+  // -R to a unix socket on the core's host.
+  const unixSock = join(tdir, `fwd-${tag}.sock`);
+  const ux = attempt(['-N', '-o', 'ExitOnForwardFailure=yes', '-R', `${unixSock}:localhost:22`, dest()]);
+  assert.equal(ux.code, 255, ux.stderr);
+  assert.match(ux.stderr, /forwarding failed/);
+  assert.ok(!sh('ls', [tdir]).includes(`fwd-${tag}.sock`), 'no socket made');
+  // -W (a direct-tcpip channel, what -L and -D open) to the core's services.
   for (const target of [`127.0.0.1:${nat.tunnel_port}`, `127.0.0.1:${core.port}`, `${HOST_IP}:${tunnel.TUNNEL_PORT}`]) {
     const r = attempt(['-W', target, dest()]);
     assert.equal(r.code, 255, `${target}: ${r.stderr}`);
