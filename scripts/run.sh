@@ -47,7 +47,8 @@ if [ -z "${SERVERBOX_TUNNEL_AUTHORIZED_KEYS:-}" ] && [ "${SERVERBOX_RUN_TUNNELS:
     if out=$(scripts/tunnel-sshd.sh start "$RUN_DIR/tunnel" ${SERVERBOX_RUN_TUNNEL_PORT:-}); then
         # KEY=value lines; values may hold spaces (the host key line).
         while IFS='=' read -r k v; do case $k in TUNNEL_*) printf -v "$k" '%s' "$v" ;; esac; done <<<"$out"
-        export SERVERBOX_TUNNEL_AUTHORIZED_KEYS="$TUNNEL_AUTHORIZED_KEYS" SERVERBOX_TUNNEL_USER="$TUNNEL_USER"
+        export SERVERBOX_TUNNEL_AUTHORIZED_KEYS="$TUNNEL_AUTHORIZED_KEYS" SERVERBOX_TUNNEL_USER="$TUNNEL_USER" \
+            SERVERBOX_TUNNEL_HOST_KEY="$RUN_DIR/tunnel/host_ed25519.pub"
         addr=$(hostname -I 2>/dev/null | awk '{print $1}')
         export SERVERBOX_TUNNEL_ENDPOINT=${SERVERBOX_TUNNEL_ENDPOINT:-${addr:-127.0.0.1}:$TUNNEL_PORT}
         echo "run: tunnel sshd on port $TUNNEL_PORT, host key $TUNNEL_FP (stop: scripts/tunnel-sshd.sh stop $RUN_DIR/tunnel)"

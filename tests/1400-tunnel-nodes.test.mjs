@@ -135,7 +135,6 @@ before(async () => {
   await waitFor(() => inNs(['bash', '-c', 'exec 3<>/dev/tcp/127.0.0.1/22 && head -c 4 <&3']).stdout === 'SSH-',
     { timeout: 10000, what: 'the node sshd after its reload' });
   sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'root@nat-node', '-f', join(ndir, 'tunnel_ed25519')]);
-  writeFileSync(join(ndir, 'known_hosts'), `[${HOST_IP}]:${tunnel.TUNNEL_PORT} ${tunnel.TUNNEL_KNOWN_HOST}\n`);
 
   // The stub engine the node's sshd forwards the Docker socket to.
   const sock = join(ndir, 'docker.sock');
@@ -166,6 +165,7 @@ before(async () => {
       SERVERBOX_TUNNEL_PORT_RANGE: `${PORT_BASE}-${PORT_BASE + 9}`,
       SERVERBOX_TUNNEL_ENDPOINT: `${HOST_IP}:${tunnel.TUNNEL_PORT}`,
       SERVERBOX_TUNNEL_USER: tunnel.TUNNEL_USER,
+      SERVERBOX_TUNNEL_HOST_KEY: join(tdir, 'host_ed25519.pub'),
       SERVERBOX_NODE_DOCKER_SOCKET: sock,
     },
   });
@@ -238,6 +238,9 @@ test('registered through the tunnel: key line, port, then online with exec and c
   assert.equal(nat.tunnel_command,
     `ssh -N -R 127.0.0.1:${nat.tunnel_port}:localhost:22 -o ExitOnForwardFailure=yes -o ServerAliveInterval=15 ` +
     `-o ServerAliveCountMax=3 -p ${tunnel.TUNNEL_PORT} ${tunnel.TUNNEL_USER}@${HOST_IP}`);
+  // The node pins the tunnel sshd's host key with the line the core answers.
+  assert.equal(nat.tunnel_known_hosts, `[${HOST_IP}]:${tunnel.TUNNEL_PORT} ${tunnel.TUNNEL_KNOWN_HOST}`);
+  writeFileSync(join(ndir, 'known_hosts'), `${nat.tunnel_known_hosts}\n`);
   const key = tunnelPub().split(' ').slice(0, 2).join(' ');
   assert.deepEqual(keyLines(), [
     `restrict,port-forwarding,permitlisten="127.0.0.1:${nat.tunnel_port}",command="/bin/false" ${key} sbx-node-${nat.id}`]);

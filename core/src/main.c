@@ -122,6 +122,8 @@ static const struct config_option options[] = {
     {"tunnel-endpoint", CONFIG_STRING, NULL,
      "host:port of the tunnel sshd as nodes dial it (shown in a tunnel node's command)", false},
     {"tunnel-user", CONFIG_STRING, "sbx-tunnel", "the tunnel sshd's account nodes log in as", false},
+    {"tunnel-host-key", CONFIG_STRING, NULL,
+     "the tunnel sshd's host public key file (its line is answered for the node's known_hosts)", false},
     {"exec-max-output", CONFIG_INT, "1048576", "bytes of stdout and of stderr kept per remote command",
      false},
     {"events-heartbeat-ms", CONFIG_INT, "15000", "comment line on idle event streams; finds dead clients",

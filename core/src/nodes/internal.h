@@ -77,6 +77,7 @@ struct nodes {
     const char *tunnel_keys;
     int tunnel_port_min, tunnel_port_max;
     const char *tunnel_endpoint, *tunnel_user;
+    char tunnel_host_key[256];   /* "ssh-ed25519 AAAA…" of --tunnel-host-key, or "" */
     pthread_mutex_t tunnel_lock; /* one writer of the file at a time */
 };
 

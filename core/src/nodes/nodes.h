@@ -95,7 +95,9 @@ void nodes_check_now(struct nodes *n, json_t *node, json_t **result_out);
 void nodes_add_pool(struct nodes *n, json_t *node);
 void nodes_add_last_check(struct nodes *n, json_t *node);
 /* Adds "tunnel_command" to a tunnel node's row: the client command the node
- * runs (with --tunnel-endpoint), for callers who see connection details. */
+ * runs (with --tunnel-endpoint), and "tunnel_known_hosts", the line that
+ * pins the tunnel sshd's host key (with --tunnel-host-key); for callers who
+ * see connection details. */
 void nodes_add_tunnel(struct nodes *n, json_t *node);
 
 /* ---- targets ---------------------------------------------------------------- */

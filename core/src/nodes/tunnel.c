@@ -20,6 +20,20 @@ int nodes_tunnels_open(struct nodes *n, const struct config *cfg, struct sb_err 
     n->tunnel_keys = path && *path ? path : NULL;
     n->tunnel_endpoint = config_get(cfg, "tunnel-endpoint");
     n->tunnel_user = config_get(cfg, "tunnel-user");
+    const char *hk = config_get(cfg, "tunnel-host-key");
+    if (hk && *hk) {
+        /* Its type and key only (the comment names the machine). */
+        struct buf b;
+        buf_init(&b, 4096);
+        int rc = file_read_all(hk, 4096, &b, err);
+        char type[32] = "", key[200] = "";
+        if (rc == 0 && (sscanf(b.data, "%31s %199s", type, key) != 2 || strncmp(type, "ssh-", 4) != 0))
+            rc = sb_error(err, SB_EINVAL, "--tunnel-host-key: '%s' is not an OpenSSH public key", hk);
+        buf_release(&b);
+        if (rc)
+            return rc;
+        snprintf(n->tunnel_host_key, sizeof n->tunnel_host_key, "%s %s", type, key);
+    }
     if (tunnels_range_parse(config_get(cfg, "tunnel-port-range"), &n->tunnel_port_min, &n->tunnel_port_max,
                             err))
         return SB_EINVAL;
@@ -191,4 +205,13 @@ void nodes_add_tunnel(struct nodes *n, json_t *node)
              (long long)json_integer_value(json_object_get(node, "tunnel_port")), eport,
              n->tunnel_user ? n->tunnel_user : "sbx-tunnel", host);
     json_object_set_new(node, "tunnel_command", json_string(cmd));
+    if (n->tunnel_host_key[0]) {
+        char kh[sizeof host + sizeof n->tunnel_host_key + 16];
+        /* known_hosts names a host on another port than 22 as [host]:port */
+        if (strcmp(eport, "22") == 0)
+            snprintf(kh, sizeof kh, "%s %s", host, n->tunnel_host_key);
+        else
+            snprintf(kh, sizeof kh, "[%s]:%s %s", host, eport, n->tunnel_host_key);
+        json_object_set_new(node, "tunnel_known_hosts", json_string(kh));
+    }
 }
