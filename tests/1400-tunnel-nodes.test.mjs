@@ -306,11 +306,23 @@ test('registered through the tunnel: key line, port, then online with exec and c
     return l.status === 200 && l;
   }, { timeout: 30000, what: 'the container list' });
   assert.ok(c.text.includes('behind-nat'), c.text);
-  // The guest-visible view has the tunnel's state but not its port.
+  // The list has the tunnel's state; a guest sees the state, not how to reach it.
   const list = await req('GET', '/api/v1/nodes');
   const row = list.body.items.find((n) => n.id === nat.id);
   assert.equal(row.connection, 'tunnel');
   assert.equal(row.tunnel_status, 'up');
+  assert.equal(row.tunnel_port, nat.tunnel_port);
+  const gl = await req('POST', '/api/v1/guest-links', { scopes: ['view:metrics'], ttl_seconds: 600 });
+  assert.equal(gl.status, 201, gl.text);
+  const guestList = await core.request('GET', '/api/v1/nodes', { token: gl.body.token });
+  assert.equal(guestList.status, 200, guestList.text);
+  const grow = guestList.body.items.find((n) => n.id === nat.id);
+  assert.equal(grow.connection, 'tunnel');
+  assert.equal(grow.tunnel_status, 'up');
+  for (const k of ['tunnel_port', 'tunnel_public_key', 'host', 'port']) assert.ok(!(k in grow), `guests do not see ${k}`);
+  const guestOne = await core.request('GET', `/api/v1/nodes/${nat.id}`, { token: gl.body.token });
+  assert.equal(guestOne.status, 200, guestOne.text);
+  for (const k of ['tunnel_port', 'tunnel_command', 'tunnel_known_hosts']) assert.ok(!(k in guestOne.body), `guests do not see ${k}`);
 });
 
 test('the node\'s key opens its own forward and nothing else', async () => {
