@@ -40,6 +40,22 @@ if [ -z "${SERVERBOX_DOCKER_SOCKET:-}" ] && ! docker_ok /var/run/docker.sock; th
         echo "run: no Docker engine could be started; container pages will answer 503" >&2
     fi
 fi
+# The tunnel sshd nodes behind NAT dial (core/src/tunnels/README.md), unless
+# the core is pointed at another one or SERVERBOX_RUN_TUNNELS=0. Its port is
+# kept in run/tunnel/port (fixed with SERVERBOX_RUN_TUNNEL_PORT).
+if [ -z "${SERVERBOX_TUNNEL_AUTHORIZED_KEYS:-}" ] && [ "${SERVERBOX_RUN_TUNNELS:-1}" != 0 ]; then
+    if out=$(scripts/tunnel-sshd.sh start "$RUN_DIR/tunnel" ${SERVERBOX_RUN_TUNNEL_PORT:-}); then
+        # KEY=value lines; values may hold spaces (the host key line).
+        while IFS='=' read -r k v; do case $k in TUNNEL_*) printf -v "$k" '%s' "$v" ;; esac; done <<<"$out"
+        export SERVERBOX_TUNNEL_AUTHORIZED_KEYS="$TUNNEL_AUTHORIZED_KEYS" SERVERBOX_TUNNEL_USER="$TUNNEL_USER" \
+            SERVERBOX_TUNNEL_HOST_KEY="$RUN_DIR/tunnel/host_ed25519.pub"
+        addr=$(hostname -I 2>/dev/null | awk '{print $1}')
+        export SERVERBOX_TUNNEL_ENDPOINT=${SERVERBOX_TUNNEL_ENDPOINT:-${addr:-127.0.0.1}:$TUNNEL_PORT}
+        echo "run: tunnel sshd on port $TUNNEL_PORT, host key $TUNNEL_FP (stop: scripts/tunnel-sshd.sh stop $RUN_DIR/tunnel)"
+    else
+        echo "run: the tunnel sshd could not be started; nodes behind NAT cannot be registered" >&2
+    fi
+fi
 export SERVERBOX_MASTER_KEY_FILE=${SERVERBOX_MASTER_KEY_FILE:-$SERVERBOX_DATA_DIR/master.key}
 export SERVERBOX_DASHBOARD_DIR=${SERVERBOX_DASHBOARD_DIR:-$PWD/dashboard}
 export SERVERBOX_LISTEN=${SERVERBOX_LISTEN:-127.0.0.1:8080}

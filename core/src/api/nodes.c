@@ -101,10 +101,19 @@ static int check_engine_allowed(struct http_request *req, json_t *docker, json_t
 
 /* ---- POST /api/v1/nodes --------------------------------------------------- */
 
-static const char *const node_fields[] = {
-    "name",       "host",   "port",   "ssh_user",     "private_key",
-    "passphrase", "labels", "docker", "generate_key", "host_key_fingerprint",
-    NULL};
+static const char *const node_fields[] = {"name",
+                                          "host",
+                                          "port",
+                                          "ssh_user",
+                                          "private_key",
+                                          "passphrase",
+                                          "labels",
+                                          "docker",
+                                          "generate_key",
+                                          "host_key_fingerprint",
+                                          "connection",
+                                          "tunnel_public_key",
+                                          NULL};
 
 /* Replies to a failed registry command. */
 static void reply_command_failure(struct http_request *req, const struct ssh_diag *d, struct sb_err *err)
@@ -141,6 +150,7 @@ void api_node_create(struct http_request *req)
         return;
     }
     nodes_add_pool(app->nodes, node);
+    nodes_add_tunnel(app->nodes, node);
     http_reply_json(req, 201, node);
 }
 
@@ -164,6 +174,12 @@ static const char *const PUBLIC_FIELDS[] = {"id",
                                             "created_at",
                                             "updated_at",
                                             "last_check",
+                                            "connection",
+                                            "tunnel_status",
+                                            "tunnel_status_changed_at",
+                                            "tunnel_connected_since",
+                                            "tunnel_first_up_at",
+                                            "tunnel_reconnects",
                                             NULL};
 
 /* PUBLIC_FIELDS as the JSON array store_node_list_view takes: made once,
@@ -255,6 +271,7 @@ void api_node_get(struct http_request *req)
         return;
     nodes_add_pool(app->nodes, node);
     nodes_add_last_check(app->nodes, node);
+    nodes_add_tunnel(app->nodes, node);
     node_without_connection(req, node);
     http_reply_json(req, 200, node);
 }

@@ -179,9 +179,12 @@ static void check_node(struct nodes *an, json_t *node, struct check_result *out)
     int rc = nodes_target_load(an, id, &t, &err);
     struct ssh_exec_result r;
     ssh_exec_result_init(&r);
+    bool loaded = rc == 0, tunnel_up = false;
     if (rc == 0) {
         struct ssh_session *s = NULL;
         rc = ssh_connect(&t.t, an->check_timeout_ms, &s, &d, &err);
+        tunnel_up = rc == 0 || d.failure == SSH_FAIL_AUTH || d.failure == SSH_FAIL_KEY ||
+                    d.failure == SSH_FAIL_HOSTKEY;
         if (rc == 0) {
             struct ssh_exec_opts o = {.command = "uname -a; uptime", .timeout_ms = 15000, .max_output = 4096};
             rc = ssh_exec(s, &o, &r, &err);
@@ -217,6 +220,10 @@ static void check_node(struct nodes *an, json_t *node, struct check_result *out)
     }
     ssh_exec_result_release(&r);
     nodes_target_release(&t);
+    /* A tunnel is up when its forward accepted and an SSH server answered
+     * through it (the login may still fail: that is the node's status). */
+    if (loaded && nodes_is_tunnel(node))
+        nodes_tunnel_note(an, node, tunnel_up, err.msg);
     /* The SSH verdict is recorded before anything that may wait on the
      * node's old sessions (forgetting a bridge, the Docker ping): a node
      * that is back is online at once. */
@@ -332,6 +339,9 @@ static void *checker_main(void *arg)
             break;
         pthread_mutex_unlock(&an->lock);
         nodes_labels_reload_if_stale(an);
+        /* Every daemon keeps its host's tunnel keys equal to the registry
+         * (another daemon's registrations and deletions included). */
+        nodes_tunnels_sync(an);
         json_t *all = NULL;
         struct sb_err err = {0};
         int rc = store_node_list(an->store, &all, &err);

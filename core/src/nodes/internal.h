@@ -71,6 +71,15 @@ struct nodes {
     const char *remote_docker; /* --node-docker-socket */
     bool watch_events;         /* --node-docker-events */
     json_t *watched;           /* node id → true: engine watchers started (under lock) */
+
+    /* Nodes behind NAT (tunnel.c, tunnels/): the tunnel sshd's
+     * authorized_keys (NULL: no tunnel nodes on this core), the ports their
+     * forwards get, and what their command dials. */
+    const char *tunnel_keys;
+    int tunnel_port_min, tunnel_port_max;
+    const char *tunnel_endpoint, *tunnel_user;
+    char tunnel_host_key[256];   /* "ssh-ed25519 AAAA…" of --tunnel-host-key, or "" */
+    pthread_mutex_t tunnel_lock; /* one writer of the file at a time */
 };
 
 /* registry.c */
@@ -95,6 +104,22 @@ void nodes_checks_forget(struct nodes *n, const char *id);
 /* Queues a check of a node (its row, borrowed) now rather than at the next
  * tick: a new or changed node gets its SSH and Docker status at once. */
 void nodes_check_soon(struct nodes *n, json_t *node);
+
+/* tunnel.c */
+int nodes_tunnels_open(struct nodes *n, const struct config *cfg, struct sb_err *err);
+bool nodes_is_tunnel(json_t *node);
+/* Rewrites the tunnel sshd's authorized_keys from the registry (no-op
+ * without --tunnel-authorized-keys), then cuts the live tunnels whose port
+ * no tunnel node owns (a revoked node's); logs what fails. */
+void nodes_tunnels_sync(struct nodes *n);
+/* For a tunnel registration: the normal form of the node's key (key,
+ * >= TUNNELS_KEY_MAX) and a free port. 422 without tunnels configured, 409
+ * for a key another node has or a full range. */
+int nodes_tunnel_prepare(struct nodes *n, const struct nodes_input *in, char *key, size_t keylen, int *port,
+                         struct sb_err *err);
+/* After a check of a tunnel node: records node.tunnel_up / node.tunnel_down
+ * on a change. up: the forward accepted and an SSH server answered. */
+void nodes_tunnel_note(struct nodes *n, json_t *node, bool up, const char *reason);
 
 /* labels.c */
 void nodes_labels_start(struct nodes *n);

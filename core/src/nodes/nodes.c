@@ -50,7 +50,10 @@ int nodes_open(const struct nodes_config *cfg, struct nodes **out, struct sb_err
     n->local_docker = config_get(cfg->cfg, "docker-socket");
     n->remote_docker = config_get(cfg->cfg, "node-docker-socket");
     n->watch_events = config_get_int(cfg->cfg, "node-docker-events") != 0;
-    int rc = nodes_bridges_open(n, err);
+    int rc = nodes_tunnels_open(n, cfg->cfg, err);
+    if (rc)
+        return rc;
+    rc = nodes_bridges_open(n, err);
     if (rc)
         return rc;
     nodes_labels_start(n);
@@ -72,6 +75,7 @@ void nodes_close(struct nodes *n)
     nodes_labels_free(n);
     pthread_mutex_destroy(&n->labels_lock);
     nodes_list_cache_free(n->list_cache);
+    pthread_mutex_destroy(&n->tunnel_lock);
     pthread_mutex_destroy(&n->lock);
     pthread_cond_destroy(&n->cond);
     pthread_cond_destroy(&n->work_cond);

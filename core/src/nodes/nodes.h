@@ -50,6 +50,7 @@ struct ssh_pool *nodes_ssh_pool(struct nodes *n);
 /* The fields of a registration or change (borrowed from the body). */
 struct nodes_input {
     json_t *name, *host, *port, *user, *key, *pass, *fp, *labels, *docker, *generate;
+    json_t *connection, *tunnel_key; /* "direct" | "tunnel"; the node's tunnel public key */
 };
 /* Reads and validates body's node fields; create requires name, host,
  * ssh_user and a key. SB_EINVAL naming the field. */
@@ -98,6 +99,11 @@ void nodes_check_now(struct nodes *n, json_t *node, json_t **result_out);
  * check, when there is one) to a node row. */
 void nodes_add_pool(struct nodes *n, json_t *node);
 void nodes_add_last_check(struct nodes *n, json_t *node);
+/* Adds "tunnel_command" to a tunnel node's row: the client command the node
+ * runs (with --tunnel-endpoint), and "tunnel_known_hosts", the line that
+ * pins the tunnel sshd's host key (with --tunnel-host-key); for callers who
+ * see connection details. */
+void nodes_add_tunnel(struct nodes *n, json_t *node);
 
 /* ---- targets ---------------------------------------------------------------- */
 

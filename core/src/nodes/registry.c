@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include "../events/events.h"
+#include "../tunnels/tunnels.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,45 @@ static int check_secret(json_t *v, const char *field, size_t max, struct sb_err 
     return 0;
 }
 
+/* connection and tunnel_public_key: set at registration only. A tunnel
+ * node has no host or port of its own (the core reaches it at its forward)
+ * and must come with its host key (nothing is connected at registration,
+ * so nothing could be seen and pinned). */
+static int check_connection(const struct nodes_input *in, bool create, struct sb_err *err)
+{
+    if (!create && (in->connection || in->tunnel_key))
+        return sb_field_error(err, in->connection ? "connection" : "tunnel_public_key",
+                              "%s is set at registration only: delete the node and register it again",
+                              in->connection ? "connection" : "tunnel_public_key");
+    const char *c = in->connection ? json_string_value(in->connection) : "direct";
+    if (!c || (strcmp(c, "direct") != 0 && strcmp(c, "tunnel") != 0))
+        return sb_field_error(err, "connection", "connection must be \"direct\" or \"tunnel\"");
+    if (strcmp(c, "direct") == 0) {
+        if (in->tunnel_key)
+            return sb_field_error(err, "tunnel_public_key",
+                                  "tunnel_public_key is for nodes with \"connection\": \"tunnel\"");
+        return 0;
+    }
+    if (in->host)
+        return sb_field_error(err, "host",
+                              "a tunnel node has no host: the core reaches it through its tunnel");
+    if (in->port)
+        return sb_field_error(err, "port", "a tunnel node's port is its tunnel's, chosen by the core");
+    if (!in->tunnel_key)
+        return sb_field_error(err, "tunnel_public_key",
+                              "tunnel_public_key (the node's ed25519 key for its tunnel) is required");
+    if (!json_is_string(in->tunnel_key))
+        return sb_field_error(err, "tunnel_public_key", "tunnel_public_key must be a string");
+    if (!in->fp)
+        return sb_field_error(err, "host_key_fingerprint",
+                              "host_key_fingerprint is required for a tunnel node (ssh-keygen -l -f "
+                              "/etc/ssh/ssh_host_ed25519_key.pub on the node)");
+    if (in->docker && json_is_string(in->docker) && strcmp(json_string_value(in->docker), "local") == 0)
+        return sb_field_error(err, "docker",
+                              "a tunnel node's Docker engine is its own: docker must be \"ssh\"");
+    return 0;
+}
+
 int nodes_input_read(json_t *b, bool create, struct nodes_input *in, struct sb_err *err)
 {
     in->name = json_object_get(b, "name");
@@ -116,10 +156,16 @@ int nodes_input_read(json_t *b, bool create, struct nodes_input *in, struct sb_e
     in->labels = json_object_get(b, "labels");
     in->docker = json_object_get(b, "docker");
     in->generate = json_object_get(b, "generate_key");
+    in->connection = json_object_get(b, "connection");
+    in->tunnel_key = json_object_get(b, "tunnel_public_key");
+    int rc = check_connection(in, create, err);
+    if (rc)
+        return rc;
+    bool tunnel = json_is_string(in->connection) && strcmp(json_string_value(in->connection), "tunnel") == 0;
     if (create) {
         if (!in->name)
             return sb_field_error(err, "name", "name is required");
-        if (!in->host)
+        if (!in->host && !tunnel)
             return sb_field_error(err, "host", "host is required");
         if (!in->user)
             return sb_field_error(err, "ssh_user", "ssh_user is required");
@@ -265,6 +311,11 @@ int nodes_register(struct nodes *n, const struct nodes_input *in, const struct e
     char id[37];
     uuid_v4(id);
     bool generate = json_is_true(in->generate);
+    bool tunnel = in->connection && strcmp(json_string_value(in->connection), "tunnel") == 0;
+    char tunnel_key[TUNNELS_KEY_MAX] = "";
+    int tunnel_port = 0;
+    if (tunnel && (rc = nodes_tunnel_prepare(n, in, tunnel_key, sizeof tunnel_key, &tunnel_port, err)))
+        return rc;
     struct buf key, pub;
     buf_init(&key, NODES_KEY_MAX + 1);
     buf_init(&pub, 4096);
@@ -276,8 +327,10 @@ int nodes_register(struct nodes *n, const struct nodes_input *in, const struct e
         buf_append(&key, json_string_value(in->key), json_string_length(in->key));
     struct ssh_target t = {
         .node_id = id,
-        .host = json_string_value(in->host),
-        .port = in->port ? (int)json_integer_value(in->port) : 22,
+        .host = tunnel ? "127.0.0.1" : json_string_value(in->host),
+        .port = tunnel     ? tunnel_port
+                : in->port ? (int)json_integer_value(in->port)
+                           : 22,
         .user = json_string_value(in->user),
         .private_key = key.data,
         .private_key_len = key.len,
@@ -288,6 +341,13 @@ int nodes_register(struct nodes *n, const struct nodes_input *in, const struct e
     struct ssh_session *s = NULL;
     char *sealed_key = NULL, *sealed_pass = NULL;
     json_t *data = NULL;
+    char fingerprint[64];
+    if (tunnel) {
+        /* Nothing to connect to yet: the node dials once its key is in the
+         * tunnel sshd's file; its host key is the one given. */
+        sb_strlcpy(fingerprint, json_string_value(in->fp), sizeof fingerprint);
+        goto record;
+    }
     rc = ssh_connect(&t, PROBE_TIMEOUT_MS, &s, d, err);
     if (rc) {
         json_t *fail =
@@ -298,10 +358,10 @@ int nodes_register(struct nodes *n, const struct nodes_input *in, const struct e
         json_decref(fail);
         goto out;
     }
-    char fingerprint[64];
     sb_strlcpy(fingerprint, ssh_session_fingerprint(s), sizeof fingerprint);
     ssh_session_close(s);
 
+record:
     sealed_key = crypto_seal(n->master_key, key.data, key.len);
     sealed_pass = seal_json_string(n, in->pass);
     if (!sealed_key || (in->pass && !sealed_pass)) {
@@ -314,7 +374,7 @@ int nodes_register(struct nodes *n, const struct nodes_input *in, const struct e
                      json_string_value(in->name), "host", t.host, "port", t.port, "ssh_user", t.user,
                      "docker", in->docker ? json_string_value(in->docker) : "ssh", "host_key_fingerprint",
                      fingerprint, "fingerprint_source", in->fp ? "given" : "seen_at_registration", "status",
-                     generate ? "offline" : "online");
+                     generate || tunnel ? "offline" : "online");
     json_object_set_new(data, "labels", in->labels ? json_incref(in->labels) : json_object());
     if (key_type[0])
         json_object_set_new(data, "key_type", json_string(key_type));
@@ -322,13 +382,27 @@ int nodes_register(struct nodes *n, const struct nodes_input *in, const struct e
         json_object_set_new(data, "public_key", json_string(pub.data));
         json_object_set_new(data, "reason", json_string("waiting for the public key to be installed"));
     }
+    if (tunnel) {
+        json_object_set_new(data, "connection", json_string("tunnel"));
+        json_object_set_new(data, "tunnel_port", json_integer(tunnel_port));
+        json_object_set_new(data, "tunnel_public_key", json_string(tunnel_key));
+        if (!generate)
+            json_object_set_new(data, "reason", json_string("waiting for the node's tunnel"));
+    }
     /* The node and its sealed key commit together, or neither does. */
     rc = record_with_key(n, id, "node.registered", data, actor, sealed_key, sealed_pass, err);
     if (rc) {
-        if (rc == SB_ECONFLICT)
+        if (rc == SB_ECONFLICT && tunnel)
+            sb_error(err, SB_ECONFLICT,
+                     "a node named '%s' exists, or another registration took tunnel port %d at the same "
+                     "time: try again",
+                     json_string_value(in->name), tunnel_port);
+        else if (rc == SB_ECONFLICT)
             sb_error(err, SB_ECONFLICT, "a node named '%s' exists", json_string_value(in->name));
         goto out;
     }
+    if (tunnel)
+        nodes_tunnels_sync(n);
     log_info("node registered", "node=%s name=%s fingerprint=%s", id, json_string_value(in->name),
              fingerprint);
     rc = store_node_get(n->store, id, node_out, err);
@@ -361,6 +435,13 @@ int nodes_update(struct nodes *n, json_t *node, const struct nodes_input *in, co
         if (store_node_find_name(n->store, json_string_value(in->name), other, &e2) == 0)
             return sb_error(err, SB_ECONFLICT, "a node named '%s' exists", json_string_value(in->name));
     }
+    if (nodes_is_tunnel(node) && (in->host || in->port))
+        return sb_field_error(err, in->host ? "host" : "port",
+                              "a tunnel node is reached through its tunnel: its %s cannot be changed",
+                              in->host ? "host" : "port");
+    if (nodes_is_tunnel(node) && in->docker && strcmp(json_string_value(in->docker), "local") == 0)
+        return sb_field_error(err, "docker",
+                              "a tunnel node's Docker engine is its own: docker must be \"ssh\"");
     json_t *changes = json_object();
     static const char *const plain[] = {
         "name", "host", "port", "ssh_user", "labels", "docker", "host_key_fingerprint"};
@@ -457,6 +538,10 @@ int nodes_delete(struct nodes *n, json_t *node, const struct event_actor *actor,
     json_decref(data);
     if (rc)
         return rc;
+    /* A revoked tunnel node: its key line goes (no new tunnel), then its
+     * live tunnel is cut, its port being no node's any more. */
+    if (nodes_is_tunnel(node))
+        nodes_tunnels_sync(n);
     ssh_pool_forget(n->pool, id);
     nodes_docker_follow(n, id, NULL);
     ssh_bridge_forget(n->bridges, id);

@@ -44,6 +44,7 @@ int nodes_target_load(struct nodes *n, const char *id, struct nodes_target *out,
         .private_key_len = out->key.len,
         .passphrase = out->passphrase.len ? out->passphrase.data : NULL,
         .fingerprint = json_string_value(json_object_get(row, "host_key_fingerprint")),
+        .tunnel = nodes_is_tunnel(row),
     };
     return 0;
 }

@@ -104,7 +104,7 @@ static void address_text(const struct addrinfo *ai, char *out, size_t len)
     }
 }
 
-static int tcp_connect(const char *host, int port, int64_t deadline, struct ssh_diag *diag,
+static int tcp_connect(const char *host, int port, bool tunnel, int64_t deadline, struct ssh_diag *diag,
                        struct sb_err *err)
 {
     char portstr[8];
@@ -117,7 +117,10 @@ static int tcp_connect(const char *host, int port, int64_t deadline, struct ssh_
     }
     int fd = -1, last_errno = 0, tried = 0;
     char refused[INET6_ADDRSTRLEN] = "";
-    ssh_address_policy_fn policy = atomic_load(&address_policy);
+    /* A tunnel node is reached at the core's own loopback, where its
+     * forward listens: the policy is about the addresses nodes name. */
+    ssh_address_policy_fn policy =
+        tunnel && strcmp(host, "127.0.0.1") == 0 ? NULL : atomic_load(&address_policy);
     for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
         if (policy) {
             char ip[INET6_ADDRSTRLEN];
@@ -246,7 +249,7 @@ int ssh_connect(const struct ssh_target *t, int timeout_ms, struct ssh_session *
     if (diag)
         memset(diag, 0, sizeof *diag);
     int64_t deadline = time_mono_ms() + (timeout_ms > 0 ? timeout_ms : 10000);
-    int fd = tcp_connect(t->host, t->port, deadline, diag, err);
+    int fd = tcp_connect(t->host, t->port, t->tunnel, deadline, diag, err);
     if (fd < 0)
         return fd;
     struct ssh_session *ss = calloc(1, sizeof *ss);

@@ -39,6 +39,7 @@ struct ssh_target {
     const char *passphrase;  /* NULL or "" for none */
     const char *fingerprint; /* pinned "SHA256:…"; NULL or "" accepts any key (registration only) */
     bool handshake_only; /* ssh_connect: stop after the host-key check (learn the key without logging in) */
+    bool tunnel; /* the core's own tunnel forward on 127.0.0.1 (tunnels/): not under the address policy */
 };
 
 /* Why a connection failed, for the caller's status and events. */

@@ -122,12 +122,14 @@ static int project_node(struct store_tx *tx, const struct store_event *ev)
             tx,
             "INSERT INTO nodes (id, name, host, port, ssh_user, labels, docker, host_key_fingerprint, "
             "key_type, "
-            "  public_key, status, status_reason, status_changed_at, created_at, updated_at) "
+            "  public_key, status, status_reason, status_changed_at, created_at, updated_at, "
+            "  connection, tunnel_port, tunnel_public_key) "
             "SELECT (d->>'id')::uuid, d->>'name', d->>'host', (d->>'port')::int, d->>'ssh_user', "
             "  coalesce(d->'labels', '{}'::jsonb), coalesce(d->>'docker', 'ssh'), "
             "d->>'host_key_fingerprint', "
             "  d->>'key_type', d->>'public_key', coalesce(d->>'status', 'online'), d->>'reason', "
-            "  $2::timestamptz, $2::timestamptz, $2::timestamptz "
+            "  $2::timestamptz, $2::timestamptz, $2::timestamptz, "
+            "  coalesce(d->>'connection', 'direct'), (d->>'tunnel_port')::int, d->>'tunnel_public_key' "
             "FROM (SELECT $1::jsonb AS d) AS x",
             2, p);
         free(doc);
@@ -170,6 +172,21 @@ static int project_node(struct store_tx *tx, const struct store_event *ev)
                                   "UPDATE agent_keys SET revoked_at = $2::timestamptz "
                                   "WHERE node_id = $1 AND revoked_at IS NULL",
                                   2, r);
+    }
+    /* A tunnel's state: up since when, and how often it came back. */
+    if (strcmp(type, "tunnel_up") == 0 || strcmp(type, "tunnel_down") == 0) {
+        const char *t[3] = {id, type + 7, ev->occurred_at};
+        return store_tx_exec(
+            tx,
+            "UPDATE nodes SET tunnel_reconnects = tunnel_reconnects + "
+            "  CASE WHEN $2 = 'up' AND tunnel_status = 'down' AND tunnel_first_up_at IS NOT NULL "
+            "  THEN 1 ELSE 0 END, "
+            "  tunnel_first_up_at = CASE WHEN $2 = 'up' THEN coalesce(tunnel_first_up_at, "
+            "$3::timestamptz) ELSE tunnel_first_up_at END, "
+            "  tunnel_status = $2, tunnel_status_changed_at = $3::timestamptz, "
+            "  tunnel_connected_since = CASE WHEN $2 = 'up' THEN $3::timestamptz END "
+            "WHERE id = $1::uuid",
+            3, t);
     }
     if (strcmp(type, "docker_reachable") == 0 || strcmp(type, "docker_unreachable") == 0) {
         const char *d[4] = {id, type + 7, json_string_value(json_object_get(ev->data, "reason")),
