@@ -123,7 +123,7 @@ test('a viewer sees the alerts and the settings lists, without forms or buttons 
     assert.equal(await page.locator('#channel-form').count(), 0);
     assert.equal(await page.locator('#rule-form').count(), 0);
     assert.equal(await page.locator('#rule-rows button').count(), 0);
-    await page.locator('#password-form').waitFor();
+    await page.locator('#account-link').waitFor();
     assert.deepEqual(b2.problems, []);
   } finally {
     await b2.close();

@@ -22,6 +22,7 @@ import * as settingsSecurity from './pages/settings-security.js';
 import * as roles from './pages/roles.js';
 import * as settings from './pages/settings.js';
 import * as backups from './pages/backups.js';
+import * as account from './pages/account.js';
 
 // path, label, the permission that shows it, the page module.
 const PAGES = [
@@ -40,6 +41,7 @@ const PAGES = [
   { path: '/roles', label: 'Roles', perm: 'users:admin', mod: roles },
   { path: '/settings', label: 'Settings', perm: 'authenticated', mod: settings },
   { path: '/settings/security', label: 'Security', perm: 'authenticated', mod: settingsSecurity },
+  { path: '/account', label: 'Account', perm: 'authenticated', mod: account },
 ];
 
 const root = document.getElementById('app');

@@ -25,7 +25,7 @@
 static const char *const client_routes[] = {"login",       "overview",   "audit",      "users",  "tokens",
                                             "guest-links", "nodes",      "containers", "stacks", "g",
                                             "terminal",    "recordings", "settings",   "roles",  "backups",
-                                            "deployments", NULL};
+                                            "deployments", "account",    NULL};
 
 static bool is_client_route(const char *path)
 {

@@ -123,6 +123,9 @@ void api_role_create(struct http_request *req);
 void api_role_get(struct http_request *req);
 void api_role_update(struct http_request *req);
 void api_role_delete(struct http_request *req);
+void api_sessions_list(struct http_request *req);
+void api_session_end(struct http_request *req);
+void api_sessions_end_others(struct http_request *req);
 
 void api_alerts_list(struct http_request *req);
 void api_alert_get(struct http_request *req);
@@ -435,6 +438,12 @@ const struct http_route api_routes[] = {
      "one run: status, snapshots, bytes, duration, check"},
     {"POST", "/api/v1/backups/restore", api_backup_restore, HTTP_ROUTE_BODY, "backups:restore",
      "restore a volume snapshot into the same or another volume (emptied first) as a job; 202 {job}"},
+    {"GET", "/api/v1/auth/sessions", api_sessions_list, 0, "authenticated",
+     "your live sessions (browser, address, created, last used), the current one marked"},
+    {"DELETE", "/api/v1/auth/sessions", api_sessions_end_others, 0, "authenticated",
+     "end every session of yours but this one"},
+    {"DELETE", "/api/v1/auth/sessions/{id}", api_session_end, 0, "authenticated",
+     "end one of your sessions: its next request is refused"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},
