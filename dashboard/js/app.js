@@ -23,6 +23,7 @@ import * as roles from './pages/roles.js';
 import * as settings from './pages/settings.js';
 import * as backups from './pages/backups.js';
 import * as account from './pages/account.js';
+import { images, volumes, networks } from './pages/engine.js';
 
 // path, label, the permission that shows it, the page module.
 const PAGES = [
@@ -42,6 +43,9 @@ const PAGES = [
   { path: '/settings', label: 'Settings', perm: 'authenticated', mod: settings },
   { path: '/settings/security', label: 'Security', perm: 'authenticated', mod: settingsSecurity },
   { path: '/account', label: 'Account', perm: 'authenticated', mod: account },
+  { path: '/images', label: 'Images', perm: 'images:read', mod: images },
+  { path: '/volumes', label: 'Volumes', perm: 'volumes:read', mod: volumes },
+  { path: '/networks', label: 'Networks', perm: 'networks:read', mod: networks },
 ];
 
 const root = document.getElementById('app');
