@@ -1,12 +1,14 @@
 // One node: its details and status (GET /api/v1/nodes/{id}), the host-key
 // and generated-key situations an operator must act on, live charts of CPU,
 // memory, disk and network (GET /api/v1/nodes/{id}/metrics for the range,
-// then the live topic metrics/node/<id>), and the containers on the node.
+// then the live topic metrics/node/<id>), the containers on the node, and
+// its tools (node-tools.js: run a command, labels, collector enrollment).
 import { api } from '../api.js';
 import { h, clear, errorBox, badge, fmtTime, fmtBytes, fmtRate, fmtPct, confirmDialog, toast, copyText } from '../ui.js';
 import { onEvent, subscribe } from '../live.js';
 import { toPoint, liveNodePoint, memPct, diskPct } from '../metrics.js';
 import { statusBadge, agentBadge, dockerBadge, publicKeyPanel } from './nodes.js';
+import { nodeTools } from './node-tools.js';
 
 // Ranges: seconds back, seconds per point (the core raises the step when
 // more than 2000 points would come back; 60 s and more read roll-ups).
@@ -81,16 +83,19 @@ export function render(root, ctx, id) {
       h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Image'), h('th', {}, 'State'), h('th', { class: 'hide-sm' }, 'Status'))),
       ctrBody))) : null;
 
+  // Run a command, labels, collector enrollment (each with its permission).
+  const tools = nodeTools(ctx, id, { labels: () => node?.labels, onChanged: () => loadNode() });
   clear(root,
     h('p', { class: 'crumbs' }, h('a', { href: `${base}/nodes`, 'data-nav': '', class: 'link' }, '← Nodes')),
     h('div', { class: 'row between wrap' }, h('div', { class: 'row' }, title, status),
       h('div', { class: 'row' }, checkOut, termBtn, ctx.readOnly ? null : checkBtn, provBtn, delBtn)),
     err, alerts, provOut,
     h('section', { class: 'card' }, info),
-    chartsCard, ctrCard);
+    chartsCard, ctrCard, tools);
 
   let node = null;
   let disposed = false;
+  let toolsFilled = false;
 
   async function loadNode() {
     try {
@@ -102,6 +107,7 @@ export function render(root, ctx, id) {
       status.dataset.status = node.status;
       showInfo();
       showAlerts();
+      if (!toolsFilled) { toolsFilled = true; for (const t of tools) t.reset?.(); }
       clear(err);
     } catch (e) {
       clear(err, errorBox(e));
