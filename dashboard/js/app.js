@@ -24,6 +24,7 @@ import * as settings from './pages/settings.js';
 import * as backups from './pages/backups.js';
 import * as account from './pages/account.js';
 import { images, volumes, networks } from './pages/engine.js';
+import * as fleet from './pages/metrics.js';
 
 // path, label, the permission that shows it, the page module.
 const PAGES = [
@@ -46,6 +47,8 @@ const PAGES = [
   { path: '/images', label: 'Images', perm: 'images:read', mod: images },
   { path: '/volumes', label: 'Volumes', perm: 'volumes:read', mod: volumes },
   { path: '/networks', label: 'Networks', perm: 'networks:read', mod: networks },
+  // Not /metrics: that is the core's Prometheus endpoint.
+  { path: '/fleet', label: 'Metrics', perm: 'metrics:read', mod: fleet },
 ];
 
 const root = document.getElementById('app');

@@ -22,7 +22,7 @@ async function nodeOptions(ctx) {
   if (ctx.can('nodes:read')) {
     try {
       const r = await api('GET', '/api/v1/nodes');
-      for (const n of r.nodes || []) out.push({ id: n.id, label: n.name || n.id, local: n.docker === 'local' });
+      for (const n of r.items || []) out.push({ id: n.id, label: n.name || n.id, local: n.docker === 'local' });
     } catch { /* the picker still offers what it can */ }
   }
   if (!ctx.me.node_labels && !out.some((n) => n.local)) out.push({ id: 'local', label: 'this server (local engine)' });

@@ -9,6 +9,7 @@ import { onEvent, subscribe } from '../live.js';
 import { toPoint, liveNodePoint, memPct, diskPct } from '../metrics.js';
 import { statusBadge, agentBadge, dockerBadge, publicKeyPanel } from './nodes.js';
 import { nodeTools } from './node-tools.js';
+import { loadUplot, axisFmt, COLORS } from '../charts.js';
 
 // Ranges: seconds back, seconds per point (the core raises the step when
 // more than 2000 points would come back; 60 s and more read roll-ups).
@@ -17,8 +18,6 @@ const RANGES = [
   { key: '24h', label: '24 h', span: 86400, step: 120 },
   { key: '7d', label: '7 d', span: 7 * 86400, step: 900 },
 ];
-
-const COLORS = { a: '#818cf8', b: '#22c55e', grid: '#2a2a3a', axis: '#94a3b8' };
 
 // Chart definitions: series read from a point.
 const CHARTS = [
@@ -35,26 +34,6 @@ const CHARTS = [
     { label: 'Sent', get: (p) => p.net_tx_bps, color: COLORS.b }],
     now: (p) => `in ${fmtRate(p.net_rx_bps)} · out ${fmtRate(p.net_tx_bps)}` },
 ];
-
-let uplotModule = null;
-async function loadUplot() {
-  if (!uplotModule) {
-    uplotModule = import('../../vendor/uplot.js').then((m) => {
-      if (!document.querySelector('link[data-uplot]')) {
-        document.head.append(h('link', { rel: 'stylesheet', href: m.cssHref, 'data-uplot': '' }));
-      }
-      return m.default;
-    });
-    uplotModule.catch(() => { uplotModule = null; });
-  }
-  return uplotModule;
-}
-
-function axisFmt(unit) {
-  if (unit === 'pct') return (u, vals) => vals.map((v) => `${v}%`);
-  if (unit === 'bytes') return (u, vals) => vals.map((v) => fmtBytes(v));
-  return (u, vals) => vals.map((v) => fmtRate(v).replace('/s', ''));
-}
 
 export function render(root, ctx, id) {
   const canMetrics = ctx.can('metrics:read');
