@@ -100,8 +100,13 @@ function liveIndicator() {
 }
 
 function shell(pages, active, { guest } = {}) {
-  const nav = h('nav', { class: 'nav', 'aria-label': 'Main' },
+  const nav = h('nav', { class: 'nav', id: 'main-nav', 'aria-label': 'Main' },
     pages.map((p) => h('a', { href: guest ? `${guest.base}${p.path}` : p.path, 'data-nav': '', class: p === active ? 'active' : '', 'aria-current': p === active ? 'page' : false }, p.label)));
+  // Phones: the nav folds into this button (it names the current page) and
+  // opens as a grid of every entry; each navigation draws it folded again.
+  const toggle = h('button', { class: 'btn btn-ghost menu-toggle', id: 'menu-toggle', type: 'button', 'aria-controls': 'main-nav', 'aria-expanded': 'false' },
+    h('span', { 'aria-hidden': 'true' }, '☰'), active ? active.label : 'Menu');
+  toggle.addEventListener('click', () => toggle.setAttribute('aria-expanded', String(nav.classList.toggle('open'))));
   const who = guest
     ? h('div', { class: 'who' }, badge('Guest · read-only', 'accent'), h('span', { class: 'countdown', id: 'guest-countdown' }))
     : h('div', { class: 'who' }, h('span', { class: 'muted' }, ctx.me.name), badge(ctx.me.role, 'accent'),
@@ -109,8 +114,8 @@ function shell(pages, active, { guest } = {}) {
   const main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
   clear(root,
     h('header', { class: 'topbar' },
-      h('a', { class: 'brand', href: guest ? guest.base : '/overview', 'data-nav': '' }, h('img', { src: '/favicon.svg', alt: '', width: 22, height: 22 }), 'Serverbox'),
-      liveIndicator(), who),
+      h('a', { class: 'brand', href: guest ? guest.base : '/overview', 'data-nav': '', 'aria-label': 'Serverbox' }, h('img', { src: '/favicon.svg', alt: '', width: 22, height: 22 }), h('span', { class: 'brand-name' }, 'Serverbox')),
+      liveIndicator(), toggle, who),
     h('div', { class: 'layout' }, nav, main));
   return main;
 }

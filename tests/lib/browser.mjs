@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './harness.mjs';
 
-export const SCREENSHOTS = join(ROOT, 'tests', 'screenshots');
+// Every browser test's screenshots (not committed).
+export const SCREENSHOTS = join(ROOT, 'tests', 'artifacts');
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 
@@ -48,6 +49,14 @@ export async function screenshot(page, name) {
   // From the top: a sticky header would otherwise be drawn mid-page.
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+// On a phone the nav is folded behind the menu button: opens it (when it is
+// there and closed) and clicks the entry `name`.
+export async function navTo(page, name) {
+  const toggle = page.locator('#menu-toggle');
+  if (await toggle.isVisible() && (await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
+  await page.getByRole('navigation').getByRole('link', { name, exact: true }).click();
 }
 
 // Logs in through the login page and waits for the overview.
