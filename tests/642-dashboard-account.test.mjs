@@ -56,7 +56,7 @@ test('two browsers as one user: the first ends the second, which is refused and 
     // The second browser's next request is refused, and it is on the login page.
     const after = await second.page.evaluate(async () => (await fetch('/api/v1/me')).status);
     assert.equal(after, 401);
-    await second.page.waitForURL('**/login', { timeout: 30000 });
+    await second.page.waitForURL('**/login', { timeout: 60000 });
     await second.page.locator('#username').waitFor();
     // The first is still logged in.
     assert.equal(await p1.evaluate(async () => (await fetch('/api/v1/me')).status), 200);

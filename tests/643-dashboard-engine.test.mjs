@@ -25,7 +25,7 @@ const hasImage = (ref) => docker('images', '--format', '{{.Repository}}:{{.Tag}}
 before(async () => {
   dir = mkdtempSync('/tmp/sbxd.');
   sock = execFileSync(DOCKERD, ['start', dir], { encoding: 'utf8' }).match(/SBX_DOCKER_SOCKET=(.*)/)[1].trim();
-  registry = await startRegistry({ blobDelayMs: 1500 });
+  registry = await startRegistry({ blobDelayMs: 3000 });
   db = createDatabase('dashengine');
   core = await startCore({ db, env: { SERVERBOX_DOCKER_SOCKET: sock, SERVERBOX_DASHBOARD_DIR: join(ROOT, 'dashboard') } });
   admin = createUser(db, { role: 'admin' });

@@ -45,7 +45,7 @@ test('run a command on the node: its output, errors and exit code', async () => 
   await page.locator('#exec-command').fill(`echo hello-from-node; echo oops >&2; touch '${mark}'; exit 3`);
   await page.getByRole('button', { name: 'Run', exact: true }).click();
   const status = page.locator('#exec-status');
-  await status.waitFor({ timeout: 30000 });
+  await status.waitFor({ timeout: 60000 });
   assert.match(await status.textContent(), /exit code 3/);
   assert.equal(await status.getAttribute('data-exit-code'), '3');
   assert.equal((await page.locator('#exec-stdout').textContent()).trim(), 'hello-from-node');

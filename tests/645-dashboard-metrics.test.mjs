@@ -106,8 +106,8 @@ test('the Metrics page: every node side by side, the last hour charted, the busi
   await screenshot(page, '645-metrics');
   // Live: a new sample moves the figures without a reload.
   await send('b', { cpu: 77, memUsed: 2e9, diskUsed: 25e9, containers: [web(95)] });
-  await page.waitForFunction((id) => document.querySelector(`#fleet-cpu-${id}`)?.dataset.value === '77.00', nodeB, { timeout: 20000 });
-  await page.locator('#top-containers tr').first().filter({ hasText: 'web' }).waitFor({ timeout: 20000 });
+  await page.waitForFunction((id) => document.querySelector(`#fleet-cpu-${id}`)?.dataset.value === '77.00', nodeB, { timeout: 60000 });
+  await page.locator('#top-containers tr').first().filter({ hasText: 'web' }).waitFor({ timeout: 60000 });
   assert.deepEqual(br.problems, []);
 });
 
@@ -127,7 +127,7 @@ test('a container\'s CPU and memory: from the Containers page and the Metrics pa
   await page.locator('#cchart-cpu canvas').waitFor();
   const before = Number(await cpu.getAttribute('data-last-t'));
   await send('a', { cpu: 50, memUsed: 4e9, diskUsed: 50e9, containers: [busy(33.3, 400e6)] });
-  await page.locator('#cchart-cpu-now', { hasText: '33.3%' }).waitFor({ timeout: 20000 });
+  await page.locator('#cchart-cpu-now', { hasText: '33.3%' }).waitFor({ timeout: 60000 });
   assert.ok(Number(await cpu.getAttribute('data-last-t')) > before);
   await screenshot(page, '645-container-charts');
   await panel.getByRole('button', { name: 'Close' }).click();

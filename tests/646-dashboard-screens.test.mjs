@@ -73,7 +73,7 @@ const overflow = (page) => page.evaluate(() => {
 // Waits for a page to have drawn its data: its heading, then no request in
 // flight for a moment.
 async function settle(page) {
-  await page.locator('#main h1, #not-found h1, .login h1, form#login-form, #guest-expired').first().waitFor({ timeout: 30000 });
+  await page.locator('#main h1, #not-found h1, .login h1, form#login-form, #guest-expired').first().waitFor({ timeout: 60000 });
   await page.waitForLoadState('networkidle', { timeout: 3000 }).catch(() => {});
   await page.waitForTimeout(400);
 }

@@ -24,6 +24,10 @@ export async function openBrowser({ viewport = { width: 1280, height: 800 }, arg
     viewport,
     acceptDownloads: true,
   });
+  // Generous: on a loaded machine (several suites beside each other) a
+  // page can take far longer than Playwright's default 30 s to draw.
+  context.setDefaultTimeout(60000);
+  context.setDefaultNavigationTimeout(60000);
   const problems = [];
   const watch = (page) => {
     page.on('console', (m) => {
