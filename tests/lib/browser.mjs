@@ -66,6 +66,14 @@ export async function navTo(page, name) {
 // Logs in through the login page and waits for the overview.
 export async function logIn(page, core, user) {
   await page.goto(`${core.base}/login`);
+  try { await page.locator('#username').waitFor(); } catch (e) {
+    // Say what the page was doing: its body and the requests it made (a
+    // module that never came would leave "Loading…").
+    const body = (await page.locator('body').textContent().catch(() => '')).slice(0, 200);
+    const res = await page.evaluate(() => performance.getEntriesByType('resource')
+      .map((r) => `${r.name.replace(/^https?:\/\/[^/]+/, '')} ${Math.round(r.duration)}ms ${r.responseStatus}`)).catch(() => []);
+    throw new Error(`the login page did not draw: body "${body.trim()}"; requests: ${res.join(', ')} (${e.message})`);
+  }
   await page.locator('#username').fill(user.username);
   await page.locator('#password').fill(user.password);
   await page.getByRole('button', { name: 'Log in' }).click();
