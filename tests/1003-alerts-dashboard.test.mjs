@@ -146,7 +146,7 @@ test('a viewer sees the alerts and the settings lists, without forms or buttons 
     assert.equal(await page.locator('#rule-rows button').count(), 0);
     await page.locator('#window-rows').waitFor();
     assert.equal(await page.locator('#window-form').count(), 0);
-    await page.locator('#password-form').waitFor();
+    await page.locator('#account-link').waitFor();
     assert.deepEqual(b2.problems, []);
   } finally {
     await b2.close();

@@ -2,7 +2,7 @@
 // the overview, users and tokens, the audit log with a verified chain, guest
 // links opened in a fresh browser (scoped pages only, read-only, an expiry
 // countdown, the expired and revoked screens). Screenshots go to
-// tests/screenshots/.
+// tests/artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';

@@ -8,7 +8,7 @@
 // on its page; the node's page draws its charts from the metrics API and
 // then from the live topic, fed by the real collector
 // (build/asan/serverbox-collector) enrolled for that node. Screenshots go
-// to tests/screenshots/.
+// to tests/artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, rmSync } from 'node:fs';

@@ -7,7 +7,7 @@
 // The browser losing its network (Chromium's offline emulation) shows
 // Offline at once and resumes the same way when the network is back.
 // A guest link's page is live too (its token travels with the stream).
-// Screenshots go to tests/screenshots/.
+// Screenshots go to tests/artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';

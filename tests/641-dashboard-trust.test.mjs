@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createDatabase, createUser, login, startCore, ROOT } from './lib/harness.mjs';
-import { openBrowser, screenshot, logIn } from './lib/browser.mjs';
+import { openBrowser, screenshot, logIn, navTo } from './lib/browser.mjs';
 
 let db, core, admin, viewer, br;
 before(async () => {
@@ -73,6 +73,14 @@ test('a phone: all nav entries in sight, no table cut off, the audit JSON inside
     const p = phone.page;
     await logIn(p, core, admin);
     await p.locator('#recent-events tr').first().waitFor();
+    // Folded: the nav takes no room until its button opens it, and the
+    // button names the page.
+    const toggle = p.locator('#menu-toggle');
+    assert.match(await toggle.textContent(), /Overview/);
+    assert.equal(await toggle.getAttribute('aria-expanded'), 'false');
+    assert.equal(await p.locator('nav.nav').isVisible(), false);
+    await toggle.click();
+    assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
     const inView = () => p.evaluate(() => [...document.querySelectorAll('nav.nav a')].map((el) => {
       const r = el.getBoundingClientRect();
       return { label: el.textContent, ok: r.left >= 0 && r.right <= window.innerWidth + 0.5 && r.width > 0 };
@@ -81,6 +89,10 @@ test('a phone: all nav entries in sight, no table cut off, the audit JSON inside
     assert.ok(links.length >= 8, JSON.stringify(links));
     for (const l of links) assert.ok(l.ok, `nav entry ${l.label} is off-screen`);
     for (const l of ['Users', 'API tokens', 'Guest links']) assert.ok(links.some((x) => x.label === l), l);
+    // Opened, it is a compact grid: at most half as many rows as entries.
+    const rows = await p.evaluate(() => new Set([...document.querySelectorAll('nav.nav a')].map((el) => Math.round(el.getBoundingClientRect().top))).size);
+    assert.ok(rows <= Math.ceil(links.length / 2), `${rows} rows for ${links.length} entries`);
+    await toggle.click();
     // Nothing wider than the phone, and no table needing a sideways scroll
     // (its last column hidden) on any page.
     const cut = () => p.evaluate(() => {
@@ -100,7 +112,7 @@ test('a phone: all nav entries in sight, no table cut off, the audit JSON inside
     assert.equal(await outcome.getAttribute('data-label'), 'Outcome');
     await screenshot(p, '641-overview-phone');
     for (const path of ['/audit', '/users', '/tokens', '/guest-links', '/containers', '/nodes', '/stacks']) {
-      await p.getByRole('navigation').getByRole('link', { name: { '/audit': 'Audit', '/users': 'Users', '/tokens': 'API tokens', '/guest-links': 'Guest links', '/containers': 'Containers', '/nodes': 'Nodes', '/stacks': 'Stacks' }[path], exact: true }).click();
+      await navTo(p, { '/audit': 'Audit', '/users': 'Users', '/tokens': 'API tokens', '/guest-links': 'Guest links', '/containers': 'Containers', '/nodes': 'Nodes', '/stacks': 'Stacks' }[path]);
       await p.waitForURL(`**${path}`);
       await p.locator('#main h1').first().waitFor();
       await p.waitForTimeout(300);

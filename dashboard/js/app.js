@@ -22,6 +22,9 @@ import * as settingsSecurity from './pages/settings-security.js';
 import * as roles from './pages/roles.js';
 import * as settings from './pages/settings.js';
 import * as backups from './pages/backups.js';
+import * as account from './pages/account.js';
+import { images, volumes, networks } from './pages/engine.js';
+import * as fleet from './pages/metrics.js';
 
 // path, label, the permission that shows it, the page module.
 const PAGES = [
@@ -40,6 +43,12 @@ const PAGES = [
   { path: '/roles', label: 'Roles', perm: 'users:admin', mod: roles },
   { path: '/settings', label: 'Settings', perm: 'authenticated', mod: settings },
   { path: '/settings/security', label: 'Security', perm: 'authenticated', mod: settingsSecurity },
+  { path: '/account', label: 'Account', perm: 'authenticated', mod: account },
+  { path: '/images', label: 'Images', perm: 'images:read', mod: images },
+  { path: '/volumes', label: 'Volumes', perm: 'volumes:read', mod: volumes },
+  { path: '/networks', label: 'Networks', perm: 'networks:read', mod: networks },
+  // Not /metrics: that is the core's Prometheus endpoint.
+  { path: '/fleet', label: 'Metrics', perm: 'metrics:read', mod: fleet },
 ];
 
 const root = document.getElementById('app');
@@ -91,8 +100,13 @@ function liveIndicator() {
 }
 
 function shell(pages, active, { guest } = {}) {
-  const nav = h('nav', { class: 'nav', 'aria-label': 'Main' },
+  const nav = h('nav', { class: 'nav', id: 'main-nav', 'aria-label': 'Main' },
     pages.map((p) => h('a', { href: guest ? `${guest.base}${p.path}` : p.path, 'data-nav': '', class: p === active ? 'active' : '', 'aria-current': p === active ? 'page' : false }, p.label)));
+  // Phones: the nav folds into this button (it names the current page) and
+  // opens as a grid of every entry; each navigation draws it folded again.
+  const toggle = h('button', { class: 'btn btn-ghost menu-toggle', id: 'menu-toggle', type: 'button', 'aria-controls': 'main-nav', 'aria-expanded': 'false' },
+    h('span', { 'aria-hidden': 'true' }, '☰'), active ? active.label : 'Menu');
+  toggle.addEventListener('click', () => toggle.setAttribute('aria-expanded', String(nav.classList.toggle('open'))));
   const who = guest
     ? h('div', { class: 'who' }, badge('Guest · read-only', 'accent'), h('span', { class: 'countdown', id: 'guest-countdown' }))
     : h('div', { class: 'who' }, h('span', { class: 'muted' }, ctx.me.name), badge(ctx.me.role, 'accent'),
@@ -100,8 +114,8 @@ function shell(pages, active, { guest } = {}) {
   const main = h('main', { id: 'main', class: 'main', tabindex: '-1' });
   clear(root,
     h('header', { class: 'topbar' },
-      h('a', { class: 'brand', href: guest ? guest.base : '/overview', 'data-nav': '' }, h('img', { src: '/favicon.svg', alt: '', width: 22, height: 22 }), 'Serverbox'),
-      liveIndicator(), who),
+      h('a', { class: 'brand', href: guest ? guest.base : '/overview', 'data-nav': '', 'aria-label': 'Serverbox' }, h('img', { src: '/favicon.svg', alt: '', width: 22, height: 22 }), h('span', { class: 'brand-name' }, 'Serverbox')),
+      liveIndicator(), toggle, who),
     h('div', { class: 'layout' }, nav, main));
   return main;
 }

@@ -7,7 +7,7 @@ import { subscribe } from './live.js';
 
 const FINISHED = ['succeeded', 'failed', 'cancelled'];
 
-// onUpdate({state, percent, step, job}) on every change. Resolves with the
+// onUpdate({state, percent, step, lines, job}) on every change. Resolves with the
 // finished job; rejects only when the job cannot be read at all.
 export function followJob(job, onUpdate = () => {}) {
   return new Promise((resolve, reject) => {
@@ -17,6 +17,8 @@ export function followJob(job, onUpdate = () => {}) {
     const update = (patch) => { last = { ...last, ...patch }; onUpdate(last); };
     const off = subscribe([`job/${job.id}`], (m, type) => {
       if (type === 'job.progress' && m.data) update({ state: 'running', percent: m.data.percent, step: m.data.step || last.step });
+      // The job's log lines (a pull's engine status lines): the last 50.
+      else if (type === 'job.log' && m.data?.line) update({ lines: [...(last.lines || []), m.data.line].slice(-50) });
     });
     const finish = (j) => {
       if (done) return;

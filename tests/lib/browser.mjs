@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './harness.mjs';
 
-export const SCREENSHOTS = join(ROOT, 'tests', 'screenshots');
+// Every browser test's screenshots (not committed).
+export const SCREENSHOTS = join(ROOT, 'tests', 'artifacts');
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'];
 
@@ -23,6 +24,10 @@ export async function openBrowser({ viewport = { width: 1280, height: 800 }, arg
     viewport,
     acceptDownloads: true,
   });
+  // Generous: on a loaded machine (several suites beside each other) a
+  // page can take far longer than Playwright's default 30 s to draw.
+  context.setDefaultTimeout(60000);
+  context.setDefaultNavigationTimeout(60000);
   const problems = [];
   const watch = (page) => {
     page.on('console', (m) => {
@@ -50,9 +55,25 @@ export async function screenshot(page, name) {
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
 
+// On a phone the nav is folded behind the menu button: opens it (when it is
+// there and closed) and clicks the entry `name`.
+export async function navTo(page, name) {
+  const toggle = page.locator('#menu-toggle');
+  if (await toggle.isVisible() && (await toggle.getAttribute('aria-expanded')) !== 'true') await toggle.click();
+  await page.getByRole('navigation').getByRole('link', { name, exact: true }).click();
+}
+
 // Logs in through the login page and waits for the overview.
 export async function logIn(page, core, user) {
   await page.goto(`${core.base}/login`);
+  try { await page.locator('#username').waitFor(); } catch (e) {
+    // Say what the page was doing: its body and the requests it made (a
+    // module that never came would leave "Loading…").
+    const body = (await page.locator('body').textContent().catch(() => '')).slice(0, 200);
+    const res = await page.evaluate(() => performance.getEntriesByType('resource')
+      .map((r) => `${r.name.replace(/^https?:\/\/[^/]+/, '')} ${Math.round(r.duration)}ms ${r.responseStatus}`)).catch(() => []);
+    throw new Error(`the login page did not draw: body "${body.trim()}"; requests: ${res.join(', ')} (${e.message})`);
+  }
   await page.locator('#username').fill(user.username);
   await page.locator('#password').fill(user.password);
   await page.getByRole('button', { name: 'Log in' }).click();

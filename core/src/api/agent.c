@@ -125,20 +125,6 @@ static int issue_enroll_token(struct http_request *req, const char *node_id, cha
     return 0;
 }
 
-void api_agent_enroll_token(struct http_request *req)
-{
-    static const char *const allowed[] = {"ttl_seconds", NULL};
-    if (api_check_fields(req, allowed))
-        return;
-    const char *node_id = http_param(req, "id");
-    char token[72], expires[40];
-    if (issue_enroll_token(req, node_id, token, expires))
-        return;
-    http_reply_json(req, 201,
-                    json_pack("{s:s, s:s, s:s}", "node_id", node_id, "token", token, "expires_at", expires));
-    sodium_memzero(token, sizeof token);
-}
-
 /* A URL that can be written inside single quotes in a shell command and as
  * an inventory value: http(s)://, then letters, digits and ".-_:/[]%",
  * at most 200 characters, no trailing '/'. */
@@ -156,13 +142,13 @@ static bool core_url_ok(const char *s, size_t len)
     return true;
 }
 
-void api_node_provision_command(struct http_request *req)
+/* The core's URL for a node to reach: the body's "core_url", else the
+ * address the caller reached the core at (Host). 0 with url filled; with
+ * `required`, -1 after replying when neither is usable; otherwise 1 when
+ * there is none. */
+static int core_url_of(struct http_request *req, bool required, char url[256])
 {
-    static const char *const allowed[] = {"ttl_seconds", "core_url", NULL};
-    if (api_check_fields(req, allowed))
-        return;
     struct sb_err err = {0};
-    char url[256];
     json_t *cu = json_object_get(req->json, "core_url");
     if (cu) {
         if (!json_is_string(cu) || !core_url_ok(json_string_value(cu), json_string_length(cu))) {
@@ -170,19 +156,60 @@ void api_node_provision_command(struct http_request *req)
                            "core_url is http:// or https:// then a host, port and path (letters, digits, "
                            "'.-_:/[]%%'), without a trailing '/', at most 200 characters");
             api_fail(req, &err);
-            return;
+            return -1;
         }
-        sb_strlcpy(url, json_string_value(cu), sizeof url);
-    } else {
-        /* The address the caller reached the core at. */
-        const char *host = http_header(req, "Host");
-        snprintf(url, sizeof url, "http://%s", host ? host : "");
-        if (!host || !core_url_ok(url, strlen(url))) {
-            sb_field_error(&err, "core_url", "core_url is required (the request's Host cannot be used)");
-            api_fail(req, &err);
-            return;
-        }
+        sb_strlcpy(url, json_string_value(cu), 256);
+        return 0;
     }
+    const char *host = http_header(req, "Host");
+    snprintf(url, 256, "http://%s", host ? host : "");
+    if (host && core_url_ok(url, strlen(url)))
+        return 0;
+    if (!required)
+        return 1;
+    sb_field_error(&err, "core_url", "core_url is required (the request's Host cannot be used)");
+    api_fail(req, &err);
+    return -1;
+}
+
+/* POST /api/v1/nodes/{id}/enroll-token {"ttl_seconds"?, "core_url"?}: the
+ * one-time token and the exact command that enrolls a collector with it
+ * (when the core's URL is known: given, or the request's Host). */
+void api_agent_enroll_token(struct http_request *req)
+{
+    static const char *const allowed[] = {"ttl_seconds", "core_url", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    char url[256];
+    int have_url = core_url_of(req, false, url);
+    if (have_url < 0)
+        return;
+    const char *node_id = http_param(req, "id");
+    char token[72], expires[40];
+    if (issue_enroll_token(req, node_id, token, expires))
+        return;
+    json_t *o = json_pack("{s:s, s:s, s:s}", "node_id", node_id, "token", token, "expires_at", expires);
+    if (have_url == 0) {
+        /* The URL passed core_url_ok: it needs no quoting beyond the
+         * single quotes; the token is hex. */
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "serverbox-collector enroll --core '%s' --token %s", url, token);
+        json_object_set_new(o, "core_url", json_string(url));
+        json_object_set_new(o, "command", json_string(cmd));
+        sodium_memzero(cmd, sizeof cmd);
+    }
+    http_reply_json(req, 201, o);
+    sodium_memzero(token, sizeof token);
+}
+
+void api_node_provision_command(struct http_request *req)
+{
+    static const char *const allowed[] = {"ttl_seconds", "core_url", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    char url[256];
+    if (core_url_of(req, true, url))
+        return;
     const char *node_id = http_param(req, "id");
     json_t *node = NULL;
     if (api_node_load_visible(req, node_id, &node))

@@ -22,10 +22,14 @@
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 /* First path segments the app routes itself (dashboard/js/app.js). */
+/* clang-format off */
 static const char *const client_routes[] = {"login",       "overview",   "audit",      "users",  "tokens",
                                             "guest-links", "nodes",      "containers", "stacks", "g",
                                             "terminal",    "recordings", "settings",   "roles",  "backups",
-                                            "deployments", NULL};
+                                            "deployments",
+                                            "account", "images", "volumes", "networks", "fleet",
+                                            NULL};
+/* clang-format on */
 
 static bool is_client_route(const char *path)
 {

@@ -124,6 +124,9 @@ void api_role_create(struct http_request *req);
 void api_role_get(struct http_request *req);
 void api_role_update(struct http_request *req);
 void api_role_delete(struct http_request *req);
+void api_sessions_list(struct http_request *req);
+void api_session_end(struct http_request *req);
+void api_sessions_end_others(struct http_request *req);
 
 void api_alerts_list(struct http_request *req);
 void api_alert_get(struct http_request *req);
@@ -439,6 +442,12 @@ const struct http_route api_routes[] = {
     {"GET", "/api/v1/stacks/{id}/services/{service}/logs", api_stack_service_logs, 0, "logs:read",
      "the last lines of a service's containers merged by time, each naming its container (?tail=, max 5000), "
      "or with follow=1 a Server-Sent Events stream of one of them (?container=); needs stacks:read too"},
+    {"GET", "/api/v1/auth/sessions", api_sessions_list, 0, "authenticated",
+     "your live sessions (browser, address, created, last used), the current one marked"},
+    {"DELETE", "/api/v1/auth/sessions", api_sessions_end_others, 0, "authenticated",
+     "end every session of yours but this one"},
+    {"DELETE", "/api/v1/auth/sessions/{id}", api_session_end, 0, "authenticated",
+     "end one of your sessions: its next request is refused"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},

@@ -62,8 +62,16 @@ static int login_event(struct http_request *req, const char *user_id, const char
     struct sb_err err = {0};
     int rc = 0;
     if (session) {
+        /* The browser it came from, so its user can tell it apart (not
+         * a secret): at most 256 characters, printable ASCII (anything
+         * else, which no real User-Agent holds, becomes '?'). */
+        char agent[257] = "";
+        const char *ua = http_header(req, "User-Agent");
+        for (size_t i = 0; ua && ua[i] && i < sizeof agent - 1; i++)
+            agent[i] = ua[i] >= 0x20 && ua[i] < 0x7f ? ua[i] : '?';
         rc = store_session_insert(app->store, &ev, session->id, session->user_id, session->token_sha256,
-                                  session->csrf_sha256, req->client_ip, session->expires_us, out_err);
+                                  session->csrf_sha256, req->client_ip, agent[0] ? agent : NULL,
+                                  session->expires_us, out_err);
     } else if (store_append(app->store, &ev, NULL, &err)) {
         log_warn("audit event not recorded", "type=auth.login detail=\"%s\"", err.msg);
     }
@@ -583,4 +591,81 @@ void api_login_totp(struct http_request *req)
     }
     login_finish(req, &u, code ? "totp" : "recovery_code");
     store_user_release(&u);
+}
+
+/* The caller's own sessions (a user's browser or API sessions; a token
+ * or a guest has none to manage). */
+static bool session_caller(struct http_request *req)
+{
+    const struct api_caller *me = req->user;
+    if (strcmp(me->kind, "user") == 0 && me->user_id[0])
+        return true;
+    http_reply_error(req, 400, "session_required", "log in as the user to manage their sessions");
+    return false;
+}
+
+/* GET /api/v1/auth/sessions: the caller's live sessions, the current one
+ * marked. */
+void api_sessions_list(struct http_request *req)
+{
+    if (!session_caller(req))
+        return;
+    struct app *app = req->app;
+    const struct api_caller *me = req->user;
+    struct sb_err err = {0};
+    json_t *list = NULL;
+    if (auth_sessions_list(app->auth, me->user_id, me->session_id, &list, &err)) {
+        api_fail(req, &err);
+        return;
+    }
+    http_reply_json(req, 200, json_pack("{s:o}", "sessions", list));
+}
+
+/* DELETE /api/v1/auth/sessions/{id}: end one of the caller's sessions (404
+ * for anyone else's). Its streams close and its next request is refused. */
+void api_session_end(struct http_request *req)
+{
+    if (!session_caller(req))
+        return;
+    struct app *app = req->app;
+    const struct api_caller *me = req->user;
+    const char *id = http_param(req, "id");
+    struct event_actor actor;
+    api_actor(req, &actor);
+    struct sb_err err = {0};
+    if (auth_session_end(app->auth, &actor, me->user_id, id, &err)) {
+        if (err.code == SB_ENOTFOUND)
+            http_reply_error(req, 404, "not_found", "no such session of yours (ended, expired or unknown)");
+        else
+            api_fail(req, &err);
+        return;
+    }
+    events_close_streams_of(app->events, "session", id);
+    if (strcmp(id, me->session_id) == 0)
+        set_cookie(req, "", 0);
+    http_reply_json(req, 204, NULL);
+}
+
+/* DELETE /api/v1/auth/sessions: end every session of the caller but this
+ * one; answers the ids ended. */
+void api_sessions_end_others(struct http_request *req)
+{
+    if (!session_caller(req))
+        return;
+    struct app *app = req->app;
+    const struct api_caller *me = req->user;
+    struct event_actor actor;
+    api_actor(req, &actor);
+    struct sb_err err = {0};
+    json_t *ended = json_array();
+    int rc = auth_sessions_end_others(app->auth, &actor, me->user_id, me->session_id, ended, &err);
+    size_t i;
+    json_t *v;
+    json_array_foreach(ended, i, v) events_close_streams_of(app->events, "session", json_string_value(v));
+    if (rc) {
+        json_decref(ended);
+        api_fail(req, &err);
+        return;
+    }
+    http_reply_json(req, 200, json_pack("{s:o}", "ended", ended));
 }

@@ -166,6 +166,19 @@ int auth_resolve_cached(struct auth *a, const char *token, struct api_caller **o
 void auth_forget(struct auth *a, json_t *hashes);
 /* Revokes the session a token belongs to (logout). */
 int auth_logout(struct auth *a, const char *token, char *session_id, struct sb_err *err);
+/* A user's live sessions as a JSON array (store_sessions_list's objects
+ * with "current": whether it is `current_id`); caller owns it. */
+int auth_sessions_list(struct auth *a, const char *user_id, const char *current_id, json_t **out,
+                       struct sb_err *err);
+/* Ends one live session of `user_id` (SB_ENOTFOUND when it is not theirs or
+ * no longer live) with its auth.session_ended event, and forgets it in the
+ * caches: its next request is refused. */
+int auth_session_end(struct auth *a, const struct event_actor *actor, const char *user_id,
+                     const char *session_id, struct sb_err *err);
+/* Ends every live session of `user_id` but `keep_id`, one event each;
+ * appends the ended ids to `ended`. */
+int auth_sessions_end_others(struct auth *a, const struct event_actor *actor, const char *user_id,
+                             const char *keep_id, json_t *ended, struct sb_err *err);
 
 /* ---- two-factor authentication (TOTP, RFC 6238; auth/totp.c) --------------- */
 #define AUTH_TOTP_SECRET_BYTES 20

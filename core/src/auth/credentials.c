@@ -478,3 +478,76 @@ int auth_logout(struct auth *a, const char *token, char *session_id, struct sb_e
     json_decref(one);
     return rc;
 }
+
+/* ---- a user's own sessions ------------------------------------------------------ */
+
+int auth_sessions_list(struct auth *a, const char *user_id, const char *current_id, json_t **out,
+                       struct sb_err *err)
+{
+    *out = NULL;
+    json_t *list = NULL;
+    int rc = store_sessions_list(a->cfg.store, user_id, a->cfg.session_idle_s, &list, err);
+    if (rc)
+        return rc;
+    size_t i;
+    json_t *s;
+    json_array_foreach(list, i, s)
+    {
+        const char *id = json_string_value(json_object_get(s, "id"));
+        json_object_set_new(s, "current", json_boolean(id && current_id && strcmp(id, current_id) == 0));
+    }
+    *out = list;
+    return 0;
+}
+
+int auth_session_end(struct auth *a, const struct event_actor *actor, const char *user_id,
+                     const char *session_id, struct sb_err *err)
+{
+    char hash[65];
+    int rc = store_session_live_hash(a->cfg.store, user_id, session_id, hash, err);
+    if (rc)
+        return rc;
+    char stream[64];
+    snprintf(stream, sizeof stream, "user/%s", user_id);
+    json_t *data = json_pack("{s:s, s:s}", "session_id", session_id, "user_id", user_id);
+    struct event_new ev = {
+        .stream = stream, .type = "auth.session_ended", .data = data, .actor = *actor, .outcome = "success"};
+    rc = store_session_end(a->cfg.store, &ev, user_id, session_id, err);
+    json_decref(data);
+    if (rc == 0) {
+        json_t *one = json_pack("[s]", hash);
+        auth_forget(a, one);
+        json_decref(one);
+    }
+    return rc;
+}
+
+int auth_sessions_end_others(struct auth *a, const struct event_actor *actor, const char *user_id,
+                             const char *keep_id, json_t *ended, struct sb_err *err)
+{
+    json_t *list = NULL;
+    int rc = store_sessions_list(a->cfg.store, user_id, 0, &list, err);
+    if (rc)
+        return rc;
+    size_t i;
+    json_t *s;
+    json_array_foreach(list, i, s)
+    {
+        const char *id = json_string_value(json_object_get(s, "id"));
+        if (!id || (keep_id && strcmp(id, keep_id) == 0))
+            continue;
+        struct sb_err e1 = {0};
+        int r1 = auth_session_end(a, actor, user_id, id, &e1);
+        if (r1 == 0)
+            json_array_append_new(ended, json_string(id));
+        else if (r1 != SB_ENOTFOUND && rc == 0) {
+            /* Ended meanwhile is not a failure; anything else is reported
+             * once the others have been tried. */
+            rc = r1;
+            if (err)
+                *err = e1;
+        }
+    }
+    json_decref(list);
+    return rc;
+}

@@ -416,7 +416,7 @@ static void close_revoked(struct events_bus *b, const char *type, json_t *body)
         return;
     json_t *d = json_object_get(body, "data");
     const char *id = json_string_value(json_object_get(d, "id"));
-    if (strcmp(type, "auth.logout") == 0)
+    if (strcmp(type, "auth.logout") == 0 || strcmp(type, "auth.session_ended") == 0)
         events_close_streams_of(b, "session", json_string_value(json_object_get(d, "session_id")));
     else if (strcmp(type, "token.revoked") == 0) {
         events_close_streams_of(b, "token", id);

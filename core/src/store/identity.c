@@ -255,16 +255,60 @@ int store_credential_touch(struct store *st, const char *kind, const char *id, s
 
 int store_session_insert(struct store *st, const struct event_new *ev, const char *id, const char *user_id,
                          const char *token_sha256, const char *csrf_sha256, const char *client_ip,
-                         int64_t expires_us, struct sb_err *err)
+                         const char *user_agent, int64_t expires_us, struct sb_err *err)
 {
     char exp[24];
     us_text(expires_us, exp, sizeof exp);
-    const char *p[6] = {id, user_id, token_sha256, csrf_sha256, client_ip, exp};
+    const char *p[7] = {id, user_id, token_sha256, csrf_sha256, client_ip, exp, user_agent};
     struct store_side_write w = {
-        "INSERT INTO sessions (id, user_id, token_sha256, csrf_sha256, client_ip, expires_at) "
+        "INSERT INTO sessions (id, user_id, token_sha256, csrf_sha256, client_ip, expires_at, user_agent) "
         "VALUES ($1::uuid, $2::uuid, decode($3, 'hex'), decode($4, 'hex'), $5, "
-        "to_timestamp($6::double precision / 1000000))",
-        6, p};
+        "to_timestamp($6::double precision / 1000000), $7)",
+        7, p};
+    return store_append_with(st, ev, &w, NULL, err);
+}
+
+int store_sessions_list(struct store *st, const char *user_id, int64_t idle_s, json_t **out,
+                        struct sb_err *err)
+{
+    static struct store_stmt q = STORE_STMT(
+        "SELECT json_agg(json_build_object('id', id, 'user_agent', user_agent, 'client_ip', client_ip, "
+        "'created_at', created_at, 'last_seen_at', last_seen_at, 'expires_at', expires_at) "
+        "ORDER BY last_seen_at DESC, created_at DESC)::text "
+        "FROM sessions WHERE user_id = $1::uuid AND revoked_at IS NULL AND expires_at > now() "
+        "AND ($2::bigint <= 0 OR last_seen_at > now() - make_interval(secs => $2::bigint))");
+    char idle[24];
+    us_text(idle_s, idle, sizeof idle);
+    const char *p[2] = {user_id, idle};
+    return list_json(st, &q, 2, p, out, err);
+}
+
+int store_session_live_hash(struct store *st, const char *user_id, const char *session_id, char hash[65],
+                            struct sb_err *err)
+{
+    static struct store_stmt q =
+        STORE_STMT("SELECT encode(token_sha256, 'hex') FROM sessions WHERE id = $1::uuid AND user_id = "
+                   "$2::uuid AND revoked_at IS NULL AND expires_at > now()");
+    if (!uuid_valid(session_id))
+        return sb_error(err, SB_ENOTFOUND, "no such session");
+    const char *p[2] = {session_id, user_id};
+    PGresult *r = run(st, &q, 2, p, err);
+    if (!r)
+        return err ? err->code : SB_EINTERNAL;
+    int rows = PQntuples(r);
+    if (rows)
+        sb_strlcpy(hash, PQgetvalue(r, 0, 0), 65);
+    PQclear(r);
+    return rows ? 0 : sb_error(err, SB_ENOTFOUND, "no such session");
+}
+
+int store_session_end(struct store *st, const struct event_new *ev, const char *user_id,
+                      const char *session_id, struct sb_err *err)
+{
+    const char *p[2] = {session_id, user_id};
+    struct store_side_write w = {"UPDATE sessions SET revoked_at = now() WHERE id = $1::uuid AND user_id = "
+                                 "$2::uuid AND revoked_at IS NULL",
+                                 2, p};
     return store_append_with(st, ev, &w, NULL, err);
 }
 

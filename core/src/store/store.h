@@ -217,7 +217,20 @@ int store_credential_touch(struct store *st, const char *kind, const char *id, s
 /* Inserts a session and appends `ev` (auth.login) in one transaction. */
 int store_session_insert(struct store *st, const struct event_new *ev, const char *id, const char *user_id,
                          const char *token_sha256, const char *csrf_sha256, const char *client_ip,
-                         int64_t expires_us, struct sb_err *err);
+                         const char *user_agent, int64_t expires_us, struct sb_err *err);
+/* A user's live sessions (not revoked, not expired, used within idle_s; 0 =
+ * no idle limit), last used first: a JSON array of {id, user_agent,
+ * client_ip, created_at, last_seen_at, expires_at} (caller owns it). */
+int store_sessions_list(struct store *st, const char *user_id, int64_t idle_s, json_t **out,
+                        struct sb_err *err);
+/* The token hash of a live session of this user; SB_ENOTFOUND when the
+ * session is not theirs, ended or expired. */
+int store_session_live_hash(struct store *st, const char *user_id, const char *session_id, char hash[65],
+                            struct sb_err *err);
+/* Revokes a session of this user and appends `ev` (auth.session_ended) in
+ * one transaction. */
+int store_session_end(struct store *st, const struct event_new *ev, const char *user_id,
+                      const char *session_id, struct sb_err *err);
 /* Revocations. Each appends the sha256 (hex strings) of what it revoked to
  * `hashes` (a JSON array, may be NULL) so caches can drop them. */
 /* Revokes the live session with this token hash; SB_ENOTFOUND when none. */

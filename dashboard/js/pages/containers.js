@@ -5,10 +5,13 @@
 // runs (progress from the job), then the outcome; a failure stays on the
 // page until dismissed. Logs tail live over SSE
 // (follow=1); guests, whose token EventSource cannot carry, get snapshots.
+// "Charts" shows a container's CPU and memory over the last hour, live
+// (charts.js).
 import { api, qs, isGuest } from '../api.js';
 import { h, clear, errorBox, toast, fmtTime } from '../ui.js';
 import { followJob, progressText } from '../jobs.js';
 import { confirmDialog, containerStateBadge, reloadOnEvent, emptyState } from '../widgets.js';
+import { containerCharts } from '../charts.js';
 
 const STATES = ['', 'running', 'exited', 'paused', 'restarting', 'created', 'dead'];
 const MAX_LOG_LINES = 1000;
@@ -34,6 +37,15 @@ export function render(root, ctx) {
   const canOperate = !ctx.readOnly && ctx.can('containers:operate');
   const canConsole = !ctx.readOnly && ctx.can('terminal:container');
   const canLogs = ctx.can('logs:read');
+  const canMetrics = ctx.can('metrics:read');
+  const chartSlot = h('div', { id: 'chart-slot' });
+  let charts = null;
+  const openCharts = (c, name) => {
+    charts?.close();
+    charts = containerCharts({ nodeId: c.node_id, containerId: c.id, name, nodeName: c.node_name });
+    clear(chartSlot, charts.el);
+    charts.el.scrollIntoView({ block: 'nearest' });
+  };
   const f = {
     name: h('input', { id: 'c-name', name: 'name', placeholder: 'part of the name' }),
     state: h('select', { id: 'c-state', name: 'state' }, STATES.map((s) => h('option', { value: s }, s || 'any'))),
@@ -55,7 +67,7 @@ export function render(root, ctx) {
     h('section', { class: 'card' }, count, empty, h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Node'), h('th', {}, 'Name'), h('th', {}, 'Image'), h('th', {}, 'State'), h('th', {}, 'Status'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
       tbody))),
-    logPanel);
+    chartSlot, logPanel);
 
   let stopLogs = null;
   // Jobs running for a container, by node/container id: {action, progress}.
@@ -142,6 +154,7 @@ export function render(root, ctx) {
       h('td', { class: 'nowrap muted' }, c.status || ''),
       h('td', { class: 'actions' },
         canLogs ? h('button', { class: 'btn btn-small', onclick: () => openLogs(c, name) }, 'Logs') : null,
+        canMetrics ? h('button', { class: 'btn btn-small', 'data-charts': name, onclick: () => openCharts(c, name) }, 'Charts') : null,
         canConsole && running ? h('a', { class: 'btn btn-small', 'data-nav': '', 'data-console': name,
           href: `/terminal?node=${encodeURIComponent(c.node_id)}&container=${encodeURIComponent(c.id)}&name=${encodeURIComponent(name)}` }, 'Console') : null,
         canOperate && !running ? act('start', 'Start', false) : null,
@@ -202,5 +215,5 @@ export function render(root, ctx) {
   // live stream runs.
   load();
   const timer = setInterval(load, 4000);
-  return () => { clearInterval(timer); off(); if (stopLogs) stopLogs(); };
+  return () => { clearInterval(timer); off(); if (stopLogs) stopLogs(); charts?.close(); };
 }

@@ -1,7 +1,7 @@
 // Settings: notification channels (with a test button), alert rules and
-// silences (alerts:read to see, alerts:write to change), and the user's own
-// password. Reads and sends intent only: validation and every error message
-// come from the core (422 names the field).
+// silences (alerts:read to see, alerts:write to change), and where the
+// user's own password is (the Account page). Reads and sends intent only:
+// validation and every error message come from the core (422 names the field).
 import { api } from '../api.js';
 import { h, clear, errorBox, fmtTime, badge, confirmDialog, toast } from '../ui.js';
 import { onEvent } from '../live.js';
@@ -30,7 +30,7 @@ export function render(root, ctx) {
   const sections = [];
   const cleanups = [];
   if (canRead) sections.push(channelsSection(canWrite), rulesSection(canWrite), silencesSection(canWrite), windowsSection(canWrite));
-  sections.push(passwordSection());
+  sections.push(accountSection());
   clear(root, h('h1', {}, 'Settings'), sections.map((s) => s.el));
   for (const s of sections) if (s.load) s.load();
   if (canRead) {
@@ -325,21 +325,9 @@ function windowsSection(canWrite) {
   };
 }
 
-function passwordSection() {
-  const err = h('div');
-  const cur = input('pw-current', { type: 'password', autocomplete: 'current-password', required: true });
-  const next = input('pw-new', { type: 'password', autocomplete: 'new-password', required: true });
-  const form = h('form', { class: 'inline-form', id: 'password-form' },
-    field('pw-current', 'Current password', cur), field('pw-new', 'New password', next),
-    h('div', { class: 'filter-actions' }, h('button', { class: 'btn btn-primary', type: 'submit' }, 'Change password')));
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    try {
-      await api('POST', '/api/v1/auth/password', { current_password: cur.value, new_password: next.value });
-      form.reset();
-      clear(err);
-      toast('Password changed; your other sessions ended');
-    } catch (e2) { clear(err, errorBox(e2)); }
-  });
-  return { el: h('section', { class: 'card', id: 'password' }, h('h2', {}, 'Your password'), err, form) };
+// The password (and the sessions) live on the Account page.
+function accountSection() {
+  return { el: h('section', { class: 'card', id: 'account' }, h('h2', {}, 'Your password and sessions'),
+    h('p', { class: 'muted' }, 'Change your password and see or end your sessions on the ',
+      h('a', { href: '/account', 'data-nav': '', id: 'account-link' }, 'Account page'), '.')) };
 }
