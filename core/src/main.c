@@ -89,6 +89,10 @@ static const struct config_option options[] = {
     {"backup-check-percent", CONFIG_INT, "5",
      "after each backup run, restic check reads this share of the repository's data (0 = structure only)",
      false},
+    {"backup-scratch-database-url", CONFIG_STRING, NULL,
+     "restore tests: a connection of a role that may create databases, where the scratch database is "
+     "made and dropped (default: --migrate-database-url, else --database-url)",
+     true},
     {"repository", CONFIG_STRING, NULL, "restore: the restic repository (a path, or sftp:user@host:/path)",
      false},
     {"repository-password-file", CONFIG_STRING, NULL,

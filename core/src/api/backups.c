@@ -32,6 +32,7 @@ void api_backup_plan_run(struct http_request *req);
 void api_backup_runs_list(struct http_request *req);
 void api_backup_run_get(struct http_request *req);
 void api_backup_restore(struct http_request *req);
+void api_backup_plan_restore_test(struct http_request *req);
 
 static bool scoped(const struct http_request *req)
 {
@@ -209,8 +210,8 @@ void api_backup_plans_list(struct http_request *req)
 
 void api_backup_plan_create(struct http_request *req)
 {
-    static const char *const allowed[] = {"name",    "repository_id", "control_plane", "stack_id",
-                                          "volumes", "schedule",      "retention",     NULL};
+    static const char *const allowed[] = {"name",     "repository_id", "control_plane", "stack_id", "volumes",
+                                          "schedule", "retention",     "restore_test",  NULL};
     if (api_check_fields(req, allowed))
         return;
     struct app *app = req->app;
@@ -288,6 +289,25 @@ void api_backup_plan_run(struct http_request *req)
     json_t *job = NULL;
     struct sb_err err = {0};
     int rc = backups_plan_run(&app->backups, plan, "manual", &a, &job, &err);
+    json_decref(plan);
+    if (rc) {
+        api_fail(req, &err);
+        return;
+    }
+    http_reply_json(req, 202, json_pack("{s:o}", "job", job));
+}
+
+void api_backup_plan_restore_test(struct http_request *req)
+{
+    struct app *app = req->app;
+    json_t *plan = NULL;
+    if (load(req, "plan", &plan))
+        return;
+    struct event_actor a;
+    api_actor(req, &a);
+    json_t *job = NULL;
+    struct sb_err err = {0};
+    int rc = backups_plan_restore_test(&app->backups, plan, "manual", &a, &job, &err);
     json_decref(plan);
     if (rc) {
         api_fail(req, &err);

@@ -12,6 +12,9 @@
  *   backup.run_started        {id, plan_id, repository_id, node_id?, trigger, attempt}
  *   backup.run_succeeded      {id, plan_id, snapshots, bytes, added, duration_ms, checked}
  *   backup.run_failed         {id, plan_id, reason, duration_ms}   (outcome failure)
+ *   backup.restore_test_fired {id, at}                          (the restore-test schedule fired)
+ *   backup.restore_test_succeeded / backup.restore_test_failed (outcome failure)
+ *                             {id (job), plan_id, run_id?, snapshot, snapshots, duration_ms, reason?}
  *   backup.restore_*, backup.checked: no projection (the job and the log hold them)
  */
 #include "internal.h"
@@ -24,6 +27,9 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
 {
     const char *type;
     const char *id = project_subject(ev, 7, "run_failed", &type);
+    /* A failed restore test is a failure the plan's row shows too. */
+    if (!id && strcmp(ev->type, "backup.restore_test_failed") == 0)
+        id = project_subject(ev, 7, "restore_test_failed", &type);
     if (!id)
         return 0;
     char *doc = json_dumps(ev->data, JSON_COMPACT);
@@ -46,11 +52,11 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
         rc = store_tx_exec(
             tx,
             "INSERT INTO backup_plans (id, name, repository_id, what, node_id, schedule, retention, "
-            "created_by, "
+            "restore_test, created_by, "
             "created_at, updated_at) SELECT (d->>'id')::uuid, d->>'name', (d->>'repository_id')::uuid, "
             "d->'what', "
-            "d->>'node_id', d->>'schedule', coalesce(d->'retention', '{}'), d->>'by', $2::timestamptz, "
-            "$2::timestamptz FROM (SELECT $1::jsonb AS d) x",
+            "d->>'node_id', d->>'schedule', coalesce(d->'retention', '{}'), d->>'restore_test', d->>'by', "
+            "$2::timestamptz, $2::timestamptz FROM (SELECT $1::jsonb AS d) x",
             2, p);
     } else if (strcmp(type, "plan_deleted") == 0) {
         const char *q[1] = {id};
@@ -60,6 +66,20 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
                            "UPDATE backup_plans SET last_fired_at = ($1::jsonb->>'at')::timestamptz "
                            "WHERE id = ($1::jsonb->>'id')::uuid",
                            1, p);
+    } else if (strcmp(type, "restore_test_fired") == 0) {
+        rc = store_tx_exec(tx,
+                           "UPDATE backup_plans SET restore_test_fired_at = ($1::jsonb->>'at')::timestamptz "
+                           "WHERE id = ($1::jsonb->>'id')::uuid",
+                           1, p);
+    } else if (strcmp(type, "restore_test_succeeded") == 0 || strcmp(type, "restore_test_failed") == 0) {
+        const char *q[3] = {doc, ev->occurred_at,
+                            strcmp(type, "restore_test_failed") == 0 ? "failed" : "succeeded"};
+        rc = store_tx_exec(
+            tx,
+            "UPDATE backup_plans SET last_verified_at = $2::timestamptz, last_verified_status = $3, "
+            "last_verified_snapshot = $1::jsonb->>'snapshot', "
+            "last_verified_reason = $1::jsonb->>'reason' WHERE id = ($1::jsonb->>'plan_id')::uuid",
+            3, q);
     } else if (strcmp(type, "run_started") == 0) {
         rc = store_tx_exec(
             tx,
@@ -238,4 +258,71 @@ int project_backup_job_end(struct store_tx *tx, const struct store_event *ev)
             "WHERE last_run_id = $1::uuid AND last_status = 'running'",
             2, p);
     return rc;
+}
+
+/* ---- the restore test's scratch database ---------------------------------- */
+
+int store_scratch_database(const char *admin_url, const char *name, bool create, struct sb_err *err)
+{
+    if (!name || !*name || strlen(name) > 63 ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(name))
+        return sb_error(err, SB_EINVAL, "bad scratch database name");
+    struct store_conn *c = store_conn_open(admin_url, err);
+    if (!c)
+        return SB_EUNAVAIL;
+    /* CREATE and DROP DATABASE take no parameters: the name is quoted by
+     * libpq as an identifier (and is ours, never input). */
+    char *ident = PQescapeIdentifier(c->pg, name, strlen(name));
+    int rc = 0;
+    if (!ident) {
+        rc = sb_error(err, SB_EINTERNAL, "cannot quote the scratch database's name");
+    } else {
+        struct buf sql;
+        buf_init(&sql, 512);
+        if (create)
+            buf_printf(&sql, "CREATE DATABASE %s ENCODING 'UTF8' TEMPLATE template0", ident);
+        else
+            buf_printf(&sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
+        PGresult *r = PQexecParams(c->pg, sql.data, 0, NULL, NULL, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = store_result_error(c->pg, r, err);
+        PQclear(r);
+        buf_release(&sql);
+        PQfreemem(ident);
+    }
+    store_conn_close(c);
+    return rc;
+}
+
+static void conninfo_value(struct buf *out, const char *v)
+{
+    buf_puts(out, "'");
+    for (const char *p = v; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            buf_puts(out, "\\");
+        buf_append(out, p, 1);
+    }
+    buf_puts(out, "'");
+}
+
+int store_url_with_database(const char *url, const char *dbname, struct buf *out, struct sb_err *err)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url ? url : "", &msg);
+    if (!opts) {
+        int rc = sb_error(err, SB_EINVAL, "bad database URL: %s", msg ? msg : "unparseable");
+        PQfreemem(msg);
+        return rc;
+    }
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (strcmp(o->keyword, "dbname") == 0 || !o->val)
+            continue;
+        buf_printf(out, "%s=", o->keyword);
+        conninfo_value(out, o->val);
+        buf_puts(out, " ");
+    }
+    buf_puts(out, "dbname=");
+    conninfo_value(out, dbname);
+    PQconninfoFree(opts);
+    return 0;
 }

@@ -609,5 +609,13 @@ int store_backup_repo_secrets(struct store *st, const char *id, char **sealed_pa
  * say the same (pg_dump and pg_restore get it so, never in argv): a new
  * object name -> value. SB_EINVAL for an unparseable URL. */
 int store_url_env(const char *url, json_t **env, struct sb_err *err);
+/* The restore test's scratch database (store/backups.c): CREATE DATABASE
+ * (create) or DROP DATABASE … WITH (FORCE) (!create) of `name` (letters,
+ * digits and '_', quoted as an identifier; never input) over a connection
+ * of its own to `admin_url` (a role that may create databases). */
+int store_scratch_database(const char *admin_url, const char *name, bool create, struct sb_err *err);
+/* `url` with its database replaced by `dbname`, as a key=value connection
+ * string into out (it may hold a password: never log it). */
+int store_url_with_database(const char *url, const char *dbname, struct buf *out, struct sb_err *err);
 
 #endif

@@ -1,4 +1,5 @@
-// Backups: plans with their last run, size and next run (Run now), runs with
+// Backups: plans with their last run, size, next run and last verified
+// restore (Run now, Test restore), runs with
 // live progress (topic job/<id>), and a repository's snapshots with a restore
 // action that says what will be overwritten. Control-plane snapshots are
 // restored with `serverbox-core restore`; the page says so. The core
@@ -41,7 +42,8 @@ export function render(root, ctx) {
       h('p', { class: 'muted small' }, 'Encrypted with restic. Each run ends with retention (restic forget --prune) and restic check.'),
       h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Plan'), h('th', {}, 'What'), h('th', {}, 'Repository'), h('th', {}, 'Schedule'),
-          h('th', {}, 'Last run'), h('th', {}, 'Size'), h('th', {}, 'Next run'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
+          h('th', {}, 'Last run'), h('th', {}, 'Size'), h('th', {}, 'Next run'), h('th', {}, 'Last verified restore'),
+          h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
         planRows))),
     h('section', { class: 'card' }, h('h2', {}, 'Runs'),
       h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
@@ -84,6 +86,25 @@ export function render(root, ctx) {
     } catch (e) { clear(err, errorBox(e)); } finally { button.disabled = false; }
   }
 
+  async function testNow(plan, button) {
+    button.disabled = true;
+    try {
+      const r = await api('POST', `/api/v1/backups/plans/${encodeURIComponent(plan.id)}/restore-test`);
+      toast(`Restore test of ${plan.name} started`);
+      const cell = document.querySelector(`tr[data-plan="${plan.id}"] .plan-verified`);
+      if (cell) clear(cell, statusBadge('running'));
+      followJob(r.job).then((j) => { toast(`Restore test of ${plan.name} ${j.state}`, j.state === 'succeeded' ? 'ok' : 'err'); load(); })
+        .catch(() => {});
+    } catch (e) { clear(err, errorBox(e)); } finally { button.disabled = false; }
+  }
+
+  function verifiedCell(p) {
+    const next = p.next_restore_test ? h('div', { class: 'muted small' }, `next ${fmtTime(p.next_restore_test)}`) : null;
+    if (!p.last_verified_status) return [h('span', { class: 'muted' }, 'never tested'), next];
+    return [statusBadge(p.last_verified_status), ' ', fmtTime(p.last_verified_at),
+      p.last_verified_reason ? h('div', { class: 'small verified-reason' }, p.last_verified_reason) : null, next];
+  }
+
   async function loadPlans() {
     const r = await api('GET', '/api/v1/backups/plans');
     plans = r.plans;
@@ -95,8 +116,12 @@ export function render(root, ctx) {
       h('td', { class: 'nowrap plan-last' }, statusBadge(p.last_status), ' ', p.last_finished_at ? fmtTime(p.last_finished_at) : ''),
       h('td', { class: 'nowrap plan-size' }, p.last_bytes ? fmtBytes(p.last_bytes) : '—'),
       h('td', { class: 'nowrap' }, p.next_run ? fmtTime(p.next_run) : '—'),
-      h('td', { class: 'actions' }, canWrite ? h('button', { class: 'btn btn-small run-now', type: 'button', onclick: (e) => runNow(p, e.currentTarget) }, 'Run now') : null)))
-      : h('tr', {}, h('td', { colspan: 8, class: 'muted' }, 'No backup plans yet (POST /api/v1/backups/plans).')));
+      h('td', { class: 'plan-verified', dataset: { verified: p.last_verified_status || '' } }, ...verifiedCell(p)),
+      h('td', { class: 'actions' }, canWrite ? [
+        h('button', { class: 'btn btn-small run-now', type: 'button', onclick: (e) => runNow(p, e.currentTarget) }, 'Run now'), ' ',
+        h('button', { class: 'btn btn-small test-restore', type: 'button', title: 'Restore the last run into a scratch database and scratch volumes and verify it', onclick: (e) => testNow(p, e.currentTarget) }, 'Test restore'),
+      ] : null)))
+      : h('tr', {}, h('td', { colspan: 9, class: 'muted' }, 'No backup plans yet (POST /api/v1/backups/plans).')));
   }
 
   async function loadRuns() {
