@@ -148,6 +148,11 @@ struct store_verify_result {
     char reason[160];
 };
 int store_verify_chain(const char *database_url, struct store_verify_result *out, struct sb_err *err);
+/* The same, and the recomputed hash of each event whose seq is in `seqs`
+ * (ascending, n) into hashes[i], found[i] false for one not reached (beyond
+ * the head, or after the first bad event). */
+int store_verify_chain_at(const char *database_url, const int64_t *seqs, size_t n, uint8_t (*hashes)[32],
+                          bool *found, struct store_verify_result *out, struct sb_err *err);
 /* Truncates every projection table and replays the log into them. */
 int store_rebuild_projections(const char *database_url, int64_t *replayed, struct sb_err *err);
 
