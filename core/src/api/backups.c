@@ -33,6 +33,7 @@ void api_backup_runs_list(struct http_request *req);
 void api_backup_run_get(struct http_request *req);
 void api_backup_restore(struct http_request *req);
 void api_backup_plan_restore_test(struct http_request *req);
+void api_backup_plan_update(struct http_request *req);
 
 static bool scoped(const struct http_request *req)
 {
@@ -259,6 +260,29 @@ void api_backup_plan_get(struct http_request *req)
     json_decref(plan);
     json_object_set_new(v, "runs", runs);
     http_reply_json(req, 200, v);
+}
+
+void api_backup_plan_update(struct http_request *req)
+{
+    static const char *const allowed[] = {"name",    "schedule", "restore_test", "retention", "paused",
+                                          "volumes", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    struct app *app = req->app;
+    json_t *plan = NULL;
+    if (load(req, "plan", &plan))
+        return;
+    struct event_actor a;
+    api_actor(req, &a);
+    json_t *out = NULL;
+    struct sb_err err = {0};
+    int rc = backups_plan_update(&app->backups, plan, req->json, &a, &out, &err);
+    json_decref(plan);
+    if (rc) {
+        api_fail(req, &err);
+        return;
+    }
+    http_reply_json(req, 200, out);
 }
 
 void api_backup_plan_delete(struct http_request *req)

@@ -160,6 +160,13 @@ int backups_plan_create(struct backups_env *e, json_t *body, json_t *stack, cons
                         json_t **out, struct sb_err *err);
 int backups_plan_delete(struct backups_env *e, const char *id, const struct event_actor *actor,
                         struct sb_err *err);
+/* Changes {name?, schedule?, restore_test?, retention?, paused?, volumes?}
+ * of `plan` (its row; the caller checked the fields' names) and records
+ * backup.plan_updated {id, changes} with only what differs (nothing changed:
+ * no event). A changed schedule (or restore_test), or a plan resumed,
+ * counts its next fire from now. SB_EINVAL naming the field. */
+int backups_plan_update(struct backups_env *e, json_t *plan, json_t *body, const struct event_actor *actor,
+                        json_t **out, struct sb_err *err);
 /* The plan as answered, with next_run (RFC 3339 or null). */
 json_t *backups_plan_view(json_t *plan);
 /* Enqueues a run of the plan (trigger "manual" or "schedule"); *job for 202. */

@@ -614,6 +614,69 @@ int backups_plan_create(struct backups_env *e, json_t *b, json_t *stack, const s
     return rc;
 }
 
+int backups_plan_update(struct backups_env *e, json_t *plan, json_t *b, const struct event_actor *actor,
+                        json_t **out, struct sb_err *err)
+{
+    *out = NULL;
+    json_t *name = json_object_get(b, "name"), *sched = json_object_get(b, "schedule"),
+           *rtest = json_object_get(b, "restore_test"), *ret = json_object_get(b, "retention"),
+           *paused = json_object_get(b, "paused"), *vols = json_object_get(b, "volumes");
+    json_t *what = json_object_get(plan, "what");
+    if (name && !name_ok(json_string_value(name)))
+        return sb_field_error(err, "name", "name is 1-63 letters, digits, spaces, '-', '_' or '.'");
+    int rc = cron_field_check(sched, "schedule", err);
+    if (rc == 0)
+        rc = cron_field_check(rtest, "restore_test", err);
+    if (rc == 0 && ret)
+        rc = backups_retention_check(ret, err);
+    if (rc)
+        return rc;
+    if (paused && !json_is_boolean(paused))
+        return sb_field_error(err, "paused", "paused is true or false");
+    if (vols && !str(what, "stack_id"))
+        return sb_field_error(err, "volumes",
+                              "volumes name volumes of the plan's stack, and this plan has none");
+    if (vols && !json_is_null(vols)) {
+        if (!json_is_array(vols) || json_array_size(vols) == 0 || json_array_size(vols) > 64)
+            return sb_field_error(err, "volumes",
+                                  "volumes is a list of 1 to 64 of the stack's volume names, or null");
+        size_t i;
+        json_t *v;
+        json_array_foreach(vols, i, v) if (!volume_name_ok(json_string_value(v))) return sb_field_error(
+            err, "volumes", "volumes[%zu] is not a volume name", i);
+    }
+    /* Only what changes is recorded. */
+    json_t *changes = json_object();
+    static const char *const keys[] = {"name", "schedule", "restore_test", "retention", "paused"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *v = json_object_get(b, keys[i]), *cur = json_object_get(plan, keys[i]);
+        if (v && !json_equal(v, cur ? cur : json_null()))
+            json_object_set(changes, keys[i], v);
+    }
+    json_t *cur_vols = json_object_get(what, "volumes");
+    if (vols && !json_equal(vols, cur_vols ? cur_vols : json_null()))
+        json_object_set(changes, "volumes", vols);
+    if (json_object_size(changes) == 0) {
+        json_decref(changes);
+        *out = backups_plan_view(plan);
+        return 0;
+    }
+    json_t *data = json_pack("{s:s,s:o,s:s}", "id", str(plan, "id"), "changes", changes, "by",
+                             actor->name ? actor->name : "");
+    if (str(plan, "node_id"))
+        json_object_set(data, "node_id", json_object_get(plan, "node_id"));
+    rc = append(e, "backup_plan", str(plan, "id"), "backup.plan_updated", data, "success", actor, err);
+    json_decref(data);
+    if (rc == SB_ECONFLICT)
+        return sb_field_error(err, "name", "a plan named %s exists", json_string_value(name));
+    json_t *row = NULL;
+    if (rc == 0 && (rc = store_backup_get(e->store, "plan", str(plan, "id"), &row, err)) == 0) {
+        *out = backups_plan_view(row);
+        json_decref(row);
+    }
+    return rc;
+}
+
 int backups_plan_delete(struct backups_env *e, const char *id, const struct event_actor *actor,
                         struct sb_err *err)
 {
@@ -1915,6 +1978,8 @@ static void schedule_tick(void *ctx)
     json_t *p;
     json_array_foreach(plans, i, p)
     {
+        if (json_is_true(json_object_get(p, "paused")))
+            continue; /* asked runs and tests still go */
         int64_t next = plan_next_us(p), next_test = plan_next_test_us(p);
         if (next && next <= now)
             fire(e, p, now, false);

@@ -7,9 +7,9 @@
  *   backup.repository_created {id, name, kind, location, by}   (+ sealed secrets, side write)
  *   backup.repository_deleted {id}
  *   backup.plan_created       {id, name, repository_id, what, node_id?, schedule?, retention, by}
- *   backup.plan_deleted       {id}
- *   backup.plan_fired         {id, at, job_id}                  (the schedule fired)
- *   backup.run_started        {id, plan_id, repository_id, node_id?, trigger, attempt}
+ *   backup.plan_updated       {id, changes{name?, schedule?, restore_test?, retention?, paused?, volumes?},
+ * node_id?, by} backup.plan_deleted       {id} backup.plan_fired         {id, at, job_id} (the schedule
+ * fired) backup.run_started        {id, plan_id, repository_id, node_id?, trigger, attempt}
  *   backup.run_succeeded      {id, plan_id, snapshots, bytes, added, duration_ms, checked}
  *   backup.run_failed         {id, plan_id, reason, duration_ms}   (outcome failure)
  *   backup.restore_test_fired {id, at}                          (the restore-test schedule fired)
@@ -57,6 +57,23 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
             "d->'what', "
             "d->>'node_id', d->>'schedule', coalesce(d->'retention', '{}'), d->>'restore_test', d->>'by', "
             "$2::timestamptz, $2::timestamptz FROM (SELECT $1::jsonb AS d) x",
+            2, p);
+    } else if (strcmp(type, "plan_updated") == 0) {
+        /* A new schedule, or a plan resumed, counts from now: no catch-up fire. */
+        rc = store_tx_exec(
+            tx,
+            "UPDATE backup_plans p SET name = coalesce(c->>'name', p.name), "
+            "schedule = CASE WHEN c ? 'schedule' THEN c->>'schedule' ELSE p.schedule END, "
+            "restore_test = CASE WHEN c ? 'restore_test' THEN c->>'restore_test' ELSE p.restore_test END, "
+            "retention = coalesce(c->'retention', p.retention), "
+            "paused = coalesce((c->>'paused')::boolean, p.paused), "
+            "what = CASE WHEN NOT c ? 'volumes' THEN p.what WHEN jsonb_typeof(c->'volumes') = 'null' "
+            "THEN p.what - 'volumes' ELSE jsonb_set(p.what, '{volumes}', c->'volumes') END, "
+            "last_fired_at = CASE WHEN c ? 'schedule' OR c->>'paused' = 'false' THEN $2::timestamptz "
+            "ELSE p.last_fired_at END, "
+            "restore_test_fired_at = CASE WHEN c ? 'restore_test' OR c->>'paused' = 'false' "
+            "THEN $2::timestamptz ELSE p.restore_test_fired_at END, updated_at = $2::timestamptz "
+            "FROM (SELECT $1::jsonb->'changes' AS c) x WHERE p.id = ($1::jsonb->>'id')::uuid",
             2, p);
     } else if (strcmp(type, "plan_deleted") == 0) {
         const char *q[1] = {id};

@@ -1,5 +1,6 @@
 // Backups: plans with their last run, size, next run and last verified
-// restore (Run now, Test restore), runs with
+// restore (Run now, Test restore, Edit: schedule, restore test, retention,
+// paused), runs with
 // live progress (topic job/<id>), and a repository's snapshots with a restore
 // action that says what will be overwritten. Control-plane snapshots are
 // restored with `serverbox-core restore`; the page says so. The core
@@ -31,6 +32,7 @@ export function render(root, ctx) {
   const snapRows = h('tbody', { id: 'backup-snapshot-rows' });
   const repoSelect = h('select', { id: 'backup-repo', 'aria-label': 'Repository' });
   const snapErr = h('div');
+  const editor = h('div', { id: 'backup-plan-editor' });
   const progress = new Map(); // run (job) id -> {percent, step}
   const subs = new Map();
   let repos = [];
@@ -40,6 +42,7 @@ export function render(root, ctx) {
   clear(root, h('h1', {}, 'Backups'), err,
     h('section', { class: 'card' }, h('h2', {}, 'Plans'),
       h('p', { class: 'muted small' }, 'Encrypted with restic. Each run ends with retention (restic forget --prune) and restic check.'),
+      editor,
       h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Plan'), h('th', {}, 'What'), h('th', {}, 'Repository'), h('th', {}, 'Schedule'),
           h('th', {}, 'Last run'), h('th', {}, 'Size'), h('th', {}, 'Next run'), h('th', {}, 'Last verified restore'),
@@ -98,6 +101,44 @@ export function render(root, ctx) {
     } catch (e) { clear(err, errorBox(e)); } finally { button.disabled = false; }
   }
 
+  function edit(plan) {
+    const msg = h('div');
+    const field = (id, label, input) => h('div', { class: 'field' }, h('label', { for: id }, label), input);
+    const name = h('input', { id: 'plan-name', maxlength: 63, value: plan.name });
+    const sched = h('input', { id: 'plan-schedule', placeholder: 'on demand', value: plan.schedule || '' });
+    const rtest = h('input', { id: 'plan-restore-test', placeholder: 'only when asked', value: plan.restore_test || '' });
+    const keep = Object.fromEntries(['daily', 'weekly', 'monthly'].map((k) => [k,
+      h('input', { id: `plan-keep-${k}`, type: 'number', min: 0, max: 1000, value: (plan.retention || {})[k] ?? 0 })]));
+    const paused = h('input', { id: 'plan-paused', type: 'checkbox', checked: !!plan.paused });
+    const form = h('form', { id: 'plan-form', 'aria-label': `Edit plan ${plan.name}` },
+      h('div', { class: 'inline-form' },
+        field('plan-name', 'Name', name),
+        field('plan-schedule', 'Schedule (cron, UTC)', sched),
+        field('plan-restore-test', 'Restore test (cron, UTC)', rtest),
+        ...['daily', 'weekly', 'monthly'].map((k) => field(`plan-keep-${k}`, `Keep ${k}`, keep[k])),
+        h('label', { class: 'field' }, paused, ' Paused (no scheduled run or test)')),
+      msg,
+      h('div', { class: 'row end' },
+        h('button', { class: 'btn', type: 'button', onclick: () => clear(editor) }, 'Cancel'),
+        h('button', { class: 'btn btn-primary', type: 'submit' }, 'Save')));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const retention = {};
+      for (const k of ['daily', 'weekly', 'monthly']) if (Number(keep[k].value) > 0) retention[k] = Number(keep[k].value);
+      try {
+        await api('PATCH', `/api/v1/backups/plans/${encodeURIComponent(plan.id)}`, {
+          name: name.value.trim(), schedule: sched.value.trim() || null, restore_test: rtest.value.trim() || null,
+          retention, paused: paused.checked,
+        });
+        toast(`${name.value.trim()} saved`);
+        clear(editor);
+        load();
+      } catch (x) { clear(msg, errorBox(x)); }
+    });
+    clear(editor, h('h3', {}, `Edit ${plan.name}`), form);
+    name.focus();
+  }
+
   function verifiedCell(p) {
     const next = p.next_restore_test ? h('div', { class: 'muted small' }, `next ${fmtTime(p.next_restore_test)}`) : null;
     if (!p.last_verified_status) return [h('span', { class: 'muted' }, 'never tested'), next];
@@ -112,14 +153,16 @@ export function render(root, ctx) {
       h('td', {}, p.name),
       h('td', {}, whatText(p)),
       h('td', {}, repoName(p.repository_id)),
-      h('td', {}, p.schedule ? h('code', {}, p.schedule) : h('span', { class: 'muted' }, 'on demand')),
+      h('td', { class: 'plan-schedule' }, p.schedule ? h('code', {}, p.schedule) : h('span', { class: 'muted' }, 'on demand'),
+        p.paused ? [' ', badge('paused', 'neutral')] : null),
       h('td', { class: 'nowrap plan-last' }, statusBadge(p.last_status), ' ', p.last_finished_at ? fmtTime(p.last_finished_at) : ''),
       h('td', { class: 'nowrap plan-size' }, p.last_bytes ? fmtBytes(p.last_bytes) : '—'),
       h('td', { class: 'nowrap' }, p.next_run ? fmtTime(p.next_run) : '—'),
       h('td', { class: 'plan-verified', dataset: { verified: p.last_verified_status || '' } }, ...verifiedCell(p)),
       h('td', { class: 'actions' }, canWrite ? [
         h('button', { class: 'btn btn-small run-now', type: 'button', onclick: (e) => runNow(p, e.currentTarget) }, 'Run now'), ' ',
-        h('button', { class: 'btn btn-small test-restore', type: 'button', title: 'Restore the last run into a scratch database and scratch volumes and verify it', onclick: (e) => testNow(p, e.currentTarget) }, 'Test restore'),
+        h('button', { class: 'btn btn-small test-restore', type: 'button', title: 'Restore the last run into a scratch database and scratch volumes and verify it', onclick: (e) => testNow(p, e.currentTarget) }, 'Test restore'), ' ',
+        h('button', { class: 'btn btn-small edit-plan', type: 'button', onclick: () => edit(p) }, 'Edit'),
       ] : null)))
       : h('tr', {}, h('td', { colspan: 9, class: 'muted' }, 'No backup plans yet (POST /api/v1/backups/plans).')));
   }
