@@ -211,8 +211,9 @@ void api_backup_plans_list(struct http_request *req)
 
 void api_backup_plan_create(struct http_request *req)
 {
-    static const char *const allowed[] = {"name",     "repository_id", "control_plane", "stack_id", "volumes",
-                                          "schedule", "retention",     "restore_test",  NULL};
+    static const char *const allowed[] = {
+        "name",     "repository_id", "control_plane", "stack_id",       "volumes",
+        "schedule", "retention",     "restore_test",  "pause_services", NULL};
     if (api_check_fields(req, allowed))
         return;
     struct app *app = req->app;
@@ -264,8 +265,8 @@ void api_backup_plan_get(struct http_request *req)
 
 void api_backup_plan_update(struct http_request *req)
 {
-    static const char *const allowed[] = {"name",    "schedule", "restore_test", "retention", "paused",
-                                          "volumes", NULL};
+    static const char *const allowed[] = {"name",   "schedule", "restore_test",   "retention",
+                                          "paused", "volumes",  "pause_services", NULL};
     if (api_check_fields(req, allowed))
         return;
     struct app *app = req->app;

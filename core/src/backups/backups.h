@@ -154,13 +154,15 @@ int backups_repo_delete(struct backups_env *e, const char *id, const struct even
 int backups_snapshots(struct backups_env *e, const char *repo_id, json_t **out, struct sb_err *err);
 
 /* Validates {name, repository_id, control_plane?, stack_id?, volumes?,
- * schedule?, restore_test? (cron), retention?} (the stack loaded by the caller and passed as
+ * schedule?, restore_test? (cron), retention?, pause_services? (docker pause
+ * the stack's running containers while its volumes are read)} (the stack loaded by the caller and passed as
  * `stack`, may be NULL) and records backup.plan_created. */
 int backups_plan_create(struct backups_env *e, json_t *body, json_t *stack, const struct event_actor *actor,
                         json_t **out, struct sb_err *err);
 int backups_plan_delete(struct backups_env *e, const char *id, const struct event_actor *actor,
                         struct sb_err *err);
-/* Changes {name?, schedule?, restore_test?, retention?, paused?, volumes?}
+/* Changes {name?, schedule?, restore_test?, retention?, paused?,
+ * pause_services?, volumes?}
  * of `plan` (its row; the caller checked the fields' names) and records
  * backup.plan_updated {id, changes} with only what differs (nothing changed:
  * no event). A changed schedule (or restore_test), or a plan resumed,

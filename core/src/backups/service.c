@@ -572,7 +572,12 @@ int backups_plan_create(struct backups_env *e, json_t *b, json_t *stack, const s
         json_array_foreach(vols, i, v) if (!volume_name_ok(json_string_value(v))) return sb_field_error(
             err, "volumes", "volumes[%zu] is not a volume name", i);
     }
-    json_t *rtest = json_object_get(b, "restore_test");
+    json_t *rtest = json_object_get(b, "restore_test"), *pause = json_object_get(b, "pause_services");
+    if (pause && !json_is_boolean(pause))
+        return sb_field_error(err, "pause_services", "pause_services is true or false");
+    if (json_is_true(pause) && !stack)
+        return sb_field_error(err, "pause_services",
+                              "pause_services pauses a stack's containers: give stack_id");
     int rc = cron_field_check(sched, "schedule", err);
     if (rc == 0)
         rc = cron_field_check(rtest, "restore_test", err);
@@ -602,6 +607,8 @@ int backups_plan_create(struct backups_env *e, json_t *b, json_t *stack, const s
         json_object_set(data, "schedule", sched);
     if (json_is_string(rtest))
         json_object_set(data, "restore_test", rtest);
+    if (json_is_true(json_object_get(b, "pause_services")))
+        json_object_set_new(data, "pause_services", json_true());
     rc = append(e, "backup_plan", id, "backup.plan_created", data, "success", actor, err);
     json_decref(data);
     if (rc == SB_ECONFLICT)
@@ -633,6 +640,12 @@ int backups_plan_update(struct backups_env *e, json_t *plan, json_t *b, const st
         return rc;
     if (paused && !json_is_boolean(paused))
         return sb_field_error(err, "paused", "paused is true or false");
+    json_t *pause = json_object_get(b, "pause_services");
+    if (pause && !json_is_boolean(pause))
+        return sb_field_error(err, "pause_services", "pause_services is true or false");
+    if (json_is_true(pause) && !str(what, "stack_id"))
+        return sb_field_error(err, "pause_services",
+                              "pause_services pauses a stack's containers, and this plan has none");
     if (vols && !str(what, "stack_id"))
         return sb_field_error(err, "volumes",
                               "volumes name volumes of the plan's stack, and this plan has none");
@@ -647,7 +660,8 @@ int backups_plan_update(struct backups_env *e, json_t *plan, json_t *b, const st
     }
     /* Only what changes is recorded. */
     json_t *changes = json_object();
-    static const char *const keys[] = {"name", "schedule", "restore_test", "retention", "paused"};
+    static const char *const keys[] = {"name",      "schedule", "restore_test",
+                                       "retention", "paused",   "pause_services"};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         json_t *v = json_object_get(b, keys[i]), *cur = json_object_get(plan, keys[i]);
         if (v && !json_equal(v, cur ? cur : json_null()))
@@ -1091,6 +1105,61 @@ static int backup_volumes(struct run *r, json_t *stack, json_t *vols, const char
     return rc;
 }
 
+/* The "pause during backup" policy: the stack's running containers are
+ * paused (docker pause: frozen, not stopped) while the helper reads its
+ * volumes, so the files are read at rest. Returns the ids it paused (a new
+ * array), or NULL with err after unpausing any it had paused. */
+static void unpause_all(const char *socket, json_t *ids)
+{
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        char p[200];
+        snprintf(p, sizeof p, "/containers/%s/unpause", json_string_value(id));
+        struct sb_err e = {0};
+        if (docker_call(socket, "POST", p, NULL, 0, NULL, NULL, &e))
+            log_warn("backup: a container paused for a backup was not unpaused",
+                     "container=%.12s detail=\"%s\"", json_string_value(id), e.msg);
+    }
+}
+
+static json_t *pause_stack(const char *socket, json_t *stack, struct sb_err *err)
+{
+    struct buf p;
+    buf_init(&p, 4096);
+    char filt[400];
+    snprintf(filt, sizeof filt, "{\"label\":[\"com.docker.compose.project=%s\"],\"status\":[\"running\"]}",
+             str(stack, "name"));
+    buf_puts(&p, "/containers/json?filters=");
+    docker_urlencode(filt, &p);
+    json_t *list = NULL;
+    int rc = docker_call(socket, "GET", p.data, NULL, 0, &list, NULL, err);
+    buf_release(&p);
+    if (rc)
+        return NULL;
+    json_t *paused = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c)
+    {
+        const char *id = str(c, "Id");
+        char path[200];
+        snprintf(path, sizeof path, "/containers/%s/pause", id ? id : "");
+        if (id && (rc = docker_call(socket, "POST", path, NULL, 0, NULL, NULL, err)))
+            break;
+        if (id)
+            json_array_append_new(paused, json_string(id));
+    }
+    json_decref(list);
+    if (rc) {
+        unpause_all(socket, paused);
+        json_decref(paused);
+        return NULL;
+    }
+    return paused;
+}
+
 static void forget_ids(struct run *r, json_t *snaps)
 {
     const char *args[80] = {"forget"};
@@ -1201,8 +1270,21 @@ static int run_handler(struct job_ctx *job, json_t *args, json_t **result, struc
         sweep_failed(&r, plan_id);
     if (rc == 0 && json_is_true(json_object_get(what, "control_plane")))
         rc = backup_control_plane(&r, err);
-    if (rc == 0 && stack)
-        rc = backup_volumes(&r, stack, vols, socket, err);
+    json_int_t n_paused = 0;
+    if (rc == 0 && stack) {
+        json_t *paused = NULL;
+        if (json_is_true(json_object_get(r.plan, "pause_services"))) {
+            job_progress(job, r.parts ? 100 * r.part / r.parts : 0, "pausing the stack's containers");
+            if (!(paused = pause_stack(socket, stack, err)))
+                rc = err->code ? err->code : SB_EUPSTREAM;
+        }
+        if (rc == 0)
+            rc = backup_volumes(&r, stack, vols, socket, err);
+        /* Whatever became of the backup, what was paused goes on. */
+        n_paused = (json_int_t)json_array_size(paused);
+        unpause_all(socket, paused);
+        json_decref(paused);
+    }
     bool checked = false;
     if (rc == 0) {
         json_t *ret = json_object_get(r.plan, "retention");
@@ -1239,6 +1321,8 @@ static int run_handler(struct job_ctx *job, json_t *args, json_t **result, struc
         data = json_pack("{s:s,s:s,s:s,s:I}", "id", job_id(job), "plan_id", plan_id, "reason", err->msg,
                          "duration_ms", (json_int_t)ms);
     }
+    if (n_paused)
+        json_object_set_new(data, "paused_containers", json_integer(n_paused));
     if (str(r.plan, "node_id"))
         json_object_set(data, "node_id", json_object_get(r.plan, "node_id"));
     struct sb_err e2 = {0};

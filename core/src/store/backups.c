@@ -52,10 +52,11 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
         rc = store_tx_exec(
             tx,
             "INSERT INTO backup_plans (id, name, repository_id, what, node_id, schedule, retention, "
-            "restore_test, created_by, "
+            "restore_test, pause_services, created_by, "
             "created_at, updated_at) SELECT (d->>'id')::uuid, d->>'name', (d->>'repository_id')::uuid, "
             "d->'what', "
-            "d->>'node_id', d->>'schedule', coalesce(d->'retention', '{}'), d->>'restore_test', d->>'by', "
+            "d->>'node_id', d->>'schedule', coalesce(d->'retention', '{}'), d->>'restore_test', "
+            "coalesce((d->>'pause_services')::boolean, false), d->>'by', "
             "$2::timestamptz, $2::timestamptz FROM (SELECT $1::jsonb AS d) x",
             2, p);
     } else if (strcmp(type, "plan_updated") == 0) {
@@ -67,6 +68,7 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
             "restore_test = CASE WHEN c ? 'restore_test' THEN c->>'restore_test' ELSE p.restore_test END, "
             "retention = coalesce(c->'retention', p.retention), "
             "paused = coalesce((c->>'paused')::boolean, p.paused), "
+            "pause_services = coalesce((c->>'pause_services')::boolean, p.pause_services), "
             "what = CASE WHEN NOT c ? 'volumes' THEN p.what WHEN jsonb_typeof(c->'volumes') = 'null' "
             "THEN p.what - 'volumes' ELSE jsonb_set(p.what, '{volumes}', c->'volumes') END, "
             "last_fired_at = CASE WHEN c ? 'schedule' OR c->>'paused' = 'false' THEN $2::timestamptz "

@@ -20,6 +20,7 @@ function whatText(plan) {
   const parts = [];
   if (w.control_plane) parts.push('control plane');
   if (w.stack_id) parts.push(`stack ${w.stack_name || w.stack_id}${w.volumes ? ` (${w.volumes.join(', ')})` : ' volumes'}`);
+  if (w.stack_id && plan.pause_services) parts.push('paused while read');
   return parts.join(' + ');
 }
 
@@ -110,13 +111,16 @@ export function render(root, ctx) {
     const keep = Object.fromEntries(['daily', 'weekly', 'monthly'].map((k) => [k,
       h('input', { id: `plan-keep-${k}`, type: 'number', min: 0, max: 1000, value: (plan.retention || {})[k] ?? 0 })]));
     const paused = h('input', { id: 'plan-paused', type: 'checkbox', checked: !!plan.paused });
+    const hasStack = !!(plan.what || {}).stack_id;
+    const pauseSvc = h('input', { id: 'plan-pause-services', type: 'checkbox', checked: !!plan.pause_services });
     const form = h('form', { id: 'plan-form', 'aria-label': `Edit plan ${plan.name}` },
       h('div', { class: 'inline-form' },
         field('plan-name', 'Name', name),
         field('plan-schedule', 'Schedule (cron, UTC)', sched),
         field('plan-restore-test', 'Restore test (cron, UTC)', rtest),
         ...['daily', 'weekly', 'monthly'].map((k) => field(`plan-keep-${k}`, `Keep ${k}`, keep[k])),
-        h('label', { class: 'field' }, paused, ' Paused (no scheduled run or test)')),
+        h('label', { class: 'field' }, paused, ' Paused (no scheduled run or test)'),
+        hasStack ? h('label', { class: 'field' }, pauseSvc, " Pause the stack's containers while its volumes are read") : null),
       msg,
       h('div', { class: 'row end' },
         h('button', { class: 'btn', type: 'button', onclick: () => clear(editor) }, 'Cancel'),
@@ -128,7 +132,7 @@ export function render(root, ctx) {
       try {
         await api('PATCH', `/api/v1/backups/plans/${encodeURIComponent(plan.id)}`, {
           name: name.value.trim(), schedule: sched.value.trim() || null, restore_test: rtest.value.trim() || null,
-          retention, paused: paused.checked,
+          retention, paused: paused.checked, ...(hasStack ? { pause_services: pauseSvc.checked } : {}),
         });
         toast(`${name.value.trim()} saved`);
         clear(editor);
