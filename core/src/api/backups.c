@@ -273,6 +273,11 @@ void api_backup_plan_update(struct http_request *req)
     json_t *plan = NULL;
     if (load(req, "plan", &plan))
         return;
+    /* Its retention and schedule are the control plane's too: fleet-wide callers only. */
+    if (json_is_true(json_object_get(json_object_get(plan, "what"), "control_plane")) && !fleet_only(req)) {
+        json_decref(plan);
+        return;
+    }
     struct event_actor a;
     api_actor(req, &a);
     json_t *out = NULL;
