@@ -4,7 +4,9 @@
 // one as GET /api/v1/audit/checkpoint answers it). A history rewritten by the
 // schema owner (an event's body edited and every hash after it recomputed)
 // verifies on its own, but not against the checkpoints; a checkpoint whose
-// signature does not verify, or that another key signed, is refused.
+// signature does not verify, or that another key signed, is refused. The
+// restore test of a backup made before the rewrite fails too: the restored
+// chain verifies, but not against the live one.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -12,8 +14,9 @@ import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createDatabase, startCore, runCore, tempDir, waitFor } from './lib/harness.mjs';
 import { eventsOf } from './lib/stacks.mjs';
+import { awaitJob } from './lib/jobs.mjs';
 
-let db, core;
+let db, core, dataDir, plan;
 const PW = `cp-pw-${Math.random().toString(16).slice(2)}`;
 const repoDir = join(tempDir('sbx-repo-'), 'r');
 const dir = tempDir('sbx-checkpoints-');
@@ -37,6 +40,13 @@ before(async () => {
     await waitFor(() => eventsOf(db, 'backup.checkpoint_written').some((e) => e.data.seq === cp.body.seq),
       { timeout: 60000, interval: 250, what: 'the checkpoint in the repository' });
   }
+  // A backup of the control plane as it is now (for the restore test below).
+  const p = await core.request('POST', '/api/v1/backups/plans', { json: { name: 'cp', repository_id: r.body.id, control_plane: true } });
+  assert.equal(p.status, 201, p.text);
+  plan = p.body;
+  const run = await core.request('POST', `/api/v1/backups/plans/${plan.id}/run`);
+  assert.equal((await awaitJob(core, run.body.job, { timeout: 120000 })).state, 'succeeded');
+  dataDir = core.dataDir;
   await core.stop();
   core = null;
   // One file from the repository (as an operator would fetch it offline), one as the API answered it.
@@ -108,4 +118,18 @@ test('a history rewritten by the owner, hashes recomputed, verifies alone but no
   assert.match(v.stdout, /history before it was rewritten/);
   assert.match(v.stdout, /0 of 2 checkpoints match the chain/);
   assert.ok(readFileSync(join(dir, `checkpoint-${cps[0].seq}.json`), 'utf8').includes(cps[0].hash));
+});
+
+test('after the rewrite, a restore test of an earlier backup fails: its chain is not the live one', async () => {
+  const role = `sbx_scratch_${Math.random().toString(16).slice(2, 8)}`;
+  db.sql(`CREATE ROLE ${role} LOGIN CREATEDB`);
+  core = await startCore({ db, admin: true, dataDir, env: { SERVERBOX_BACKUP_SCRATCH_DATABASE_URL: `postgresql://${role}@/postgres?host=${db.socket}&port=${db.port}` } });
+  const r = await core.request('POST', `/api/v1/backups/plans/${plan.id}/restore-test`);
+  assert.equal(r.status, 202, r.text);
+  const job = await awaitJob(core, r.body.job, { timeout: 120000 });
+  assert.equal(job.state, 'failed', JSON.stringify(job));
+  const ev = eventsOf(db, 'backup.restore_test_failed').find((e) => e.data.id === r.body.job.id);
+  assert.match(ev.data.reason, /differs from the live chain's: one of them was rewritten/);
+  assert.equal(ev.data.snapshots[0].part, 'database');
+  assert.equal(db.sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'serverbox_restore_test_%'"), '0');
 });

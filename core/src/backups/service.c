@@ -1753,6 +1753,21 @@ static int test_database(struct rtest *t, const char *snap, json_t *detail, stru
                           (long long)v.first_bad_seq, v.reason);
         else if (rc == 0 && v.checked == 0)
             rc = sb_error(err, SB_EUPSTREAM, "the restored database holds no event");
+        /* And it is this control plane's history: the live chain has the
+         * same hash at the restored head (else one of them was rewritten). */
+        uint8_t live[32];
+        int lrc = rc == 0 ? store_event_hash_at(e->store, v.head_seq, live, err) : 0;
+        if (rc == 0 && lrc == SB_ENOTFOUND)
+            rc = sb_error(err, SB_EUPSTREAM, "the restored chain is longer than the live one (seq %lld)",
+                          (long long)v.head_seq);
+        else if (rc == 0 && lrc)
+            rc = lrc;
+        else if (rc == 0 && memcmp(live, v.head_hash, 32) != 0)
+            rc = sb_error(
+                err, SB_EUPSTREAM,
+                "the restored chain's hash at seq %lld differs from the live chain's: one of them was "
+                "rewritten",
+                (long long)v.head_seq);
         if (rc == 0) {
             char hash[65];
             hex_encode(v.head_hash, 32, hash);

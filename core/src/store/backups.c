@@ -279,7 +279,23 @@ int project_backup_job_end(struct store_tx *tx, const struct store_event *ev)
     return rc;
 }
 
-/* ---- the restore test's scratch database ---------------------------------- */
+/* ---- the restore test ------------------------------------------------------ */
+
+int store_event_hash_at(struct store *st, int64_t seq, uint8_t hash[32], struct sb_err *err)
+{
+    static struct store_stmt q = STORE_STMT("SELECT encode(hash, 'hex') FROM events WHERE seq = $1::bigint");
+    char s[24];
+    snprintf(s, sizeof s, "%lld", (long long)seq);
+    const char *p[1] = {s};
+    PGresult *r;
+    int rc = store_query(st, &q, 1, p, &r, err);
+    if (rc == 0 && PQntuples(r) != 1)
+        rc = sb_error(err, SB_ENOTFOUND, "no event %lld", (long long)seq);
+    else if (rc == 0 && hex_decode(PQgetvalue(r, 0, 0), hash, 32))
+        rc = sb_error(err, SB_EINTERNAL, "event %lld has a bad hash", (long long)seq);
+    PQclear(r);
+    return rc;
+}
 
 int store_scratch_database(const char *admin_url, const char *name, bool create, struct sb_err *err)
 {

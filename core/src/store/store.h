@@ -614,6 +614,8 @@ int store_backup_repo_secrets(struct store *st, const char *id, char **sealed_pa
  * say the same (pg_dump and pg_restore get it so, never in argv): a new
  * object name -> value. SB_EINVAL for an unparseable URL. */
 int store_url_env(const char *url, json_t **env, struct sb_err *err);
+/* The hash the live chain holds at seq (SB_ENOTFOUND: no such event). */
+int store_event_hash_at(struct store *st, int64_t seq, uint8_t hash[32], struct sb_err *err);
 /* The restore test's scratch database (store/backups.c): CREATE DATABASE
  * (create) or DROP DATABASE … WITH (FORCE) (!create) of `name` (letters,
  * digits and '_', quoted as an identifier; never input) over a connection
