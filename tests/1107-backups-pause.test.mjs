@@ -3,7 +3,9 @@
 // paused (docker pause) while the helper reads the volumes and unpaused
 // after — the engine's own event order says so (pause, helper created,
 // helper removed, unpause) — and also when the backup fails after pausing.
-// A container the user had paused stays paused. (network_mode: none.)
+// A container the user had paused stays paused. The containers are recorded
+// (backup.services_paused) before they are paused: when the daemon is killed
+// meanwhile, the next one unpauses them. (network_mode: none.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -131,4 +133,29 @@ test('pause_services is for plans with a stack, and a boolean; PATCH turns it on
   assert.equal(r.body.pause_services, true);
   const ev = eventsOf(db, 'backup.plan_updated').find((e) => e.data.id === live.id);
   assert.deepEqual(ev.data.changes, { pause_services: true });
+});
+
+test('kill -9 of the daemon while the containers are paused: the next daemon unpauses them', async () => {
+  // Enough data that the read takes a while.
+  eng.docker('exec', 'frozen_app_1', 'sh', '-c', 'head -c 300000000 /dev/urandom > /data/big');
+  const p = await core.request('POST', '/api/v1/backups/plans', { json: { name: 'killed', repository_id: repo.id, stack_id: stack.id, pause_services: true } });
+  assert.equal(p.status, 201, p.text);
+  const r = await core.request('POST', `/api/v1/backups/plans/${p.body.id}/run`);
+  assert.equal(r.status, 202, r.text);
+  await waitFor(() => state('frozen_app_1') === 'true true', { timeout: 60000, interval: 20, what: 'the container paused by the run' });
+  const paused = eventsOf(db, 'backup.services_paused').find((e) => e.data.id === r.body.job.id);
+  assert.equal(paused.data.containers.length, 2);
+  const { dataDir } = core;
+  core.proc.kill('SIGKILL');
+  await core.exited;
+  assert.equal(state('frozen_app_1'), 'true true', 'still paused: nobody unpaused them');
+  core = await startCore({ db, admin: true, dataDir, env: { SERVERBOX_DOCKER_SOCKET: eng.sock, SERVERBOX_BACKUP_HELPER_IMAGE: 'local/busybox:1', SERVERBOX_NODE_CHECK_INTERVAL: '0' } });
+  await waitFor(() => state('frozen_app_1') === 'true false' && state('frozen_side_1') === 'true false',
+    { timeout: 150000, interval: 500, what: 'the new daemon to unpause the containers' });
+  const swept = eventsOf(db, 'backup.services_unpaused').find((e) => e.data.id === r.body.job.id);
+  assert.equal(swept.data.by, 'sweep');
+  assert.deepEqual(swept.data.containers.sort(), paused.data.containers.sort());
+  const run = (await core.request('GET', `/api/v1/backups/runs/${r.body.job.id}`)).body;
+  assert.equal(run.status, 'failed');
+  assert.equal(run.paused_containers, null);
 });

@@ -1124,7 +1124,26 @@ static void unpause_all(const char *socket, json_t *ids)
     }
 }
 
-static json_t *pause_stack(const char *socket, json_t *stack, struct sb_err *err)
+/* Records backup.services_paused (before pausing: a daemon dying midway
+ * leaves a record the duty sweeps) or backup.services_unpaused. */
+static int record_paused(struct backups_env *e, json_t *run, bool paused, json_t *ids, const char *by,
+                         struct sb_err *err)
+{
+    struct event_actor sys = {.kind = "system", .name = "backups"};
+    json_t *data = json_pack("{s:O,s:O,s:O?,s:O}", "id", json_object_get(run, "id"), "plan_id",
+                             json_object_get(run, "plan_id"), "node_id", json_object_get(run, "node_id"),
+                             "containers", ids);
+    if (by)
+        json_object_set_new(data, "by", json_string(by));
+    int rc =
+        append(e, "backup_plan", str(run, "plan_id"),
+               paused ? "backup.services_paused" : "backup.services_unpaused", data, "success", &sys, err);
+    json_decref(data);
+    return rc;
+}
+
+static json_t *pause_stack(struct backups_env *e, json_t *run, const char *socket, json_t *stack,
+                           struct sb_err *err)
 {
     struct buf p;
     buf_init(&p, 4096);
@@ -1138,25 +1157,31 @@ static json_t *pause_stack(const char *socket, json_t *stack, struct sb_err *err
     buf_release(&p);
     if (rc)
         return NULL;
-    json_t *paused = json_array();
+    json_t *ids = json_array(), *paused = json_array();
     size_t i;
     json_t *c;
-    json_array_foreach(list, i, c)
-    {
-        const char *id = str(c, "Id");
-        char path[200];
-        snprintf(path, sizeof path, "/containers/%s/pause", id ? id : "");
-        if (id && (rc = docker_call(socket, "POST", path, NULL, 0, NULL, NULL, err)))
-            break;
-        if (id)
-            json_array_append_new(paused, json_string(id));
-    }
+    json_array_foreach(list, i, c) if (str(c, "Id")) json_array_append_new(ids, json_string(str(c, "Id")));
     json_decref(list);
+    bool recorded = json_array_size(ids) && (rc = record_paused(e, run, true, ids, NULL, err)) == 0;
+    json_array_foreach(ids, i, c)
+    {
+        if (rc)
+            break;
+        char path[200];
+        snprintf(path, sizeof path, "/containers/%s/pause", json_string_value(c));
+        if ((rc = docker_call(socket, "POST", path, NULL, 0, NULL, NULL, err)) == 0)
+            json_array_append(paused, c);
+    }
     if (rc) {
         unpause_all(socket, paused);
+        struct sb_err e2 = {0};
+        if (recorded)
+            record_paused(e, run, false, ids, "run", &e2);
+        json_decref(ids);
         json_decref(paused);
         return NULL;
     }
+    json_decref(ids);
     return paused;
 }
 
@@ -1273,9 +1298,11 @@ static int run_handler(struct job_ctx *job, json_t *args, json_t **result, struc
     json_int_t n_paused = 0;
     if (rc == 0 && stack) {
         json_t *paused = NULL;
+        json_t *me = json_pack("{s:s,s:s,s:O}", "id", job_id(job), "plan_id", plan_id, "node_id",
+                               json_object_get(stack, "node_id"));
         if (json_is_true(json_object_get(r.plan, "pause_services"))) {
             job_progress(job, r.parts ? 100 * r.part / r.parts : 0, "pausing the stack's containers");
-            if (!(paused = pause_stack(socket, stack, err)))
+            if (!(paused = pause_stack(e, me, socket, stack, err)))
                 rc = err->code ? err->code : SB_EUPSTREAM;
         }
         if (rc == 0)
@@ -1283,7 +1310,11 @@ static int run_handler(struct job_ctx *job, json_t *args, json_t **result, struc
         /* Whatever became of the backup, what was paused goes on. */
         n_paused = (json_int_t)json_array_size(paused);
         unpause_all(socket, paused);
+        struct sb_err e3 = {0};
+        if (n_paused && record_paused(e, me, false, paused, "run", &e3))
+            log_warn("backup: the unpause was not recorded", "run=%s detail=\"%s\"", job_id(job), e3.msg);
         json_decref(paused);
+        json_decref(me);
     }
     bool checked = false;
     if (rc == 0) {
@@ -2065,9 +2096,37 @@ static void fire(struct backups_env *e, json_t *p, int64_t now, bool test)
     json_decref(job);
 }
 
+/* Containers a run paused and whose daemon died before unpausing them
+ * (the run is no longer running, its paused set still recorded). */
+static void sweep_paused(struct backups_env *e)
+{
+    json_t *runs = NULL;
+    struct sb_err err = {0};
+    if (store_backup_list(e->store, "paused", NULL, 0, &runs, &err))
+        return;
+    size_t i;
+    json_t *r;
+    json_array_foreach(runs, i, r)
+    {
+        json_t *ids = json_object_get(r, "paused_containers");
+        if (!json_array_size(ids))
+            continue;
+        char socket[DOCKER_SOCKET_MAX];
+        if (docker_endpoint_for_node(e->docker, str(r, "node_id"), socket, sizeof socket, (char[128]){0}, 128,
+                                     &err))
+            continue; /* the node is away: next tick */
+        log_info("backup: unpausing the containers of a run that ended without it", "run=%s count=%zu",
+                 str(r, "id"), json_array_size(ids));
+        unpause_all(socket, ids);
+        record_paused(e, r, false, ids, "sweep", &err);
+    }
+    json_decref(runs);
+}
+
 static void schedule_tick(void *ctx)
 {
     struct backups_env *e = ctx;
+    sweep_paused(e);
     json_t *plans = NULL;
     struct sb_err err = {0};
     if (store_backup_list(e->store, "plan", NULL, 0, &plans, &err))

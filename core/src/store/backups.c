@@ -12,6 +12,8 @@
  * fired) backup.run_started        {id, plan_id, repository_id, node_id?, trigger, attempt}
  *   backup.run_succeeded      {id, plan_id, snapshots, bytes, added, duration_ms, checked}
  *   backup.run_failed         {id, plan_id, reason, duration_ms}   (outcome failure)
+ *   backup.services_paused    {id (run), plan_id, node_id, containers}   (before the pause)
+ *   backup.services_unpaused  {id (run), plan_id, node_id, containers, by: run|sweep}
  *   backup.restore_test_fired {id, at}                          (the restore-test schedule fired)
  *   backup.restore_test_succeeded / backup.restore_test_failed (outcome failure)
  *                             {id (job), plan_id, run_id?, snapshot, snapshots, duration_ms, reason?}
@@ -85,6 +87,12 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
                            "UPDATE backup_plans SET last_fired_at = ($1::jsonb->>'at')::timestamptz "
                            "WHERE id = ($1::jsonb->>'id')::uuid",
                            1, p);
+    } else if (strcmp(type, "services_paused") == 0 || strcmp(type, "services_unpaused") == 0) {
+        const char *q[2] = {doc, strcmp(type, "services_paused") == 0 ? "t" : "f"};
+        rc = store_tx_exec(tx,
+                           "UPDATE backup_runs SET paused_containers = CASE WHEN $2::boolean THEN "
+                           "$1::jsonb->'containers' END WHERE id = ($1::jsonb->>'id')::uuid",
+                           2, q);
     } else if (strcmp(type, "restore_test_fired") == 0) {
         rc = store_tx_exec(tx,
                            "UPDATE backup_plans SET restore_test_fired_at = ($1::jsonb->>'at')::timestamptz "
@@ -151,6 +159,9 @@ static struct store_stmt q_run_list =
     STORE_STMT("SELECT coalesce(json_agg(r ORDER BY r.started_at DESC), '[]'::json)::text FROM (SELECT * "
                "FROM backup_runs "
                "WHERE $1::uuid IS NULL OR plan_id = $1::uuid ORDER BY started_at DESC LIMIT $2::int) r");
+static struct store_stmt q_run_paused =
+    STORE_STMT("SELECT coalesce(json_agg(r), '[]'::json)::text FROM (SELECT * FROM backup_runs "
+               "WHERE paused_containers IS NOT NULL AND status <> 'running' LIMIT 100) r");
 static struct store_stmt q_secrets_get = STORE_STMT(
     "SELECT sealed_password, sealed_key FROM backup_repository_secrets WHERE repository_id = $1::uuid");
 
@@ -188,6 +199,8 @@ int store_backup_list(struct store *st, const char *what, const char *plan_id, i
         return one_json(st, &q_repo_list, 0, NULL, out, what, err);
     if (strcmp(what, "plan") == 0)
         return one_json(st, &q_plan_list, 0, NULL, out, what, err);
+    if (strcmp(what, "paused") == 0)
+        return one_json(st, &q_run_paused, 0, NULL, out, what, err);
     if (plan_id && !uuid_valid(plan_id)) {
         *out = json_array();
         return 0;

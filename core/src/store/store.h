@@ -600,7 +600,8 @@ int store_metric_windows(struct store *st, const char *metric, int window_s, jso
  * "plan" or "run". Every json_t ** is a new reference the caller decrefs. */
 int store_backup_get(struct store *st, const char *what, const char *id, json_t **out, struct sb_err *err);
 /* All repositories or plans (by name); runs newest first, of one plan
- * (plan_id NULL = all), at most limit. */
+ * (plan_id NULL = all), at most limit; "paused": the runs that ended with
+ * containers still recorded paused (backup.services_paused). */
 int store_backup_list(struct store *st, const char *what, const char *plan_id, int limit, json_t **out,
                       struct sb_err *err);
 /* Appends `ev` (backup.repository_created) and stores the sealed secrets
