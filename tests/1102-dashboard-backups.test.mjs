@@ -111,6 +111,9 @@ test('a viewer sees plans and snapshots without controls', async () => {
     await page.locator('#backup-snapshot-rows tr[data-part="volume:files"]').waitFor({ timeout: 30000 });
     assert.equal(await page.getByRole('button', { name: 'Run now' }).count(), 0);
     assert.equal(await page.getByRole('button', { name: 'Restore…' }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Test restore' }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: 'Edit' }).count(), 0);
+    assert.match(await page.locator(`#backup-plan-rows tr[data-plan="${plan.id}"] .plan-verified`).textContent(), /never tested/);
     assert.deepEqual(br2.problems, []);
   } finally { await br2.close(); }
 });

@@ -89,6 +89,18 @@ static const struct config_option options[] = {
     {"backup-check-percent", CONFIG_INT, "5",
      "after each backup run, restic check reads this share of the repository's data (0 = structure only)",
      false},
+    {"backup-scratch-database-url", CONFIG_STRING, NULL,
+     "restore tests: a connection of a role that may create databases, where the scratch database is "
+     "made and dropped (default: --migrate-database-url, else --database-url)",
+     true},
+    {"checkpoints", CONFIG_STRING, NULL,
+     "verify-audit: a directory of signed checkpoint files (*.json, as GET /api/v1/audit/checkpoint "
+     "answers them or a backup repository keeps them) the chain must match",
+     false},
+    {"checkpoint-public-key", CONFIG_STRING, NULL,
+     "verify-audit --checkpoints: the audit signing key (base64, a checkpoint's public_key from a "
+     "trusted copy) every checkpoint must be signed with; default: all with one key",
+     false},
     {"repository", CONFIG_STRING, NULL, "restore: the restic repository (a path, or sftp:user@host:/path)",
      false},
     {"repository-password-file", CONFIG_STRING, NULL,
@@ -190,6 +202,7 @@ static const char usage[] =
     "  serve                 run the daemon (the default)\n"
     "  migrate               apply database migrations\n"
     "  verify-audit          recompute the event hash chain; non-zero exit names the first bad seq\n"
+    "                        (--checkpoints DIR: and match it against signed checkpoints kept elsewhere)\n"
     "  rebuild-projections   truncate projection tables and replay them from the event log\n"
     "  routes                print the route table as JSON\n"
     "  restore               --repository R --repository-password-file F [--snapshot ID]: the control\n"

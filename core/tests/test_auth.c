@@ -196,14 +196,81 @@ static void test_checkpoint_message(void **state)
     buf_release(&b);
 }
 
+/* A checkpoint document as the API answers it verifies; any change to
+ * what was signed, or another key, does not. */
+static json_t *signed_doc(const uint8_t pk[32], const uint8_t sk[64], int64_t seq, const uint8_t hash[32],
+                          const char *at)
+{
+    struct buf msg;
+    buf_init(&msg, 512);
+    auth_checkpoint_message(seq, hash, at, &msg);
+    uint8_t sig[64];
+    crypto_sign_detached(sig, NULL, (const unsigned char *)msg.data, msg.len, sk);
+    buf_release(&msg);
+    char hex[65], sigb[100], pkb[60];
+    hex_encode(hash, 32, hex);
+    sodium_bin2base64(sigb, sizeof sigb, sig, 64, sodium_base64_VARIANT_ORIGINAL);
+    sodium_bin2base64(pkb, sizeof pkb, pk, 32, sodium_base64_VARIANT_ORIGINAL);
+    return json_pack("{s:I,s:s,s:s,s:s,s:s}", "seq", (json_int_t)seq, "hash", hex, "signed_at", at,
+                     "signature", sigb, "public_key", pkb);
+}
+
+static void test_checkpoint_check(void **state)
+{
+    (void)state;
+    uint8_t pk[32], sk[64], pk2[32], sk2[64], hash[32], got_hash[32], got_pk[32];
+    crypto_sign_keypair(pk, sk);
+    crypto_sign_keypair(pk2, sk2);
+    memset(hash, 0xab, sizeof hash);
+    const char *at = "2026-12-03T10:00:00.123456Z";
+    struct sb_err err = {0};
+    int64_t seq = 0;
+    json_t *doc = signed_doc(pk, sk, 42, hash, at);
+    assert_int_equal(auth_checkpoint_check(doc, &seq, got_hash, got_pk, &err), 0);
+    assert_int_equal(seq, 42);
+    assert_memory_equal(got_hash, hash, 32);
+    assert_memory_equal(got_pk, pk, 32);
+    /* Another seq, hash or time than was signed. */
+    json_object_set_new(doc, "seq", json_integer(43));
+    assert_int_equal(auth_checkpoint_check(doc, &seq, got_hash, got_pk, &err), SB_EINVAL);
+    assert_string_equal(err.msg, "the signature does not verify");
+    json_decref(doc);
+    doc = signed_doc(pk, sk, 42, hash, at);
+    json_object_set_new(doc, "hash",
+                        json_string("00000000000000000000000000000000000000000000000000000000000000ab"));
+    assert_int_equal(auth_checkpoint_check(doc, &seq, got_hash, got_pk, &err), SB_EINVAL);
+    json_decref(doc);
+    doc = signed_doc(pk, sk, 42, hash, at);
+    json_object_set_new(doc, "signed_at", json_string("2026-12-03T10:00:01.123456Z"));
+    assert_int_equal(auth_checkpoint_check(doc, &seq, got_hash, got_pk, &err), SB_EINVAL);
+    json_decref(doc);
+    /* Signed by one key, claiming another. */
+    doc = signed_doc(pk, sk, 42, hash, at);
+    json_t *other = signed_doc(pk2, sk2, 42, hash, at);
+    json_object_set(doc, "public_key", json_object_get(other, "public_key"));
+    assert_int_equal(auth_checkpoint_check(doc, &seq, got_hash, got_pk, &err), SB_EINVAL);
+    json_decref(other);
+    /* Malformed fields. */
+    json_object_set_new(doc, "signature", json_string("not base64!"));
+    assert_int_equal(auth_checkpoint_check(doc, &seq, got_hash, got_pk, &err), SB_EINVAL);
+    json_object_del(doc, "seq");
+    assert_int_equal(auth_checkpoint_check(doc, &seq, got_hash, got_pk, &err), SB_EINVAL);
+    json_decref(doc);
+    assert_int_equal(auth_checkpoint_check(NULL, &seq, got_hash, got_pk, &err), SB_EINVAL);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roles),       cmocka_unit_test(test_custom_roles),
-        cmocka_unit_test(test_route_check), cmocka_unit_test(test_names_and_passwords),
-        cmocka_unit_test(test_tokens),      cmocka_unit_test(test_checkpoint_message),
+        cmocka_unit_test(test_roles),
+        cmocka_unit_test(test_custom_roles),
+        cmocka_unit_test(test_route_check),
+        cmocka_unit_test(test_names_and_passwords),
+        cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_checkpoint_message),
+        cmocka_unit_test(test_checkpoint_check),
         cmocka_unit_test(test_totp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

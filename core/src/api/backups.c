@@ -32,6 +32,8 @@ void api_backup_plan_run(struct http_request *req);
 void api_backup_runs_list(struct http_request *req);
 void api_backup_run_get(struct http_request *req);
 void api_backup_restore(struct http_request *req);
+void api_backup_plan_restore_test(struct http_request *req);
+void api_backup_plan_update(struct http_request *req);
 
 static bool scoped(const struct http_request *req)
 {
@@ -209,8 +211,9 @@ void api_backup_plans_list(struct http_request *req)
 
 void api_backup_plan_create(struct http_request *req)
 {
-    static const char *const allowed[] = {"name",    "repository_id", "control_plane", "stack_id",
-                                          "volumes", "schedule",      "retention",     NULL};
+    static const char *const allowed[] = {
+        "name",     "repository_id", "control_plane", "stack_id",       "volumes",
+        "schedule", "retention",     "restore_test",  "pause_services", NULL};
     if (api_check_fields(req, allowed))
         return;
     struct app *app = req->app;
@@ -260,6 +263,34 @@ void api_backup_plan_get(struct http_request *req)
     http_reply_json(req, 200, v);
 }
 
+void api_backup_plan_update(struct http_request *req)
+{
+    static const char *const allowed[] = {"name",   "schedule", "restore_test",   "retention",
+                                          "paused", "volumes",  "pause_services", NULL};
+    if (api_check_fields(req, allowed))
+        return;
+    struct app *app = req->app;
+    json_t *plan = NULL;
+    if (load(req, "plan", &plan))
+        return;
+    /* Its retention and schedule are the control plane's too: fleet-wide callers only. */
+    if (json_is_true(json_object_get(json_object_get(plan, "what"), "control_plane")) && !fleet_only(req)) {
+        json_decref(plan);
+        return;
+    }
+    struct event_actor a;
+    api_actor(req, &a);
+    json_t *out = NULL;
+    struct sb_err err = {0};
+    int rc = backups_plan_update(&app->backups, plan, req->json, &a, &out, &err);
+    json_decref(plan);
+    if (rc) {
+        api_fail(req, &err);
+        return;
+    }
+    http_reply_json(req, 200, out);
+}
+
 void api_backup_plan_delete(struct http_request *req)
 {
     struct app *app = req->app;
@@ -288,6 +319,25 @@ void api_backup_plan_run(struct http_request *req)
     json_t *job = NULL;
     struct sb_err err = {0};
     int rc = backups_plan_run(&app->backups, plan, "manual", &a, &job, &err);
+    json_decref(plan);
+    if (rc) {
+        api_fail(req, &err);
+        return;
+    }
+    http_reply_json(req, 202, json_pack("{s:o}", "job", job));
+}
+
+void api_backup_plan_restore_test(struct http_request *req)
+{
+    struct app *app = req->app;
+    json_t *plan = NULL;
+    if (load(req, "plan", &plan))
+        return;
+    struct event_actor a;
+    api_actor(req, &a);
+    json_t *job = NULL;
+    struct sb_err err = {0};
+    int rc = backups_plan_restore_test(&app->backups, plan, "manual", &a, &job, &err);
     json_decref(plan);
     if (rc) {
         api_fail(req, &err);

@@ -160,6 +160,8 @@ void api_backup_plan_run(struct http_request *req);
 void api_backup_runs_list(struct http_request *req);
 void api_backup_run_get(struct http_request *req);
 void api_backup_restore(struct http_request *req);
+void api_backup_plan_restore_test(struct http_request *req);
+void api_backup_plan_update(struct http_request *req);
 
 const struct http_route api_routes[] = {
     {"GET", "/health/live", api_health_live, HTTP_ROUTE_INLINE, "public", "the process is serving"},
@@ -448,6 +450,10 @@ const struct http_route api_routes[] = {
      "end every session of yours but this one"},
     {"DELETE", "/api/v1/auth/sessions/{id}", api_session_end, 0, "authenticated",
      "end one of your sessions: its next request is refused"},
+    {"POST", "/api/v1/backups/plans/{id}/restore-test", api_backup_plan_restore_test, 0, "backups:write",
+     "test-restore the plan's last successful run now (scratch database and volumes) as a job; 202 {job}"},
+    {"PATCH", "/api/v1/backups/plans/{id}", api_backup_plan_update, HTTP_ROUTE_BODY, "backups:write",
+     "change a plan's name, schedule, restore_test, retention, paused or volumes"},
     /* Last: the dashboard takes every GET no route above matched. */
     {"GET", "/g/{token}/{*page}", api_dashboard_guest_page, HTTP_ROUTE_INLINE | HTTP_ROUTE_SECRET_PATH,
      "public", "a page of the dashboard's guest view, for browsers (the path holds the link's secret)"},

@@ -155,6 +155,41 @@ void auth_checkpoint_message(int64_t seq, const uint8_t hash[32], const char *si
     buf_printf(out, "serverbox-checkpoint-v1\n%lld\n%s\n%s\n", (long long)seq, hex, signed_at);
 }
 
+int auth_checkpoint_check(json_t *doc, int64_t *seq, uint8_t hash[32], uint8_t public_key[32],
+                          struct sb_err *err)
+{
+    json_t *s = json_object_get(doc, "seq");
+    const char *h = json_string_value(json_object_get(doc, "hash")),
+               *at = json_string_value(json_object_get(doc, "signed_at")),
+               *sig = json_string_value(json_object_get(doc, "signature")),
+               *pk = json_string_value(json_object_get(doc, "public_key"));
+    if (!json_is_integer(s) || json_integer_value(s) < 1)
+        return sb_error(err, SB_EINVAL, "no seq");
+    *seq = json_integer_value(s);
+    if (!h || hex_decode(h, hash, 32))
+        return sb_error(err, SB_EINVAL, "hash is not 64 hex digits");
+    int64_t us;
+    if (!at || time_parse_rfc3339(at, &us))
+        return sb_error(err, SB_EINVAL, "signed_at is not an RFC 3339 time");
+    uint8_t sigb[crypto_sign_BYTES];
+    size_t len = 0;
+    if (!sig ||
+        sodium_base642bin(sigb, sizeof sigb, sig, strlen(sig), NULL, &len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) ||
+        len != sizeof sigb)
+        return sb_error(err, SB_EINVAL, "signature is not a base64 Ed25519 signature");
+    if (!pk ||
+        sodium_base642bin(public_key, 32, pk, strlen(pk), NULL, &len, NULL, sodium_base64_VARIANT_ORIGINAL) ||
+        len != 32)
+        return sb_error(err, SB_EINVAL, "public_key is not a base64 Ed25519 key");
+    struct buf msg;
+    buf_init(&msg, 512);
+    auth_checkpoint_message(*seq, hash, at, &msg);
+    int bad = crypto_sign_verify_detached(sigb, (const unsigned char *)msg.data, msg.len, public_key);
+    buf_release(&msg);
+    return bad ? sb_error(err, SB_EINVAL, "the signature does not verify") : 0;
+}
+
 /* ---- rate limits ------------------------------------------------------------
  * Fixed one-minute windows. Redis holds the counters so every daemon sees
  * the same ones; when Redis is down, a counter in this process takes over

@@ -222,5 +222,12 @@ void auth_signer_wipe(struct auth_signer *s);
 /* The exact message a checkpoint signs (docs/events.md):
  * "serverbox-checkpoint-v1\n<seq>\n<hash hex>\n<signed_at RFC 3339>\n". */
 void auth_checkpoint_message(int64_t seq, const uint8_t hash[32], const char *signed_at, struct buf *out);
+/* A checkpoint document as GET /api/v1/audit/checkpoint answers it (and as
+ * backup repositories keep it): {seq, hash (hex), signed_at, signature and
+ * public_key (base64)}. 0 when its Ed25519 signature of the message above is
+ * valid under its public key, with seq, hash and the key out; else SB_EINVAL
+ * saying what is wrong. */
+int auth_checkpoint_check(json_t *doc, int64_t *seq, uint8_t hash[32], uint8_t public_key[32],
+                          struct sb_err *err);
 
 #endif

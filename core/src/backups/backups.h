@@ -105,6 +105,11 @@ int backups_spawn(const char *const *argv, const char *const *env, int in_fd, in
                   pid_t *pid, struct sb_err *err);
 /* waitpid; the exit status, or 128 + signal. */
 int backups_wait(pid_t pid);
+/* pg_restore --single-transaction --exit-on-error --no-owner of the custom
+ * format dump read from fd into the database the PG* variables of `pgenv`
+ * name (store_url_env); --no-privileges too when asked (a scratch
+ * database, made by another role). */
+int backups_pg_restore(json_t *pgenv, int fd, bool no_privileges, struct sb_err *err);
 
 /* ---- the service (service.c): repositories, plans, runs, restores ---------- */
 struct docker;
@@ -116,14 +121,17 @@ struct backups_env {
     struct docker *docker;
     struct jobs *jobs;
     const struct crypto_master_key *key;
-    const char *data_dir;        /* restic cache, temporary SSH files, the key files backed up */
-    const char *master_key_file; /* the master key's file (backed up as master.key) */
-    const char *database_url;    /* what pg_dump reads (the schema owner's URL) */
-    const char *helper_image;    /* --backup-helper-image: mounts volumes for the archive API */
-    int check_percent;           /* --backup-check-percent: restic check --read-data-subset after runs */
+    const char *data_dir;             /* restic cache, temporary SSH files, the key files backed up */
+    const char *master_key_file;      /* the master key's file (backed up as master.key) */
+    const char *database_url;         /* what pg_dump reads (the schema owner's URL) */
+    const char *helper_image;         /* --backup-helper-image: mounts volumes for the archive API */
+    int check_percent;                /* --backup-check-percent: restic check --read-data-subset after runs */
+    const char *scratch_database_url; /* --backup-scratch-database-url: where restore tests make their
+                                         scratch database (NULL = database_url) */
 };
 
-/* Registers the job kinds backup.run {plan_id, trigger}, backup.restore
+/* Registers the job kinds backup.run {plan_id, trigger}, backup.restore_test
+ * {plan_id, trigger}, backup.restore
  * {repository_id, snapshot_id, node_id, volume} and backup.check
  * {repository_id}, and the singleton duty backup-schedule. `e` must
  * outlive the jobs. */
@@ -146,17 +154,35 @@ int backups_repo_delete(struct backups_env *e, const char *id, const struct even
 int backups_snapshots(struct backups_env *e, const char *repo_id, json_t **out, struct sb_err *err);
 
 /* Validates {name, repository_id, control_plane?, stack_id?, volumes?,
- * schedule?, retention?} (the stack loaded by the caller and passed as
+ * schedule?, restore_test? (cron), retention?, pause_services? (docker pause
+ * the stack's running containers while its volumes are read)} (the stack loaded by the caller and passed as
  * `stack`, may be NULL) and records backup.plan_created. */
 int backups_plan_create(struct backups_env *e, json_t *body, json_t *stack, const struct event_actor *actor,
                         json_t **out, struct sb_err *err);
 int backups_plan_delete(struct backups_env *e, const char *id, const struct event_actor *actor,
                         struct sb_err *err);
+/* Changes {name?, schedule?, restore_test?, retention?, paused?,
+ * pause_services?, volumes?}
+ * of `plan` (its row; the caller checked the fields' names) and records
+ * backup.plan_updated {id, changes} with only what differs (nothing changed:
+ * no event). A changed schedule (or restore_test), or a plan resumed,
+ * counts its next fire from now. SB_EINVAL naming the field. */
+int backups_plan_update(struct backups_env *e, json_t *plan, json_t *body, const struct event_actor *actor,
+                        json_t **out, struct sb_err *err);
 /* The plan as answered, with next_run (RFC 3339 or null). */
 json_t *backups_plan_view(json_t *plan);
 /* Enqueues a run of the plan (trigger "manual" or "schedule"); *job for 202. */
 int backups_plan_run(struct backups_env *e, json_t *plan, const char *trigger,
                      const struct event_actor *actor, json_t **job, struct sb_err *err);
+/* Enqueues a restore test of the plan's last successful run (job
+ * backup.restore_test {plan_id, trigger}): the database dump into a scratch
+ * database whose audit chain is verified, the key files' archive read back,
+ * each volume into a scratch volume whose files' sha256 are compared with
+ * the snapshot's; backup.restore_test_succeeded / _failed {id, plan_id,
+ * run_id, snapshot, snapshots, duration_ms, reason?}. Both scratches are
+ * removed whatever the outcome. */
+int backups_plan_restore_test(struct backups_env *e, json_t *plan, const char *trigger,
+                              const struct event_actor *actor, json_t **job, struct sb_err *err);
 /* Enqueues a volume restore: snapshot `snapshot_id` of repository into
  * `volume` on `node_id` (both default to the snapshot's own). */
 int backups_restore(struct backups_env *e, const char *repo_id, const char *snapshot_id, const char *node_id,

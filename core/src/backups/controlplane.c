@@ -85,9 +85,8 @@ static const char *tag_value(json_t *snap, const char *prefix)
     return NULL;
 }
 
-static int drain_pg_restore(void *ctx, int fd, struct sb_err *err)
+int backups_pg_restore(json_t *pgenv, int fd, bool no_privileges, struct sb_err *err)
 {
-    struct cli *x = ctx;
     const char *env[20];
     char *owned[20];
     int n = 0;
@@ -95,7 +94,7 @@ static int drain_pg_restore(void *ctx, int fd, struct sb_err *err)
     n++;
     const char *k;
     json_t *v;
-    json_object_foreach(x->env, k, v)
+    json_object_foreach(pgenv, k, v)
     {
         if (n >= 18)
             break;
@@ -107,9 +106,15 @@ static int drain_pg_restore(void *ctx, int fd, struct sb_err *err)
     }
     env[n] = NULL;
     char dbopt[300];
-    snprintf(dbopt, sizeof dbopt, "--dbname=%s", str(x->env, "PGDATABASE") ? str(x->env, "PGDATABASE") : "");
-    const char *argv[] = {
-        "pg_restore", "--no-owner", "--exit-on-error", "--single-transaction", "--no-password", dbopt, NULL};
+    snprintf(dbopt, sizeof dbopt, "--dbname=%s", str(pgenv, "PGDATABASE") ? str(pgenv, "PGDATABASE") : "");
+    const char *argv[] = {"pg_restore",
+                          "--no-owner",
+                          "--exit-on-error",
+                          "--single-transaction",
+                          "--no-password",
+                          dbopt,
+                          no_privileges ? "--no-privileges" : NULL,
+                          NULL};
     int efd = memfd_create("pg_restore-stderr", MFD_CLOEXEC);
     pid_t pid;
     int rc = backups_spawn(argv, env, fd, -1, efd, &pid, err);
@@ -133,6 +138,12 @@ static int drain_pg_restore(void *ctx, int fd, struct sb_err *err)
         free(owned[i]);
     }
     return rc;
+}
+
+static int drain_pg_restore(void *ctx, int fd, struct sb_err *err)
+{
+    struct cli *x = ctx;
+    return backups_pg_restore(x->env, fd, false, err);
 }
 
 struct keys {

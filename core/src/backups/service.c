@@ -9,8 +9,12 @@
 #include "../docker/docker.h"
 #include "../jobs/jobs.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,32 +488,64 @@ int backups_snapshots(struct backups_env *e, const char *repo_id, json_t **out, 
 
 /* ---- plans ---------------------------------------------------------------------- */
 
-static int64_t plan_next_us(json_t *plan)
+/* The next fire time of the plan's cron field `field` ("schedule" or
+ * "restore_test") after it last fired (`fired`), or 0. */
+static int64_t plan_next_of(json_t *plan, const char *field, const char *fired)
 {
-    const char *sched = str(plan, "schedule");
+    const char *sched = str(plan, field);
     struct backups_cron c;
     struct sb_err e = {0};
     if (!sched || backups_cron_parse(sched, &c, &e))
         return 0;
-    const char *base = str(plan, "last_fired_at") ? str(plan, "last_fired_at") : str(plan, "created_at");
+    const char *base = str(plan, fired) ? str(plan, fired) : str(plan, "created_at");
     int64_t us = 0;
     if (!base || time_parse_rfc3339(base, &us))
         us = time_now_us();
     return backups_cron_next(&c, us);
 }
 
+static int64_t plan_next_us(json_t *plan)
+{
+    return plan_next_of(plan, "schedule", "last_fired_at");
+}
+
+static int64_t plan_next_test_us(json_t *plan)
+{
+    return plan_next_of(plan, "restore_test", "restore_test_fired_at");
+}
+
+static json_t *time_or_null(int64_t us)
+{
+    if (!us)
+        return json_null();
+    char t[40];
+    time_format_rfc3339(us, t, sizeof t);
+    return json_string(t);
+}
+
 json_t *backups_plan_view(json_t *plan)
 {
     json_t *v = json_deep_copy(plan);
-    int64_t next = plan_next_us(plan);
-    if (next) {
-        char t[40];
-        time_format_rfc3339(next, t, sizeof t);
-        json_object_set_new(v, "next_run", json_string(t));
-    } else {
-        json_object_set_new(v, "next_run", json_null());
-    }
+    json_object_set_new(v, "next_run", time_or_null(plan_next_us(plan)));
+    json_object_set_new(v, "next_restore_test", time_or_null(plan_next_test_us(plan)));
     return v;
+}
+
+/* A cron field of a plan: absent, null, or a valid expression. */
+static int cron_field_check(json_t *v, const char *field, struct sb_err *err)
+{
+    if (!v || json_is_null(v))
+        return 0;
+    struct backups_cron c;
+    if (!json_is_string(v))
+        return sb_field_error(err, field, "%s is a cron expression or null", field);
+    int rc = backups_cron_parse(json_string_value(v), &c, err);
+    if (rc && strcmp(field, "schedule") != 0) {
+        char msg[256];
+        sb_strlcpy(msg, err->msg, sizeof msg);
+        return sb_field_error(err, field, "%s: %s", field, msg);
+    }
+    return rc;
 }
 
 int backups_plan_create(struct backups_env *e, json_t *b, json_t *stack, const struct event_actor *actor,
@@ -536,15 +572,17 @@ int backups_plan_create(struct backups_env *e, json_t *b, json_t *stack, const s
         json_array_foreach(vols, i, v) if (!volume_name_ok(json_string_value(v))) return sb_field_error(
             err, "volumes", "volumes[%zu] is not a volume name", i);
     }
-    if (sched && !json_is_null(sched)) {
-        struct backups_cron c;
-        if (!json_is_string(sched))
-            return sb_field_error(err, "schedule", "schedule is a cron expression or null");
-        int rc = backups_cron_parse(json_string_value(sched), &c, err);
-        if (rc)
-            return rc;
-    }
-    int rc = backups_retention_check(ret, err);
+    json_t *rtest = json_object_get(b, "restore_test"), *pause = json_object_get(b, "pause_services");
+    if (pause && !json_is_boolean(pause))
+        return sb_field_error(err, "pause_services", "pause_services is true or false");
+    if (json_is_true(pause) && !stack)
+        return sb_field_error(err, "pause_services",
+                              "pause_services pauses a stack's containers: give stack_id");
+    int rc = cron_field_check(sched, "schedule", err);
+    if (rc == 0)
+        rc = cron_field_check(rtest, "restore_test", err);
+    if (rc == 0)
+        rc = backups_retention_check(ret, err);
     if (rc)
         return rc;
     json_t *repo = NULL;
@@ -567,12 +605,86 @@ int backups_plan_create(struct backups_env *e, json_t *b, json_t *stack, const s
         json_object_set(data, "node_id", json_object_get(stack, "node_id"));
     if (json_is_string(sched))
         json_object_set(data, "schedule", sched);
+    if (json_is_string(rtest))
+        json_object_set(data, "restore_test", rtest);
+    if (json_is_true(json_object_get(b, "pause_services")))
+        json_object_set_new(data, "pause_services", json_true());
     rc = append(e, "backup_plan", id, "backup.plan_created", data, "success", actor, err);
     json_decref(data);
     if (rc == SB_ECONFLICT)
         return sb_field_error(err, "name", "a plan named %s exists", name);
     json_t *row = NULL;
     if (rc == 0 && (rc = store_backup_get(e->store, "plan", id, &row, err)) == 0) {
+        *out = backups_plan_view(row);
+        json_decref(row);
+    }
+    return rc;
+}
+
+int backups_plan_update(struct backups_env *e, json_t *plan, json_t *b, const struct event_actor *actor,
+                        json_t **out, struct sb_err *err)
+{
+    *out = NULL;
+    json_t *name = json_object_get(b, "name"), *sched = json_object_get(b, "schedule"),
+           *rtest = json_object_get(b, "restore_test"), *ret = json_object_get(b, "retention"),
+           *paused = json_object_get(b, "paused"), *vols = json_object_get(b, "volumes");
+    json_t *what = json_object_get(plan, "what");
+    if (name && !name_ok(json_string_value(name)))
+        return sb_field_error(err, "name", "name is 1-63 letters, digits, spaces, '-', '_' or '.'");
+    int rc = cron_field_check(sched, "schedule", err);
+    if (rc == 0)
+        rc = cron_field_check(rtest, "restore_test", err);
+    if (rc == 0 && ret)
+        rc = backups_retention_check(ret, err);
+    if (rc)
+        return rc;
+    if (paused && !json_is_boolean(paused))
+        return sb_field_error(err, "paused", "paused is true or false");
+    json_t *pause = json_object_get(b, "pause_services");
+    if (pause && !json_is_boolean(pause))
+        return sb_field_error(err, "pause_services", "pause_services is true or false");
+    if (json_is_true(pause) && !str(what, "stack_id"))
+        return sb_field_error(err, "pause_services",
+                              "pause_services pauses a stack's containers, and this plan has none");
+    if (vols && !str(what, "stack_id"))
+        return sb_field_error(err, "volumes",
+                              "volumes name volumes of the plan's stack, and this plan has none");
+    if (vols && !json_is_null(vols)) {
+        if (!json_is_array(vols) || json_array_size(vols) == 0 || json_array_size(vols) > 64)
+            return sb_field_error(err, "volumes",
+                                  "volumes is a list of 1 to 64 of the stack's volume names, or null");
+        size_t i;
+        json_t *v;
+        json_array_foreach(vols, i, v) if (!volume_name_ok(json_string_value(v))) return sb_field_error(
+            err, "volumes", "volumes[%zu] is not a volume name", i);
+    }
+    /* Only what changes is recorded. */
+    json_t *changes = json_object();
+    static const char *const keys[] = {"name",      "schedule", "restore_test",
+                                       "retention", "paused",   "pause_services"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        json_t *v = json_object_get(b, keys[i]), *cur = json_object_get(plan, keys[i]);
+        if (v && !json_equal(v, cur ? cur : json_null()))
+            json_object_set(changes, keys[i], v);
+    }
+    json_t *cur_vols = json_object_get(what, "volumes");
+    if (vols && !json_equal(vols, cur_vols ? cur_vols : json_null()))
+        json_object_set(changes, "volumes", vols);
+    if (json_object_size(changes) == 0) {
+        json_decref(changes);
+        *out = backups_plan_view(plan);
+        return 0;
+    }
+    json_t *data = json_pack("{s:s,s:o,s:s}", "id", str(plan, "id"), "changes", changes, "by",
+                             actor->name ? actor->name : "");
+    if (str(plan, "node_id"))
+        json_object_set(data, "node_id", json_object_get(plan, "node_id"));
+    rc = append(e, "backup_plan", str(plan, "id"), "backup.plan_updated", data, "success", actor, err);
+    json_decref(data);
+    if (rc == SB_ECONFLICT)
+        return sb_field_error(err, "name", "a plan named %s exists", json_string_value(name));
+    json_t *row = NULL;
+    if (rc == 0 && (rc = store_backup_get(e->store, "plan", str(plan, "id"), &row, err)) == 0) {
         *out = backups_plan_view(row);
         json_decref(row);
     }
@@ -993,6 +1105,86 @@ static int backup_volumes(struct run *r, json_t *stack, json_t *vols, const char
     return rc;
 }
 
+/* The "pause during backup" policy: the stack's running containers are
+ * paused (docker pause: frozen, not stopped) while the helper reads its
+ * volumes, so the files are read at rest. Returns the ids it paused (a new
+ * array), or NULL with err after unpausing any it had paused. */
+static void unpause_all(const char *socket, json_t *ids)
+{
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        char p[200];
+        snprintf(p, sizeof p, "/containers/%s/unpause", json_string_value(id));
+        struct sb_err e = {0};
+        if (docker_call(socket, "POST", p, NULL, 0, NULL, NULL, &e))
+            log_warn("backup: a container paused for a backup was not unpaused",
+                     "container=%.12s detail=\"%s\"", json_string_value(id), e.msg);
+    }
+}
+
+/* Records backup.services_paused (before pausing: a daemon dying midway
+ * leaves a record the duty sweeps) or backup.services_unpaused. */
+static int record_paused(struct backups_env *e, json_t *run, bool paused, json_t *ids, const char *by,
+                         struct sb_err *err)
+{
+    struct event_actor sys = {.kind = "system", .name = "backups"};
+    json_t *data = json_pack("{s:O,s:O,s:O?,s:O}", "id", json_object_get(run, "id"), "plan_id",
+                             json_object_get(run, "plan_id"), "node_id", json_object_get(run, "node_id"),
+                             "containers", ids);
+    if (by)
+        json_object_set_new(data, "by", json_string(by));
+    int rc =
+        append(e, "backup_plan", str(run, "plan_id"),
+               paused ? "backup.services_paused" : "backup.services_unpaused", data, "success", &sys, err);
+    json_decref(data);
+    return rc;
+}
+
+static json_t *pause_stack(struct backups_env *e, json_t *run, const char *socket, json_t *stack,
+                           struct sb_err *err)
+{
+    struct buf p;
+    buf_init(&p, 4096);
+    char filt[400];
+    snprintf(filt, sizeof filt, "{\"label\":[\"com.docker.compose.project=%s\"],\"status\":[\"running\"]}",
+             str(stack, "name"));
+    buf_puts(&p, "/containers/json?filters=");
+    docker_urlencode(filt, &p);
+    json_t *list = NULL;
+    int rc = docker_call(socket, "GET", p.data, NULL, 0, &list, NULL, err);
+    buf_release(&p);
+    if (rc)
+        return NULL;
+    json_t *ids = json_array(), *paused = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c) if (str(c, "Id")) json_array_append_new(ids, json_string(str(c, "Id")));
+    json_decref(list);
+    bool recorded = json_array_size(ids) && (rc = record_paused(e, run, true, ids, NULL, err)) == 0;
+    json_array_foreach(ids, i, c)
+    {
+        if (rc)
+            break;
+        char path[200];
+        snprintf(path, sizeof path, "/containers/%s/pause", json_string_value(c));
+        if ((rc = docker_call(socket, "POST", path, NULL, 0, NULL, NULL, err)) == 0)
+            json_array_append(paused, c);
+    }
+    if (rc) {
+        unpause_all(socket, paused);
+        struct sb_err e2 = {0};
+        if (recorded)
+            record_paused(e, run, false, ids, "run", &e2);
+        json_decref(ids);
+        json_decref(paused);
+        return NULL;
+    }
+    json_decref(ids);
+    return paused;
+}
+
 static void forget_ids(struct run *r, json_t *snaps)
 {
     const char *args[80] = {"forget"};
@@ -1103,8 +1295,27 @@ static int run_handler(struct job_ctx *job, json_t *args, json_t **result, struc
         sweep_failed(&r, plan_id);
     if (rc == 0 && json_is_true(json_object_get(what, "control_plane")))
         rc = backup_control_plane(&r, err);
-    if (rc == 0 && stack)
-        rc = backup_volumes(&r, stack, vols, socket, err);
+    json_int_t n_paused = 0;
+    if (rc == 0 && stack) {
+        json_t *paused = NULL;
+        json_t *me = json_pack("{s:s,s:s,s:O}", "id", job_id(job), "plan_id", plan_id, "node_id",
+                               json_object_get(stack, "node_id"));
+        if (json_is_true(json_object_get(r.plan, "pause_services"))) {
+            job_progress(job, r.parts ? 100 * r.part / r.parts : 0, "pausing the stack's containers");
+            if (!(paused = pause_stack(e, me, socket, stack, err)))
+                rc = err->code ? err->code : SB_EUPSTREAM;
+        }
+        if (rc == 0)
+            rc = backup_volumes(&r, stack, vols, socket, err);
+        /* Whatever became of the backup, what was paused goes on. */
+        n_paused = (json_int_t)json_array_size(paused);
+        unpause_all(socket, paused);
+        struct sb_err e3 = {0};
+        if (n_paused && record_paused(e, me, false, paused, "run", &e3))
+            log_warn("backup: the unpause was not recorded", "run=%s detail=\"%s\"", job_id(job), e3.msg);
+        json_decref(paused);
+        json_decref(me);
+    }
     bool checked = false;
     if (rc == 0) {
         json_t *ret = json_object_get(r.plan, "retention");
@@ -1141,6 +1352,8 @@ static int run_handler(struct job_ctx *job, json_t *args, json_t **result, struc
         data = json_pack("{s:s,s:s,s:s,s:I}", "id", job_id(job), "plan_id", plan_id, "reason", err->msg,
                          "duration_ms", (json_int_t)ms);
     }
+    if (n_paused)
+        json_object_set_new(data, "paused_containers", json_integer(n_paused));
     if (str(r.plan, "node_id"))
         json_object_set(data, "node_id", json_object_get(r.plan, "node_id"));
     struct sb_err e2 = {0};
@@ -1433,11 +1646,487 @@ static int checkpoint_handler(struct job_ctx *job, json_t *args, json_t **result
     return rc == SB_EUPSTREAM ? SB_EUNAVAIL : rc;
 }
 
+/* ---- the restore test ------------------------------------------------------------
+ * The snapshots of the plan's last successful run, restored where they hurt
+ * nothing: the database dump into a scratch database (created and dropped
+ * here) whose audit chain is then verified; the key files' archive read
+ * back; each volume into a scratch volume through a helper, its files'
+ * sha256 compared with those of the snapshot's own tar. */
+
+struct rtest {
+    struct restore x; /* first: run_cancelled and drain_to_engine take it */
+    json_t *pgenv;    /* the scratch database, as PG* variables */
+    json_t *sums;     /* what drain_sums read */
+};
+
+/* {path below the top directory: {sha256, size}} of each regular file of
+ * the tar stream on fd (libarchive: ustar, pax and GNU headers). */
+static int tar_sums(int fd, json_t **out, struct sb_err *err)
+{
+    *out = json_object();
+    struct archive *a = archive_read_new();
+    archive_read_support_format_tar(a);
+    int rc = 0;
+    if (archive_read_open_fd(a, fd, 65536) != ARCHIVE_OK)
+        rc = sb_error(err, SB_EUPSTREAM, "not a tar stream: %s", archive_error_string(a));
+    struct archive_entry *en;
+    while (rc == 0) {
+        int r = archive_read_next_header(a, &en);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r < ARCHIVE_WARN) {
+            rc = sb_error(err, SB_EUPSTREAM, "bad tar stream: %s", archive_error_string(a));
+            break;
+        }
+        if (archive_entry_filetype(en) != AE_IFREG)
+            continue;
+        const char *path = archive_entry_pathname(en);
+        const char *rel = path ? strchr(path, '/') : NULL;
+        rel = rel ? rel + 1 : path ? path : "";
+        crypto_hash_sha256_state st;
+        crypto_hash_sha256_init(&st);
+        json_int_t size = 0;
+        const void *blk;
+        size_t len;
+        la_int64_t off;
+        while ((r = archive_read_data_block(a, &blk, &len, &off)) == ARCHIVE_OK) {
+            crypto_hash_sha256_update(&st, blk, len);
+            size += (json_int_t)len;
+        }
+        if (r != ARCHIVE_EOF) {
+            rc = sb_error(err, SB_EUPSTREAM, "bad tar stream at %s: %s", rel, archive_error_string(a));
+            break;
+        }
+        uint8_t h[32];
+        char hex[65];
+        crypto_hash_sha256_final(&st, h);
+        hex_encode(h, 32, hex);
+        json_object_set_new(*out, rel, json_pack("{s:s,s:I}", "sha256", hex, "size", size));
+    }
+    archive_read_free(a);
+    /* Read what is left so the writer is not cut off midway. */
+    char sink[8192];
+    while (read(fd, sink, sizeof sink) > 0)
+        ;
+    if (rc) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static int drain_sums(void *ctx, int fd, struct sb_err *err)
+{
+    struct rtest *t = ctx;
+    return tar_sums(fd, &t->sums, err);
+}
+
+static int drain_scratch_db(void *ctx, int fd, struct sb_err *err)
+{
+    struct rtest *t = ctx;
+    return backups_pg_restore(t->pgenv, fd, true, err);
+}
+
+/* `restic dump <snap> <file>` into drain (ctx = t). restic's own error
+ * first: what it could not read is why the reader failed too. */
+static int dump_into(struct rtest *t, const char *snap, const char *file,
+                     int (*drain)(void *, int, struct sb_err *), struct sb_err *err)
+{
+    const char *da[] = {"dump", snap, file, NULL};
+    struct restic_io io = {.drain = drain, .ctx = t, .cancelled = run_cancelled, .timeout_s = 6 * 3600};
+    struct restic_result res;
+    int rc = restic_run(&t->x.r.o.t, da, &io, &res, err);
+    if (rc == 0 && res.exit_code != 0) {
+        char line[200];
+        restic_error_line(&res, line, sizeof line);
+        rc = sb_error(err, SB_EUPSTREAM, "restic dump of %.12s: %s", snap, line);
+    } else if (rc == 0 && res.drain_rc) {
+        *err = res.drain_err;
+        rc = res.drain_rc;
+    }
+    restic_result_release(&res);
+    return rc;
+}
+
+static int test_database(struct rtest *t, const char *snap, json_t *detail, struct sb_err *err)
+{
+    struct backups_env *e = t->x.r.e;
+    const char *admin =
+        e->scratch_database_url && *e->scratch_database_url ? e->scratch_database_url : e->database_url;
+    char name[64], rnd[17];
+    random_hex(rnd, 8);
+    snprintf(name, sizeof name, "serverbox_restore_test_%s", rnd);
+    job_progress(t->x.r.job, -1, "database: a scratch database");
+    int rc = store_scratch_database(admin, name, true, err);
+    if (rc) {
+        char msg[200];
+        sb_strlcpy(msg, err->msg, sizeof msg);
+        return sb_error(err, rc, "cannot create a scratch database (--backup-scratch-database-url): %s", msg);
+    }
+    rc = store_url_env(admin, &t->pgenv, err);
+    if (rc == 0) {
+        json_object_set_new(t->pgenv, "PGDATABASE", json_string(name));
+        job_progress(t->x.r.job, -1, "database: restic dump | pg_restore");
+        rc = dump_into(t, snap, "/serverbox.dump", drain_scratch_db, err);
+    }
+    if (rc == 0) {
+        /* The audit chain of what was restored, recomputed from its rows. */
+        job_progress(t->x.r.job, -1, "database: verifying the audit chain");
+        struct buf url;
+        buf_init(&url, 8192);
+        struct store_verify_result v;
+        rc = store_url_with_database(admin, name, &url, err);
+        if (rc == 0)
+            rc = store_verify_chain(url.data, &v, err);
+        crypto_buf_wipe(&url);
+        if (rc == 0 && v.first_bad_seq)
+            rc = sb_error(err, SB_EUPSTREAM, "the restored audit chain is broken at seq %lld: %s",
+                          (long long)v.first_bad_seq, v.reason);
+        else if (rc == 0 && v.checked == 0)
+            rc = sb_error(err, SB_EUPSTREAM, "the restored database holds no event");
+        /* And it is this control plane's history: the live chain has the
+         * same hash at the restored head (else one of them was rewritten). */
+        uint8_t live[32];
+        int lrc = rc == 0 ? store_event_hash_at(e->store, v.head_seq, live, err) : 0;
+        if (rc == 0 && lrc == SB_ENOTFOUND)
+            rc = sb_error(err, SB_EUPSTREAM, "the restored chain is longer than the live one (seq %lld)",
+                          (long long)v.head_seq);
+        else if (rc == 0 && lrc)
+            rc = lrc;
+        else if (rc == 0 && memcmp(live, v.head_hash, 32) != 0)
+            rc = sb_error(
+                err, SB_EUPSTREAM,
+                "the restored chain's hash at seq %lld differs from the live chain's: one of them was "
+                "rewritten",
+                (long long)v.head_seq);
+        if (rc == 0) {
+            char hash[65];
+            hex_encode(v.head_hash, 32, hash);
+            json_object_set_new(detail, "events", json_integer(v.checked));
+            json_object_set_new(detail, "head_hash", json_string(hash));
+        }
+    }
+    struct sb_err e2 = {0};
+    if (store_scratch_database(admin, name, false, &e2))
+        log_warn("backup: the restore test's scratch database was not dropped", "database=%s detail=\"%s\"",
+                 name, e2.msg);
+    json_decref(t->pgenv);
+    t->pgenv = NULL;
+    return rc;
+}
+
+static int count_key(void *ctx, const char *name, const char *data, size_t len, unsigned mode)
+{
+    (void)data, (void)len, (void)mode;
+    int *n = ctx;
+    *n += strcmp(name, "master.key") == 0 ? 1000 : 1;
+    return 0;
+}
+
+static int test_keys(struct rtest *t, const char *snap, json_t *detail, struct sb_err *err)
+{
+    const char *da[] = {"dump", snap, "/keys.tar", NULL};
+    struct restic_io io = {.cancelled = run_cancelled, .ctx = t, .timeout_s = 600};
+    struct buf tar;
+    buf_init(&tar, 0);
+    job_progress(t->x.r.job, -1, "key files: restic dump");
+    int rc = restic_simple(&t->x.r.o, da, &io, &tar, err);
+    int n = 0;
+    if (rc == 0)
+        rc = backups_tar_each(tar.data, tar.len, count_key, &n, err);
+    crypto_buf_wipe(&tar);
+    if (rc == 0 && n < 1000)
+        rc = sb_error(err, SB_EUPSTREAM, "the key files' archive holds no master.key");
+    if (rc == 0)
+        json_object_set_new(detail, "files", json_integer(n - 999));
+    return rc;
+}
+
+/* The engine's archive of `path` in container `cid`, summed as it streams. */
+struct sums_reader {
+    int fd, rc;
+    json_t *sums;
+    struct sb_err err;
+};
+
+static void *sums_reader_main(void *arg)
+{
+    struct sums_reader *s = arg;
+    s->rc = tar_sums(s->fd, &s->sums, &s->err);
+    return NULL;
+}
+
+static int engine_sums(const char *socket, const char *path, json_t **out, struct sb_err *err)
+{
+    *out = NULL;
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC))
+        return sb_error(err, SB_EINTERNAL, "pipe failed");
+    struct sums_reader s = {.fd = pfd[0]};
+    pthread_t th;
+    if (pthread_create(&th, NULL, sums_reader_main, &s)) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return sb_error(err, SB_EINTERNAL, "cannot start a thread");
+    }
+    long status = 0;
+    int rc = docker_get_to_fd(socket, path, pfd[1], &status, err);
+    close(pfd[1]);
+    pthread_join(th, NULL);
+    close(pfd[0]);
+    if (rc == 0 && s.rc) {
+        *err = s.err;
+        rc = s.rc;
+    }
+    if (rc == 0)
+        *out = s.sums;
+    else
+        json_decref(s.sums);
+    return rc;
+}
+
+/* Whether the restored files are the snapshot's: same names, sizes, sha256. */
+static int compare_sums(json_t *want, json_t *got, struct sb_err *err)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(want, k, v)
+    {
+        json_t *g = json_object_get(got, k);
+        if (!g)
+            return sb_error(err, SB_EUPSTREAM,
+                            "file %.120s of the snapshot is missing from the restored volume", k);
+        if (!json_equal(g, v))
+            return sb_error(err, SB_EUPSTREAM,
+                            "file %.120s differs after the restore (sha256 %.12s, not %.12s)", k,
+                            str(g, "sha256"), str(v, "sha256"));
+    }
+    json_object_foreach(got, k, v) if (!json_object_get(want, k)) return sb_error(
+        err, SB_EUPSTREAM, "the restored volume has a file %.120s the snapshot does not", k);
+    return 0;
+}
+
+static int test_volume(struct rtest *t, const char *snap_id, json_t *detail, struct sb_err *err)
+{
+    struct backups_env *e = t->x.r.e;
+    json_t *snap = NULL;
+    int rc = find_snapshot(&t->x.r.o, snap_id, &snap, err);
+    const char *src = snap ? str(snap, "volume") : NULL, *node = snap ? str(snap, "node_id") : NULL;
+    if (rc == 0 && (!src || !node || !volume_name_ok(src)))
+        rc = sb_error(err, SB_EUPSTREAM, "snapshot %.12s names no volume or node", snap_id);
+    char socket[DOCKER_SOCKET_MAX], cid[80] = "", scratch[80], rnd[17], p[600];
+    random_hex(rnd, 8);
+    snprintf(scratch, sizeof scratch, "serverbox-restore-test-%s", rnd);
+    bool made = false;
+    if (rc == 0)
+        rc = docker_endpoint_for_node(e->docker, node, socket, sizeof socket, (char[128]){0}, 128, err);
+    json_t *want = NULL, *got = NULL;
+    if (rc == 0) {
+        job_progress(t->x.r.job, -1, "volume: the snapshot's files (restic dump)");
+        snprintf(p, sizeof p, "/%s.tar", src);
+        rc = dump_into(t, snap_id, p, drain_sums, err);
+        want = t->sums;
+        t->sums = NULL;
+    }
+    if (rc == 0) {
+        json_t *body = json_pack("{s:s,s:s,s:{s:s}}", "Name", scratch, "Driver", "local", "Labels",
+                                 "serverbox.backup", "restore-test");
+        rc = docker_call(socket, "POST", "/volumes/create", body, 0, NULL, NULL, err);
+        json_decref(body);
+        made = rc == 0;
+    }
+    if (rc == 0) {
+        snprintf(p, sizeof p, "%s:/restore/%s", scratch, src);
+        rc = helper_create(e, socket, json_pack("[s]", p), NULL, "restore-test", cid, sizeof cid, err);
+    }
+    if (rc == 0) {
+        job_progress(t->x.r.job, -1, "volume: restic dump into a scratch volume");
+        snprintf(t->x.path, sizeof t->x.path, "/containers/%s/archive?path=/restore", cid);
+        t->x.r.socket = socket;
+        snprintf(p, sizeof p, "/%s.tar", src);
+        rc = dump_into(t, snap_id, p, drain_to_engine, err);
+    }
+    if (rc == 0) {
+        job_progress(t->x.r.job, -1, "volume: comparing the restored files");
+        snprintf(p, sizeof p, "/containers/%s/archive?path=/restore/%s", cid, src);
+        rc = engine_sums(socket, p, &got, err);
+    }
+    if (rc == 0)
+        rc = compare_sums(want, got, err);
+    if (rc == 0) {
+        json_object_set_new(detail, "files", json_integer((json_int_t)json_object_size(want)));
+        json_object_set_new(detail, "volume", json_string(src));
+    }
+    if (cid[0])
+        helper_remove(socket, cid);
+    if (made) {
+        snprintf(p, sizeof p, "/volumes/%s?force=1", scratch);
+        struct sb_err e2 = {0};
+        if (docker_call(socket, "DELETE", p, NULL, 0, NULL, NULL, &e2))
+            log_warn("backup: the restore test's scratch volume was not removed", "volume=%s detail=\"%s\"",
+                     scratch, e2.msg);
+    }
+    json_decref(want);
+    json_decref(got);
+    json_decref(snap);
+    return rc;
+}
+
+int backups_plan_restore_test(struct backups_env *e, json_t *plan, const char *trigger,
+                              const struct event_actor *actor, json_t **job, struct sb_err *err)
+{
+    char target[64], key[64];
+    snprintf(target, sizeof target, "backup_plan/%s", str(plan, "id"));
+    snprintf(key, sizeof key, "backup_repository/%s", str(plan, "repository_id"));
+    json_t *args = json_pack("{s:s,s:s}", "plan_id", str(plan, "id"), "trigger", trigger);
+    struct jobs_new in = {.kind = "backup.restore_test",
+                          .target = target,
+                          .node_id = str(plan, "node_id"),
+                          .concurrency_key = key,
+                          .args = args,
+                          .actor = *actor};
+    int rc = jobs_enqueue(e->jobs, &in, job, err);
+    json_decref(args);
+    return rc;
+}
+
+static int restore_test_handler(struct job_ctx *job, json_t *args, json_t **result, struct sb_err *err)
+{
+    struct backups_env *e = job_kind_ctx(job);
+    struct rtest t = {.x = {.r = {.e = e, .job = job}}};
+    struct event_actor sys = {.kind = "system", .id = job_id(job), .name = "backups"};
+    const char *plan_id = str(args, "plan_id");
+    int64_t t0 = time_mono_ms();
+    json_t *plan = NULL, *runs = NULL, *repo = NULL, *run = NULL, *tested = json_array();
+    int rc = store_backup_get(e->store, "plan", plan_id, &plan, err);
+    if (rc) {
+        json_decref(tested);
+        return rc == SB_ENOTFOUND ? sb_error(err, SB_EINVAL, "the plan was deleted") : rc;
+    }
+    job_progress(job, 0, "finding the last successful run");
+    rc = store_backup_list(e->store, "run", plan_id, 200, &runs, err);
+    size_t i;
+    json_t *x;
+    json_array_foreach(runs, i, x) if (!run && str(x, "status") && strcmp(str(x, "status"), "succeeded") == 0)
+        run = x;
+    if (rc == 0 && !run)
+        rc = sb_error(err, SB_ENOTFOUND, "the plan has no successful run to restore");
+    bool opened = false;
+    if (rc == 0)
+        rc = store_backup_get(e->store, "repository", str(plan, "repository_id"), &repo, err);
+    if (rc == 0)
+        opened = (rc = open_repo(e, repo, &t.x.r.o, err)) == 0;
+    const char *failed_snap = NULL;
+    json_t *snaps = json_object_get(run, "snapshots");
+    size_t n = json_array_size(snaps);
+    json_array_foreach(snaps, i, x)
+    {
+        if (rc)
+            break;
+        const char *id = str(x, "id"), *part = str(x, "part");
+        if (!id || !part)
+            continue;
+        char step[200];
+        snprintf(step, sizeof step, "%s (%zu of %zu)", part, i + 1, n);
+        job_progress(job, (int)(100 * i / (n ? n : 1)), step);
+        json_t *detail = json_pack("{s:s,s:s}", "id", id, "part", part);
+        if (strcmp(part, "database") == 0)
+            rc = test_database(&t, id, detail, err);
+        else if (strcmp(part, "keys") == 0)
+            rc = test_keys(&t, id, detail, err);
+        else if (strncmp(part, "volume:", 7) == 0)
+            rc = test_volume(&t, id, detail, err);
+        json_object_set_new(detail, "ok", json_boolean(rc == 0));
+        json_array_append_new(tested, detail);
+        if (rc)
+            failed_snap = id;
+    }
+    int64_t ms = time_mono_ms() - t0;
+    const char *first = json_array_size(tested) ? str(json_array_get(tested, 0), "id") : NULL;
+    const char *snap = failed_snap ? failed_snap : first;
+    json_t *data =
+        json_pack("{s:s,s:s,s:o,s:O,s:I,s:s}", "id", job_id(job), "plan_id", plan_id, "snapshot",
+                  snap ? json_string(snap) : json_null(), "snapshots", tested, "duration_ms", (json_int_t)ms,
+                  "trigger", str(args, "trigger") ? str(args, "trigger") : "manual");
+    if (run)
+        json_object_set(data, "run_id", json_object_get(run, "id"));
+    if (str(plan, "node_id"))
+        json_object_set(data, "node_id", json_object_get(plan, "node_id"));
+    if (rc)
+        json_object_set_new(data, "reason", json_string(err->msg));
+    struct sb_err e2 = {0};
+    if (append(e, "backup_plan", plan_id, rc ? "backup.restore_test_failed" : "backup.restore_test_succeeded",
+               data, rc ? "failure" : "success", &sys, &e2) &&
+        rc == 0)
+        rc = e2.code, *err = e2;
+    if (rc == 0)
+        *result = json_deep_copy(data);
+    json_decref(data);
+    json_decref(tested);
+    if (opened)
+        opened_release(&t.x.r.o);
+    json_decref(repo);
+    json_decref(runs);
+    json_decref(plan);
+    return rc == SB_EUNAVAIL || rc == SB_ETIMEOUT ? SB_EUPSTREAM : rc;
+}
+
 /* ---- the schedule ------------------------------------------------------------------ */
+
+/* Fires the plan's cron field when its time has come: the event first (a
+ * daemon dying between the two misses one rather than doing it twice), then
+ * the job. */
+static void fire(struct backups_env *e, json_t *p, int64_t now, bool test)
+{
+    struct event_actor sys = {.kind = "system", .name = "backup-schedule"};
+    struct sb_err err = {0};
+    char at[40];
+    time_format_rfc3339(now - now % 60000000, at, sizeof at);
+    json_t *data = json_pack("{s:s,s:s}", "id", str(p, "id"), "at", at);
+    if (str(p, "node_id"))
+        json_object_set(data, "node_id", json_object_get(p, "node_id"));
+    int rc = append(e, "backup_plan", str(p, "id"), test ? "backup.restore_test_fired" : "backup.plan_fired",
+                    data, "success", &sys, &err);
+    json_decref(data);
+    json_t *job = NULL;
+    if (rc == 0 && (test ? backups_plan_restore_test(e, p, "schedule", &sys, &job, &err)
+                         : backups_plan_run(e, p, "schedule", &sys, &job, &err)))
+        log_warn("backup: a scheduled job was not queued", "plan=%s kind=%s detail=\"%s\"", str(p, "id"),
+                 test ? "restore_test" : "run", err.msg);
+    json_decref(job);
+}
+
+/* Containers a run paused and whose daemon died before unpausing them
+ * (the run is no longer running, its paused set still recorded). */
+static void sweep_paused(struct backups_env *e)
+{
+    json_t *runs = NULL;
+    struct sb_err err = {0};
+    if (store_backup_list(e->store, "paused", NULL, 0, &runs, &err))
+        return;
+    size_t i;
+    json_t *r;
+    json_array_foreach(runs, i, r)
+    {
+        json_t *ids = json_object_get(r, "paused_containers");
+        if (!json_array_size(ids))
+            continue;
+        char socket[DOCKER_SOCKET_MAX];
+        if (docker_endpoint_for_node(e->docker, str(r, "node_id"), socket, sizeof socket, (char[128]){0}, 128,
+                                     &err))
+            continue; /* the node is away: next tick */
+        log_info("backup: unpausing the containers of a run that ended without it", "run=%s count=%zu",
+                 str(r, "id"), json_array_size(ids));
+        unpause_all(socket, ids);
+        record_paused(e, r, false, ids, "sweep", &err);
+    }
+    json_decref(runs);
+}
 
 static void schedule_tick(void *ctx)
 {
     struct backups_env *e = ctx;
+    sweep_paused(e);
     json_t *plans = NULL;
     struct sb_err err = {0};
     if (store_backup_list(e->store, "plan", NULL, 0, &plans, &err))
@@ -1447,22 +2136,13 @@ static void schedule_tick(void *ctx)
     json_t *p;
     json_array_foreach(plans, i, p)
     {
-        int64_t next = plan_next_us(p);
-        if (!next || next > now)
-            continue;
-        struct event_actor sys = {.kind = "system", .name = "backup-schedule"};
-        char at[40];
-        time_format_rfc3339(now - now % 60000000, at, sizeof at);
-        json_t *data = json_pack("{s:s,s:s}", "id", str(p, "id"), "at", at);
-        if (str(p, "node_id"))
-            json_object_set(data, "node_id", json_object_get(p, "node_id"));
-        int rc = append(e, "backup_plan", str(p, "id"), "backup.plan_fired", data, "success", &sys, &err);
-        json_decref(data);
-        json_t *job = NULL;
-        if (rc == 0 && backups_plan_run(e, p, "schedule", &sys, &job, &err))
-            log_warn("backup: a scheduled run was not queued", "plan=%s detail=\"%s\"", str(p, "id"),
-                     err.msg);
-        json_decref(job);
+        if (json_is_true(json_object_get(p, "paused")))
+            continue; /* asked runs and tests still go */
+        int64_t next = plan_next_us(p), next_test = plan_next_test_us(p);
+        if (next && next <= now)
+            fire(e, p, now, false);
+        if (next_test && next_test <= now)
+            fire(e, p, now, true);
     }
     json_decref(plans);
 }
@@ -1509,6 +2189,11 @@ int backups_register(struct jobs *j, struct backups_env *e, struct sb_err *err)
                                    .ctx = e,
                                    .max_attempts = 5,
                                    .timeout_s = 900};
+    struct jobs_kind rtest = {.kind = "backup.restore_test",
+                              .run = restore_test_handler,
+                              .ctx = e,
+                              .max_attempts = 1,
+                              .timeout_s = 6 * 3600};
     struct jobs_duty duty = {.name = "backup-schedule", .interval_ms = 5000, .run = schedule_tick, .ctx = e};
     int rc = jobs_register(j, &run, err);
     if (rc == 0)
@@ -1517,6 +2202,8 @@ int backups_register(struct jobs *j, struct backups_env *e, struct sb_err *err)
         rc = jobs_register(j, &check, err);
     if (rc == 0)
         rc = jobs_register(j, &checkpoint, err);
+    if (rc == 0)
+        rc = jobs_register(j, &rtest, err);
     if (rc == 0)
         rc = jobs_duty_register(j, &duty, err);
     return rc;

@@ -7,11 +7,16 @@
  *   backup.repository_created {id, name, kind, location, by}   (+ sealed secrets, side write)
  *   backup.repository_deleted {id}
  *   backup.plan_created       {id, name, repository_id, what, node_id?, schedule?, retention, by}
- *   backup.plan_deleted       {id}
- *   backup.plan_fired         {id, at, job_id}                  (the schedule fired)
- *   backup.run_started        {id, plan_id, repository_id, node_id?, trigger, attempt}
+ *   backup.plan_updated       {id, changes{name?, schedule?, restore_test?, retention?, paused?, volumes?},
+ * node_id?, by} backup.plan_deleted       {id} backup.plan_fired         {id, at, job_id} (the schedule
+ * fired) backup.run_started        {id, plan_id, repository_id, node_id?, trigger, attempt}
  *   backup.run_succeeded      {id, plan_id, snapshots, bytes, added, duration_ms, checked}
  *   backup.run_failed         {id, plan_id, reason, duration_ms}   (outcome failure)
+ *   backup.services_paused    {id (run), plan_id, node_id, containers}   (before the pause)
+ *   backup.services_unpaused  {id (run), plan_id, node_id, containers, by: run|sweep}
+ *   backup.restore_test_fired {id, at}                          (the restore-test schedule fired)
+ *   backup.restore_test_succeeded / backup.restore_test_failed (outcome failure)
+ *                             {id (job), plan_id, run_id?, snapshot, snapshots, duration_ms, reason?}
  *   backup.restore_*, backup.checked: no projection (the job and the log hold them)
  */
 #include "internal.h"
@@ -24,6 +29,9 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
 {
     const char *type;
     const char *id = project_subject(ev, 7, "run_failed", &type);
+    /* A failed restore test is a failure the plan's row shows too. */
+    if (!id && strcmp(ev->type, "backup.restore_test_failed") == 0)
+        id = project_subject(ev, 7, "restore_test_failed", &type);
     if (!id)
         return 0;
     char *doc = json_dumps(ev->data, JSON_COMPACT);
@@ -46,11 +54,30 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
         rc = store_tx_exec(
             tx,
             "INSERT INTO backup_plans (id, name, repository_id, what, node_id, schedule, retention, "
-            "created_by, "
+            "restore_test, pause_services, created_by, "
             "created_at, updated_at) SELECT (d->>'id')::uuid, d->>'name', (d->>'repository_id')::uuid, "
             "d->'what', "
-            "d->>'node_id', d->>'schedule', coalesce(d->'retention', '{}'), d->>'by', $2::timestamptz, "
-            "$2::timestamptz FROM (SELECT $1::jsonb AS d) x",
+            "d->>'node_id', d->>'schedule', coalesce(d->'retention', '{}'), d->>'restore_test', "
+            "coalesce((d->>'pause_services')::boolean, false), d->>'by', "
+            "$2::timestamptz, $2::timestamptz FROM (SELECT $1::jsonb AS d) x",
+            2, p);
+    } else if (strcmp(type, "plan_updated") == 0) {
+        /* A new schedule, or a plan resumed, counts from now: no catch-up fire. */
+        rc = store_tx_exec(
+            tx,
+            "UPDATE backup_plans p SET name = coalesce(c->>'name', p.name), "
+            "schedule = CASE WHEN c ? 'schedule' THEN c->>'schedule' ELSE p.schedule END, "
+            "restore_test = CASE WHEN c ? 'restore_test' THEN c->>'restore_test' ELSE p.restore_test END, "
+            "retention = coalesce(c->'retention', p.retention), "
+            "paused = coalesce((c->>'paused')::boolean, p.paused), "
+            "pause_services = coalesce((c->>'pause_services')::boolean, p.pause_services), "
+            "what = CASE WHEN NOT c ? 'volumes' THEN p.what WHEN jsonb_typeof(c->'volumes') = 'null' "
+            "THEN p.what - 'volumes' ELSE jsonb_set(p.what, '{volumes}', c->'volumes') END, "
+            "last_fired_at = CASE WHEN c ? 'schedule' OR c->>'paused' = 'false' THEN $2::timestamptz "
+            "ELSE p.last_fired_at END, "
+            "restore_test_fired_at = CASE WHEN c ? 'restore_test' OR c->>'paused' = 'false' "
+            "THEN $2::timestamptz ELSE p.restore_test_fired_at END, updated_at = $2::timestamptz "
+            "FROM (SELECT $1::jsonb->'changes' AS c) x WHERE p.id = ($1::jsonb->>'id')::uuid",
             2, p);
     } else if (strcmp(type, "plan_deleted") == 0) {
         const char *q[1] = {id};
@@ -60,6 +87,26 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
                            "UPDATE backup_plans SET last_fired_at = ($1::jsonb->>'at')::timestamptz "
                            "WHERE id = ($1::jsonb->>'id')::uuid",
                            1, p);
+    } else if (strcmp(type, "services_paused") == 0 || strcmp(type, "services_unpaused") == 0) {
+        const char *q[2] = {doc, strcmp(type, "services_paused") == 0 ? "t" : "f"};
+        rc = store_tx_exec(tx,
+                           "UPDATE backup_runs SET paused_containers = CASE WHEN $2::boolean THEN "
+                           "$1::jsonb->'containers' END WHERE id = ($1::jsonb->>'id')::uuid",
+                           2, q);
+    } else if (strcmp(type, "restore_test_fired") == 0) {
+        rc = store_tx_exec(tx,
+                           "UPDATE backup_plans SET restore_test_fired_at = ($1::jsonb->>'at')::timestamptz "
+                           "WHERE id = ($1::jsonb->>'id')::uuid",
+                           1, p);
+    } else if (strcmp(type, "restore_test_succeeded") == 0 || strcmp(type, "restore_test_failed") == 0) {
+        const char *q[3] = {doc, ev->occurred_at,
+                            strcmp(type, "restore_test_failed") == 0 ? "failed" : "succeeded"};
+        rc = store_tx_exec(
+            tx,
+            "UPDATE backup_plans SET last_verified_at = $2::timestamptz, last_verified_status = $3, "
+            "last_verified_snapshot = $1::jsonb->>'snapshot', "
+            "last_verified_reason = $1::jsonb->>'reason' WHERE id = ($1::jsonb->>'plan_id')::uuid",
+            3, q);
     } else if (strcmp(type, "run_started") == 0) {
         rc = store_tx_exec(
             tx,
@@ -112,6 +159,9 @@ static struct store_stmt q_run_list =
     STORE_STMT("SELECT coalesce(json_agg(r ORDER BY r.started_at DESC), '[]'::json)::text FROM (SELECT * "
                "FROM backup_runs "
                "WHERE $1::uuid IS NULL OR plan_id = $1::uuid ORDER BY started_at DESC LIMIT $2::int) r");
+static struct store_stmt q_run_paused =
+    STORE_STMT("SELECT coalesce(json_agg(r), '[]'::json)::text FROM (SELECT * FROM backup_runs "
+               "WHERE paused_containers IS NOT NULL AND status <> 'running' LIMIT 100) r");
 static struct store_stmt q_secrets_get = STORE_STMT(
     "SELECT sealed_password, sealed_key FROM backup_repository_secrets WHERE repository_id = $1::uuid");
 
@@ -149,6 +199,8 @@ int store_backup_list(struct store *st, const char *what, const char *plan_id, i
         return one_json(st, &q_repo_list, 0, NULL, out, what, err);
     if (strcmp(what, "plan") == 0)
         return one_json(st, &q_plan_list, 0, NULL, out, what, err);
+    if (strcmp(what, "paused") == 0)
+        return one_json(st, &q_run_paused, 0, NULL, out, what, err);
     if (plan_id && !uuid_valid(plan_id)) {
         *out = json_array();
         return 0;
@@ -238,4 +290,87 @@ int project_backup_job_end(struct store_tx *tx, const struct store_event *ev)
             "WHERE last_run_id = $1::uuid AND last_status = 'running'",
             2, p);
     return rc;
+}
+
+/* ---- the restore test ------------------------------------------------------ */
+
+int store_event_hash_at(struct store *st, int64_t seq, uint8_t hash[32], struct sb_err *err)
+{
+    static struct store_stmt q = STORE_STMT("SELECT encode(hash, 'hex') FROM events WHERE seq = $1::bigint");
+    char s[24];
+    snprintf(s, sizeof s, "%lld", (long long)seq);
+    const char *p[1] = {s};
+    PGresult *r;
+    int rc = store_query(st, &q, 1, p, &r, err);
+    if (rc == 0 && PQntuples(r) != 1)
+        rc = sb_error(err, SB_ENOTFOUND, "no event %lld", (long long)seq);
+    else if (rc == 0 && hex_decode(PQgetvalue(r, 0, 0), hash, 32))
+        rc = sb_error(err, SB_EINTERNAL, "event %lld has a bad hash", (long long)seq);
+    PQclear(r);
+    return rc;
+}
+
+int store_scratch_database(const char *admin_url, const char *name, bool create, struct sb_err *err)
+{
+    if (!name || !*name || strlen(name) > 63 ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(name))
+        return sb_error(err, SB_EINVAL, "bad scratch database name");
+    struct store_conn *c = store_conn_open(admin_url, err);
+    if (!c)
+        return SB_EUNAVAIL;
+    /* CREATE and DROP DATABASE take no parameters: the name is quoted by
+     * libpq as an identifier (and is ours, never input). */
+    char *ident = PQescapeIdentifier(c->pg, name, strlen(name));
+    int rc = 0;
+    if (!ident) {
+        rc = sb_error(err, SB_EINTERNAL, "cannot quote the scratch database's name");
+    } else {
+        struct buf sql;
+        buf_init(&sql, 512);
+        if (create)
+            buf_printf(&sql, "CREATE DATABASE %s ENCODING 'UTF8' TEMPLATE template0", ident);
+        else
+            buf_printf(&sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", ident);
+        PGresult *r = PQexecParams(c->pg, sql.data, 0, NULL, NULL, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = store_result_error(c->pg, r, err);
+        PQclear(r);
+        buf_release(&sql);
+        PQfreemem(ident);
+    }
+    store_conn_close(c);
+    return rc;
+}
+
+static void conninfo_value(struct buf *out, const char *v)
+{
+    buf_puts(out, "'");
+    for (const char *p = v; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            buf_puts(out, "\\");
+        buf_append(out, p, 1);
+    }
+    buf_puts(out, "'");
+}
+
+int store_url_with_database(const char *url, const char *dbname, struct buf *out, struct sb_err *err)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(url ? url : "", &msg);
+    if (!opts) {
+        int rc = sb_error(err, SB_EINVAL, "bad database URL: %s", msg ? msg : "unparseable");
+        PQfreemem(msg);
+        return rc;
+    }
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (strcmp(o->keyword, "dbname") == 0 || !o->val)
+            continue;
+        buf_printf(out, "%s=", o->keyword);
+        conninfo_value(out, o->val);
+        buf_puts(out, " ");
+    }
+    buf_puts(out, "dbname=");
+    conninfo_value(out, dbname);
+    PQconninfoFree(opts);
+    return 0;
 }

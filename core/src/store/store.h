@@ -152,6 +152,11 @@ struct store_verify_result {
     char reason[160];
 };
 int store_verify_chain(const char *database_url, struct store_verify_result *out, struct sb_err *err);
+/* The same, and the recomputed hash of each event whose seq is in `seqs`
+ * (ascending, n) into hashes[i], found[i] false for one not reached (beyond
+ * the head, or after the first bad event). */
+int store_verify_chain_at(const char *database_url, const int64_t *seqs, size_t n, uint8_t (*hashes)[32],
+                          bool *found, struct store_verify_result *out, struct sb_err *err);
 /* Truncates every projection table and replays the log into them. */
 int store_rebuild_projections(const char *database_url, int64_t *replayed, struct sb_err *err);
 
@@ -613,7 +618,8 @@ int store_metric_windows(struct store *st, const char *metric, int window_s, jso
  * "plan" or "run". Every json_t ** is a new reference the caller decrefs. */
 int store_backup_get(struct store *st, const char *what, const char *id, json_t **out, struct sb_err *err);
 /* All repositories or plans (by name); runs newest first, of one plan
- * (plan_id NULL = all), at most limit. */
+ * (plan_id NULL = all), at most limit; "paused": the runs that ended with
+ * containers still recorded paused (backup.services_paused). */
 int store_backup_list(struct store *st, const char *what, const char *plan_id, int limit, json_t **out,
                       struct sb_err *err);
 /* Appends `ev` (backup.repository_created) and stores the sealed secrets
@@ -627,5 +633,15 @@ int store_backup_repo_secrets(struct store *st, const char *id, char **sealed_pa
  * say the same (pg_dump and pg_restore get it so, never in argv): a new
  * object name -> value. SB_EINVAL for an unparseable URL. */
 int store_url_env(const char *url, json_t **env, struct sb_err *err);
+/* The hash the live chain holds at seq (SB_ENOTFOUND: no such event). */
+int store_event_hash_at(struct store *st, int64_t seq, uint8_t hash[32], struct sb_err *err);
+/* The restore test's scratch database (store/backups.c): CREATE DATABASE
+ * (create) or DROP DATABASE … WITH (FORCE) (!create) of `name` (letters,
+ * digits and '_', quoted as an identifier; never input) over a connection
+ * of its own to `admin_url` (a role that may create databases). */
+int store_scratch_database(const char *admin_url, const char *name, bool create, struct sb_err *err);
+/* `url` with its database replaced by `dbname`, as a key=value connection
+ * string into out (it may hold a password: never log it). */
+int store_url_with_database(const char *url, const char *dbname, struct buf *out, struct sb_err *err);
 
 #endif

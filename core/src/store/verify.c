@@ -43,9 +43,13 @@ static bool body_seq_is(const char *body, size_t len, int64_t seq)
     return ok;
 }
 
-/* Verifies on an open connection (administration's own, or the pool's). */
-static int verify_on(struct store_conn *c, struct store_verify_result *out, struct sb_err *err)
+/* Verifies on an open connection (administration's own, or the pool's);
+ * the recomputed hash of each event whose seq is in `at` (ascending, n of
+ * them) into at_hash[i], found[i] = reached before any break. */
+static int verify_on(struct store_conn *c, struct store_verify_result *out, const int64_t *at, size_t n,
+                     uint8_t (*at_hash)[32], bool *found, struct sb_err *err)
 {
+    size_t next_at = 0;
     memset(out, 0, sizeof *out);
     uint8_t prev[32] = {0};
     int64_t after = 0;
@@ -83,6 +87,12 @@ static int verify_on(struct store_conn *c, struct store_verify_result *out, stru
             memcpy(prev, h, 32);
             after = seq;
             out->checked++;
+            while (next_at < n && at[next_at] < seq)
+                next_at++;
+            for (; next_at < n && at[next_at] == seq; next_at++) {
+                memcpy(at_hash[next_at], h, 32);
+                found[next_at] = true;
+            }
         }
         PQclear(r);
         if (rows < PAGE || out->first_bad_seq)
@@ -99,7 +109,21 @@ int store_verify_chain(const char *database_url, struct store_verify_result *out
     struct store_conn *c = store_conn_open(database_url, err);
     if (!c)
         return SB_EUNAVAIL;
-    int rc = verify_on(c, out, err);
+    int rc = verify_on(c, out, NULL, 0, NULL, NULL, err);
+    store_conn_close(c);
+    return rc;
+}
+
+int store_verify_chain_at(const char *database_url, const int64_t *seqs, size_t n, uint8_t (*hashes)[32],
+                          bool *found, struct store_verify_result *out, struct sb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < n; i++)
+        found[i] = false;
+    struct store_conn *c = store_conn_open(database_url, err);
+    if (!c)
+        return SB_EUNAVAIL;
+    int rc = verify_on(c, out, seqs, n, hashes, found, err);
     store_conn_close(c);
     return rc;
 }
@@ -110,7 +134,7 @@ int store_verify_chain_pool(struct store *st, struct store_verify_result *out, s
     struct store_conn *c = store_acquire(st, err);
     if (!c)
         return SB_EUNAVAIL;
-    int rc = verify_on(c, out, err);
+    int rc = verify_on(c, out, NULL, 0, NULL, NULL, err);
     store_release(st, c);
     return rc;
 }

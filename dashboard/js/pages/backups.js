@@ -1,4 +1,6 @@
-// Backups: plans with their last run, size and next run (Run now), runs with
+// Backups: plans with their last run, size, next run and last verified
+// restore (Run now, Test restore, Edit: schedule, restore test, retention,
+// paused), runs with
 // live progress (topic job/<id>), and a repository's snapshots with a restore
 // action that says what will be overwritten. Control-plane snapshots are
 // restored with `serverbox-core restore`; the page says so. The core
@@ -18,6 +20,7 @@ function whatText(plan) {
   const parts = [];
   if (w.control_plane) parts.push('control plane');
   if (w.stack_id) parts.push(`stack ${w.stack_name || w.stack_id}${w.volumes ? ` (${w.volumes.join(', ')})` : ' volumes'}`);
+  if (w.stack_id && plan.pause_services) parts.push('paused while read');
   return parts.join(' + ');
 }
 
@@ -30,6 +33,7 @@ export function render(root, ctx) {
   const snapRows = h('tbody', { id: 'backup-snapshot-rows' });
   const repoSelect = h('select', { id: 'backup-repo', 'aria-label': 'Repository' });
   const snapErr = h('div');
+  const editor = h('div', { id: 'backup-plan-editor' });
   const progress = new Map(); // run (job) id -> {percent, step}
   const subs = new Map();
   let repos = [];
@@ -39,9 +43,11 @@ export function render(root, ctx) {
   clear(root, h('h1', {}, 'Backups'), err,
     h('section', { class: 'card' }, h('h2', {}, 'Plans'),
       h('p', { class: 'muted small' }, 'Encrypted with restic. Each run ends with retention (restic forget --prune) and restic check.'),
+      editor,
       h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Plan'), h('th', {}, 'What'), h('th', {}, 'Repository'), h('th', {}, 'Schedule'),
-          h('th', {}, 'Last run'), h('th', {}, 'Size'), h('th', {}, 'Next run'), h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
+          h('th', {}, 'Last run'), h('th', {}, 'Size'), h('th', {}, 'Next run'), h('th', {}, 'Last verified restore'),
+          h('th', {}, h('span', { class: 'sr-only' }, 'Actions')))),
         planRows))),
     h('section', { class: 'card' }, h('h2', {}, 'Runs'),
       h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
@@ -84,6 +90,66 @@ export function render(root, ctx) {
     } catch (e) { clear(err, errorBox(e)); } finally { button.disabled = false; }
   }
 
+  async function testNow(plan, button) {
+    button.disabled = true;
+    try {
+      const r = await api('POST', `/api/v1/backups/plans/${encodeURIComponent(plan.id)}/restore-test`);
+      toast(`Restore test of ${plan.name} started`);
+      const cell = document.querySelector(`tr[data-plan="${plan.id}"] .plan-verified`);
+      if (cell) clear(cell, statusBadge('running'));
+      followJob(r.job).then((j) => { toast(`Restore test of ${plan.name} ${j.state}`, j.state === 'succeeded' ? 'ok' : 'err'); load(); })
+        .catch(() => {});
+    } catch (e) { clear(err, errorBox(e)); } finally { button.disabled = false; }
+  }
+
+  function edit(plan) {
+    const msg = h('div');
+    const field = (id, label, input) => h('div', { class: 'field' }, h('label', { for: id }, label), input);
+    const name = h('input', { id: 'plan-name', maxlength: 63, value: plan.name });
+    const sched = h('input', { id: 'plan-schedule', placeholder: 'on demand', value: plan.schedule || '' });
+    const rtest = h('input', { id: 'plan-restore-test', placeholder: 'only when asked', value: plan.restore_test || '' });
+    const keep = Object.fromEntries(['daily', 'weekly', 'monthly'].map((k) => [k,
+      h('input', { id: `plan-keep-${k}`, type: 'number', min: 0, max: 1000, value: (plan.retention || {})[k] ?? 0 })]));
+    const paused = h('input', { id: 'plan-paused', type: 'checkbox', checked: !!plan.paused });
+    const hasStack = !!(plan.what || {}).stack_id;
+    const pauseSvc = h('input', { id: 'plan-pause-services', type: 'checkbox', checked: !!plan.pause_services });
+    const form = h('form', { id: 'plan-form', 'aria-label': `Edit plan ${plan.name}` },
+      h('div', { class: 'inline-form' },
+        field('plan-name', 'Name', name),
+        field('plan-schedule', 'Schedule (cron, UTC)', sched),
+        field('plan-restore-test', 'Restore test (cron, UTC)', rtest),
+        ...['daily', 'weekly', 'monthly'].map((k) => field(`plan-keep-${k}`, `Keep ${k}`, keep[k])),
+        h('label', { class: 'field' }, paused, ' Paused (no scheduled run or test)'),
+        hasStack ? h('label', { class: 'field' }, pauseSvc, " Pause the stack's containers while its volumes are read") : null),
+      msg,
+      h('div', { class: 'row end' },
+        h('button', { class: 'btn', type: 'button', onclick: () => clear(editor) }, 'Cancel'),
+        h('button', { class: 'btn btn-primary', type: 'submit' }, 'Save')));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const retention = {};
+      for (const k of ['daily', 'weekly', 'monthly']) if (Number(keep[k].value) > 0) retention[k] = Number(keep[k].value);
+      try {
+        await api('PATCH', `/api/v1/backups/plans/${encodeURIComponent(plan.id)}`, {
+          name: name.value.trim(), schedule: sched.value.trim() || null, restore_test: rtest.value.trim() || null,
+          retention, paused: paused.checked, ...(hasStack ? { pause_services: pauseSvc.checked } : {}),
+        });
+        toast(`${name.value.trim()} saved`);
+        clear(editor);
+        load();
+      } catch (x) { clear(msg, errorBox(x)); }
+    });
+    clear(editor, h('h3', {}, `Edit ${plan.name}`), form);
+    name.focus();
+  }
+
+  function verifiedCell(p) {
+    const next = p.next_restore_test ? h('div', { class: 'muted small' }, `next ${fmtTime(p.next_restore_test)}`) : null;
+    if (!p.last_verified_status) return [h('span', { class: 'muted' }, 'never tested'), next];
+    return [statusBadge(p.last_verified_status), ' ', fmtTime(p.last_verified_at),
+      p.last_verified_reason ? h('div', { class: 'small verified-reason' }, p.last_verified_reason) : null, next];
+  }
+
   async function loadPlans() {
     const r = await api('GET', '/api/v1/backups/plans');
     plans = r.plans;
@@ -91,12 +157,18 @@ export function render(root, ctx) {
       h('td', {}, p.name),
       h('td', {}, whatText(p)),
       h('td', {}, repoName(p.repository_id)),
-      h('td', {}, p.schedule ? h('code', {}, p.schedule) : h('span', { class: 'muted' }, 'on demand')),
+      h('td', { class: 'plan-schedule' }, p.schedule ? h('code', {}, p.schedule) : h('span', { class: 'muted' }, 'on demand'),
+        p.paused ? [' ', badge('paused', 'neutral')] : null),
       h('td', { class: 'nowrap plan-last' }, statusBadge(p.last_status), ' ', p.last_finished_at ? fmtTime(p.last_finished_at) : ''),
       h('td', { class: 'nowrap plan-size' }, p.last_bytes ? fmtBytes(p.last_bytes) : '—'),
       h('td', { class: 'nowrap' }, p.next_run ? fmtTime(p.next_run) : '—'),
-      h('td', { class: 'actions' }, canWrite ? h('button', { class: 'btn btn-small run-now', type: 'button', onclick: (e) => runNow(p, e.currentTarget) }, 'Run now') : null)))
-      : h('tr', {}, h('td', { colspan: 8, class: 'muted' }, 'No backup plans yet (POST /api/v1/backups/plans).')));
+      h('td', { class: 'plan-verified', dataset: { verified: p.last_verified_status || '' } }, ...verifiedCell(p)),
+      h('td', { class: 'actions' }, canWrite ? [
+        h('button', { class: 'btn btn-small run-now', type: 'button', onclick: (e) => runNow(p, e.currentTarget) }, 'Run now'), ' ',
+        h('button', { class: 'btn btn-small test-restore', type: 'button', title: 'Restore the last run into a scratch database and scratch volumes and verify it', onclick: (e) => testNow(p, e.currentTarget) }, 'Test restore'), ' ',
+        h('button', { class: 'btn btn-small edit-plan', type: 'button', onclick: () => edit(p) }, 'Edit'),
+      ] : null)))
+      : h('tr', {}, h('td', { colspan: 9, class: 'muted' }, 'No backup plans yet (POST /api/v1/backups/plans).')));
   }
 
   async function loadRuns() {
