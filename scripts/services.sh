@@ -79,6 +79,9 @@ start_pg() {
             -c "CREATE ROLE serverbox_app LOGIN" \
             -c "CREATE DATABASE serverbox OWNER serverbox ENCODING 'UTF8' TEMPLATE template0" >/dev/null
     fi
+    # The schema owner makes (and drops) the scratch databases of backup
+    # restore tests; also for a run directory made before it needed to.
+    as_pg "${psql[@]}" -d postgres -c "ALTER ROLE serverbox CREATEDB" >/dev/null
     echo "SERVERBOX_PG_DIR='$dir'"
     echo "SERVERBOX_PG_SOCKET='$sock'"
     echo "SERVERBOX_PG_PORT='$port'"
