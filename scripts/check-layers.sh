@@ -30,7 +30,7 @@ rule "GnuTLS outside http/" '#include *<gnutls/' '^http/'
 # alerts/ sends notifications (webhooks over HTTP(S), mail over SMTP);
 # caddy/: Caddy's admin API (routes of apps and stacks);
 # apps/caddy.c: the apps' HTTP health probes.
-rule "libcurl outside docker/, oidc/, alerts/ and caddy/" '#include *<curl/' '^(docker|oidc|alerts|caddy)/' main.c apps/caddy.c
+rule "libcurl outside docker/, oidc/, alerts/ and caddy/" '#include *<curl/' '^(docker|oidc|alerts|caddy)/' main.c apps/caddy.c backups/service.c
 # Streams go through the shared SSE writer, http/sse.h, which subsystems
 # that stream (events/, docker/, terminal/) may include: it is not http.h
 # (the rule below), and nothing but http/ speaks to libmicrohttpd.

@@ -89,6 +89,10 @@ static const struct config_option options[] = {
     {"backup-check-percent", CONFIG_INT, "5",
      "after each backup run, restic check reads this share of the repository's data (0 = structure only)",
      false},
+    {"checkpoint-post-url", CONFIG_STRING, NULL,
+     "an http(s) URL each signed audit checkpoint is also POSTed to (JSON, retried while it fails): "
+     "a copy of the chain's checkpoints off the box (secret: it may hold a token)",
+     true},
     {"backup-scratch-database-url", CONFIG_STRING, NULL,
      "restore tests: a connection of a role that may create databases, where the scratch database is "
      "made and dropped (default: --migrate-database-url, else --database-url)",

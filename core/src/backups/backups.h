@@ -128,6 +128,7 @@ struct backups_env {
     int check_percent;                /* --backup-check-percent: restic check --read-data-subset after runs */
     const char *scratch_database_url; /* --backup-scratch-database-url: where restore tests make their
                                          scratch database (NULL = database_url) */
+    const char *checkpoint_post_url;  /* --checkpoint-post-url: each checkpoint is POSTed there too */
 };
 
 /* Registers the job kinds backup.run {plan_id, trigger}, backup.restore_test

@@ -9,6 +9,7 @@
 #include "../docker/docker.h"
 #include "../jobs/jobs.h"
 
+#include <curl/curl.h>
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
@@ -1550,7 +1551,23 @@ static int check_handler(struct job_ctx *job, json_t *args, json_t **result, str
 int backups_checkpoint_publish(struct backups_env *e, json_t *doc, struct sb_err *err)
 {
     json_t *repos = NULL;
-    int rc = store_backup_list(e->store, "repository", NULL, 0, &repos, err);
+    int rc = 0;
+    if (e->checkpoint_post_url && *e->checkpoint_post_url) {
+        /* The URL stays out of the job's arguments: it may hold a token. */
+        json_t *args = json_pack("{s:O}", "checkpoint", doc);
+        struct jobs_new in = {.kind = "backup.checkpoint_post",
+                              .target = "audit/checkpoints",
+                              .concurrency_key = "audit/checkpoint-post",
+                              .args = args,
+                              .actor = {.kind = "system", .name = "audit-checkpoint"}};
+        json_t *job = NULL;
+        rc = jobs_enqueue(e->jobs, &in, &job, err);
+        json_decref(job);
+        json_decref(args);
+    }
+    int lrc = store_backup_list(e->store, "repository", NULL, 0, &repos, err);
+    if (lrc)
+        rc = lrc;
     size_t i;
     json_t *r;
     struct event_actor sys = {.kind = "system", .name = "audit-checkpoint"};
@@ -1644,6 +1661,67 @@ static int checkpoint_handler(struct job_ctx *job, json_t *args, json_t **result
     json_decref(repo);
     /* A repository down for a while gets the checkpoint on a retry. */
     return rc == SB_EUPSTREAM ? SB_EUNAVAIL : rc;
+}
+
+static size_t post_discard(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return size * n;
+}
+
+/* POSTs the checkpoint to --checkpoint-post-url: any 2xx is delivered;
+ * anything else, or no answer, is retried by the job (max_attempts). The
+ * URL is never logged or recorded (it may hold a token); events carry the
+ * seq and the receiver's status. */
+static int checkpoint_post_handler(struct job_ctx *job, json_t *args, json_t **result, struct sb_err *err)
+{
+    struct backups_env *e = job_kind_ctx(job);
+    struct event_actor sys = {.kind = "system", .id = job_id(job), .name = "backups"};
+    json_t *cp = json_object_get(args, "checkpoint");
+    json_int_t seq = json_integer_value(json_object_get(cp, "seq"));
+    if (!e->checkpoint_post_url || !*e->checkpoint_post_url)
+        return 0; /* the option went with a restart: nothing to send */
+    char *body = json_dumps(cp, JSON_COMPACT | JSON_SORT_KEYS);
+    CURL *h = curl_easy_init();
+    long status = 0;
+    CURLcode cc = CURLE_FAILED_INIT;
+    if (h && body) {
+        struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+        curl_easy_setopt(h, CURLOPT_URL, e->checkpoint_post_url);
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, post_discard);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
+        cc = curl_easy_perform(h);
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        curl_slist_free_all(hd);
+    }
+    if (h)
+        curl_easy_cleanup(h);
+    free(body);
+    bool ok = cc == CURLE_OK && status >= 200 && status < 300;
+    json_t *data = json_pack("{s:I,s:i}", "seq", seq, "status", (int)status);
+    int rc = 0;
+    if (!ok) {
+        /* curl's own words name no part of the URL beyond the host. */
+        rc = cc != CURLE_OK ? sb_error(err, SB_EUNAVAIL, "the checkpoint receiver did not answer (%s)",
+                                       curl_easy_strerror(cc))
+                            : sb_error(err, SB_EUNAVAIL, "the checkpoint receiver answered %ld", status);
+        json_object_set_new(data, "reason", json_string(err->msg));
+    }
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)seq);
+    struct sb_err e2 = {0};
+    append(e, "audit_checkpoint", id, ok ? "backup.checkpoint_posted" : "backup.checkpoint_post_failed", data,
+           ok ? "success" : "failure", &sys, &e2);
+    if (ok)
+        *result = json_deep_copy(data);
+    json_decref(data);
+    return rc;
 }
 
 /* ---- the restore test ------------------------------------------------------------
@@ -2189,6 +2267,11 @@ int backups_register(struct jobs *j, struct backups_env *e, struct sb_err *err)
                                    .ctx = e,
                                    .max_attempts = 5,
                                    .timeout_s = 900};
+    struct jobs_kind post = {.kind = "backup.checkpoint_post",
+                             .run = checkpoint_post_handler,
+                             .ctx = e,
+                             .max_attempts = 12,
+                             .timeout_s = 60};
     struct jobs_kind rtest = {.kind = "backup.restore_test",
                               .run = restore_test_handler,
                               .ctx = e,
@@ -2204,6 +2287,8 @@ int backups_register(struct jobs *j, struct backups_env *e, struct sb_err *err)
         rc = jobs_register(j, &checkpoint, err);
     if (rc == 0)
         rc = jobs_register(j, &rtest, err);
+    if (rc == 0)
+        rc = jobs_register(j, &post, err);
     if (rc == 0)
         rc = jobs_duty_register(j, &duty, err);
     return rc;

@@ -313,17 +313,17 @@ int cmd_serve(const struct config *cfg)
     }
 
     /* Backups run, restore and check as jobs; the schedule is a duty. */
-    app.backups =
-        (struct backups_env){.store = app.store,
-                             .docker = app.docker,
-                             .jobs = app.jobs,
-                             .key = &app.master_key,
-                             .data_dir = data_dir,
-                             .master_key_file = key_file,
-                             .database_url = cmd_admin_database_url(cfg),
-                             .helper_image = config_get(cfg, "backup-helper-image"),
-                             .check_percent = (int)config_get_int(cfg, "backup-check-percent"),
-                             .scratch_database_url = config_get(cfg, "backup-scratch-database-url")};
+    app.backups = (struct backups_env){.store = app.store,
+                                       .docker = app.docker,
+                                       .jobs = app.jobs,
+                                       .key = &app.master_key,
+                                       .data_dir = data_dir,
+                                       .master_key_file = key_file,
+                                       .database_url = cmd_admin_database_url(cfg),
+                                       .helper_image = config_get(cfg, "backup-helper-image"),
+                                       .check_percent = (int)config_get_int(cfg, "backup-check-percent"),
+                                       .scratch_database_url = config_get(cfg, "backup-scratch-database-url"),
+                                       .checkpoint_post_url = config_get(cfg, "checkpoint-post-url")};
     if (backups_register(app.jobs, &app.backups, &err)) {
         fprintf(stderr, "serverbox-core: %s\n", err.msg);
         goto out;
