@@ -9,11 +9,9 @@ set -euo pipefail
 cmd=${1:?usage: sshd.sh start|stop DIR [PORT]}
 dir=${2:?usage: sshd.sh start|stop DIR [PORT]}
 
-free_port() {
-    "$(dirname "$0")/services.sh" free-port
-}
+. "$(dirname "$0")/sshd-lib.sh"
 
-write_config() {
+sshd_write_config() {
     cat >"$dir/sshd_config" <<CFG
 Port $1
 ListenAddress 127.0.0.1
@@ -37,7 +35,7 @@ CFG
 # whose ~/.bashrc is slow (pyenv init costs ~150 ms here) that would be all
 # we measure, so sshd runs in a private mount namespace where the login
 # user's ~/.bashrc reads as empty. SSHD_KEEP_RC=1 keeps it.
-launch() {
+sshd_launch() {
     local home_rc="$HOME/.bashrc"
     if [ -z "${SSHD_KEEP_RC:-}" ] && [ -s "$home_rc" ] && command -v unshare >/dev/null &&
         unshare -m true 2>/dev/null; then
@@ -48,66 +46,13 @@ launch() {
     fi
 }
 
-stop() {
-    if [ -f "$dir/sshd.pid" ]; then
-        local pid children
-        pid=$(cat "$dir/sshd.pid")
-        # The connections' own sshd processes outlive the listener: stop
-        # them too, as a reboot or a crash of the host would.
-        children=$(pgrep -P "$pid" 2>/dev/null || true)
-        kill "$pid" $children 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-        kill -9 "$pid" 2>/dev/null || true
-        rm -f "$dir/sshd.pid"
-    fi
-}
-
-# Our sshd (the pid in the pid file) listens on the port and accepts.
-listening() {
-    local pid
-    [ -s "$dir/sshd.pid" ] || return 1
-    pid=$(cat "$dir/sshd.pid")
-    kill -0 "$pid" 2>/dev/null || return 1
-    ss -Htlnp "( sport = :$1 )" 2>/dev/null | grep -q "pid=$pid," || return 1
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null
-}
-
 case "$cmd" in
 start)
-    mkdir -p "$dir" /run/sshd
-    chmod 755 /run/sshd
-    dir=$(cd "$dir" && pwd)
+    sshd_dir_init "$dir"
     [ -f "$dir/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C sbx-host -f "$dir/host_ed25519"
     [ -f "$dir/client_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C sbx-client -f "$dir/client_ed25519"
     [ -f "$dir/authorized_keys" ] || cp "$dir/client_ed25519.pub" "$dir/authorized_keys"
-    port=${3:-}
-    if [ -z "$port" ] && [ -f "$dir/port" ]; then port=$(cat "$dir/port"); fi
-    fixed=$port
-    stop # a start on a running DIR is a restart
-    # A port picked as free can be taken before sshd binds it: check that
-    # our sshd is the one listening, else try another port.
-    for attempt in 1 2 3 4 5; do
-        if [ -z "$port" ]; then port=$(free_port); fi
-        echo "$port" >"$dir/port"
-        write_config "$port"
-        rm -f "$dir/sshd.pid"
-        : >"$dir/sshd.log"
-        launch
-        ok=""
-        for _ in $(seq 1 200); do
-            if listening "$port"; then ok=1; break; fi
-            if grep -q "Bind to port" "$dir/sshd.log" 2>/dev/null; then break; fi
-            sleep 0.05
-        done
-        [ -n "$ok" ] && break
-        stop
-        if [ -n "$fixed" ] || [ "$attempt" -eq 5 ]; then
-            echo "sshd.sh: sshd did not start on port $port:" >&2
-            cat "$dir/sshd.log" >&2
-            exit 1
-        fi
-        port=""
-    done
+    sshd_start sshd.sh "${3:-}" connect
     fp=$(ssh-keygen -l -f "$dir/host_ed25519.pub" | awk '{print $2}')
     echo "SSHD_PORT=$port"
     echo "SSHD_KEY=$dir/client_ed25519"
@@ -115,7 +60,7 @@ start)
     echo "SSHD_FP=$fp"
     ;;
 stop)
-    stop
+    sshd_stop
     ;;
 *)
     echo "usage: sshd.sh start|stop DIR [PORT]" >&2

@@ -15,10 +15,12 @@ set -euo pipefail
 cmd=${1:?usage: tunnel-sshd.sh start|stop DIR [PORT]}
 dir=${2:?usage: tunnel-sshd.sh start|stop DIR [PORT]}
 
+. "$(dirname "$0")/sshd-lib.sh"
+
 if [ "$(id -u)" -eq 0 ]; then user=${TUNNEL_USER:-sbx-tunnel}; else user=$(id -un); fi
 listen=${TUNNEL_LISTEN:-0.0.0.0}
 
-write_config() {
+sshd_write_config() {
     # Everything a node's key may do is one remote forward on 127.0.0.1
     # (the key's line names the port: permitlisten); the rest is off here
     # too, so a line without options would still open no shell.
@@ -55,27 +57,11 @@ ClientAliveCountMax 3
 MaxStartups 100:30:200
 LogLevel VERBOSE
 CFG
+    /usr/sbin/sshd -t -f "$dir/sshd_config"
 }
 
-stop() {
-    if [ -f "$dir/sshd.pid" ]; then
-        local pid children
-        pid=$(cat "$dir/sshd.pid")
-        # The tunnels' own sshd processes outlive the listener: stop them too.
-        children=$(pgrep -P "$pid" 2>/dev/null || true)
-        kill "$pid" $children 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-        kill -9 "$pid" 2>/dev/null || true
-        rm -f "$dir/sshd.pid"
-    fi
-}
-
-listening() {
-    local pid
-    [ -s "$dir/sshd.pid" ] || return 1
-    pid=$(cat "$dir/sshd.pid")
-    kill -0 "$pid" 2>/dev/null || return 1
-    ss -Htlnp "( sport = :$1 )" 2>/dev/null | grep -q "pid=$pid,"
+sshd_launch() {
+    /usr/sbin/sshd -D -f "$dir/sshd_config" -E "$dir/sshd.log" </dev/null >/dev/null 2>&1 &
 }
 
 case "$cmd" in
@@ -86,39 +72,11 @@ start)
         useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
             --password '*' "$user"
     fi
-    mkdir -p "$dir" /run/sshd
-    chmod 755 /run/sshd
-    dir=$(cd "$dir" && pwd)
+    sshd_dir_init "$dir"
     chmod 755 "$dir" # the account reads authorized_keys through it
     [ -f "$dir/host_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C sbx-tunnel-host -f "$dir/host_ed25519"
     [ -f "$dir/authorized_keys" ] || : >"$dir/authorized_keys"
-    port=${3:-}
-    if [ -z "$port" ] && [ -f "$dir/port" ]; then port=$(cat "$dir/port"); fi
-    fixed=$port
-    stop
-    for attempt in 1 2 3 4 5; do
-        if [ -z "$port" ]; then port=$("$(dirname "$0")/services.sh" free-port); fi
-        echo "$port" >"$dir/port"
-        write_config "$port"
-        /usr/sbin/sshd -t -f "$dir/sshd_config"
-        rm -f "$dir/sshd.pid"
-        : >"$dir/sshd.log"
-        /usr/sbin/sshd -D -f "$dir/sshd_config" -E "$dir/sshd.log" </dev/null >/dev/null 2>&1 &
-        ok=""
-        for _ in $(seq 1 200); do
-            if listening "$port"; then ok=1; break; fi
-            if grep -q "Bind to port" "$dir/sshd.log" 2>/dev/null; then break; fi
-            sleep 0.05
-        done
-        [ -n "$ok" ] && break
-        stop
-        if [ -n "$fixed" ] || [ "$attempt" -eq 5 ]; then
-            echo "tunnel-sshd.sh: sshd did not start on port $port:" >&2
-            cat "$dir/sshd.log" >&2
-            exit 1
-        fi
-        port=""
-    done
+    sshd_start tunnel-sshd.sh "${3:-}"
     echo "TUNNEL_PORT=$port"
     echo "TUNNEL_USER=$user"
     echo "TUNNEL_FP=$(ssh-keygen -l -f "$dir/host_ed25519.pub" | awk '{print $2}')"
@@ -126,7 +84,7 @@ start)
     echo "TUNNEL_AUTHORIZED_KEYS=$dir/authorized_keys"
     ;;
 stop)
-    stop
+    sshd_stop
     ;;
 *)
     echo "usage: tunnel-sshd.sh start|stop DIR [PORT]" >&2

@@ -468,14 +468,20 @@ void auth_forget(struct auth *a, json_t *hashes)
     auth_cred_cache_clear(a);
 }
 
+/* auth_forget for one session's token hash. */
+static void forget_hash(struct auth *a, const char *hash)
+{
+    json_t *one = json_pack("[s]", hash);
+    auth_forget(a, one);
+    json_decref(one);
+}
+
 int auth_logout(struct auth *a, const char *token, char *session_id, struct sb_err *err)
 {
     char hash[65];
     auth_token_sha256(token, hash);
     int rc = store_session_revoke_hash(a->cfg.store, hash, session_id, err);
-    json_t *one = json_pack("[s]", hash);
-    auth_forget(a, one);
-    json_decref(one);
+    forget_hash(a, hash);
     return rc;
 }
 
@@ -514,11 +520,8 @@ int auth_session_end(struct auth *a, const struct event_actor *actor, const char
         .stream = stream, .type = "auth.session_ended", .data = data, .actor = *actor, .outcome = "success"};
     rc = store_session_end(a->cfg.store, &ev, user_id, session_id, err);
     json_decref(data);
-    if (rc == 0) {
-        json_t *one = json_pack("[s]", hash);
-        auth_forget(a, one);
-        json_decref(one);
-    }
+    if (rc == 0)
+        forget_hash(a, hash);
     return rc;
 }
 

@@ -216,56 +216,71 @@ int caddy_route_delete(const char *admin, const char *id, struct sb_err *err)
     return rc;
 }
 
-static int shared_routes(const char *admin, json_t **routes, struct sb_err *err)
+/* Calls fn for each route of the shared server, with its "@id" (NULL when it has none). */
+static int shared_routes_each(const char *admin, void (*fn)(json_t *route, const char *id, void *ctx),
+                              void *ctx, struct sb_err *err)
 {
-    return get(admin, "/config/apps/http/servers/" CADDY_SERVER "/routes", routes, err);
+    if (off(admin))
+        return 0;
+    json_t *routes;
+    int rc = get(admin, "/config/apps/http/servers/" CADDY_SERVER "/routes", &routes, err);
+    size_t i;
+    json_t *r;
+    json_array_foreach(routes, i, r)
+    {
+        fn(r, json_string_value(json_object_get(r, "@id")), ctx);
+    }
+    json_decref(routes);
+    return rc;
+}
+
+struct route_ids {
+    json_t *ids;
+    const char *prefix;
+};
+
+static void route_ids_add(json_t *route, const char *id, void *ctx)
+{
+    (void)route;
+    struct route_ids *c = ctx;
+    if (id && strncmp(id, c->prefix, strlen(c->prefix)) == 0)
+        json_array_append_new(c->ids, json_string(id));
 }
 
 int caddy_route_ids(const char *admin, const char *prefix, json_t **ids, struct sb_err *err)
 {
     *ids = json_array();
-    if (off(admin))
-        return 0;
-    json_t *routes;
-    int rc = shared_routes(admin, &routes, err);
-    size_t i, n = strlen(prefix);
-    json_t *r;
-    json_array_foreach(routes, i, r)
+    struct route_ids c = {*ids, prefix};
+    return shared_routes_each(admin, route_ids_add, &c, err);
+}
+
+struct host_owner {
+    const char *host, *own_prefix;
+    char *owner;
+    size_t len;
+};
+
+static void host_owner_check(json_t *route, const char *id, void *ctx)
+{
+    struct host_owner *c = ctx;
+    if (id && strncmp(id, c->own_prefix, strlen(c->own_prefix)) == 0)
+        return;
+    size_t j, k;
+    json_t *m, *h;
+    json_array_foreach(json_object_get(route, "match"), j, m)
+        json_array_foreach(json_object_get(m, "host"), k, h)
     {
-        const char *id = json_string_value(json_object_get(r, "@id"));
-        if (id && strncmp(id, prefix, n) == 0)
-            json_array_append_new(*ids, json_string(id));
+        if (json_string_value(h) && strcasecmp(json_string_value(h), c->host) == 0)
+            sb_strlcpy(c->owner, id ? id : "(a route without an id)", c->len);
     }
-    json_decref(routes);
-    return rc;
 }
 
 int caddy_host_owner(const char *admin, const char *host, const char *own_prefix, char *owner, size_t len,
                      struct sb_err *err)
 {
     owner[0] = 0;
-    if (off(admin))
-        return 0;
-    json_t *routes;
-    int rc = shared_routes(admin, &routes, err);
-    size_t i, n = strlen(own_prefix);
-    json_t *r;
-    json_array_foreach(routes, i, r)
-    {
-        const char *id = json_string_value(json_object_get(r, "@id"));
-        if (id && strncmp(id, own_prefix, n) == 0)
-            continue;
-        size_t j, k;
-        json_t *m, *h;
-        json_array_foreach(json_object_get(r, "match"), j, m)
-            json_array_foreach(json_object_get(m, "host"), k, h)
-        {
-            if (json_string_value(h) && strcasecmp(json_string_value(h), host) == 0)
-                sb_strlcpy(owner, id ? id : "(a route without an id)", len);
-        }
-    }
-    json_decref(routes);
-    return rc;
+    struct host_owner c = {host, own_prefix, owner, len};
+    return shared_routes_each(admin, host_owner_check, &c, err);
 }
 
 bool caddy_host_ok(const char *host)

@@ -210,6 +210,33 @@ function rulesSection(canWrite) {
   };
 }
 
+// What the silences and the maintenance windows (recurring silences) share:
+// adding one from a form, the button that ends one, and the list of the
+// active ones a section shows (pick: which of them; row: a silence's <tr>).
+async function addSilence(body, done, form, formErr, load) {
+  try {
+    await api('POST', '/api/v1/alerts/silences', body);
+    toast(done);
+    form.reset();
+    clear(formErr);
+    load();
+  } catch (e) { clear(formErr, errorBox(e)); }
+}
+const silenceEndButton = (s, label, err, load) => h('button', { class: 'btn btn-small', type: 'button', onclick: async () => {
+  try { await api('DELETE', `/api/v1/alerts/silences/${s.id}`); } catch (e) { clear(err, errorBox(e)); }
+  load();
+} }, label);
+function silenceLoader(tbody, err, pick, row, cols, emptyText) {
+  return async function load() {
+    try {
+      const r = await api('GET', '/api/v1/alerts/silences?state=active');
+      const list = r.silences.filter(pick);
+      clear(tbody, list.length ? list.map(row) : h('tr', {}, h('td', { colspan: cols, class: 'muted' }, emptyText)));
+      clear(err);
+    } catch (e) { clear(err, errorBox(e)); }
+  };
+}
+
 function silencesSection(canWrite) {
   const err = h('div');
   const formErr = h('div');
@@ -226,28 +253,12 @@ function silencesSection(canWrite) {
     e.preventDefault();
     const body = { matchers: mValue.value.trim() ? { [mField.value]: mValue.value.trim() } : {},
       duration_s: Math.round(Number(hours.value) * 3600), comment: comment.value };
-    try {
-      await api('POST', '/api/v1/alerts/silences', body);
-      toast('Silence added');
-      form.reset();
-      clear(formErr);
-      load();
-    } catch (e2) { clear(formErr, errorBox(e2)); }
+    addSilence(body, 'Silence added', form, formErr, load);
   });
-  async function load() {
-    try {
-      const r = await api('GET', '/api/v1/alerts/silences?state=active');
-      const once = r.silences.filter((s) => !s.recurrence);
-      clear(tbody, once.length ? once.map((s) => h('tr', { dataset: { silence: s.id } },
-        h('td', {}, Object.entries(s.matchers || {}).map(([k, v]) => `${k}=${v}`).join(', ') || 'everything'),
-        h('td', { class: 'nowrap' }, fmtTime(s.until)), h('td', {}, s.comment || '—'), h('td', {}, s.created_by || '—'),
-        h('td', { class: 'actions' }, canWrite && h('button', { class: 'btn btn-small', type: 'button', onclick: async () => {
-          try { await api('DELETE', `/api/v1/alerts/silences/${s.id}`); } catch (e) { clear(err, errorBox(e)); }
-          load();
-        } }, 'End now')))) : h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No active silences.')));
-      clear(err);
-    } catch (e) { clear(err, errorBox(e)); }
-  }
+  const load = silenceLoader(tbody, err, (s) => !s.recurrence, (s) => h('tr', { dataset: { silence: s.id } },
+    h('td', {}, Object.entries(s.matchers || {}).map(([k, v]) => `${k}=${v}`).join(', ') || 'everything'),
+    h('td', { class: 'nowrap' }, fmtTime(s.until)), h('td', {}, s.comment || '—'), h('td', {}, s.created_by || '—'),
+    h('td', { class: 'actions' }, canWrite && silenceEndButton(s, 'End now', err, load))), 5, 'No active silences.');
   return {
     load,
     el: h('section', { class: 'card', id: 'silences' }, h('h2', {}, 'Silences'), err,
@@ -290,29 +301,13 @@ function windowsSection(canWrite) {
       recurrence: { days: days.filter((d) => d.checked).map((d) => d.value), start: start.value, duration_s: Math.round(Number(hours.value) * 3600) },
       comment: comment.value,
     };
-    try {
-      await api('POST', '/api/v1/alerts/silences', body);
-      toast('Maintenance window added');
-      form.reset();
-      clear(formErr);
-      load();
-    } catch (e2) { clear(formErr, errorBox(e2)); }
+    addSilence(body, 'Maintenance window added', form, formErr, load);
   });
-  async function load() {
-    try {
-      const r = await api('GET', '/api/v1/alerts/silences?state=active');
-      const wins = r.silences.filter((s) => s.recurrence);
-      clear(tbody, wins.length ? wins.map((s) => h('tr', { dataset: { window: s.id } },
-        h('td', {}, labelText(s.node_labels)), h('td', {}, s.recurrence.days.join(', ')),
-        h('td', { class: 'nowrap' }, `${s.recurrence.start} UTC`), h('td', {}, `${+(s.recurrence.duration_s / 3600).toFixed(2)} h`),
-        h('td', {}, s.comment || '—'),
-        h('td', { class: 'actions' }, canWrite && h('button', { class: 'btn btn-small', type: 'button', onclick: async () => {
-          try { await api('DELETE', `/api/v1/alerts/silences/${s.id}`); } catch (e) { clear(err, errorBox(e)); }
-          load();
-        } }, 'Delete')))) : h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No maintenance windows.')));
-      clear(err);
-    } catch (e) { clear(err, errorBox(e)); }
-  }
+  const load = silenceLoader(tbody, err, (s) => s.recurrence, (s) => h('tr', { dataset: { window: s.id } },
+    h('td', {}, labelText(s.node_labels)), h('td', {}, s.recurrence.days.join(', ')),
+    h('td', { class: 'nowrap' }, `${s.recurrence.start} UTC`), h('td', {}, `${+(s.recurrence.duration_s / 3600).toFixed(2)} h`),
+    h('td', {}, s.comment || '—'),
+    h('td', { class: 'actions' }, canWrite && silenceEndButton(s, 'Delete', err, load))), 6, 'No maintenance windows.');
   return {
     load,
     el: h('section', { class: 'card', id: 'windows' }, h('h2', {}, 'Maintenance windows'),
