@@ -204,7 +204,8 @@ test('open windows are flushed to the chain at shutdown', async () => {
   const other = await startCore({ db, env: { SERVERBOX_TRUSTED_PROXY: 'loopback', SERVERBOX_AUDIT_WINDOW: '60' } });
   const seq0 = headSeq();
   for (let i = 0; i < 7; i++) await other.request('GET', '/api/v1/tokens', { token: null, headers: { 'X-Forwarded-For': '198.51.100.17' } });
-  assert.equal(eventsAfter(seq0).length, 0);
+  // Nothing about this address yet (the first daemon may append its own events meanwhile).
+  assert.deepEqual(eventsAfter(seq0).filter((e) => JSON.stringify(e.data).includes('198.51.100.17')), []);
   await other.stop();
   // The first daemon shares the database and may close a window of an
   // earlier test's address meanwhile: count this address's summaries.
