@@ -3,8 +3,8 @@
 # bare machine. A Debian 12 root made with `debootstrap --variant=minbase`
 # (plus git, make, sudo and ca-certificates, the least a user has to clone),
 # a clone of this repository's HEAD at /root/serverbox (the most common first
-# try, a directory the postgres user cannot enter), then, as root in a chroot
-# in a private mount namespace: `make run` on the first try, until it prints
+# try, a directory the postgres user cannot enter), then, as root in that
+# root (a private mount namespace, pivot_root): `make run` on the first try, until it prints
 # the URL and the first admin's credentials; a login with them; then, with
 # SERVERBOX_FRESH_TEST=1, `make test` too (adds ~25 min).
 #   SERVERBOX_FRESH_BASE=DIR reuses a debootstrapped root (copied, not changed).
@@ -78,15 +78,19 @@ scripts/services.sh stop-all run/services >/dev/null 2>&1 || true
 exit \$rc
 IN
 
-# A private mount namespace: /proc, /sys and /dev for the chroot vanish with it.
+# A private mount namespace whose root is the new system (pivot_root, not a
+# bare chroot: runc's exec enters the namespace's root, which a chroot would
+# leave at this machine's /). /proc, /sys and /dev vanish with it.
+mkdir -p "$root/.old"
 unshare --mount --propagation private sh -c '
     set -e
     root=$1
-    # The root a mount of its own, as / is on a machine (dockerd remounts it).
     mount --bind "$root" "$root"
     mount -t proc proc "$root/proc"
     mount --rbind /sys "$root/sys"
     mount --rbind /dev "$root/dev"
     mount -t tmpfs tmpfs "$root/run"
-    chroot "$root" /bin/bash /tmp/fresh.sh
+    cd "$root"
+    pivot_root . .old
+    exec chroot . /bin/sh -c "umount -l /.old && exec /bin/bash /tmp/fresh.sh"
 ' sh "$root"
