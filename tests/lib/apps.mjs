@@ -20,7 +20,9 @@ export async function freePort() {
 // `count` consecutive free ports (checked one by one; good enough on loopback).
 export async function freeRange(count) {
   for (let tries = 0; tries < 50; tries++) {
-    const base = 20000 + Math.floor(Math.random() * 30000);
+    // Below the kernel's ephemeral ports (32768-60999): an outgoing connection
+    // of a test running beside this one must not take a route port meanwhile.
+    const base = 20000 + Math.floor(Math.random() * (12000 - count));
     let ok = true;
     for (let p = base; p < base + count && ok; p++) {
       ok = await new Promise((resolve) => {

@@ -441,9 +441,9 @@ const struct http_route api_routes[] = {
      "one run: status, snapshots, bytes, duration, check"},
     {"POST", "/api/v1/backups/restore", api_backup_restore, HTTP_ROUTE_BODY, "backups:restore",
      "restore a volume snapshot into the same or another volume (emptied first) as a job; 202 {job}"},
-    {"GET", "/api/v1/stacks/{id}/services/{service}/logs", api_stack_service_logs, 0, "logs:read",
+    {"GET", "/api/v1/stacks/{id}/services/{service}/logs", api_stack_service_logs, 0, "stacks:read",
      "the last lines of a service's containers merged by time, each naming its container (?tail=, max 5000), "
-     "or with follow=1 a Server-Sent Events stream of one of them (?container=); needs stacks:read too"},
+     "or with follow=1 a Server-Sent Events stream of one of them (?container=); needs logs:read too"},
     {"GET", "/api/v1/auth/sessions", api_sessions_list, 0, "authenticated",
      "your live sessions (browser, address, created, last used), the current one marked"},
     {"DELETE", "/api/v1/auth/sessions", api_sessions_end_others, 0, "authenticated",

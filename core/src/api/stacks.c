@@ -1007,9 +1007,9 @@ void api_stack_service_logs(struct http_request *req)
     json_t *stack, *containers = NULL, *lines = NULL;
     char socket[DOCKER_SOCKET_MAX];
     struct sb_err err = {0};
-    if (!auth_caller_allows(req->user, "stacks:read")) {
+    if (!auth_caller_allows(req->user, "logs:read")) {
         http_reply_error(req, 403, "forbidden",
-                         "reading a stack's logs needs stacks:read as well as logs:read");
+                         "reading a stack's logs needs logs:read as well as stacks:read");
         return;
     }
     bool follow, timestamps;
