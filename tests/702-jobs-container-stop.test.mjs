@@ -28,7 +28,8 @@ before(async () => {
   db = createDatabase('jobstop');
   // fewer HTTP workers than stops: a stop that held one would starve /me
   core = await startCore({ db, admin: true, redisUrl: env('SBX_TEST_REDIS_URL'),
-    env: { SERVERBOX_DOCKER_SOCKET: sock }, args: ['--job-workers', String(N + 4), '--workers', '16'] });
+    // (and no credential rate limit: the test polls 64 jobs at once, which is not what it is about)
+    env: { SERVERBOX_DOCKER_SOCKET: sock }, args: ['--job-workers', String(N + 4), '--workers', '16', '--token-rate-limit', '0'] });
 });
 after(async () => {
   try {
