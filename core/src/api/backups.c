@@ -308,7 +308,11 @@ void api_backup_plan_delete(struct http_request *req)
     http_reply_json(req, 200, json_pack("{s:s,s:b}", "id", http_param(req, "id"), "deleted", 1));
 }
 
-void api_backup_plan_run(struct http_request *req)
+typedef int (*plan_job_fn)(struct backups_env *e, json_t *plan, const char *trigger,
+                           const struct event_actor *actor, json_t **job, struct sb_err *err);
+
+/* Queues a job about the plan of the path, asked for by the caller: 202 {job}. */
+static void plan_job_reply(struct http_request *req, plan_job_fn fn)
 {
     struct app *app = req->app;
     json_t *plan = NULL;
@@ -318,7 +322,7 @@ void api_backup_plan_run(struct http_request *req)
     api_actor(req, &a);
     json_t *job = NULL;
     struct sb_err err = {0};
-    int rc = backups_plan_run(&app->backups, plan, "manual", &a, &job, &err);
+    int rc = fn(&app->backups, plan, "manual", &a, &job, &err);
     json_decref(plan);
     if (rc) {
         api_fail(req, &err);
@@ -327,23 +331,14 @@ void api_backup_plan_run(struct http_request *req)
     http_reply_json(req, 202, json_pack("{s:o}", "job", job));
 }
 
+void api_backup_plan_run(struct http_request *req)
+{
+    plan_job_reply(req, backups_plan_run);
+}
+
 void api_backup_plan_restore_test(struct http_request *req)
 {
-    struct app *app = req->app;
-    json_t *plan = NULL;
-    if (load(req, "plan", &plan))
-        return;
-    struct event_actor a;
-    api_actor(req, &a);
-    json_t *job = NULL;
-    struct sb_err err = {0};
-    int rc = backups_plan_restore_test(&app->backups, plan, "manual", &a, &job, &err);
-    json_decref(plan);
-    if (rc) {
-        api_fail(req, &err);
-        return;
-    }
-    http_reply_json(req, 202, json_pack("{s:o}", "job", job));
+    plan_job_reply(req, backups_plan_restore_test);
 }
 
 /* ---- runs ---------------------------------------------------------------------- */

@@ -708,14 +708,15 @@ int backups_plan_delete(struct backups_env *e, const char *id, const struct even
     return rc;
 }
 
-int backups_plan_run(struct backups_env *e, json_t *plan, const char *trigger,
-                     const struct event_actor *actor, json_t **job, struct sb_err *err)
+/* A job about a plan ({plan_id, trigger}), one at a time per repository. */
+static int plan_job(struct backups_env *e, const char *kind, json_t *plan, const char *trigger,
+                    const struct event_actor *actor, json_t **job, struct sb_err *err)
 {
     char target[64], key[64];
     snprintf(target, sizeof target, "backup_plan/%s", str(plan, "id"));
     snprintf(key, sizeof key, "backup_repository/%s", str(plan, "repository_id"));
     json_t *args = json_pack("{s:s,s:s}", "plan_id", str(plan, "id"), "trigger", trigger);
-    struct jobs_new in = {.kind = "backup.run",
+    struct jobs_new in = {.kind = kind,
                           .target = target,
                           .node_id = str(plan, "node_id"),
                           .concurrency_key = key,
@@ -724,6 +725,12 @@ int backups_plan_run(struct backups_env *e, json_t *plan, const char *trigger,
     int rc = jobs_enqueue(e->jobs, &in, job, err);
     json_decref(args);
     return rc;
+}
+
+int backups_plan_run(struct backups_env *e, json_t *plan, const char *trigger,
+                     const struct event_actor *actor, json_t **job, struct sb_err *err)
+{
+    return plan_job(e, "backup.run", plan, trigger, actor, job, err);
 }
 
 int backups_check(struct backups_env *e, const char *repo_id, const struct event_actor *actor, json_t **job,
@@ -2053,19 +2060,7 @@ static int test_volume(struct rtest *t, const char *snap_id, json_t *detail, str
 int backups_plan_restore_test(struct backups_env *e, json_t *plan, const char *trigger,
                               const struct event_actor *actor, json_t **job, struct sb_err *err)
 {
-    char target[64], key[64];
-    snprintf(target, sizeof target, "backup_plan/%s", str(plan, "id"));
-    snprintf(key, sizeof key, "backup_repository/%s", str(plan, "repository_id"));
-    json_t *args = json_pack("{s:s,s:s}", "plan_id", str(plan, "id"), "trigger", trigger);
-    struct jobs_new in = {.kind = "backup.restore_test",
-                          .target = target,
-                          .node_id = str(plan, "node_id"),
-                          .concurrency_key = key,
-                          .args = args,
-                          .actor = *actor};
-    int rc = jobs_enqueue(e->jobs, &in, job, err);
-    json_decref(args);
-    return rc;
+    return plan_job(e, "backup.restore_test", plan, trigger, actor, job, err);
 }
 
 static int restore_test_handler(struct job_ctx *job, json_t *args, json_t **result, struct sb_err *err)

@@ -82,22 +82,21 @@ int project_backups(struct store_tx *tx, const struct store_event *ev)
     } else if (strcmp(type, "plan_deleted") == 0) {
         const char *q[1] = {id};
         rc = store_tx_exec(tx, "DELETE FROM backup_plans WHERE id = $1::uuid", 1, q);
-    } else if (strcmp(type, "plan_fired") == 0) {
-        rc = store_tx_exec(tx,
-                           "UPDATE backup_plans SET last_fired_at = ($1::jsonb->>'at')::timestamptz "
-                           "WHERE id = ($1::jsonb->>'id')::uuid",
-                           1, p);
+    } else if (strcmp(type, "plan_fired") == 0 || strcmp(type, "restore_test_fired") == 0) {
+        rc = store_tx_exec(
+            tx,
+            strcmp(type, "plan_fired") == 0
+                ? "UPDATE backup_plans SET last_fired_at = ($1::jsonb->>'at')::timestamptz "
+                  "WHERE id = ($1::jsonb->>'id')::uuid"
+                : "UPDATE backup_plans SET restore_test_fired_at = ($1::jsonb->>'at')::timestamptz "
+                  "WHERE id = ($1::jsonb->>'id')::uuid",
+            1, p);
     } else if (strcmp(type, "services_paused") == 0 || strcmp(type, "services_unpaused") == 0) {
         const char *q[2] = {doc, strcmp(type, "services_paused") == 0 ? "t" : "f"};
         rc = store_tx_exec(tx,
                            "UPDATE backup_runs SET paused_containers = CASE WHEN $2::boolean THEN "
                            "$1::jsonb->'containers' END WHERE id = ($1::jsonb->>'id')::uuid",
                            2, q);
-    } else if (strcmp(type, "restore_test_fired") == 0) {
-        rc = store_tx_exec(tx,
-                           "UPDATE backup_plans SET restore_test_fired_at = ($1::jsonb->>'at')::timestamptz "
-                           "WHERE id = ($1::jsonb->>'id')::uuid",
-                           1, p);
     } else if (strcmp(type, "restore_test_succeeded") == 0 || strcmp(type, "restore_test_failed") == 0) {
         const char *q[3] = {doc, ev->occurred_at,
                             strcmp(type, "restore_test_failed") == 0 ? "failed" : "succeeded"};
