@@ -82,6 +82,11 @@ test('a custom role named like an admin but without stacks:admin may not', async
   const v = await core.request('POST', `/api/v1/stacks/${c.body.id}/down`, { token: t, json: { volumes: true } });
   assert.equal(v.status, 403, v.text);
   assert.equal(v.body.error.field, 'volumes');
+  // nor through a delete: the same rule holds there, and the stack stays
+  const del = await core.request('DELETE', `/api/v1/stacks/${c.body.id}?volumes=true`, { token: t });
+  assert.equal(del.status, 403, del.text);
+  assert.equal(del.body.error.field, 'volumes');
+  assert.equal((await core.request('GET', `/api/v1/stacks/${c.body.id}`)).status, 200);
   const adminEdit = await core.request('PATCH', `/api/v1/stacks/${c.body.id}`, { json: { compose: capped } });
   assert.equal(adminEdit.status, 200, adminEdit.text);
   const d = await core.request('POST', `/api/v1/stacks/${c.body.id}/deploy`, { token: t, json: {} });

@@ -928,6 +928,12 @@ static int down(struct http_request *req, json_t *stack, bool volumes, json_t **
     struct app *app = req->app;
     char socket[DOCKER_SOCKET_MAX];
     struct sb_err err = {0};
+    /* Here, for down and delete alike: removing volumes deletes their data. */
+    if (volumes && !caller_stacks_admin(req)) {
+        sb_error(&err, SB_EDENIED, "removing a stack's volumes deletes their data: it needs an admin");
+        sb_strlcpy(err.field, "volumes", sizeof err.field);
+        return api_fail(req, &err);
+    }
     if (stack_socket(req, stack, socket, sizeof socket))
         return -1;
     /* the routes first: no request is sent to a container that stops */
@@ -954,12 +960,6 @@ void api_stack_down(struct http_request *req)
     bool volumes = json_is_true(vol);
     if (stack_load(req, &stack))
         return;
-    if (volumes && !caller_stacks_admin(req)) {
-        sb_error(&err, SB_EDENIED, "removing a stack's volumes deletes their data: it needs an admin");
-        sb_strlcpy(err.field, "volumes", sizeof err.field);
-        api_fail(req, &err);
-        goto out;
-    }
     if (down(req, stack, volumes, &removed))
         goto out;
     const char *id = json_string_value(json_object_get(stack, "id"));
